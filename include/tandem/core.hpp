@@ -1,0 +1,12 @@
+// tandem: the core layer (types, errors, concepts, logits kernels, samplers, the
+// generation loop and the completion record).
+#pragma once
+
+#include "tandem/core/completion.hpp"
+#include "tandem/core/concepts.hpp"
+#include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/function_ref.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/rng.hpp"
+#include "tandem/core/types.hpp"

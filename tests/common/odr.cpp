@@ -1,0 +1,4 @@
+// The ODR object: includes every public header of the core target. Linked into every
+// test executable beside the tests (which include the same headers), so a non-inline
+// definition in a header fails the link with a duplicate symbol.
+#include "tandem/tandem.hpp"
