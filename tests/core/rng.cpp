@@ -15,7 +15,7 @@ TEST_CASE("rng: equal seeds give equal streams, different seeds differ", "[core]
   CHECK(differs);
 }
 
-TEST_CASE("rng: uniform() lies in [0, 1) and below(n) is uniform", "[core][rng]") {
+TEST_CASE("rng: uniform() lies in the unit interval and below(n) is uniform", "[core][rng]") {
   tandem::rng r(7);
   std::array<int, 6> counts{};
   constexpr int n = 60000;

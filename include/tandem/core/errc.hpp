@@ -38,6 +38,7 @@ enum class [[nodiscard]] errc : std::uint8_t {
   network_error,        ///< connection refused, reset or unreachable
   http_error,           ///< a server answered with an error status
   unsupported,          ///< the operation is not supported by this model or build
+  out_of_sync,          ///< parts of a combined model stand at different positions
 };
 
 /// Stable lower-case name of an error value, e.g. "invalid_token". Never null.
@@ -70,6 +71,7 @@ enum class [[nodiscard]] errc : std::uint8_t {
     case errc::network_error: return "network_error";
     case errc::http_error: return "http_error";
     case errc::unsupported: return "unsupported";
+    case errc::out_of_sync: return "out_of_sync";
   }
   return "unknown";
 }
