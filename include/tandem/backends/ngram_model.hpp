@@ -1,0 +1,921 @@
+// tandem: the built-in n-gram language model. Interpolated modified Kneser-Ney (Chen &
+// Goodman 1998) of order 1 to 8, trained from token-id sentences, stored in sorted flat
+// arrays, saved in a versioned, checksummed binary file, and decoded through sessions that
+// satisfy LanguageModel, Rewindable and Scoring.
+//
+// Estimate, for an n-gram model of order N over vocabulary V:
+//   P_k(w | h) = max(a(hw) - D_k(a(hw)), 0) / a(h.) + gamma(h) P_{k-1}(w | h'),
+//   gamma(h)   = (D_k1 N1(h.) + D_k2 N2(h.) + D_k3+ N3+(h.)) / a(h.),
+// where h' drops the oldest token of h, a(h.) sums a(hw) over w, and N_i(h.) counts the
+// continuations w with a(hw) = i (3+: >= 3). a is the raw count at order N and, below N,
+// the continuation count: the number of distinct tokens seen right before the n-gram,
+// plus its occurrences at a sentence start (so n-grams opening with BOS keep raw counts).
+// The recursion ends in a uniform distribution over the vocabulary (BOS excluded: it is
+// never predicted). A context h never seen with a continuation passes P_{k-1} through.
+// Discounts per order, from the count-of-counts n_i of a at that order:
+//   Y = n1 / (n1 + 2 n2), D1 = 1 - 2Y n2/n1, D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3.
+//
+// Layout: one sorted array per order (the trie of right extensions laid flat); each
+// n-gram below the top order stores its last token, its discounted term, the range of its
+// continuations in the next order and its gamma (16 bytes), the top order only the first
+// two (8 bytes). A full next-token distribution starts from log(G) + log P_1 for every
+// token (G the product of the gammas along the context) and adds the higher-order terms
+// only for the continuations of the last token.
+//
+// File format (little-endian), version 1: "TDMNGRAM", u32 version, u32 flags (0), u64
+// FNV-1a-64 of every following byte; u32 order, u32 vocab, i32 bos, i32 eos (-1: none),
+// f32 gamma of the empty context, u32 0, u64 n-gram count per order, f32 D1 D2 D3+ per
+// order; then per order: i32 tokens, f32 terms, and below the top order u32 continuation
+// offsets (count + 1) and f32 gammas.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "tandem/backends/detail/ngram_format.hpp"
+#include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/types.hpp"
+
+namespace tandem::inline v0 {
+
+/// Largest n-gram order the model supports.
+inline constexpr std::size_t ngram_max_order = 8;
+/// Largest vocabulary the model (and its file format) accepts: above every tokenizer in
+/// use, and a bound on what a hostile file can make the loader allocate.
+inline constexpr std::size_t ngram_max_vocab = std::size_t{1} << 21;
+/// Version written into, and the only one accepted from, n-gram model files.
+inline constexpr std::uint32_t ngram_format_version = 1;
+
+/// Settings of an n-gram model, fixed when its builder is created.
+struct ngram_params {
+  std::size_t order = 3;          ///< n-gram order, in [1, ngram_max_order]
+  std::size_t vocab_size = 0;     ///< token ids lie in [0, vocab_size); in [1, ngram_max_vocab]
+  std::optional<token_id> bos{};  ///< when set, opens every sentence; never predicted
+  std::optional<token_id> eos{};  ///< when set, closes every sentence; predicted like a token
+};
+
+/// Log-probability of one sentence and the number of tokens it predicted (EOS included,
+/// BOS excluded).
+struct ngram_sentence_score {
+  double log_prob = 0.0;  ///< natural log
+  std::size_t tokens = 0;
+};
+
+class ngram_builder;
+class ngram_session;
+
+/// A trained n-gram model: immutable once built or loaded, shared read-only by any number
+/// of sessions and threads. Created by `ngram_builder::build` or `ngram_model::load` /
+/// `from_bytes`; copyable and movable.
+class ngram_model {
+ public:
+  /// The n-gram order N.
+  [[nodiscard]] std::size_t order() const noexcept { return order_; }
+  /// Size of the vocabulary: valid token ids are [0, vocab_size()).
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
+  /// The sentence-opening token, if the model was trained with one.
+  [[nodiscard]] std::optional<token_id> bos() const noexcept {
+    return bos_ >= 0 ? std::optional<token_id>(bos_) : std::nullopt;
+  }
+  /// The sentence-closing token, if the model was trained with one.
+  [[nodiscard]] std::optional<token_id> eos() const noexcept {
+    return eos_ >= 0 ? std::optional<token_id>(eos_) : std::nullopt;
+  }
+  /// Number of distinct n-grams of order n stored (1 <= n <= order(), else TANDEM_ASSERT).
+  [[nodiscard]] std::size_t ngram_count(std::size_t n) const noexcept {
+    TANDEM_ASSERT(n >= 1 && n <= order_, "ngram_count: order out of range");
+    return levels_[n - 1].word.size();
+  }
+  /// Discount D_k applied at order n to n-grams seen k times (k = 3 means 3 or more).
+  /// Preconditions (TANDEM_ASSERT): 1 <= n <= order(), 1 <= k <= 3.
+  [[nodiscard]] float discount(std::size_t n, std::size_t k) const noexcept {
+    TANDEM_ASSERT(n >= 1 && n <= order_ && k >= 1 && k <= 3, "discount: index out of range");
+    return discounts_[n - 1][k - 1];
+  }
+  /// Heap bytes held by the model's tables (derived per-token tables included).
+  [[nodiscard]] std::size_t memory_bytes() const noexcept {
+    std::size_t b = (p1_.capacity() + logp1_.capacity()) * sizeof(float) +
+                    uni_index_.capacity() * sizeof(std::int32_t);
+    for (const level& l : levels_) {
+      b += l.word.capacity() * sizeof(token_id) + l.prob.capacity() * sizeof(float) +
+           l.child.capacity() * sizeof(std::uint32_t) + l.backoff.capacity() * sizeof(float);
+    }
+    return b;
+  }
+
+  /// Natural log of P(token | context); only the last order() - 1 tokens of `context`
+  /// matter (none of them is added implicitly: pass BOS yourself at a sentence start).
+  /// Returns -infinity for BOS, which is never predicted. Errors: `invalid_token` when
+  /// `token` or any context token lies outside [0, vocab_size()).
+  [[nodiscard]] result<double> log_prob(std::span<const token_id> context,
+                                        token_id token) const noexcept {
+    if (!valid(token)) return errc::invalid_token;
+    for (token_id t : context)
+      if (!valid(t)) return errc::invalid_token;
+    const std::size_t keep = std::min(context.size(), order_ - 1);
+    return std::log(prob(context.subspan(context.size() - keep), token));
+  }
+
+  /// Scores one sentence the way the model was trained on it: wraps it in BOS/EOS when the
+  /// model has them, and sums the natural-log probabilities of every token after BOS.
+  /// Errors: `invalid_token` for an id outside the vocabulary or a BOS inside the sentence;
+  /// `empty_input` when nothing is predicted (an empty sentence and no EOS).
+  [[nodiscard]] result<ngram_sentence_score> score_sentence(
+      std::span<const token_id> sentence) const noexcept {
+    for (token_id t : sentence)
+      if (!valid(t) || t == bos_) return errc::invalid_token;
+    ngram_sentence_score s;
+    std::array<token_id, ngram_max_order> window{};
+    std::size_t filled = 0;
+    const std::size_t cap = order_ - 1;
+    auto push = [&](token_id t) {
+      if (cap == 0) return;
+      if (filled == cap) {
+        std::memmove(window.data(), window.data() + 1, (cap - 1) * sizeof(token_id));
+        --filled;
+      }
+      window[filled++] = t;
+    };
+    auto predict = [&](token_id t) {
+      s.log_prob += std::log(prob(std::span<const token_id>(window.data(), filled), t));
+      ++s.tokens;
+      push(t);
+    };
+    if (bos_ >= 0) push(bos_);
+    for (token_id t : sentence) predict(t);
+    if (eos_ >= 0) predict(eos_);
+    if (s.tokens == 0) return errc::empty_input;
+    return s;
+  }
+
+  /// Perplexity exp(-sum log P / tokens) over held-out sentences, each scored by
+  /// `score_sentence` (so EOS is counted, BOS is not). `Sentences` is any range whose
+  /// elements convert to std::span<const token_id>. Errors: those of `score_sentence`,
+  /// except that empty sentences are skipped; `empty_input` when no token was predicted.
+  template <class Sentences>
+  [[nodiscard]] result<double> perplexity(const Sentences& sentences) const noexcept {
+    double total = 0.0;
+    std::size_t tokens = 0;
+    for (const auto& s : sentences) {
+      const auto r = score_sentence(std::span<const token_id>(s));
+      if (!r) {
+        if (r.error() == errc::empty_input) continue;
+        return r.error();
+      }
+      total += r->log_prob;
+      tokens += r->tokens;
+    }
+    if (tokens == 0) return errc::empty_input;
+    return std::exp(-total / static_cast<double>(tokens));
+  }
+
+  /// Writes the model to `path` (created or truncated) in the binary format: magic,
+  /// version, sizes, FNV-1a-64 checksum, then the tables. Errors: `io_error` when the file
+  /// cannot be opened, written or closed (a partial file may remain). The model is
+  /// unchanged.
+  [[nodiscard]] errc save(std::string_view path) const {
+    const std::string name(path);
+    std::FILE* f = std::fopen(name.c_str(), "wb");
+    if (f == nullptr) return errc::io_error;
+    bool good = true;
+    auto sink = [&](const void* p, std::size_t n) {
+      if (good && std::fwrite(p, 1, n, f) != n) good = false;
+    };
+    write_to(sink);
+    if (std::fclose(f) != 0) good = false;
+    return good ? errc::ok : errc::io_error;
+  }
+
+  /// The bytes `save` would write, in a new buffer owned by the caller.
+  [[nodiscard]] std::vector<std::byte> to_bytes() const {
+    std::vector<std::byte> out;
+    out.reserve(serialized_size());
+    auto sink = [&](const void* p, std::size_t n) {
+      const auto* b = static_cast<const std::byte*>(p);
+      out.insert(out.end(), b, b + n);
+    };
+    write_to(sink);
+    return out;
+  }
+
+  /// Reads a model written by `save`. Errors: `file_not_found` when the file cannot be
+  /// opened, `io_error` when it cannot be read, and those of `from_bytes`.
+  [[nodiscard]] static result<ngram_model> load(std::string_view path) {
+    const std::string name(path);
+    std::FILE* f = std::fopen(name.c_str(), "rb");
+    if (f == nullptr) return errc::file_not_found;
+    // The file's size is only a hint (a directory can report any size); memory grows with
+    // the bytes actually read.
+    constexpr std::size_t chunk = std::size_t{1} << 20;
+    std::vector<std::byte> bytes;
+    if (std::fseek(f, 0, SEEK_END) == 0) {
+      const long hint = std::ftell(f);
+      if (hint > 0 && static_cast<unsigned long>(hint) <= (1ul << 30))
+        bytes.reserve(static_cast<std::size_t>(hint) + chunk);
+    }
+    errc e = std::fseek(f, 0, SEEK_SET) == 0 ? errc::ok : errc::io_error;
+    while (e == errc::ok) {
+      const std::size_t have = bytes.size();
+      bytes.resize(have + chunk);
+      const std::size_t got = std::fread(bytes.data() + have, 1, chunk, f);
+      bytes.resize(have + got);
+      if (got < chunk) {
+        if (std::ferror(f) != 0) e = errc::io_error;
+        break;
+      }
+    }
+    std::fclose(f);
+    if (e != errc::ok) return e;
+    return from_bytes(bytes);
+  }
+
+  /// Parses a model from the bytes of a model file; the caller keeps ownership of
+  /// `bytes`, the model copies what it needs. Every size is checked against the bytes
+  /// present before anything is allocated, and every table is validated (token ids in
+  /// range, children sorted and nested, probabilities finite and summing to 1), so hostile
+  /// input yields an error, never undefined behaviour. Errors: `corrupt_file` (bad magic,
+  /// truncation, trailing bytes, checksum mismatch, out-of-range sizes or values),
+  /// `unsupported_version` (a version other than ngram_format_version).
+  [[nodiscard]] static result<ngram_model> from_bytes(std::span<const std::byte> bytes) {
+    const std::span<const unsigned char> raw(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                             bytes.size());
+    if (raw.size() < header_fixed_bytes) return errc::corrupt_file;
+    if (std::memcmp(raw.data(), file_magic.data(), file_magic.size()) != 0)
+      return errc::corrupt_file;
+    detail::ngram_reader head(raw.subspan(file_magic.size()));
+    std::uint32_t version = 0, flags = 0;
+    std::uint64_t checksum = 0;
+    if (!head.read(version) || !head.read(flags) || !head.read(checksum)) return errc::corrupt_file;
+    if (version != ngram_format_version) return errc::unsupported_version;
+    if (flags != 0) return errc::corrupt_file;
+    const auto body = raw.subspan(checksum_end);
+    detail::fnv1a64 h;
+    h.update(body.data(), body.size());
+    if (h.hash != checksum) return errc::corrupt_file;
+
+    detail::ngram_reader in(body);
+    ngram_model m;
+    std::uint32_t order = 0, vocab = 0, reserved = 0;
+    if (!in.read(order) || !in.read(vocab) || !in.read(m.bos_) || !in.read(m.eos_) ||
+        !in.read(m.root_backoff_) || !in.read(reserved))
+      return errc::corrupt_file;
+    if (order < 1 || order > ngram_max_order || vocab < 1 || vocab > ngram_max_vocab ||
+        reserved != 0)
+      return errc::corrupt_file;
+    m.order_ = order;
+    m.vocab_ = vocab;
+    if (!m.valid_marker(m.bos_) || !m.valid_marker(m.eos_) ||
+        (m.bos_ >= 0 && (m.bos_ == m.eos_ || vocab < 2)))
+      return errc::corrupt_file;
+    std::array<std::uint64_t, ngram_max_order> counts{};
+    for (std::size_t k = 0; k < order; ++k) {
+      if (!in.read(counts[k]) || counts[k] >= std::numeric_limits<std::uint32_t>::max())
+        return errc::corrupt_file;
+    }
+    for (std::size_t k = 0; k < order; ++k) {
+      for (std::size_t d = 0; d < 3; ++d) {
+        float v = 0;
+        if (!in.read(v) || !(v >= 0.0f && v <= 3.0f)) return errc::corrupt_file;
+        m.discounts_[k][d] = v;
+      }
+    }
+    m.levels_.resize(order);
+    for (std::size_t k = 0; k < order; ++k) {
+      level& l = m.levels_[k];
+      if (!in.read_array(l.word, counts[k]) || !in.read_array(l.prob, counts[k]))
+        return errc::corrupt_file;
+      if (k + 1 < order) {
+        if (!in.read_array(l.child, counts[k] + 1) || !in.read_array(l.backoff, counts[k]))
+          return errc::corrupt_file;
+      }
+    }
+    if (in.remaining() != 0) return errc::corrupt_file;
+    if (!m.validate()) return errc::corrupt_file;
+    m.finalize();
+    return m;
+  }
+
+ private:
+  friend class ngram_builder;
+  friend class ngram_session;
+
+  // One order's n-grams in lexicographic order, so the continuations of a context form a
+  // contiguous run sorted by token: a trie laid out as flat arrays.
+  struct level {
+    std::vector<token_id> word;        // last token of each n-gram
+    std::vector<float> prob;           // max(a - D, 0) / a(context.)
+    std::vector<std::uint32_t> child;  // continuations in the next level: [child[i], child[i+1])
+    std::vector<float> backoff;        // gamma of this n-gram as a context (1 when it has none)
+  };
+
+  // Which context n-gram is used at each order for one prediction.
+  struct context_chain {
+    std::array<std::uint32_t, ngram_max_order + 1> node{};  // node[m]: index in level m - 2
+    std::size_t depth = 1;                                  // highest order with a context
+  };
+
+  static constexpr std::uint32_t npos = std::numeric_limits<std::uint32_t>::max();
+  static constexpr std::array<char, 8> file_magic{'T', 'D', 'M', 'N', 'G', 'R', 'A', 'M'};
+  // magic, version, flags, checksum; the checksum covers every byte after it.
+  static constexpr std::size_t checksum_end = 8 + 4 + 4 + 8;
+  static constexpr std::size_t header_fixed_bytes = checksum_end + 6 * 4;
+
+  ngram_model() = default;
+
+  [[nodiscard]] bool valid(token_id t) const noexcept {
+    return t >= 0 && static_cast<std::size_t>(t) < vocab_;
+  }
+  [[nodiscard]] bool valid_marker(token_id t) const noexcept { return t == -1 || valid(t); }
+
+  // Index in level g.size() - 1 of the n-gram g (1 <= g.size() <= order), or npos.
+  [[nodiscard]] std::uint32_t find(std::span<const token_id> g) const noexcept {
+    std::int32_t first = uni_index_[static_cast<std::size_t>(g[0])];
+    if (first < 0) return npos;
+    auto idx = static_cast<std::uint32_t>(first);
+    for (std::size_t j = 1; j < g.size(); ++j) {
+      const level& parent = levels_[j - 1];
+      const token_id* words = levels_[j].word.data();
+      const token_id* lo = words + parent.child[idx];
+      const token_id* hi = words + parent.child[idx + 1];
+      const token_id* it = std::lower_bound(lo, hi, g[j]);
+      if (it == hi || *it != g[j]) return npos;
+      idx = static_cast<std::uint32_t>(it - words);
+    }
+    return idx;
+  }
+
+  // The longest context of `ctx` (at most order - 1 tokens, all valid) that has
+  // continuations, and every shorter one: if a context was never continued, no longer
+  // context containing it was either.
+  [[nodiscard]] context_chain chain(std::span<const token_id> ctx) const noexcept {
+    context_chain c;
+    for (std::size_t m = 2; m <= order_ && m - 1 <= ctx.size(); ++m) {
+      const std::uint32_t idx = find(ctx.subspan(ctx.size() - (m - 1)));
+      if (idx == npos) break;
+      const level& l = levels_[m - 2];
+      if (l.child[idx] == l.child[idx + 1]) break;
+      c.node[m] = idx;
+      c.depth = m;
+    }
+    return c;
+  }
+
+  // P(w | ctx) for valid ids; ctx holds at most order - 1 tokens.
+  [[nodiscard]] double prob(std::span<const token_id> ctx, token_id w) const noexcept {
+    const context_chain c = chain(ctx);
+    double p = p1_[static_cast<std::size_t>(w)];
+    for (std::size_t m = 2; m <= c.depth; ++m) {
+      const level& cl = levels_[m - 2];
+      const level& nl = levels_[m - 1];
+      const std::uint32_t node = c.node[m];
+      const token_id* lo = nl.word.data() + cl.child[node];
+      const token_id* hi = nl.word.data() + cl.child[node + 1];
+      const token_id* it = std::lower_bound(lo, hi, w);
+      const double a =
+          (it != hi && *it == w) ? nl.prob[static_cast<std::size_t>(it - nl.word.data())] : 0.0;
+      p = static_cast<double>(cl.backoff[node]) * p + a;
+    }
+    return p;
+  }
+
+  // Writes log P(. | ctx) for the whole vocabulary into out (vocab_ entries), using
+  // scratch (vocab_ entries) as work space. Every token gets log(G) + log P_1 (G the
+  // product of the gammas along the chain); only the continuations of the chain's
+  // contexts get the higher-order terms, added in linear space. In a built model these
+  // are the continuations of the last token, a superset of every longer context's; the
+  // passes below visit every level anyway, so that any model that passed validate()
+  // (a file need not keep that nesting) still gives a distribution that sums to 1 and
+  // agrees with prob().
+  void fill_log_probs(std::span<const token_id> ctx, float* out, float* scratch) const noexcept {
+    const context_chain c = chain(ctx);
+    float g = 1.0f;
+    for (std::size_t m = 2; m <= c.depth; ++m) g *= levels_[m - 2].backoff[c.node[m]];
+    const float log_g = std::log(g);
+    const float* lp1 = logp1_.data();
+    for (std::size_t w = 0; w < vocab_; ++w) out[w] = log_g + lp1[w];
+    auto for_each_continuation = [&](auto&& f) {
+      for (std::size_t m = 2; m <= c.depth; ++m) {
+        const level& cl = levels_[m - 2];
+        const token_id* words = levels_[m - 1].word.data();
+        const std::uint32_t node = c.node[m];
+        for (std::uint32_t i = cl.child[node]; i < cl.child[node + 1]; ++i)
+          f(static_cast<std::size_t>(words[i]));
+      }
+    };
+    for_each_continuation([&](std::size_t w) { scratch[w] = g * p1_[w]; });
+    float gm = 1.0f;
+    for (std::size_t m = c.depth; m >= 2; --m) {
+      const level& cl = levels_[m - 2];
+      const level& nl = levels_[m - 1];
+      const std::uint32_t node = c.node[m];
+      for (std::uint32_t i = cl.child[node]; i < cl.child[node + 1]; ++i)
+        scratch[static_cast<std::size_t>(nl.word[i])] += gm * nl.prob[i];
+      gm *= cl.backoff[node];
+    }
+    for_each_continuation([&](std::size_t w) { out[w] = std::log(scratch[w]); });
+  }
+
+  // Structural checks of loaded tables; true when every invariant the queries rely on
+  // holds.
+  [[nodiscard]] bool validate() const noexcept {
+    constexpr double tolerance = 1e-3;
+    const level& l0 = levels_[0];
+    if (!(root_backoff_ >= 0.0f && root_backoff_ <= 1.0f)) return false;
+    double sum = root_backoff_;
+    for (std::size_t i = 0; i < l0.word.size(); ++i) {
+      if (!valid(l0.word[i]) || (i > 0 && l0.word[i] <= l0.word[i - 1])) return false;
+      if (!(l0.prob[i] >= 0.0f && l0.prob[i] <= 1.0f)) return false;
+      if (l0.word[i] == bos_ && l0.prob[i] != 0.0f) return false;
+      sum += l0.prob[i];
+    }
+    if (std::abs(sum - 1.0) > tolerance) return false;
+    for (std::size_t k = 0; k + 1 < order_; ++k) {
+      const level& cl = levels_[k];
+      const level& nl = levels_[k + 1];
+      if (cl.child.front() != 0 || cl.child.back() != nl.word.size()) return false;
+      for (std::size_t i = 0; i < cl.word.size(); ++i) {
+        const std::uint32_t b = cl.child[i], e = cl.child[i + 1];
+        if (b > e || e > nl.word.size()) return false;
+        if (!(cl.backoff[i] >= 0.0f && cl.backoff[i] <= 1.0f)) return false;
+        if (b == e) continue;
+        double s = cl.backoff[i];
+        for (std::uint32_t j = b; j < e; ++j) {
+          const token_id w = nl.word[j];
+          if (!valid(w) || w == bos_ || (j > b && w <= nl.word[j - 1])) return false;
+          if (!(nl.prob[j] >= 0.0f && nl.prob[j] <= 1.0f)) return false;
+          s += nl.prob[j];
+        }
+        if (std::abs(s - 1.0) > tolerance) return false;
+      }
+    }
+    return true;
+  }
+
+  // Builds the per-token tables derived from the unigram level: P_1 for every token,
+  // its log, and token -> unigram index.
+  void finalize() {
+    p1_.assign(vocab_, 0.0f);
+    logp1_.assign(vocab_, 0.0f);
+    uni_index_.assign(vocab_, -1);
+    const level& l0 = levels_[0];
+    for (std::size_t i = 0; i < l0.word.size(); ++i)
+      uni_index_[static_cast<std::size_t>(l0.word[i])] = static_cast<std::int32_t>(i);
+    const double predicted = static_cast<double>(vocab_) - (bos_ >= 0 ? 1.0 : 0.0);
+    const double uniform = static_cast<double>(root_backoff_) / predicted;
+    for (std::size_t w = 0; w < vocab_; ++w) {
+      const std::int32_t i = uni_index_[w];
+      double p =
+          uniform + (i >= 0 ? static_cast<double>(l0.prob[static_cast<std::size_t>(i)]) : 0.0);
+      if (static_cast<token_id>(w) == bos_) p = 0.0;
+      p1_[w] = static_cast<float>(p);
+      logp1_[w] = static_cast<float>(std::log(p));
+    }
+  }
+
+  [[nodiscard]] std::size_t serialized_size() const noexcept {
+    std::size_t n = header_fixed_bytes + order_ * (8 + 12);
+    for (const level& l : levels_)
+      n += (l.word.size() + l.prob.size() + l.child.size() + l.backoff.size()) * 4;
+    return n;
+  }
+
+  // Emits the file's bytes to sink(const void*, size_t) in order. The checksum needs the
+  // body first, so the body is emitted twice: once into the hash, once into the sink.
+  template <class Sink>
+  void write_to(Sink& sink) const {
+    std::vector<unsigned char> head;
+    auto put32 = [&](auto v) {
+      unsigned char b[4];
+      detail::store_le(b, v);
+      head.insert(head.end(), b, b + 4);
+    };
+    put32(static_cast<std::uint32_t>(order_));
+    put32(static_cast<std::uint32_t>(vocab_));
+    put32(bos_);
+    put32(eos_);
+    put32(root_backoff_);
+    put32(std::uint32_t{0});
+    for (const level& l : levels_) {
+      unsigned char b[8];
+      detail::store_le(b, static_cast<std::uint64_t>(l.word.size()));
+      head.insert(head.end(), b, b + 8);
+    }
+    for (std::size_t k = 0; k < order_; ++k)
+      for (float d : discounts_[k]) put32(d);
+
+    auto body = [&](auto& out) {
+      out(head.data(), head.size());
+      for (const level& l : levels_) {
+        detail::emit_le_array(std::span<const token_id>(l.word), out);
+        detail::emit_le_array(std::span<const float>(l.prob), out);
+        detail::emit_le_array(std::span<const std::uint32_t>(l.child), out);
+        detail::emit_le_array(std::span<const float>(l.backoff), out);
+      }
+    };
+    detail::fnv1a64 h;
+    auto hasher = [&](const void* p, std::size_t n) { h.update(p, n); };
+    body(hasher);
+
+    unsigned char pre[checksum_end];
+    std::memcpy(pre, file_magic.data(), file_magic.size());
+    detail::store_le(pre + 8, ngram_format_version);
+    detail::store_le(pre + 12, std::uint32_t{0});
+    detail::store_le(pre + 16, h.hash);
+    sink(static_cast<const void*>(pre), sizeof(pre));
+    body(sink);
+  }
+
+  std::size_t order_ = 0;
+  std::size_t vocab_ = 0;
+  token_id bos_ = -1;
+  token_id eos_ = -1;
+  float root_backoff_ = 1.0f;
+  std::array<std::array<float, 3>, ngram_max_order> discounts_{};
+  std::vector<level> levels_;
+  // Derived from levels_[0] by finalize(); not stored in files.
+  std::vector<float> p1_;
+  std::vector<float> logp1_;
+  std::vector<std::int32_t> uni_index_;
+};
+
+/// Collects training sentences and estimates an ngram_model from them. Memory: 4 bytes
+/// per stored token (BOS/EOS included); `build` adds about 10 bytes per stored token and
+/// 4 per n-gram of working space to the model it creates, and sorts once (O(T log T) for
+/// T stored tokens).
+class ngram_builder {
+ public:
+  /// A builder for `params`. Errors: `invalid_argument` when order is outside
+  /// [1, ngram_max_order], vocab_size outside [1, ngram_max_vocab], BOS equals EOS, or BOS
+  /// is set with a vocabulary of one token; `invalid_token` when BOS or EOS lies outside
+  /// the vocabulary.
+  [[nodiscard]] static result<ngram_builder> create(const ngram_params& params) noexcept {
+    if (params.order < 1 || params.order > ngram_max_order) return errc::invalid_argument;
+    if (params.vocab_size < 1 || params.vocab_size > ngram_max_vocab) return errc::invalid_argument;
+    auto in_vocab = [&](std::optional<token_id> t) {
+      return !t || (*t >= 0 && static_cast<std::size_t>(*t) < params.vocab_size);
+    };
+    if (!in_vocab(params.bos) || !in_vocab(params.eos)) return errc::invalid_token;
+    if (params.bos && params.eos && *params.bos == *params.eos) return errc::invalid_argument;
+    if (params.bos && params.vocab_size < 2) return errc::invalid_argument;
+    ngram_builder b;
+    b.params_ = params;
+    b.starts_.push_back(0);
+    return b;
+  }
+
+  /// Reserves room for `tokens` training tokens (BOS/EOS included).
+  void reserve(std::size_t tokens) { tokens_.reserve(tokens); }
+
+  /// Adds one training sentence, wrapped in BOS/EOS when they are set (an empty sentence
+  /// then still teaches "BOS EOS"; without them it adds nothing). Errors, leaving the
+  /// builder unchanged: `invalid_token` for an id outside the vocabulary or equal to BOS;
+  /// `capacity_exceeded` past 2^32 - 2 stored tokens.
+  [[nodiscard]] errc add_sentence(std::span<const token_id> sentence) {
+    const token_id bos = params_.bos.value_or(-1);
+    for (token_id t : sentence) {
+      if (t < 0 || static_cast<std::size_t>(t) >= params_.vocab_size || t == bos)
+        return errc::invalid_token;
+    }
+    const std::size_t add = sentence.size() + (params_.bos ? 1 : 0) + (params_.eos ? 1 : 0);
+    if (add == 0) return errc::ok;
+    if (add > max_tokens - tokens_.size()) return errc::capacity_exceeded;
+    if (params_.bos) tokens_.push_back(*params_.bos);
+    tokens_.insert(tokens_.end(), sentence.begin(), sentence.end());
+    if (params_.eos) tokens_.push_back(*params_.eos);
+    starts_.push_back(static_cast<std::uint32_t>(tokens_.size()));
+    return errc::ok;
+  }
+
+  /// Adds every sentence of `sentences` (any range whose elements convert to
+  /// std::span<const token_id>) with `add_sentence`, stopping at the first error, which it
+  /// returns; the sentences before it stay added.
+  template <class Sentences>
+  [[nodiscard]] errc add_sentences(const Sentences& sentences) {
+    for (const auto& s : sentences) TANDEM_TRY(add_sentence(std::span<const token_id>(s)));
+    return errc::ok;
+  }
+
+  /// Training tokens stored so far, BOS/EOS included.
+  [[nodiscard]] std::size_t token_count() const noexcept { return tokens_.size(); }
+  /// Non-empty sentences stored so far.
+  [[nodiscard]] std::size_t sentence_count() const noexcept { return starts_.size() - 1; }
+  /// The parameters the builder was created with.
+  [[nodiscard]] const ngram_params& params() const noexcept { return params_; }
+
+  /// Estimates the model from the sentences added so far; the builder is unchanged and
+  /// may take more sentences and build again. Discounts come from the count-of-counts at
+  /// each order; where that estimate is undefined (a zero count-of-count) or falls
+  /// outside (0, k], D_k takes the fallback 0.5 k. Errors: `insufficient_data` when no
+  /// token besides BOS was added.
+  [[nodiscard]] result<ngram_model> build() const {
+    const std::size_t n_order = params_.order;
+    const std::size_t total = tokens_.size();
+    const token_id bos = params_.bos.value_or(-1);
+    if (total == 0) return errc::insufficient_data;
+    const token_id* tok = tokens_.data();
+
+    // Tokens left in the sentence from each position, capped at the order.
+    std::vector<std::uint8_t> rem(total);
+    for (std::size_t s = 0; s + 1 < starts_.size(); ++s) {
+      const std::size_t end = starts_[s + 1];
+      for (std::size_t i = starts_[s]; i < end; ++i)
+        rem[i] = static_cast<std::uint8_t>(std::min(n_order, end - i));
+    }
+
+    // Every position, sorted by the n-gram (up to N tokens, cut at the sentence end)
+    // that starts there; a shorter n-gram sorts before its extensions. The k-grams then
+    // form contiguous runs in lexicographic order for every k at once.
+    std::vector<std::uint32_t> sa(total);
+    std::iota(sa.begin(), sa.end(), std::uint32_t{0});
+    std::sort(sa.begin(), sa.end(), [&](std::uint32_t a, std::uint32_t b) {
+      const std::size_t n = std::min(rem[a], rem[b]);
+      for (std::size_t j = 0; j < n; ++j) {
+        if (tok[a + j] != tok[b + j]) return tok[a + j] < tok[b + j];
+      }
+      return rem[a] < rem[b];
+    });
+    // lcp[j]: tokens shared by the n-grams at sa[j - 1] and sa[j]. A new k-gram starts at
+    // j for every k in (lcp[j], rem[sa[j]]].
+    std::vector<std::uint8_t> lcp(total, 0);
+    for (std::size_t j = 1; j < total; ++j) {
+      const std::uint32_t a = sa[j - 1], b = sa[j];
+      const std::size_t n = std::min(rem[a], rem[b]);
+      std::size_t l = 0;
+      while (l < n && tok[a + l] == tok[b + l]) ++l;
+      lcp[j] = static_cast<std::uint8_t>(l);
+    }
+
+    ngram_model m;
+    m.order_ = n_order;
+    m.vocab_ = params_.vocab_size;
+    m.bos_ = bos;
+    m.eos_ = params_.eos.value_or(-1);
+    m.levels_.resize(n_order);
+
+    std::array<std::size_t, ngram_max_order> sizes{};
+    for (std::size_t j = 0; j < total; ++j) {
+      for (std::size_t k = lcp[j]; k < rem[sa[j]]; ++k) ++sizes[k];
+    }
+    for (std::size_t k = 0; k < n_order; ++k) {
+      ngram_model::level& l = m.levels_[k];
+      l.word.resize(sizes[k]);
+      if (k + 1 < n_order) l.child.resize(sizes[k] + 1);
+    }
+    // counts[k]: a of each n-gram of order k + 1 (raw at the top order).
+    std::vector<std::vector<std::uint32_t>> counts(n_order);
+    for (std::size_t k = 0; k < n_order; ++k) counts[k].assign(sizes[k], 0);
+
+    std::array<std::size_t, ngram_max_order + 1> fill{};
+    for (std::size_t j = 0; j < total; ++j) {
+      const std::uint32_t p = sa[j];
+      const std::size_t r = rem[p];
+      for (std::size_t k = lcp[j]; k < r; ++k) {
+        const std::size_t idx = fill[k]++;
+        ngram_model::level& l = m.levels_[k];
+        l.word[idx] = tok[p + k];
+        if (k + 1 < n_order) l.child[idx] = static_cast<std::uint32_t>(fill[k + 1]);
+      }
+      if (r == n_order) ++counts[n_order - 1][fill[n_order - 1] - 1];
+    }
+    for (std::size_t k = 0; k + 1 < n_order; ++k)
+      m.levels_[k].child[sizes[k]] = static_cast<std::uint32_t>(sizes[k + 1]);
+
+    // Continuation counts below the top order: one per distinct (k+1)-gram "v g" for its
+    // suffix g, plus one per occurrence of g at a sentence start.
+    {
+      std::vector<std::uint32_t> group(total);
+      for (std::size_t k = 0; k + 1 < n_order; ++k) {
+        std::uint32_t g = 0;
+        bool any = false;
+        for (std::size_t j = 0; j < total; ++j) {
+          const std::uint32_t p = sa[j];
+          if (rem[p] <= k) continue;
+          if (lcp[j] <= k && any) ++g;
+          any = true;
+          group[p] = g;
+        }
+        std::vector<std::uint32_t>& a = counts[k];
+        for (std::size_t j = 0; j < total; ++j) {
+          const std::uint32_t p = sa[j];
+          if (rem[p] > k + 1 && lcp[j] <= k + 1) ++a[group[p + 1]];
+        }
+        for (std::size_t s = 0; s + 1 < starts_.size(); ++s) {
+          const std::uint32_t p = starts_[s];
+          if (rem[p] > k) ++a[group[p]];
+        }
+      }
+    }
+    sa = {};
+    rem = {};
+    lcp = {};
+
+    // Discounts from count-of-counts (BOS, never predicted, left out).
+    for (std::size_t k = 0; k < n_order; ++k) {
+      std::array<std::uint64_t, 5> n{};
+      const ngram_model::level& l = m.levels_[k];
+      for (std::size_t i = 0; i < l.word.size(); ++i) {
+        if (k == 0 && l.word[i] == bos) continue;
+        const std::uint32_t c = counts[k][i];
+        if (c <= 4) ++n[c];
+      }
+      m.discounts_[k] = estimate_discounts(n);
+    }
+
+    // Probabilities, order by order; each order's counts are freed once used, and the
+    // float tables are allocated only now, so the peak stays near the final model's size.
+    // Level 1: interpolated with the uniform distribution.
+    {
+      ngram_model::level& l = m.levels_[0];
+      l.prob.resize(l.word.size());
+      const auto& d = m.discounts_[0];
+      double sum = 0.0, mass = 0.0;
+      for (std::size_t i = 0; i < l.word.size(); ++i) {
+        if (l.word[i] == bos) continue;
+        sum += counts[0][i];
+        mass += d[std::min<std::uint32_t>(counts[0][i], 3) - 1];
+      }
+      if (sum == 0.0) return errc::insufficient_data;
+      for (std::size_t i = 0; i < l.word.size(); ++i) {
+        const std::uint32_t c = counts[0][i];
+        const double kept = static_cast<double>(c) - d[std::min<std::uint32_t>(c, 3) - 1];
+        l.prob[i] = l.word[i] == bos ? 0.0f : static_cast<float>(kept / sum);
+      }
+      m.root_backoff_ = static_cast<float>(mass / sum);
+      counts[0] = {};
+    }
+    // Higher levels: each context's continuations, normalised by their total count.
+    for (std::size_t k = 1; k < n_order; ++k) {
+      ngram_model::level& cl = m.levels_[k - 1];
+      ngram_model::level& nl = m.levels_[k];
+      const auto& d = m.discounts_[k];
+      const std::vector<std::uint32_t>& a = counts[k];
+      nl.prob.resize(nl.word.size());
+      cl.backoff.resize(cl.word.size());
+      for (std::size_t i = 0; i < cl.word.size(); ++i) {
+        const std::uint32_t b = cl.child[i], e = cl.child[i + 1];
+        if (b == e) {
+          cl.backoff[i] = 1.0f;
+          continue;
+        }
+        double sum = 0.0, mass = 0.0;
+        for (std::uint32_t j = b; j < e; ++j) {
+          sum += a[j];
+          mass += d[std::min<std::uint32_t>(a[j], 3) - 1];
+        }
+        for (std::uint32_t j = b; j < e; ++j) {
+          const double kept = static_cast<double>(a[j]) - d[std::min<std::uint32_t>(a[j], 3) - 1];
+          nl.prob[j] = static_cast<float>(kept / sum);
+        }
+        cl.backoff[i] = static_cast<float>(mass / sum);
+      }
+      counts[k] = {};
+    }
+    m.finalize();
+    return m;
+  }
+
+ private:
+  static constexpr std::size_t max_tokens = std::numeric_limits<std::uint32_t>::max() - 1;
+
+  ngram_builder() = default;
+
+  // Chen & Goodman's estimates from n[1..4]; 0.5 k where undefined or outside (0, k].
+  static std::array<float, 3> estimate_discounts(const std::array<std::uint64_t, 5>& n) noexcept {
+    std::array<double, 3> d{0.5, 1.0, 1.5};
+    const auto n1 = static_cast<double>(n[1]), n2 = static_cast<double>(n[2]),
+               n3 = static_cast<double>(n[3]), n4 = static_cast<double>(n[4]);
+    if (n1 > 0.0 && n2 > 0.0) {
+      const double y = n1 / (n1 + 2.0 * n2);
+      const std::array<double, 3> est{1.0 - 2.0 * y * n2 / n1, 2.0 - 3.0 * y * n3 / n2,
+                                      n3 > 0.0 ? 3.0 - 4.0 * y * n4 / n3 : -1.0};
+      for (std::size_t k = 0; k < 3; ++k) {
+        if (est[k] > 0.0 && est[k] <= static_cast<double>(k + 1)) d[k] = est[k];
+      }
+    }
+    return {static_cast<float>(d[0]), static_cast<float>(d[1]), static_cast<float>(d[2])};
+  }
+
+  ngram_params params_{};
+  std::vector<token_id> tokens_;
+  std::vector<std::uint32_t> starts_;  // sentence k spans [starts_[k], starts_[k + 1])
+};
+
+/// A decoding session over an ngram_model: one growing token sequence and its next-token
+/// log-probabilities (softmax(logits()) is the model's distribution). Satisfies
+/// LanguageModel, Rewindable and Scoring. The model must outlive the session and is only
+/// read; the session owns its buffers, sized at construction, so appending, scoring and
+/// rewinding allocate nothing. Cost per prediction: O(vocab) plus O(continuations of the
+/// last token). One session per thread; sessions over one model are independent.
+class ngram_session {
+ public:
+  /// Default bound on the tokens a session holds.
+  static constexpr std::size_t default_context_length = 8192;
+
+  /// A session with an empty context over `model` (which must stay alive and in place),
+  /// holding at most `context_length` tokens. logits() starts as the distribution after
+  /// an empty context (P_1).
+  explicit ngram_session(const ngram_model& model,
+                         std::size_t context_length = default_context_length)
+      : model_(&model),
+        context_length_(context_length),
+        logits_(model.vocab_size()),
+        scratch_(model.vocab_size()) {
+    TANDEM_ASSERT(context_length <= history_.max_size(), "ngram_session: context_length too large");
+    history_.reserve(context_length);
+    refresh();
+  }
+
+  /// The model's vocabulary size.
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return model_->vocab_size(); }
+  /// Tokens in the context.
+  [[nodiscard]] std::size_t size() const noexcept { return history_.size(); }
+  /// Most tokens the context can hold.
+  [[nodiscard]] std::size_t context_length() const noexcept { return context_length_; }
+  /// The context's tokens, oldest first; valid until the next mutating call.
+  [[nodiscard]] std::span<const token_id> tokens() const noexcept { return history_; }
+  /// The model the session reads.
+  [[nodiscard]] const ngram_model& model() const noexcept { return *model_; }
+
+  /// Natural-log probabilities of the next token (vocab_size() entries; BOS is -inf).
+  /// Valid until the next mutating call.
+  [[nodiscard]] std::span<const float> logits() const noexcept { return logits_; }
+
+  /// Appends `t` and computes the logits after its last token. Errors, leaving the
+  /// session unchanged: `empty_input` for an empty span, `invalid_token` for an id outside
+  /// the vocabulary, `context_overflow` past context_length().
+  [[nodiscard]] errc append(std::span<const token_id> t) noexcept {
+    TANDEM_TRY(check(t));
+    history_.insert(history_.end(), t.begin(), t.end());
+    refresh();
+    return errc::ok;
+  }
+
+  /// Drops the last `n` tokens and recomputes the logits for the shorter context.
+  /// Errors: `rewind_out_of_range` when n > size() (nothing changes).
+  [[nodiscard]] errc rewind(std::size_t n) noexcept {
+    if (n > history_.size()) return errc::rewind_out_of_range;
+    history_.resize(history_.size() - n);
+    refresh();
+    return errc::ok;
+  }
+
+  /// Appends `t` and writes into rows[i * vocab_size(), (i + 1) * vocab_size()) the
+  /// logits after t[0..i], for every i; logits() then equals the last row. Errors, leaving
+  /// the session unchanged: those of `append`, and `size_mismatch` when rows.size() !=
+  /// t.size() * vocab_size().
+  [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) noexcept {
+    TANDEM_TRY(check(t));
+    const std::size_t v = vocab_size();
+    if (rows.size() / v != t.size() || rows.size() % v != 0) return errc::size_mismatch;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      history_.push_back(t[i]);
+      model_->fill_log_probs(context(), rows.data() + i * v, scratch_.data());
+    }
+    std::copy_n(rows.data() + (t.size() - 1) * v, v, logits_.data());
+    return errc::ok;
+  }
+
+  /// Empties the context (capacity kept); logits() becomes P_1 again.
+  void reset() noexcept {
+    history_.clear();
+    refresh();
+  }
+
+ private:
+  [[nodiscard]] errc check(std::span<const token_id> t) const noexcept {
+    if (t.empty()) return errc::empty_input;
+    for (token_id x : t)
+      if (x < 0 || static_cast<std::size_t>(x) >= vocab_size()) return errc::invalid_token;
+    if (t.size() > context_length_ - history_.size()) return errc::context_overflow;
+    return errc::ok;
+  }
+  [[nodiscard]] std::span<const token_id> context() const noexcept {
+    const std::size_t keep = std::min(history_.size(), model_->order() - 1);
+    return std::span<const token_id>(history_).subspan(history_.size() - keep);
+  }
+  void refresh() noexcept { model_->fill_log_probs(context(), logits_.data(), scratch_.data()); }
+
+  const ngram_model* model_;
+  std::size_t context_length_;
+  std::vector<token_id> history_;
+  std::vector<float> logits_;
+  std::vector<float> scratch_;
+};
+
+}  // namespace tandem::inline v0
