@@ -1,0 +1,618 @@
+// tandem backends: llama.cpp adapter. A loaded GGUF model, a decoding session over it
+// (a LanguageModel with rewind, batched scoring and a context length) and a tokenizer
+// over the model's own vocabulary.
+//
+// Opt-in: link `tandem::llama_cpp` (CMake package `llama`). Written against llama.cpp
+// 0.5.0-dev, commit de3ff81; the API it uses (llama_model_load_from_file,
+// llama_init_from_model, llama_memory_seq_rm, llama_vocab_*) is the one of that version.
+//
+// llama.cpp is C++ compiled with exceptions; it catches its own exceptions at the API
+// boundary for the calls used here, except where noted (see llama_tokenizer::encode).
+#pragma once
+
+#include <gguf.h>
+#include <llama.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "tandem/core/concepts.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/types.hpp"
+
+namespace tandem::inline v0 {
+
+// ---- Logging -----------------------------------------------------------------------------
+
+namespace detail {
+inline void llama_log_filter(ggml_log_level level, const char* text, void* keep_errors) {
+  if (keep_errors != nullptr && level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+}
+// A non-null user-data pointer that carries no state: the callback only tests it for null.
+inline constexpr char llama_keep_errors_tag = 0;
+}  // namespace detail
+
+/// Silences llama.cpp's and ggml's log output (by default they print every load step to
+/// stderr). With `keep_errors`, error-level lines still reach stderr.
+///
+/// This changes process-wide state inside llama.cpp (`llama_log_set`, which also sets
+/// ggml's logger): it affects every llama.cpp user in the process and is not thread-safe
+/// against concurrent llama.cpp calls. tandem never calls it on its own; tests and tools
+/// call it once at start-up. `llama_default_logs()` restores the default.
+inline void llama_quiet_logs(bool keep_errors = true) noexcept {
+  llama_log_set(detail::llama_log_filter,
+                keep_errors ? const_cast<char*>(&detail::llama_keep_errors_tag) : nullptr);
+}
+
+/// Restores llama.cpp's default logging (everything to stderr). Process-wide, like
+/// `llama_quiet_logs`.
+inline void llama_default_logs() noexcept { llama_log_set(nullptr, nullptr); }
+
+// ---- Model -------------------------------------------------------------------------------
+
+/// How a model file is loaded.
+struct llama_model_options {
+  std::int32_t gpu_layers = 0;  ///< layers offloaded to a GPU; 0: CPU only; -1: all
+  bool use_mmap = true;         ///< false: read the file instead of llama.cpp's default (mmap)
+  bool check_tensors = false;   ///< let llama.cpp validate tensor data (slower load)
+  bool vocab_only = false;      ///< load only the vocabulary (for a tokenizer; no session)
+};
+
+/// Owns a `llama_model` loaded from a GGUF file. Move-only; a moved-from handle is empty
+/// (`get() == nullptr`) and may only be destroyed or assigned to. Sessions and tokenizers
+/// borrow the model: it must outlive them.
+class llama_model_handle {
+ public:
+  /// Loads the GGUF file at `path` (a null-terminated path). Before handing the file to
+  /// llama.cpp it checks that the file opens, starts with the GGUF magic, parses as GGUF
+  /// metadata, names an architecture, and has no repeated vocabulary pieces (on which
+  /// llama.cpp would abort the process).
+  /// Errors: invalid_argument (null path), file_not_found (cannot be opened),
+  /// corrupt_file (bad magic, malformed or truncated metadata, repeated pieces, or
+  /// llama.cpp refused the file: truncated tensor data, unknown architecture, missing or
+  /// misshapen tensors; llama.cpp reports all of these as one failure).
+  /// Calls `llama_backend_init()` (idempotent). Logs go through llama.cpp's logger.
+  [[nodiscard]] static result<llama_model_handle> load(const char* path,
+                                                       const llama_model_options& options = {}) {
+    if (path == nullptr) return errc::invalid_argument;
+    {
+      std::FILE* f = std::fopen(path, "rb");
+      if (f == nullptr) return errc::file_not_found;
+      char magic[4] = {};
+      const std::size_t got = std::fread(magic, 1, 4, f);
+      std::fclose(f);
+      if (got != 4 || std::memcmp(magic, "GGUF", 4) != 0) return errc::corrupt_file;
+    }
+    if (const errc e = precheck(path); e != errc::ok) return e;
+    llama_backend_init();
+    llama_model_params p = llama_model_default_params();
+    p.n_gpu_layers = options.gpu_layers;
+    if (!options.use_mmap) p.load_mode = LLAMA_LOAD_MODE_NONE;
+    p.check_tensors = options.check_tensors;
+    p.vocab_only = options.vocab_only;
+    ::llama_model* m = llama_model_load_from_file(path, p);
+    if (m == nullptr) return errc::corrupt_file;
+    return llama_model_handle(m, options.vocab_only);
+  }
+  /// Overload for a std::string path.
+  [[nodiscard]] static result<llama_model_handle> load(const std::string& path,
+                                                       const llama_model_options& options = {}) {
+    return load(path.c_str(), options);
+  }
+
+  llama_model_handle(llama_model_handle&& o) noexcept
+      : model_(std::exchange(o.model_, nullptr)), vocab_only_(o.vocab_only_) {}
+  llama_model_handle& operator=(llama_model_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      model_ = std::exchange(o.model_, nullptr);
+      vocab_only_ = o.vocab_only_;
+    }
+    return *this;
+  }
+  llama_model_handle(const llama_model_handle&) = delete;
+  llama_model_handle& operator=(const llama_model_handle&) = delete;
+  ~llama_model_handle() { reset(); }
+
+  /// The llama.cpp model, still owned by this handle.
+  [[nodiscard]] ::llama_model* get() const noexcept { return model_; }
+  /// The model's vocabulary (owned by the model).
+  [[nodiscard]] const ::llama_vocab* vocab() const noexcept {
+    TANDEM_ASSERT(model_ != nullptr, "llama_model_handle is empty");
+    return llama_model_get_vocab(model_);
+  }
+  /// Number of tokens in the vocabulary.
+  [[nodiscard]] std::size_t vocab_size() const noexcept {
+    return static_cast<std::size_t>(llama_vocab_n_tokens(vocab()));
+  }
+  /// The context length the model was trained with (GGUF `<arch>.context_length`).
+  [[nodiscard]] std::size_t training_context_length() const noexcept {
+    TANDEM_ASSERT(model_ != nullptr, "llama_model_handle is empty");
+    return static_cast<std::size_t>(llama_model_n_ctx_train(model_));
+  }
+  /// True when loaded with `vocab_only` (no weights: sessions cannot be created).
+  [[nodiscard]] bool vocab_only() const noexcept { return vocab_only_; }
+
+ private:
+  llama_model_handle(::llama_model* m, bool vocab_only) noexcept
+      : model_(m), vocab_only_(vocab_only) {}
+  void reset() noexcept {
+    if (model_ != nullptr) llama_model_free(model_);
+    model_ = nullptr;
+  }
+  // Checks what llama.cpp would otherwise abort on, from the GGUF metadata alone.
+  [[nodiscard]] static errc precheck(const char* path) {
+    gguf_init_params gp{};
+    gp.no_alloc = true;
+    gp.ctx = nullptr;
+    gguf_context* g = gguf_init_from_file(path, gp);
+    if (g == nullptr) return errc::corrupt_file;
+    errc e = errc::ok;
+    const std::int64_t arch = gguf_find_key(g, "general.architecture");
+    if (arch < 0 || gguf_get_kv_type(g, arch) != GGUF_TYPE_STRING) e = errc::corrupt_file;
+    const std::int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (e == errc::ok && tok >= 0) {
+      if (gguf_get_kv_type(g, tok) != GGUF_TYPE_ARRAY ||
+          gguf_get_arr_type(g, tok) != GGUF_TYPE_STRING) {
+        e = errc::corrupt_file;
+      } else {
+        const std::size_t n = gguf_get_arr_n(g, tok);
+        std::vector<std::string_view> pieces;
+        pieces.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) pieces.emplace_back(gguf_get_arr_str(g, tok, i));
+        std::sort(pieces.begin(), pieces.end());
+        if (std::adjacent_find(pieces.begin(), pieces.end()) != pieces.end())
+          e = errc::corrupt_file;
+      }
+    }
+    gguf_free(g);
+    return e;
+  }
+
+  ::llama_model* model_ = nullptr;
+  bool vocab_only_ = false;
+};
+
+// ---- Session -----------------------------------------------------------------------------
+
+/// How a session's llama.cpp context is created. The session samples nothing, so it
+/// takes no seed: sampling is tandem's, with an explicit rng.
+struct llama_session_options {
+  std::uint32_t context_size = 0;  ///< tokens the session can hold; 0: the training context
+  std::uint32_t batch_size = 512;  ///< most tokens per llama_decode; longer inputs are split
+  std::int32_t threads = 0;        ///< threads for one-token steps; 0: llama.cpp's default
+  std::int32_t batch_threads = 0;  ///< threads for multi-token batches; 0: same as `threads`
+  /// Polled by llama.cpp during a decode (CPU backend); returning true aborts it and the
+  /// call returns `errc::cancelled`. Null: never abort. `abort_data` is passed through.
+  ggml_abort_callback abort_callback = nullptr;
+  void* abort_data = nullptr;
+};
+
+/// A decoding session over one token sequence (sequence 0 of its own llama.cpp context
+/// and KV cache). Satisfies `LanguageModel`, `Rewindable`, `Scoring` and
+/// `HasContextLength`. Move-only. Borrows the model, which must outlive the session.
+///
+/// Errors leave the session as it was: `size()` unchanged and `logits()` still the
+/// logits of the last good state (the session keeps its own copy). The one exception is
+/// a failed decode on a model whose memory cannot drop a partial tail (recurrent
+/// models): the session is then cleared (`size() == 0`, no logits), as documented on
+/// `append`.
+///
+/// Allocation: the llama_batch, the logits buffer and llama.cpp's context are sized at
+/// creation; `append`, `score` and `rewind` allocate nothing on tandem's side.
+class llama_session {
+ public:
+  /// Creates a context over `model`.
+  /// Errors: invalid_argument (batch_size 0, negative thread counts, a vocab-only or
+  /// empty model), out_of_memory (llama.cpp could not create the context, usually the
+  /// KV cache or compute buffers).
+  [[nodiscard]] static result<llama_session> create(const llama_model_handle& model,
+                                                    const llama_session_options& options = {}) {
+    if (model.get() == nullptr || model.vocab_only()) return errc::invalid_argument;
+    if (options.batch_size == 0 || options.threads < 0 || options.batch_threads < 0)
+      return errc::invalid_argument;
+    llama_context_params p = llama_context_default_params();
+    p.n_ctx = options.context_size;
+    p.n_batch = options.batch_size;
+    p.n_ubatch = options.batch_size;
+    p.n_seq_max = 1;
+    if (options.threads > 0) p.n_threads = options.threads;
+    if (options.batch_threads > 0)
+      p.n_threads_batch = options.batch_threads;
+    else if (options.threads > 0)
+      p.n_threads_batch = options.threads;
+    p.abort_callback = options.abort_callback;
+    p.abort_callback_data = options.abort_data;
+    p.no_perf = true;
+    ::llama_context* ctx = llama_init_from_model(model.get(), p);
+    if (ctx == nullptr) return errc::out_of_memory;
+    return llama_session(model, ctx);
+  }
+
+  llama_session(llama_session&& o) noexcept
+      : ctx_(std::exchange(o.ctx_, nullptr)),
+        vocab_(o.vocab_),
+        batch_(std::exchange(o.batch_, llama_batch{})),
+        n_vocab_(o.n_vocab_),
+        n_ctx_(o.n_ctx_),
+        n_batch_(o.n_batch_),
+        size_(std::exchange(o.size_, 0)),
+        has_logits_(std::exchange(o.has_logits_, false)),
+        logits_(std::move(o.logits_)) {}
+  llama_session& operator=(llama_session&& o) noexcept {
+    if (this != &o) {
+      release();
+      ctx_ = std::exchange(o.ctx_, nullptr);
+      vocab_ = o.vocab_;
+      batch_ = std::exchange(o.batch_, llama_batch{});
+      n_vocab_ = o.n_vocab_;
+      n_ctx_ = o.n_ctx_;
+      n_batch_ = o.n_batch_;
+      size_ = std::exchange(o.size_, 0);
+      has_logits_ = std::exchange(o.has_logits_, false);
+      logits_ = std::move(o.logits_);
+    }
+    return *this;
+  }
+  llama_session(const llama_session&) = delete;
+  llama_session& operator=(const llama_session&) = delete;
+  ~llama_session() { release(); }
+
+  /// Number of tokens in the vocabulary (the length of `logits()` and of a score row).
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return n_vocab_; }
+  /// Tokens in the context.
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  /// Most tokens the context can hold (llama.cpp's n_ctx, which may round the
+  /// requested size up).
+  [[nodiscard]] std::size_t context_length() const noexcept { return n_ctx_; }
+  /// Most tokens one llama_decode takes (n_batch).
+  [[nodiscard]] std::size_t batch_size() const noexcept { return n_batch_; }
+
+  /// Feeds `t` after the context, in llama_decode calls of at most `batch_size()`
+  /// tokens; only the last position's logits are computed. An empty `t` is a no-op.
+  /// Errors (all checked before llama.cpp sees the tokens, except the last three):
+  /// invalid_token (an id outside [0, vocab_size()); llama.cpp would abort),
+  /// context_overflow (size() + t.size() > context_length(), or llama.cpp found no KV
+  /// slot), cancelled (the abort callback fired), invalid_argument (llama.cpp rejected
+  /// the batch), decode_failed (any other llama.cpp failure). On error the tokens of this
+  /// call that llama.cpp had already processed are removed again; if the model's memory
+  /// cannot remove them (recurrent models), the session is cleared instead.
+  [[nodiscard]] errc append(std::span<const token_id> t) noexcept {
+    return decode(t, std::span<float>{});
+  }
+
+  /// The next-token logits after the context: `vocab_size()` floats, valid after a
+  /// successful `append` or `score` until the next mutating call. Empty after `create`,
+  /// `rewind` (of at least one token) and `clear`. The session owns the buffer.
+  [[nodiscard]] std::span<const float> logits() const noexcept {
+    if (!has_logits_) return {};
+    return {logits_.data(), logits_.size()};
+  }
+
+  /// Appends `t` and writes, for every position i, the next-token logits after
+  /// `t[0..i]` into `rows[i * vocab_size(), (i + 1) * vocab_size())`: one llama_decode
+  /// with logits for every position when `t.size() <= batch_size()`, else one per
+  /// batch-sized chunk. Afterwards `logits()` equals the last row.
+  /// Errors: size_mismatch (rows.size() != t.size() * vocab_size()), then those of
+  /// `append`, with the same guarantees; `rows` is unspecified after an error.
+  [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) noexcept {
+    if (rows.size() != t.size() * n_vocab_) return errc::size_mismatch;
+    if (t.empty()) return errc::ok;
+    return decode(t, rows);
+  }
+
+  /// Drops the last `n` tokens (llama_memory_seq_rm on the tail). After a rewind of at
+  /// least one token `logits()` is empty until the next append.
+  /// Errors: rewind_out_of_range (n > size()), rewind_failed (llama.cpp could not remove
+  /// a partial sequence, e.g. a recurrent model; the session is unchanged and usable).
+  [[nodiscard]] errc rewind(std::size_t n) noexcept {
+    if (n > size_) return errc::rewind_out_of_range;
+    if (n == 0) return errc::ok;
+    const auto p0 = static_cast<llama_pos>(size_ - n);
+    if (!llama_memory_seq_rm(llama_get_memory(ctx_), 0, p0, -1)) return errc::rewind_failed;
+    size_ -= n;
+    has_logits_ = false;
+    return errc::ok;
+  }
+
+  /// Empties the context (never fails). `logits()` is empty afterwards.
+  void clear() noexcept {
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    size_ = 0;
+    has_logits_ = false;
+  }
+
+  /// The llama.cpp context, still owned by this session. Changing its memory directly
+  /// desynchronises `size()`.
+  [[nodiscard]] ::llama_context* get() const noexcept { return ctx_; }
+
+ private:
+  llama_session(const llama_model_handle& model, ::llama_context* ctx)
+      : ctx_(ctx),
+        vocab_(model.vocab()),
+        n_vocab_(model.vocab_size()),
+        n_ctx_(llama_n_ctx(ctx)),
+        n_batch_(llama_n_batch(ctx)),
+        logits_(n_vocab_, 0.0f) {
+    batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
+  }
+
+  void release() noexcept {
+    if (batch_.token != nullptr) llama_batch_free(batch_);
+    batch_ = llama_batch{};
+    if (ctx_ != nullptr) llama_free(ctx_);
+    ctx_ = nullptr;
+  }
+
+  [[nodiscard]] errc check(std::span<const token_id> t) const noexcept {
+    for (const token_id x : t)
+      if (x < 0 || static_cast<std::size_t>(x) >= n_vocab_) return errc::invalid_token;
+    if (t.size() > n_ctx_ - size_) return errc::context_overflow;
+    return errc::ok;
+  }
+
+  [[nodiscard]] static errc map_decode_error(std::int32_t rc) noexcept {
+    switch (rc) {
+      case 1:
+        return errc::context_overflow;  // no KV slot for the batch
+      case 2:
+        return errc::cancelled;  // the abort callback fired
+      case -1:
+        return errc::invalid_argument;  // invalid input batch
+      default:
+        return errc::decode_failed;  // < -1: fatal; other values: undocumented
+    }
+  }
+
+  // Removes what a failed call left behind in the memory, from position `start` on.
+  void roll_back(std::size_t start) noexcept {
+    llama_memory_t mem = llama_get_memory(ctx_);
+    if (llama_memory_seq_pos_max(mem, 0) < static_cast<llama_pos>(start)) return;
+    if (!llama_memory_seq_rm(mem, 0, static_cast<llama_pos>(start), -1)) clear();
+  }
+
+  // Appends `t`; with non-empty `rows`, copies out the logits of every position.
+  [[nodiscard]] errc decode(std::span<const token_id> t, std::span<float> rows) noexcept {
+    if (const errc e = check(t); e != errc::ok) return e;
+    if (t.empty()) return errc::ok;
+    const bool all = !rows.empty();
+    const std::size_t start = size_;
+    std::size_t done = 0;
+    std::int32_t last_out = 0;  // output index of the last position in the last chunk
+    while (done < t.size()) {
+      const std::size_t n = std::min(n_batch_, t.size() - done);
+      batch_.n_tokens = static_cast<std::int32_t>(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch_.token[i] = t[done + i];
+        batch_.pos[i] = static_cast<llama_pos>(start + done + i);
+        batch_.n_seq_id[i] = 1;
+        batch_.seq_id[i][0] = 0;
+        batch_.logits[i] = (all || done + i + 1 == t.size()) ? 1 : 0;
+      }
+      const std::int32_t rc = llama_decode(ctx_, batch_);
+      if (rc != 0) {
+        roll_back(start);
+        return map_decode_error(rc);
+      }
+      if (all) {
+        for (std::size_t i = 0; i < n; ++i) {
+          const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
+          if (row == nullptr) {
+            roll_back(start);
+            return errc::decode_failed;
+          }
+          std::memcpy(rows.data() + (done + i) * n_vocab_, row, n_vocab_ * sizeof(float));
+        }
+      }
+      last_out = static_cast<std::int32_t>(n) - 1;
+      done += n;
+    }
+    const float* last =
+        all ? rows.data() + (t.size() - 1) * n_vocab_ : llama_get_logits_ith(ctx_, last_out);
+    if (last == nullptr) {
+      roll_back(start);
+      return errc::decode_failed;
+    }
+    std::memcpy(logits_.data(), last, n_vocab_ * sizeof(float));
+    has_logits_ = true;
+    size_ = start + t.size();
+    return errc::ok;
+  }
+
+  ::llama_context* ctx_ = nullptr;
+  const ::llama_vocab* vocab_ = nullptr;
+  llama_batch batch_{};
+  std::size_t n_vocab_ = 0;
+  std::size_t n_ctx_ = 0;
+  std::size_t n_batch_ = 0;
+  std::size_t size_ = 0;
+  bool has_logits_ = false;
+  std::vector<float> logits_;
+};
+
+static_assert(LanguageModel<llama_session> && Rewindable<llama_session> && Scoring<llama_session> &&
+              HasContextLength<llama_session>);
+
+// ---- Tokenizer ---------------------------------------------------------------------------
+
+/// How text maps to tokens.
+struct llama_tokenizer_options {
+  /// `encode` adds the BOS/EOS tokens the model asks for (GGUF add_bos/add_eos).
+  bool add_special = false;
+  /// `encode` turns the text of special tokens (e.g. "</s>") into those tokens instead of
+  /// plain text. Off by default: user text cannot inject control tokens.
+  bool parse_special = false;
+  /// `decode` and `piece` write the text of special tokens; off: they write nothing.
+  bool render_special = false;
+};
+
+/// A tokenizer over a llama.cpp model's own vocabulary; satisfies `Tokenizer`. Borrows
+/// the model, which must outlive it. Copyable (it holds only pointers and options).
+class llama_tokenizer {
+ public:
+  /// A tokenizer over `model`'s vocabulary (a vocab-only model is enough).
+  explicit llama_tokenizer(const llama_model_handle& model,
+                           const llama_tokenizer_options& options = {})
+      : vocab_(model.vocab()),
+        n_vocab_(model.vocab_size()),
+        options_(options),
+        encodable_(can_encode_everything(vocab_, n_vocab_)) {}
+
+  /// Number of tokens in the vocabulary.
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return n_vocab_; }
+
+  /// Appends the tokens of `text` to `ids`.
+  /// Errors: capacity_exceeded (text longer than INT32_MAX bytes or too many tokens),
+  /// unsupported (a sentencepiece-style vocabulary without the 256 byte tokens
+  /// <0x00>..<0xFF>: llama.cpp would throw an exception it does not catch for text it
+  /// cannot cover, so such vocabularies are refused), out_of_memory. On error `ids` is
+  /// as before. Allocates (not for the per-token path).
+  [[nodiscard]] errc encode(std::string_view text, std::vector<token_id>& ids) const {
+    if (!encodable_) return errc::unsupported;
+    if (text.size() > static_cast<std::size_t>(INT32_MAX)) return errc::capacity_exceeded;
+    const std::size_t old = ids.size();
+    std::size_t room = text.size() + 4;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      ids.resize(old + room);
+      const std::int32_t r = llama_tokenize(
+          vocab_, text.data(), static_cast<std::int32_t>(text.size()), ids.data() + old,
+          static_cast<std::int32_t>(std::min<std::size_t>(room, INT32_MAX)), options_.add_special,
+          options_.parse_special);
+      if (r >= 0) {
+        ids.resize(old + static_cast<std::size_t>(r));
+        return errc::ok;
+      }
+      if (r == INT32_MIN) break;
+      room = static_cast<std::size_t>(-static_cast<std::int64_t>(r));
+    }
+    ids.resize(old);
+    return errc::capacity_exceeded;
+  }
+
+  /// Appends the text of `ids` to `out` (llama_detokenize; special tokens rendered only
+  /// with `render_special`; the leading space a sentencepiece vocabulary adds is removed).
+  /// Errors: invalid_token (an id outside the vocabulary), capacity_exceeded (more than
+  /// INT32_MAX tokens or bytes). On error `out` is as before.
+  [[nodiscard]] errc decode(std::span<const token_id> ids, std::string& out) const {
+    for (const token_id x : ids)
+      if (!valid(x)) return errc::invalid_token;
+    if (ids.size() > static_cast<std::size_t>(INT32_MAX)) return errc::capacity_exceeded;
+    const std::size_t old = out.size();
+    std::size_t room = ids.size() * 8 + 16;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      out.resize(old + room);
+      const std::int32_t r = llama_detokenize(
+          vocab_, ids.data(), static_cast<std::int32_t>(ids.size()), out.data() + old,
+          static_cast<std::int32_t>(std::min<std::size_t>(room, INT32_MAX)), false,
+          options_.render_special);
+      if (r >= 0) {
+        out.resize(old + static_cast<std::size_t>(r));
+        return errc::ok;
+      }
+      if (r == INT32_MIN) break;
+      room = static_cast<std::size_t>(-static_cast<std::int64_t>(r));
+    }
+    out.resize(old);
+    return errc::capacity_exceeded;
+  }
+
+  /// Appends the raw text of one token (llama_token_to_piece: byte tokens give their
+  /// byte, which may be part of a UTF-8 character; a sentencepiece space marker becomes a
+  /// space). Errors: invalid_token. Allocates only when `out` must grow.
+  [[nodiscard]] errc piece(token_id id, std::string& out) const {
+    if (!valid(id)) return errc::invalid_token;
+    char buf[64];
+    std::int32_t r = llama_token_to_piece(vocab_, id, buf, sizeof buf, 0, options_.render_special);
+    if (r >= 0) {
+      out.append(buf, static_cast<std::size_t>(r));
+      return errc::ok;
+    }
+    const std::size_t old = out.size();
+    out.resize(old + static_cast<std::size_t>(-r));
+    r = llama_token_to_piece(vocab_, id, out.data() + old, -r, 0, options_.render_special);
+    if (r < 0) {
+      out.resize(old);
+      return errc::capacity_exceeded;
+    }
+    out.resize(old + static_cast<std::size_t>(r));
+    return errc::ok;
+  }
+
+  /// The beginning-of-sequence token. Errors: not_found (the model has none).
+  [[nodiscard]] result<token_id> bos() const noexcept { return special(llama_vocab_bos(vocab_)); }
+  /// The end-of-sequence token. Errors: not_found.
+  [[nodiscard]] result<token_id> eos() const noexcept { return special(llama_vocab_eos(vocab_)); }
+  /// The end-of-turn token. Errors: not_found.
+  [[nodiscard]] result<token_id> eot() const noexcept { return special(llama_vocab_eot(vocab_)); }
+  /// True when the model asks for BOS before a prompt.
+  [[nodiscard]] bool adds_bos() const noexcept { return llama_vocab_get_add_bos(vocab_); }
+  /// True when `id` ends generation (EOS, EOT and the model's other end-of-generation
+  /// tokens). False for ids outside the vocabulary.
+  [[nodiscard]] bool is_eog(token_id id) const noexcept {
+    return valid(id) && llama_vocab_is_eog(vocab_, id);
+  }
+  /// True when `id` is a control token (BOS, EOS, ...). False outside the vocabulary.
+  [[nodiscard]] bool is_control(token_id id) const noexcept {
+    return valid(id) && llama_vocab_is_control(vocab_, id);
+  }
+  /// The vocabulary's stored text of `id` (e.g. "\u2581the" or "<0x0A>", unlike `piece`,
+  /// which renders it), owned by the model. Errors: invalid_token.
+  [[nodiscard]] result<std::string_view> token_text(token_id id) const noexcept {
+    if (!valid(id)) return errc::invalid_token;
+    const char* s = llama_vocab_get_text(vocab_, id);
+    return std::string_view(s != nullptr ? s : "");
+  }
+  /// The vocabulary, owned by the model.
+  [[nodiscard]] const ::llama_vocab* get() const noexcept { return vocab_; }
+
+ private:
+  [[nodiscard]] bool valid(token_id x) const noexcept {
+    return x >= 0 && static_cast<std::size_t>(x) < n_vocab_;
+  }
+  [[nodiscard]] static result<token_id> special(llama_token t) noexcept {
+    if (t == LLAMA_TOKEN_NULL) return errc::not_found;
+    return static_cast<token_id>(t);
+  }
+  // llama.cpp's sentencepiece and unigram tokenizers fall back to the byte tokens for
+  // text no piece covers and throw (uncaught) when one is missing.
+  [[nodiscard]] static bool can_encode_everything(const ::llama_vocab* v, std::size_t n) noexcept {
+    const enum llama_vocab_type type = llama_vocab_type(v);
+    if (type != LLAMA_VOCAB_TYPE_SPM && type != LLAMA_VOCAB_TYPE_UGM) return true;
+    bool seen[256] = {};
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto id = static_cast<llama_token>(i);
+      if ((llama_vocab_get_attr(v, id) & LLAMA_TOKEN_ATTR_BYTE) == 0) continue;
+      const char* s = llama_vocab_get_text(v, id);
+      if (s == nullptr || std::strlen(s) != 6 || std::strncmp(s, "<0x", 3) != 0) continue;
+      const auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      const int hi = hex(s[3]), lo = hex(s[4]);
+      if (hi < 0 || lo < 0 || s[5] != '>') continue;
+      if (!seen[hi * 16 + lo]) ++count;
+      seen[hi * 16 + lo] = true;
+    }
+    return count == 256;
+  }
+
+  const ::llama_vocab* vocab_ = nullptr;
+  std::size_t n_vocab_ = 0;
+  llama_tokenizer_options options_;
+  bool encodable_ = true;
+};
+
+static_assert(Tokenizer<llama_tokenizer>);
+
+}  // namespace tandem::inline v0

@@ -1,0 +1,693 @@
+// Tests of the llama.cpp adapter against tiny random-weight llama models written at test
+// time by tools/gguf_writer.hpp (the same code as the tandem-make-gguf tool).
+#include "tandem/backends/llama_cpp.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/catch.hpp"
+#include "common/counting_new.hpp"
+#include "gguf_writer.hpp"
+#include "tandem/core/generate.hpp"
+#include "tandem/core/sampler.hpp"
+
+namespace {
+
+using tandem::errc;
+using tandem::token_id;
+namespace fs = std::filesystem;
+
+// A directory of its own per test process (ctest runs test cases in parallel processes),
+// removed at exit.
+struct scratch_dir {
+  fs::path path;
+  scratch_dir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() /
+           ("tandem-llama-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+const fs::path& scratch() {
+  static scratch_dir dir;
+  return dir.path;
+}
+
+// The tiny model every test shares: 64-wide, 2 layers, built-in vocabulary, seed 7.
+const std::string& tiny_model_path() {
+  static const std::string path = [] {
+    tandem::llama_quiet_logs(false);  // the tests provoke errors on purpose
+    const std::string p = (scratch() / "tiny.gguf").string();
+    tandem::tools::tiny_llama_config cfg;
+    cfg.seed = 7;
+    auto vocab = tandem::tools::builtin_vocab();
+    REQUIRE(tandem::tools::write_tiny_llama(p.c_str(), cfg, vocab) == errc::ok);
+    return p;
+  }();
+  return path;
+}
+
+const tandem::llama_model_handle& tiny_model() {
+  static tandem::llama_model_handle model = [] {
+    auto m = tandem::llama_model_handle::load(tiny_model_path());
+    REQUIRE(m.has_value());
+    return std::move(*m);
+  }();
+  return model;
+}
+
+tandem::llama_session make_session(tandem::llama_session_options opts = {}) {
+  if (opts.threads == 0) opts.threads = 1;  // one thread: deterministic reductions
+  if (opts.context_size == 0) opts.context_size = 256;
+  auto s = tandem::llama_session::create(tiny_model(), opts);
+  REQUIRE(s.has_value());
+  return std::move(*s);
+}
+
+std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
+
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  REQUIRE(a.size() == b.size());
+  float m = 0.0f;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+bool all_finite(std::span<const float> s) {
+  return std::all_of(s.begin(), s.end(), [](float x) { return std::isfinite(x); });
+}
+
+const std::vector<token_id> prompt = {1, 300, 301, 302, 7, 120, 200, 259, 42};
+
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("llama_cpp: a missing model file gives file_not_found", "[backends][llama_cpp]") {
+  tandem::llama_quiet_logs(false);
+  auto m = tandem::llama_model_handle::load((scratch() / "no-such-model.gguf").string());
+  REQUIRE_FALSE(m.has_value());
+  CHECK(m.error() == errc::file_not_found);
+}
+
+TEST_CASE("llama_cpp: random bytes and truncated GGUF files give corrupt_file",
+          "[backends][llama_cpp]") {
+  const std::string good = read_bytes(tiny_model_path());
+  REQUIRE(good.size() > 1000);
+
+  SECTION("random bytes") {
+    std::mt19937 gen(3);
+    std::string junk(4096, '\0');
+    for (char& c : junk) c = static_cast<char>(gen() & 0xFF);
+    write_bytes(scratch() / "junk.gguf", junk);
+    auto m = tandem::llama_model_handle::load((scratch() / "junk.gguf").string());
+    REQUIRE_FALSE(m.has_value());
+    CHECK(m.error() == errc::corrupt_file);
+  }
+  SECTION("random bytes after a GGUF magic") {
+    std::mt19937 gen(4);
+    std::string junk = "GGUF";
+    for (int i = 0; i < 4096; ++i) junk += static_cast<char>(gen() & 0xFF);
+    write_bytes(scratch() / "junk-magic.gguf", junk);
+    auto m = tandem::llama_model_handle::load((scratch() / "junk-magic.gguf").string());
+    REQUIRE_FALSE(m.has_value());
+    CHECK(m.error() == errc::corrupt_file);
+  }
+  SECTION("an empty file") {
+    write_bytes(scratch() / "empty.gguf", "");
+    auto m = tandem::llama_model_handle::load((scratch() / "empty.gguf").string());
+    REQUIRE_FALSE(m.has_value());
+    CHECK(m.error() == errc::corrupt_file);
+  }
+  for (const double frac : {0.001, 0.02, 0.5, 0.999}) {
+    DYNAMIC_SECTION("a file truncated to " << frac << " of its size") {
+      const auto n = static_cast<std::size_t>(static_cast<double>(good.size()) * frac);
+      write_bytes(scratch() / "truncated.gguf", good.substr(0, n));
+      auto m = tandem::llama_model_handle::load((scratch() / "truncated.gguf").string());
+      REQUIRE_FALSE(m.has_value());
+      CHECK(m.error() == errc::corrupt_file);
+    }
+  }
+}
+
+TEST_CASE("llama_cpp: a vocabulary with repeated pieces gives corrupt_file instead of an abort",
+          "[backends][llama_cpp]") {
+  // Rewrite the tiny model with token 300's piece copied onto token 301; llama.cpp itself
+  // would stop the process with an assertion on such a file.
+  ggml_context* data = nullptr;
+  gguf_init_params gp{};
+  gp.no_alloc = false;
+  gp.ctx = &data;
+  gguf_context* g = gguf_init_from_file(tiny_model_path().c_str(), gp);
+  REQUIRE(g != nullptr);
+  const auto key = gguf_find_key(g, "tokenizer.ggml.tokens");
+  REQUIRE(key >= 0);
+  std::vector<std::string> pieces;
+  for (std::size_t i = 0; i < gguf_get_arr_n(g, key); ++i)
+    pieces.emplace_back(gguf_get_arr_str(g, key, i));
+  pieces[301] = pieces[300];
+  std::vector<const char*> ptrs;
+  for (const auto& p : pieces) ptrs.push_back(p.c_str());
+  // A fresh GGUF with the same metadata, the edited pieces and the loaded tensors.
+  gguf_context* out = gguf_init_empty();
+  gguf_set_kv(out, g);
+  gguf_set_arr_str(out, "tokenizer.ggml.tokens", ptrs.data(), ptrs.size());
+  for (std::int64_t i = 0; i < gguf_get_n_tensors(g); ++i)
+    gguf_add_tensor(out, ggml_get_tensor(data, gguf_get_tensor_name(g, i)));
+  const std::string path = (scratch() / "repeated.gguf").string();
+  REQUIRE(gguf_write_to_file(out, path.c_str(), false));
+  gguf_free(out);
+  gguf_free(g);
+  ggml_free(data);
+
+  auto m = tandem::llama_model_handle::load(path);
+  REQUIRE_FALSE(m.has_value());
+  CHECK(m.error() == errc::corrupt_file);
+}
+
+TEST_CASE("llama_cpp: a loaded model reports its vocabulary and training context",
+          "[backends][llama_cpp]") {
+  const auto& model = tiny_model();
+  CHECK(model.vocab_size() == tandem::tools::builtin_vocab().entries.size());
+  CHECK(model.training_context_length() == 512);
+  auto s = make_session();
+  CHECK(s.vocab_size() == model.vocab_size());
+  CHECK(s.size() == 0);
+  CHECK(s.context_length() >= 256);
+  CHECK(s.logits().empty());
+}
+
+TEST_CASE("llama_cpp: append gives finite logits that depend on the context",
+          "[backends][llama_cpp]") {
+  auto s = make_session();
+  REQUIRE(s.append(prompt) == errc::ok);
+  CHECK(s.size() == prompt.size());
+  REQUIRE(s.logits().size() == s.vocab_size());
+  CHECK(all_finite(s.logits()));
+  const auto first = copy(s.logits());
+  const std::vector<token_id> one = {400};
+  REQUIRE(s.append(one) == errc::ok);
+  CHECK(max_abs_diff(first, s.logits()) > 1e-3f);
+}
+
+TEST_CASE("llama_cpp: appending in pieces equals appending at once", "[backends][llama_cpp]") {
+  auto whole = make_session();
+  REQUIRE(whole.append(prompt) == errc::ok);
+  auto pieces = make_session();
+  for (const token_id t : prompt) REQUIRE(pieces.append(std::span(&t, 1)) == errc::ok);
+  CHECK(max_abs_diff(whole.logits(), pieces.logits()) < 1e-4f);
+}
+
+TEST_CASE("llama_cpp: logits after rewind and re-append equal a fresh evaluation",
+          "[backends][llama_cpp]") {
+  const std::vector<token_id> head(prompt.begin(), prompt.begin() + 5);
+  const std::vector<token_id> tail(prompt.begin() + 5, prompt.end());
+  const std::vector<token_id> other = {33, 44, 55, 66};
+
+  auto fresh = make_session();
+  REQUIRE(fresh.append(head) == errc::ok);
+  REQUIRE(fresh.append(tail) == errc::ok);
+
+  auto s = make_session();
+  REQUIRE(s.append(head) == errc::ok);
+  REQUIRE(s.append(other) == errc::ok);
+  REQUIRE(s.rewind(other.size()) == errc::ok);
+  CHECK(s.size() == head.size());
+  CHECK(s.logits().empty());
+  REQUIRE(s.append(tail) == errc::ok);
+  CHECK(s.size() == prompt.size());
+  CHECK(max_abs_diff(fresh.logits(), s.logits()) < 1e-5f);
+
+  SECTION("rewinding everything and replaying equals a fresh evaluation too") {
+    REQUIRE(s.rewind(s.size()) == errc::ok);
+    CHECK(s.size() == 0);
+    REQUIRE(s.append(head) == errc::ok);
+    REQUIRE(s.append(tail) == errc::ok);
+    CHECK(max_abs_diff(fresh.logits(), s.logits()) < 1e-5f);
+  }
+}
+
+TEST_CASE("llama_cpp: rewind past the start gives rewind_out_of_range and changes nothing",
+          "[backends][llama_cpp]") {
+  auto s = make_session();
+  REQUIRE(s.append(prompt) == errc::ok);
+  const auto before = copy(s.logits());
+  CHECK(s.rewind(prompt.size() + 1) == errc::rewind_out_of_range);
+  CHECK(s.size() == prompt.size());
+  CHECK(max_abs_diff(before, s.logits()) == 0.0f);
+  CHECK(s.rewind(0) == errc::ok);
+  CHECK(s.logits().size() == s.vocab_size());
+}
+
+TEST_CASE("llama_cpp: score rows equal step-by-step logits", "[backends][llama_cpp]") {
+  auto base = make_session();
+  const std::vector<token_id> ctx = {1, 300, 301};
+  const std::vector<token_id> draft = {302, 7, 120, 200, 259};
+  REQUIRE(base.append(ctx) == errc::ok);
+  const std::size_t v = base.vocab_size();
+
+  auto scored = make_session();
+  REQUIRE(scored.append(ctx) == errc::ok);
+  std::vector<float> rows(draft.size() * v);
+  REQUIRE(scored.score(draft, rows) == errc::ok);
+  CHECK(scored.size() == ctx.size() + draft.size());
+
+  for (std::size_t i = 0; i < draft.size(); ++i) {
+    REQUIRE(base.append(std::span(&draft[i], 1)) == errc::ok);
+    INFO("position " << i);
+    CHECK(max_abs_diff(base.logits(), std::span<const float>(rows).subspan(i * v, v)) < 1e-4f);
+  }
+  CHECK(max_abs_diff(scored.logits(),
+                     std::span<const float>(rows).subspan((draft.size() - 1) * v, v)) == 0.0f);
+}
+
+TEST_CASE("llama_cpp: score splits inputs longer than the batch size", "[backends][llama_cpp]") {
+  std::vector<token_id> t;
+  for (token_id i = 0; i < 23; ++i) t.push_back(259 + (i * 37) % 250);
+  tandem::llama_session_options small;
+  small.batch_size = 4;
+  auto a = make_session(small);
+  CHECK(a.batch_size() == 4);
+  auto b = make_session();
+  const std::size_t v = a.vocab_size();
+  std::vector<float> ra(t.size() * v), rb(t.size() * v);
+  REQUIRE(a.score(t, ra) == errc::ok);
+  REQUIRE(b.score(t, rb) == errc::ok);
+  CHECK(a.size() == t.size());
+  CHECK(max_abs_diff(ra, rb) < 1e-4f);
+  // And append over several batches leaves the same state as one batch.
+  auto c = make_session(small);
+  REQUIRE(c.append(t) == errc::ok);
+  CHECK(max_abs_diff(c.logits(), b.logits()) < 1e-4f);
+}
+
+TEST_CASE("llama_cpp: score with rows of the wrong size gives size_mismatch",
+          "[backends][llama_cpp]") {
+  auto s = make_session();
+  std::vector<float> rows(2 * s.vocab_size() - 1);
+  const std::vector<token_id> t = {5, 6};
+  CHECK(s.score(t, rows) == errc::size_mismatch);
+  CHECK(s.size() == 0);
+}
+
+TEST_CASE("llama_cpp: bad token ids give invalid_token and leave the session as it was",
+          "[backends][llama_cpp]") {
+  auto s = make_session();
+  REQUIRE(s.append(prompt) == errc::ok);
+  const auto before = copy(s.logits());
+  const auto v = static_cast<token_id>(s.vocab_size());
+  for (const token_id bad : {token_id{-1}, v, token_id{1} << 30}) {
+    const std::vector<token_id> t = {5, bad};
+    CHECK(s.append(t) == errc::invalid_token);
+    std::vector<float> rows(t.size() * s.vocab_size());
+    CHECK(s.score(t, rows) == errc::invalid_token);
+    CHECK(s.size() == prompt.size());
+    CHECK(max_abs_diff(before, s.logits()) == 0.0f);
+  }
+}
+
+TEST_CASE("llama_cpp: context overflow is reported before decoding and leaves the session usable",
+          "[backends][llama_cpp]") {
+  auto s = make_session();
+  const std::size_t n = s.context_length();
+  std::vector<token_id> fill(n - 1, 300);
+  REQUIRE(s.append(fill) == errc::ok);
+  const auto before = copy(s.logits());
+  const std::vector<token_id> two = {5, 6};
+  CHECK(s.append(two) == errc::context_overflow);
+  std::vector<float> rows(2 * s.vocab_size());
+  CHECK(s.score(two, rows) == errc::context_overflow);
+  CHECK(s.size() == n - 1);
+  CHECK(max_abs_diff(before, s.logits()) == 0.0f);
+  REQUIRE(s.append(std::span(two).first(1)) == errc::ok);
+  CHECK(s.size() == n);
+  CHECK(s.append(std::span(two).first(1)) == errc::context_overflow);
+}
+
+TEST_CASE("llama_cpp: an abort during decode gives cancelled and leaves the session as it was",
+          "[backends][llama_cpp]") {
+  bool abort_now = false;
+  tandem::llama_session_options opts;
+  opts.abort_callback = [](void* flag) { return *static_cast<bool*>(flag); };
+  opts.abort_data = &abort_now;
+  opts.batch_size = 4;
+  auto s = make_session(opts);
+  REQUIRE(s.append(prompt) == errc::ok);
+  const auto before = copy(s.logits());
+
+  abort_now = true;
+  const std::vector<token_id> more = {10, 11, 12, 13, 14, 15};
+  CHECK(s.append(more) == errc::cancelled);
+  CHECK(s.size() == prompt.size());
+  CHECK(max_abs_diff(before, s.logits()) == 0.0f);
+
+  abort_now = false;
+  REQUIRE(s.append(more) == errc::ok);
+  auto fresh = make_session(tandem::llama_session_options{.batch_size = 4});
+  REQUIRE(fresh.append(prompt) == errc::ok);
+  REQUIRE(fresh.append(more) == errc::ok);
+  CHECK(max_abs_diff(fresh.logits(), s.logits()) < 1e-5f);
+}
+
+TEST_CASE("llama_cpp: invalid session options give invalid_argument", "[backends][llama_cpp]") {
+  tandem::llama_session_options opts;
+  opts.batch_size = 0;
+  CHECK(tandem::llama_session::create(tiny_model(), opts).error() == errc::invalid_argument);
+  opts.batch_size = 8;
+  opts.threads = -2;
+  CHECK(tandem::llama_session::create(tiny_model(), opts).error() == errc::invalid_argument);
+}
+
+TEST_CASE("llama_cpp: a moved session keeps its context", "[backends][llama_cpp]") {
+  auto a = make_session();
+  REQUIRE(a.append(prompt) == errc::ok);
+  const auto before = copy(a.logits());
+  tandem::llama_session b = std::move(a);
+  CHECK(b.size() == prompt.size());
+  CHECK(max_abs_diff(before, b.logits()) == 0.0f);
+  const std::vector<token_id> one = {9};
+  CHECK(b.append(one) == errc::ok);
+}
+
+TEST_CASE("llama_cpp: text round-trips through the model's tokenizer", "[backends][llama_cpp]") {
+  const tandem::llama_tokenizer tok(tiny_model());
+  CHECK(tok.vocab_size() == tiny_model().vocab_size());
+  for (const std::string text : {"In the beginning God created the heaven and the earth.",
+                                 "And the LORD said unto Moses, Go in unto Pharaoh!",
+                                 "caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80 tab\tnew\nline"}) {
+    INFO(text);
+    std::vector<token_id> ids = {77};  // encode appends
+    REQUIRE(tok.encode(text, ids) == errc::ok);
+    REQUIRE(ids.size() > 1);
+    CHECK(ids.front() == 77);
+    const std::span<const token_id> mine = std::span(ids).subspan(1);
+    std::string back = "x";  // decode appends
+    REQUIRE(tok.decode(mine, back) == errc::ok);
+    CHECK(back == "x" + text);
+    // Pieces concatenate to the text with the sentencepiece leading space.
+    std::string pieces;
+    for (const token_id id : mine) REQUIRE(tok.piece(id, pieces) == errc::ok);
+    CHECK(pieces == " " + text);
+  }
+}
+
+TEST_CASE("llama_cpp: tokenizer special tokens and bad ids", "[backends][llama_cpp]") {
+  const tandem::llama_tokenizer tok(tiny_model());
+  REQUIRE(tok.bos().has_value());
+  REQUIRE(tok.eos().has_value());
+  CHECK(*tok.bos() == 1);
+  CHECK(*tok.eos() == 2);
+  CHECK(tok.adds_bos());
+  CHECK(tok.is_eog(2));
+  CHECK_FALSE(tok.is_eog(300));
+  CHECK_FALSE(tok.is_eog(-1));
+  CHECK(tok.is_control(1));
+  REQUIRE(tok.token_text(3).has_value());
+  CHECK(*tok.token_text(3) == "<0x00>");
+  CHECK(tok.token_text(-1).error() == errc::invalid_token);
+
+  std::string out = "keep";
+  CHECK(tok.piece(-1, out) == errc::invalid_token);
+  CHECK(tok.piece(static_cast<token_id>(tok.vocab_size()), out) == errc::invalid_token);
+  const std::vector<token_id> bad = {300, -5};
+  CHECK(tok.decode(bad, out) == errc::invalid_token);
+  CHECK(out == "keep");
+
+  // Special tokens are text unless asked for.
+  std::vector<token_id> ids;
+  REQUIRE(tok.encode("</s>", ids) == errc::ok);
+  CHECK(std::find(ids.begin(), ids.end(), 2) == ids.end());
+  const tandem::llama_tokenizer special(tiny_model(), {.add_special = true, .parse_special = true});
+  ids.clear();
+  REQUIRE(special.encode("a</s>", ids) == errc::ok);
+  REQUIRE(ids.size() >= 2);
+  CHECK(ids.front() == 1);
+  CHECK(ids.back() == 2);
+}
+
+TEST_CASE("llama_cpp: a session drives the core generation loop", "[backends][llama_cpp]") {
+  const tandem::llama_tokenizer tok(tiny_model());
+  std::vector<token_id> p = {*tok.bos()};
+  REQUIRE(tok.encode("In the beginning", p) == errc::ok);
+
+  tandem::generation_options opts;
+  opts.max_tokens = 12;
+  tandem::greedy_sampler greedy;
+
+  auto s1 = make_session();
+  tandem::completion out1;
+  REQUIRE(tandem::generate(s1, tok, greedy, p, opts, out1) == errc::ok);
+  CHECK(out1.tokens.size() <= 12);
+  CHECK(out1.error == errc::ok);
+  if (out1.finish == tandem::finish_reason::length) CHECK(out1.tokens.size() == 12);
+
+  // Greedy generation is deterministic and each token is the argmax of fresh logits.
+  auto s2 = make_session();
+  tandem::completion out2;
+  REQUIRE(tandem::generate(s2, tok, greedy, p, opts, out2) == errc::ok);
+  CHECK(out1.tokens == out2.tokens);
+  CHECK(out1.text == out2.text);
+
+  auto check = make_session();
+  REQUIRE(check.append(p) == errc::ok);
+  for (const token_id t : out1.tokens) {
+    const auto l = check.logits();
+    CHECK(static_cast<token_id>(std::max_element(l.begin(), l.end()) - l.begin()) == t);
+    REQUIRE(check.append(std::span(&t, 1)) == errc::ok);
+  }
+}
+
+TEST_CASE("llama_cpp: a warm append or score allocates no more than llama_decode itself",
+          "[backends][llama_cpp]") {
+  // llama_decode allocates internally (this llama.cpp version: a few dozen small
+  // allocations per call), so the adapter is measured against raw llama.cpp calls doing
+  // the same work: the counts must be equal, i.e. the adapter adds none.
+  constexpr int steps = 16;
+  tandem::llama_session_options opts;
+  opts.threads = 1;
+  opts.context_size = 256;
+  opts.batch_size = 8;
+  auto s = make_session(opts);
+  const std::vector<token_id> four = {300, 301, 302, 303};
+  REQUIRE(s.append(prompt) == errc::ok);
+  const token_id t = 310;
+  REQUIRE(s.append(std::span(&t, 1)) == errc::ok);
+  std::vector<float> rows(four.size() * s.vocab_size());
+  REQUIRE(s.score(four, rows) == errc::ok);
+  REQUIRE(s.rewind(four.size()) == errc::ok);
+
+  llama_context_params p = llama_context_default_params();
+  p.n_ctx = opts.context_size;
+  p.n_batch = p.n_ubatch = opts.batch_size;
+  p.n_seq_max = 1;
+  p.n_threads = p.n_threads_batch = 1;
+  p.no_perf = true;
+  llama_context* raw = llama_init_from_model(tiny_model().get(), p);
+  REQUIRE(raw != nullptr);
+  llama_batch batch = llama_batch_init(static_cast<std::int32_t>(opts.batch_size), 0, 1);
+  std::vector<float> sink(s.vocab_size() * four.size());
+  llama_pos pos = 0;
+  auto raw_decode = [&](std::span<const token_id> toks, bool all) {
+    batch.n_tokens = static_cast<std::int32_t>(toks.size());
+    for (std::size_t i = 0; i < toks.size(); ++i) {
+      batch.token[i] = toks[i];
+      batch.pos[i] = pos + static_cast<llama_pos>(i);
+      batch.n_seq_id[i] = 1;
+      batch.seq_id[i][0] = 0;
+      batch.logits[i] = all || i + 1 == toks.size();
+    }
+    REQUIRE(llama_decode(raw, batch) == 0);
+    for (std::size_t i = all ? 0 : toks.size() - 1; i < toks.size(); ++i)
+      std::memcpy(sink.data() + (all ? i : 0) * s.vocab_size(),  // sink holds four rows
+                  llama_get_logits_ith(raw, static_cast<std::int32_t>(i)),
+                  s.vocab_size() * sizeof(float));
+    pos += static_cast<llama_pos>(toks.size());
+  };
+  raw_decode(std::span(prompt).first(8), false);  // the session splits at batch_size 8 too
+  raw_decode(std::span(prompt).subspan(8), false);
+  raw_decode(std::span(&t, 1), false);
+  raw_decode(four, true);
+  REQUIRE(llama_memory_seq_rm(llama_get_memory(raw), 0, pos - 4, -1));
+  pos -= 4;
+
+  tandem_test::allocation_scope scope;
+  for (int i = 0; i < steps; ++i) raw_decode(std::span(&t, 1), false);
+  const std::size_t raw_steps = scope.allocations();
+  scope.restart();
+  for (int i = 0; i < steps; ++i) REQUIRE(s.append(std::span(&t, 1)) == errc::ok);
+  CHECK(scope.allocations() == raw_steps);
+
+  scope.restart();
+  for (int i = 0; i < steps / 4; ++i) {
+    raw_decode(four, true);
+    REQUIRE(llama_memory_seq_rm(llama_get_memory(raw), 0, pos - 4, -1));
+    pos -= 4;
+  }
+  const std::size_t raw_scores = scope.allocations();
+  scope.restart();
+  for (int i = 0; i < steps / 4; ++i) {
+    REQUIRE(s.score(four, rows) == errc::ok);
+    REQUIRE(s.rewind(four.size()) == errc::ok);
+  }
+  CHECK(scope.allocations() == raw_scores);
+
+  llama_batch_free(batch);
+  llama_free(raw);
+}
+
+TEST_CASE("llama_cpp: a vocab-only model tokenizes like the full model and refuses sessions",
+          "[backends][llama_cpp]") {
+  auto vocab_only = tandem::llama_model_handle::load(tiny_model_path(), {.vocab_only = true});
+  REQUIRE(vocab_only.has_value());
+  CHECK(vocab_only->vocab_only());
+  CHECK(tandem::llama_session::create(*vocab_only).error() == errc::invalid_argument);
+  const tandem::llama_tokenizer a(*vocab_only), b(tiny_model());
+  std::vector<token_id> ia, ib;
+  REQUIRE(a.encode("And God said, Let there be light", ia) == errc::ok);
+  REQUIRE(b.encode("And God said, Let there be light", ib) == errc::ok);
+  CHECK(ia == ib);
+}
+
+#if defined(TANDEM_FIXTURE_SPM_BPE4000) && defined(TANDEM_FIXTURE_KJV_HELDOUT)
+TEST_CASE("llama_cpp: a model with the KJV BPE fixture vocabulary round-trips held-out verses",
+          "[backends][llama_cpp]") {
+  auto vocab = tandem::tools::read_sentencepiece_model(TANDEM_FIXTURE_SPM_BPE4000);
+  REQUIRE(vocab.has_value());
+  CHECK(vocab->entries.size() == 4000);
+  CHECK(vocab->spm_model_type == 2);  // BPE: llama.cpp tokenizes as sentencepiece does
+  CHECK(vocab->unk_id == 0);
+  CHECK(vocab->bos_id == 1);
+  CHECK(vocab->eos_id == 2);
+  CHECK(tandem::tools::ensure_byte_tokens(*vocab) == 0);  // trained with byte fallback
+  const std::string path = (scratch() / "kjv_bpe4000.gguf").string();
+  REQUIRE(tandem::tools::write_tiny_llama(path.c_str(), {}, *vocab) == errc::ok);
+  auto model = tandem::llama_model_handle::load(path);
+  REQUIRE(model.has_value());
+  REQUIRE(model->vocab_size() == 4000);
+  const tandem::llama_tokenizer tok(*model);
+  for (token_id id : {token_id{0}, token_id{3}, token_id{500}, token_id{3999}}) {
+    REQUIRE(tok.token_text(id).has_value());
+    CHECK(*tok.token_text(id) == vocab->entries[static_cast<std::size_t>(id)].piece);
+  }
+
+  std::ifstream heldout(TANDEM_FIXTURE_KJV_HELDOUT);
+  REQUIRE(heldout.good());
+  std::string line;
+  std::size_t lines = 0, tokens = 0;
+  while (lines < 200 && std::getline(heldout, line)) {
+    if (line.empty()) continue;
+    std::vector<token_id> ids;
+    REQUIRE(tok.encode(line, ids) == errc::ok);
+    std::string back;
+    REQUIRE(tok.decode(ids, back) == errc::ok);
+    CHECK(back == line);
+    tokens += ids.size();
+    ++lines;
+  }
+  CHECK(lines == 200);
+  // BPE pieces of 4000 merges compress KJV text well below one token per 3 bytes.
+  CHECK(tokens < 200 * 40);
+
+  auto s = tandem::llama_session::create(*model, {.context_size = 128, .threads = 1});
+  REQUIRE(s.has_value());
+  std::vector<token_id> ids;
+  REQUIRE(tok.encode("In the beginning", ids) == errc::ok);
+  REQUIRE(s->append(ids) == errc::ok);
+  CHECK(s->logits().size() == 4000);
+  CHECK(all_finite(s->logits()));
+}
+#endif
+
+TEST_CASE("gguf_writer: equal seeds give identical files and other seeds other weights",
+          "[backends][llama_cpp][tools]") {
+  const auto vocab = tandem::tools::builtin_vocab();
+  tandem::tools::tiny_llama_config cfg;
+  cfg.n_embd = 32;
+  cfg.n_ff = 48;
+  cfg.n_layer = 1;
+  const auto a = (scratch() / "seed-a.gguf").string(), b = (scratch() / "seed-b.gguf").string(),
+             c = (scratch() / "seed-c.gguf").string();
+  REQUIRE(tandem::tools::write_tiny_llama(a.c_str(), cfg, vocab) == errc::ok);
+  REQUIRE(tandem::tools::write_tiny_llama(b.c_str(), cfg, vocab) == errc::ok);
+  cfg.seed = 2;
+  REQUIRE(tandem::tools::write_tiny_llama(c.c_str(), cfg, vocab) == errc::ok);
+  const std::string ba = read_bytes(a), bb = read_bytes(b), bc = read_bytes(c);
+  CHECK(ba == bb);
+  REQUIRE(ba.size() == bc.size());
+  CHECK(ba != bc);
+}
+
+TEST_CASE("gguf_writer: invalid shapes and vocabularies give invalid_argument",
+          "[backends][llama_cpp][tools]") {
+  auto vocab = tandem::tools::builtin_vocab();
+  const auto path = (scratch() / "invalid.gguf").string();
+  tandem::tools::tiny_llama_config cfg;
+  cfg.n_head = 3;  // does not divide n_embd 64
+  CHECK(tandem::tools::write_tiny_llama(path.c_str(), cfg, vocab) == errc::invalid_argument);
+  cfg = {};
+  cfg.n_head_kv = 3;  // does not divide n_head 4
+  CHECK(tandem::tools::write_tiny_llama(path.c_str(), cfg, vocab) == errc::invalid_argument);
+  cfg = {};
+  cfg.n_layer = 0;
+  CHECK(tandem::tools::write_tiny_llama(path.c_str(), cfg, vocab) == errc::invalid_argument);
+  cfg = {};
+  vocab.entries.push_back(vocab.entries[300]);  // a repeated piece
+  CHECK(tandem::tools::write_tiny_llama(path.c_str(), cfg, vocab) == errc::invalid_argument);
+  vocab.entries.pop_back();
+  vocab.eos_id = static_cast<std::int32_t>(vocab.entries.size());
+  CHECK(tandem::tools::write_tiny_llama(path.c_str(), cfg, vocab) == errc::invalid_argument);
+  CHECK_FALSE(fs::exists(path));
+}
+
+TEST_CASE("gguf_writer: a text vocabulary gives types, special ids and byte tokens",
+          "[backends][llama_cpp][tools]") {
+  const auto path = scratch() / "vocab.tsv";
+  write_bytes(path, "<unk>\t0\n<s>\t0\n</s>\t0\n<0x41>\t0\n\xe2\x96\x81the\t-1.5\nab\t-2\t4\n");
+  auto v = tandem::tools::read_vocab_text(path.string().c_str());
+  REQUIRE(v.has_value());
+  REQUIRE(v->entries.size() == 6);
+  CHECK(v->unk_id == 0);
+  CHECK(v->bos_id == 1);
+  CHECK(v->eos_id == 2);
+  CHECK(v->pad_id == -1);
+  CHECK(v->entries[0].type == tandem::tools::token_type::unknown);
+  CHECK(v->entries[1].type == tandem::tools::token_type::control);
+  CHECK(v->entries[3].type == tandem::tools::token_type::byte);
+  CHECK(v->entries[4].type == tandem::tools::token_type::normal);
+  CHECK(v->entries[4].score == -1.5f);
+  CHECK(v->entries[5].type == tandem::tools::token_type::user_defined);
+  CHECK(tandem::tools::ensure_byte_tokens(*v) == 255);
+  CHECK(v->entries.size() == 6 + 255);
+
+  write_bytes(path, "<unk>\t0\nno-score-here\n");
+  CHECK(tandem::tools::read_vocab_text(path.string().c_str()).error() == errc::parse_error);
+  write_bytes(path, "<unk>\tzero\n");
+  CHECK(tandem::tools::read_vocab_text(path.string().c_str()).error() == errc::parse_error);
+  CHECK(tandem::tools::read_vocab_text((scratch() / "none.tsv").string().c_str()).error() ==
+        errc::file_not_found);
+  CHECK(tandem::tools::read_sentencepiece_model((scratch() / "none.model").string().c_str())
+            .error() == errc::file_not_found);
+  write_bytes(path, std::string("\x0a\xff\xff\xff\xff\x0f", 6));  // a field longer than the file
+  CHECK(tandem::tools::read_sentencepiece_model(path.string().c_str()).error() ==
+        errc::corrupt_file);
+}
