@@ -1,0 +1,911 @@
+// tandem backends: a Generator over the OpenAI-compatible HTTP API (/v1/completions and
+// /v1/chat/completions), as served by llama-server, vLLM, TGI and hosted APIs. A cascade
+// escalates to a remote engine through it; the completion record carries the server's
+// per-token log-probabilities, so the white-box confidence estimators work on remote
+// answers too.
+//
+// Opt-in: link `tandem::http` (cpp-httplib and nlohmann-json). HTTPS works when
+// cpp-httplib was built with OpenSSL (CPPHTTPLIB_OPENSSL_SUPPORT, as Debian's
+// libcpp-httplib is; the CMake target passes the library's own compile definitions);
+// otherwise an https:// base URL is refused with `errc::unsupported`.
+//
+// cpp-httplib and nlohmann-json are libraries that may throw. This adapter never calls
+// what throws for the inputs it gives: JSON is parsed with exceptions off and read through
+// type-checked accessors, it is serialized with invalid UTF-8 replaced, and the client is
+// constructed from host and port (not from a URL, which cpp-httplib parses with a regex).
+#pragma once
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <ctime>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "tandem/core/completion.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/rng.hpp"
+#include "tandem/core/types.hpp"
+
+namespace tandem::inline v0 {
+
+/// Which OpenAI-compatible endpoint a generator talks to.
+enum class http_endpoint : std::uint8_t {
+  completions,       ///< POST <base>/completions with a raw "prompt"
+  chat_completions,  ///< POST <base>/chat/completions with one user message
+};
+
+/// Stable lower-case name, e.g. "chat_completions".
+[[nodiscard]] constexpr std::string_view to_string(http_endpoint e) noexcept {
+  switch (e) {
+    case http_endpoint::completions:
+      return "completions";
+    case http_endpoint::chat_completions:
+      return "chat_completions";
+  }
+  return "unknown";
+}
+
+/// Settings of an `http_generator`. Copied into the generator by `create`.
+struct http_options {
+  /// scheme://host[:port][/prefix], e.g. "http://127.0.0.1:8080/v1". Scheme http or https;
+  /// no user info, query or fragment. The endpoint path is appended to the prefix.
+  std::string base_url;
+  http_endpoint endpoint = http_endpoint::completions;
+  std::string model;    ///< the "model" field; empty omits it (llama-server serves one model)
+  std::string api_key;  ///< sent as "Authorization: Bearer"; empty sends none; never logged
+  std::chrono::milliseconds connect_timeout{5000};  ///< > 0
+  std::chrono::milliseconds read_timeout{60000};    ///< > 0: longest silence between bytes
+  std::size_t max_retries = 2;  ///< extra attempts on 429, 5xx and connection errors; <= 16
+  std::chrono::milliseconds backoff_initial{200};  ///< first retry delay (doubles), >= 0
+  std::chrono::milliseconds backoff_max{5000};     ///< cap of one delay, >= backoff_initial
+  std::uint64_t retry_seed = 0;         ///< seed of the jitter RNG (delays are 50-100% of nominal)
+  double price_per_input_token = 0.0;   ///< cost units per prompt token, finite and >= 0
+  double price_per_output_token = 0.0;  ///< cost units per completion token, finite and >= 0
+  std::size_t top_logprobs = 0;  ///< alternatives asked per token (<= 20); 0 asks the chosen only
+  bool stream = false;           ///< stream (server-sent events) even without a per-token callback
+  std::string ca_cert_file;      ///< HTTPS: a CA bundle instead of the system's; empty: system
+};
+
+/// What went wrong in the last failed or cut-short call of an `http_generator`.
+struct http_failure {
+  errc error = errc::ok;     ///< the named error (ok: the last call succeeded)
+  int status = 0;            ///< HTTP status when a server answered, else 0
+  std::string message;       ///< server's message or transport error; never holds the API key
+  std::size_t attempts = 0;  ///< requests sent in that call (1 + retries)
+};
+
+namespace detail::http {
+
+using json = nlohmann::json;
+
+struct parsed_url {
+  bool tls = false;
+  std::string host;
+  int port = 0;
+  std::string prefix;  // "" or "/v1" (no trailing slash)
+};
+
+[[nodiscard]] inline bool url_char_ok(char c) noexcept {
+  return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f && c != '?' &&
+         c != '#' && c != '@' && c != '\\' && c != '"' && c != '<' && c != '>';
+}
+
+/// Parses scheme://host[:port][/prefix]. Errors: invalid_argument.
+[[nodiscard]] inline result<parsed_url> parse_base_url(std::string_view url) {
+  parsed_url out;
+  std::string_view rest;
+  if (url.starts_with("http://")) {
+    rest = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    out.tls = true;
+    rest = url.substr(8);
+  } else {
+    return errc::invalid_argument;
+  }
+  for (char c : rest)
+    if (!url_char_ok(c)) return errc::invalid_argument;
+  const std::size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  std::string_view host;
+  std::string_view port;
+  if (authority.starts_with('[')) {  // [IPv6]
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) return errc::invalid_argument;
+    host = authority.substr(1, close - 1);
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return errc::invalid_argument;
+      port = after.substr(1);
+      if (port.empty()) return errc::invalid_argument;
+    }
+    for (char c : host)
+      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'))
+        return errc::invalid_argument;
+  } else {
+    const std::size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return errc::invalid_argument;
+    }
+    for (char c : host)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'))
+        return errc::invalid_argument;
+  }
+  if (host.empty()) return errc::invalid_argument;
+  if (port.empty()) {
+    out.port = out.tls ? 443 : 80;
+  } else {
+    if (port.size() > 5) return errc::invalid_argument;
+    int p = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return errc::invalid_argument;
+      p = p * 10 + (c - '0');
+    }
+    if (p < 1 || p > 65535) return errc::invalid_argument;
+    out.port = p;
+  }
+  while (path.ends_with('/')) path.remove_suffix(1);
+  if (path.find("//") != std::string_view::npos) return errc::invalid_argument;
+  out.host.assign(host);
+  out.prefix.assign(path);
+  return out;
+}
+
+[[nodiscard]] inline const json* field(const json& j, const char* key) noexcept {
+  if (!j.is_object()) return nullptr;
+  const auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+[[nodiscard]] inline const std::string* string_field(const json& j, const char* key) noexcept {
+  const json* f = field(j, key);
+  return f != nullptr && f->is_string() ? &f->get_ref<const std::string&>() : nullptr;
+}
+
+[[nodiscard]] inline std::optional<double> number_field(const json& j, const char* key) noexcept {
+  const json* f = field(j, key);
+  if (f == nullptr || !f->is_number()) return std::nullopt;
+  return f->get<double>();
+}
+
+/// Replaces every occurrence of `secret` (when non-empty) in `s` with "***".
+inline void scrub(std::string& s, std::string_view secret) {
+  if (secret.empty()) return;
+  for (std::size_t at = s.find(secret); at != std::string::npos; at = s.find(secret, at + 3))
+    s.replace(at, secret.size(), "***");
+}
+
+/// The server's message from an error body: error.message, error (a string), message, or
+/// else the body itself (cut to 512 bytes).
+[[nodiscard]] inline std::string error_message(std::string_view body) {
+  const json j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (!j.is_discarded()) {
+    if (const json* e = field(j, "error")) {
+      if (const std::string* m = string_field(*e, "message")) return *m;
+      if (e->is_string()) return e->get_ref<const std::string&>();
+    }
+    if (const std::string* m = string_field(j, "message")) return *m;
+  }
+  return std::string(body.substr(0, 512));
+}
+
+[[nodiscard]] inline finish_reason map_finish(std::string_view r, bool had_stop_strings) noexcept {
+  if (r == "length") return finish_reason::length;
+  // The protocol says "stop" for end-of-sequence and stop strings alike.
+  if (r == "stop") return had_stop_strings ? finish_reason::stop_string : finish_reason::stop_token;
+  return finish_reason::stop_token;  // "content_filter", "tool_calls", ...
+}
+
+/// Per-token log-probabilities of one choice, in either format: `logprobs.content[]`
+/// (chat, llama-server) or `logprobs.tokens[]` + `token_logprobs[]` (legacy completions).
+/// Appends to `c`; `ids_ok` turns false when an entry lacks a token id. Calls `on_entry`
+/// with (id, piece, logprob) for each token.
+template <class F>
+[[nodiscard]] errc read_logprobs(const json& choice, completion& c, bool& ids_ok, F&& on_entry) {
+  const json* lp = field(choice, "logprobs");
+  if (lp == nullptr || lp->is_null()) return errc::ok;
+  if (const json* content = field(*lp, "content")) {
+    if (content->is_null()) return errc::ok;
+    if (!content->is_array()) return errc::parse_error;
+    for (const json& e : *content) {
+      const auto l = number_field(e, "logprob");
+      if (!l) return errc::not_found;
+      token_id id = 0;
+      if (const auto i = number_field(e, "id"))
+        id = static_cast<token_id>(*i);
+      else
+        ids_ok = false;
+      const std::string* piece = string_field(e, "token");
+      c.logprobs.push_back(static_cast<float>(std::min(*l, 0.0)));
+      c.tokens.push_back(id);
+      on_entry(id, piece != nullptr ? std::string_view(*piece) : std::string_view{},
+               static_cast<float>(*l));
+    }
+    return errc::ok;
+  }
+  const json* toks = field(*lp, "tokens");
+  const json* vals = field(*lp, "token_logprobs");
+  if (toks == nullptr || vals == nullptr) return errc::not_found;
+  if (!toks->is_array() || !vals->is_array() || toks->size() != vals->size())
+    return errc::parse_error;
+  ids_ok = false;
+  for (std::size_t i = 0; i < vals->size(); ++i) {
+    const json& v = (*vals)[i];
+    const float l = v.is_number() ? static_cast<float>(std::min(v.get<double>(), 0.0))
+                                  : std::numeric_limits<float>::quiet_NaN();
+    const json& t = (*toks)[i];
+    c.logprobs.push_back(l);
+    c.tokens.push_back(0);
+    on_entry(token_id{0},
+             t.is_string() ? std::string_view(t.get_ref<const std::string&>()) : std::string_view{},
+             l);
+  }
+  return errc::ok;
+}
+
+/// The generated text of a choice: `text` (completions) or `message.content` /
+/// `delta.content` (chat; null counts as empty). nullptr when the field is missing.
+[[nodiscard]] inline const std::string* choice_text(const json& choice, bool chat, bool delta,
+                                                    bool& present) noexcept {
+  present = false;
+  if (!chat) {
+    const std::string* t = string_field(choice, "text");
+    present = t != nullptr;
+    return t;
+  }
+  const json* m = field(choice, delta ? "delta" : "message");
+  if (m == nullptr || !m->is_object()) return nullptr;
+  const json* content = field(*m, "content");
+  if (content == nullptr) {
+    present = delta;  // a delta may carry only the role
+    return nullptr;
+  }
+  if (content->is_null()) {
+    present = true;
+    return nullptr;
+  }
+  if (!content->is_string()) return nullptr;
+  present = true;
+  return &content->get_ref<const std::string&>();
+}
+
+}  // namespace detail::http
+
+/// A Generator over an OpenAI-compatible server. Owns its HTTP client; use from one
+/// thread at a time. Moving is cheap; copying is not allowed.
+class http_generator {
+ public:
+  /// Validates `opts` and makes a generator; connects to nothing yet. Errors:
+  /// `invalid_argument` (bad base URL, non-positive timeout, more than 16 retries,
+  /// backoff_max < backoff_initial, negative or non-finite price, top_logprobs > 20, an API
+  /// key or model with control characters), `unsupported` (https:// in a build of
+  /// cpp-httplib without TLS).
+  [[nodiscard]] static result<http_generator> create(http_options opts) {
+    auto url = detail::http::parse_base_url(opts.base_url);
+    if (!url) return url.error();
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (url->tls) return errc::unsupported;
+#endif
+    using ms = std::chrono::milliseconds;
+    if (opts.connect_timeout <= ms::zero() || opts.read_timeout <= ms::zero() ||
+        opts.max_retries > 16 || opts.backoff_initial < ms::zero() ||
+        opts.backoff_max < opts.backoff_initial || opts.top_logprobs > 20)
+      return errc::invalid_argument;
+    for (double p : {opts.price_per_input_token, opts.price_per_output_token})
+      if (!std::isfinite(p) || p < 0.0) return errc::invalid_argument;
+    for (const std::string* s : {&opts.api_key, &opts.model})
+      for (char c : *s)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return errc::invalid_argument;
+    return http_generator(std::move(opts), std::move(*url));
+  }
+
+  http_generator(http_generator&&) noexcept = default;
+  http_generator& operator=(http_generator&&) noexcept = default;
+  http_generator(const http_generator&) = delete;
+  http_generator& operator=(const http_generator&) = delete;
+  ~http_generator() = default;
+
+  /// Sends `req` and returns the completion: text, per-token log-probabilities (and the
+  /// server's token ids when it reports them; `tokens` is left empty otherwise), entropies
+  /// NaN (the protocol does not report them), prompt tokens and cost from the server's
+  /// usage report, wall seconds. A stream that ends before its usage report (cancelled,
+  /// cut) counts the tokens it received as output tokens and 0 prompt tokens.
+  ///
+  /// Streams (server-sent events) when `req.on_token` is set or `options.stream`: each
+  /// token is reported as it arrives; returning `control::stop` ends the request
+  /// (`finish_reason::cancelled`, the text so far kept). A deadline ends it likewise
+  /// (`finish_reason::deadline`). A stream cut in the middle (server gone, read timeout,
+  /// a malformed event, an error event) returns the partial completion with
+  /// `finish_reason::error` and `completion::error` set to `network_error`, `timeout`,
+  /// `parse_error` or `http_error`.
+  ///
+  /// Retries, with jittered exponential backoff, on 429, 5xx and connection errors while
+  /// nothing has been reported to the callback. "stop" from the server maps to
+  /// `stop_string` when the request has stop strings, else to `stop_token`.
+  ///
+  /// Errors (nothing generated; `last_failure()` has the details): `empty_input` (empty
+  /// prompt), `invalid_argument` (max_tokens 0, top_p outside (0, 1], min_p outside [0, 1],
+  /// an empty stop string), `invalid_temperature` (negative or NaN), `unsupported` (stop
+  /// token ids: the protocol has none), `network_error` (unreachable, refused, reset, TLS),
+  /// `timeout` (connect or read timeout), `http_error` (a status other than 200; the
+  /// status and the server's message are in `last_failure()`), `parse_error` (malformed
+  /// JSON or an unexpected type), `not_found` (a required field is missing).
+  [[nodiscard]] result<completion> generate(const generate_request& req) {
+    failure_ = http_failure{};
+    const auto t0 = std::chrono::steady_clock::now();
+    if (const errc e = check(req); e != errc::ok) return fail(e, 0, {});
+    build_body(req);
+    const bool streaming = req.on_token.has_value() || opts_.stream;
+
+    completion c;
+    for (std::size_t attempt = 0;; ++attempt) {
+      c.clear();
+      failure_.attempts = attempt + 1;
+      const attempt_outcome out = streaming ? send_stream(req, c) : send_plain(req, c);
+      if (out.error == errc::ok) break;
+      if (out.partial) {
+        c.finish = out.finish;
+        c.error = out.finish == finish_reason::error ? out.error : errc::ok;
+        if (out.finish == finish_reason::error) record(out.error, out.status, out.message);
+        break;
+      }
+      if (!out.retryable || attempt >= opts_.max_retries)
+        return fail(out.error, out.status, out.message);
+      auto delay = backoff(attempt);
+      if (out.retry_after > std::chrono::milliseconds::zero())
+        delay = std::min(out.retry_after, opts_.backoff_max);
+      if (req.options.deadline && std::chrono::steady_clock::now() + delay >= *req.options.deadline)
+        return fail(errc::timeout, out.status, out.message);
+      std::this_thread::sleep_for(delay);
+    }
+    if (!got_usage_) completion_tokens_ = events_;
+    c.prompt_tokens = prompt_tokens_;
+    c.cost = static_cast<double>(prompt_tokens_) * opts_.price_per_input_token +
+             static_cast<double>(completion_tokens_) * opts_.price_per_output_token;
+    if (!ids_ok_) c.tokens.clear();
+    c.entropies.assign(c.logprobs.size(), std::numeric_limits<float>::quiet_NaN());
+    c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return c;
+  }
+
+  /// Details of the last call's failure (error ok after a clean success).
+  [[nodiscard]] const http_failure& last_failure() const noexcept { return failure_; }
+  /// Token counts of the last call as the server reported them (or as counted).
+  [[nodiscard]] std::size_t last_completion_tokens() const noexcept { return completion_tokens_; }
+  /// True when the base URL is https://.
+  [[nodiscard]] bool uses_tls() const noexcept { return url_.tls; }
+  /// The endpoint path requests go to, e.g. "/v1/completions".
+  [[nodiscard]] std::string_view endpoint_path() const noexcept { return path_; }
+
+ private:
+  struct attempt_outcome {
+    errc error = errc::ok;
+    bool retryable = false;
+    bool partial = false;  // something reached the caller: return it, do not retry
+    finish_reason finish = finish_reason::none;
+    int status = 0;
+    std::string message;
+    std::chrono::milliseconds retry_after{0};
+  };
+
+  http_generator(http_options opts, detail::http::parsed_url url)
+      : opts_(std::move(opts)), url_(std::move(url)), rng_(opts_.retry_seed) {
+    path_ = url_.prefix + (opts_.endpoint == http_endpoint::chat_completions ? "/chat/completions"
+                                                                             : "/completions");
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (url_.tls) {
+      auto ssl = std::make_unique<httplib::SSLClient>(url_.host, url_.port);
+      if (!opts_.ca_cert_file.empty()) ssl->set_ca_cert_path(opts_.ca_cert_file);
+      ssl->enable_server_certificate_verification(true);
+      client_ = std::move(ssl);
+    }
+#endif
+    if (!client_) client_ = std::make_unique<httplib::ClientImpl>(url_.host, url_.port);
+    const auto usec = [](std::chrono::milliseconds d) {
+      return std::pair<time_t, time_t>(static_cast<time_t>(d.count() / 1000),
+                                       static_cast<time_t>((d.count() % 1000) * 1000));
+    };
+    const auto [cs, cu] = usec(opts_.connect_timeout);
+    client_->set_connection_timeout(cs, cu);
+    const auto [rs, ru] = usec(opts_.read_timeout);
+    client_->set_read_timeout(rs, ru);
+    client_->set_write_timeout(rs, ru);
+    client_->set_keep_alive(false);
+    line_.reserve(4096);
+    event_.reserve(4096);
+  }
+
+  [[nodiscard]] static errc check(const generate_request& req) noexcept {
+    if (req.prompt.empty()) return errc::empty_input;
+    if (req.options.max_tokens == 0) return errc::invalid_argument;
+    if (!req.options.stop_tokens.empty()) return errc::unsupported;
+    for (std::string_view s : req.options.stop_strings)
+      if (s.empty()) return errc::invalid_argument;
+    const sampling_params& s = req.sampling;
+    if (std::isnan(s.temperature) || s.temperature < 0.0f || std::isinf(s.temperature))
+      return errc::invalid_temperature;
+    if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return errc::invalid_argument;
+    if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return errc::invalid_argument;
+    return errc::ok;
+  }
+
+  void build_body(const generate_request& req) {
+    using json = detail::http::json;
+    json b = json::object();
+    if (!opts_.model.empty()) b["model"] = opts_.model;
+    const std::string prompt(req.prompt);
+    if (opts_.endpoint == http_endpoint::chat_completions) {
+      json msg = json::object();
+      msg["role"] = "user";
+      msg["content"] = prompt;
+      b["messages"] = json::array();
+      b["messages"].push_back(std::move(msg));
+    } else {
+      b["prompt"] = prompt;
+    }
+    b["max_tokens"] = req.options.max_tokens;
+    b["temperature"] = req.sampling.temperature;
+    if (req.sampling.top_p < 1.0f) b["top_p"] = req.sampling.top_p;
+    if (req.sampling.top_k > 0) b["top_k"] = req.sampling.top_k;
+    if (req.sampling.min_p > 0.0f) b["min_p"] = req.sampling.min_p;
+    b["seed"] = req.sampling.seed;
+    if (!req.options.stop_strings.empty()) {
+      json stop = json::array();
+      for (std::string_view s : req.options.stop_strings) stop.push_back(std::string(s));
+      b["stop"] = std::move(stop);
+    }
+    if (req.options.record_logprobs) {
+      if (opts_.endpoint == http_endpoint::chat_completions) {
+        b["logprobs"] = true;
+        b["top_logprobs"] = opts_.top_logprobs;
+      } else {
+        // The legacy field counts alternatives; 1 is the least that every server answers
+        // with the chosen token's log-probability.
+        b["logprobs"] = std::max<std::size_t>(opts_.top_logprobs, 1);
+      }
+    }
+    if (req.on_token.has_value() || opts_.stream) {
+      b["stream"] = true;
+      json so = json::object();
+      so["include_usage"] = true;
+      b["stream_options"] = std::move(so);
+    }
+    body_ = b.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+
+  [[nodiscard]] httplib::Headers headers() const {
+    httplib::Headers h;
+    h.emplace("Accept", "application/json, text/event-stream");
+    if (!opts_.api_key.empty()) h.emplace("Authorization", "Bearer " + opts_.api_key);
+    return h;
+  }
+
+  [[nodiscard]] std::chrono::milliseconds backoff(std::size_t attempt) noexcept {
+    const double base = static_cast<double>(opts_.backoff_initial.count()) *
+                        std::ldexp(1.0, static_cast<int>(std::min<std::size_t>(attempt, 30)));
+    const double capped = std::min(base, static_cast<double>(opts_.backoff_max.count()));
+    return std::chrono::milliseconds(
+        static_cast<std::int64_t>(capped * (0.5 + 0.5 * rng_.uniform())));
+  }
+
+  result<completion> fail(errc e, int status, std::string message) {
+    record(e, status, std::move(message));
+    return e;
+  }
+
+  void record(errc e, int status, std::string message) {
+    detail::http::scrub(message, opts_.api_key);
+    failure_.error = e;
+    failure_.status = status;
+    failure_.message = std::move(message);
+  }
+
+  void reset_counts() noexcept {
+    prompt_tokens_ = 0;
+    completion_tokens_ = 0;
+    events_ = 0;
+    got_usage_ = false;
+    ids_ok_ = true;
+  }
+
+  void read_usage(const detail::http::json& j) noexcept {
+    const detail::http::json* u = detail::http::field(j, "usage");
+    if (u == nullptr || !u->is_object()) return;
+    const auto p = detail::http::number_field(*u, "prompt_tokens");
+    const auto c = detail::http::number_field(*u, "completion_tokens");
+    if (p && *p >= 0) prompt_tokens_ = static_cast<std::size_t>(*p);
+    if (c && *c >= 0) {
+      completion_tokens_ = static_cast<std::size_t>(*c);
+      got_usage_ = true;
+    }
+  }
+
+  // Classifies a transport failure; `idle` is the silence before it.
+  [[nodiscard]] attempt_outcome transport_failure(httplib::Error err,
+                                                  std::chrono::steady_clock::duration idle) const {
+    attempt_outcome o;
+    o.message = httplib::to_string(err);
+    switch (err) {
+      case httplib::Error::ConnectionTimeout:
+        o.error = errc::timeout;
+        break;
+      case httplib::Error::Read:
+        // cpp-httplib reports a read timeout as a read error; the silence tells them apart.
+        if (idle + std::chrono::milliseconds(50) >= read_timeout_now_) {
+          o.error = errc::timeout;
+          o.message = "read timeout";
+        } else {
+          o.error = errc::network_error;
+          o.retryable = true;
+        }
+        break;
+      case httplib::Error::Connection:
+      case httplib::Error::Write:
+        o.error = errc::network_error;
+        o.retryable = true;
+        break;
+      default:
+        o.error = errc::network_error;
+        break;
+    }
+    return o;
+  }
+
+  [[nodiscard]] attempt_outcome status_failure(int status, std::string_view body,
+                                               const httplib::Response* res) const {
+    attempt_outcome o;
+    o.error = errc::http_error;
+    o.status = status;
+    o.message = "HTTP " + std::to_string(status) + ": " + detail::http::error_message(body);
+    o.retryable = status == 429 || (status >= 500 && status <= 599);
+    if (res != nullptr && res->has_header("Retry-After")) {
+      const std::string v = res->get_header_value("Retry-After");
+      char* end = nullptr;
+      const long s = std::strtol(v.c_str(), &end, 10);
+      if (end != v.c_str() && *end == '\0' && s > 0 && s < 3600)
+        o.retry_after = std::chrono::milliseconds(s * 1000);
+    }
+    return o;
+  }
+
+  attempt_outcome send_plain(const generate_request& req, completion& c) {
+    using detail::http::json;
+    reset_counts();
+    httplib::Request hreq;
+    hreq.method = "POST";
+    hreq.path = path_;
+    hreq.headers = headers();
+    hreq.headers.emplace("Content-Type", "application/json");
+    hreq.body = body_;
+    set_deadline_timeout(req);
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    const auto sent = std::chrono::steady_clock::now();
+    const bool ok = client_->send(hreq, res, err);
+    if (!ok) {
+      attempt_outcome o = transport_failure(err, std::chrono::steady_clock::now() - sent);
+      // The read timeout shortened to the deadline may fire a hair before it.
+      if (deadline_passed(req) || (o.error == errc::timeout && deadline_bound_)) {
+        o.partial = true;
+        o.finish = finish_reason::deadline;
+      }
+      return o;
+    }
+    if (res.status != 200) return status_failure(res.status, res.body, &res);
+    const json j = json::parse(res.body, nullptr, false);
+    attempt_outcome o;
+    if (j.is_discarded()) {
+      o.error = errc::parse_error;
+      o.message = "malformed JSON in the response";
+      return o;
+    }
+    const json* choices = detail::http::field(j, "choices");
+    if (choices == nullptr || !choices->is_array() || choices->empty()) {
+      o.error = choices == nullptr ? errc::not_found : errc::parse_error;
+      o.message = "no choices in the response";
+      return o;
+    }
+    const json& ch = (*choices)[0];
+    bool present = false;
+    const std::string* text = detail::http::choice_text(
+        ch, opts_.endpoint == http_endpoint::chat_completions, false, present);
+    if (!present) {
+      o.error = errc::not_found;
+      o.message = "no text in the first choice";
+      return o;
+    }
+    if (text != nullptr) c.text = *text;
+    if (req.options.record_logprobs) {
+      const errc e =
+          detail::http::read_logprobs(ch, c, ids_ok_, [](token_id, std::string_view, float) {});
+      if (e != errc::ok) {
+        o.error = e;
+        o.message = "bad logprobs in the response";
+        return o;
+      }
+    }
+    events_ = c.logprobs.size();
+    const std::string* fr = detail::http::string_field(ch, "finish_reason");
+    c.finish = fr != nullptr ? detail::http::map_finish(*fr, !req.options.stop_strings.empty())
+                             : finish_reason::stop_token;
+    read_usage(j);
+    return o;
+  }
+
+  void set_deadline_timeout(const generate_request& req) {
+    auto rt = opts_.read_timeout;
+    if (req.options.deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *req.options.deadline - std::chrono::steady_clock::now());
+      rt = std::clamp(left, std::chrono::milliseconds(1), opts_.read_timeout);
+    }
+    read_timeout_now_ = rt;
+    deadline_bound_ = rt < opts_.read_timeout;
+    client_->set_read_timeout(static_cast<time_t>(rt.count() / 1000),
+                              static_cast<time_t>((rt.count() % 1000) * 1000));
+  }
+
+  [[nodiscard]] static bool deadline_passed(const generate_request& req) noexcept {
+    return req.options.deadline && std::chrono::steady_clock::now() >= *req.options.deadline;
+  }
+
+  // State of one streamed attempt, shared with the body receiver.
+  struct stream_state {
+    const generate_request* req = nullptr;
+    completion* out = nullptr;
+    int status = 0;
+    std::string error_body;
+    bool done = false;     // [DONE] or a finish reason seen
+    bool stopped = false;  // the callback or the deadline stopped it
+    finish_reason stop_reason = finish_reason::none;
+    attempt_outcome bad;  // set when an event is malformed or an error event came
+    std::chrono::steady_clock::time_point last_byte{};
+  };
+
+  // Handles one complete SSE event (its joined data lines). Returns false to stop reading.
+  bool on_event(stream_state& st, std::string_view data, bool is_error_event) {
+    using detail::http::json;
+    if (data == "[DONE]") {
+      st.done = true;
+      return true;
+    }
+    const json j = json::parse(data.begin(), data.end(), nullptr, false);
+    if (j.is_discarded()) {
+      st.bad.error = errc::parse_error;
+      st.bad.message = "malformed JSON in a stream event";
+      return false;
+    }
+    const detail::http::json* err = detail::http::field(j, "error");
+    if (is_error_event || (err != nullptr && !err->is_null())) {
+      st.bad.error = errc::http_error;
+      st.bad.message = "error event: " + detail::http::error_message(data);
+      return false;
+    }
+    read_usage(j);
+    const json* choices = detail::http::field(j, "choices");
+    if (choices == nullptr || !choices->is_array()) {
+      st.bad.error = choices == nullptr ? errc::not_found : errc::parse_error;
+      st.bad.message = "no choices in a stream event";
+      return false;
+    }
+    if (choices->empty()) return true;  // the usage-only chunk
+    const json& ch = (*choices)[0];
+    const bool chat = opts_.endpoint == http_endpoint::chat_completions;
+    bool present = false;
+    const std::string* text = detail::http::choice_text(ch, chat, true, present);
+    if (!present) {
+      st.bad.error = errc::not_found;
+      st.bad.message = "no text in a stream event";
+      return false;
+    }
+    const std::string_view delta = text != nullptr ? std::string_view(*text) : std::string_view{};
+    completion& c = *st.out;
+    c.text.append(delta);
+    const std::size_t before = c.logprobs.size();
+    bool keep_going = true;
+    const auto emit = [&](token_id id, std::string_view piece, float lp) {
+      ++events_;
+      if (!keep_going || !st.req->on_token) return;
+      token_event ev;
+      ev.token = id;
+      ev.index = events_ - 1;
+      ev.piece = piece;
+      ev.logprob = lp;
+      if ((*st.req->on_token)(ev) == control::stop) keep_going = false;
+    };
+    if (st.req->options.record_logprobs) {
+      // One entry: the delta is its piece (stop strings may have trimmed it).
+      std::size_t n_entries = 0;
+      if (const json* lp = detail::http::field(ch, "logprobs"))
+        if (const json* content = detail::http::field(*lp, "content"))
+          if (content->is_array()) n_entries = content->size();
+      const errc e = detail::http::read_logprobs(
+          ch, c, ids_ok_, [&](token_id id, std::string_view piece, float lp) {
+            emit(id, n_entries == 1 ? delta : piece, lp);
+          });
+      if (e != errc::ok) {
+        st.bad.error = e;
+        st.bad.message = "bad logprobs in a stream event";
+        return false;
+      }
+    }
+    if (c.logprobs.size() == before && !delta.empty())
+      emit(token_id{0}, delta, std::numeric_limits<float>::quiet_NaN());
+    if (c.logprobs.size() == before && !delta.empty()) ids_ok_ = false;
+    if (const std::string* fr = detail::http::string_field(ch, "finish_reason")) {
+      c.finish = detail::http::map_finish(*fr, !st.req->options.stop_strings.empty());
+      st.done = true;
+    }
+    if (!keep_going) {
+      st.stopped = true;
+      st.stop_reason = finish_reason::cancelled;
+      return false;
+    }
+    if (deadline_passed(*st.req)) {
+      st.stopped = true;
+      st.stop_reason = finish_reason::deadline;
+      return false;
+    }
+    return true;
+  }
+
+  // Feeds received bytes through the SSE line parser. Returns false to stop reading.
+  bool on_bytes(stream_state& st, const char* data, std::size_t n) {
+    st.last_byte = std::chrono::steady_clock::now();
+    if (st.status != 200) {
+      if (st.error_body.size() < 65536) st.error_body.append(data, std::min<std::size_t>(n, 65536));
+      return true;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const char ch = data[i];
+      if (ch != '\n') {
+        line_.push_back(ch);
+        continue;
+      }
+      if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+      if (line_.empty()) {  // end of an event
+        if (has_event_) {
+          const bool go = on_event(st, event_, error_event_);
+          event_.clear();
+          has_event_ = false;
+          error_event_ = false;
+          if (!go) return false;
+        }
+        continue;
+      }
+      std::string_view line(line_);
+      if (!line.starts_with(':')) {
+        const std::size_t colon = line.find(':');
+        const std::string_view name = line.substr(0, colon);
+        std::string_view value =
+            colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
+        if (value.starts_with(' ')) value.remove_prefix(1);
+        if (name == "data" || name == "error") {
+          if (has_event_) event_.push_back('\n');
+          event_.append(value);
+          has_event_ = true;
+          if (name == "error") error_event_ = true;
+        } else if (name == "event" && value == "error") {
+          error_event_ = true;
+        }
+      }
+      line_.clear();
+    }
+    return true;
+  }
+
+  attempt_outcome send_stream(const generate_request& req, completion& c) {
+    reset_counts();
+    line_.clear();
+    event_.clear();
+    has_event_ = false;
+    error_event_ = false;
+    stream_state st;
+    st.req = &req;
+    st.out = &c;
+    st.last_byte = std::chrono::steady_clock::now();
+    httplib::Request hreq;
+    hreq.method = "POST";
+    hreq.path = path_;
+    hreq.headers = headers();
+    hreq.headers.emplace("Content-Type", "application/json");
+    hreq.body = body_;
+    hreq.response_handler = [&st](const httplib::Response& r) {
+      st.status = r.status;
+      return true;
+    };
+    hreq.content_receiver = [this, &st](const char* d, std::size_t n, std::uint64_t,
+                                        std::uint64_t) { return on_bytes(st, d, n); };
+    set_deadline_timeout(req);
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    const bool ok = client_->send(hreq, res, err);
+    // The last event may lack its blank line when the server closes right after it.
+    if (ok && has_event_ && st.bad.error == errc::ok && !st.stopped) {
+      (void)on_event(st, event_, error_event_);
+      has_event_ = false;
+    }
+    const bool reached_caller = events_ > 0 || !c.text.empty();
+    attempt_outcome o;
+    if (st.stopped) {
+      o.error = errc::cancelled;
+      o.partial = true;
+      o.finish = st.stop_reason;
+      return o;
+    }
+    if (st.status != 0 && st.status != 200) return status_failure(st.status, st.error_body, &res);
+    if (st.bad.error != errc::ok) {
+      o = std::move(st.bad);
+      o.status = 200;
+      o.partial = reached_caller;
+      o.finish = finish_reason::error;
+      return o;
+    }
+    if (!ok && !st.done) {
+      o = transport_failure(err, std::chrono::steady_clock::now() - st.last_byte);
+      // The read timeout shortened to the deadline may fire a hair before it.
+      if (deadline_passed(req) || (o.error == errc::timeout && deadline_bound_)) {
+        o.partial = true;
+        o.finish = finish_reason::deadline;
+        return o;
+      }
+      if (st.status == 200 && reached_caller) {  // the server answered, then broke off
+        o.partial = true;
+        o.retryable = false;
+        o.finish = finish_reason::error;
+        o.message = "stream cut: " + o.message;
+      }
+      return o;
+    }
+    if (!st.done) {
+      o.error = errc::network_error;
+      o.message = "stream ended without a finish reason";
+      o.partial = true;
+      o.finish = finish_reason::error;
+      return o;
+    }
+    if (c.finish == finish_reason::none) c.finish = finish_reason::stop_token;
+    return o;
+  }
+
+  http_options opts_;
+  detail::http::parsed_url url_;
+  std::string path_;
+  std::unique_ptr<httplib::ClientImpl> client_;
+  tandem::rng rng_;
+  http_failure failure_;
+  std::string body_;
+  std::string line_;
+  std::string event_;
+  bool has_event_ = false;
+  bool error_event_ = false;
+  std::size_t prompt_tokens_ = 0;
+  std::size_t completion_tokens_ = 0;
+  std::size_t events_ = 0;
+  bool got_usage_ = false;
+  bool ids_ok_ = true;
+  std::chrono::milliseconds read_timeout_now_{0};  // this request's read timeout
+  bool deadline_bound_ = false;  // read_timeout_now_ was shortened to the deadline
+};
+
+static_assert(Generator<http_generator>);
+
+}  // namespace tandem::inline v0
