@@ -1,0 +1,6 @@
+// tandem: the eval block (CSV reading, outcome tables, replay metrics: APGR, CPT, AIQ).
+#pragma once
+
+#include "tandem/eval/csv.hpp"
+#include "tandem/eval/outcome_table.hpp"
+#include "tandem/eval/replay.hpp"

@@ -1,0 +1,346 @@
+// tandem: L2-regularised logistic regression over sparse features (soft labels in [0, 1]),
+// fitted by L-BFGS with Eigen, and a k-fold cross-validated choice of the L2 strength.
+#pragma once
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/rng.hpp"
+#include "tandem/router/featurizer.hpp"
+
+namespace tandem::inline v0 {
+
+/// Settings of a logistic regression fit.
+struct logistic_options {
+  double l2 = 1e-4;            ///< L2 penalty on the weights (not the bias), >= 0
+  std::size_t max_iter = 300;  ///< L-BFGS iterations at most
+  double tol = 1e-7;           ///< stop when the largest gradient entry is below this
+};
+
+namespace detail::route {
+inline double sigmoid(double z) noexcept {
+  return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
+}
+inline double log1pexp(double z) noexcept {
+  return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+}
+inline errc check_rows(std::span<const sparse_vector> x, std::size_t dims) noexcept {
+  for (const sparse_vector& v : x) {
+    if (v.index.size() != v.value.size()) return errc::size_mismatch;
+    for (std::size_t i = 0; i < v.nnz(); ++i) {
+      if (v.index[i] >= dims || (i > 0 && v.index[i] <= v.index[i - 1]))
+        return errc::invalid_argument;
+      if (!std::isfinite(v.value[i])) return errc::non_finite;
+    }
+  }
+  return errc::ok;
+}
+/// Squared error of the within-query contrasts of m predictions against m outcomes: both
+/// rows are centred on their own mean first, because a policy choosing among models is
+/// blind to a shift shared by every model on a query. With m == 1, the plain squared error.
+inline double contrast_sq_error(const double* pred, const double* truth, std::size_t m) noexcept {
+  if (m == 1) return (pred[0] - truth[0]) * (pred[0] - truth[0]);
+  double mp = 0, mt = 0;
+  for (std::size_t j = 0; j < m; ++j) {
+    mp += pred[j];
+    mt += truth[j];
+  }
+  mp /= static_cast<double>(m);
+  mt /= static_cast<double>(m);
+  double e = 0;
+  for (std::size_t j = 0; j < m; ++j) {
+    const double d = (pred[j] - mp) - (truth[j] - mt);
+    e += d * d;
+  }
+  return e;
+}
+/// How well predictions order the queries for routing, higher is better: for each pair
+/// of models (a, b), queries are taken in order of decreasing predicted gain p_b - p_a
+/// (equal predictions as one group) and the area under the running sum of the recorded
+/// gain y_b - y_a is taken over the share of queries taken; the mean over pairs is
+/// returned. For two models this is APGR up to a positive factor (APGR's normaliser,
+/// the total gain, does not depend on the predictions), so choosing hyper-parameters by it
+/// chooses them for the routing curve, not for calibration. 0 when m < 2 or n == 0.
+inline double routing_score(std::span<const double> pred, std::span<const double> truth,
+                            std::size_t m) {
+  const std::size_t n = m == 0 ? 0 : pred.size() / m;
+  if (m < 2 || n == 0) return 0;
+  std::vector<std::pair<double, double>> d(n);  // (predicted gain, recorded gain)
+  double total = 0;
+  std::size_t pairs = 0;
+  for (std::size_t a = 0; a < m; ++a)
+    for (std::size_t b = a + 1; b < m; ++b) {
+      for (std::size_t i = 0; i < n; ++i)
+        d[i] = {pred[i * m + b] - pred[i * m + a], truth[i * m + b] - truth[i * m + a]};
+      std::sort(d.begin(), d.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+      double cum = 0, area = 0;
+      for (std::size_t i = 0; i < n;) {
+        std::size_t j = i;
+        double g = 0;
+        for (; j < n && d[j].first == d[i].first; ++j) g += d[j].second;
+        // Trapezoid over the group: the running sum rises linearly across a tie.
+        area += static_cast<double>(j - i) * (cum + 0.5 * g);
+        cum += g;
+        i = j;
+      }
+      total += area / (static_cast<double>(n) * static_cast<double>(n));
+      ++pairs;
+    }
+  return total / static_cast<double>(pairs);
+}
+}  // namespace detail::route
+
+/// Binary (or soft-label) logistic regression p(y = 1 | x) = sigmoid(w . x + b) over
+/// sparse features of a fixed dimension. Minimises the mean cross-entropy plus
+/// l2 / 2 * |w|^2. Owns its weights.
+class logistic_regression {
+ public:
+  /// Fits on rows `x` with targets `y` in [0, 1]. When `warm_start` is true and the model
+  /// already has weights of this dimension, starts from them (fast regularisation paths).
+  /// Errors: empty_input, size_mismatch (|x| != |y|, index/value sizes), invalid_argument
+  /// (dims == 0, a target outside [0, 1], l2 < 0 or non-finite, an index >= dims or not
+  /// increasing), non_finite (a feature value), insufficient_data (every target equal: no
+  /// signal to fit). On error the previous weights are kept.
+  /// `rows`, when not empty, restricts the fit to those row indices (each < |x|).
+  [[nodiscard]] errc fit(std::span<const sparse_vector> x, std::span<const double> y,
+                         std::size_t dims, const logistic_options& o, bool warm_start = false,
+                         std::span<const std::uint32_t> rows = {}) {
+    if (dims == 0 || !(o.l2 >= 0) || !std::isfinite(o.l2)) return errc::invalid_argument;
+    if (x.empty()) return errc::empty_input;
+    if (x.size() != y.size()) return errc::size_mismatch;
+    TANDEM_TRY(detail::route::check_rows(x, dims));
+    std::vector<std::uint32_t> all;
+    if (rows.empty()) {
+      all.resize(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) all[i] = static_cast<std::uint32_t>(i);
+      rows = all;
+    }
+    double lo = 1, hi = 0;
+    for (std::uint32_t r : rows) {
+      if (r >= x.size()) return errc::invalid_argument;
+      const double t = y[r];
+      if (!(t >= 0.0 && t <= 1.0)) return errc::invalid_argument;
+      lo = std::min(lo, t);
+      hi = std::max(hi, t);
+    }
+    if (hi - lo <= 0) return errc::insufficient_data;
+
+    const auto d = static_cast<Eigen::Index>(dims);
+    Eigen::VectorXd theta = Eigen::VectorXd::Zero(d + 1);  // weights, then bias
+    if (warm_start && w_.size() == d) {
+      theta.head(d) = w_;
+      theta(d) = b_;
+    } else {
+      double mean = 0;
+      for (std::uint32_t r : rows) mean += y[r];
+      mean = std::clamp(mean / static_cast<double>(rows.size()), 1e-6, 1 - 1e-6);
+      theta(d) = std::log(mean / (1 - mean));
+    }
+    const double inv_n = 1.0 / static_cast<double>(rows.size());
+    const auto eval = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
+      g.setZero();
+      double f = 0;
+      for (std::uint32_t i : rows) {
+        double s = th(d);
+        const sparse_vector& v = x[i];
+        for (std::size_t k = 0; k < v.nnz(); ++k) s += th(v.index[k]) * v.value[k];
+        f += detail::route::log1pexp(s) - y[i] * s;
+        const double r = (detail::route::sigmoid(s) - y[i]) * inv_n;
+        for (std::size_t k = 0; k < v.nnz(); ++k) g(v.index[k]) += r * v.value[k];
+        g(d) += r;
+      }
+      f *= inv_n;
+      f += 0.5 * o.l2 * th.head(d).squaredNorm();
+      g.head(d) += o.l2 * th.head(d);
+      return f;
+    };
+    lbfgs(theta, eval, o);
+    w_ = theta.head(d);
+    b_ = theta(d);
+    return errc::ok;
+  }
+
+  /// Probability of the positive class for `v`. Precondition: fitted(), indices < dims().
+  [[nodiscard]] double predict(const sparse_vector& v) const noexcept {
+    TANDEM_ASSERT(fitted(), "logistic_regression::predict before fit");
+    double s = b_;
+    for (std::size_t k = 0; k < v.nnz(); ++k) {
+      TANDEM_ASSERT(v.index[k] < static_cast<std::size_t>(w_.size()), "feature out of range");
+      s += w_(v.index[k]) * v.value[k];
+    }
+    return detail::route::sigmoid(s);
+  }
+
+  /// True once fitted or restored.
+  [[nodiscard]] bool fitted() const noexcept { return w_.size() > 0; }
+  /// Feature dimension (0 before fit).
+  [[nodiscard]] std::size_t dims() const noexcept { return static_cast<std::size_t>(w_.size()); }
+  /// The weights.
+  [[nodiscard]] const Eigen::VectorXd& weights() const noexcept { return w_; }
+  /// The bias.
+  [[nodiscard]] double bias() const noexcept { return b_; }
+  /// Sets the weights and bias (used by loading). Errors: empty_input, non_finite.
+  [[nodiscard]] errc restore(Eigen::VectorXd w, double b) {
+    if (w.size() == 0) return errc::empty_input;
+    if (!w.allFinite() || !std::isfinite(b)) return errc::non_finite;
+    w_ = std::move(w);
+    b_ = b;
+    return errc::ok;
+  }
+
+ private:
+  template <class F>
+  static void lbfgs(Eigen::VectorXd& x, F& eval, const logistic_options& o) {
+    constexpr int hist = 8;
+    const Eigen::Index n = x.size();
+    std::vector<Eigen::VectorXd> s_hist, y_hist;
+    std::vector<double> rho;
+    Eigen::VectorXd g(n), g_new(n), dir(n), x_new(n);
+    double f = eval(x, g);
+    for (std::size_t it = 0; it < o.max_iter; ++it) {
+      if (g.cwiseAbs().maxCoeff() < o.tol) break;
+      // Two-loop recursion for the quasi-Newton direction.
+      dir = -g;
+      const std::size_t m = s_hist.size();
+      std::vector<double> alpha(m);
+      for (std::size_t i = m; i-- > 0;) {
+        alpha[i] = rho[i] * s_hist[i].dot(dir);
+        dir -= alpha[i] * y_hist[i];
+      }
+      if (m > 0) dir *= s_hist.back().dot(y_hist.back()) / y_hist.back().squaredNorm();
+      for (std::size_t i = 0; i < m; ++i) {
+        const double beta = rho[i] * y_hist[i].dot(dir);
+        dir += (alpha[i] - beta) * s_hist[i];
+      }
+      double slope = g.dot(dir);
+      if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
+        s_hist.clear();
+        y_hist.clear();
+        rho.clear();
+        dir = -g;
+        slope = -g.squaredNorm();
+      }
+      double step = m == 0 ? std::min(1.0, 1.0 / std::sqrt(g.squaredNorm())) : 1.0;
+      double f_new = 0;
+      bool moved = false;
+      for (int ls = 0; ls < 40; ++ls) {
+        x_new = x + step * dir;
+        f_new = eval(x_new, g_new);
+        if (f_new <= f + 1e-4 * step * slope) {
+          moved = true;
+          break;
+        }
+        step *= 0.5;
+      }
+      if (!moved) break;
+      Eigen::VectorXd sv = x_new - x;
+      Eigen::VectorXd yv = g_new - g;
+      const double sy = sv.dot(yv);
+      if (sy > 1e-12) {
+        if (static_cast<int>(s_hist.size()) == hist) {
+          s_hist.erase(s_hist.begin());
+          y_hist.erase(y_hist.begin());
+          rho.erase(rho.begin());
+        }
+        s_hist.push_back(std::move(sv));
+        y_hist.push_back(std::move(yv));
+        rho.push_back(1.0 / sy);
+      }
+      const double rel = (f - f_new) / std::max({std::abs(f), std::abs(f_new), 1.0});
+      x = x_new;
+      g = g_new;
+      f = f_new;
+      if (rel < 1e-10) break;
+    }
+  }
+
+  Eigen::VectorXd w_;
+  double b_ = 0;
+};
+
+/// Mean cross-entropy of probabilities `p` against soft targets `y` (probabilities kept
+/// within [1e-12, 1 - 1e-12]). Precondition: equal sizes.
+[[nodiscard]] inline double log_loss(std::span<const double> p,
+                                     std::span<const double> y) noexcept {
+  TANDEM_ASSERT(p.size() == y.size(), "log_loss: size mismatch");
+  if (p.empty()) return 0;
+  double s = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const double q = std::clamp(p[i], 1e-12, 1 - 1e-12);
+    s -= y[i] * std::log(q) + (1 - y[i]) * std::log(1 - q);
+  }
+  return s / static_cast<double>(p.size());
+}
+
+/// Assigns each of n rows to one of `folds` folds at random (balanced sizes). Precondition:
+/// folds >= 1.
+[[nodiscard]] inline std::vector<std::uint32_t> random_folds(std::size_t n, std::size_t folds,
+                                                             rng& g) {
+  TANDEM_ASSERT(folds >= 1, "random_folds: zero folds");
+  std::vector<std::uint32_t> f(n);
+  for (std::size_t i = 0; i < n; ++i) f[i] = static_cast<std::uint32_t>(i % folds);
+  for (std::size_t i = n; i > 1; --i) std::swap(f[i - 1], f[g.below(i)]);
+  return f;
+}
+
+/// Picks the L2 strength from `grid` with the least k-fold cross-validated log loss (grid
+/// visited from the strongest penalty down, warm-starting each fold's path), then refits
+/// on all rows. Writes the chosen strength to `chosen` when non-null. Errors: those of
+/// logistic_regression::fit, invalid_argument (empty grid, folds < 2 or > rows).
+[[nodiscard]] inline errc fit_logistic_cv(logistic_regression& model,
+                                          std::span<const sparse_vector> x,
+                                          std::span<const double> y, std::size_t dims,
+                                          std::span<const double> grid, std::size_t folds, rng& g,
+                                          logistic_options base = {}, double* chosen = nullptr) {
+  if (grid.empty() || folds < 2 || folds > x.size()) return errc::invalid_argument;
+  if (x.size() != y.size()) return errc::size_mismatch;
+  std::vector<double> order(grid.begin(), grid.end());
+  std::sort(order.begin(), order.end(), [](double a, double b) { return a > b; });
+  const std::vector<std::uint32_t> fold = random_folds(x.size(), folds, g);
+  std::vector<double> loss(order.size(), 0.0);
+  for (std::size_t f = 0; f < folds; ++f) {
+    std::vector<std::uint32_t> train;
+    std::vector<double> yv;
+    std::vector<std::size_t> val;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (fold[i] == f) {
+        val.push_back(i);
+        yv.push_back(y[i]);
+      } else {
+        train.push_back(static_cast<std::uint32_t>(i));
+      }
+    }
+    logistic_regression m;
+    std::vector<double> p(val.size());
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      logistic_options o = base;
+      o.l2 = order[k];
+      const errc e = m.fit(x, y, dims, o, k > 0, train);
+      if (e == errc::insufficient_data) {  // a one-class fold: score it as uninformative
+        loss[k] += std::log(2.0) * static_cast<double>(val.size());
+        continue;
+      }
+      TANDEM_TRY(e);
+      for (std::size_t i = 0; i < val.size(); ++i) p[i] = m.predict(x[val[i]]);
+      loss[k] += log_loss(p, yv) * static_cast<double>(val.size());
+    }
+  }
+  const std::size_t best =
+      static_cast<std::size_t>(std::min_element(loss.begin(), loss.end()) - loss.begin());
+  logistic_options o = base;
+  o.l2 = order[best];
+  if (chosen != nullptr) *chosen = o.l2;
+  return model.fit(x, y, dims, o);
+}
+
+}  // namespace tandem::inline v0
