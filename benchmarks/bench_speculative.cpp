@@ -1,0 +1,508 @@
+// bench_speculative: speculative decoding speedups. One JSON object per case on stdout,
+// a human table on stderr. Timings are medians over --reps runs.
+//
+// 1. Synthetic backends with a cost model (target pass over b tokens costs t0 + t1 (b - 1)
+//    microseconds, busy-waited; a draft call costs d microseconds) and a controlled
+//    acceptance rate: achieved speedup over target-only beside the prediction from the
+//    same cost model and the measured acceptance ("achieved_over_theory"), per policy.
+// 2. With --pair NAME:TARGET.gguf:DRAFT.gguf (repeatable; built with llama.cpp): greedy
+//    tokens/s of target-only, tandem speculative per policy and llama.cpp's
+//    llama-speculative-simple (--llama-bin DIR) with the same models, prompt, token count
+//    and draft settings ("tandem_over_llamacpp"); an optional 4th field of --pair sets
+//    that pair's draft length (default --draft-max).
+//
+// Ratios use CPU time (process CPU for tandem, child CPU for llama.cpp's example; one
+// compute thread each; decode only: a 1-token run is subtracted from an N-token run),
+// because wall time on a shared machine is inflated unevenly; wall figures are printed too.
+//
+// Model pairs used for the reported figures (tools built with the project):
+//   tandem-make-gguf --out draft.gguf --n-embd 64 --n-layer 2 --seed 7
+//   tandem-grow-gguf --in draft.gguf --out grown.gguf --n-embd 512 --n-layer 8 --n-ff 1024
+//   tandem-grow-gguf ... --noise 0.04 --out grown0.04.gguf     (acceptance near 0.6)
+//   tandem-make-gguf --out indep.gguf --n-embd 512 --n-layer 8 --n-head 32 --n-head-kv 8
+//                    --n-ff 1024 --seed 11                      (acceptance near 0)
+//   bench_speculative --reps 3 --tokens 128 --pair agree:grown.gguf:draft.gguf:8
+//     --pair agree06:grown0.04.gguf:draft.gguf:8 --pair disagree:indep.gguf:draft.gguf:16
+//
+//   bench_speculative [--reps N] [--tokens N] [--synthetic-only]
+//                     [--pair NAME:TARGET:DRAFT[:DRAFT_MAX]]... [--llama-bin DIR] [--threads N]
+//                     [--draft-max N] [--p-min P]
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <sys/resource.h>
+#include <time.h>
+
+#include "tandem/core/generate.hpp"
+#include "tandem/core/sampler.hpp"
+#include "tandem/speculative.hpp"
+
+#ifdef TANDEM_BENCH_HAVE_LLAMA
+#include "tandem/backends/llama_cpp.hpp"
+#endif
+
+namespace {
+
+using tandem::errc;
+using tandem::token_id;
+using clock_type = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Process CPU seconds. Synthetic costs are busy loops of process CPU time and the
+// synthetic part is timed in CPU time, so other processes loading the machine do not
+// distort its ratios (a wall-clock spin that is preempted ends late).
+double cpu_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// CPU seconds used by waited-for children.
+double children_cpu() {
+  rusage ru{};
+  getrusage(RUSAGE_CHILDREN, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+void spin(double micros) {
+  const double end = cpu_now() + micros * 1e-6;
+  while (cpu_now() < end) {
+  }
+}
+
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// A model whose favourite after n tokens is a hash of n; a draft flavour agrees with the
+// target's favourite at position n with probability `agree` (a hash of n again).
+class synthetic_model {
+ public:
+  synthetic_model(std::size_t vocab, bool draft, double agree, double t0, double t1)
+      : vocab_(vocab), draft_(draft), agree_(agree), t0_(t0), t1_(t1), logits_(vocab, 0.0f) {
+    ctx_.reserve(1 << 16);
+  }
+  std::size_t vocab_size() const noexcept { return vocab_; }
+  std::size_t size() const noexcept { return ctx_.size(); }
+  std::span<const float> logits() const noexcept { return logits_; }
+  errc append(std::span<const token_id> t) {
+    spin(t0_ + t1_ * static_cast<double>(t.size() - 1));
+    ctx_.insert(ctx_.end(), t.begin(), t.end());
+    fill(logits_, ctx_.size());
+    return errc::ok;
+  }
+  errc score(std::span<const token_id> t, std::span<float> rows) {
+    spin(t0_ + t1_ * static_cast<double>(t.size() - 1));
+    for (std::size_t i = 0; i < t.size(); ++i)
+      fill(rows.subspan(i * vocab_, vocab_), ctx_.size() + i + 1);
+    ctx_.insert(ctx_.end(), t.begin(), t.end());
+    fill(logits_, ctx_.size());
+    return errc::ok;
+  }
+  errc rewind(std::size_t n) {
+    ctx_.resize(ctx_.size() - n);
+    return errc::ok;
+  }
+
+ private:
+  void fill(std::span<float> out, std::size_t n) const {
+    std::fill(out.begin(), out.end(), 0.0f);
+    std::size_t fav = mix(n) % vocab_;
+    if (draft_ && static_cast<double>(mix(n ^ 0xabcdefULL) >> 11) * 0x1.0p-53 >= agree_)
+      fav = (fav + 1) % vocab_;
+    out[fav] = 3.0f;
+  }
+  std::size_t vocab_;
+  bool draft_;
+  double agree_, t0_, t1_;
+  std::vector<token_id> ctx_;
+  std::vector<float> logits_;
+};
+
+// Records the draft length of every round, then defers to P.
+template <class P>
+struct logged {
+  P p;
+  std::vector<std::size_t>* lengths;
+  std::size_t next() { return p.next(); }
+  void update(const tandem::draft_round& r) {
+    lengths->push_back(r.drafted);
+    p.update(r);
+  }
+};
+
+tandem::sampler_chain greedy_chain() {
+  tandem::sampler_chain c(0);
+  (void)c.add(tandem::sampling::greedy{});
+  return c;
+}
+
+struct options {
+  int reps = 5;
+  std::size_t tokens = 200;
+  bool synthetic_only = false;
+  std::vector<std::string> pairs;
+  std::string llama_bin = "/root/.cache/tandem/llama-cpp-nlc3.22.1-v2/prefix/bin";
+  int threads = 1;
+  std::size_t draft_max = 8;
+  float p_min = 0.0f;
+};
+
+// ---- Part 1: synthetic ---------------------------------------------------------------
+
+template <class Policy>
+void synthetic_case(const options& o, const char* policy_name, Policy make_policy(), double agree,
+                    double t0, double t1, double d) {
+  const std::size_t vocab = 64;
+  const std::vector<token_id> prompt = {1, 2, 3, 4};
+  tandem::generation_options g;
+  g.max_tokens = o.tokens;
+  g.record_logprobs = false;
+  std::vector<double> base_s, spec_s, theory;
+  double acc = 0.0, tpr = 0.0;
+  for (int rep = 0; rep < o.reps; ++rep) {
+    {
+      synthetic_model target(vocab, false, 1.0, t0, t1);
+      auto s = greedy_chain();
+      tandem::completion c;
+      const double t = cpu_now();
+      (void)tandem::generate(target, s, prompt, g, c);
+      base_s.push_back(cpu_now() - t);
+    }
+    synthetic_model target(vocab, false, 1.0, t0, t1);
+    synthetic_model draft(vocab, true, agree, d, 0.0);
+    tandem::model_drafter drafter(draft, greedy_chain());
+    std::vector<std::size_t> lengths;
+    lengths.reserve(o.tokens + 8);
+    tandem::speculative_decoder dec(target, drafter, logged<Policy>{make_policy(), &lengths});
+    auto s = greedy_chain();
+    tandem::completion c;
+    const double t = cpu_now();
+    (void)dec.generate(s, prompt, g, c);
+    spec_s.push_back(cpu_now() - t);
+    const auto& st = dec.stats();
+    const double a = std::min(st.acceptance_estimate(), 1.0 - 1e-9);
+    acc = st.acceptance_rate();
+    tpr = st.tokens_per_round();
+    // Prediction from the cost model and the measured acceptance: expected tokens per
+    // unit of modelled time over the rounds actually run (g draft calls and one target
+    // pass of g + 1 tokens each), against one token per t0 for target-only decoding.
+    double tok = 0.0, time = 0.0;
+    for (std::size_t gl : lengths) {
+      tok += (1.0 - std::pow(a, static_cast<double>(gl + 1))) / (1.0 - a);
+      time += static_cast<double>(gl) * d + t0 + t1 * static_cast<double>(gl);
+    }
+    theory.push_back(time > 0.0 ? tok * t0 / time : 1.0);
+  }
+  const double speedup = median(base_s) / median(spec_s);
+  const double th = median(theory);
+  std::printf(
+      "{\"bench\":\"speculative\",\"case\":\"synthetic/a=%.2f/"
+      "%s\",\"policy\":\"%s\",\"agree\":%.2f,"
+      "\"t0_us\":%.0f,\"t1_us\":%.0f,\"draft_us\":%.0f,\"tokens\":%zu,\"acceptance\":%.4f,"
+      "\"tokens_per_round\":%.3f,\"target_only_s\":%.6f,\"speculative_s\":%.6f,\"speedup\":%.3f,"
+      "\"theory_speedup\":%.3f,\"achieved_over_theory\":%.3f}\n",
+      agree, policy_name, policy_name, agree, t0, t1, d, o.tokens, acc, tpr, median(base_s),
+      median(spec_s), speedup, th, speedup / th);
+  std::fprintf(stderr,
+               "synthetic a=%.2f %-12s accept %.3f  speedup %6.3f  theory %6.3f  ratio %.3f\n",
+               agree, policy_name, acc, speedup, th, speedup / th);
+  std::fflush(stdout);
+}
+
+tandem::fixed_draft fixed2() { return {2}; }
+tandem::fixed_draft fixed4() { return {4}; }
+tandem::fixed_draft fixed8() { return {8}; }
+tandem::adaptive_draft adaptive() { return tandem::adaptive_draft(4, 1, 16); }
+tandem::cost_model_draft cost_model() { return tandem::cost_model_draft{}; }
+
+void synthetic(const options& o) {
+  // Target: 2 ms per pass plus 0.1 ms per extra token; draft: 0.2 ms per call (c = 0.1).
+  const double t0 = 2000, t1 = 100, d = 200;
+  for (double agree : {0.9, 0.6, 0.0}) {
+    synthetic_case(o, "fixed2", fixed2, agree, t0, t1, d);
+    synthetic_case(o, "fixed4", fixed4, agree, t0, t1, d);
+    synthetic_case(o, "fixed8", fixed8, agree, t0, t1, d);
+    synthetic_case(o, "adaptive", adaptive, agree, t0, t1, d);
+    synthetic_case(o, "cost_model", cost_model, agree, t0, t1, d);
+  }
+}
+
+// ---- Part 2: real models -------------------------------------------------------------
+
+#ifdef TANDEM_BENCH_HAVE_LLAMA
+const char* bench_prompt = "In the beginning God created the heaven and the earth.";
+
+// Throughput of one run: wall-clock and CPU-time tokens per second. The CPU figure
+// (process or child CPU time, one compute thread) is what the ratios use: the machine
+// may be loaded by other work, which inflates wall time unevenly.
+struct speed {
+  double wall_tps = -1.0;
+  double cpu_tps = -1.0;
+};
+
+// Acceptance (percent) that the last llama-speculative-simple run reported.
+double accept_pct = -1.0;
+
+// One llama-speculative-simple run: its reported decode speed (wall), and its child CPU
+// time. Returns the generated token count in `n`.
+speed llamacpp_run(const options& o, const std::string& target, const std::string& draft,
+                   std::size_t n_max, std::size_t n_predict, double& cpu, int& n) {
+  char cmd[4096];
+  std::snprintf(cmd, sizeof cmd,
+                "%s/llama-speculative-simple -m %s -md %s --spec-type draft-simple "
+                "--spec-draft-n-max %zu --spec-draft-n-min 0 --spec-draft-p-min %g -p \"%s\" "
+                "-n %zu -c 2048 -t %d -td %d --temp 0 -s 1 --ignore-eos 2>&1",
+                o.llama_bin.c_str(), target.c_str(), draft.c_str(), n_max,
+                static_cast<double>(o.p_min), bench_prompt, n_predict, o.threads, o.threads);
+  const double c0 = children_cpu();
+  FILE* f = popen(cmd, "r");
+  speed r;
+  if (!f) return r;
+  char line[4096];
+  while (std::fgets(line, sizeof line, f)) {
+    if (const char* q = std::strstr(line, "accept    = "))
+      (void)std::sscanf(q, "accept    = %lf%%", &accept_pct);
+    const char* p = std::strstr(line, "decoded");
+    if (!p) continue;
+    double secs = 0, tps = 0;
+    if (std::sscanf(p, "decoded %d tokens in %lf seconds, speed: %lf t/s", &n, &secs, &tps) == 3)
+      r.wall_tps = tps;
+  }
+  pclose(f);
+  cpu = children_cpu() - c0;
+  return r;
+}
+
+// llama-speculative-simple's throughput for o.tokens tokens; its CPU figure is the CPU
+// time of that run minus a run of 1 token (model load, prompt), over the difference in
+// tokens.
+speed llamacpp_speculative(const options& o, const std::string& target, const std::string& draft,
+                           std::size_t n_max) {
+  double cpu_full = 0, cpu_one = 0;
+  int n_full = 0, n_one = 0;
+  (void)llamacpp_run(o, target, draft, n_max, 1, cpu_one, n_one);
+  speed r = llamacpp_run(o, target, draft, n_max, o.tokens, cpu_full, n_full);
+  if (n_full > n_one && cpu_full > cpu_one)
+    r.cpu_tps = static_cast<double>(n_full - n_one) / (cpu_full - cpu_one);
+  return r;
+}
+
+// One timed generation: CPU and wall seconds of the call, tokens produced.
+struct run_result {
+  double cpu = 0.0, wall = 0.0;
+  std::size_t n = 0;
+};
+
+// Decode throughput without prompt processing: the difference between a run of
+// o.tokens tokens and a run of 1 token, over the difference in tokens.
+speed decode_speed(const run_result& full, const run_result& one) {
+  speed r;
+  if (full.n <= one.n) return r;
+  const auto dn = static_cast<double>(full.n - one.n);
+  if (full.cpu > one.cpu) r.cpu_tps = dn / (full.cpu - one.cpu);
+  if (full.wall > one.wall) r.wall_tps = dn / (full.wall - one.wall);
+  return r;
+}
+
+tandem::llama_session_options session_options(const options& o) {
+  tandem::llama_session_options so;
+  so.threads = o.threads;
+  so.context_size = 2048;
+  return so;
+}
+
+// Target-only greedy decoding through tandem::generate.
+run_result target_only(const options& o, const tandem::llama_model_handle& tm,
+                       std::span<const token_id> prompt, std::size_t max_tokens,
+                       std::vector<token_id>* tokens) {
+  auto target = tandem::llama_session::create(tm, session_options(o));
+  if (!target) return {};
+  auto s = greedy_chain();
+  tandem::generation_options g;
+  g.max_tokens = max_tokens;
+  g.record_logprobs = false;
+  tandem::completion c;
+  const double c0 = cpu_now();
+  if (tandem::generate(*target, s, prompt, g, c) != errc::ok) return {};
+  const double cpu = cpu_now() - c0;
+  if (tokens) *tokens = c.tokens;
+  return {cpu, c.seconds, c.tokens.size()};
+}
+
+template <class Policy>
+run_result tandem_speculative(const options& o, const tandem::llama_model_handle& tm,
+                              const tandem::llama_model_handle& dm,
+                              std::span<const token_id> prompt, Policy policy,
+                              std::size_t max_tokens, tandem::speculative_stats* stats,
+                              std::vector<token_id>* tokens) {
+  auto target = tandem::llama_session::create(tm, session_options(o));
+  auto draft = tandem::llama_session::create(dm, session_options(o));
+  if (!target || !draft) return {};
+  tandem::model_drafter drafter(*draft, greedy_chain(), {o.p_min});
+  tandem::speculative_decoder dec(*target, drafter, std::move(policy));
+  auto s = greedy_chain();
+  tandem::generation_options g;
+  g.max_tokens = max_tokens;
+  g.record_logprobs = false;
+  tandem::completion c;
+  const double c0 = cpu_now();
+  if (dec.generate(s, prompt, g, c) != errc::ok) return {};
+  const double cpu = cpu_now() - c0;
+  if (stats) *stats = dec.stats();
+  if (tokens) *tokens = c.tokens;
+  if (std::getenv("TANDEM_BENCH_VERBOSE"))
+    std::fprintf(stderr,
+                 "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
+                 c.seconds, dec.stats().target_seconds, dec.stats().target_calls,
+                 dec.stats().draft_seconds, dec.stats().draft_calls, cpu);
+  return {cpu, c.seconds, c.tokens.size()};
+}
+
+speed median_speed(const std::vector<speed>& v) {
+  std::vector<double> w, c;
+  for (const speed& s : v) {
+    w.push_back(s.wall_tps);
+    c.push_back(s.cpu_tps);
+  }
+  return {median(w), median(c)};
+}
+
+void real_pair(const options& base_options, const std::string& spec) {
+  const auto a = spec.find(':');
+  const auto b = spec.find(':', a + 1);
+  if (a == std::string::npos || b == std::string::npos) {
+    std::fprintf(stderr, "bench_speculative: --pair needs NAME:TARGET:DRAFT\n");
+    return;
+  }
+  const auto c = spec.find(':', b + 1);
+  const std::string name = spec.substr(0, a), tpath = spec.substr(a + 1, b - a - 1),
+                    dpath =
+                        spec.substr(b + 1, c == std::string::npos ? std::string::npos : c - b - 1);
+  options o = base_options;
+  if (c != std::string::npos)
+    o.draft_max = static_cast<std::size_t>(std::atol(spec.c_str() + c + 1));
+  auto tm = tandem::llama_model_handle::load(tpath);
+  auto dm = tandem::llama_model_handle::load(dpath);
+  if (!tm || !dm) {
+    std::fprintf(stderr, "bench_speculative: cannot load %s or %s\n", tpath.c_str(), dpath.c_str());
+    return;
+  }
+  tandem::llama_tokenizer tok(*tm, {true});  // BOS, as llama.cpp's example adds
+  std::vector<token_id> prompt;
+  if (tok.encode(bench_prompt, prompt) != errc::ok) return;
+
+  std::vector<speed> base_runs;
+  std::vector<token_id> ref_tokens;
+  for (int rep = 0; rep < o.reps; ++rep) {
+    const run_result full = target_only(o, *tm, prompt, o.tokens, &ref_tokens);
+    const run_result one = target_only(o, *tm, prompt, 1, nullptr);
+    base_runs.push_back(decode_speed(full, one));
+  }
+  std::vector<speed> llama_runs;
+  for (int rep = 0; rep < o.reps; ++rep)
+    llama_runs.push_back(llamacpp_speculative(o, tpath, dpath, o.draft_max));
+  const speed base = median_speed(base_runs), llama = median_speed(llama_runs);
+  const double llama_accept = accept_pct;
+
+  auto report = [&](const char* policy, auto make) {
+    std::vector<speed> runs;
+    tandem::speculative_stats st;
+    std::vector<token_id> toks;
+    for (int rep = 0; rep < o.reps; ++rep) {
+      const run_result full = tandem_speculative(o, *tm, *dm, prompt, make(), o.tokens, &st, &toks);
+      const run_result one = tandem_speculative(o, *tm, *dm, prompt, make(), 1, nullptr, nullptr);
+      runs.push_back(decode_speed(full, one));
+    }
+    const speed m = median_speed(runs);
+    const bool same = toks == ref_tokens;
+    const double over_llama = llama.cpu_tps > 0 ? m.cpu_tps / llama.cpu_tps : 0.0;
+    std::printf(
+        "{\"bench\":\"speculative\",\"case\":\"%s/%s\",\"pair\":\"%s\",\"policy\":\"%s\","
+        "\"tokens\":%zu,\"draft_max\":%zu,\"p_min\":%g,\"threads\":%d,\"acceptance\":%.4f,"
+        "\"tokens_per_round\":%.3f,\"target_only_cpu_tps\":%.2f,\"tandem_cpu_tps\":%.2f,"
+        "\"llamacpp_spec_cpu_tps\":%.2f,\"target_only_wall_tps\":%.2f,\"tandem_wall_tps\":%.2f,"
+        "\"llamacpp_spec_wall_tps\":%.2f,\"tandem_over_target\":%.3f,"
+        "\"llamacpp_over_target\":%.3f,\"tandem_over_llamacpp\":%.3f,"
+        "\"tandem_over_llamacpp_wall\":%.3f,\"llamacpp_acceptance\":%.4f,\"output_equals_target\":%"
+        "s}\n",
+        name.c_str(), policy, name.c_str(), policy, o.tokens, o.draft_max,
+        static_cast<double>(o.p_min), o.threads, st.acceptance_rate(), st.tokens_per_round(),
+        base.cpu_tps, m.cpu_tps, llama.cpu_tps, base.wall_tps, m.wall_tps, llama.wall_tps,
+        m.cpu_tps / base.cpu_tps, llama.cpu_tps / base.cpu_tps, over_llama,
+        llama.wall_tps > 0 ? m.wall_tps / llama.wall_tps : 0.0, llama_accept / 100.0,
+        same ? "true" : "false");
+    std::fprintf(stderr,
+                 "%-10s %-10s accept %.3f | CPU t/s: target %7.1f tandem %7.1f (%.2fx) "
+                 "llama.cpp %7.1f (%.2fx) tandem/llama %.2f | wall tandem/llama %.2f%s\n",
+                 name.c_str(), policy, st.acceptance_rate(), base.cpu_tps, m.cpu_tps,
+                 m.cpu_tps / base.cpu_tps, llama.cpu_tps, llama.cpu_tps / base.cpu_tps, over_llama,
+                 llama.wall_tps > 0 ? m.wall_tps / llama.wall_tps : 0.0,
+                 same ? "" : "  OUTPUT DIFFERS");
+    std::fflush(stdout);
+  };
+  const std::size_t n = o.draft_max;
+  report("fixed", [n] { return tandem::fixed_draft{n}; });
+  report("adaptive", [n] { return tandem::adaptive_draft(std::min<std::size_t>(4, n), 1, n); });
+  report("cost_model", [n] {
+    tandem::cost_model_options c;
+    c.max_length = n;
+    return tandem::cost_model_draft(c);
+  });
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (a == "--reps" && v)
+      o.reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--tokens" && v)
+      o.tokens = static_cast<std::size_t>(std::atol(argv[++i]));
+    else if (a == "--synthetic-only")
+      o.synthetic_only = true;
+    else if (a == "--pair" && v)
+      o.pairs.emplace_back(argv[++i]);
+    else if (a == "--llama-bin" && v)
+      o.llama_bin = argv[++i];
+    else if (a == "--threads" && v)
+      o.threads = std::atoi(argv[++i]);
+    else if (a == "--draft-max" && v)
+      o.draft_max = static_cast<std::size_t>(std::atol(argv[++i]));
+    else if (a == "--p-min" && v)
+      o.p_min = static_cast<float>(std::atof(argv[++i]));
+    else {
+      std::fprintf(stderr, "bench_speculative: unknown or incomplete flag %s\n", a.c_str());
+      return 2;
+    }
+  }
+  synthetic(o);
+  if (o.synthetic_only) return 0;
+#ifdef TANDEM_BENCH_HAVE_LLAMA
+  tandem::llama_quiet_logs();
+  for (const auto& p : o.pairs) real_pair(o, p);
+#else
+  if (!o.pairs.empty())
+    std::fprintf(stderr, "bench_speculative: built without llama.cpp; --pair ignored\n");
+#endif
+  return 0;
+}

@@ -1,0 +1,454 @@
+// tandem: the speculative decoder. A drafter proposes a few tokens, the target model
+// scores them in one batched pass, and verification keeps exactly what the target alone
+// would have produced: the same tokens under greedy decoding, the same distribution
+// under sampling (Leviathan et al. 2023 rejection sampling).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tandem/core/completion.hpp"
+#include "tandem/core/concepts.hpp"
+#include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/generate.hpp"
+#include "tandem/core/rng.hpp"
+#include "tandem/core/sampler.hpp"
+#include "tandem/core/types.hpp"
+#include "tandem/speculative/draft_length.hpp"
+#include "tandem/speculative/drafter.hpp"
+
+namespace tandem::inline v0 {
+
+/// A model the speculative decoder can verify drafts with: a LanguageModel that can
+/// rewind (drop rejected drafts) and score (all draft positions in one pass).
+template <class M>
+concept SpeculativeTarget = LanguageModel<M> && Rewindable<M> && Scoring<M>;
+
+/// Settings of a speculative_decoder.
+struct speculative_options {
+  /// Seed of the decoder's own rng, used for the acceptance tests and the residual draws
+  /// of stochastic verification (the bonus token uses the sampler's rng).
+  std::uint64_t seed = 0;
+};
+
+/// What the decoder measured, accumulated over generations until reset_stats().
+struct speculative_stats {
+  std::size_t rounds = 0;        ///< verification rounds (one batched target pass each)
+  std::size_t target_calls = 0;  ///< target passes, the prompt's included
+  std::size_t draft_calls = 0;   ///< drafter calls
+  std::size_t drafted = 0;       ///< draft tokens proposed
+  std::size_t accepted = 0;      ///< draft tokens accepted
+  std::size_t generated = 0;     ///< tokens kept (accepted drafts, corrections, bonuses)
+  double target_seconds = 0.0;   ///< time inside the target's append/score/rewind
+  double draft_seconds = 0.0;    ///< time inside the drafter
+  /// Per draft position i: how often a draft had a token there, and how often the
+  /// target accepted it.
+  std::array<std::size_t, max_draft_length> drafted_at{};
+  std::array<std::size_t, max_draft_length> accepted_at{};
+
+  /// Accepted over drafted tokens (0 when nothing was drafted).
+  [[nodiscard]] double acceptance_rate() const noexcept {
+    return drafted == 0 ? 0.0 : static_cast<double>(accepted) / static_cast<double>(drafted);
+  }
+  /// Mean number of draft tokens accepted per round that drafted.
+  [[nodiscard]] double mean_accepted_length() const noexcept {
+    return drafting_rounds == 0
+               ? 0.0
+               : static_cast<double>(accepted) / static_cast<double>(drafting_rounds);
+  }
+  /// Tokens kept per verification round.
+  [[nodiscard]] double tokens_per_round() const noexcept {
+    return rounds == 0 ? 0.0 : static_cast<double>(generated) / static_cast<double>(rounds);
+  }
+  /// Acceptance rate at draft position i (0-based; 0 when never drafted there).
+  [[nodiscard]] double acceptance_at(std::size_t i) const noexcept {
+    if (i >= max_draft_length || drafted_at[i] == 0) return 0.0;
+    return static_cast<double>(accepted_at[i]) / static_cast<double>(drafted_at[i]);
+  }
+  std::size_t drafting_rounds = 0;  ///< rounds in which the drafter returned tokens
+  std::size_t rejections = 0;       ///< rounds whose draft the target rejected at some position
+
+  /// Per-token acceptance probability, estimated as accepted / (accepted + rejections)
+  /// (the maximum-likelihood estimate of a geometric acceptance process; the a of the
+  /// speedup formula). 0 when nothing was drafted.
+  [[nodiscard]] double acceptance_estimate() const noexcept {
+    return accepted + rejections == 0
+               ? 0.0
+               : static_cast<double>(accepted) / static_cast<double>(accepted + rejections);
+  }
+};
+
+/// Speculative decoding of `Target` (a SpeculativeTarget) with drafter `D` (a Drafter)
+/// and draft-length policy `Policy` (fixed_draft, adaptive_draft, cost_model_draft or a
+/// user type). Borrows the target and the drafter, which must outlive the decoder; owns
+/// the policy, its buffers (about (max_draft_length + 1) x 2 rows of vocab_size floats,
+/// sized at the first generation or by reserve()) and its statistics. One decoder per
+/// thread.
+///
+/// A target without rewind or score does not compile, with a static_assert naming the
+/// missing capability.
+template <class Target, class D, class Policy = adaptive_draft>
+class speculative_decoder {
+  static_assert(LanguageModel<Target>,
+                "speculative_decoder: the target must be a LanguageModel (vocab_size, size, "
+                "append, logits)");
+  static_assert(
+      Rewindable<Target>,
+      "speculative_decoder: the target must offer rewind(n) to drop rejected draft tokens");
+  static_assert(Scoring<Target>,
+                "speculative_decoder: the target must offer score(tokens, rows) to verify a draft "
+                "in one batched pass");
+  static_assert(Drafter<D>, "speculative_decoder: D must satisfy Drafter (vocab_size, draft)");
+  static_assert(DraftLengthPolicy<Policy>,
+                "speculative_decoder: Policy must satisfy DraftLengthPolicy (next, update)");
+
+ public:
+  /// A decoder verifying `drafter`'s proposals with `target` (both borrowed).
+  speculative_decoder(Target& target, D& drafter, Policy policy = Policy{},
+                      speculative_options options = {})
+      : target_(&target), drafter_(&drafter), policy_(std::move(policy)), rng_(options.seed) {}
+
+  /// Sizes the buffers for the target's vocabulary and sequences of up to `tokens`
+  /// tokens (prompt plus generated), so that no generation within these sizes
+  /// allocates. Allocates.
+  void reserve(std::size_t tokens) {
+    size_buffers(static_cast<std::size_t>(target_->vocab_size()));
+    history_.reserve(tokens + 1);
+  }
+
+  /// Generates tokens after `prompt` as generate(target, sampler, prompt, opts, out,
+  /// on_token) would, with the same stop rules, streaming events, cancellation and
+  /// completion record, but in speculative rounds: the drafter proposes g tokens (g from
+  /// the policy, bounded by the token budget and the context's room), the target scores
+  /// the last kept token and the draft in one pass, and verification keeps the accepted
+  /// prefix plus one token from the target (a correction, or a bonus after a fully
+  /// accepted draft). With a greedy `sampler` the tokens equal target-only greedy
+  /// decoding exactly; otherwise each token is distributed exactly as under target-only
+  /// sampling with `sampler` (accept x with min(1, p(x)/q(x)), else draw from
+  /// norm(max(0, p - q)); p from sampler.probabilities, which sees every kept token, q
+  /// from the drafter, one-hot when it gives none). The deadline is checked before each
+  /// token; tokens of a round already verified are still kept one by one, so a stop rule
+  /// can end the generation mid-round. `out.logprobs`/`entropies` come from the target's
+  /// logits, as in generate().
+  ///
+  /// Returns `errc::ok` for every finish. Errors, also stored in `out.error` with
+  /// `out.finish == finish_reason::error`:
+  /// - before the target is touched: those of generate() (`empty_input`,
+  ///   `invalid_token`, `invalid_argument`, `context_overflow`), and `vocab_mismatch`
+  ///   when the drafter's vocabulary size differs from the target's;
+  /// - mid-run: the target's append/score/rewind errors (`decode_failed`,
+  ///   `rewind_failed`, ...), the drafter's errors, `invalid_token` (a draft token
+  ///   outside the vocabulary), `invalid_argument` (a drafter returning more tokens than
+  ///   asked, or q(x) = 0 for its own token x), the sampler's errors. Tokens kept so far
+  ///   stay in `out`.
+  ///
+  /// State left: the target holds its previous content, the prompt and the kept tokens
+  /// except the very last of them (the last prompt token when none was kept), unless a
+  /// rewind failed (`rewind_failed` is returned and the target also holds the rejected
+  /// draft tokens it could not drop; its `size()` says how many). The drafter's state is
+  /// its own (a model_drafter resynchronises at its next call). The sampler has accepted
+  /// every kept token. `out` is owned by the caller; the statistics are updated.
+  template <DistributionSampler S, TokenCallback OnToken = no_callback>
+  [[nodiscard]] errc generate(S& sampler, std::span<const token_id> prompt,
+                              const generation_options& opts, completion& out,
+                              OnToken&& on_token = {}) {
+    return run(detail::no_tokenizer{}, sampler, prompt, opts, out, on_token);
+  }
+
+  /// As above, also rendering text with `tokenizer` and honouring `opts.stop_strings`,
+  /// exactly as the tokenizer overload of generate() (same streaming and stop-string
+  /// rules; additional error `vocab_mismatch` for a tokenizer of another vocabulary size).
+  template <Tokenizer T, DistributionSampler S, TokenCallback OnToken = no_callback>
+  [[nodiscard]] errc generate(const T& tokenizer, S& sampler, std::span<const token_id> prompt,
+                              const generation_options& opts, completion& out,
+                              OnToken&& on_token = {}) {
+    return run(tokenizer, sampler, prompt, opts, out, on_token);
+  }
+
+  /// Measurements since construction or the last reset_stats().
+  [[nodiscard]] const speculative_stats& stats() const noexcept { return stats_; }
+  /// Forgets the measurements.
+  void reset_stats() noexcept { stats_ = {}; }
+  /// The draft-length policy (its learned state persists across generations).
+  [[nodiscard]] Policy& policy() noexcept { return policy_; }
+  [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
+  /// Restarts the verification rng as if constructed with `seed`.
+  void reseed(std::uint64_t seed) noexcept { rng_.reseed(seed); }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static double since(clock::time_point t) noexcept {
+    return std::chrono::duration<double>(clock::now() - t).count();
+  }
+
+  void size_buffers(std::size_t vocab) {
+    if (vocab_ == vocab) return;
+    vocab_ = vocab;
+    rows_.assign((max_draft_length + 1) * vocab, 0.0f);
+    q_.assign(max_draft_length * vocab, 0.0f);
+    p_.assign(vocab, 0.0f);
+    resid_.assign(vocab, 0.0f);
+  }
+
+  template <class T, class S, class F>
+  errc run(const T& tok, S& sampler, std::span<const token_id> prompt,
+           const generation_options& opts, completion& out, F& on_token) {
+    Target& target = *target_;
+    detail::token_emitter<T, F> em(tok, opts, out, on_token);
+    const auto vocab = static_cast<std::size_t>(target.vocab_size());
+    const std::size_t ctx = context_length_of(target);
+    const auto used = static_cast<std::size_t>(target.size());
+    if (errc e = em.begin(vocab, prompt, used, ctx); e != errc::ok) return em.fail(e);
+    if (static_cast<std::size_t>(drafter_->vocab_size()) != vocab)
+      return em.fail(errc::vocab_mismatch);
+
+    size_buffers(vocab);
+    base_used_ = used;
+    history_.clear();
+    history_.reserve(prompt.size() + std::min(opts.max_tokens, generate_reserve_limit) + 1);
+    history_.insert(history_.end(), prompt.begin(), prompt.end());
+
+    // The target holds everything but the last token of the history; each round feeds
+    // that token together with the draft.
+    if (prompt.size() > 1) {
+      const auto t0 = clock::now();
+      const errc e = target.append(prompt.first(prompt.size() - 1));
+      stats_.target_seconds += since(t0);
+      ++stats_.target_calls;
+      if (e != errc::ok) return em.fail(e);
+    }
+
+    errc err = errc::ok;
+    bool done = false;
+    while (!done) {
+      if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
+        out.finish = f;
+        break;
+      }
+      const auto held = static_cast<std::size_t>(target.size());
+      if (held >= ctx) {
+        out.finish = finish_reason::context_full;
+        break;
+      }
+      const std::size_t remaining = opts.max_tokens - out.tokens.size();  // >= 1
+      const std::size_t g = std::min({static_cast<std::size_t>(policy_.next()), max_draft_length,
+                                      ctx - held - 1, remaining - 1});
+
+      // Draft.
+      draft_round round{};
+      round.requested = g;
+      draft_result dr{};
+      if (g > 0) {
+        const draft_request req{history_, g, std::span<token_id>(draft_.data(), g),
+                                std::span<float>(q_.data(), g * vocab)};
+        const auto t0 = clock::now();
+        const result<draft_result> r = drafter_->draft(req);
+        round.draft_seconds = since(t0);
+        stats_.draft_seconds += round.draft_seconds;
+        ++stats_.draft_calls;
+        if (!r) {
+          err = r.error();
+          break;
+        }
+        dr = *r;
+        if (dr.count > g) {
+          err = errc::invalid_argument;
+          break;
+        }
+        if (!std::all_of(draft_.begin(), draft_.begin() + static_cast<std::ptrdiff_t>(dr.count),
+                         [&](token_id t) { return em.in_vocab(t); })) {
+          err = errc::invalid_token;
+          break;
+        }
+      }
+      const std::size_t n = dr.count;
+      round.drafted = n;
+
+      // One batched target pass over the last kept token and the draft.
+      batch_[0] = history_.back();
+      std::copy_n(draft_.begin(), n, batch_.begin() + 1);
+      {
+        const auto t0 = clock::now();
+        const errc e = target.score(std::span<const token_id>(batch_.data(), n + 1),
+                                    std::span<float>(rows_.data(), (n + 1) * vocab));
+        round.target_seconds = since(t0);
+        round.target_batch = n + 1;
+        stats_.target_seconds += round.target_seconds;
+        ++stats_.target_calls;
+        if (e == errc::context_overflow && n == 0) {  // a model that does not report its length
+          out.finish = finish_reason::context_full;
+          break;
+        }
+        if (e != errc::ok) {
+          err = e;
+          break;
+        }
+      }
+      ++stats_.rounds;
+      if (n > 0) {
+        ++stats_.drafting_rounds;
+        stats_.drafted += n;
+        for (std::size_t i = 0; i < n; ++i) ++stats_.drafted_at[i];
+      }
+
+      // Verify and keep, token by token, so the sampler sees every kept token before the
+      // next position's distribution is computed.
+      const auto row = [&](std::size_t i) {
+        return std::span<const float>(rows_.data() + i * vocab, vocab);
+      };
+      const auto keep = [&](token_id t, std::size_t i) {
+        if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
+          out.finish = f;
+          return false;
+        }
+        if (em.is_stop_token(t)) {
+          out.finish = finish_reason::stop_token;
+          return false;
+        }
+        const auto k = em.keep(t, row(i), sampler);
+        if (k.error != errc::ok) {
+          err = k.error;
+          return false;
+        }
+        history_.push_back(t);
+        ++stats_.generated;
+        if (k.finish != finish_reason::none) {
+          out.finish = k.finish;
+          return false;
+        }
+        return true;
+      };
+
+      std::size_t k = 0;
+      token_id next = -1;
+      for (; k < n && !done; ++k) {
+        const token_id x = draft_[k];
+        const std::span<float> p(p_.data(), vocab);
+        if (errc e = sampler.probabilities(row(k), p); e != errc::ok) {
+          err = e;
+          done = true;
+          break;
+        }
+        const std::span<const float> q(q_.data() + k * vocab, vocab);
+        const auto xi = static_cast<std::size_t>(x);
+        const float qx = dr.has_probabilities ? q[xi] : 1.0f;
+        const float px = p[xi];
+        if (!(qx > 0.0f)) {
+          err = errc::invalid_argument;
+          done = true;
+          break;
+        }
+        const bool accept = px >= qx || (px > 0.0f && rng_.uniform() * static_cast<double>(qx) <
+                                                          static_cast<double>(px));
+        if (!accept) {
+          ++stats_.rejections;
+          const result<token_id> r =
+              residual_draw(p, dr.has_probabilities ? q : std::span<const float>{}, x);
+          if (!r) {
+            err = r.error();
+            done = true;
+            break;
+          }
+          next = *r;
+          break;
+        }
+        ++stats_.accepted;
+        ++stats_.accepted_at[k];
+        ++round.accepted;
+        if (!keep(x, k)) done = true;
+      }
+      if (!done && next < 0) {  // every draft token accepted: a bonus token from the target
+        const result<token_id> r = sampler.sample(row(n));
+        if (!r) {
+          err = r.error();
+          break;
+        }
+        next = *r;
+      }
+      if (!done) {
+        if (!em.in_vocab(next)) {
+          err = errc::invalid_token;
+          done = true;
+        } else if (!keep(next, k)) {
+          done = true;
+        }
+      }
+      policy_.update(round);
+      if (err != errc::ok) break;
+      if (!done) {
+        if (errc e = trim(); e != errc::ok) return em.end(e);  // no second try
+      }
+    }
+    if (errc e = trim(); e != errc::ok && err == errc::ok) err = e;
+    return em.end(err);
+  }
+
+  // Rewinds the target to the history minus its last token.
+  errc trim() {
+    const auto held = static_cast<std::size_t>(target_->size());
+    const std::size_t want = base_used_ + history_.size() - 1;
+    if (held <= want) return errc::ok;
+    const auto t0 = clock::now();
+    const errc e = target_->rewind(held - want);
+    stats_.target_seconds += since(t0);
+    return e;
+  }
+
+  // A draw from norm(max(0, p - q)), q one-hot on x when empty; from p when that is all
+  // zero (rounding).
+  result<token_id> residual_draw(std::span<const float> p, std::span<const float> q, token_id x) {
+    const std::size_t v = p.size();
+    double z = 0.0;
+    for (std::size_t j = 0; j < v; ++j) {
+      const float qj = q.empty() ? (j == static_cast<std::size_t>(x) ? 1.0f : 0.0f) : q[j];
+      const float r = std::max(0.0f, p[j] - qj);
+      resid_[j] = r;
+      z += static_cast<double>(r);
+    }
+    const double u = rng_.uniform();
+    if (!(z > 0.0)) {
+      double zp = 0.0;
+      for (float pj : p) zp += static_cast<double>(pj);
+      if (!(zp > 0.0)) return errc::no_candidates;
+      return static_cast<token_id>(detail::draw_index(p, zp, u));
+    }
+    return static_cast<token_id>(
+        detail::draw_index(std::span<const float>(resid_.data(), v), z, u));
+  }
+
+  Target* target_;
+  D* drafter_;
+  Policy policy_;
+  rng rng_;
+  speculative_stats stats_{};
+  std::size_t vocab_ = 0;
+  std::size_t base_used_ = 0;
+  std::vector<float> rows_, q_, p_, resid_;
+  std::vector<token_id> history_;
+  std::array<token_id, max_draft_length> draft_{};
+  std::array<token_id, max_draft_length + 1> batch_{};
+};
+
+/// One speculative generation with a decoder built for the call (its buffers allocate;
+/// keep a speculative_decoder to generate repeatedly without allocating, and to read
+/// its statistics). Same behaviour, errors and state as speculative_decoder::generate.
+template <class Target, class D, DistributionSampler S, TokenCallback OnToken = no_callback,
+          class Policy = adaptive_draft>
+[[nodiscard]] errc generate_speculative(Target& target, D& drafter, S& sampler,
+                                        std::span<const token_id> prompt,
+                                        const generation_options& opts, completion& out,
+                                        OnToken&& on_token = {}, Policy policy = Policy{},
+                                        speculative_options options = {}) {
+  speculative_decoder<Target, D, Policy> dec(target, drafter, std::move(policy), options);
+  return dec.generate(sampler, prompt, opts, out, on_token);
+}
+
+}  // namespace tandem::inline v0

@@ -1,0 +1,289 @@
+// tandem: drafters for speculative decoding. A drafter proposes the next few tokens
+// cheaply; the target model verifies them. model_drafter runs a small LanguageModel with
+// rewind (a llama.cpp session, the built-in n-gram model, ...); prompt_lookup_drafter
+// needs no second model and copies continuations of n-grams seen earlier in the context;
+// fallback_drafter chains two drafters (prompt lookup, then the built-in n-gram model).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tandem/core/concepts.hpp"
+#include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/logits.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/sampler.hpp"
+#include "tandem/core/types.hpp"
+
+namespace tandem::inline v0 {
+
+/// Longest draft any drafter is asked for; bounds the decoder's per-position statistics.
+inline constexpr std::size_t max_draft_length = 64;
+
+/// One drafting request. The decoder owns every buffer; the drafter writes into them.
+struct draft_request {
+  /// Every token of the sequence so far (the prompt of the current generation, then the
+  /// kept tokens); the draft continues it. Only viewed, valid during the call.
+  std::span<const token_id> history{};
+  /// Draft at most this many tokens (1 to max_draft_length).
+  std::size_t max_tokens = 0;
+  /// Output: the drafted tokens, at least max_tokens entries.
+  std::span<token_id> tokens{};
+  /// Output, when non-empty (max_tokens * vocab_size entries): row i is the distribution
+  /// q the i-th draft token was drawn from. A drafter without probabilities leaves it
+  /// untouched and reports `has_probabilities == false`; verification then treats q as
+  /// one-hot on the drafted token.
+  std::span<float> probabilities{};
+};
+
+/// What a drafter produced.
+struct draft_result {
+  std::size_t count = 0;           ///< tokens drafted, 0 to max_tokens
+  bool has_probabilities = false;  ///< rows [0, count) of probabilities were written
+};
+
+/// Proposes continuations of a token sequence. `vocab_size()` must equal the target's.
+/// `draft(req)` writes up to `req.max_tokens` tokens and returns how many, or an error
+/// (the decoder reports it and stops). The drafter may keep state across calls (a KV
+/// cache), resynchronising with `req.history`, which always extends a prefix of what an
+/// earlier call saw plus that call's accepted draft tokens.
+template <class D>
+concept Drafter = requires(D& d, const D& cd, const draft_request& req) {
+  { cd.vocab_size() } -> std::convertible_to<std::size_t>;
+  { d.draft(req) } -> std::same_as<result<draft_result>>;
+};
+
+/// Samplers whose exact final distribution is available (greedy_sampler,
+/// categorical_sampler, sampler_chain): what stochastic verification needs.
+template <class S>
+concept DistributionSampler = Sampler<S> &&
+    requires(S& s, std::span<const float> logits, std::span<float> out) {
+  { s.probabilities(logits, out) } -> std::same_as<errc>;
+};
+
+/// Options of a model_drafter.
+struct model_drafter_options {
+  /// Stop drafting when the draft model's top probability (softmax of its logits at
+  /// temperature 1, before the sampler's transforms) falls below p_min; 0 never stops.
+  /// Must lie in [0, 1].
+  float p_min = 0.0f;
+};
+
+/// Drafts with a small LanguageModel that can rewind, sampling each draft token with its
+/// own sampler (give it the target's settings, so q is the distribution the target's
+/// sampling would use on the draft model; probabilities are reported when the sampler
+/// offers them). Borrows the model, which must outlive the drafter and be used by nothing
+/// else while drafting: the drafter mirrors the model's context (which must be empty at
+/// the first draft) and rewinds only what it appended itself. The sampler is owned.
+/// Backed by the built-in n-gram model (an ngram_session), this is the n-gram drafter.
+///
+/// Allocation: the mirror of the context grows with the sequence; `reserve(n)` sizes it,
+/// after which drafting allocates nothing (given a non-allocating model and sampler).
+template <class M, class S = sampler_chain>
+class model_drafter {
+  static_assert(LanguageModel<M>, "model_drafter: the draft model must be a LanguageModel");
+  static_assert(Rewindable<M>,
+                "model_drafter: the draft model must offer rewind(n) to drop rejected drafts");
+  static_assert(Sampler<S>, "model_drafter: S must be a Sampler");
+
+ public:
+  /// A drafter over `model` (borrowed) sampling with `sampler` (moved in).
+  /// Precondition (TANDEM_ASSERT): options.p_min in [0, 1].
+  model_drafter(M& model, S sampler, model_drafter_options options = {})
+      : model_(&model), sampler_(std::move(sampler)), options_(options) {
+    TANDEM_ASSERT(options.p_min >= 0.0f && options.p_min <= 1.0f,
+                  "model_drafter: p_min outside [0, 1]");
+    mirror_.reserve(256);
+  }
+
+  /// The draft model's vocabulary size.
+  [[nodiscard]] std::size_t vocab_size() const noexcept {
+    return static_cast<std::size_t>(model_->vocab_size());
+  }
+  /// Sizes the context mirror for sequences of up to `tokens` tokens (allocates).
+  void reserve(std::size_t tokens) { mirror_.reserve(tokens + max_draft_length); }
+  /// The draft model.
+  [[nodiscard]] M& model() noexcept { return *model_; }
+  /// Changes p_min (must lie in [0, 1]; else invalid_argument, nothing changes).
+  errc set_p_min(float p) noexcept {
+    if (!(p >= 0.0f && p <= 1.0f)) return errc::invalid_argument;
+    options_.p_min = p;
+    return errc::ok;
+  }
+
+  /// Brings the draft model's context to `req.history` (rewinding its own rejected
+  /// drafts, feeding the new tokens in one append), then drafts up to `req.max_tokens`
+  /// tokens, feeding each but the last. Errors: empty_input (empty history),
+  /// invalid_argument (the model's context was changed behind the drafter's back, or
+  /// max_tokens outside [1, max_draft_length]), size_mismatch (probabilities of the wrong
+  /// size), the model's append/rewind errors and the sampler's errors. After an error the
+  /// drafter forgets its mirror's unconfirmed tail and resynchronises on the next call
+  /// (rewinding if it can); the model may hold extra draft tokens.
+  [[nodiscard]] result<draft_result> draft(const draft_request& req) {
+    if (req.history.empty()) return errc::empty_input;
+    if (req.max_tokens == 0 || req.max_tokens > max_draft_length ||
+        req.tokens.size() < req.max_tokens)
+      return errc::invalid_argument;
+    const std::size_t vocab = vocab_size();
+    const bool want_q = !req.probabilities.empty();
+    if (want_q && req.probabilities.size() != req.max_tokens * vocab) return errc::size_mismatch;
+    TANDEM_TRY(sync(req.history));
+
+    draft_result r;
+    for (std::size_t i = 0; i < req.max_tokens; ++i) {
+      const std::span<const float> logits = model_->logits();
+      if (logits.size() != vocab) return errc::size_mismatch;
+      if (options_.p_min > 0.0f) {
+        const auto m = kernels::max_logit(logits);
+        if (!m) return m.error();
+        const double z = detail::sum_exp(logits, *m, 1.0f, nullptr);  // top prob = 1 / z
+        if (1.0 / z < static_cast<double>(options_.p_min)) break;
+      }
+      const result<token_id> t = sampler_.sample(logits);
+      if (!t) return t.error();
+      if (*t < 0 || static_cast<std::size_t>(*t) >= vocab) return errc::invalid_token;
+      if constexpr (DistributionSampler<S>) {
+        if (want_q)
+          TANDEM_TRY(sampler_.probabilities(logits, req.probabilities.subspan(i * vocab, vocab)));
+      }
+      req.tokens[i] = *t;
+      r.count = i + 1;
+      if (i + 1 == req.max_tokens) break;
+      const errc e = model_->append(std::span<const token_id>(&req.tokens[i], 1));
+      if (e != errc::ok) {
+        if (i == 0) return e;
+        break;  // keep what was drafted; the next call resynchronises
+      }
+      mirror_.push_back(*t);
+    }
+    r.has_probabilities = want_q && DistributionSampler<S> && r.count > 0;
+    return r;
+  }
+
+ private:
+  // Makes the model's context equal to `history` with valid logits.
+  errc sync(std::span<const token_id> history) {
+    if (static_cast<std::size_t>(model_->size()) != mirror_.size()) {
+      // An earlier failure left the model and the mirror apart: drop the model's tail
+      // back to the confirmed prefix, or give up.
+      if (static_cast<std::size_t>(model_->size()) < mirror_.size()) return errc::invalid_argument;
+      TANDEM_TRY(model_->rewind(static_cast<std::size_t>(model_->size()) - mirror_.size()));
+      logits_valid_ = false;
+    }
+    const std::size_t n = std::min(mirror_.size(), history.size());
+    std::size_t common = 0;
+    while (common < n && mirror_[common] == history[common]) ++common;
+    if (common == history.size() && common == mirror_.size() && logits_valid_) return errc::ok;
+    // Keep at least one token to feed, so the logits are fresh.
+    if (common == history.size()) --common;
+    if (const std::size_t drop = mirror_.size() - common; drop > 0) {
+      TANDEM_TRY(model_->rewind(drop));
+      mirror_.resize(common);
+      logits_valid_ = false;
+    }
+    const std::span<const token_id> rest = history.subspan(common);
+    TANDEM_TRY(model_->append(rest));
+    mirror_.insert(mirror_.end(), rest.begin(), rest.end());
+    logits_valid_ = true;
+    return errc::ok;
+  }
+
+  M* model_;
+  S sampler_;
+  model_drafter_options options_;
+  std::vector<token_id> mirror_;  // the model's context, as this drafter fed it
+  bool logits_valid_ = false;
+};
+
+/// Options of a prompt_lookup_drafter.
+struct prompt_lookup_options {
+  std::size_t min_ngram = 1;  ///< shortest suffix looked up (>= 1)
+  std::size_t max_ngram = 4;  ///< longest suffix looked up (>= min_ngram)
+};
+
+/// Drafts without a second model: finds the most recent earlier occurrence of the
+/// longest suffix of the history (max_ngram down to min_ngram tokens) and proposes the
+/// tokens that followed it. Gives no probabilities (q is one-hot). Stateless between
+/// calls; allocates nothing. Cost per call: O(history length x max_ngram).
+class prompt_lookup_drafter {
+ public:
+  /// A drafter for a vocabulary of `vocab_size` tokens. Preconditions (TANDEM_ASSERT):
+  /// 1 <= min_ngram <= max_ngram.
+  explicit prompt_lookup_drafter(std::size_t vocab_size,
+                                 prompt_lookup_options options = {}) noexcept
+      : vocab_(vocab_size), options_(options) {
+    TANDEM_ASSERT(options.min_ngram >= 1 && options.min_ngram <= options.max_ngram,
+                  "prompt_lookup_drafter: need 1 <= min_ngram <= max_ngram");
+  }
+
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
+
+  /// Drafts up to req.max_tokens tokens copied from the history (possibly none).
+  /// Errors: empty_input (empty history), invalid_argument (max_tokens outside
+  /// [1, max_draft_length] or a too small token span).
+  [[nodiscard]] result<draft_result> draft(const draft_request& req) const noexcept {
+    const std::span<const token_id> h = req.history;
+    if (h.empty()) return errc::empty_input;
+    if (req.max_tokens == 0 || req.max_tokens > max_draft_length ||
+        req.tokens.size() < req.max_tokens)
+      return errc::invalid_argument;
+    const std::size_t hn = h.size();
+    for (std::size_t n = std::min(options_.max_ngram, hn - 1); n >= options_.min_ngram; --n) {
+      const std::span<const token_id> key = h.subspan(hn - n);
+      // Most recent match first: start positions s with s + n < hn.
+      for (std::size_t s = hn - n; s-- > 0;) {
+        if (!std::equal(key.begin(), key.end(), h.begin() + static_cast<std::ptrdiff_t>(s)))
+          continue;
+        const std::size_t from = s + n;
+        const std::size_t count = std::min(req.max_tokens, hn - from);
+        std::copy_n(h.begin() + static_cast<std::ptrdiff_t>(from), count, req.tokens.begin());
+        return draft_result{count, false};
+      }
+    }
+    return draft_result{};
+  }
+
+ private:
+  std::size_t vocab_;
+  prompt_lookup_options options_;
+};
+
+/// Drafts with `First` and, when it proposes nothing, with `Second`: e.g. prompt lookup
+/// backed by the built-in n-gram model (a model_drafter over an ngram_session). Borrows
+/// both, which must have the same vocabulary size and outlive it. Errors: those of the
+/// drafter that ran, and vocab_mismatch when the two vocabulary sizes differ.
+template <class First, class Second>
+class fallback_drafter {
+  static_assert(Drafter<First> && Drafter<Second>, "fallback_drafter: both must satisfy Drafter");
+
+ public:
+  fallback_drafter(First& first, Second& second) noexcept : first_(&first), second_(&second) {}
+
+  [[nodiscard]] std::size_t vocab_size() const noexcept {
+    return static_cast<std::size_t>(first_->vocab_size());
+  }
+
+  [[nodiscard]] result<draft_result> draft(const draft_request& req) {
+    if (static_cast<std::size_t>(first_->vocab_size()) !=
+        static_cast<std::size_t>(second_->vocab_size()))
+      return errc::vocab_mismatch;
+    const result<draft_result> r = first_->draft(req);
+    if (!r || r->count > 0) return r;
+    return second_->draft(req);
+  }
+
+ private:
+  First* first_;
+  Second* second_;
+};
+
+static_assert(Drafter<prompt_lookup_drafter>);
+
+}  // namespace tandem::inline v0

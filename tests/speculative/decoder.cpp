@@ -1,0 +1,782 @@
+// Tests of the speculative decoder: exactness against target-only decoding (greedy token
+// for token, sampling in distribution), the generation-loop rules, error paths,
+// statistics and allocation, over mock models and built-in n-gram model pairs.
+#include "tandem/speculative.hpp"
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/catch.hpp"
+#include "common/counting_new.hpp"
+#include "common/mock_model.hpp"
+#include "tandem/backends/ngram_model.hpp"
+#include "tandem/core/generate.hpp"
+#include "tandem/core/sampler.hpp"
+
+namespace {
+
+using tandem::completion;
+using tandem::errc;
+using tandem::finish_reason;
+using tandem::generation_options;
+using tandem::token_id;
+using tandem_test::mock_model;
+using tandem_test::mock_options;
+
+tandem::sampler_chain greedy_chain() {
+  tandem::sampler_chain c(0);
+  REQUIRE(c.add(tandem::sampling::greedy{}) == errc::ok);
+  return c;
+}
+
+tandem::sampler_chain temperature_chain(float t, std::uint64_t seed) {
+  tandem::sampler_chain c(seed);
+  REQUIRE(c.add(tandem::sampling::temperature{t}) == errc::ok);
+  REQUIRE(c.add(tandem::sampling::dist{}) == errc::ok);
+  return c;
+}
+
+// A successor table over `vocab` tokens: t -> (t * mul + add) % vocab.
+std::vector<token_id> successors(std::size_t vocab, std::size_t mul, std::size_t add) {
+  std::vector<token_id> s(vocab);
+  for (std::size_t t = 0; t < vocab; ++t) s[t] = static_cast<token_id>((t * mul + add) % vocab);
+  return s;
+}
+
+// A draft table that agrees with `target` except where (t % every == 0).
+std::vector<token_id> partly_agreeing(const std::vector<token_id>& target, std::size_t every) {
+  std::vector<token_id> s = target;
+  for (std::size_t t = 0; t < s.size(); t += every)
+    s[t] = static_cast<token_id>((static_cast<std::size_t>(s[t]) + 3) % s.size());
+  return s;
+}
+
+completion target_only(const mock_options& o, std::span<const token_id> prompt,
+                       const generation_options& g) {
+  mock_model m(o);
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(tandem::generate(m, s, prompt, g, c) == errc::ok);
+  return c;
+}
+
+// ---- Greedy exactness ---------------------------------------------------------------------
+
+TEST_CASE("speculative: greedy output equals target-only greedy for mock pairs and draft lengths",
+          "[speculative]") {
+  const std::size_t vocab = 16;
+  const auto target_succ = successors(vocab, 5, 3);
+  const std::vector<std::vector<token_id>> drafts = {target_succ, partly_agreeing(target_succ, 2),
+                                                     partly_agreeing(target_succ, 5),
+                                                     successors(vocab, 3, 1)};
+  const std::vector<std::vector<token_id>> prompts = {{1}, {4, 2}, {7, 7, 7, 9}, {0, 15, 3, 8, 1}};
+  generation_options g;
+  g.max_tokens = 40;
+  for (const auto& dsucc : drafts) {
+    for (const auto& prompt : prompts) {
+      mock_options to{vocab, {}, target_succ};
+      const completion want = target_only(to, prompt, g);
+      for (std::size_t len : {1u, 2u, 3u, 5u, 8u, 16u}) {
+        mock_model target(to);
+        mock_model draft_model(mock_options{vocab, {}, dsucc});
+        tandem::model_drafter drafter(draft_model, greedy_chain());
+        tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{len});
+        auto s = greedy_chain();
+        completion got;
+        REQUIRE(dec.generate(s, prompt, g, got) == errc::ok);
+        CHECK(got.tokens == want.tokens);
+        CHECK(got.finish == finish_reason::length);
+        CHECK(got.logprobs == want.logprobs);
+        // State: every kept token but the last is in the target's context.
+        CHECK(target.size() == prompt.size() + got.tokens.size() - 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("speculative: every draft-length policy and the prompt-lookup drafter keep greedy exact",
+          "[speculative]") {
+  const std::size_t vocab = 16;
+  // A target that repeats a cycle, so prompt lookup finds matches.
+  const auto target_succ = successors(vocab, 1, 5);
+  const std::vector<token_id> prompt = {2, 7, 12, 1, 6};
+  generation_options g;
+  g.max_tokens = 60;
+  mock_options to{vocab, {3, 3, 3, 3, 3, 3, 9}, target_succ};
+  const completion want = target_only(to, prompt, g);
+
+  auto run = [&](auto& drafter, auto policy) {
+    mock_model target(to);
+    tandem::speculative_decoder dec(target, drafter, policy);
+    auto s = greedy_chain();
+    completion got;
+    REQUIRE(dec.generate(s, prompt, g, got) == errc::ok);
+    CHECK(got.tokens == want.tokens);
+    return dec.stats();
+  };
+  mock_model dm(mock_options{vocab, {}, partly_agreeing(target_succ, 4)});
+  tandem::model_drafter md(dm, greedy_chain());
+  run(md, tandem::adaptive_draft{});
+  run(md, tandem::cost_model_draft{});
+  run(md, tandem::fixed_draft{0});
+
+  tandem::prompt_lookup_drafter pl(vocab);
+  const auto st = run(pl, tandem::fixed_draft{6});
+  CHECK(st.drafted > 0);
+  CHECK(st.acceptance_rate() > 0.8);  // the cycle repeats exactly
+}
+
+// Words of KJV lines split on spaces would need a vocabulary; bytes need none.
+std::vector<std::vector<token_id>> kjv_bytes(std::size_t lines) {
+  std::ifstream in(std::string(TANDEM_DATA_DIR) + "/kjv/train.txt");
+  REQUIRE(in.good());
+  std::vector<std::vector<token_id>> out;
+  std::string line;
+  while (out.size() < lines && std::getline(in, line)) {
+    std::vector<token_id> s;
+    for (unsigned char ch : line) s.push_back(ch);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+tandem::ngram_model train_ngram(const std::vector<std::vector<token_id>>& data, std::size_t order) {
+  tandem::ngram_params p;
+  p.order = order;
+  p.vocab_size = 258;
+  p.bos = 256;
+  p.eos = 257;
+  auto b = tandem::ngram_builder::create(p);
+  REQUIRE(b.has_value());
+  REQUIRE(b->add_sentences(data) == errc::ok);
+  auto m = b->build();
+  REQUIRE(m.has_value());
+  return std::move(*m);
+}
+
+TEST_CASE("speculative: greedy output equals target-only greedy for n-gram pairs on KJV",
+          "[speculative][ngram]") {
+  const auto data = kjv_bytes(1500);
+  const tandem::ngram_model big = train_ngram(data, 4);
+  const tandem::ngram_model small = train_ngram(data, 2);
+  const std::vector<std::string_view> texts = {"And God said", "In the beginning", "the LORD",
+                                               "Then came"};
+  generation_options g;
+  g.max_tokens = 48;
+  std::size_t total_accepted = 0;
+  for (std::string_view text : texts) {
+    std::vector<token_id> prompt = {256};
+    for (unsigned char ch : text) prompt.push_back(ch);
+    tandem::ngram_session ref(big);
+    auto s0 = greedy_chain();
+    completion want;
+    REQUIRE(tandem::generate(ref, s0, prompt, g, want) == errc::ok);
+    for (std::size_t len : {1u, 3u, 6u}) {
+      tandem::ngram_session target(big), draft(small);
+      tandem::model_drafter drafter(draft, greedy_chain());
+      tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{len});
+      auto s = greedy_chain();
+      completion got;
+      REQUIRE(dec.generate(s, prompt, g, got) == errc::ok);
+      CHECK(got.tokens == want.tokens);
+      total_accepted += dec.stats().accepted;
+    }
+  }
+  CHECK(total_accepted > 0);
+}
+
+TEST_CASE("speculative: prompt lookup backed by an n-gram model keeps greedy exact",
+          "[speculative][ngram]") {
+  const auto data = kjv_bytes(800);
+  const tandem::ngram_model big = train_ngram(data, 4);
+  const tandem::ngram_model small = train_ngram(data, 3);
+  std::vector<token_id> prompt = {256};
+  for (unsigned char ch : std::string_view("And the LORD said unto Moses, and the LORD said"))
+    prompt.push_back(ch);
+  generation_options g;
+  g.max_tokens = 60;
+  tandem::ngram_session ref(big);
+  auto s0 = greedy_chain();
+  completion want;
+  REQUIRE(tandem::generate(ref, s0, prompt, g, want) == errc::ok);
+
+  tandem::ngram_session target(big), draft(small);
+  tandem::prompt_lookup_drafter lookup(258, {2, 4});
+  tandem::model_drafter backing(draft, greedy_chain());
+  tandem::fallback_drafter drafter(lookup, backing);
+  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{4});
+  auto s = greedy_chain();
+  completion got;
+  REQUIRE(dec.generate(s, prompt, g, got) == errc::ok);
+  CHECK(got.tokens == want.tokens);
+  CHECK(dec.stats().accepted > 0);
+
+  // Different vocabularies are a named error.
+  tandem::prompt_lookup_drafter other(100);
+  tandem::fallback_drafter mixed(other, backing);
+  std::array<token_id, 4> out{};
+  CHECK(mixed.draft({prompt, 4, out, {}}).error() == errc::vocab_mismatch);
+}
+
+// ---- Sampling exactness ---------------------------------------------------------------------
+
+// The exact probabilities of the mock model at temperature t after (n, last).
+std::vector<double> mock_probs(const mock_model& m, std::size_t n, token_id last, float t) {
+  std::vector<float> l(m.vocab_size());
+  m.fill(l, n, last);
+  std::vector<double> p(l.size());
+  double z = 0;
+  for (std::size_t i = 0; i < l.size(); ++i) z += p[i] = std::exp(static_cast<double>(l[i]) / t);
+  for (double& x : p) x /= z;
+  return p;
+}
+
+// A drafter that always proposes the same tokens, without probabilities.
+struct fixed_drafter {
+  std::size_t vocab;
+  std::vector<token_id> proposal;
+  std::size_t vocab_size() const noexcept { return vocab; }
+  tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) const {
+    const std::size_t n = std::min(r.max_tokens, proposal.size());
+    std::copy_n(proposal.begin(), n, r.tokens.begin());
+    return tandem::draft_result{n, false};
+  }
+};
+static_assert(tandem::Drafter<fixed_drafter>);
+
+// Chi-square statistic of the first two tokens' joint counts against the target's exact
+// joint distribution.
+template <class MakeDrafter>
+double first_two_chi_square(MakeDrafter make_drafter, std::size_t runs) {
+  const std::size_t vocab = 4;
+  const float temp = 2.0f;
+  const mock_options to{vocab, {}, successors(vocab, 1, 1)};
+  const std::vector<token_id> prompt = {0, 1};
+  mock_model ref(to);
+  const auto p1 = mock_probs(ref, prompt.size(), prompt.back(), temp);
+  std::vector<double> expected(vocab * vocab);
+  for (std::size_t a = 0; a < vocab; ++a) {
+    const auto p2 = mock_probs(ref, prompt.size() + 1, static_cast<token_id>(a), temp);
+    for (std::size_t b = 0; b < vocab; ++b) expected[a * vocab + b] = p1[a] * p2[b] * runs;
+  }
+  std::vector<double> seen(vocab * vocab, 0.0);
+  generation_options g;
+  g.max_tokens = 2;
+  for (std::size_t i = 0; i < runs; ++i) {
+    mock_model target(to);
+    auto drafter = make_drafter(i);
+    tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3},
+                                    tandem::speculative_options{1000 + i});
+    auto s = temperature_chain(temp, 7 * i + 1);
+    completion c;
+    REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+    REQUIRE(c.tokens.size() == 2);
+    seen[static_cast<std::size_t>(c.tokens[0]) * vocab + static_cast<std::size_t>(c.tokens[1])] +=
+        1;
+  }
+  double chi = 0;
+  for (std::size_t i = 0; i < seen.size(); ++i)
+    chi += (seen[i] - expected[i]) * (seen[i] - expected[i]) / expected[i];
+  return chi;
+}
+
+// 15 degrees of freedom: P(chi-square > 37.70) = 0.001.
+constexpr double chi_square_15_at_0_001 = 37.70;
+
+TEST_CASE("speculative: sampled first tokens follow the target's distribution (draft with q)",
+          "[speculative][sampling]") {
+  // The draft model favours another successor and samples with the target's settings.
+  struct holder {
+    mock_model model;
+    tandem::model_drafter<mock_model> drafter;
+    explicit holder(std::size_t i)
+        : model(mock_options{4, {}, successors(4, 1, 2)}),
+          drafter(model, temperature_chain(2.0f, 99 + i)) {}
+    std::size_t vocab_size() const { return drafter.vocab_size(); }
+    tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) {
+      return drafter.draft(r);
+    }
+  };
+  const double chi = first_two_chi_square([](std::size_t i) { return holder(i); }, 20000);
+  CHECK(chi < chi_square_15_at_0_001);
+}
+
+TEST_CASE("speculative: sampled first tokens follow the target's distribution (one-hot drafts)",
+          "[speculative][sampling]") {
+  const double chi = first_two_chi_square(
+      [](std::size_t) {
+        return fixed_drafter{4, {2, 3, 0}};
+      },
+      20000);
+  CHECK(chi < chi_square_15_at_0_001);
+}
+
+TEST_CASE("speculative: the chi-square check detects a verifier that accepts every draft",
+          "[speculative][sampling]") {
+  // Sanity of the statistic: if every run kept the proposal (3, 3), as a verifier that
+  // always accepts would, the statistic is far above the critical value.
+  const std::size_t runs = 20000;
+  mock_model ref(mock_options{4, {}, successors(4, 1, 1)});
+  const auto p1 = mock_probs(ref, 2, 1, 2.0f);
+  double chi = 0;
+  for (std::size_t a = 0; a < 4; ++a) {
+    const auto p2 = mock_probs(ref, 3, static_cast<token_id>(a), 2.0f);
+    for (std::size_t b = 0; b < 4; ++b) {
+      const double e = p1[a] * p2[b] * runs;
+      const double seen = a == 3 && b == 3 ? static_cast<double>(runs) : 0.0;
+      chi += (seen - e) * (seen - e) / e;
+    }
+  }
+  CHECK(chi > chi_square_15_at_0_001);
+  // The real verifier with that proposal passes.
+  CHECK(first_two_chi_square(
+            [](std::size_t) {
+              return fixed_drafter{4, {3, 3, 3}};
+            },
+            runs) < chi_square_15_at_0_001);
+}
+
+// ---- Generation-loop rules ----------------------------------------------------------------
+
+struct recorded_event {
+  token_id token;
+  std::size_t index;
+  std::string piece;
+  bool operator==(const recorded_event&) const = default;
+};
+
+TEST_CASE("speculative: stop tokens, stop strings, streaming and cancellation match generate()",
+          "[speculative]") {
+  using tandem_test::mock_tokenizer;
+  const mock_tokenizer tok;
+  const std::size_t vocab = 16;
+  // Favourites spell: a b " " S TOP ... via the script, then successors.
+  const mock_options to{vocab, {1, 1, 2, 3, 4, 5, 6, 7, 10, 1, 2, 15, 0}, {}};
+  const std::vector<token_id> prompt = {1};
+  const std::array<std::string_view, 1> stops = {"STOP"};
+  const std::array<token_id, 1> stop_tok = {0};
+
+  for (int variant = 0; variant < 4; ++variant) {
+    generation_options g;
+    g.max_tokens = 30;
+    if (variant == 1) g.stop_strings = stops;
+    if (variant == 2) g.stop_tokens = stop_tok;
+    const std::size_t cancel_at = variant == 3 ? 5 : 1000;
+
+    auto record = [&](std::vector<recorded_event>& ev) {
+      return [&ev, cancel_at](const tandem::token_event& e) {
+        ev.push_back({e.token, e.index, std::string(e.piece)});
+        return ev.size() == cancel_at ? tandem::control::stop : tandem::control::proceed;
+      };
+    };
+    mock_model ref(to);
+    auto s0 = greedy_chain();
+    completion want;
+    std::vector<recorded_event> want_ev;
+    REQUIRE(tandem::generate(ref, tok, s0, prompt, g, want, record(want_ev)) == errc::ok);
+
+    for (std::size_t len : {1u, 4u, 7u}) {
+      mock_model target(to);
+      mock_model dm(mock_options{vocab, {1, 1, 2, 3, 4, 9, 6, 7, 10, 1, 2, 15, 0}, {}});
+      tandem::model_drafter drafter(dm, greedy_chain());
+      tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{len});
+      auto s = greedy_chain();
+      completion got;
+      std::vector<recorded_event> got_ev;
+      REQUIRE(dec.generate(tok, s, prompt, g, got, record(got_ev)) == errc::ok);
+      INFO("variant " << variant << " draft " << len);
+      CHECK(got.tokens == want.tokens);
+      CHECK(got.text == want.text);
+      CHECK(got.finish == want.finish);
+      CHECK(got_ev == want_ev);
+    }
+  }
+}
+
+TEST_CASE("speculative: the context length ends generation like generate()", "[speculative]") {
+  const mock_options to{16, {}, successors(16, 3, 1), 12};
+  const std::vector<token_id> prompt = {1, 2, 3};
+  generation_options g;
+  g.max_tokens = 100;
+  const completion want = target_only(to, prompt, g);
+  REQUIRE(want.finish == finish_reason::context_full);
+  mock_model target(to);
+  mock_model dm(mock_options{16, {}, successors(16, 3, 1)});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{8});
+  auto s = greedy_chain();
+  completion got;
+  REQUIRE(dec.generate(s, prompt, g, got) == errc::ok);
+  CHECK(got.tokens == want.tokens);
+  CHECK(got.finish == finish_reason::context_full);
+}
+
+TEST_CASE("speculative: a passed deadline keeps no token", "[speculative]") {
+  mock_model target(mock_options{});
+  tandem::prompt_lookup_drafter pl(16);
+  tandem::speculative_decoder dec(target, pl, tandem::fixed_draft{4});
+  generation_options g;
+  g.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, std::vector<token_id>{1, 2}, g, c) == errc::ok);
+  CHECK(c.tokens.empty());
+  CHECK(c.finish == finish_reason::deadline);
+}
+
+// ---- Statistics and policies ------------------------------------------------------------
+
+TEST_CASE("speculative: statistics count rounds, calls and acceptance by position",
+          "[speculative][stats]") {
+  const std::size_t vocab = 16;
+  const auto succ = successors(vocab, 5, 3);
+  mock_model target(mock_options{vocab, {}, succ});
+  mock_model dm(mock_options{vocab, {}, succ});  // the same table: every draft accepted
+  tandem::model_drafter drafter(dm, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{4});
+  generation_options g;
+  g.max_tokens = 25;  // 5 full rounds of 4 drafts + 1 bonus
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, std::vector<token_id>{1, 2}, g, c) == errc::ok);
+  const auto& st = dec.stats();
+  CHECK(st.rounds == 5);
+  CHECK(st.drafted == 20);
+  CHECK(st.accepted == 20);
+  CHECK(st.generated == 25);
+  CHECK(st.acceptance_rate() == 1.0);
+  CHECK(st.mean_accepted_length() == 4.0);
+  CHECK(st.tokens_per_round() == 5.0);
+  CHECK(st.target_calls == 6);  // prompt + 5 rounds
+  CHECK(st.draft_calls == 5);
+  CHECK(st.accepted_at[3] == 5);
+  CHECK(target.counters().score_calls == 5);
+}
+
+TEST_CASE("speculative: acceptance falls with draft position for a partly agreeing draft",
+          "[speculative][stats]") {
+  const std::size_t vocab = 16;
+  const auto succ = successors(vocab, 5, 3);
+  mock_model target(mock_options{vocab, {}, succ});
+  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{4});
+  generation_options g;
+  g.max_tokens = 200;
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, std::vector<token_id>{1}, g, c) == errc::ok);
+  const auto& st = dec.stats();
+  CHECK(st.acceptance_rate() > 0.0);
+  CHECK(st.acceptance_rate() < 1.0);
+  CHECK(st.acceptance_at(0) >= st.acceptance_at(3));
+  CHECK(st.drafted_at[0] >= st.drafted_at[3]);
+}
+
+TEST_CASE("speculative: adaptive draft length grows by 2 on full acceptance and shrinks by 1",
+          "[speculative][policy]") {
+  tandem::adaptive_draft a(4, 1, 9);
+  a.update({4, 4, 4, 0, 0, 5});
+  CHECK(a.next() == 6);
+  a.update({6, 6, 6, 0, 0, 7});
+  CHECK(a.next() == 8);
+  a.update({8, 8, 8, 0, 0, 9});
+  CHECK(a.next() == 9);
+  a.update({9, 9, 2, 0, 0, 10});
+  CHECK(a.next() == 8);
+  for (int i = 0; i < 20; ++i) a.update({8, 8, 0, 0, 0, 9});
+  CHECK(a.next() == 1);
+}
+
+TEST_CASE("speculative: the cost model picks the length of best predicted speedup",
+          "[speculative][policy]") {
+  tandem::cost_model_options o;
+  o.max_length = 16;
+  o.decay = 1.0;
+  tandem::cost_model_draft cm(o);
+  // Acceptance 0.8 (4 of 5 per round), draft cost 0.1 per token, target cost 1 per pass
+  // whatever the batch: Leviathan's formula with c = 0.1.
+  for (int i = 0; i < 400; ++i) cm.update({5, 5, 4, 0.5, 1.0, 6});
+  const double a = cm.acceptance();
+  CHECK(a == Approx(0.8).margin(0.01));
+  std::size_t best = 0;
+  double best_s = 1.0;
+  for (std::size_t gg = 1; gg <= 16; ++gg) {
+    const double s = (1 - std::pow(a, gg + 1.0)) / ((1 - a) * (gg * 0.1 + 1));
+    CHECK(cm.predicted_speedup(gg) == Approx(s).epsilon(1e-9));
+    if (s > best_s) {
+      best_s = s;
+      best = gg;
+    }
+  }
+  CHECK(cm.next() == best);
+  CHECK(best >= 3);
+}
+
+TEST_CASE("speculative: the cost model turns speculation off when it cannot pay",
+          "[speculative][policy]") {
+  tandem::cost_model_options o;
+  o.probe_interval = 8;
+  tandem::cost_model_draft cm(o);
+  // Nothing is ever accepted, and a draft token costs half a target pass.
+  std::vector<std::size_t> probes;  // rounds that drafted, after the first
+  for (std::size_t i = 0; i < 300; ++i) {
+    const std::size_t g = cm.next();
+    if (i > 0 && g > 0) probes.push_back(i);
+    cm.update({g, g, 0, 0.5 * static_cast<double>(g), 1.0, g + 1});
+  }
+  CHECK(cm.best_predicted_speedup() <= 1.0);
+  // Probes only, one token each, ever sparser: 8, then 16, 32, 64, 128 rounds without
+  // drafting between probes.
+  REQUIRE(probes.size() >= 3);
+  CHECK(probes.size() <= 6);
+  CHECK(probes[0] == 9);
+  for (std::size_t k = 1; k < probes.size(); ++k)
+    CHECK(probes[k] - probes[k - 1] - 1 == (std::size_t{8} << k));
+}
+
+TEST_CASE("speculative: a cost-model decoder drafts little against a disagreeing draft",
+          "[speculative][policy]") {
+  const std::size_t vocab = 16;
+  mock_model target(mock_options{vocab, {}, successors(vocab, 5, 3)});
+  mock_model dm(mock_options{vocab, {}, successors(vocab, 7, 2)});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter, tandem::cost_model_draft{});
+  generation_options g;
+  g.max_tokens = 300;
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, std::vector<token_id>{1}, g, c) == errc::ok);
+  CHECK(c.tokens.size() == 300);
+  CHECK(dec.stats().drafted < 60);  // drafting stops soon; only probes remain
+}
+
+// ---- Errors --------------------------------------------------------------------------------
+
+// A target wrapper whose score and rewind fail on command.
+struct faulty_target {
+  mock_model inner;
+  std::size_t fail_score_at = SIZE_MAX, fail_rewind_at = SIZE_MAX;
+  std::size_t scores = 0, rewinds = 0;
+  std::size_t vocab_size() const { return inner.vocab_size(); }
+  std::size_t size() const { return inner.size(); }
+  std::span<const float> logits() const { return inner.logits(); }
+  errc append(std::span<const token_id> t) { return inner.append(t); }
+  errc score(std::span<const token_id> t, std::span<float> rows) {
+    if (scores++ == fail_score_at) return errc::decode_failed;
+    return inner.score(t, rows);
+  }
+  errc rewind(std::size_t n) {
+    if (rewinds++ == fail_rewind_at) return errc::rewind_failed;
+    return inner.rewind(n);
+  }
+};
+
+// A model without score(): not a SpeculativeTarget.
+struct no_score_model {
+  std::size_t vocab_size() const { return 4; }
+  std::size_t size() const { return 0; }
+  std::span<const float> logits() const { return {}; }
+  errc append(std::span<const token_id>) { return errc::ok; }
+  errc rewind(std::size_t) { return errc::ok; }
+};
+
+TEST_CASE("speculative: targets without rewind or score are rejected at compile time",
+          "[speculative][errors]") {
+  // speculative_decoder<T, ...> static_asserts these with a message naming the missing
+  // capability; the concept lets code test for it.
+  STATIC_REQUIRE(tandem::SpeculativeTarget<mock_model>);
+  STATIC_REQUIRE(tandem::SpeculativeTarget<faulty_target>);
+  STATIC_REQUIRE_FALSE(tandem::SpeculativeTarget<tandem_test::mock_model_no_rewind>);
+  STATIC_REQUIRE_FALSE(tandem::SpeculativeTarget<no_score_model>);
+}
+
+TEST_CASE("speculative: a drafter with another vocabulary is a vocab_mismatch before any work",
+          "[speculative][errors]") {
+  mock_model target(mock_options{16});
+  mock_model dm(mock_options{8});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter);
+  auto s = greedy_chain();
+  completion c;
+  CHECK(dec.generate(s, std::vector<token_id>{1, 2}, {}, c) == errc::vocab_mismatch);
+  CHECK(c.finish == finish_reason::error);
+  CHECK(c.error == errc::vocab_mismatch);
+  CHECK(target.size() == 0);
+  CHECK(dm.size() == 0);
+}
+
+TEST_CASE("speculative: bad requests are rejected before the target is touched",
+          "[speculative][errors]") {
+  mock_model target(mock_options{16});
+  tandem::prompt_lookup_drafter pl(16);
+  tandem::speculative_decoder dec(target, pl);
+  auto s = greedy_chain();
+  completion c;
+  CHECK(dec.generate(s, std::vector<token_id>{}, {}, c) == errc::empty_input);
+  CHECK(dec.generate(s, std::vector<token_id>{1, 16}, {}, c) == errc::invalid_token);
+  CHECK(target.size() == 0);
+  CHECK(target.counters().append_calls == 0);
+}
+
+TEST_CASE("speculative: a failing target pass mid-run is reported and leaves a consistent target",
+          "[speculative][errors]") {
+  const mock_options to{16, {}, successors(16, 5, 3)};
+  const std::vector<token_id> prompt = {1, 2, 3};
+  generation_options g;
+  g.max_tokens = 40;
+  const completion want = target_only(to, prompt, g);
+  for (std::size_t fail_at : {0u, 1u, 3u}) {
+    faulty_target target{mock_model(to)};
+    target.fail_score_at = fail_at;
+    mock_model dm(mock_options{16, {}, partly_agreeing(successors(16, 5, 3), 4)});
+    tandem::model_drafter drafter(dm, greedy_chain());
+    tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3});
+    auto s = greedy_chain();
+    completion c;
+    CHECK(dec.generate(s, prompt, g, c) == errc::decode_failed);
+    CHECK(c.error == errc::decode_failed);
+    CHECK(c.finish == finish_reason::error);
+    // The kept tokens are a prefix of the target-only output, and the target holds the
+    // prompt and every kept token but the last.
+    REQUIRE(c.tokens.size() <= want.tokens.size());
+    CHECK(std::equal(c.tokens.begin(), c.tokens.end(), want.tokens.begin()));
+    CHECK(target.size() == prompt.size() + c.tokens.size() - 1);
+    if (fail_at > 0) CHECK(!c.tokens.empty());
+  }
+}
+
+TEST_CASE("speculative: a failing target rewind is reported as rewind_failed",
+          "[speculative][errors]") {
+  const mock_options to{16, {}, successors(16, 5, 3)};
+  faulty_target target{mock_model(to)};
+  target.fail_rewind_at = 0;
+  mock_model dm(mock_options{16, {}, successors(16, 7, 2)});  // disagrees: rewinds needed
+  tandem::model_drafter drafter(dm, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3});
+  auto s = greedy_chain();
+  completion c;
+  const std::vector<token_id> prompt = {1, 2};
+  CHECK(dec.generate(s, prompt, {}, c) == errc::rewind_failed);
+  CHECK(c.error == errc::rewind_failed);
+  REQUIRE(c.tokens.size() == 1);  // the correction of the first round was kept
+  // The target holds the rejected drafts it could not drop, and says so by its size.
+  CHECK(target.size() == prompt.size() + 3);
+}
+
+// A rewindable draft model whose rewind fails on command.
+struct faulty_draft_model {
+  mock_model inner;
+  std::size_t fail_rewind_at = SIZE_MAX, rewinds = 0;
+  std::size_t vocab_size() const { return inner.vocab_size(); }
+  std::size_t size() const { return inner.size(); }
+  std::span<const float> logits() const { return inner.logits(); }
+  errc append(std::span<const token_id> t) { return inner.append(t); }
+  errc rewind(std::size_t n) {
+    if (rewinds++ == fail_rewind_at) return errc::rewind_failed;
+    return inner.rewind(n);
+  }
+};
+
+TEST_CASE("speculative: a failing draft model is reported and the target stays consistent",
+          "[speculative][errors]") {
+  const mock_options to{16, {}, successors(16, 5, 3)};
+  mock_model target(to);
+  faulty_draft_model dm{mock_model(mock_options{16, {}, successors(16, 7, 2)})};
+  dm.fail_rewind_at = 0;
+  tandem::model_drafter drafter(dm, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3});
+  auto s = greedy_chain();
+  completion c;
+  const std::vector<token_id> prompt = {1, 2};
+  CHECK(dec.generate(s, prompt, {}, c) == errc::rewind_failed);
+  REQUIRE(c.tokens.size() == 1);
+  CHECK(target.size() == prompt.size() + c.tokens.size() - 1);
+}
+
+TEST_CASE("speculative: drafters returning bad tokens or too many are named errors",
+          "[speculative][errors]") {
+  mock_model target(mock_options{16});
+  completion c;
+  auto s = greedy_chain();
+  {
+    fixed_drafter bad{16, {3, 99}};
+    tandem::speculative_decoder dec(target, bad, tandem::fixed_draft{2});
+    CHECK(dec.generate(s, std::vector<token_id>{1}, {}, c) == errc::invalid_token);
+  }
+  struct greedy_drafter {
+    std::size_t vocab_size() const { return 16; }
+    tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) const {
+      return tandem::draft_result{r.max_tokens + 1, false};
+    }
+  } liar;
+  mock_model target2(mock_options{16});
+  tandem::speculative_decoder dec(target2, liar, tandem::fixed_draft{2});
+  CHECK(dec.generate(s, std::vector<token_id>{1}, {}, c) == errc::invalid_argument);
+  CHECK(target2.size() == 0);
+}
+
+// ---- Drafters ---------------------------------------------------------------------------
+
+TEST_CASE("speculative: prompt lookup copies what followed the latest longest match",
+          "[speculative][drafter]") {
+  tandem::prompt_lookup_drafter pl(16, {1, 3});
+  std::array<token_id, 4> out{};
+  const std::vector<token_id> h = {5, 6, 7, 1, 5, 6, 9, 2, 5, 6};
+  auto r = pl.draft({h, 4, out, {}});
+  REQUIRE(r.has_value());
+  CHECK(r->count == 4);  // "5 6" last seen before "9 2 5 6"
+  CHECK(out == std::array<token_id, 4>{9, 2, 5, 6});
+  CHECK_FALSE(r->has_probabilities);
+  const std::vector<token_id> none = {1, 2, 3};
+  r = pl.draft({none, 4, out, {}});
+  REQUIRE(r.has_value());
+  CHECK(r->count == 0);
+}
+
+TEST_CASE("speculative: p_min stops the model drafter on an unsure draft",
+          "[speculative][drafter]") {
+  mock_model dm(mock_options{16});  // top probability about 0.85
+  tandem::model_drafter drafter(dm, greedy_chain(), {0.9f});
+  std::array<token_id, 4> out{};
+  const std::vector<token_id> h = {1};
+  auto r = drafter.draft({h, 4, out, {}});
+  REQUIRE(r.has_value());
+  CHECK(r->count == 0);
+  REQUIRE(drafter.set_p_min(0.5f) == errc::ok);
+  r = drafter.draft({h, 4, out, {}});
+  REQUIRE(r.has_value());
+  CHECK(r->count == 4);
+  CHECK(drafter.set_p_min(1.5f) == errc::invalid_argument);
+}
+
+// ---- Allocation ---------------------------------------------------------------------------
+
+TEST_CASE("speculative: a warm decoder allocates nothing per token", "[speculative][alloc]") {
+  const std::size_t vocab = 16;
+  const auto succ = successors(vocab, 5, 3);
+  mock_model target(mock_options{vocab, {}, succ});
+  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  drafter.reserve(256);
+  tandem::speculative_decoder dec(target, drafter, tandem::adaptive_draft{});
+  dec.reserve(256);
+  auto s = greedy_chain();
+  generation_options g;
+  g.max_tokens = 100;
+  completion c;
+  const std::vector<token_id> prompt = {1, 2};
+  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+  REQUIRE(target.rewind(target.size()) == errc::ok);
+  tandem_test::allocation_scope scope;
+  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+  CHECK(scope.allocations() == 0);
+  CHECK(c.tokens.size() == 100);
+}
+
+}  // namespace
