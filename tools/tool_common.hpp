@@ -1,0 +1,380 @@
+// Shared code of tandem's outcome-table tools (tandem-route, tandem-cascade): error
+// exits, the data flags and their checks, loading and splitting the tables, exclusions,
+// JSON curve points and the SVG plot. Tool code, not part of the library: it may exit.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "tandem/eval/csv.hpp"
+#include "tandem/eval/outcome_table.hpp"
+#include "tandem/eval/replay.hpp"
+
+namespace tandem_tool {
+
+using json = nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+/// The tool's name for messages; each tool defines it.
+const char* tool_name();
+
+[[noreturn]] inline void die(int status, const std::string& msg) {
+  std::fprintf(stderr, "%s: error: %s\n", tool_name(), msg.c_str());
+  std::exit(status);
+}
+[[noreturn]] inline void usage_error(const std::string& msg) {
+  die(2, msg + " (see " + std::string(tool_name()) + " --help)");
+}
+
+inline std::vector<std::string> split_list(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t p = s.find(sep, start);
+    out.emplace_back(s.substr(start, p == std::string_view::npos ? s.size() - start : p - start));
+    if (p == std::string_view::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+inline double parse_double_arg(const std::string& flag, const std::string& v) {
+  auto r = tandem::parse_number(v);
+  if (!r) usage_error(flag + " expects a number, got '" + v + "'");
+  return *r;
+}
+
+/// The data flags shared by the tools' eval commands.
+struct data_args {
+  std::vector<std::string> data, train, test;
+  std::vector<std::string> models;
+  std::vector<std::pair<std::string, double>> costs;
+  std::optional<std::string> cost_suffix;
+  std::string prompt_column = "prompt";
+  double train_fraction = 0.7;
+  std::uint64_t seed = 0;
+  std::optional<std::string> exclude;
+  bool split_given = false;  ///< --train-fraction was given
+};
+
+/// Consumes the data flag at argv[i] (advancing i past its values) and returns true, or
+/// returns false when argv[i] is not a data flag.
+inline bool parse_data_flag(int argc, char** argv, int& i, data_args& a) {
+  const std::string flag = argv[i];
+  const auto value = [&]() -> std::string {
+    if (i + 1 >= argc) usage_error(flag + " needs a value");
+    return argv[++i];
+  };
+  const auto values = [&]() {
+    std::vector<std::string> v;
+    while (i + 1 < argc && std::string_view(argv[i + 1]).substr(0, 2) != "--")
+      v.push_back(argv[++i]);
+    if (v.empty()) usage_error(flag + " needs at least one path");
+    return v;
+  };
+  if (flag == "--data") {
+    for (auto& p : values()) a.data.push_back(p);
+  } else if (flag == "--train") {
+    for (auto& p : values()) a.train.push_back(p);
+  } else if (flag == "--test") {
+    for (auto& p : values()) a.test.push_back(p);
+  } else if (flag == "--models") {
+    a.models = split_list(value(), ',');
+    for (const auto& m : a.models)
+      if (m.empty()) usage_error("--models has an empty name");
+  } else if (flag == "--costs") {
+    for (const std::string& item : split_list(value(), ',')) {
+      const std::size_t eq = item.rfind('=');
+      if (eq == std::string::npos || eq == 0)
+        usage_error("--costs expects NAME=COST items, got '" + item + "'");
+      auto c = tandem::parse_number(std::string_view(item).substr(eq + 1));
+      if (!c || *c < 0)
+        usage_error("--costs: cost of '" + item.substr(0, eq) +
+                    "' is not a non-negative number: '" + item.substr(eq + 1) + "'");
+      a.costs.emplace_back(item.substr(0, eq), *c);
+    }
+  } else if (flag == "--cost-suffix") {
+    a.cost_suffix = value();
+  } else if (flag == "--prompt-column") {
+    a.prompt_column = value();
+  } else if (flag == "--train-fraction") {
+    a.train_fraction = parse_double_arg(flag, value());
+    if (!(a.train_fraction > 0 && a.train_fraction < 1))
+      usage_error("--train-fraction must be in (0, 1)");
+    a.split_given = true;
+  } else if (flag == "--seed") {
+    const std::string v = value();
+    char* end = nullptr;
+    a.seed = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || v[0] == '-')
+      usage_error("--seed expects a non-negative integer");
+  } else if (flag == "--exclude-prompts") {
+    a.exclude = value();
+  } else {
+    return false;
+  }
+  return true;
+}
+
+/// Checks the data flags once parsed; `need_test` when an explicit split needs --test.
+inline void check_data_args(const data_args& a, bool need_test) {
+  if (a.models.empty()) usage_error("--models is required");
+  if (a.costs.empty() == !a.cost_suffix.has_value())
+    usage_error("give exactly one of --costs and --cost-suffix");
+  const bool explicit_split = !a.train.empty() || !a.test.empty();
+  if (explicit_split) {
+    if (!a.data.empty()) usage_error("--data cannot be combined with --train/--test");
+    if (a.split_given) usage_error("--train-fraction cannot be combined with --train/--test");
+    if (a.train.empty() || (need_test && a.test.empty()))
+      usage_error("--train and --test go together");
+  } else if (a.data.empty()) {
+    usage_error("--data (or --train and --test) is required");
+  }
+}
+
+/// The CSV reading options of the data flags (fixed costs in --models order).
+inline tandem::outcome_csv_options csv_options(const data_args& a) {
+  tandem::outcome_csv_options o;
+  o.prompt_column = a.prompt_column;
+  o.models = a.models;
+  if (a.cost_suffix) {
+    o.cost_suffix = *a.cost_suffix;
+  } else {
+    std::map<std::string, double> given(a.costs.begin(), a.costs.end());
+    for (const auto& [name, c] : a.costs)
+      if (std::find(a.models.begin(), a.models.end(), name) == a.models.end())
+        usage_error("--costs names '" + name + "', which is not in --models");
+    for (const std::string& m : a.models) {
+      auto it = given.find(m);
+      if (it == given.end()) usage_error("--costs has no cost for model '" + m + "'");
+      o.fixed_costs.push_back(it->second);
+    }
+  }
+  return o;
+}
+
+inline std::vector<std::string> expand_paths(const std::vector<std::string>& paths) {
+  std::vector<std::string> files;
+  for (const std::string& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> in_dir;
+      for (const auto& e : fs::directory_iterator(p, ec))
+        if (e.is_regular_file() && e.path().extension() == ".csv")
+          in_dir.push_back(e.path().string());
+      if (ec) die(1, "cannot list directory '" + p + "'");
+      if (in_dir.empty()) die(1, "directory '" + p + "' holds no .csv files");
+      std::sort(in_dir.begin(), in_dir.end());
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else if (fs::exists(p, ec)) {
+      files.push_back(p);
+    } else {
+      die(1, "no such file or directory: '" + p + "'");
+    }
+  }
+  return files;
+}
+
+inline tandem::outcome_table load_tables(const std::vector<std::string>& paths,
+                                         const tandem::outcome_csv_options& o,
+                                         tandem::outcome_load_stats& stats) {
+  tandem::outcome_table t;
+  t.models = o.models;
+  for (const std::string& f : expand_paths(paths)) {
+    auto csv = tandem::read_csv_file(f.c_str());
+    if (!csv) die(1, "cannot read CSV '" + f + "': " + std::string(tandem::to_string(csv.error())));
+    tandem::outcome_load_error err;
+    const tandem::errc e = tandem::append_outcome_csv(t, *csv, o, stats, &err);
+    if (e == tandem::errc::ok) continue;
+    std::string msg = "'" + f + "': ";
+    if (e == tandem::errc::not_found)
+      msg += "missing column '" + err.column + "'";
+    else if (err.row > 0)
+      msg += "row " + std::to_string(err.row) + ", column '" + err.column + "': bad value '" +
+             err.cell + "' (" + std::string(tandem::to_string(e)) + ")";
+    else
+      msg += std::string(tandem::to_string(e));
+    die(1, msg);
+  }
+  return t;
+}
+
+inline std::unordered_set<std::string> read_exclusions(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) die(1, "cannot open --exclude-prompts file '" + path + "'");
+  std::unordered_set<std::string> out;
+  std::string line;
+  std::size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      die(1, "'" + path + "' line " + std::to_string(lineno) + ": not a JSON object");
+    bool found = false;
+    for (const char* key : {"train_prompt", "prompt"}) {
+      auto it = j.find(key);
+      if (it != j.end() && it->is_string()) {
+        out.insert(it->get<std::string>());
+        found = true;
+      }
+    }
+    if (!found)
+      die(1, "'" + path + "' line " + std::to_string(lineno) + ": no train_prompt or prompt field");
+  }
+  return out;
+}
+
+/// The loaded tables: the training split, the test split (empty when `split` was false)
+/// and the counters.
+struct loaded_tables {
+  tandem::outcome_table train, test;
+  tandem::outcome_load_stats stats;
+  std::size_t n_excluded = 0;
+};
+
+/// Loads the tables named by the data flags, removes the excluded prompts and splits
+/// them (seeded --train-fraction, or --train/--test); with `split` false every row goes
+/// to `train`. Exits with a message on an empty split.
+inline loaded_tables load_splits(const data_args& a, bool split) {
+  const tandem::outcome_csv_options o = csv_options(a);
+  loaded_tables out;
+  std::unordered_set<std::string> excluded;
+  if (a.exclude) excluded = read_exclusions(*a.exclude);
+  if (!a.data.empty()) {
+    tandem::outcome_table all = load_tables(a.data, o, out.stats);
+    out.n_excluded = tandem::remove_prompts(all, excluded);
+    if (!split) {
+      out.train = std::move(all);
+    } else {
+      auto s = tandem::split_rows(all.size(), a.train_fraction, a.seed);
+      if (!s)
+        die(1, "cannot split " + std::to_string(all.size()) + " rows: a split would be empty");
+      out.train = tandem::subset(all, s->first);
+      out.test = tandem::subset(all, s->second);
+    }
+  } else {
+    out.train = load_tables(a.train, o, out.stats);
+    out.n_excluded += tandem::remove_prompts(out.train, excluded);
+    if (split) {
+      out.test = load_tables(a.test, o, out.stats);
+      out.n_excluded += tandem::remove_prompts(out.test, excluded);
+    }
+  }
+  if (out.train.size() == 0) die(1, "the training split is empty");
+  if (split && out.test.size() == 0) die(1, "the test split is empty");
+  return out;
+}
+
+inline json points_json(const std::vector<tandem::curve_point>& c, std::size_t max_points,
+                        bool share) {
+  json arr = json::array();
+  std::vector<std::size_t> keep;
+  if (max_points == 0 || c.size() <= max_points) {
+    for (std::size_t i = 0; i < c.size(); ++i) keep.push_back(i);
+  } else {
+    for (std::size_t k = 0; k < max_points; ++k)
+      keep.push_back(k * (c.size() - 1) / (max_points - 1));
+    keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+  }
+  for (std::size_t i : keep) {
+    json p;
+    p["cost"] = c[i].cost;
+    p["quality"] = c[i].quality;
+    if (share) p["strong_share"] = c[i].strong_share;
+    arr.push_back(p);
+  }
+  return arr;
+}
+
+inline json nullable(std::optional<double> v) { return v ? json(*v) : json(nullptr); }
+
+inline void write_svg(const std::string& path, const std::vector<tandem::curve_point>& curve,
+                      const std::vector<tandem::curve_point>& oracle,
+                      const std::vector<tandem::curve_point>& singles,
+                      const std::vector<std::string>& names, const char* curve_label = "router") {
+  double c0 = 1e300, c1 = -1e300, q0 = 1e300, q1 = -1e300;
+  for (const auto* set : {&curve, &oracle, &singles})
+    for (const auto& p : *set) {
+      c0 = std::min(c0, p.cost);
+      c1 = std::max(c1, p.cost);
+      q0 = std::min(q0, p.quality);
+      q1 = std::max(q1, p.quality);
+    }
+  if (c1 <= c0) c1 = c0 + 1;
+  if (q1 <= q0) q1 = q0 + 0.01;
+  const double w = 640, h = 440, l = 60, r = 20, t = 20, b = 50;
+  const auto X = [&](double c) { return l + (c - c0) / (c1 - c0) * (w - l - r); };
+  const auto Y = [&](double q) { return h - b - (q - q0) / (q1 - q0) * (h - t - b); };
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) die(1, "cannot write --svg file '" + path + "'");
+  std::fprintf(f,
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" "
+               "height=\"100%%\" fill=\"white\"/>\n",
+               w, h);
+  std::fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", l, h - b,
+               w - r, h - b);
+  std::fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", l, t, l,
+               h - b);
+  for (int i = 0; i <= 4; ++i) {
+    const double c = c0 + (c1 - c0) * i / 4, q = q0 + (q1 - q0) * i / 4;
+    std::fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.3g</text>\n", X(c),
+                 h - b + 16, c);
+    std::fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3f</text>\n", l - 4, Y(q) + 4,
+                 q);
+  }
+  std::fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">mean cost per query</text>\n",
+               (l + w - r) / 2, h - 12);
+  std::fprintf(f,
+               "<text x=\"14\" y=\"%g\" transform=\"rotate(-90 14 %g)\" "
+               "text-anchor=\"middle\">mean quality</text>\n",
+               (t + h - b) / 2, (t + h - b) / 2);
+  const auto poly = [&](const std::vector<tandem::curve_point>& c, const char* color,
+                        const char* dash) {
+    std::fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" %s points=\"",
+                 color, dash);
+    const std::size_t step = std::max<std::size_t>(1, c.size() / 800);
+    for (std::size_t i = 0; i < c.size(); i += step)
+      std::fprintf(f, "%.2f,%.2f ", X(c[i].cost), Y(c[i].quality));
+    std::fprintf(f, "%.2f,%.2f\"/>\n", X(c.back().cost), Y(c.back().quality));
+  };
+  poly(oracle, "#999999", "stroke-dasharray=\"4 3\"");
+  poly(curve, "#1f77b4", "");
+  for (std::size_t i = 0; i < singles.size(); ++i) {
+    std::fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"#d62728\"/>\n",
+                 X(singles[i].cost), Y(singles[i].quality));
+    std::string name;
+    for (char ch : names[i]) {
+      if (ch == '<')
+        name += "&lt;";
+      else if (ch == '&')
+        name += "&amp;";
+      else if (ch == '>')
+        name += "&gt;";
+      else
+        name += ch;
+    }
+    std::fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">%s</text>\n", X(singles[i].cost) + 6,
+                 Y(singles[i].quality) - 6, name.c_str());
+  }
+  std::fprintf(f, "<text x=\"%g\" y=\"%g\" fill=\"#1f77b4\">%s</text>\n", l + 10, t + 12,
+               curve_label);
+  std::fprintf(f, "<text x=\"%g\" y=\"%g\" fill=\"#999999\">oracle</text>\n", l + 10, t + 28);
+  std::fprintf(f, "</svg>\n");
+  if (std::fclose(f) != 0) die(1, "cannot write --svg file '" + path + "'");
+}
+
+}  // namespace tandem_tool
