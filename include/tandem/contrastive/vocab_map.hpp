@@ -1,0 +1,525 @@
+// tandem: vocabulary maps between two tokenizers, and mapped_model, which presents a
+// LanguageModel in another tokenizer's vocabulary.
+//
+// Tokens are matched by their normalised text: sentencepiece's U+2581 and byte-level BPE's
+// U+0120 (and the rest of the GPT-2 byte alphabet) become the bytes they stand for, a
+// byte-fallback token <0xNN> becomes byte NN, and special tokens (<s>, </s>, <unk>, ...)
+// match special tokens of the same raw text only. The map is one token to one token: a
+// token whose text the other vocabulary holds only as several tokens has no counterpart.
+// When several tokens of the other vocabulary share a text, a token of the same kind
+// (text piece or byte token) is preferred, then the lowest id.
+//
+// This header does not depend on any tokenizer library: a vocabulary is read through a
+// "piece source", any callable token_id -> result<token_piece>. piece_source_of(t) makes
+// one from a tokenizer exposing raw_piece/is_byte/is_control/is_unknown (as the
+// sentencepiece adapter does).
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "tandem/core/concepts.hpp"
+#include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/types.hpp"
+
+namespace tandem::inline v0 {
+
+/// How a tokenizer writes its pieces.
+enum class piece_style : unsigned char {
+  plain,          ///< the text itself
+  sentencepiece,  ///< U+2581 is a space; byte tokens are <0xNN>
+  byte_level,     ///< GPT-2 byte-level BPE: every byte is one code point (U+0120 = space)
+};
+
+/// What kind of token a piece is.
+enum class piece_kind : unsigned char {
+  text,     ///< an ordinary piece of text
+  byte,     ///< a byte-fallback token, raw text <0xNN> (or the byte itself)
+  special,  ///< control/unknown tokens: matched by raw text, only against specials
+};
+
+/// One token's raw piece as its tokenizer stores it, and its kind. `text` need only stay
+/// valid until the piece source is called again.
+struct token_piece {
+  std::string_view text;
+  piece_kind kind = piece_kind::text;
+};
+
+/// A callable that gives the raw piece of a token id in [0, vocab size).
+template <class F>
+concept PieceSource = requires(F& f, token_id id) {
+  { f(id) } -> std::convertible_to<result<token_piece>>;
+};
+
+/// A piece source over a tokenizer with `raw_piece(id) -> result<std::string_view>`,
+/// `is_byte(id)`, `is_control(id)` and `is_unknown(id)` (e.g. sentencepiece_tokenizer).
+/// The tokenizer is referenced, not copied: it must outlive the source.
+template <class T>
+requires requires(const T& t, token_id id) {
+  { t.raw_piece(id) } -> std::convertible_to<result<std::string_view>>;
+  { t.is_byte(id) } -> std::convertible_to<bool>;
+  { t.is_control(id) } -> std::convertible_to<bool>;
+  { t.is_unknown(id) } -> std::convertible_to<bool>;
+}
+[[nodiscard]] auto piece_source_of(const T& tokenizer) noexcept {
+  return [&tokenizer](token_id id) -> result<token_piece> {
+    const result<std::string_view> raw = tokenizer.raw_piece(id);
+    if (!raw) return raw.error();
+    piece_kind k = piece_kind::text;
+    if (tokenizer.is_byte(id))
+      k = piece_kind::byte;
+    else if (tokenizer.is_control(id) || tokenizer.is_unknown(id))
+      k = piece_kind::special;
+    return token_piece{*raw, k};
+  };
+}
+
+namespace detail {
+
+/// Byte-level BPE's alphabet: the byte a code point stands for, or -1.
+[[nodiscard]] constexpr int byte_level_byte(std::uint32_t cp) noexcept {
+  const auto direct = [](std::uint32_t b) {
+    return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+  };
+  if (cp < 0x100) return direct(cp) ? static_cast<int>(cp) : -1;
+  if (cp >= 0x100 + 68) return -1;
+  // The 68 bytes without a printable code point of their own get 0x100, 0x101, ... in order.
+  std::uint32_t n = 0;
+  for (std::uint32_t b = 0; b < 0x100; ++b) {
+    if (direct(b)) continue;
+    if (n == cp - 0x100) return static_cast<int>(b);
+    ++n;
+  }
+  return -1;
+}
+
+/// Decodes one UTF-8 code point at s[i]; advances i. Returns false on malformed input.
+[[nodiscard]] inline bool next_code_point(std::string_view s, std::size_t& i,
+                                          std::uint32_t& cp) noexcept {
+  const auto c = static_cast<unsigned char>(s[i]);
+  std::size_t len = 0;
+  if (c < 0x80) {
+    cp = c;
+    len = 1;
+  } else if ((c & 0xE0) == 0xC0) {
+    cp = c & 0x1F;
+    len = 2;
+  } else if ((c & 0xF0) == 0xE0) {
+    cp = c & 0x0F;
+    len = 3;
+  } else if ((c & 0xF8) == 0xF0) {
+    cp = c & 0x07;
+    len = 4;
+  } else {
+    return false;
+  }
+  if (i + len > s.size()) return false;
+  for (std::size_t j = 1; j < len; ++j) {
+    const auto cc = static_cast<unsigned char>(s[i + j]);
+    if ((cc & 0xC0) != 0x80) return false;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  i += len;
+  return true;
+}
+
+/// Parses "<0xNN>" (either case), or a single byte, into the byte; -1 otherwise.
+[[nodiscard]] inline int parse_byte_piece(std::string_view s) noexcept {
+  if (s.size() == 1) return static_cast<unsigned char>(s[0]);
+  if (s.size() != 6 || s.substr(0, 3) != "<0x" || s[5] != '>') return -1;
+  int v = 0;
+  for (std::size_t i = 3; i < 5; ++i) {
+    const char c = s[i];
+    int d = -1;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+}  // namespace detail
+
+/// The normalised text of a text piece written in `style`, into `out` (replaced). Returns
+/// false when the piece is not valid in that style (malformed UTF-8, a code point outside
+/// the byte-level alphabet); `out` is then unspecified.
+[[nodiscard]] inline bool normalize_piece(piece_style style, std::string_view raw,
+                                          std::string& out) {
+  out.clear();
+  switch (style) {
+    case piece_style::plain:
+      out.assign(raw);
+      return true;
+    case piece_style::sentencepiece: {
+      constexpr std::string_view mark = "\xE2\x96\x81";
+      for (std::size_t i = 0; i < raw.size();) {
+        if (raw.substr(i, mark.size()) == mark) {
+          out.push_back(' ');
+          i += mark.size();
+        } else {
+          out.push_back(raw[i++]);
+        }
+      }
+      return true;
+    }
+    case piece_style::byte_level: {
+      for (std::size_t i = 0; i < raw.size();) {
+        std::uint32_t cp = 0;
+        if (!detail::next_code_point(raw, i, cp)) return false;
+        const int b = detail::byte_level_byte(cp);
+        if (b < 0) return false;
+        out.push_back(static_cast<char>(b));
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+/// How much of one vocabulary a vocab_map covers.
+struct vocab_coverage {
+  std::size_t from_size = 0;       ///< tokens in the `from` vocabulary
+  std::size_t to_size = 0;         ///< tokens in the `to` vocabulary
+  std::size_t mapped = 0;          ///< `from` tokens with a counterpart
+  std::size_t mapped_text = 0;     ///< of those, text pieces
+  std::size_t mapped_byte = 0;     ///< of those, byte tokens
+  std::size_t mapped_special = 0;  ///< of those, special tokens
+  std::size_t reached = 0;         ///< distinct `to` tokens some `from` token maps to
+  std::size_t round_trips = 0;     ///< `from` tokens t with back(forward(t)) == t
+  /// mapped / from_size (0 for an empty vocabulary).
+  [[nodiscard]] double fraction() const noexcept {
+    return from_size == 0 ? 0.0 : static_cast<double>(mapped) / static_cast<double>(from_size);
+  }
+};
+
+/// A token-to-token map from vocabulary `from` to vocabulary `to`, and its reverse. Built
+/// once (allocating); lookups and map_logits never allocate. Copyable; immutable after
+/// build, so it may be shared by threads.
+class vocab_map {
+ public:
+  /// Id stored for a token without a counterpart.
+  static constexpr token_id none = -1;
+
+  /// Builds the map between the vocabularies read through `from` (ids [0, from_size),
+  /// pieces written in `from_style`) and `to`. Errors: empty_input (a size of 0),
+  /// invalid_argument (a size above INT32_MAX), or the first error a piece source
+  /// returns. Allocates its tables (an allocation failure is not reported: it ends the
+  /// program, as the standard containers do without exceptions).
+  template <PieceSource From, PieceSource To>
+  [[nodiscard]] static result<vocab_map> build(std::size_t from_size, From&& from,
+                                               piece_style from_style, std::size_t to_size, To&& to,
+                                               piece_style to_style) {
+    constexpr auto lim = static_cast<std::size_t>(std::numeric_limits<token_id>::max());
+    if (from_size == 0 || to_size == 0) return errc::empty_input;
+    if (from_size > lim || to_size > lim) return errc::invalid_argument;
+    side a, b;
+    TANDEM_TRY(a.read(from_size, from, from_style));
+    TANDEM_TRY(b.read(to_size, to, to_style));
+    vocab_map m;
+    m.forward_ = b.match_all(a);
+    m.backward_ = a.match_all(b);
+    m.kinds_ = std::move(a.kinds);
+    m.to_kinds_ = std::move(b.kinds);
+    return m;
+  }
+
+  /// Size of the `from` vocabulary (the ids map_token accepts).
+  [[nodiscard]] std::size_t from_size() const noexcept { return forward_.size(); }
+  /// Size of the `to` vocabulary.
+  [[nodiscard]] std::size_t to_size() const noexcept { return backward_.size(); }
+
+  /// The `to` token matching `from` token `id`. Errors: invalid_token (id outside
+  /// [0, from_size())), not_found (no counterpart).
+  [[nodiscard]] result<token_id> map_token(token_id id) const noexcept {
+    if (id < 0 || static_cast<std::size_t>(id) >= forward_.size()) return errc::invalid_token;
+    const token_id r = forward_[static_cast<std::size_t>(id)];
+    if (r == none) return errc::not_found;
+    return r;
+  }
+
+  /// Maps every id of `in` into `out` (same size). Errors, `out` unspecified:
+  /// size_mismatch, invalid_token, not_found (a token without a counterpart).
+  [[nodiscard]] errc map_tokens(std::span<const token_id> in,
+                                std::span<token_id> out) const noexcept {
+    if (in.size() != out.size()) return errc::size_mismatch;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const auto r = map_token(in[i]);
+      if (!r) return r.error();
+      out[i] = *r;
+    }
+    return errc::ok;
+  }
+
+  /// Expresses logits over the `to` vocabulary in the `from` vocabulary:
+  /// out[i] = to_logits[forward(i)], -inf for a token without a counterpart (so masked
+  /// entries never come from it). Errors: size_mismatch (to_logits.size() != to_size() or
+  /// out.size() != from_size()), leaving `out` untouched. Values are copied as they are
+  /// (NaN included: the kernels reading `out` reject it).
+  [[nodiscard]] errc map_logits(std::span<const float> to_logits,
+                                std::span<float> out) const noexcept {
+    if (to_logits.size() != backward_.size() || out.size() != forward_.size())
+      return errc::size_mismatch;
+    constexpr float ninf = -std::numeric_limits<float>::infinity();
+    const token_id* f = forward_.data();
+    const float* src = to_logits.data();
+    float* dst = out.data();
+    for (std::size_t i = 0, n = forward_.size(); i < n; ++i)
+      dst[i] = f[i] == none ? ninf : src[static_cast<std::size_t>(f[i])];
+    return errc::ok;
+  }
+
+  /// The map from `to` back to `from` (built from the same pieces and rules).
+  [[nodiscard]] vocab_map reversed() const {
+    vocab_map r;
+    r.forward_ = backward_;
+    r.backward_ = forward_;
+    r.kinds_ = to_kinds_;
+    r.to_kinds_ = kinds_;
+    return r;
+  }
+
+  /// Coverage of the `from` vocabulary; call reversed().coverage() for the other side.
+  [[nodiscard]] vocab_coverage coverage() const {
+    vocab_coverage c;
+    c.from_size = forward_.size();
+    c.to_size = backward_.size();
+    std::vector<bool> hit(backward_.size(), false);
+    for (std::size_t i = 0; i < forward_.size(); ++i) {
+      const token_id t = forward_[i];
+      if (t == none) continue;
+      ++c.mapped;
+      switch (kinds_[i]) {
+        case piece_kind::text:
+          ++c.mapped_text;
+          break;
+        case piece_kind::byte:
+          ++c.mapped_byte;
+          break;
+        case piece_kind::special:
+          ++c.mapped_special;
+          break;
+      }
+      const auto u = static_cast<std::size_t>(t);
+      if (!hit[u]) {
+        hit[u] = true;
+        ++c.reached;
+      }
+      if (backward_[u] == static_cast<token_id>(i)) ++c.round_trips;
+    }
+    return c;
+  }
+
+ private:
+  // One vocabulary as read from its source, with the indices used to match the other.
+  struct side {
+    std::vector<std::string> text;  // normalised text (empty: no match possible)
+    std::vector<piece_kind> kinds;
+    std::vector<int> byte;  // the byte of a byte token, else -1
+    std::unordered_map<std::string, token_id> text_index, special_index;
+    std::array<token_id, 256> byte_index{};
+
+    template <class Src>
+    errc read(std::size_t n, Src& src, piece_style style) {
+      text.resize(n);
+      kinds.resize(n);
+      byte.assign(n, -1);
+      byte_index.fill(none);
+      std::string norm;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto id = static_cast<token_id>(i);
+        const result<token_piece> p = src(id);
+        if (!p) return p.error();
+        kinds[i] = p->kind;
+        switch (p->kind) {
+          case piece_kind::special:
+            text[i].assign(p->text);
+            special_index.emplace(text[i], id);  // keeps the lowest id
+            break;
+          case piece_kind::byte: {
+            const int b = detail::parse_byte_piece(p->text);
+            if (b < 0) break;  // unreadable: no counterpart
+            byte[i] = b;
+            text[i].assign(1, static_cast<char>(b));
+            if (byte_index[static_cast<std::size_t>(b)] == none)
+              byte_index[static_cast<std::size_t>(b)] = id;
+            break;
+          }
+          case piece_kind::text:
+            if (normalize_piece(style, p->text, norm) && !norm.empty()) {
+              text[i] = norm;
+              text_index.emplace(norm, id);
+            }
+            break;
+        }
+      }
+      return errc::ok;
+    }
+
+    // The token of this side matching token i of `o`, or none.
+    [[nodiscard]] token_id match(const side& o, std::size_t i) const {
+      const std::string& t = o.text[i];
+      if (t.empty()) return none;
+      const auto find = [](const auto& idx, const std::string& key) {
+        const auto it = idx.find(key);
+        return it == idx.end() ? none : it->second;
+      };
+      switch (o.kinds[i]) {
+        case piece_kind::special:
+          return find(special_index, t);
+        case piece_kind::byte: {
+          const token_id b = byte_index[static_cast<std::size_t>(o.byte[i])];
+          return b != none ? b : find(text_index, t);
+        }
+        case piece_kind::text: {
+          const token_id r = find(text_index, t);
+          if (r != none || t.size() != 1) return r;
+          return byte_index[static_cast<unsigned char>(t[0])];
+        }
+      }
+      return none;
+    }
+
+    [[nodiscard]] std::vector<token_id> match_all(const side& o) const {
+      std::vector<token_id> out(o.text.size(), none);
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = match(o, i);
+      return out;
+    }
+  };
+
+  std::vector<token_id> forward_;   // from id -> to id or none
+  std::vector<token_id> backward_;  // to id -> from id or none
+  std::vector<piece_kind> kinds_;   // kind of each from token
+  std::vector<piece_kind> to_kinds_;
+};
+
+/// A LanguageModel presented in another vocabulary through a vocab_map whose `from` side
+/// is the presented vocabulary and whose `to` side is the model's: appended ids are
+/// mapped to the model's, and logits are mapped back (tokens without a counterpart are
+/// -inf, so no decoder picks them). Rewind and score are offered when the model has them.
+/// Use it to put a part with another tokenizer into a combined_model, or a drafter with
+/// another tokenizer in front of a speculative target. The map is token to token: a token
+/// without a counterpart cannot be appended (vocab_mismatch), so a mapped drafter cannot
+/// follow a target past such a token, and a mapped part masks it in a combination.
+///
+/// Ownership: the model and the map are the caller's and must outlive this object. Owns
+/// its logits and id buffers; append/score of up to reserve()d tokens never allocate.
+/// Move-only.
+template <LanguageModel M>
+class mapped_model {
+ public:
+  /// Wraps `model` with `map`. Errors: vocab_mismatch (map.to_size() !=
+  /// model.vocab_size()). When the model already holds a context, its logits are mapped
+  /// now (size_mismatch if they have the wrong size).
+  [[nodiscard]] static result<mapped_model> create(M& model, const vocab_map& map) {
+    if (map.to_size() != static_cast<std::size_t>(model.vocab_size())) return errc::vocab_mismatch;
+    mapped_model m(model, map);
+    if (model.size() > 0) TANDEM_TRY(map.map_logits(model.logits(), m.logits_));
+    return m;
+  }
+
+  mapped_model(mapped_model&&) noexcept = default;
+  mapped_model& operator=(mapped_model&&) noexcept = default;
+  mapped_model(const mapped_model&) = delete;
+  mapped_model& operator=(const mapped_model&) = delete;
+  ~mapped_model() = default;
+
+  /// The presented vocabulary's size (the map's `from` side).
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return map_->from_size(); }
+  /// Tokens in the model's context.
+  [[nodiscard]] std::size_t size() const noexcept {
+    return static_cast<std::size_t>(model_->size());
+  }
+  /// The model's context length, or SIZE_MAX.
+  [[nodiscard]] std::size_t context_length() const noexcept { return context_length_of(*model_); }
+  /// The model's next-token logits in the presented vocabulary (-inf: no counterpart).
+  [[nodiscard]] std::span<const float> logits() const noexcept { return logits_; }
+  /// The wrapped model.
+  [[nodiscard]] M& model() const noexcept { return *model_; }
+
+  /// Reserves id and row buffers for appends/scores of up to `tokens` tokens.
+  void reserve(std::size_t tokens) {
+    ids_.reserve(tokens);
+    rows_.reserve(tokens * map_->to_size());
+  }
+
+  /// Maps `t` and appends it to the model. Errors, leaving everything as before:
+  /// empty_input, invalid_token (an id outside the presented vocabulary), vocab_mismatch (a
+  /// token without a counterpart), the model's append error, size_mismatch (the model's
+  /// logits have the wrong size; the append is rolled back when the model can rewind,
+  /// else the model keeps the tokens and this returns out_of_sync).
+  [[nodiscard]] errc append(std::span<const token_id> t) {
+    TANDEM_TRY(translate(t));
+    TANDEM_TRY(model_->append(std::span<const token_id>(ids_)));
+    const errc e = map_->map_logits(model_->logits(), logits_);
+    if (!ok(e)) return undo(t.size(), e);
+    return errc::ok;
+  }
+
+  /// Drops the last `n` tokens (the model's rewind and its errors). logits() is
+  /// unspecified afterwards until the next append.
+  [[nodiscard]] errc rewind(std::size_t n) requires Rewindable<M> { return model_->rewind(n); }
+
+  /// Scores `t` (mapped) with the model and maps every row. Errors: those of append,
+  /// size_mismatch (rows.size() != t.size() * vocab_size()), the model's score error.
+  [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) requires Scoring<M> {
+    const std::size_t v = vocab_size(), u = map_->to_size();
+    if (rows.size() != t.size() * v) return errc::size_mismatch;
+    TANDEM_TRY(translate(t));
+    if (rows_.size() < t.size() * u) rows_.resize(t.size() * u);
+    const std::span<float> inner(rows_.data(), t.size() * u);
+    TANDEM_TRY(model_->score(std::span<const token_id>(ids_), inner));
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      const errc e = map_->map_logits(inner.subspan(i * u, u), rows.subspan(i * v, v));
+      if (!ok(e)) return undo(t.size(), e);
+    }
+    std::memcpy(logits_.data(), rows.data() + (t.size() - 1) * v, v * sizeof(float));
+    return errc::ok;
+  }
+
+ private:
+  mapped_model(M& model, const vocab_map& map)
+      : model_(&model),
+        map_(&map),
+        logits_(map.from_size(), -std::numeric_limits<float>::infinity()) {}
+
+  errc translate(std::span<const token_id> t) {
+    if (t.empty()) return errc::empty_input;
+    ids_.resize(t.size());
+    const errc e = map_->map_tokens(t, ids_);
+    return e == errc::not_found ? errc::vocab_mismatch : e;
+  }
+
+  errc undo(std::size_t n, errc e) {
+    if constexpr (Rewindable<M>) {
+      if (ok(model_->rewind(n))) return e;
+    }
+    (void)n;
+    return errc::out_of_sync;
+  }
+
+  M* model_;
+  const vocab_map* map_;
+  std::vector<float> logits_;
+  std::vector<token_id> ids_;
+  std::vector<float> rows_;
+};
+
+}  // namespace tandem::inline v0
