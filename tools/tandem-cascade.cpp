@@ -70,34 +70,29 @@ output options:
   --curve-points N         at most N curve points in the JSON (default 201, 0 = all)
 )";
 
-struct args : data_args {
+struct args : data_args, output_args {
   std::string command;
-  std::optional<std::string> response_suffix, save, svg;
+  std::optional<std::string> response_suffix, save;
   bool gain = true;
   std::optional<double> budget, rate, epsilon;
   double delta = 0.1;
-  std::size_t curve_points = 201;
 };
 
 args parse_args(int argc, char** argv) {
   args a;
   if (argc < 2) usage_error("missing command");
   a.command = argv[1];
-  if (a.command == "--help" || a.command == "-h") {
-    std::fputs(help_text, stdout);
-    std::exit(0);
-  }
+  if (a.command == "--help" || a.command == "-h") print_help(help_text);
   if (a.command != "eval") usage_error("unknown command '" + a.command + "'");
   for (int i = 2; i < argc; ++i) {
-    if (parse_data_flag(argc, argv, i, a)) continue;
+    if (parse_data_flag(argc, argv, i, a) || parse_output_flag(argc, argv, i, a)) continue;
     const std::string flag = argv[i];
     const auto value = [&]() -> std::string {
       if (i + 1 >= argc) usage_error(flag + " needs a value");
       return argv[++i];
     };
     if (flag == "--help" || flag == "-h") {
-      std::fputs(help_text, stdout);
-      std::exit(0);
+      print_help(help_text);
     } else if (flag == "--response-suffix") {
       a.response_suffix = value();
     } else if (flag == "--score") {
@@ -117,13 +112,6 @@ args parse_args(int argc, char** argv) {
       if (!(a.delta > 0 && a.delta < 1)) usage_error("--delta must be in (0, 1)");
     } else if (flag == "--save") {
       a.save = value();
-    } else if (flag == "--svg") {
-      a.svg = value();
-    } else if (flag == "--curve-points") {
-      const double v = parse_double_arg(flag, value());
-      if (v < 0 || v != static_cast<double>(static_cast<std::size_t>(v)) || v == 1)
-        usage_error("--curve-points must be 0 or an integer >= 2");
-      a.curve_points = static_cast<std::size_t>(v);
     } else {
       usage_error("unknown flag '" + flag + "'");
     }
@@ -345,49 +333,28 @@ int main(int argc, char** argv) {
   }
 
   // Single models.
-  std::vector<tandem::curve_point> singles(m);
-  json models = json::array();
-  for (std::size_t j = 0; j < m; ++j) {
-    singles[j] = *tandem::single_model_point(test.quality, test.cost, m, j);
-    models.push_back(
-        {{"name", a.models[j]}, {"quality", singles[j].quality}, {"cost", singles[j].cost}});
-  }
-  std::size_t cheap = 0, dear = 0, best = 0;
-  for (std::size_t j = 1; j < m; ++j) {
-    if (singles[j].cost < singles[cheap].cost) cheap = j;
-    if (singles[j].cost > singles[dear].cost) dear = j;
-    if (singles[j].quality > singles[best].quality ||
-        (singles[j].quality == singles[best].quality && singles[j].cost < singles[best].cost))
-      best = j;
-  }
+  const single_models sm = find_single_models(test, a.models);
+  const std::vector<tandem::curve_point>& singles = sm.points;
+  const std::size_t cheap = sm.cheap, dear = sm.dear, best = sm.best;
   const double c_lo = singles[cheap].cost, c_hi = singles[dear].cost;
 
   // Two-stage view, cheapest then dearest: escalate in order of falling confidence in the
   // cheap answer; an escalated query pays both models.
-  std::optional<tandem::two_model_metrics> pair, pair_oracle;
-  std::vector<tandem::curve_point> pair_curve, oracle;
+  two_model_view view;
   if (m >= 2 && cheap != dear) {
-    std::vector<double> esc(n), oesc(n), qw(n), qs(n), cw(n), cs(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      esc[i] = -score[i * m + cheap];
-      qw[i] = test.q(i, cheap);
-      qs[i] = test.q(i, dear);
-      cw[i] = test.c(i, cheap);
-      cs[i] = test.c(i, cheap) + test.c(i, dear);
-      oesc[i] = qs[i] - qw[i];
-    }
-    pair_curve = *tandem::two_model_curve(esc, qw, qs, cw, cs);
-    oracle = *tandem::two_model_curve(oesc, qw, qs, cw, cs);
-    if (auto s = tandem::two_model_summary(pair_curve)) pair = *s;
-    if (auto s = tandem::two_model_summary(oracle)) pair_oracle = *s;
+    std::vector<double> esc(n);
+    for (std::size_t i = 0; i < n; ++i) esc[i] = -score[i * m + cheap];
+    view = make_two_model_view(test, cheap, dear, std::move(esc), true);
   }
+  const std::optional<tandem::two_model_metrics>& pair = view.pair;
+  const std::vector<tandem::curve_point>& oracle = view.oracle;
 
   // The cascade's curve: for two models the threshold sweep above; for more, one common
   // threshold for every stage but the last, swept over the test scores' quantiles.
   const tandem::cascade_views test_views{score, test.quality, test.cost, m};
   std::vector<tandem::curve_point> curve;
   if (m == 2 && cheap != dear) {
-    curve = pair_curve;
+    curve = view.curve;
   } else {
     std::vector<double> ts;
     for (std::size_t j : scored)
@@ -409,22 +376,8 @@ int main(int argc, char** argv) {
   const double best_q = singles[best].quality;
   const auto reach = tandem::cost_reaching(curve, best_q - 1e-12);
 
-  json out;
-  out["n_train"] = n_tr;
-  out["n_test"] = n;
-  out["n_dropped"] = n_dropped;
-  out["n_excluded"] = data.n_excluded;
-  out["models"] = models;
-  out["best_single"] = {
-      {"name", a.models[best]}, {"quality", best_q}, {"cost", singles[best].cost}};
-  out["weak"] = a.models[cheap];
-  out["strong"] = a.models[dear];
-  out["apgr"] = pair ? json(pair->apgr) : json(nullptr);
-  out["cpt20"] = pair ? json(pair->cpt20) : json(nullptr);
-  out["cpt50"] = pair ? json(pair->cpt50) : json(nullptr);
-  out["cpt80"] = pair ? json(pair->cpt80) : json(nullptr);
-  out["aiq"] = nullable(cascade_aiq);
-  out["cost_at_best_single_quality"] = nullable(reach);
+  json out =
+      summary_json({n_tr, n, n_dropped, data.n_excluded}, sm, a.models, pair, cascade_aiq, reach);
   out["cost_model"] =
       "an escalated query pays every stage that ran; apgr and cpt are over the "
       "share of queries escalated to the strong model";

@@ -59,33 +59,28 @@ output options (eval):
   --curve-points N         at most N curve points in the JSON (default 201, 0 = all)
 )";
 
-struct args : data_args {
+struct args : data_args, output_args {
   std::string command;
   std::string predictor = "ensemble";
-  std::optional<std::string> save, svg, router_path, prompt;
-  std::size_t curve_points = 201;
+  std::optional<std::string> save, router_path, prompt;
 };
 
 args parse_args(int argc, char** argv) {
   args a;
   if (argc < 2) usage_error("missing command");
   a.command = argv[1];
-  if (a.command == "--help" || a.command == "-h") {
-    std::fputs(help_text, stdout);
-    std::exit(0);
-  }
+  if (a.command == "--help" || a.command == "-h") print_help(help_text);
   if (a.command != "eval" && a.command != "train" && a.command != "predict")
     usage_error("unknown command '" + a.command + "'");
   for (int i = 2; i < argc; ++i) {
-    if (parse_data_flag(argc, argv, i, a)) continue;
+    if (parse_data_flag(argc, argv, i, a) || parse_output_flag(argc, argv, i, a)) continue;
     const std::string flag = argv[i];
     const auto value = [&]() -> std::string {
       if (i + 1 >= argc) usage_error(flag + " needs a value");
       return argv[++i];
     };
     if (flag == "--help" || flag == "-h") {
-      std::fputs(help_text, stdout);
-      std::exit(0);
+      print_help(help_text);
     } else if (flag == "--predictor") {
       a.predictor = value();
       if (a.predictor != "ensemble" && a.predictor != "logistic" && a.predictor != "knn" &&
@@ -93,13 +88,6 @@ args parse_args(int argc, char** argv) {
         usage_error("--predictor must be ensemble, logistic, knn or mf");
     } else if (flag == "--save") {
       a.save = value();
-    } else if (flag == "--svg") {
-      a.svg = value();
-    } else if (flag == "--curve-points") {
-      const double v = parse_double_arg(flag, value());
-      if (v < 0 || v != static_cast<double>(static_cast<std::size_t>(v)) || v == 1)
-        usage_error("--curve-points must be 0 or an integer >= 2");
-      a.curve_points = static_cast<std::size_t>(v);
     } else if (flag == "--router") {
       a.router_path = value();
     } else if (flag == "--prompt") {
@@ -186,47 +174,26 @@ int main(int argc, char** argv) {
   }
 
   // Single models, the cheapest and the most expensive.
-  std::vector<tandem::curve_point> singles(m);
-  json models = json::array();
-  for (std::size_t j = 0; j < m; ++j) {
-    singles[j] = *tandem::single_model_point(test.quality, test.cost, m, j);
-    models.push_back(
-        {{"name", a.models[j]}, {"quality", singles[j].quality}, {"cost", singles[j].cost}});
-  }
-  std::size_t cheap = 0, dear = 0, best = 0;
-  for (std::size_t j = 1; j < m; ++j) {
-    if (singles[j].cost < singles[cheap].cost) cheap = j;
-    if (singles[j].cost > singles[dear].cost) dear = j;
-    if (singles[j].quality > singles[best].quality ||
-        (singles[j].quality == singles[best].quality && singles[j].cost < singles[best].cost))
-      best = j;
-  }
+  const single_models sm = find_single_models(test, a.models);
+  const std::vector<tandem::curve_point>& singles = sm.points;
+  const std::size_t cheap = sm.cheap, dear = sm.dear, best = sm.best;
   const double c_lo = singles[cheap].cost, c_hi = singles[dear].cost;
 
   // Two-model view: cheapest vs most expensive, ranked by predicted win.
-  std::optional<tandem::two_model_metrics> pair, pair_oracle;
-  std::vector<tandem::curve_point> pair_curve, pair_oracle_curve;
+  two_model_view view;
   if (m >= 2 && cheap != dear) {
-    std::vector<double> win(n), owin(n), qw(n), qs(n), cw(n), cs(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      win[i] = pred[i * m + dear] - pred[i * m + cheap];
-      qw[i] = test.q(i, cheap);
-      qs[i] = test.q(i, dear);
-      cw[i] = test.c(i, cheap);
-      cs[i] = test.c(i, dear);
-      owin[i] = qs[i] - qw[i];
-    }
-    pair_curve = *tandem::two_model_curve(win, qw, qs, cw, cs);
-    pair_oracle_curve = *tandem::two_model_curve(owin, qw, qs, cw, cs);
-    if (auto s = tandem::two_model_summary(pair_curve)) pair = *s;
-    if (auto s = tandem::two_model_summary(pair_oracle_curve)) pair_oracle = *s;
+    std::vector<double> win(n);
+    for (std::size_t i = 0; i < n; ++i) win[i] = pred[i * m + dear] - pred[i * m + cheap];
+    view = make_two_model_view(test, cheap, dear, std::move(win), false);
   }
+  const std::optional<tandem::two_model_metrics>& pair = view.pair;
+  const std::optional<tandem::two_model_metrics>& pair_oracle = view.pair_oracle;
 
   // The router's curve: the threshold sweep for two models, the lambda sweep for more.
   std::vector<tandem::curve_point> curve, oracle;
   if (m == 2 && cheap != dear) {
-    curve = pair_curve;
-    oracle = pair_oracle_curve;
+    curve = view.curve;
+    oracle = view.oracle;
   } else {
     curve = *tandem::lambda_sweep_curve({pred, test.quality, test.cost, m}, dear);
     oracle = *tandem::lambda_sweep_curve({test.quality, test.quality, test.cost, m}, dear);
@@ -240,22 +207,8 @@ int main(int argc, char** argv) {
   const double best_q = singles[best].quality;
   const auto reach = tandem::cost_reaching(curve, best_q - 1e-12);
 
-  json out;
-  out["n_train"] = train.size();
-  out["n_test"] = n;
-  out["n_dropped"] = stats.dropped;
-  out["n_excluded"] = n_excluded;
-  out["models"] = models;
-  out["best_single"] = {
-      {"name", a.models[best]}, {"quality", best_q}, {"cost", singles[best].cost}};
-  out["weak"] = a.models[cheap];
-  out["strong"] = a.models[dear];
-  out["apgr"] = pair ? json(pair->apgr) : json(nullptr);
-  out["cpt20"] = pair ? json(pair->cpt20) : json(nullptr);
-  out["cpt50"] = pair ? json(pair->cpt50) : json(nullptr);
-  out["cpt80"] = pair ? json(pair->cpt80) : json(nullptr);
-  out["aiq"] = nullable(router_aiq);
-  out["cost_at_best_single_quality"] = nullable(reach);
+  json out = summary_json({train.size(), n, stats.dropped, n_excluded}, sm, a.models, pair,
+                          router_aiq, reach);
   json router_info;
   router_info["predictor"] = a.predictor;
   if (ro.predictor == tandem::router_predictor::logistic ||

@@ -56,6 +56,36 @@ inline double parse_double_arg(const std::string& flag, const std::string& v) {
   return *r;
 }
 
+/// Prints the tool's help text on stdout and exits with status 0.
+[[noreturn]] inline void print_help(const char* help_text) {
+  std::fputs(help_text, stdout);
+  std::exit(0);
+}
+
+/// The output flags shared by the tools' eval commands.
+struct output_args {
+  std::optional<std::string> svg;
+  std::size_t curve_points = 201;
+};
+
+/// Consumes the output flag at argv[i] (--svg, --curve-points; advancing i past its value)
+/// and returns true, or returns false when argv[i] is not an output flag.
+inline bool parse_output_flag(int argc, char** argv, int& i, output_args& a) {
+  const std::string flag = argv[i];
+  if (flag != "--svg" && flag != "--curve-points") return false;
+  if (i + 1 >= argc) usage_error(flag + " needs a value");
+  const std::string value = argv[++i];
+  if (flag == "--svg") {
+    a.svg = value;
+  } else {
+    const double v = parse_double_arg(flag, value);
+    if (v < 0 || v != static_cast<double>(static_cast<std::size_t>(v)) || v == 1)
+      usage_error("--curve-points must be 0 or an integer >= 2");
+    a.curve_points = static_cast<std::size_t>(v);
+  }
+  return true;
+}
+
 /// The data flags shared by the tools' eval commands.
 struct data_args {
   std::vector<std::string> data, train, test;
@@ -300,6 +330,96 @@ inline json points_json(const std::vector<tandem::curve_point>& c, std::size_t m
 }
 
 inline json nullable(std::optional<double> v) { return v ? json(*v) : json(nullptr); }
+
+/// Every model's own point on the test split, and which models are the cheapest, the
+/// dearest and the best (highest quality, ties to the cheaper; first in --models order).
+struct single_models {
+  std::vector<tandem::curve_point> points;  ///< per model
+  json models = json::array();              ///< per model: name, quality, cost
+  std::size_t cheap = 0, dear = 0, best = 0;
+};
+
+inline single_models find_single_models(const tandem::outcome_table& test,
+                                        const std::vector<std::string>& names) {
+  const std::size_t m = names.size();
+  single_models s;
+  s.points.resize(m);
+  for (std::size_t j = 0; j < m; ++j) {
+    s.points[j] = *tandem::single_model_point(test.quality, test.cost, m, j);
+    s.models.push_back(
+        {{"name", names[j]}, {"quality", s.points[j].quality}, {"cost", s.points[j].cost}});
+  }
+  const std::vector<tandem::curve_point>& p = s.points;
+  for (std::size_t j = 1; j < m; ++j) {
+    if (p[j].cost < p[s.cheap].cost) s.cheap = j;
+    if (p[j].cost > p[s.dear].cost) s.dear = j;
+    if (p[j].quality > p[s.best].quality ||
+        (p[j].quality == p[s.best].quality && p[j].cost < p[s.best].cost))
+      s.best = j;
+  }
+  return s;
+}
+
+/// The two-model view of the test split, the weak model against the strong one: the
+/// curve of escalating queries to the strong model in order of falling `escalate` (one
+/// value per test row) and the oracle's curve (in order of the strong model's quality gain),
+/// with their summaries (empty when a curve has no summary). With `escalation_pays_both`, an
+/// escalated query pays both models; otherwise only the strong one.
+struct two_model_view {
+  std::vector<tandem::curve_point> curve, oracle;
+  std::optional<tandem::two_model_metrics> pair, pair_oracle;
+};
+
+inline two_model_view make_two_model_view(const tandem::outcome_table& test, std::size_t weak,
+                                          std::size_t strong, std::vector<double> escalate,
+                                          bool escalation_pays_both) {
+  const std::size_t n = test.size();
+  std::vector<double> oracle(n), qw(n), qs(n), cw(n), cs(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    qw[i] = test.q(i, weak);
+    qs[i] = test.q(i, strong);
+    cw[i] = test.c(i, weak);
+    cs[i] = escalation_pays_both ? test.c(i, weak) + test.c(i, strong) : test.c(i, strong);
+    oracle[i] = qs[i] - qw[i];
+  }
+  two_model_view v;
+  v.curve = *tandem::two_model_curve(escalate, qw, qs, cw, cs);
+  v.oracle = *tandem::two_model_curve(oracle, qw, qs, cw, cs);
+  if (auto s = tandem::two_model_summary(v.curve)) v.pair = *s;
+  if (auto s = tandem::two_model_summary(v.oracle)) v.pair_oracle = *s;
+  return v;
+}
+
+/// The row counts of an eval command's output.
+struct eval_counts {
+  std::size_t n_train = 0, n_test = 0, n_dropped = 0, n_excluded = 0;
+};
+
+/// The counts, single models, two-model metrics and curve summary that open an eval
+/// command's JSON output; `reach` is the curve's cost at the best single model's quality.
+inline json summary_json(const eval_counts& e, const single_models& s,
+                         const std::vector<std::string>& names,
+                         const std::optional<tandem::two_model_metrics>& pair,
+                         std::optional<double> aiq, std::optional<double> reach) {
+  json out;
+  out["n_train"] = e.n_train;
+  out["n_test"] = e.n_test;
+  out["n_dropped"] = e.n_dropped;
+  out["n_excluded"] = e.n_excluded;
+  out["models"] = s.models;
+  out["best_single"] = {{"name", names[s.best]},
+                        {"quality", s.points[s.best].quality},
+                        {"cost", s.points[s.best].cost}};
+  out["weak"] = names[s.cheap];
+  out["strong"] = names[s.dear];
+  out["apgr"] = pair ? json(pair->apgr) : json(nullptr);
+  out["cpt20"] = pair ? json(pair->cpt20) : json(nullptr);
+  out["cpt50"] = pair ? json(pair->cpt50) : json(nullptr);
+  out["cpt80"] = pair ? json(pair->cpt80) : json(nullptr);
+  out["aiq"] = nullable(aiq);
+  out["cost_at_best_single_quality"] = nullable(reach);
+  return out;
+}
 
 inline void write_svg(const std::string& path, const std::vector<tandem::curve_point>& curve,
                       const std::vector<tandem::curve_point>& oracle,

@@ -10,13 +10,14 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backends/http_test_util.hpp"
 #include "common/catch.hpp"
+#include "common/scratch_dir.hpp"
+#include "common/tiny_gguf.hpp"
 #include "gguf_writer.hpp"
 #include "tandem/backends/http.hpp"
 #include "tandem/confidence/white_box.hpp"
@@ -30,28 +31,13 @@ using tandem::http_options;
 namespace fs = std::filesystem;
 
 // A scratch directory per test process, removed at exit.
-struct scratch_dir {
-  fs::path path;
-  scratch_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("tandem-http-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-const scratch_dir& scratch() {
-  static scratch_dir dir;
-  return dir;
+const fs::path& scratch() {
+  static tandem_test::scratch_dir dir("tandem-http-test-");
+  return dir.path();
 }
 
 const std::string& tiny_model_path() {
   static const std::string path = [] {
-    const std::string p = (scratch().path / "tiny.gguf").string();
     tandem::tools::tiny_llama_config cfg;
     cfg.seed = 7;
     cfg.n_ctx_train = 2048;
@@ -63,8 +49,7 @@ const std::string& tiny_model_path() {
     std::erase_if(vocab.entries, [](const tandem::tools::vocab_entry& e) {
       return e.type == tandem::tools::token_type::byte && e.piece != "<0x0A>";
     });
-    REQUIRE(tandem::tools::write_tiny_llama(p.c_str(), cfg, vocab) == errc::ok);
-    return p;
+    return tandem_test::write_tiny_gguf(scratch(), "tiny.gguf", cfg, vocab);
   }();
   return path;
 }
@@ -77,7 +62,7 @@ class llama_server {
     port_ = tandem_test::free_port();
     const std::string model = tiny_model_path();
     const std::string port = std::to_string(port_);
-    const std::string log = (scratch().path / ("server-" + port + ".log")).string();
+    const std::string log = (scratch() / ("server-" + port + ".log")).string();
     const pid_t parent = ::getpid();
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);

@@ -14,6 +14,8 @@
 
 #include "common/catch.hpp"
 #include "common/counting_new.hpp"
+#include "common/scratch_dir.hpp"
+#include "common/tiny_gguf.hpp"
 #include "gguf_writer.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/sampler.hpp"
@@ -26,35 +28,18 @@ namespace fs = std::filesystem;
 
 // A directory of its own per test process (ctest runs test cases in parallel processes),
 // removed at exit.
-struct scratch_dir {
-  fs::path path;
-  scratch_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("tandem-llama-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 const fs::path& scratch() {
-  static scratch_dir dir;
-  return dir.path;
+  static tandem_test::scratch_dir dir("tandem-llama-test-");
+  return dir.path();
 }
 
 // The tiny model every test shares: 64-wide, 2 layers, built-in vocabulary, seed 7.
 const std::string& tiny_model_path() {
   static const std::string path = [] {
     tandem::llama_quiet_logs(false);  // the tests provoke errors on purpose
-    const std::string p = (scratch() / "tiny.gguf").string();
     tandem::tools::tiny_llama_config cfg;
     cfg.seed = 7;
-    auto vocab = tandem::tools::builtin_vocab();
-    REQUIRE(tandem::tools::write_tiny_llama(p.c_str(), cfg, vocab) == errc::ok);
-    return p;
+    return tandem_test::write_tiny_gguf(scratch(), "tiny.gguf", cfg);
   }();
   return path;
 }

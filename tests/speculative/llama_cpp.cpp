@@ -7,6 +7,7 @@
 
 #include "common/catch.hpp"
 #include "common/scratch_dir.hpp"
+#include "common/tiny_gguf.hpp"
 #include "gguf_writer.hpp"
 #include "tandem/backends/llama_cpp.hpp"
 #include "tandem/core/generate.hpp"
@@ -28,14 +29,12 @@ const fs::path& scratch() {
 tandem::llama_model_handle make_model(const char* name, std::uint32_t embd, std::uint32_t layers,
                                       std::uint64_t seed) {
   tandem::llama_quiet_logs();
-  const std::string p = (scratch() / name).string();
   tandem::tools::tiny_llama_config cfg;
   cfg.n_embd = embd;
   cfg.n_layer = layers;
   cfg.n_ff = 2 * embd;
   cfg.seed = seed;
-  auto vocab = tandem::tools::builtin_vocab();
-  REQUIRE(tandem::tools::write_tiny_llama(p.c_str(), cfg, vocab) == errc::ok);
+  const std::string p = tandem_test::write_tiny_gguf(scratch(), name, cfg);
   auto m = tandem::llama_model_handle::load(p);
   REQUIRE(m.has_value());
   return std::move(*m);

@@ -498,6 +498,17 @@ class http_generator {
     return h;
   }
 
+  // The POST of the prepared body to the endpoint, with the JSON content type.
+  [[nodiscard]] httplib::Request post_request() const {
+    httplib::Request r;
+    r.method = "POST";
+    r.path = path_;
+    r.headers = headers();
+    r.headers.emplace("Content-Type", "application/json");
+    r.body = body_;
+    return r;
+  }
+
   [[nodiscard]] std::chrono::milliseconds backoff(std::size_t attempt) noexcept {
     const double base = static_cast<double>(opts_.backoff_initial.count()) *
                         std::ldexp(1.0, static_cast<int>(std::min<std::size_t>(attempt, 30)));
@@ -589,12 +600,7 @@ class http_generator {
   attempt_outcome send_plain(const generate_request& req, completion& c) {
     using detail::http::json;
     reset_counts();
-    httplib::Request hreq;
-    hreq.method = "POST";
-    hreq.path = path_;
-    hreq.headers = headers();
-    hreq.headers.emplace("Content-Type", "application/json");
-    hreq.body = body_;
+    httplib::Request hreq = post_request();
     set_deadline_timeout(req);
     httplib::Response res;
     httplib::Error err = httplib::Error::Success;
@@ -822,12 +828,7 @@ class http_generator {
     st.req = &req;
     st.out = &c;
     st.last_byte = std::chrono::steady_clock::now();
-    httplib::Request hreq;
-    hreq.method = "POST";
-    hreq.path = path_;
-    hreq.headers = headers();
-    hreq.headers.emplace("Content-Type", "application/json");
-    hreq.body = body_;
+    httplib::Request hreq = post_request();
     hreq.response_handler = [&st](const httplib::Response& r) {
       st.status = r.status;
       return true;

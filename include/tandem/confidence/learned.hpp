@@ -20,6 +20,7 @@
 #include "tandem/confidence/detail/serial.hpp"
 #include "tandem/confidence/detail/text.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/logistic.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
 
@@ -90,14 +91,6 @@ inline void hash_pair(std::string_view q, std::string_view a, unsigned bits, boo
       out[w++] = out[r];
   }
   out.resize(w);
-}
-inline double log1pexp(double z) noexcept {
-  return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-}
-inline double logistic(double z) noexcept {
-  if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
-  const double e = std::exp(z);
-  return e / (1.0 + e);
 }
 }  // namespace detail::conf
 
@@ -188,8 +181,8 @@ class learned_evaluator {
       for (std::size_t i = 0; i < n; ++i) {
         const double z = margin(x, i);
         const double y = examples[i].label;
-        f += (detail::conf::log1pexp(z) - y * z) * inv_n;
-        const double r = (detail::conf::logistic(z) - y) * inv_n;
+        f += (detail::log1pexp(z) - y * z) * inv_n;
+        const double r = (detail::sigmoid(z) - y) * inv_n;
         g(dim - 1) += r;
         for (std::size_t k = row_start[i]; k < row_start[i + 1]; ++k) g(col[k]) += r * val[k];
         for (std::size_t j = 0; j < d; ++j)
@@ -202,66 +195,14 @@ class learned_evaluator {
       return f;
     };
 
-    // L-BFGS with a backtracking (Armijo) line search.
-    Eigen::VectorXd x = Eigen::VectorXd::Zero(dim), g(dim), x_new(dim), g_new(dim), dir(dim);
+    // L-BFGS from the base rate; stops once a step gains less than 1e-12 relative.
+    Eigen::VectorXd x = Eigen::VectorXd::Zero(dim);
     x(dim - 1) = std::log(static_cast<double>(pos) / static_cast<double>(n - pos));
-    double f = objective(x, g);
-    const std::size_t mem = options.history;
-    std::vector<Eigen::VectorXd> s_hist, y_hist;
-    std::vector<double> rho;
-    std::vector<double> alpha(mem);
-    for (std::size_t it = 0; it < options.max_iterations; ++it) {
-      if (g.lpNorm<Eigen::Infinity>() < options.tolerance) break;
-      dir = -g;
-      const std::size_t h = s_hist.size();
-      for (std::size_t k = h; k-- > 0;) {
-        alpha[k] = rho[k] * s_hist[k].dot(dir);
-        dir -= alpha[k] * y_hist[k];
-      }
-      if (h > 0) dir *= s_hist[h - 1].dot(y_hist[h - 1]) / y_hist[h - 1].squaredNorm();
-      for (std::size_t k = 0; k < h; ++k) {
-        const double beta = rho[k] * y_hist[k].dot(dir);
-        dir += s_hist[k] * (alpha[k] - beta);
-      }
-      double slope = g.dot(dir);
-      if (slope >= 0.0) {  // not a descent direction: restart from steepest descent
-        s_hist.clear();
-        y_hist.clear();
-        rho.clear();
-        dir = -g;
-        slope = -g.squaredNorm();
-      }
-      double step = h == 0 ? std::min(1.0, 1.0 / std::sqrt(g.squaredNorm())) : 1.0;
-      double f_new = f;
-      bool moved = false;
-      for (int ls = 0; ls < 40; ++ls) {
-        x_new = x + step * dir;
-        f_new = objective(x_new, g_new);
-        if (f_new <= f + 1e-4 * step * slope) {
-          moved = true;
-          break;
-        }
-        step *= 0.5;
-      }
-      if (!moved) break;
-      Eigen::VectorXd s = x_new - x, y = g_new - g;
-      const double sy = s.dot(y);
-      if (sy > 1e-12) {
-        if (s_hist.size() == mem) {
-          s_hist.erase(s_hist.begin());
-          y_hist.erase(y_hist.begin());
-          rho.erase(rho.begin());
-        }
-        s_hist.push_back(std::move(s));
-        y_hist.push_back(std::move(y));
-        rho.push_back(1.0 / sy);
-      }
-      const double decrease = f - f_new;
-      x.swap(x_new);
-      g.swap(g_new);
-      f = f_new;
-      if (decrease <= 1e-12 * std::max(1.0, std::abs(f))) break;
-    }
+    detail::minimize_lbfgs(x, objective,
+                           {options.history, options.max_iterations, options.tolerance},
+                           [](double f_old, double f_new) {
+                             return f_old - f_new <= 1e-12 * std::max(1.0, std::abs(f_new));
+                           });
 
     m.bias_ = x(dim - 1);
     m.dense_weight_.resize(d);
@@ -303,7 +244,7 @@ class learned_evaluator {
                                        std::span<const double> features = {}) const {
     auto z = logit(question, answer, features);
     if (!z) return z.error();
-    return detail::conf::logistic(*z);
+    return detail::sigmoid(*z);
   }
 
   /// Number of dense features the evaluator expects.

@@ -75,11 +75,10 @@ using ibatch = xsimd::batch<std::int32_t>;
 inline constexpr std::size_t simd_width = fbatch::size;
 inline constexpr float f_inf = std::numeric_limits<float>::infinity();
 
-/// Vectorised exp; see the header comment for its accuracy.
-inline fbatch exp(fbatch x) noexcept {
-  const fbatch xc = xsimd::min(xsimd::max(x, fbatch(-88.0f)), fbatch(88.72283f));
-  const fbatch fn = xsimd::nearbyint(xc * fbatch(1.44269504088896341f));
-  // Cody-Waite reduction: r = x - n ln2 with ln2 split into an exact high part and a low part.
+/// e^(xc - fn ln2) for an integer-valued fn and |xc - fn ln2| <= ln2 / 2: the Cody-Waite
+/// reduction r = xc - fn ln2 (ln2 split into an exact high part and a low part) and the
+/// polynomial shared by `exp` and `exp_nonpos`.
+inline fbatch exp_reduced(fbatch fn, fbatch xc) noexcept {
   fbatch r = xsimd::fma(fn, fbatch(-0.693359375f), xc);
   r = xsimd::fma(fn, fbatch(2.12194440e-4f), r);
   fbatch p(1.9875691500e-4f);
@@ -89,6 +88,14 @@ inline fbatch exp(fbatch x) noexcept {
   p = xsimd::fma(p, r, fbatch(1.6666665459e-1f));
   p = xsimd::fma(p, r, fbatch(5.0000001201e-1f));
   p = xsimd::fma(p * r, r, r + fbatch(1.0f));
+  return p;
+}
+
+/// Vectorised exp; see the header comment for its accuracy.
+inline fbatch exp(fbatch x) noexcept {
+  const fbatch xc = xsimd::min(xsimd::max(x, fbatch(-88.0f)), fbatch(88.72283f));
+  const fbatch fn = xsimd::nearbyint(xc * fbatch(1.44269504088896341f));
+  const fbatch p = exp_reduced(fn, xc);
   // 2^n built in the exponent field; n in [-127, 128]: split into two factors so that
   // n = 128 does not overflow the field.
   const ibatch n = xsimd::to_int(fn);
@@ -111,15 +118,7 @@ inline fbatch exp_nonpos(fbatch x) noexcept {
   const fbatch xc = xsimd::max(x, fbatch(-87.33654f));
   const fbatch t = xsimd::fma(xc, fbatch(1.44269504088896341f), magic);
   const fbatch fn = t - magic;
-  fbatch r = xsimd::fma(fn, fbatch(-0.693359375f), xc);
-  r = xsimd::fma(fn, fbatch(2.12194440e-4f), r);
-  fbatch p(1.9875691500e-4f);
-  p = xsimd::fma(p, r, fbatch(1.3981999507e-3f));
-  p = xsimd::fma(p, r, fbatch(8.3334519073e-3f));
-  p = xsimd::fma(p, r, fbatch(4.1665795894e-2f));
-  p = xsimd::fma(p, r, fbatch(1.6666665459e-1f));
-  p = xsimd::fma(p, r, fbatch(5.0000001201e-1f));
-  p = xsimd::fma(p * r, r, r + fbatch(1.0f));
+  const fbatch p = exp_reduced(fn, xc);
   // The low bits of t hold n (two's complement); n + 127 in [1, 127] lands in the
   // exponent field once shifted, and the shift discards the bits of `magic`.
   const fbatch scale =
@@ -307,6 +306,24 @@ inline errc same_or_disjoint(std::span<const float> in, std::span<float> out) no
   const bool disjoint = a + in.size() <= b || b + out.size() <= a;
   TANDEM_ASSERT(a == b || disjoint, "in and out must be the same memory or not overlap");
   return errc::ok;
+}
+
+/// The maxima and softmax normalisers of two logit vectors of one size.
+struct softmax_pair {
+  float ma, mb;   ///< max_logit of a and of b
+  double za, zb;  ///< sum of exp(x - max) over a and over b
+};
+
+/// softmax_pair of `a` and `b`. Errors: size_mismatch, then those of max_logit for either
+/// input.
+[[nodiscard]] inline result<softmax_pair> softmax_pair_norms(std::span<const float> a,
+                                                             std::span<const float> b) noexcept {
+  if (a.size() != b.size()) return errc::size_mismatch;
+  const auto ma = checked_max(a);
+  if (!ma) return ma.error();
+  const auto mb = checked_max(b);
+  if (!mb) return mb.error();
+  return softmax_pair{*ma, *mb, sum_exp(a, *ma, 1.0f, nullptr), sum_exp(b, *mb, 1.0f, nullptr)};
 }
 
 }  // namespace detail
@@ -702,15 +719,10 @@ namespace kernels {
 [[nodiscard]] inline result<float> total_variation(std::span<const float> a,
                                                    std::span<const float> b) noexcept {
   using detail::fbatch;
-  if (a.size() != b.size()) return errc::size_mismatch;
-  const auto ma = detail::checked_max(a);
-  if (!ma) return ma.error();
-  const auto mb = detail::checked_max(b);
-  if (!mb) return mb.error();
-  const double za = detail::sum_exp(a, *ma, 1.0f, nullptr);
-  const double zb = detail::sum_exp(b, *mb, 1.0f, nullptr);
-  const fbatch vma(*ma), vmb(*mb), ia(static_cast<float>(1.0 / za)),
-      ib(static_cast<float>(1.0 / zb));
+  const auto norms = detail::softmax_pair_norms(a, b);
+  if (!norms) return norms.error();
+  const auto [ma, mb, za, zb] = *norms;
+  const fbatch vma(ma), vmb(mb), ia(static_cast<float>(1.0 / za)), ib(static_cast<float>(1.0 / zb));
   const std::size_t n = a.size(), nv = n - n % detail::simd_width;
   fbatch s(0.0f);
   auto step = [&](fbatch va, fbatch vb) {
@@ -731,14 +743,10 @@ namespace kernels {
 [[nodiscard]] inline result<float> kl_divergence(std::span<const float> a,
                                                  std::span<const float> b) noexcept {
   using detail::fbatch;
-  if (a.size() != b.size()) return errc::size_mismatch;
-  const auto ma = detail::checked_max(a);
-  if (!ma) return ma.error();
-  const auto mb = detail::checked_max(b);
-  if (!mb) return mb.error();
-  const double za = detail::sum_exp(a, *ma, 1.0f, nullptr);
-  const double zb = detail::sum_exp(b, *mb, 1.0f, nullptr);
-  const fbatch vma(*ma), vmb(*mb), zero(0.0f);
+  const auto norms = detail::softmax_pair_norms(a, b);
+  if (!norms) return norms.error();
+  const auto [ma, mb, za, zb] = *norms;
+  const fbatch vma(ma), vmb(mb), zero(0.0f);
   const std::size_t n = a.size(), nv = n - n % detail::simd_width;
   fbatch s(0.0f);
   auto step = [&](fbatch va, fbatch vb) {

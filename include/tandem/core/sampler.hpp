@@ -371,6 +371,14 @@ class sampler_chain {
     return m;
   }
 
+  // The first n entries of cand_, unsorted, are the candidates a dense kernel kept.
+  void take_unsorted(std::size_t n) noexcept {
+    ncand_ = n;
+    dense_ = false;
+    sorted_ = false;
+    max_ = candidates_max();
+  }
+
   void sort_candidates() noexcept {
     if (!sorted_) std::sort(cand_.data(), cand_.data() + ncand_, kernels::ranks_before);
     sorted_ = true;
@@ -428,10 +436,7 @@ class sampler_chain {
             const auto r = kernels::top_p(src_, s.f, std::span<kernels::candidate>(cand_),
                                           std::span<float>(exps_.data(), n), scale_);
             if (!r) return r.error();
-            ncand_ = *r;
-            dense_ = false;
-            sorted_ = false;
-            max_ = candidates_max();
+            take_unsorted(*r);
           } else {
             sort_candidates();
             const std::span<const kernels::candidate> c(cand_.data(), ncand_);
@@ -455,10 +460,7 @@ class sampler_chain {
           if (dense_) {
             const auto r = kernels::min_p(src_, s.f, std::span<kernels::candidate>(cand_), scale_);
             if (!r) return r.error();
-            ncand_ = *r;
-            dense_ = false;
-            sorted_ = false;
-            max_ = candidates_max();
+            take_unsorted(*r);
           } else {
             const float lp = std::log(s.f);
             std::size_t j = 0;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/file_io.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
 
@@ -154,16 +155,7 @@ struct csv_table {
 
 /// Reads a whole file into a string. Errors: `file_not_found`, `io_error`.
 [[nodiscard]] inline result<std::string> read_text_file(const char* path) {
-  std::FILE* f = std::fopen(path, "rb");
-  if (f == nullptr) return errc::file_not_found;
-  std::string out;
-  char buf[1 << 14];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return errc::io_error;
-  return out;
+  return detail::read_file(path);
 }
 
 /// Parses a CSV file (see `parse_csv`); adds `file_not_found` and `io_error`.

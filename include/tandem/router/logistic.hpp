@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/logistic.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/rng.hpp"
@@ -28,12 +29,8 @@ struct logistic_options {
 };
 
 namespace detail::route {
-inline double sigmoid(double z) noexcept {
-  return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
-}
-inline double log1pexp(double z) noexcept {
-  return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-}
+using detail::log1pexp;
+using detail::sigmoid;
 inline errc check_rows(std::span<const sparse_vector> x, std::size_t dims) noexcept {
   for (const sparse_vector& v : x) {
     if (v.index.size() != v.value.size()) return errc::size_mismatch;
@@ -164,7 +161,10 @@ class logistic_regression {
       g.head(d) += o.l2 * th.head(d);
       return f;
     };
-    lbfgs(theta, eval, o);
+    // L-BFGS (8 pairs); stops once a step gains less than 1e-10 relative.
+    detail::minimize_lbfgs(theta, eval, {8, o.max_iter, o.tol}, [](double f_old, double f_new) {
+      return (f_old - f_new) / std::max({std::abs(f_old), std::abs(f_new), 1.0}) < 1e-10;
+    });
     w_ = theta.head(d);
     b_ = theta(d);
     return errc::ok;
@@ -199,71 +199,6 @@ class logistic_regression {
   }
 
  private:
-  template <class F>
-  static void lbfgs(Eigen::VectorXd& x, F& eval, const logistic_options& o) {
-    constexpr int hist = 8;
-    const Eigen::Index n = x.size();
-    std::vector<Eigen::VectorXd> s_hist, y_hist;
-    std::vector<double> rho;
-    Eigen::VectorXd g(n), g_new(n), dir(n), x_new(n);
-    double f = eval(x, g);
-    for (std::size_t it = 0; it < o.max_iter; ++it) {
-      if (g.cwiseAbs().maxCoeff() < o.tol) break;
-      // Two-loop recursion for the quasi-Newton direction.
-      dir = -g;
-      const std::size_t m = s_hist.size();
-      std::vector<double> alpha(m);
-      for (std::size_t i = m; i-- > 0;) {
-        alpha[i] = rho[i] * s_hist[i].dot(dir);
-        dir -= alpha[i] * y_hist[i];
-      }
-      if (m > 0) dir *= s_hist.back().dot(y_hist.back()) / y_hist.back().squaredNorm();
-      for (std::size_t i = 0; i < m; ++i) {
-        const double beta = rho[i] * y_hist[i].dot(dir);
-        dir += (alpha[i] - beta) * s_hist[i];
-      }
-      double slope = g.dot(dir);
-      if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
-        s_hist.clear();
-        y_hist.clear();
-        rho.clear();
-        dir = -g;
-        slope = -g.squaredNorm();
-      }
-      double step = m == 0 ? std::min(1.0, 1.0 / std::sqrt(g.squaredNorm())) : 1.0;
-      double f_new = 0;
-      bool moved = false;
-      for (int ls = 0; ls < 40; ++ls) {
-        x_new = x + step * dir;
-        f_new = eval(x_new, g_new);
-        if (f_new <= f + 1e-4 * step * slope) {
-          moved = true;
-          break;
-        }
-        step *= 0.5;
-      }
-      if (!moved) break;
-      Eigen::VectorXd sv = x_new - x;
-      Eigen::VectorXd yv = g_new - g;
-      const double sy = sv.dot(yv);
-      if (sy > 1e-12) {
-        if (static_cast<int>(s_hist.size()) == hist) {
-          s_hist.erase(s_hist.begin());
-          y_hist.erase(y_hist.begin());
-          rho.erase(rho.begin());
-        }
-        s_hist.push_back(std::move(sv));
-        y_hist.push_back(std::move(yv));
-        rho.push_back(1.0 / sy);
-      }
-      const double rel = (f - f_new) / std::max({std::abs(f), std::abs(f_new), 1.0});
-      x = x_new;
-      g = g_new;
-      f = f_new;
-      if (rel < 1e-10) break;
-    }
-  }
-
   Eigen::VectorXd w_;
   double b_ = 0;
 };

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/file_io.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
 
@@ -119,27 +120,9 @@ class byte_reader {
   return payload;
 }
 
-/// Writes `bytes` to `path`, replacing the file. Errors: `io_error`.
-[[nodiscard]] inline errc write_file(const char* path, std::string_view bytes) noexcept {
-  std::FILE* f = std::fopen(path, "wb");
-  if (f == nullptr) return errc::io_error;
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  const bool closed = std::fclose(f) == 0;
-  return ok && closed ? errc::ok : errc::io_error;
-}
-
-/// Reads a whole file. Errors: `file_not_found`, `io_error`.
-[[nodiscard]] inline result<std::string> read_file(const char* path) {
-  std::FILE* f = std::fopen(path, "rb");
-  if (f == nullptr) return errc::file_not_found;
-  std::string out;
-  char buf[1 << 14];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return errc::io_error;
-  return out;
-}
+// write_file (errors: io_error) and read_file (errors: file_not_found, io_error) live in
+// core/detail/file_io.hpp, shared with the CSV reader.
+using detail::read_file;
+using detail::write_file;
 
 }  // namespace tandem::inline v0::detail::conf

@@ -1,0 +1,106 @@
+// tandem (private): numerically stable logistic-loss pieces and the L-BFGS minimiser
+// shared by the logistic models of the confidence and router blocks.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "tandem/core/config.hpp"
+
+namespace tandem::inline v0::detail {
+
+/// log(1 + e^z) without overflow.
+inline double log1pexp(double z) noexcept {
+  return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+}
+
+/// The logistic function 1 / (1 + e^-z) without overflow.
+inline double sigmoid(double z) noexcept {
+  if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
+  const double e = std::exp(z);
+  return e / (1.0 + e);
+}
+
+/// Settings of `minimize_lbfgs`.
+struct lbfgs_options {
+  std::size_t history = 10;          ///< correction pairs kept (> 0)
+  std::size_t max_iterations = 300;  ///< iterations at most
+  double tolerance = 1e-7;           ///< stop when the gradient's max-norm falls below
+};
+
+/// Minimises a smooth function by L-BFGS with a backtracking (Armijo) line search, starting
+/// from `x` and leaving the minimiser found there. `eval(x, g)` returns f(x) and writes the
+/// gradient into `g` (sized like x). Stops when the gradient's max-norm falls below the
+/// tolerance, after max_iterations, when the line search finds no sufficient decrease, or
+/// when `converged(f_old, f_new)` is true after an accepted step. A direction that is not
+/// one of descent restarts from steepest descent. Allocates only while it runs.
+template <class F, class Converged>
+void minimize_lbfgs(Eigen::VectorXd& x, F& eval, const lbfgs_options& o, Converged converged) {
+  TANDEM_ASSERT(o.history > 0, "minimize_lbfgs: history must be > 0");
+  const Eigen::Index n = x.size();
+  Eigen::VectorXd g(n), x_new(n), g_new(n), dir(n);
+  double f = eval(x, g);
+  std::vector<Eigen::VectorXd> s_hist, y_hist;
+  std::vector<double> rho;
+  std::vector<double> alpha(o.history);
+  for (std::size_t it = 0; it < o.max_iterations; ++it) {
+    if (g.lpNorm<Eigen::Infinity>() < o.tolerance) break;
+    // Two-loop recursion for the quasi-Newton direction.
+    dir = -g;
+    const std::size_t h = s_hist.size();
+    for (std::size_t k = h; k-- > 0;) {
+      alpha[k] = rho[k] * s_hist[k].dot(dir);
+      dir -= alpha[k] * y_hist[k];
+    }
+    if (h > 0) dir *= s_hist[h - 1].dot(y_hist[h - 1]) / y_hist[h - 1].squaredNorm();
+    for (std::size_t k = 0; k < h; ++k) {
+      const double beta = rho[k] * y_hist[k].dot(dir);
+      dir += s_hist[k] * (alpha[k] - beta);
+    }
+    double slope = g.dot(dir);
+    if (!(slope < 0.0)) {  // not a descent direction: restart from steepest descent
+      s_hist.clear();
+      y_hist.clear();
+      rho.clear();
+      dir = -g;
+      slope = -g.squaredNorm();
+    }
+    double step = h == 0 ? std::min(1.0, 1.0 / std::sqrt(g.squaredNorm())) : 1.0;
+    double f_new = f;
+    bool moved = false;
+    for (int ls = 0; ls < 40; ++ls) {
+      x_new = x + step * dir;
+      f_new = eval(x_new, g_new);
+      if (f_new <= f + 1e-4 * step * slope) {
+        moved = true;
+        break;
+      }
+      step *= 0.5;
+    }
+    if (!moved) break;
+    Eigen::VectorXd s = x_new - x, y = g_new - g;
+    const double sy = s.dot(y);
+    if (sy > 1e-12) {
+      if (s_hist.size() == o.history) {
+        s_hist.erase(s_hist.begin());
+        y_hist.erase(y_hist.begin());
+        rho.erase(rho.begin());
+      }
+      s_hist.push_back(std::move(s));
+      y_hist.push_back(std::move(y));
+      rho.push_back(1.0 / sy);
+    }
+    const double f_old = f;
+    x.swap(x_new);
+    g.swap(g_new);
+    f = f_new;
+    if (converged(f_old, f_new)) break;
+  }
+}
+
+}  // namespace tandem::inline v0::detail
