@@ -127,7 +127,7 @@ TEST_CASE("cascade: the online controller converges to the target rate after the
     return esc / static_cast<double>(steps / 2);
   };
   CHECK(std::abs(run(0.0, 1.0, 20000) - 0.25) < 0.02);
-  CHECK(std::abs(run(0.5, 0.9, 20000) - 0.25) < 0.02);         // drift: every score rises
+  CHECK(std::abs(run(0.5, 0.9, 20000) - 0.25) < 0.02);           // drift: every score rises
   CHECK(std::abs(c.threshold() - (0.5 + 0.4 * 0.0625)) < 0.02);  // the new 25% quantile
 }
 

@@ -21,27 +21,35 @@ namespace tandem::inline v0 {
 
 /// Why a generation ended.
 enum class finish_reason : std::uint8_t {
-  none,         ///< not finished (or never started)
-  length,       ///< max_tokens reached
-  stop_token,   ///< a stop token (e.g. end of sequence) was sampled; it is not kept
-  stop_string,  ///< the text ended with a stop string; it is removed from the text
-  deadline,     ///< the deadline passed
-  cancelled,    ///< the per-token callback asked to stop
-  context_full, ///< the model's context length was reached
-  error,        ///< a backend or sampler error; see completion::error
+  none,          ///< not finished (or never started)
+  length,        ///< max_tokens reached
+  stop_token,    ///< a stop token (e.g. end of sequence) was sampled; it is not kept
+  stop_string,   ///< the text ended with a stop string; it is removed from the text
+  deadline,      ///< the deadline passed
+  cancelled,     ///< the per-token callback asked to stop
+  context_full,  ///< the model's context length was reached
+  error,         ///< a backend or sampler error; see completion::error
 };
 
 /// Stable lower-case name of a finish reason, e.g. "stop_string".
 [[nodiscard]] constexpr std::string_view to_string(finish_reason r) noexcept {
   switch (r) {
-    case finish_reason::none: return "none";
-    case finish_reason::length: return "length";
-    case finish_reason::stop_token: return "stop_token";
-    case finish_reason::stop_string: return "stop_string";
-    case finish_reason::deadline: return "deadline";
-    case finish_reason::cancelled: return "cancelled";
-    case finish_reason::context_full: return "context_full";
-    case finish_reason::error: return "error";
+    case finish_reason::none:
+      return "none";
+    case finish_reason::length:
+      return "length";
+    case finish_reason::stop_token:
+      return "stop_token";
+    case finish_reason::stop_string:
+      return "stop_string";
+    case finish_reason::deadline:
+      return "deadline";
+    case finish_reason::cancelled:
+      return "cancelled";
+    case finish_reason::context_full:
+      return "context_full";
+    case finish_reason::error:
+      return "error";
   }
   return "unknown";
 }
@@ -49,15 +57,17 @@ enum class finish_reason : std::uint8_t {
 /// What one generation produced. Reused across calls, it keeps its capacity, so a warm
 /// loop allocates nothing per token.
 struct completion {
-  std::string text;                ///< generated text (empty when no tokenizer was given)
-  std::vector<token_id> tokens;    ///< generated tokens, stop token excluded
-  std::vector<float> logprobs;     ///< per token: log p under the model (temperature 1); NaN if unknown
-  std::vector<float> entropies;    ///< per token: entropy (nats) of the model's distribution; NaN if unknown
+  std::string text;              ///< generated text (empty when no tokenizer was given)
+  std::vector<token_id> tokens;  ///< generated tokens, stop token excluded
+  std::vector<float>
+      logprobs;  ///< per token: log p under the model (temperature 1); NaN if unknown
+  std::vector<float>
+      entropies;  ///< per token: entropy (nats) of the model's distribution; NaN if unknown
   finish_reason finish = finish_reason::none;
-  errc error = errc::ok;           ///< set when finish == finish_reason::error
-  std::size_t prompt_tokens = 0;   ///< tokens fed as the prompt
-  double cost = 0.0;               ///< caller-defined cost units (price x tokens, or seconds)
-  double seconds = 0.0;            ///< wall time of the generation
+  errc error = errc::ok;          ///< set when finish == finish_reason::error
+  std::size_t prompt_tokens = 0;  ///< tokens fed as the prompt
+  double cost = 0.0;              ///< caller-defined cost units (price x tokens, or seconds)
+  double seconds = 0.0;           ///< wall time of the generation
 
   /// Empties the record, keeping capacity.
   void clear() noexcept {
@@ -76,8 +86,8 @@ struct completion {
 /// One generated token as reported to a streaming callback.
 struct token_event {
   token_id token = 0;
-  std::size_t index = 0;     ///< position among the generated tokens (0 = first)
-  std::string_view piece;    ///< the token's text when a tokenizer is known, else empty
+  std::size_t index = 0;   ///< position among the generated tokens (0 = first)
+  std::string_view piece;  ///< the token's text when a tokenizer is known, else empty
   float logprob = std::numeric_limits<float>::quiet_NaN();
   float entropy = std::numeric_limits<float>::quiet_NaN();
 };
@@ -94,11 +104,11 @@ struct sampling_params {
 
 /// Options of one generation, token level and text level alike.
 struct generation_options {
-  std::size_t max_tokens = 128;                  ///< token budget
-  std::span<const token_id> stop_tokens{};       ///< ends generation; not kept
+  std::size_t max_tokens = 128;                      ///< token budget
+  std::span<const token_id> stop_tokens{};           ///< ends generation; not kept
   std::span<const std::string_view> stop_strings{};  ///< need a tokenizer; removed from text
   std::optional<std::chrono::steady_clock::time_point> deadline{};  ///< time budget
-  bool record_logprobs = true;                   ///< fill completion::logprobs/entropies
+  bool record_logprobs = true;  ///< fill completion::logprobs/entropies
 };
 
 /// Callback type used at the text level: sees every token as it is generated and may

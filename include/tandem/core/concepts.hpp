@@ -45,7 +45,8 @@ concept Rewindable = LanguageModel<M> && requires(M& m, std::size_t n) {
 /// be `t.size() * vocab_size()` (else `size_mismatch`). On error the context is as
 /// before the call.
 template <class M>
-concept Scoring = LanguageModel<M> && requires(M& m, std::span<const token_id> t, std::span<float> rows) {
+concept Scoring = LanguageModel<M> &&
+    requires(M& m, std::span<const token_id> t, std::span<float> rows) {
   { m.score(t, rows) } -> std::same_as<errc>;
 };
 
@@ -66,8 +67,10 @@ inline constexpr bool has_context_length_v = HasContextLength<M>;
 /// Context length of `m`, or SIZE_MAX when the model does not report one.
 template <LanguageModel M>
 [[nodiscard]] constexpr std::size_t context_length_of(const M& m) noexcept {
-  if constexpr (HasContextLength<M>) return static_cast<std::size_t>(m.context_length());
-  else return static_cast<std::size_t>(-1);
+  if constexpr (HasContextLength<M>)
+    return static_cast<std::size_t>(m.context_length());
+  else
+    return static_cast<std::size_t>(-1);
 }
 
 /// Text <-> token ids. `encode` and `decode` append to their output and return

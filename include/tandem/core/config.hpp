@@ -24,7 +24,7 @@
 #ifdef TANDEM_DISABLE_ASSERTS
 #define TANDEM_ASSERT(cond, msg) ((void)0)
 #else
-#define TANDEM_ASSERT(cond, msg)                                                                   \
+#define TANDEM_ASSERT(cond, msg) \
   ((cond) ? (void)0 : ::tandem::detail::assert_fail(#cond, msg, __FILE__, __LINE__))
 #endif
 #endif

@@ -10,6 +10,8 @@ namespace tandem::inline v0 {
 
 /// Error values returned by tandem functions. `errc::ok` (zero) means success. Each
 /// function documents which of these it returns and the state it leaves behind.
+// clang-format 14 mangles an attribute on an enum; keep this block as written.
+// clang-format off
 enum class [[nodiscard]] errc : std::uint8_t {
   ok = 0,
   invalid_argument,     ///< a parameter is outside its documented domain
@@ -40,38 +42,67 @@ enum class [[nodiscard]] errc : std::uint8_t {
   unsupported,          ///< the operation is not supported by this model or build
   out_of_sync,          ///< parts of a combined model stand at different positions
 };
+// clang-format on
 
 /// Stable lower-case name of an error value, e.g. "invalid_token". Never null.
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
   switch (e) {
-    case errc::ok: return "ok";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::invalid_token: return "invalid_token";
-    case errc::non_finite: return "non_finite";
-    case errc::no_candidates: return "no_candidates";
-    case errc::empty_input: return "empty_input";
-    case errc::size_mismatch: return "size_mismatch";
-    case errc::vocab_mismatch: return "vocab_mismatch";
-    case errc::invalid_temperature: return "invalid_temperature";
-    case errc::rewind_out_of_range: return "rewind_out_of_range";
-    case errc::rewind_failed: return "rewind_failed";
-    case errc::context_overflow: return "context_overflow";
-    case errc::decode_failed: return "decode_failed";
-    case errc::capacity_exceeded: return "capacity_exceeded";
-    case errc::out_of_memory: return "out_of_memory";
-    case errc::insufficient_data: return "insufficient_data";
-    case errc::file_not_found: return "file_not_found";
-    case errc::io_error: return "io_error";
-    case errc::corrupt_file: return "corrupt_file";
-    case errc::unsupported_version: return "unsupported_version";
-    case errc::parse_error: return "parse_error";
-    case errc::not_found: return "not_found";
-    case errc::cancelled: return "cancelled";
-    case errc::timeout: return "timeout";
-    case errc::network_error: return "network_error";
-    case errc::http_error: return "http_error";
-    case errc::unsupported: return "unsupported";
-    case errc::out_of_sync: return "out_of_sync";
+    case errc::ok:
+      return "ok";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::invalid_token:
+      return "invalid_token";
+    case errc::non_finite:
+      return "non_finite";
+    case errc::no_candidates:
+      return "no_candidates";
+    case errc::empty_input:
+      return "empty_input";
+    case errc::size_mismatch:
+      return "size_mismatch";
+    case errc::vocab_mismatch:
+      return "vocab_mismatch";
+    case errc::invalid_temperature:
+      return "invalid_temperature";
+    case errc::rewind_out_of_range:
+      return "rewind_out_of_range";
+    case errc::rewind_failed:
+      return "rewind_failed";
+    case errc::context_overflow:
+      return "context_overflow";
+    case errc::decode_failed:
+      return "decode_failed";
+    case errc::capacity_exceeded:
+      return "capacity_exceeded";
+    case errc::out_of_memory:
+      return "out_of_memory";
+    case errc::insufficient_data:
+      return "insufficient_data";
+    case errc::file_not_found:
+      return "file_not_found";
+    case errc::io_error:
+      return "io_error";
+    case errc::corrupt_file:
+      return "corrupt_file";
+    case errc::unsupported_version:
+      return "unsupported_version";
+    case errc::parse_error:
+      return "parse_error";
+    case errc::not_found:
+      return "not_found";
+    case errc::cancelled:
+      return "cancelled";
+    case errc::timeout:
+      return "timeout";
+    case errc::network_error:
+      return "network_error";
+    case errc::http_error:
+      return "http_error";
+    case errc::unsupported:
+      return "unsupported";
+    case errc::out_of_sync:
+      return "out_of_sync";
   }
   return "unknown";
 }

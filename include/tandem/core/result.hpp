@@ -26,7 +26,9 @@ class [[nodiscard]] result {
   result(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>) : has_(true) {
     ::new (static_cast<void*>(&storage_.value)) T(v);
   }
-  result(T&& v) noexcept : has_(true) { ::new (static_cast<void*>(&storage_.value)) T(std::move(v)); }
+  result(T&& v) noexcept : has_(true) {
+    ::new (static_cast<void*>(&storage_.value)) T(std::move(v));
+  }
   /// An error result; `e` must not be `errc::ok`.
   result(errc e) noexcept : has_(false) {
     TANDEM_ASSERT(e != errc::ok, "result constructed from errc::ok without a value");
@@ -34,19 +36,23 @@ class [[nodiscard]] result {
   }
   /// Constructs the value in place.
   template <class... Args>
-  explicit result(std::in_place_t, Args&&... args) noexcept(
-      std::is_nothrow_constructible_v<T, Args...>)
+  explicit result(std::in_place_t,
+                  Args&&... args) noexcept(std::is_nothrow_constructible_v<T, Args...>)
       : has_(true) {
     ::new (static_cast<void*>(&storage_.value)) T(std::forward<Args>(args)...);
   }
 
   result(const result& o) noexcept(std::is_nothrow_copy_constructible_v<T>) : has_(o.has_) {
-    if (has_) ::new (static_cast<void*>(&storage_.value)) T(o.storage_.value);
-    else storage_.error = o.storage_.error;
+    if (has_)
+      ::new (static_cast<void*>(&storage_.value)) T(o.storage_.value);
+    else
+      storage_.error = o.storage_.error;
   }
   result(result&& o) noexcept : has_(o.has_) {
-    if (has_) ::new (static_cast<void*>(&storage_.value)) T(std::move(o.storage_.value));
-    else storage_.error = o.storage_.error;
+    if (has_)
+      ::new (static_cast<void*>(&storage_.value)) T(std::move(o.storage_.value));
+    else
+      storage_.error = o.storage_.error;
   }
   result& operator=(const result& o) {
     if (this != &o) {
@@ -59,8 +65,10 @@ class [[nodiscard]] result {
     if (this != &o) {
       destroy();
       has_ = o.has_;
-      if (has_) ::new (static_cast<void*>(&storage_.value)) T(std::move(o.storage_.value));
-      else storage_.error = o.storage_.error;
+      if (has_)
+        ::new (static_cast<void*>(&storage_.value)) T(std::move(o.storage_.value));
+      else
+        storage_.error = o.storage_.error;
     }
     return *this;
   }
@@ -114,8 +122,8 @@ class [[nodiscard]] result {
 }  // namespace tandem::inline v0
 
 /// Evaluates an `errc` expression and returns it from the enclosing function on failure.
-#define TANDEM_TRY(expr)                                                                           \
-  do {                                                                                             \
-    if (const ::tandem::errc tandem_try_e_ = (expr); tandem_try_e_ != ::tandem::errc::ok)          \
-      return tandem_try_e_;                                                                        \
+#define TANDEM_TRY(expr)                                                                  \
+  do {                                                                                    \
+    if (const ::tandem::errc tandem_try_e_ = (expr); tandem_try_e_ != ::tandem::errc::ok) \
+      return tandem_try_e_;                                                               \
   } while (0)
