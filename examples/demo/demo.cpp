@@ -1,0 +1,1161 @@
+// demo: each of tandem's building blocks on the same prompts, in one compact table.
+//
+// Run it with one command from a fresh clone: `cmake --workflow --preset demo`.
+//
+// The default models are built in a few seconds at startup: Kneser-Ney n-gram models
+// (tandem's built-in backend) of orders 2, 3 and 5 trained on the bundled King James
+// verses (data/kjv/train.txt) over the project's sentencepiece BPE-4000 tokenizer. The
+// prompts are the opening words of held-out verses (data/kjv/heldout.txt).
+//
+//  1. speculative  target-only vs speculative decoding (tokens/s, acceptance, whether the
+//                  output is identical). An n-gram target costs the same per token scored
+//                  alone or in a batch, so it is wrapped in `simulated_latency`, which adds
+//                  a fixed time per forward pass, the cost shape of a memory-bound large
+//                  model on a GPU. With --draft/--target GGUF files (a build with
+//                  llama.cpp) the real models run instead, with no simulation.
+//  2. contrastive  greedy vs contrastive decoding (expert order 5, amateur order 2).
+//  3. cascade      the small model (order 3) answers first and escalates to the large one
+//                  (order 5) when unsure, on "the next two words of a held-out verse";
+//                  and a replay of recorded GSM8K outcomes of two real LLMs
+//                  (data/routellm) with a learned scorer of the weak model's answers.
+//  4. router       a TF-IDF + logistic router trained on recorded MMLU outcomes.
+//  5. confidence   white-box confidence estimators scored on the cascade task.
+//
+// The demo itself uses no exceptions: every failure is a tandem::errc, reported with a
+// message and a non-zero exit status.
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "tandem/backends/ngram_model.hpp"
+#include "tandem/backends/sentencepiece.hpp"
+#include "tandem/cascade/policy.hpp"
+#include "tandem/cascade/threshold.hpp"
+#include "tandem/confidence/calibration.hpp"
+#include "tandem/confidence/learned.hpp"
+#include "tandem/confidence/metrics.hpp"
+#include "tandem/confidence/white_box.hpp"
+#include "tandem/contrastive/combined_model.hpp"
+#include "tandem/core/generate.hpp"
+#include "tandem/core/sampler.hpp"
+#include "tandem/eval/csv.hpp"
+#include "tandem/eval/outcome_table.hpp"
+#include "tandem/eval/replay.hpp"
+#include "tandem/router/policy.hpp"
+#include "tandem/router/router.hpp"
+#include "tandem/speculative/decoder.hpp"
+#if defined(TANDEM_DEMO_HAVE_LLAMA)
+#include "tandem/backends/llama_cpp.hpp"
+#endif
+
+namespace {
+
+using tandem::errc;
+using tandem::token_id;
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// ---- Settings and command line -------------------------------------------------------------
+
+constexpr const char* help_text = R"(usage: demo [options]
+
+Shows tandem's building blocks (speculative decoding, contrastive decoding, cascade,
+router, confidence) on the same held-out prompts, as one table on stdout. Progress goes
+to stderr.
+
+options:
+  --prompts N        prompts for speculative and contrastive decoding (default 8)
+  --tokens N         tokens generated per prompt there (default 32)
+  --seed N           seed of the train/test splits (default 1)
+  --quick            a small run for CI: fewer prompts, a corpus subset, fewer router rows
+  --corpus PATH      train the n-gram models on this text file (one sentence a line;
+                     every 10th line is held out as prompts) instead of the KJV verses
+  --data DIR         tandem's data directory (default: the source tree's data/)
+  --tokenizer PATH   sentencepiece model (default: the BPE-4000 fixture of the build)
+  --latency-ms X     simulated time per forward pass of the n-gram target (default 2)
+  --draft PATH       GGUF draft model  } both together: speculative decoding with these
+  --target PATH      GGUF target model } llama.cpp models instead (no simulated latency)
+  --help             this text
+)";
+
+struct settings {
+  std::string data = TANDEM_DEMO_DATA_DIR;
+  std::string tokenizer = TANDEM_DEMO_TOKENIZER;
+  std::string corpus;
+  std::string draft, target;
+  std::size_t prompts = 8;
+  std::size_t tokens = 32;
+  std::uint64_t seed = 1;
+  double latency_ms = 2.0;
+  bool quick = false;
+  // Derived from --quick.
+  std::size_t cascade_prompts = 1000;  // held-out verses of the cascade task
+  std::size_t max_train_lines = 0;     // 0: the whole corpus
+  std::size_t mmlu_files = 0;          // 0: every bundled subject
+};
+
+int usage_error(const char* fmt, ...) {
+  std::fputs("demo: ", stderr);
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fputs(" (see demo --help)\n", stderr);
+  return 2;
+}
+
+// The leading newline ends a progress line the failure may have interrupted.
+int failure(const char* what, errc e) {
+  std::fprintf(stderr, "\ndemo: %s: %s\n", what, std::string(tandem::to_string(e)).c_str());
+  return 1;
+}
+
+bool parse_count(const char* s, std::size_t lo, std::size_t hi, std::size_t& out) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(s, &end, 10);
+  if (end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) return false;
+  out = static_cast<std::size_t>(v);
+  return true;
+}
+
+// Returns -1 to go on, else the exit status.
+int parse_args(int argc, char** argv, settings& s) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(help_text, stdout);
+      return 0;
+    }
+    if (flag == "--quick") {
+      s.quick = true;
+      continue;
+    }
+    constexpr std::string_view valued[] = {"--prompts",    "--tokens", "--seed",
+                                           "--latency-ms", "--corpus", "--data",
+                                           "--tokenizer",  "--draft",  "--target"};
+    if (std::find(std::begin(valued), std::end(valued), flag) == std::end(valued))
+      return usage_error("unknown flag '%s'", argv[i]);
+    if (i + 1 >= argc) return usage_error("%s needs a value", argv[i]);
+    const char* v = argv[++i];
+    std::size_t n = 0;
+    if (flag == "--prompts") {
+      if (!parse_count(v, 1, 256, n)) return usage_error("--prompts: a count from 1 to 256");
+      s.prompts = n;
+    } else if (flag == "--tokens") {
+      if (!parse_count(v, 1, 1024, n)) return usage_error("--tokens: a count from 1 to 1024");
+      s.tokens = n;
+    } else if (flag == "--seed") {
+      if (!parse_count(v, 0, std::numeric_limits<std::size_t>::max(), n))
+        return usage_error("--seed: a non-negative integer");
+      s.seed = n;
+    } else if (flag == "--latency-ms") {
+      char* end = nullptr;
+      const double x = std::strtod(v, &end);
+      if (end == v || *end != '\0' || !(x >= 0.0 && x <= 1000.0))
+        return usage_error("--latency-ms: a number of milliseconds from 0 to 1000");
+      s.latency_ms = x;
+    } else if (flag == "--corpus") {
+      s.corpus = v;
+    } else if (flag == "--data") {
+      s.data = v;
+    } else if (flag == "--tokenizer") {
+      s.tokenizer = v;
+    } else if (flag == "--draft") {
+      s.draft = v;
+    } else if (flag == "--target") {
+      s.target = v;
+    } else {
+      return usage_error("unknown flag '%s'", argv[i - 1]);
+    }
+  }
+  if (s.draft.empty() != s.target.empty()) return usage_error("--draft and --target go together");
+#if !defined(TANDEM_DEMO_HAVE_LLAMA)
+  if (!s.draft.empty())
+    return usage_error(
+        "--draft/--target need llama.cpp, and this demo was built without it (configure with "
+        "TANDEM_LLAMA_PREFIX or CMAKE_PREFIX_PATH pointing at a llama.cpp install)");
+#endif
+  if (s.quick) {
+    s.prompts = std::min<std::size_t>(s.prompts, 4);
+    s.tokens = std::min<std::size_t>(s.tokens, 24);
+    s.cascade_prompts = 300;
+    s.max_train_lines = 6000;
+    s.mmlu_files = 8;
+  }
+  return -1;
+}
+
+// ---- Progress on stderr ----------------------------------------------------------------------
+
+// Prints "what ..." when constructed and " 1.2 s" when done.
+class progress {
+ public:
+  explicit progress(const char* fmt, ...) : t0_(clock_type::now()) {
+    std::fflush(stdout);  // the table so far first, when both go to one terminal
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    std::fputs(" ...", stderr);
+    std::fflush(stderr);
+  }
+  double done() {
+    const double s = seconds_since(t0_);
+    std::fprintf(stderr, " %.1f s\n", s);
+    return s;
+  }
+
+ private:
+  clock_type::time_point t0_;
+};
+
+// ---- Text helpers ------------------------------------------------------------------------
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t j = text.find('\n', i);
+    if (j == std::string::npos) j = text.size();
+    std::string line = text.substr(i, j - i);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) out.push_back(std::move(line));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::vector<std::string_view> split_words(std::string_view s) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < s.size() && s[j] != ' ') ++j;
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+template <class Words>
+std::string join_words(const Words& w) {
+  std::string out;
+  for (std::string_view x : w) {
+    if (!out.empty()) out += ' ';
+    out += x;
+  }
+  return out;
+}
+
+// A word without the punctuation around it: the cascade task checks words, not commas.
+std::string_view bare(std::string_view w) {
+  const auto punct = [](char c) {
+    return c == ',' || c == '.' || c == ';' || c == ':' || c == '?' || c == '!' || c == '(' ||
+           c == ')' || c == '\'';
+  };
+  while (!w.empty() && punct(w.front())) w.remove_prefix(1);
+  while (!w.empty() && punct(w.back())) w.remove_suffix(1);
+  return w;
+}
+
+// `s` shortened to at most `n` (>= 4) characters, newlines as spaces.
+std::string clip(std::string_view s, std::size_t n) {
+  std::string out;
+  // ASCII only, so that the columns line up: each other character becomes one '.
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b >= 0x80) {
+      if ((b & 0xC0) != 0x80) out += '\'';
+      continue;
+    }
+    out += (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') ? ' ' : s[i];
+  }
+  while (!out.empty() && out.front() == ' ') out.erase(out.begin());
+  if (out.size() <= n) return out;
+  out.resize(n - 3);
+  return out + "...";
+}
+
+// ---- The simulated-latency adapter ------------------------------------------------------
+
+// SIMULATION, for the default n-gram target only: a model that spends a fixed time per
+// forward pass (append or score), however many tokens the pass holds. That is the cost
+// shape of a memory-bound large model on a GPU, where reading the weights dominates, so
+// verifying k draft tokens costs about one pass. The built-in n-gram model instead costs
+// the same per token scored alone or in a batch, so speculation could not speed it up by
+// itself. Rewind is free, as dropping KV-cache entries is. Busy-waits (a sleep would
+// round up to the scheduler's tick). Counts the passes; with a latency of 0 it only
+// counts. Borrows the model.
+template <class M>
+class simulated_latency {
+ public:
+  simulated_latency(M& model, std::chrono::nanoseconds per_pass) noexcept
+      : model_(&model), per_pass_(per_pass) {}
+
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return model_->vocab_size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return model_->size(); }
+  [[nodiscard]] std::size_t context_length() const noexcept { return model_->context_length(); }
+  [[nodiscard]] std::span<const float> logits() const noexcept { return model_->logits(); }
+  [[nodiscard]] errc append(std::span<const token_id> t) noexcept {
+    pass();
+    return model_->append(t);
+  }
+  [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) noexcept {
+    pass();
+    return model_->score(t, rows);
+  }
+  [[nodiscard]] errc rewind(std::size_t n) noexcept { return model_->rewind(n); }
+  /// Forward passes so far.
+  [[nodiscard]] std::size_t passes() const noexcept { return passes_; }
+
+ private:
+  void pass() noexcept {
+    ++passes_;
+    const auto until = clock_type::now() + per_pass_;
+    while (clock_type::now() < until) {
+    }
+  }
+  M* model_;
+  std::chrono::nanoseconds per_pass_;
+  std::size_t passes_ = 0;
+};
+
+// ---- Corpus, tokenizer, models ---------------------------------------------------------
+
+struct prompt_case {
+  std::string text;               // the opening words of a held-out verse
+  std::vector<std::string> rest;  // the verse's following words
+};
+
+struct corpus_data {
+  std::vector<std::string> train_lines;
+  std::vector<prompt_case> cases;  // held-out verses long enough for the cascade task
+  std::string source;              // for the header line
+};
+
+constexpr std::size_t prompt_words = 5;  // words of a verse given as the prompt
+constexpr std::size_t answer_words = 2;  // words the cascade task asks for
+
+errc load_corpus(const settings& s, corpus_data& c) {
+  std::vector<std::string> heldout;
+  if (s.corpus.empty()) {
+    auto train = tandem::read_text_file((s.data + "/kjv/train.txt").c_str());
+    if (!train) return train.error();
+    auto held = tandem::read_text_file((s.data + "/kjv/heldout.txt").c_str());
+    if (!held) return held.error();
+    c.train_lines = split_lines(*train);
+    heldout = split_lines(*held);
+    c.source = "KJV verses (data/kjv)";
+  } else {
+    auto text = tandem::read_text_file(s.corpus.c_str());
+    if (!text) return text.error();
+    std::vector<std::string> lines = split_lines(*text);
+    for (std::size_t i = 0; i < lines.size(); ++i)
+      (i % 10 == 9 ? heldout : c.train_lines).push_back(std::move(lines[i]));
+    c.source = s.corpus;
+  }
+  if (s.max_train_lines > 0 && c.train_lines.size() > s.max_train_lines)
+    c.train_lines.resize(s.max_train_lines);
+  c.cases.reserve(heldout.size());
+  for (const std::string& v : heldout) {
+    const std::vector<std::string_view> w = split_words(v);
+    if (w.size() < prompt_words + answer_words) continue;
+    prompt_case& p = c.cases.emplace_back();
+    p.text = join_words(std::span(w).first(prompt_words));
+    p.rest.assign(w.begin() + static_cast<std::ptrdiff_t>(prompt_words), w.end());
+  }
+  if (c.train_lines.empty() || c.cases.empty()) return errc::insufficient_data;
+  return errc::ok;
+}
+
+// ---- 1. Speculative decoding ---------------------------------------------------------------
+
+struct speculative_row {
+  std::size_t tokens = 0;
+  double seconds = 0.0;
+  std::size_t target_passes = 0;
+};
+
+struct speculative_report {
+  speculative_row plain, spec;
+  double acceptance = 0.0, mean_accepted = 0.0;
+  bool identical = true;
+};
+
+// Target-only greedy decoding against greedy speculative decoding on every prompt (token
+// ids, BOS included when the model wants one); the target is emptied before each run and
+// counts its forward passes.
+template <class Target, class Draft>
+errc compare_speculative(Target& target, Draft& draft,
+                         std::span<const std::vector<token_id>> prompts,
+                         const tandem::generation_options& opts, speculative_report& r) {
+  tandem::model_drafter drafter(draft, tandem::greedy_sampler{});
+  tandem::speculative_decoder dec(target, drafter, tandem::adaptive_draft{});
+  tandem::greedy_sampler greedy;
+  tandem::completion a, b;
+  for (const auto& p : prompts) {
+    if (target.size() > 0) TANDEM_TRY(target.rewind(target.size()));
+    std::size_t before = target.passes();
+    auto t0 = clock_type::now();
+    TANDEM_TRY(tandem::generate(target, greedy, p, opts, a));
+    r.plain.seconds += seconds_since(t0);
+    r.plain.tokens += a.tokens.size();
+    r.plain.target_passes += target.passes() - before;
+
+    if (target.size() > 0) TANDEM_TRY(target.rewind(target.size()));
+    before = target.passes();
+    t0 = clock_type::now();
+    TANDEM_TRY(dec.generate(greedy, p, opts, b));
+    r.spec.seconds += seconds_since(t0);
+    r.spec.tokens += b.tokens.size();
+    r.spec.target_passes += target.passes() - before;
+    r.identical = r.identical && a.tokens == b.tokens;
+  }
+  r.acceptance = dec.stats().acceptance_rate();
+  r.mean_accepted = dec.stats().mean_accepted_length();
+  return errc::ok;
+}
+
+void print_speculative(const speculative_report& r, const char* target_desc, const char* draft_desc,
+                       std::size_t n_prompts, std::size_t max_tokens) {
+  std::printf(
+      "\n1. SPECULATIVE DECODING  target: %s; draft: %s; greedy, %zu prompts x up to %zu tokens\n",
+      target_desc, draft_desc, n_prompts, max_tokens);
+  std::printf("   %-22s %8s %10s %14s %11s   %s\n", "method", "tokens", "tokens/s", "target passes",
+              "acceptance", "output");
+  const auto tps = [](const speculative_row& x) {
+    return x.seconds > 0 ? static_cast<double>(x.tokens) / x.seconds : 0.0;
+  };
+  std::printf("   %-22s %8zu %10.1f %14zu %11s   %s\n", "target only", r.plain.tokens, tps(r.plain),
+              r.plain.target_passes, "-", "reference");
+  std::printf("   %-22s %8zu %10.1f %14zu %11.2f   identical output: %s\n", "speculative",
+              r.spec.tokens, tps(r.spec), r.spec.target_passes, r.acceptance,
+              r.identical ? "yes" : "NO");
+  std::printf("   speedup %.2fx; %.1f draft tokens accepted per round on average\n",
+              tps(r.plain) > 0 ? tps(r.spec) / tps(r.plain) : 0.0, r.mean_accepted);
+  std::printf(
+      "   legend: tokens/s = generated tokens / wall time; target passes = forward passes of the "
+      "target (prompt included); acceptance = accepted / drafted tokens; identical = same tokens "
+      "as target-only greedy\n");
+}
+
+// ---- 2. Contrastive decoding -------------------------------------------------------------
+
+struct repetition {
+  std::size_t tokens = 0, fourgrams = 0, repeated = 0, bigrams = 0, generations = 0;
+  std::set<std::pair<token_id, token_id>> distinct;
+  void add(std::span<const token_id> g) {
+    ++generations;
+    tokens += g.size();
+    std::set<std::array<token_id, 4>> seen;
+    for (std::size_t i = 0; i + 4 <= g.size(); ++i) {
+      ++fourgrams;
+      if (!seen.insert({g[i], g[i + 1], g[i + 2], g[i + 3]}).second) ++repeated;
+    }
+    for (std::size_t i = 0; i + 2 <= g.size(); ++i) {
+      ++bigrams;
+      distinct.insert({g[i], g[i + 1]});
+    }
+  }
+  [[nodiscard]] double rep4() const {
+    return fourgrams ? static_cast<double>(repeated) / static_cast<double>(fourgrams) : 0.0;
+  }
+  [[nodiscard]] double distinct2() const {
+    return bigrams ? static_cast<double>(distinct.size()) / static_cast<double>(bigrams) : 0.0;
+  }
+  [[nodiscard]] double mean_length() const {
+    return generations ? static_cast<double>(tokens) / static_cast<double>(generations) : 0.0;
+  }
+};
+
+// ---- 3./5. Cascade and confidence on the next-words task -----------------------------------
+
+struct answer {
+  std::string words;  // the first answer_words words of the continuation
+  bool right = false;
+  double cost = 0.0;
+  tandem::white_box_scores scores{};
+  bool scored = false;
+};
+
+// Greedy continuation of `prompt` by `model` (up to 8 tokens, EOS stops), checked against
+// the verse's next words; cost = price per token of the answer; the white-box scores are
+// those of the answer's tokens.
+errc answer_case(tandem::ngram_session& model, const tandem::sentencepiece_tokenizer& tok,
+                 std::span<const token_id> prompt, const prompt_case& pc, double price,
+                 tandem::completion& out, answer& a) {
+  if (model.size() > 0) TANDEM_TRY(model.rewind(model.size()));
+  const token_id stop[] = {tok.eos_id()};
+  tandem::generation_options o;
+  o.max_tokens = 8;
+  o.stop_tokens = stop;
+  tandem::greedy_sampler greedy;
+  TANDEM_TRY(tandem::generate(model, tok, greedy, prompt, o, out));
+  // Keep the tokens of the first answer_words words, split as split_words splits the text:
+  // the first piece and every piece opening with a space start a word.
+  std::size_t n_ans = 0, starts = 0;
+  std::string piece;
+  for (; n_ans < out.tokens.size(); ++n_ans) {
+    piece.clear();
+    TANDEM_TRY(tok.piece(out.tokens[n_ans], piece));
+    const bool starts_word = n_ans == 0 || (!piece.empty() && piece.front() == ' ');
+    if (starts_word && ++starts > answer_words) break;
+  }
+  out.tokens.resize(n_ans);
+  out.logprobs.resize(std::min(out.logprobs.size(), n_ans));
+  out.entropies.resize(std::min(out.entropies.size(), n_ans));
+  const std::vector<std::string_view> w = split_words(out.text);
+  const std::size_t k = std::min(w.size(), answer_words);
+  a.words = join_words(std::span(w).first(k));
+  a.right = k == answer_words;
+  for (std::size_t i = 0; i < k && a.right; ++i) a.right = bare(w[i]) == bare(pc.rest[i]);
+  a.cost = price * static_cast<double>(std::max<std::size_t>(n_ans, 1));
+  auto s = tandem::score_white_box(out);
+  a.scored = s.has_value();
+  if (s) a.scores = *s;
+  return errc::ok;
+}
+
+// A white-box estimator oriented as a confidence (higher = more likely right); answers
+// without tokens get the lowest confidence.
+struct estimator {
+  const char* name;
+  tandem::score_scale scale;
+  double (*get)(const tandem::white_box_scores&);
+};
+const estimator estimators[] = {
+    {"mean token log-prob", tandem::score_scale::logit,
+     [](const tandem::white_box_scores& s) { return s.mean_logprob; }},
+    {"min token prob", tandem::score_scale::probability,
+     [](const tandem::white_box_scores& s) { return s.min_token_probability; }},
+    {"sequence prob", tandem::score_scale::probability,
+     [](const tandem::white_box_scores& s) { return s.sequence_probability; }},
+    {"-mean entropy", tandem::score_scale::logit,
+     [](const tandem::white_box_scores& s) { return -s.mean_entropy; }},
+};
+
+double confidence_of(const estimator& e, const answer& a) {
+  if (!a.scored) return e.scale == tandem::score_scale::probability ? 0.0 : -50.0;
+  const double v = e.get(a.scores);
+  return std::isfinite(v) ? std::clamp(v, -50.0, 50.0) : -50.0;
+}
+
+struct cascade_row {
+  const char* name;
+  double quality, cost, escalation;
+  std::optional<double> apgr;
+};
+
+void print_cascade_rows(std::span<const cascade_row> rows) {
+  for (const cascade_row& r : rows) {
+    char apgr[16] = "-";
+    if (r.apgr) std::snprintf(apgr, sizeof apgr, "%.2f", *r.apgr);
+    std::printf("   %-30s %8.3f %10.2f %10.0f%% %6s\n", r.name, r.quality, r.cost,
+                100.0 * r.escalation, apgr);
+  }
+}
+
+// The two-stage cascade (stage 0 = small, accepts when its confidence >= threshold; else
+// stage 1 = large, paying both) fitted on the training rows and replayed on the test rows.
+// conf: per row; quality/cost: per row x {small, large}. The threshold is FrugalGPT's
+// budget search (cascade/threshold.hpp) on the training rows with the budget "half the
+// large model's mean cost". APGR is that of the test rows' threshold sweep.
+struct cascade_fit {
+  std::vector<cascade_row> rows;
+  double threshold = 0.0, budget = 0.0;
+};
+
+errc fit_cascade(std::span<const double> conf_train, std::span<const double> q_train,
+                 std::span<const double> c_train, std::span<const double> conf_test,
+                 std::span<const double> q_test, std::span<const double> c_test,
+                 const char* small_name, const char* large_name, cascade_fit& out) {
+  const std::size_t n_tr = conf_train.size(), n = conf_test.size();
+  std::vector<double> s_tr(2 * n_tr, 1.0), s_te(2 * n, 1.0);
+  double large_cost = 0.0;
+  for (std::size_t i = 0; i < n_tr; ++i) {
+    s_tr[2 * i] = conf_train[i];
+    large_cost += c_train[2 * i + 1];
+  }
+  for (std::size_t i = 0; i < n; ++i) s_te[2 * i] = conf_test[i];
+  out.budget = 0.5 * large_cost / static_cast<double>(n_tr);
+  const tandem::cascade_views train{s_tr, q_train, c_train, 2};
+  const tandem::cascade_views test{s_te, q_test, c_test, 2};
+  tandem::budget_search_options bo;
+  bo.max_length = 2;
+  bo.grid = 64;
+  auto found = tandem::search_budget(train, out.budget, bo);
+  if (!found) return found.error();
+  // The search may keep the small model alone, which accepts everything (threshold -inf).
+  const tandem::cascade_policy& policy = found->policy;
+  out.threshold =
+      policy.order.size() == 2 ? policy.accept[0] : -std::numeric_limits<double>::infinity();
+  auto small = tandem::evaluate_cascade(tandem::cascade_policy::chain({0}, 0.0), test);
+  auto large = tandem::evaluate_cascade(tandem::cascade_policy::chain({1}, 0.0), test);
+  auto casc = tandem::evaluate_cascade(policy, test);
+  if (!small) return small.error();
+  if (!large) return large.error();
+  if (!casc) return casc.error();
+  // APGR over the test threshold sweep: escalate the least confident first; an escalated
+  // query pays both stages.
+  std::vector<double> esc(n), qw(n), qs(n), cw(n), cs(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    esc[i] = -conf_test[i];
+    qw[i] = q_test[2 * i];
+    qs[i] = q_test[2 * i + 1];
+    cw[i] = c_test[2 * i];
+    cs[i] = c_test[2 * i] + c_test[2 * i + 1];
+  }
+  std::optional<double> apgr;
+  if (auto curve = tandem::two_model_curve(esc, qw, qs, cw, cs))
+    if (auto m = tandem::two_model_summary(*curve)) apgr = m->apgr;
+  out.rows = {{small_name, small->quality, small->cost, 0.0, std::nullopt},
+              {large_name, large->quality, large->cost, 1.0, std::nullopt},
+              {"cascade", casc->quality, casc->cost, casc->escalation, apgr}};
+  return errc::ok;
+}
+
+// ---- GSM8K replay (cascade row 2) -----------------------------------------------------
+
+constexpr const char* weak_model = "mistralai/Mixtral-8x7B-Instruct-v0.1";
+constexpr const char* strong_model = "gpt-4-1106-preview";
+
+struct gsm8k_row {
+  std::string prompt, weak_answer;
+  double weak = 0, strong = 0;
+};
+
+errc load_gsm8k(const std::string& path, std::vector<gsm8k_row>& rows) {
+  auto csv = tandem::read_csv_file(path.c_str());
+  if (!csv) return csv.error();
+  auto pc = csv->column("prompt");
+  auto wc = csv->column(weak_model);
+  auto sc = csv->column(strong_model);
+  auto rc = csv->column(std::string(weak_model) + "_response");
+  if (!pc || !wc || !sc || !rc) return errc::not_found;
+  for (const auto& r : csv->rows) {
+    auto w = tandem::parse_quality(r[*wc]);
+    auto s = tandem::parse_quality(r[*sc]);
+    if (!w || !s || r[*rc].empty()) continue;
+    rows.push_back({r[*pc], r[*rc], *w, *s});
+  }
+  return rows.empty() ? errc::insufficient_data : errc::ok;
+}
+
+// Learned evaluator (hashed word n-grams of question and answer, confidence/learned.hpp)
+// trained on `fit` rows, predicting P(weak answer right) for `pred` rows.
+errc learned_scores(const std::vector<gsm8k_row>& rows, std::span<const std::size_t> fit,
+                    std::span<const std::size_t> pred, std::vector<double>& out) {
+  std::vector<tandem::learned_example> ex;
+  ex.reserve(fit.size());
+  for (std::size_t i : fit)
+    ex.push_back({rows[i].prompt, rows[i].weak_answer, {}, rows[i].weak >= 0.5 ? 1 : 0});
+  // A fixed penalty and iteration cap keep this under a second; tools/tandem-cascade
+  // chooses the penalty by cross-validation instead.
+  tandem::learned_options lo;
+  lo.l2 = 1e-2;
+  lo.max_iterations = 150;
+  auto ev = tandem::learned_evaluator::train(ex, lo);
+  if (!ev) return ev.error();
+  out.resize(pred.size());
+  for (std::size_t k = 0; k < pred.size(); ++k) {
+    auto p = ev->predict(rows[pred[k]].prompt, rows[pred[k]].weak_answer, {});
+    if (!p) return p.error();
+    out[k] = *p;
+  }
+  return errc::ok;
+}
+
+// ---- Demo driver -------------------------------------------------------------------------
+
+tandem::result<tandem::ngram_model> build_model(const std::vector<std::vector<token_id>>& sentences,
+                                                std::size_t order,
+                                                const tandem::sentencepiece_tokenizer& tok) {
+  progress p("building n-gram order %zu", order);
+  auto b = tandem::ngram_builder::create(
+      tandem::ngram_params{order, tok.vocab_size(), tok.bos_id(), tok.eos_id()});
+  if (!b) return b.error();
+  TANDEM_TRY(b->add_sentences(sentences));
+  auto m = b->build();
+  if (m) p.done();
+  return m;
+}
+
+std::vector<token_id> prompt_ids(const tandem::sentencepiece_tokenizer& tok,
+                                 const std::string& text, errc& e) {
+  std::vector<token_id> ids{tok.bos_id()};
+  e = tok.encode(text, ids);
+  return ids;
+}
+
+#if defined(TANDEM_DEMO_HAVE_LLAMA)
+// Section 1 with two GGUF models: real llama.cpp sessions, no simulated latency.
+int speculative_gguf(const settings& s, const corpus_data& c) {
+  tandem::llama_quiet_logs();
+  progress p("loading GGUF models");
+  auto hd = tandem::llama_model_handle::load(s.draft);
+  if (!hd) return failure(("cannot load --draft " + s.draft).c_str(), hd.error());
+  auto ht = tandem::llama_model_handle::load(s.target);
+  if (!ht) return failure(("cannot load --target " + s.target).c_str(), ht.error());
+  if (hd->vocab_size() != ht->vocab_size())
+    return failure("--draft and --target have different vocabularies", errc::vocab_mismatch);
+  tandem::llama_session_options so;
+  so.context_size = 512;
+  auto target = tandem::llama_session::create(*ht, so);
+  if (!target) return failure("cannot create the target session", target.error());
+  auto draft = tandem::llama_session::create(*hd, so);
+  if (!draft) return failure("cannot create the draft session", draft.error());
+  const tandem::llama_tokenizer tok(*ht);
+  p.done();
+  std::vector<std::vector<token_id>> prompts;
+  for (std::size_t i = 0; i < s.prompts && i < c.cases.size(); ++i) {
+    std::vector<token_id> ids;
+    if (tok.adds_bos() && tok.bos()) ids.push_back(*tok.bos());
+    if (const errc e = tok.encode(c.cases[i].text, ids); e != errc::ok)
+      return failure("cannot tokenize a prompt", e);
+    prompts.push_back(std::move(ids));
+  }
+  std::vector<token_id> stops;
+  if (tok.eos()) stops.push_back(*tok.eos());
+  tandem::generation_options o;
+  o.max_tokens = s.tokens;
+  o.stop_tokens = stops;
+  o.record_logprobs = false;
+  speculative_report r;
+  progress q("speculative decoding with the GGUF pair");
+  // No simulated latency: the wrapper only counts the target's forward passes.
+  simulated_latency counted(*target, std::chrono::nanoseconds(0));
+  const errc e = compare_speculative(counted, *draft, prompts, o, r);
+  if (e != errc::ok) return failure("speculative decoding failed", e);
+  q.done();
+  const std::string td = s.target + " (llama.cpp)", dd = s.draft;
+  print_speculative(r, td.c_str(), dd.c_str(), prompts.size(), s.tokens);
+  return 0;
+}
+#endif
+
+int run(const settings& s) {
+  const auto t_start = clock_type::now();
+
+  // Tokenizer and corpus.
+  progress p_tok("loading tokenizer %s", s.tokenizer.c_str());
+  auto tok_r = tandem::sentencepiece_tokenizer::load(s.tokenizer);
+  if (!tok_r)
+    return failure(("cannot load the tokenizer '" + s.tokenizer + "'").c_str(), tok_r.error());
+  const tandem::sentencepiece_tokenizer& tok = *tok_r;
+  p_tok.done();
+  corpus_data c;
+  if (const errc e = load_corpus(s, c); e != errc::ok)
+    return failure(s.corpus.empty()
+                       ? ("cannot read the KJV corpus in '" + s.data + "/kjv' (set --data)").c_str()
+                       : ("cannot use --corpus '" + s.corpus + "'").c_str(),
+                   e);
+  progress p_enc("tokenizing %zu training lines", c.train_lines.size());
+  std::vector<std::vector<token_id>> train(c.train_lines.size());
+  for (std::size_t i = 0; i < train.size(); ++i)
+    if (const errc e = tok.encode(c.train_lines[i], train[i]); e != errc::ok)
+      return failure("cannot tokenize the corpus", e);
+  p_enc.done();
+  auto m2 = build_model(train, 2, tok);
+  if (!m2) return failure("cannot build the n-gram models", m2.error());
+  auto m3 = build_model(train, 3, tok);
+  if (!m3) return failure("cannot build the n-gram models", m3.error());
+  auto m5 = build_model(train, 5, tok);
+  if (!m5) return failure("cannot build the n-gram models", m5.error());
+  const tandem::ngram_model &order2 = *m2, &order3 = *m3, &order5 = *m5;
+
+  const std::size_t n_prompts = std::min(s.prompts, c.cases.size());
+  std::vector<std::vector<token_id>> prompts(n_prompts);
+  for (std::size_t i = 0; i < n_prompts; ++i) {
+    errc e = errc::ok;
+    prompts[i] = prompt_ids(tok, c.cases[i].text, e);
+    if (e != errc::ok) return failure("cannot tokenize a prompt", e);
+  }
+  const token_id stops[] = {tok.eos_id()};
+
+  std::printf("tandem demo: small and large models working together\n");
+  std::printf(
+      "models: n-gram (Kneser-Ney) orders 2, 3, 5 trained on %zu lines of %s; tokenizer "
+      "sentencepiece BPE, %zu pieces\n",
+      c.train_lines.size(), c.source.c_str(), tok.vocab_size());
+  std::printf("prompts: the first %zu words of held-out verses, e.g. \"%s\" / \"%s\"\n",
+              prompt_words, c.cases[0].text.c_str(),
+              c.cases[std::min<std::size_t>(1, c.cases.size() - 1)].text.c_str());
+
+  // 1. Speculative decoding.
+#if defined(TANDEM_DEMO_HAVE_LLAMA)
+  if (!s.draft.empty()) {
+    if (const int rc = speculative_gguf(s, c); rc != 0) return rc;
+  }
+#endif
+  if (s.draft.empty()) {
+    tandem::ngram_session target_session(order5), draft_session(order3);
+    simulated_latency target(target_session,
+                             std::chrono::nanoseconds(static_cast<long long>(s.latency_ms * 1e6)));
+    tandem::generation_options o;
+    o.max_tokens = s.tokens;
+    o.stop_tokens = stops;
+    o.record_logprobs = false;
+    speculative_report r;
+    progress p("speculative decoding, %zu prompts", n_prompts);
+    const errc e = compare_speculative(target, draft_session, prompts, o, r);
+    if (e != errc::ok) return failure("speculative decoding failed", e);
+    p.done();
+    char td[96];
+    std::snprintf(td, sizeof td, "n-gram order 5 + simulated %g ms/pass", s.latency_ms);
+    print_speculative(r, td, "n-gram order 3", n_prompts, s.tokens);
+  }
+
+  // 2. Contrastive decoding.
+  {
+    progress p("contrastive decoding, %zu prompts", n_prompts);
+    repetition greedy_rep, cd_rep;
+    std::string greedy_text, cd_text;
+    tandem::generation_options o;
+    o.max_tokens = s.tokens;
+    o.stop_tokens = stops;
+    o.record_logprobs = false;
+    tandem::completion out;
+    tandem::greedy_sampler greedy;
+    for (std::size_t i = 0; i < n_prompts; ++i) {
+      tandem::ngram_session expert(order5), amateur(order2);
+      if (const errc e = tandem::generate(expert, tok, greedy, prompts[i], o, out); e != errc::ok)
+        return failure("greedy decoding failed", e);
+      greedy_rep.add(out.tokens);
+      if (i == 0) greedy_text = out.text;
+      if (expert.rewind(expert.size()) != errc::ok)
+        return failure("rewind failed", errc::rewind_failed);
+      auto cd = tandem::make_contrastive(expert, amateur);
+      if (!cd) return failure("cannot combine the models", cd.error());
+      if (const errc e = tandem::generate(*cd, tok, greedy, prompts[i], o, out); e != errc::ok)
+        return failure("contrastive decoding failed", e);
+      cd_rep.add(out.tokens);
+      if (i == 0) cd_text = out.text;
+    }
+    p.done();
+    std::printf(
+        "\n2. CONTRASTIVE DECODING  expert: n-gram order 5; amateur: n-gram order 2 (Li et "
+        "al. 2022, alpha 0.1); greedy, same prompts\n");
+    std::printf("   %-22s %8s %11s %12s   %s\n", "method", "rep-4", "distinct-2", "mean tokens",
+                "first prompt's continuation");
+    std::printf("   %-22s %8.3f %11.3f %12.1f   \"%s\"\n", "greedy (expert alone)",
+                greedy_rep.rep4(), greedy_rep.distinct2(), greedy_rep.mean_length(),
+                clip(greedy_text, 60).c_str());
+    std::printf("   %-22s %8.3f %11.3f %12.1f   \"%s\"\n", "contrastive", cd_rep.rep4(),
+                cd_rep.distinct2(), cd_rep.mean_length(), clip(cd_text, 60).c_str());
+    std::printf(
+        "   legend: rep-4 = share of token 4-grams repeating one earlier in the same "
+        "continuation (lower is better); distinct-2 = distinct bigrams / all bigrams\n");
+  }
+
+  // 3. Cascade on the next-words task, and 5. confidence on the same answers.
+  const std::size_t n_cases = std::min(s.cascade_prompts, c.cases.size());
+  std::vector<answer> small(n_cases), large(n_cases);
+  {
+    progress p("next-%zu-words task on %zu held-out verses", answer_words, n_cases);
+    tandem::ngram_session sm(order3), lg(order5);
+    tandem::completion out;
+    for (std::size_t i = 0; i < n_cases; ++i) {
+      errc e = errc::ok;
+      const std::vector<token_id> ids = prompt_ids(tok, c.cases[i].text, e);
+      if (e != errc::ok) return failure("cannot tokenize a prompt", e);
+      if ((e = answer_case(sm, tok, ids, c.cases[i], 1.0, out, small[i])) != errc::ok ||
+          (e = answer_case(lg, tok, ids, c.cases[i], 10.0, out, large[i])) != errc::ok)
+        return failure("generation failed", e);
+    }
+    p.done();
+  }
+  auto split = tandem::split_rows(n_cases, 0.5, s.seed);
+  if (!split) return failure("too few held-out verses for a train/test split", split.error());
+  const std::vector<std::size_t>& tr = split->first;
+  const std::vector<std::size_t>& te = split->second;
+  // Confidence of the small model's answer: mean token log-probability, Platt-calibrated
+  // on the training half.
+  const estimator& main_est = estimators[0];
+  std::vector<int> lab_tr, lab_te;
+  for (std::size_t i : tr) lab_tr.push_back(small[i].right ? 1 : 0);
+  for (std::size_t i : te) lab_te.push_back(small[i].right ? 1 : 0);
+  const auto raw = [&](const estimator& e, std::span<const std::size_t> rows) {
+    std::vector<double> v;
+    for (std::size_t i : rows) v.push_back(confidence_of(e, small[i]));
+    return v;
+  };
+  tandem::calibration_options co;
+  co.scale = main_est.scale;
+  auto cal =
+      tandem::calibrator::fit(tandem::calibration_method::platt, raw(main_est, tr), lab_tr, co);
+  if (!cal)
+    return failure("calibrating the small model's confidence failed (too few right answers?)",
+                   cal.error());
+  const auto calibrated = [&](std::size_t i) {
+    auto v = cal->apply(confidence_of(main_est, small[i]));
+    return v ? *v : 0.0;
+  };
+  cascade_fit kjv_fit;
+  {
+    std::vector<double> conf_tr, q_tr, c_tr, conf_te, q_te, c_te;
+    for (std::size_t i : tr) {
+      conf_tr.push_back(calibrated(i));
+      q_tr.insert(q_tr.end(), {small[i].right ? 1.0 : 0.0, large[i].right ? 1.0 : 0.0});
+      c_tr.insert(c_tr.end(), {small[i].cost, large[i].cost});
+    }
+    for (std::size_t i : te) {
+      conf_te.push_back(calibrated(i));
+      q_te.insert(q_te.end(), {small[i].right ? 1.0 : 0.0, large[i].right ? 1.0 : 0.0});
+      c_te.insert(c_te.end(), {small[i].cost, large[i].cost});
+    }
+    if (const errc e = fit_cascade(conf_tr, q_tr, c_tr, conf_te, q_te, c_te,
+                                   "always small (n-gram 3)", "always large (n-gram 5)", kjv_fit);
+        e != errc::ok)
+      return failure("fitting the KJV cascade failed", e);
+  }
+
+  // GSM8K replay.
+  cascade_fit gsm_fit;
+  std::size_t gsm_n_test = 0;
+  {
+    progress p("GSM8K replay: learned scorer on the weak model's answers");
+    std::vector<gsm8k_row> rows;
+    const std::string path = s.data + "/routellm/gsm8k/gsm8k_responses.csv";
+    if (const errc e = load_gsm8k(path, rows); e != errc::ok)
+      return failure(("cannot read '" + path + "'").c_str(), e);
+    auto sp = tandem::split_rows(rows.size(), 0.7, s.seed);
+    if (!sp) return failure("GSM8K split failed", sp.error());
+    const std::vector<std::size_t>& gtr = sp->first;
+    const std::vector<std::size_t>& gte = sp->second;
+    gsm_n_test = gte.size();
+    // Out-of-fold scores on the training split choose the threshold; a scorer fitted on
+    // the whole training split scores the test split.
+    std::vector<double> oof(gtr.size()), test_scores, fold_scores;
+    constexpr std::size_t folds = 3;
+    for (std::size_t f = 0; f < folds; ++f) {
+      std::vector<std::size_t> fit_rows, held_rows, held_pos;
+      for (std::size_t k = 0; k < gtr.size(); ++k) {
+        if (k % folds == f) {
+          held_rows.push_back(gtr[k]);
+          held_pos.push_back(k);
+        } else {
+          fit_rows.push_back(gtr[k]);
+        }
+      }
+      if (const errc e = learned_scores(rows, fit_rows, held_rows, fold_scores); e != errc::ok)
+        return failure("training the GSM8K scorer failed", e);
+      for (std::size_t k = 0; k < held_pos.size(); ++k) oof[held_pos[k]] = fold_scores[k];
+    }
+    if (const errc e = learned_scores(rows, gtr, gte, test_scores); e != errc::ok)
+      return failure("training the GSM8K scorer failed", e);
+    std::vector<double> q_tr, c_tr, q_te, c_te;
+    for (std::size_t i : gtr) {
+      q_tr.insert(q_tr.end(), {rows[i].weak, rows[i].strong});
+      c_tr.insert(c_tr.end(), {1.0, 20.0});
+    }
+    for (std::size_t i : gte) {
+      q_te.insert(q_te.end(), {rows[i].weak, rows[i].strong});
+      c_te.insert(c_te.end(), {1.0, 20.0});
+    }
+    if (const errc e = fit_cascade(oof, q_tr, c_tr, test_scores, q_te, c_te,
+                                   "always weak (Mixtral)", "always strong (GPT-4)", gsm_fit);
+        e != errc::ok)
+      return failure("fitting the GSM8K cascade failed", e);
+    p.done();
+  }
+
+  std::printf(
+      "\n3. CASCADE  small model first; escalate to the large one when its confidence is "
+      "below a threshold chosen on a training split (budget search: mean cost <= half the "
+      "large model's)\n");
+  std::printf("   %-30s %8s %10s %11s %6s\n", "policy", "quality", "mean cost", "escalated",
+              "APGR");
+  std::printf(
+      "   a) next %zu words of %zu held-out verses (test half); costs 1 (small) and 10 (large) "
+      "per token; confidence: Platt-calibrated mean log-prob, threshold %.3f\n",
+      answer_words, te.size(), kjv_fit.threshold);
+  print_cascade_rows(kjv_fit.rows);
+  std::printf(
+      "   b) GSM8K replay, %zu test questions (recorded outcomes, data/routellm); costs 1 "
+      "(weak) and 20 (strong) per query; confidence: learned scorer on the weak answer, "
+      "threshold %.3f\n",
+      gsm_n_test, gsm_fit.threshold);
+  print_cascade_rows(gsm_fit.rows);
+  std::printf(
+      "   note: in a) the small model's confidence says where it is wrong (AUROC in 5.) but "
+      "hardly where the large one is right, so escalation recovers about what random "
+      "mixing would (APGR near 0.5); the learned scorer in b) does better\n");
+  std::printf(
+      "   legend: quality = share right (a: all %zu words exact, b: recorded); cost = mean "
+      "per query, an escalated query pays both; APGR = share of the small-to-large quality "
+      "gap recovered over all thresholds (random 0.5)\n",
+      answer_words);
+
+  // 4. Router.
+  {
+    progress p("router: TF-IDF + logistic on MMLU outcomes");
+    std::vector<std::string> files;
+    std::error_code ec;
+    const std::filesystem::path dir = s.data + "/routellm/mmlu";
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().extension() == ".csv") files.push_back(it->path().string());
+    if (ec || files.empty())
+      return failure(("cannot list '" + dir.string() + "'").c_str(), errc::file_not_found);
+    std::sort(files.begin(), files.end());
+    if (s.mmlu_files > 0 && files.size() > s.mmlu_files) files.resize(s.mmlu_files);
+    tandem::outcome_table table;
+    table.models = {weak_model, strong_model};
+    tandem::outcome_csv_options oo;
+    oo.models = table.models;
+    oo.fixed_costs = {1.0, 20.0};
+    tandem::outcome_load_stats st;
+    for (const std::string& f : files) {
+      auto csv = tandem::read_csv_file(f.c_str());
+      if (!csv) return failure(("cannot read '" + f + "'").c_str(), csv.error());
+      tandem::outcome_load_error le;
+      if (const errc e = tandem::append_outcome_csv(table, *csv, oo, st, &le); e != errc::ok)
+        return failure(("bad outcome table '" + f + "'").c_str(), e);
+    }
+    auto sp = tandem::split_rows(table.size(), 0.7, s.seed);
+    if (!sp) return failure("MMLU split failed", sp.error());
+    const tandem::outcome_table train_t = tandem::subset(table, sp->first);
+    const tandem::outcome_table test_t = tandem::subset(table, sp->second);
+    tandem::router_options ro;
+    ro.predictor = tandem::router_predictor::logistic;
+    ro.seed = s.seed;
+    // One L2 strength and two folds instead of the library's 5 x 4 cross-validation grid:
+    // the demo must finish in seconds (tools/tandem-route runs the full search).
+    ro.l2_grid = {1e-3};
+    ro.folds = 2;
+    ro.ngrams.dims_log2 = s.quick ? 15 : 16;  // smaller than the default 2^18: fast
+    tandem::router router;
+    if (const errc e = router.fit(train_t.prompts, train_t.quality, train_t.models, ro);
+        e != errc::ok)
+      return failure("fitting the router failed", e);
+    const auto wins = [&](const tandem::outcome_table& t, std::vector<double>& w) {
+      w.resize(t.size());
+      double pq[2];
+      for (std::size_t i = 0; i < t.size(); ++i) {
+        TANDEM_TRY(router.predict(t.prompts[i], pq));
+        w[i] = pq[1] - pq[0];
+      }
+      return errc::ok;
+    };
+    std::vector<double> w_tr, w_te;
+    if (const errc e = wins(train_t, w_tr); e != errc::ok) return failure("routing failed", e);
+    if (const errc e = wins(test_t, w_te); e != errc::ok) return failure("routing failed", e);
+    std::vector<double> qw, qs, cw, cs;
+    for (std::size_t i = 0; i < test_t.size(); ++i) {
+      qw.push_back(test_t.q(i, 0));
+      qs.push_back(test_t.q(i, 1));
+      cw.push_back(test_t.c(i, 0));
+      cs.push_back(test_t.c(i, 1));
+    }
+    auto curve = tandem::two_model_curve(w_te, qw, qs, cw, cs);
+    if (!curve) return failure("replaying the router failed", curve.error());
+    auto summary = tandem::two_model_summary(*curve);
+    if (!summary) return failure("replaying the router failed", summary.error());
+    // Operating point for the examples: half of the training queries go to the strong model.
+    auto policy = tandem::calibrate_win_threshold(w_tr, 0.5);
+    if (!policy) return failure("choosing the router threshold failed", policy.error());
+    p.done();
+
+    std::printf(
+        "\n4. ROUTER  picks one model per query before any runs: TF-IDF word/char n-grams + "
+        "logistic regression per model, trained on %zu MMLU queries (%zu subjects, seeded "
+        "70/30 split); costs 1 (Mixtral-8x7B) and 20 (GPT-4) per query\n",
+        train_t.size(), files.size());
+    std::printf(
+        "   on %zu test queries: always weak %.3f, always strong %.3f, APGR %.3f (random "
+        "0.5), CPT50 %.1f%% strong calls\n",
+        test_t.size(), summary->weak_quality, summary->strong_quality, summary->apgr,
+        100.0 * summary->cpt50);
+    std::printf("   %-50s %9s %9s   %s\n", "query", "P(weak)", "P(strong)", "choice at 50% strong");
+    const auto show = [&](std::string_view q) {
+      double pq[2] = {0, 0};
+      if (router.predict(q, pq) != errc::ok) return;
+      std::printf("   %-50s %9.2f %9.2f   %s\n", ("\"" + clip(q, 46) + "\"").c_str(), pq[0], pq[1],
+                  policy->route_strong(pq[1] - pq[0]) ? "strong" : "weak");
+    };
+    for (std::size_t i = 0; i < std::min<std::size_t>(2, n_prompts); ++i) show(c.cases[i].text);
+    for (std::size_t i = 0; i < std::min<std::size_t>(3, test_t.size()); ++i)
+      show(test_t.prompts[i * (test_t.size() / 3)]);
+    std::printf(
+        "   legend: P = predicted chance the model answers right; APGR = share of the "
+        "weak-to-strong quality gap recovered over all thresholds; CPT50 = strong calls "
+        "needed for half the gap\n");
+  }
+
+  // 5. Confidence.
+  std::printf(
+      "\n5. CONFIDENCE  white-box estimators of the small model's answers in 3a (%zu test "
+      "verses, %.0f%% right); calibrated on the training half (Platt)\n",
+      te.size(),
+      100.0 * static_cast<double>(std::accumulate(lab_te.begin(), lab_te.end(), 0)) /
+          static_cast<double>(te.size()));
+  std::printf("   %-22s %7s %11s\n", "estimator", "AUROC", "ECE (10)");
+  for (const estimator& e : estimators) {
+    const std::vector<double> s_tr = raw(e, tr), s_te = raw(e, te);
+    auto auc = tandem::auroc(s_te, lab_te);
+    tandem::calibration_options eo;
+    eo.scale = e.scale;
+    auto ce = tandem::calibrator::fit(tandem::calibration_method::platt, s_tr, lab_tr, eo);
+    std::optional<double> ece;
+    if (ce) {
+      std::vector<double> p(s_te.size());
+      if (ce->apply(s_te, p) == errc::ok)
+        if (auto v = tandem::expected_calibration_error(p, lab_te, 10)) ece = *v;
+    }
+    std::printf("   %-22s %7s %11s\n", e.name,
+                auc ? std::to_string(*auc).substr(0, 5).c_str() : "-",
+                ece ? std::to_string(*ece).substr(0, 5).c_str() : "-");
+  }
+  std::printf(
+      "   the shown prompts' answers in 3a (conf = calibrated P(small right); the cascade "
+      "accepts at conf >= %.3f, else asks the large model):\n",
+      kjv_fit.threshold);
+  std::printf("   %-28s %-20s %5s %-9s %-20s %s\n", "prompt", "small model says", "conf", "cascade",
+              "large model says", "verse says");
+  const auto mark = [](const answer& a) {
+    return "\"" + clip(a.words, 14) + "\"" + (a.right ? " ok" : " x");
+  };
+  for (std::size_t i = 0; i < n_prompts && i < n_cases; ++i) {
+    const double conf = calibrated(i);
+    const std::string truth = join_words(std::span(c.cases[i].rest).first(answer_words));
+    std::printf("   %-28s %-20s %5.2f %-9s %-20s %s\n",
+                ("\"" + clip(c.cases[i].text, 26) + "\"").c_str(), mark(small[i]).c_str(), conf,
+                conf >= kjv_fit.threshold ? "accept" : "escalate", mark(large[i]).c_str(),
+                ("\"" + clip(truth, 14) + "\"").c_str());
+  }
+  std::printf(
+      "   legend: AUROC = chance a right answer scores above a wrong one (0.5 = no signal); "
+      "ECE = expected calibration error over 10 equal-width bins (lower is better); ok/x = "
+      "answer right/wrong\n");
+  std::printf("\ndone in %.1f s\n", seconds_since(t_start));
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  if (const int rc = parse_args(argc, argv, s); rc >= 0) return rc;
+  return run(s);
+}
