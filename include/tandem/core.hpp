@@ -13,5 +13,6 @@
 #include "tandem/core/result.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/core/sampler.hpp"
+#include "tandem/core/stream_decoder.hpp"
 #include "tandem/core/text_stream.hpp"
 #include "tandem/core/types.hpp"

@@ -1,6 +1,8 @@
 // Tests of the HTTP generator against an in-process server whose answers each test sets:
 // option and URL validation, response parsing, named errors, retries, timeouts, streams.
 #include "tandem/backends/http.hpp"
+// Included after http.hpp on purpose: cpp-httplib's <resolv.h> must not break Eigen.
+#include "tandem/tandem.hpp"
 
 #include <atomic>
 #include <chrono>
