@@ -9,22 +9,28 @@
 //    each verse, greedy); the white-box estimators of the greedy completion and the
 //    consistency estimators over k = 5 and 10 samples (temperature 1) score it.
 //
-// Prints one JSON object per case on stdout, a table on stderr.
-//   eval_confidence [--routellm DIR] [--kjv DIR] [--seeds N] [--items N]
+// Prints one JSON object per case on stdout, a table on stderr. With --svg DIR, writes the
+// gsm8k reliability diagrams of the first seed, raw and after each calibrator, one chart
+// per feature set (DIR/gsm8k_reliability_<features>.svg).
+//   eval_confidence [--routellm DIR] [--kjv DIR] [--seeds N] [--items N] [--svg DIR]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "tandem/backends/ngram_model.hpp"
 #include "tandem/confidence.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/eval/csv.hpp"
+#include "tandem/eval/svg_chart.hpp"
 
 namespace {
 
@@ -91,7 +97,42 @@ std::vector<double> shape_of(std::string_view q, std::string_view a) {
 
 enum class feature_set { text_length, shape_only, text_shape };
 
-int run_gsm8k(const std::string& dir, int seeds) {
+/// Adds the reliability curve of `scores` (10 equal-width bins; each non-empty bin's mean
+/// confidence against its accuracy) to `chart` as series `name`.
+void add_reliability_series(tandem::chart& chart, const std::string& name,
+                            const std::vector<double>& scores, const std::vector<int>& labels) {
+  tandem::chart_series s{name, tandem::series_kind::line_markers, {}, {}, {}, false};
+  if (const auto bins = tandem::reliability_diagram(scores, labels, 10))
+    for (const auto& b : *bins)
+      if (b.count > 0) s.points.push_back({b.mean_confidence, b.accuracy, 0.0});
+  chart.series.push_back(std::move(s));
+}
+
+/// Writes `chart`, with the diagonal of perfect calibration added, to
+/// DIR/gsm8k_reliability_<features>.svg (creating DIR); returns false (with a message) on failure.
+bool write_reliability_chart(tandem::chart chart, const std::string& dir, const char* features) {
+  chart.title = std::string("gsm8k: reliability of the learned evaluator (") + features + ")";
+  chart.x.label = "confidence (bin mean, 10 equal-width bins)";
+  chart.y.label = "accuracy of the weak model";
+  chart.x.min = chart.y.min = 0.0;
+  chart.x.max = chart.y.max = 1.0;
+  chart.series.push_back(
+      {"perfect calibration", tandem::series_kind::diagonal, {}, {}, "#999999", true});
+  std::string file = features;
+  std::replace(file.begin(), file.end(), '+', '_');
+  const std::string path = dir + "/gsm8k_reliability_" + file + ".svg";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);  // a failure shows as io_error below
+  if (const auto e = tandem::write_svg(chart, path.c_str()); e != errc::ok) {
+    std::fprintf(stderr, "eval_confidence: cannot write %s: %s\n", path.c_str(),
+                 std::string(tandem::to_string(e)).c_str());
+    return false;
+  }
+  std::fprintf(stderr, "eval_confidence: wrote %s\n", path.c_str());
+  return true;
+}
+
+int run_gsm8k(const std::string& dir, int seeds, const std::string& svg_dir) {
   auto table = tandem::read_csv_file((dir + "/gsm8k/gsm8k_responses.csv").c_str());
   if (!table) {
     std::fprintf(stderr, "gsm8k: cannot read the table: %s\n",
@@ -201,16 +242,21 @@ int run_gsm8k(const std::string& dir, int seeds) {
       }
       for (std::size_t i : train) y_train.push_back(rows[i].label);
       const summary raw = judge(p, y, true);
+      const bool chart = !svg_dir.empty() && seed == 1;
+      tandem::chart reliability;
+      if (chart) add_reliability_series(reliability, "raw", p, y);
       double ece_after[4];
       for (int k = 0; k < 4; ++k) {
         const auto c = tandem::calibrator::fit(methods[k], best_oof, y_train);
         std::vector<double> q(p.size());
         if (!c || c->apply(p, q) != errc::ok) return 1;
         ece_after[k] = *tandem::expected_calibration_error(q, y, 10);
+        if (chart) add_reliability_series(reliability, method_names[k], q, y);
       }
       const char* name = text == feature_set::text_length  ? "text+length"
                          : text == feature_set::shape_only ? "shape_only"
                                                            : "text+shape";
+      if (chart && !write_reliability_chart(std::move(reliability), svg_dir, name)) return 1;
       std::printf(
           "{\"bench\":\"eval_confidence\",\"case\":\"gsm8k_learned\",\"features\":\"%s\","
           "\"seed\":%d,\"n_train\":%zu,\"n_test\":%zu,\"test_accuracy\":%.4f,\"l2\":%g,"
@@ -461,6 +507,7 @@ int main(int argc, char** argv) {
 #endif
   int seeds = 5;
   std::size_t items = 3000;
+  std::string svg_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view k = argv[i];
     if (k == "--routellm")
@@ -471,12 +518,15 @@ int main(int argc, char** argv) {
       seeds = std::atoi(argv[i + 1]);
     else if (k == "--items")
       items = static_cast<std::size_t>(std::atoll(argv[i + 1]));
+    else if (k == "--svg")
+      svg_dir = argv[i + 1];
     else {
       std::fprintf(stderr,
-                   "usage: eval_confidence [--routellm DIR] [--kjv DIR] [--seeds N] [--items N]\n");
+                   "usage: eval_confidence [--routellm DIR] [--kjv DIR] [--seeds N] [--items N] "
+                   "[--svg DIR]\n");
       return 2;
     }
   }
-  if (run_gsm8k(routellm, seeds) != 0) return 1;
+  if (run_gsm8k(routellm, seeds, svg_dir) != 0) return 1;
   return run_kjv(kjv, items);
 }

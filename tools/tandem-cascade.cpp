@@ -53,7 +53,7 @@ data options:
                            it, stages are scored from the query alone)
   --train-fraction F       share of rows for training (default 0.7)
   --seed N                 split and fitting seed (default 0)
-  --exclude-prompts FILE   JSONL; lines with a train_prompt or prompt field are removed
+  --exclude-prompts FILE   JSONL; lines with a train_prompt, eval_prompt or prompt field are removed
 scoring:
   --score KIND             gain (default): a stage's predicted probability of being right
                            minus the last stage's, predicted from the query alone (so

@@ -17,11 +17,13 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tandem/confidence/calibration.hpp"
 #include "tandem/confidence/metrics.hpp"
 #include "tandem/eval/csv.hpp"
+#include "tandem/eval/svg_chart.hpp"
 
 namespace {
 
@@ -123,41 +125,34 @@ void print_number(const char* key, const tandem::result<double>& v, bool last = 
   std::printf(last ? "" : ",");
 }
 
-/// A reliability diagram: bars of accuracy per bin over the diagonal of perfect calibration.
-bool write_svg(const std::string& path, const std::vector<tandem::reliability_bin>& bins,
-               double ece) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return false;
-  const double w = 400, h = 400, m = 40;
-  std::fprintf(f,
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n",
-               w + 2 * m, h + 2 * m);
-  std::fprintf(f,
-               "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
-               "stroke=\"#000\"/>\n",
-               m, m, w, h);
+/// A reliability diagram: bars of accuracy per bin (spanning the bin, labelled with its
+/// item count), each bin's mean confidence against its accuracy, and the diagonal of
+/// perfect calibration. Empty bins are left out.
+tandem::errc write_svg(const std::string& path, const std::vector<tandem::reliability_bin>& bins,
+                       double ece, bool equal_mass) {
+  tandem::chart c;
+  char title[96];
+  std::snprintf(title, sizeof title, "reliability diagram: ECE %.4f (%zu %s bins)", ece,
+                bins.size(), equal_mass ? "equal-mass" : "equal-width");
+  c.title = title;
+  c.x.label = "confidence";
+  c.y.label = "accuracy";
+  c.x.min = c.y.min = 0.0;
+  c.x.max = c.y.max = 1.0;
+  tandem::chart_series bars{
+      "accuracy per bin", tandem::series_kind::bars, {}, {}, "#4a7ebb", false};
+  tandem::chart_series means{"bin means", tandem::series_kind::line_markers, {}, {}, "#222222",
+                             false};
   for (const auto& b : bins) {
-    if (b.count == 0 || std::isnan(b.lower) || std::isnan(b.upper)) continue;
-    const double x0 = m + b.lower * w, x1 = m + b.upper * w;
-    const double bar = std::max(1.0, x1 - x0);
-    std::fprintf(f,
-                 "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#4a7ebb\" "
-                 "stroke=\"#fff\"><title>n=%zu conf=%.3f acc=%.3f</title></rect>\n",
-                 x0, m + (1 - b.accuracy) * h, bar, b.accuracy * h, b.count, b.mean_confidence,
-                 b.accuracy);
+    if (b.count == 0) continue;
+    bars.points.push_back({(b.lower + b.upper) / 2, b.accuracy, b.upper - b.lower});
+    bars.labels.push_back("n=" + std::to_string(b.count));
+    means.points.push_back({b.mean_confidence, b.accuracy, 0.0});
   }
-  std::fprintf(f,
-               "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#c33\" "
-               "stroke-dasharray=\"4\"/>\n",
-               m, m + h, m + w, m);
-  std::fprintf(f, "<text x=\"%.0f\" y=\"%.0f\">confidence</text>\n", m + w / 2 - 30, m + h + 28);
-  std::fprintf(f, "<text x=\"12\" y=\"%.0f\" transform=\"rotate(-90 12 %.0f)\">accuracy</text>\n",
-               m + h / 2, m + h / 2);
-  std::fprintf(f, "<text x=\"%.0f\" y=\"%.0f\">ECE %.4f (%zu bins)</text>\n", m + 8, m + 18, ece,
-               bins.size());
-  std::fprintf(f, "</svg>\n");
-  return std::fclose(f) == 0;
+  c.series = {std::move(bars),
+              std::move(means),
+              {"perfect calibration", tandem::series_kind::diagonal, {}, {}, "#cc3333", true}};
+  return tandem::write_svg(c, path.c_str());
 }
 
 int run_eval(const args& a) {
@@ -190,7 +185,8 @@ int run_eval(const args& a) {
   if (!a.svg.empty()) {
     const auto diagram = tandem::reliability_diagram(scores, labels, a.bins, layout);
     if (!diagram) return fail("reliability diagram", diagram.error());
-    if (!write_svg(a.svg, *diagram, *ece)) return fail("writing svg", tandem::errc::io_error);
+    if (const auto e = write_svg(a.svg, *diagram, *ece, a.equal_mass); e != tandem::errc::ok)
+      return fail("writing svg", e);
   }
   return 0;
 }

@@ -50,7 +50,7 @@ data options (eval, train):
   --prompt-column NAME     query text column (default prompt)
   --train-fraction F       share of rows for training (default 0.7)
   --seed N                 split and fitting seed (default 0)
-  --exclude-prompts FILE   JSONL; lines with a train_prompt or prompt field are removed
+  --exclude-prompts FILE   JSONL; lines with a train_prompt, eval_prompt or prompt field are removed
 router options:
   --predictor KIND         ensemble (default), logistic, knn, mf
   --save PATH              write the fitted router

@@ -1,6 +1,7 @@
 // Shared code of tandem's outcome-table tools (tandem-route, tandem-cascade): error
 // exits, the data flags and their checks, loading and splitting the tables, exclusions,
-// JSON curve points and the SVG plot. Tool code, not part of the library: it may exit.
+// JSON curve points and the SVG plot (drawn with tandem/eval/svg_chart.hpp). Tool code,
+// not part of the library: it may exit.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
 #include "tandem/eval/replay.hpp"
+#include "tandem/eval/svg_chart.hpp"
 
 namespace tandem_tool {
 
@@ -254,7 +256,7 @@ inline std::unordered_set<std::string> read_exclusions(const std::string& path) 
     if (j.is_discarded() || !j.is_object())
       die(1, "'" + path + "' line " + std::to_string(lineno) + ": not a JSON object");
     bool found = false;
-    for (const char* key : {"train_prompt", "prompt"}) {
+    for (const char* key : {"train_prompt", "eval_prompt", "prompt"}) {
       auto it = j.find(key);
       if (it != j.end() && it->is_string()) {
         out.insert(it->get<std::string>());
@@ -262,7 +264,7 @@ inline std::unordered_set<std::string> read_exclusions(const std::string& path) 
       }
     }
     if (!found)
-      die(1, "'" + path + "' line " + std::to_string(lineno) + ": no train_prompt or prompt field");
+      die(1, "'" + path + "' line " + std::to_string(lineno) + ": no train_prompt, eval_prompt or prompt field");
   }
   return out;
 }
@@ -421,80 +423,31 @@ inline json summary_json(const eval_counts& e, const single_models& s,
   return out;
 }
 
+/// Writes the quality-cost chart of an eval command to `path`: the policy's curve
+/// (`curve_label`), the oracle's (dashed) and each single model's point, labelled with its
+/// name. Exits with a message when the file cannot be written.
 inline void write_svg(const std::string& path, const std::vector<tandem::curve_point>& curve,
                       const std::vector<tandem::curve_point>& oracle,
                       const std::vector<tandem::curve_point>& singles,
                       const std::vector<std::string>& names, const char* curve_label = "router") {
-  double c0 = 1e300, c1 = -1e300, q0 = 1e300, q1 = -1e300;
-  for (const auto* set : {&curve, &oracle, &singles})
-    for (const auto& p : *set) {
-      c0 = std::min(c0, p.cost);
-      c1 = std::max(c1, p.cost);
-      q0 = std::min(q0, p.quality);
-      q1 = std::max(q1, p.quality);
-    }
-  if (c1 <= c0) c1 = c0 + 1;
-  if (q1 <= q0) q1 = q0 + 0.01;
-  const double w = 640, h = 440, l = 60, r = 20, t = 20, b = 50;
-  const auto X = [&](double c) { return l + (c - c0) / (c1 - c0) * (w - l - r); };
-  const auto Y = [&](double q) { return h - b - (q - q0) / (q1 - q0) * (h - t - b); };
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) die(1, "cannot write --svg file '" + path + "'");
-  std::fprintf(f,
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" "
-               "height=\"100%%\" fill=\"white\"/>\n",
-               w, h);
-  std::fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", l, h - b,
-               w - r, h - b);
-  std::fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", l, t, l,
-               h - b);
-  for (int i = 0; i <= 4; ++i) {
-    const double c = c0 + (c1 - c0) * i / 4, q = q0 + (q1 - q0) * i / 4;
-    std::fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.3g</text>\n", X(c),
-                 h - b + 16, c);
-    std::fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3f</text>\n", l - 4, Y(q) + 4,
-                 q);
-  }
-  std::fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">mean cost per query</text>\n",
-               (l + w - r) / 2, h - 12);
-  std::fprintf(f,
-               "<text x=\"14\" y=\"%g\" transform=\"rotate(-90 14 %g)\" "
-               "text-anchor=\"middle\">mean quality</text>\n",
-               (t + h - b) / 2, (t + h - b) / 2);
-  const auto poly = [&](const std::vector<tandem::curve_point>& c, const char* color,
-                        const char* dash) {
-    std::fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" %s points=\"",
-                 color, dash);
-    const std::size_t step = std::max<std::size_t>(1, c.size() / 800);
-    for (std::size_t i = 0; i < c.size(); i += step)
-      std::fprintf(f, "%.2f,%.2f ", X(c[i].cost), Y(c[i].quality));
-    std::fprintf(f, "%.2f,%.2f\"/>\n", X(c.back().cost), Y(c.back().quality));
+  const auto to_points = [](const std::vector<tandem::curve_point>& c) {
+    std::vector<tandem::chart_point> out;
+    out.reserve(c.size());
+    for (const auto& p : c) out.push_back({p.cost, p.quality, 0.0});
+    return out;
   };
-  poly(oracle, "#999999", "stroke-dasharray=\"4 3\"");
-  poly(curve, "#1f77b4", "");
-  for (std::size_t i = 0; i < singles.size(); ++i) {
-    std::fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"#d62728\"/>\n",
-                 X(singles[i].cost), Y(singles[i].quality));
-    std::string name;
-    for (char ch : names[i]) {
-      if (ch == '<')
-        name += "&lt;";
-      else if (ch == '&')
-        name += "&amp;";
-      else if (ch == '>')
-        name += "&gt;";
-      else
-        name += ch;
-    }
-    std::fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">%s</text>\n", X(singles[i].cost) + 6,
-                 Y(singles[i].quality) - 6, name.c_str());
-  }
-  std::fprintf(f, "<text x=\"%g\" y=\"%g\" fill=\"#1f77b4\">%s</text>\n", l + 10, t + 12,
-               curve_label);
-  std::fprintf(f, "<text x=\"%g\" y=\"%g\" fill=\"#999999\">oracle</text>\n", l + 10, t + 28);
-  std::fprintf(f, "</svg>\n");
-  if (std::fclose(f) != 0) die(1, "cannot write --svg file '" + path + "'");
+  tandem::chart ch;
+  ch.title = std::string(curve_label) + ": quality against cost on the test split";
+  ch.x.label = "mean cost per query";
+  ch.y.label = "mean quality";
+  ch.series.push_back(
+      {curve_label, tandem::series_kind::line, to_points(curve), {}, "#1f77b4", false});
+  ch.series.push_back(
+      {"oracle", tandem::series_kind::line, to_points(oracle), {}, "#999999", true});
+  ch.series.push_back(
+      {"single models", tandem::series_kind::points, to_points(singles), names, "#d62728", false});
+  if (const tandem::errc e = tandem::write_svg(ch, path.c_str()); e != tandem::errc::ok)
+    die(1, "cannot write --svg file '" + path + "': " + std::string(tandem::to_string(e)));
 }
 
 }  // namespace tandem_tool

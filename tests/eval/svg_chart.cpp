@@ -1,0 +1,283 @@
+// The SVG chart writer: nice ticks, escaping, one findable group per series, non-finite
+// values skipped and counted, named errors, well-formed and deterministic output.
+#include "tandem/eval/svg_chart.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/rng.hpp"
+
+#include "common/catch.hpp"
+#include "common/scratch_dir.hpp"
+#include "common/svg_check.hpp"
+
+using tandem::chart;
+using tandem::chart_series;
+using tandem::errc;
+using tandem::series_kind;
+
+namespace {
+
+chart two_series_chart() {
+  chart c;
+  c.title = "quality vs cost";
+  c.x.label = "mean cost";
+  c.y.label = "mean quality";
+  chart_series curve{"router", series_kind::line, {{1, 0.5}, {5, 0.7}, {20, 0.8}}, {}, {}, false};
+  chart_series singles{
+      "single models", series_kind::points, {{1, 0.5}, {20, 0.8}}, {"weak", "strong"}, {}, false};
+  c.series = {curve, singles};
+  return c;
+}
+
+std::size_t count(const std::string& s, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("svg chart: nice ticks are 1, 2 or 5 times a power of ten", "[eval][svg]") {
+  CHECK(*tandem::nice_ticks(0.0, 1.0) == std::vector<double>{0.0, 0.2, 0.4, 0.6, 0.8, 1.0});
+  CHECK(*tandem::nice_ticks(0.0, 10.0, 3) == std::vector<double>{0.0, 5.0, 10.0});
+  CHECK(*tandem::nice_ticks(-3.0, 17.0) == std::vector<double>{0.0, 5.0, 10.0, 15.0});
+  CHECK(*tandem::nice_ticks(0.42, 0.87) == std::vector<double>{0.5, 0.6, 0.7, 0.8});
+  CHECK(*tandem::nice_ticks(-0.3, 0.05, 8) ==
+        std::vector<double>{-0.3, -0.25, -0.2, -0.15, -0.1, -0.05, 0.0, 0.05});
+  const auto big = *tandem::nice_ticks(0.0, 3e6, 4);
+  CHECK(big == std::vector<double>{0.0, 1e6, 2e6, 3e6});
+}
+
+TEST_CASE("svg chart: nice ticks reject a bad range with a named error", "[eval][svg]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK(tandem::nice_ticks(1.0, 1.0).error() == errc::invalid_argument);
+  CHECK(tandem::nice_ticks(2.0, 1.0).error() == errc::invalid_argument);
+  CHECK(tandem::nice_ticks(0.0, inf).error() == errc::invalid_argument);
+  CHECK(tandem::nice_ticks(std::nan(""), 1.0).error() == errc::invalid_argument);
+  CHECK(tandem::nice_ticks(0.0, 1.0, 1).error() == errc::invalid_argument);
+}
+
+TEST_CASE("svg chart: each series is a group found by its name, with a legend entry",
+          "[eval][svg]") {
+  const auto svg = tandem::render_svg(two_series_chart());
+  REQUIRE(svg);
+  const auto check = tandem_test::check_svg(*svg);
+  INFO(*svg);
+  REQUIRE(check.error.empty());
+  CHECK(check.series == std::vector<std::string>{"router", "single models"});
+  CHECK(count(*svg, "<g class=\"legend-entry\">") == 2);
+  CHECK(count(*svg, "<polyline") == 1);
+  CHECK(count(*svg, "<circle") == 2 + 1);  // two points and the legend's marker
+  CHECK(svg->find(">weak</text>") != std::string::npos);
+  CHECK(svg->find("<title>quality vs cost</title>") != std::string::npos);
+  CHECK(svg->find(">mean quality</text>") != std::string::npos);
+}
+
+TEST_CASE("svg chart: the same chart renders to the same bytes", "[eval][svg]") {
+  CHECK(*tandem::render_svg(two_series_chart()) == *tandem::render_svg(two_series_chart()));
+}
+
+TEST_CASE("svg chart: text is XML-escaped and invalid UTF-8 is replaced", "[eval][svg]") {
+  CHECK(tandem::detail::xml_escaped("a<b & \"c\" 'd'>") ==
+        "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;");
+  CHECK(tandem::detail::xml_escaped("caf\xC3\xA9") == "caf\xC3\xA9");
+  CHECK(tandem::detail::xml_escaped("bad\xFF\x01") == "bad\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(tandem::detail::xml_escaped("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  chart c = two_series_chart();
+  c.title = "<script>&";
+  c.x.label = "cost \"$\"";
+  c.series[0].name = "a</g><g class=\"series\" data-series=\"fake\">";
+  c.series[1].labels[0] = "x & y";
+  c.series[1].color = "red\" onload=\"alert(1)";
+  const auto svg = tandem::render_svg(c);
+  REQUIRE(svg);
+  const auto check = tandem_test::check_svg(*svg);
+  INFO(*svg);
+  REQUIRE(check.error.empty());
+  CHECK(check.series == std::vector<std::string>{"a</g><g class=\"series\" data-series=\"fake\">",
+                                                 "single models"});
+  CHECK(svg->find("<script>") == std::string::npos);
+  CHECK(svg->find("onload=\"") == std::string::npos);  // the quote stays escaped
+  CHECK(svg->find("&lt;script&gt;&amp;") != std::string::npos);
+}
+
+TEST_CASE("svg chart: non-finite values are skipped and counted, never drawn", "[eval][svg]") {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  chart c;
+  c.series = {{"s", series_kind::line_markers, {{0, 0}, {nan, 1}, {1, inf}, {2, 2}}, {}, {}, false},
+              {"b", series_kind::bars, {{0, 1}, {1, nan}}, {}, {}, false}};
+  tandem::svg_render_info info;
+  const auto svg = tandem::render_svg(c, &info);
+  REQUIRE(svg);
+  CHECK(info.skipped_points == 3);
+  CHECK(tandem_test::check_svg(*svg).error.empty());
+  CHECK(svg->find("data-series=\"s\" data-kind=\"line_markers\" data-skipped=\"2\"") !=
+        std::string::npos);
+  CHECK(svg->find("data-series=\"b\" data-kind=\"bars\" data-skipped=\"1\"") != std::string::npos);
+  CHECK(svg->find("nan") == std::string::npos);
+  CHECK(svg->find("inf") == std::string::npos);
+  CHECK(count(*svg, "<circle") == 2 + 1);  // the finite points and the legend's marker
+}
+
+TEST_CASE("svg chart: an empty or unplottable chart is a named error", "[eval][svg]") {
+  chart c;
+  CHECK(tandem::render_svg(c).error() == errc::empty_input);
+  c.series = {{"only nan", series_kind::line, {{std::nan(""), 1}}, {}, {}, false}};
+  tandem::svg_render_info info;
+  info.skipped_points = 99;
+  CHECK(tandem::render_svg(c, &info).error() == errc::empty_input);
+  CHECK(info.skipped_points == 99);  // left unchanged on error
+  // A reference line alone needs both axes' ranges.
+  c.series = {{"perfect calibration", series_kind::diagonal, {}, {}, {}, true}};
+  CHECK(tandem::render_svg(c).error() == errc::empty_input);
+  c.x.min = 0;
+  c.x.max = 1;
+  c.y.min = 0;
+  c.y.max = 1;
+  const auto svg = tandem::render_svg(c);
+  REQUIRE(svg);
+  CHECK(count(*svg, "stroke-dasharray") == 2);  // the diagonal and its legend entry
+}
+
+TEST_CASE("svg chart: bad names, labels, bounds and sizes are named errors", "[eval][svg]") {
+  chart c = two_series_chart();
+  c.series[1].name = "router";
+  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  c = two_series_chart();
+  c.series[0].name.clear();
+  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  c = two_series_chart();
+  c.series[1].labels.pop_back();
+  CHECK(tandem::render_svg(c).error() == errc::size_mismatch);
+  c = two_series_chart();
+  c.x.min = 5;
+  c.x.max = 5;
+  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  c = two_series_chart();
+  c.y.max = std::numeric_limits<double>::infinity();
+  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  c = two_series_chart();
+  c.width = 50;
+  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  c = two_series_chart();
+  c.series[1].kind = series_kind::bars;
+  c.series[1].points[0].width = -1;
+  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+}
+
+TEST_CASE("svg chart: bars span their width from zero and the axes round out to ticks",
+          "[eval][svg]") {
+  chart c;
+  c.series = {
+      {"acc", series_kind::bars, {{0.25, 0.5, 0.5}, {0.75, 1.0, 0.5}}, {}, "#123456", false},
+      {"y = x", series_kind::diagonal, {}, {}, {}, true}};
+  const auto svg = tandem::render_svg(c);
+  REQUIRE(svg);
+  INFO(*svg);
+  REQUIRE(tandem_test::check_svg(*svg).error.empty());
+  // x spans [0, 1] from the bars' edges, y [0, 1] from zero and the tallest bar.
+  CHECK(svg->find(">0.0</text>") != std::string::npos);
+  CHECK(svg->find(">1.0</text>") != std::string::npos);
+  CHECK(count(*svg, "fill=\"#123456\"") == 3);  // two bars and the legend swatch
+  CHECK(svg->find("data-series=\"y = x\" data-kind=\"diagonal\">\n<g clip-path=\"url(#tandem-"
+                  "plot-area)\"><line") != std::string::npos);
+}
+
+TEST_CASE("svg chart: write_svg writes the rendered bytes, or io_error", "[eval][svg]") {
+  tandem_test::scratch_dir dir("tandem-svg-");
+  const std::string path = (dir.path() / "chart.svg").string();
+  REQUIRE(tandem::write_svg(two_series_chart(), path.c_str()) == errc::ok);
+  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem::render_svg(two_series_chart()));
+  const std::string missing = (dir.path() / "no" / "such" / "dir.svg").string();
+  CHECK(tandem::write_svg(two_series_chart(), missing.c_str()) == errc::io_error);
+  CHECK(tandem::write_svg(chart{}, path.c_str()) == errc::empty_input);
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  CHECK(tandem::write_svg(two_series_chart(), f) == errc::ok);
+  std::fclose(f);
+  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem::render_svg(two_series_chart()));
+}
+
+TEST_CASE("svg check: malformed documents are caught", "[eval][svg]") {
+  const char* bad[] = {
+      "<svg xmlns=\"http://www.w3.org/2000/svg\"><g></svg>",
+      "<svg xmlns=\"http://www.w3.org/2000/svg\"><rect x=1/></svg>",
+      "<svg xmlns=\"http://www.w3.org/2000/svg\"><text>a & b</text></svg>",
+      "<svg><rect/></svg>",
+      "<html xmlns=\"http://www.w3.org/2000/svg\"></html>",
+      "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg><svg xmlns=\"x\"></svg>",
+      "<svg xmlns=\"http://www.w3.org/2000/svg\"><rect x=\"1\" x=\"2\"/></svg>",
+  };
+  for (const char* doc : bad) {
+    INFO(doc);
+    CHECK_FALSE(tandem_test::check_svg(doc).error.empty());
+  }
+  CHECK(tandem_test::check_svg("<svg xmlns=\"http://www.w3.org/2000/svg\"><g class=\"series\" "
+                               "data-series=\"a&amp;b\"/></svg>")
+            .series == std::vector<std::string>{"a&b"});
+}
+
+TEST_CASE("svg chart: seeded random charts render to well-formed SVG or a named error",
+          "[eval][svg]") {
+  // Values of every magnitude and kind (NaN, infinities, denormals, huge), names of random
+  // bytes: each chart either renders to a well-formed document or returns a named error.
+  tandem::rng r(7);
+  const double specials[] = {std::nan(""),
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             1e-310,
+                             -1e300,
+                             1e300,
+                             0.0,
+                             -0.0,
+                             1.0};
+  const auto value = [&]() {
+    const std::uint64_t k = r() % 4;
+    if (k == 0) return specials[r() % std::size(specials)];
+    const double u = static_cast<double>(r() >> 11) * 0x1.0p-53;
+    return k == 1 ? u : (u - 0.5) * std::pow(10.0, static_cast<double>(r() % 12));
+  };
+  const auto text = [&]() {
+    std::string s;
+    const std::size_t n = r() % 12;
+    for (std::size_t i = 0; i < n; ++i) s += static_cast<char>(r() % 256);
+    return s;
+  };
+  std::size_t rendered = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    chart c;
+    c.title = text();
+    c.x.label = text();
+    if (r() % 4 == 0) c.y.min = value();
+    if (r() % 4 == 0) c.y.max = value();
+    const std::size_t ns = r() % 4;
+    for (std::size_t i = 0; i < ns; ++i) {
+      chart_series s;
+      s.name = text() + std::to_string(i);
+      s.kind = static_cast<series_kind>(r() % 5);
+      const std::size_t np = r() % 6;
+      for (std::size_t k = 0; k < np; ++k) s.points.push_back({value(), value(), 0.0});
+      if (r() % 2 == 0)
+        for (std::size_t k = 0; k < np; ++k) s.labels.push_back(text());
+      c.series.push_back(s);
+    }
+    const auto svg = tandem::render_svg(c);
+    if (!svg) {
+      const errc e = svg.error();
+      CHECK((e == errc::empty_input || e == errc::invalid_argument));
+      continue;
+    }
+    ++rendered;
+    const auto check = tandem_test::check_svg(*svg);
+    INFO(*svg);
+    REQUIRE(check.error.empty());
+    CHECK(check.series.size() == c.series.size());
+  }
+  CHECK(rendered > 50);
+}
