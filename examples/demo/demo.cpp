@@ -13,12 +13,18 @@
 //                  a fixed time per forward pass, the cost shape of a memory-bound large
 //                  model on a GPU. With --draft/--target GGUF files (a build with
 //                  llama.cpp) the real models run instead, with no simulation.
-//  2. contrastive  greedy vs contrastive decoding (expert order 5, amateur order 2).
+//  2. contrastive  greedy vs contrastive decoding (expert order 5, amateur order 2) of
+//                  continuations twice as long as in 1., with the verse end masked so that
+//                  generation goes on where a loop would show.
 //  3. cascade      the small model (order 3) answers first and escalates to the large one
 //                  (order 5) when unsure, on "the next two words of a held-out verse";
 //                  and a replay of recorded GSM8K outcomes of two real LLMs
 //                  (data/routellm) with a learned scorer of the weak model's answers.
-//  4. router       a TF-IDF + logistic router trained on recorded MMLU outcomes.
+//                  The next-words cascade runs twice: on the small model's white-box
+//                  confidence, and on a learned deferral score (the learned evaluator
+//                  trained to predict "small wrong, large right").
+//  4. router       a TF-IDF + logistic router trained on recorded MMLU outcomes, shown on
+//                  held-out MMLU queries with both models' recorded outcomes.
 //  5. confidence   white-box confidence estimators scored on the cascade task.
 //
 // The demo itself uses no exceptions: every failure is a tandem::errc, reported with a
@@ -85,9 +91,11 @@ to stderr.
 
 options:
   --prompts N        prompts for speculative and contrastive decoding (default 8)
-  --tokens N         tokens generated per prompt there (default 32)
+  --tokens N         tokens generated per prompt in speculative decoding (default 32);
+                     contrastive decoding generates twice as many, never ending the verse
   --seed N           seed of the train/test splits (default 1)
-  --quick            a small run for CI: fewer prompts, a corpus subset, fewer router rows
+  --quick            a small run for CI: fewer prompts and verses, a corpus subset, fewer
+                     router rows (a smoke test: its figures are noisy)
   --corpus PATH      train the n-gram models on this text file (one sentence a line;
                      every 10th line is held out as prompts) instead of the KJV verses
   --data DIR         tandem's data directory (default: the source tree's data/)
@@ -341,6 +349,36 @@ class simulated_latency {
   std::size_t passes_ = 0;
 };
 
+// A model whose distribution never ends the verse: the wrapped model's logits with the
+// end-of-sentence token masked (-inf), so that section 2 can generate long continuations
+// across what would have been a verse end. Copies the logits after each change (one
+// buffer, sized at construction). Borrows the model.
+template <class M>
+class without_end {
+ public:
+  without_end(M& model, token_id eos) : model_(&model), eos_(eos), logits_(model.vocab_size()) {
+    refresh();
+  }
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return model_->vocab_size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return model_->size(); }
+  [[nodiscard]] std::span<const float> logits() const noexcept { return logits_; }
+  [[nodiscard]] errc append(std::span<const token_id> t) noexcept {
+    TANDEM_TRY(model_->append(t));
+    refresh();
+    return errc::ok;
+  }
+
+ private:
+  void refresh() noexcept {
+    const std::span<const float> l = model_->logits();
+    std::copy(l.begin(), l.end(), logits_.begin());
+    logits_[static_cast<std::size_t>(eos_)] = -std::numeric_limits<float>::infinity();
+  }
+  M* model_;
+  token_id eos_;
+  std::vector<float> logits_;
+};
+
 // ---- Corpus, tokenizer, models ---------------------------------------------------------
 
 struct prompt_case {
@@ -440,7 +478,8 @@ errc compare_speculative(Target& target, Draft& draft,
 void print_speculative(const speculative_report& r, const char* target_desc, const char* draft_desc,
                        std::size_t n_prompts, std::size_t max_tokens) {
   std::printf(
-      "\n1. SPECULATIVE DECODING  target: %s; draft: %s; greedy, %zu prompts x up to %zu tokens\n",
+      "\n1. SPECULATIVE DECODING  target: %s; draft: %s;\n"
+      "   greedy, %zu prompts x up to %zu tokens\n",
       target_desc, draft_desc, n_prompts, max_tokens);
   std::printf("   %-22s %8s %10s %14s %11s   %s\n", "method", "tokens", "tokens/s", "target passes",
               "acceptance", "output");
@@ -456,38 +495,66 @@ void print_speculative(const speculative_report& r, const char* target_desc, con
               tps(r.plain) > 0 ? tps(r.spec) / tps(r.plain) : 0.0, r.mean_accepted);
   std::printf(
       "   legend: tokens/s = generated tokens / wall time; target passes = forward passes of the "
-      "target (prompt included); acceptance = accepted / drafted tokens; identical = same tokens "
-      "as target-only greedy\n");
+      "target\n"
+      "   (prompt included); acceptance = accepted / drafted tokens; identical = same tokens as "
+      "target-only greedy\n");
 }
 
 // ---- 2. Contrastive decoding -------------------------------------------------------------
 
+// Repetition of continuations, each measured on its own tokens and averaged: rep-4 is the
+// share of token 4-grams that already occurred earlier in the same continuation,
+// distinct-2 the distinct token bigrams over all bigrams; expert perplexity is that of the
+// unmasked expert model given the prompt (lower = more like the corpus).
 struct repetition {
-  std::size_t tokens = 0, fourgrams = 0, repeated = 0, bigrams = 0, generations = 0;
-  std::set<std::pair<token_id, token_id>> distinct;
-  void add(std::span<const token_id> g) {
+  double rep4_sum = 0, distinct2_sum = 0, log_ppl_sum = 0;
+  std::size_t generations = 0;
+  std::set<std::array<token_id, 4>> all4;  // 4-grams of every continuation so far
+  std::size_t all_n4 = 0, all_rep = 0;
+  void add(std::span<const token_id> g, double log_ppl) {
     ++generations;
-    tokens += g.size();
-    std::set<std::array<token_id, 4>> seen;
-    for (std::size_t i = 0; i + 4 <= g.size(); ++i) {
-      ++fourgrams;
-      if (!seen.insert({g[i], g[i + 1], g[i + 2], g[i + 3]}).second) ++repeated;
+    log_ppl_sum += log_ppl;
+    std::set<std::array<token_id, 4>> seen4;
+    std::size_t n4 = 0, rep = 0;
+    for (std::size_t i = 0; i + 4 <= g.size(); ++i, ++n4) {
+      const std::array<token_id, 4> q{g[i], g[i + 1], g[i + 2], g[i + 3]};
+      if (!seen4.insert(q).second) ++rep;
+      if (!all4.insert(q).second) ++all_rep;
+      ++all_n4;
     }
-    for (std::size_t i = 0; i + 2 <= g.size(); ++i) {
-      ++bigrams;
-      distinct.insert({g[i], g[i + 1]});
-    }
+    std::set<std::pair<token_id, token_id>> seen2;
+    for (std::size_t i = 0; i + 2 <= g.size(); ++i) seen2.insert({g[i], g[i + 1]});
+    if (n4 > 0) rep4_sum += static_cast<double>(rep) / static_cast<double>(n4);
+    if (g.size() >= 2)
+      distinct2_sum += static_cast<double>(seen2.size()) / static_cast<double>(g.size() - 1);
   }
-  [[nodiscard]] double rep4() const {
-    return fourgrams ? static_cast<double>(repeated) / static_cast<double>(fourgrams) : 0.0;
+  [[nodiscard]] double mean(double sum) const {
+    return generations ? sum / static_cast<double>(generations) : 0.0;
   }
-  [[nodiscard]] double distinct2() const {
-    return bigrams ? static_cast<double>(distinct.size()) / static_cast<double>(bigrams) : 0.0;
+  [[nodiscard]] double rep4() const { return mean(rep4_sum); }
+  // rep-4 of all continuations taken together: also counts one loop reached from several
+  // prompts.
+  [[nodiscard]] double rep4_all() const {
+    return all_n4 ? static_cast<double>(all_rep) / static_cast<double>(all_n4) : 0.0;
   }
-  [[nodiscard]] double mean_length() const {
-    return generations ? static_cast<double>(tokens) / static_cast<double>(generations) : 0.0;
-  }
+  [[nodiscard]] double distinct2() const { return mean(distinct2_sum); }
+  // Geometric mean over continuations of the per-token perplexity.
+  [[nodiscard]] double perplexity() const { return std::exp(mean(log_ppl_sum)); }
 };
+
+// Mean negative natural-log probability per token of `gen` after `prompt` under `m`.
+double log_perplexity(const tandem::ngram_model& m, std::span<const token_id> prompt,
+                      std::span<const token_id> gen) {
+  if (gen.empty()) return 0.0;
+  std::vector<token_id> ctx(prompt.begin(), prompt.end());
+  double lp = 0.0;
+  for (token_id t : gen) {
+    auto v = m.log_prob(ctx, t);
+    lp += v && std::isfinite(*v) ? std::max(*v, -50.0) : -50.0;
+    ctx.push_back(t);
+  }
+  return -lp / static_cast<double>(gen.size());
+}
 
 // ---- 3./5. Cascade and confidence on the next-words task -----------------------------------
 
@@ -497,6 +564,9 @@ struct answer {
   double cost = 0.0;
   tandem::white_box_scores scores{};
   bool scored = false;
+  double first_logprob = -50.0;  // of the answer's first token
+  double first_entropy = 0.0;    // of the distribution it was chosen from
+  double prompt_logprob = 0.0;   // the model's mean log-prob per token of the prompt
 };
 
 // Greedy continuation of `prompt` by `model` (up to 8 tokens, EOS stops), checked against
@@ -531,6 +601,8 @@ errc answer_case(tandem::ngram_session& model, const tandem::sentencepiece_token
   a.right = k == answer_words;
   for (std::size_t i = 0; i < k && a.right; ++i) a.right = bare(w[i]) == bare(pc.rest[i]);
   a.cost = price * static_cast<double>(std::max<std::size_t>(n_ans, 1));
+  if (!out.logprobs.empty()) a.first_logprob = std::max<double>(out.logprobs[0], -50.0);
+  if (!out.entropies.empty()) a.first_entropy = out.entropies[0];
   auto s = tandem::score_white_box(out);
   a.scored = s.has_value();
   if (s) a.scores = *s;
@@ -632,6 +704,61 @@ errc fit_cascade(std::span<const double> conf_train, std::span<const double> q_t
   out.rows = {{small_name, small->quality, small->cost, 0.0, std::nullopt},
               {large_name, large->quality, large->cost, 1.0, std::nullopt},
               {"cascade", casc->quality, casc->cost, casc->escalation, apgr}};
+  return errc::ok;
+}
+
+// Scores of `rows` by scorers that never saw them: `score(fit, held, out)` trains on `fit`
+// and scores `held` into `out`; each of `folds` folds (row k in fold k % folds) is held out
+// once. The cascade threshold is chosen on these, as in-sample scores would be optimistic.
+template <class Score>
+errc out_of_fold(std::span<const std::size_t> rows, std::size_t folds, Score&& score,
+                 std::vector<double>& out) {
+  out.assign(rows.size(), 0.0);
+  std::vector<std::size_t> fit_rows, held_rows;
+  std::vector<double> held_scores;
+  for (std::size_t f = 0; f < folds; ++f) {
+    fit_rows.clear();
+    held_rows.clear();
+    for (std::size_t k = 0; k < rows.size(); ++k)
+      (k % folds == f ? held_rows : fit_rows).push_back(rows[k]);
+    TANDEM_TRY(score(std::span<const std::size_t>(fit_rows),
+                     std::span<const std::size_t>(held_rows), held_scores));
+    for (std::size_t k = f, j = 0; k < rows.size(); k += folds, ++j) out[k] = held_scores[j];
+  }
+  return errc::ok;
+}
+
+// Learned deferral for the next-words cascade: the learned evaluator (hashed words of the
+// prompt and of the small model's answer, plus the small model's white-box numbers),
+// trained on `fit` rows to predict "escalating pays" (small wrong, large right). Writes
+// 1 - that probability for `pred` rows: a confidence in keeping the small answer. It uses
+// only what the small model saw and said, so it runs before the large model.
+errc deferral_scores(std::span<const prompt_case> cases, std::span<const answer> small,
+                     std::span<const answer> large, std::span<const std::size_t> fit,
+                     std::span<const std::size_t> pred, std::vector<double>& out) {
+  // Log-probabilities in tens of nats, so that the features have similar ranges.
+  const auto features = [&](std::size_t i) {
+    const answer& a = small[i];
+    return std::array<double, 4>{confidence_of(estimators[0], a) / 10.0, a.first_logprob / 10.0,
+                                 a.first_entropy, a.prompt_logprob / 10.0};
+  };
+  std::vector<std::array<double, 4>> f(cases.size());
+  for (std::size_t i : fit) f[i] = features(i);
+  for (std::size_t i : pred) f[i] = features(i);
+  std::vector<tandem::learned_example> ex;
+  ex.reserve(fit.size());
+  for (std::size_t i : fit)
+    ex.push_back({cases[i].text, small[i].words, f[i], !small[i].right && large[i].right ? 1 : 0});
+  tandem::learned_options lo;
+  lo.l2 = 1e-2;  // the GSM8K scorer's penalty below; not tuned for this task
+  auto ev = tandem::learned_evaluator::train(ex, lo);
+  if (!ev) return ev.error();
+  out.resize(pred.size());
+  for (std::size_t k = 0; k < pred.size(); ++k) {
+    auto p = ev->predict(cases[pred[k]].text, small[pred[k]].words, f[pred[k]]);
+    if (!p) return p.error();
+    out[k] = 1.0 - *p;
+  }
   return errc::ok;
 }
 
@@ -795,8 +922,8 @@ int run(const settings& s) {
 
   std::printf("tandem demo: small and large models working together\n");
   std::printf(
-      "models: n-gram (Kneser-Ney) orders 2, 3, 5 trained on %zu lines of %s; tokenizer "
-      "sentencepiece BPE, %zu pieces\n",
+      "models: n-gram (Kneser-Ney) orders 2, 3, 5 trained on %zu lines of %s;\n"
+      "        tokenizer sentencepiece BPE, %zu pieces\n",
       c.train_lines.size(), c.source.c_str(), tok.vocab_size());
   std::printf("prompts: the first %zu words of held-out verses, e.g. \"%s\" / \"%s\"\n",
               prompt_words, c.cases[0].text.c_str(),
@@ -826,46 +953,61 @@ int run(const settings& s) {
     print_speculative(r, td, "n-gram order 3", n_prompts, s.tokens);
   }
 
-  // 2. Contrastive decoding.
+  // 2. Contrastive decoding: long continuations with the verse end masked, so that a
+  // decoder that loops shows it (a verse ends after about 25 tokens otherwise). A prompt
+  // that repeats an earlier one is skipped: its continuation would repeat too.
   {
-    progress p("contrastive decoding, %zu prompts", n_prompts);
+    const std::size_t cd_tokens = 2 * s.tokens;
+    progress p("contrastive decoding, %zu prompts x %zu tokens", n_prompts, cd_tokens);
     repetition greedy_rep, cd_rep;
     std::string greedy_text, cd_text;
     tandem::generation_options o;
-    o.max_tokens = s.tokens;
-    o.stop_tokens = stops;
+    o.max_tokens = cd_tokens;
     o.record_logprobs = false;
     tandem::completion out;
     tandem::greedy_sampler greedy;
     for (std::size_t i = 0; i < n_prompts; ++i) {
-      tandem::ngram_session expert(order5), amateur(order2);
-      if (const errc e = tandem::generate(expert, tok, greedy, prompts[i], o, out); e != errc::ok)
+      if (std::find(prompts.begin(), prompts.begin() + static_cast<std::ptrdiff_t>(i),
+                    prompts[i]) != prompts.begin() + static_cast<std::ptrdiff_t>(i))
+        continue;
+      tandem::ngram_session greedy_session(order5), cd_session(order5), amateur(order2);
+      without_end greedy_expert(greedy_session, tok.eos_id());
+      if (const errc e = tandem::generate(greedy_expert, tok, greedy, prompts[i], o, out);
+          e != errc::ok)
         return failure("greedy decoding failed", e);
-      greedy_rep.add(out.tokens);
+      greedy_rep.add(out.tokens, log_perplexity(order5, prompts[i], out.tokens));
       if (i == 0) greedy_text = out.text;
-      if (expert.rewind(expert.size()) != errc::ok)
-        return failure("rewind failed", errc::rewind_failed);
-      auto cd = tandem::make_contrastive(expert, amateur);
+      without_end cd_expert(cd_session, tok.eos_id());
+      auto cd = tandem::make_contrastive(cd_expert, amateur);
       if (!cd) return failure("cannot combine the models", cd.error());
       if (const errc e = tandem::generate(*cd, tok, greedy, prompts[i], o, out); e != errc::ok)
         return failure("contrastive decoding failed", e);
-      cd_rep.add(out.tokens);
+      cd_rep.add(out.tokens, log_perplexity(order5, prompts[i], out.tokens));
       if (i == 0) cd_text = out.text;
     }
     p.done();
     std::printf(
-        "\n2. CONTRASTIVE DECODING  expert: n-gram order 5; amateur: n-gram order 2 (Li et "
-        "al. 2022, alpha 0.1); greedy, same prompts\n");
-    std::printf("   %-22s %8s %11s %12s   %s\n", "method", "rep-4", "distinct-2", "mean tokens",
-                "first prompt's continuation");
-    std::printf("   %-22s %8.3f %11.3f %12.1f   \"%s\"\n", "greedy (expert alone)",
-                greedy_rep.rep4(), greedy_rep.distinct2(), greedy_rep.mean_length(),
-                clip(greedy_text, 60).c_str());
-    std::printf("   %-22s %8.3f %11.3f %12.1f   \"%s\"\n", "contrastive", cd_rep.rep4(),
-                cd_rep.distinct2(), cd_rep.mean_length(), clip(cd_text, 60).c_str());
+        "\n2. CONTRASTIVE DECODING  expert: n-gram order 5; amateur: order 2 (Li et al. 2022, "
+        "alpha 0.1)\n"
+        "   greedy, the same %zu distinct prompts, %zu tokens each: the verse end is masked, so "
+        "generation goes on\n",
+        greedy_rep.generations, cd_tokens);
+    std::printf("   %-22s %6s %10s %11s %11s   %s\n", "method", "rep-4", "rep-4 all", "distinct-2",
+                "expert ppl", "first prompt's continuation");
+    const auto row = [](const char* name, const repetition& r, const std::string& text) {
+      std::printf("   %-22s %6.3f %10.3f %11.3f %11.1f   \"%s\"\n", name, r.rep4(), r.rep4_all(),
+                  r.distinct2(), r.perplexity(), clip(text, 36).c_str());
+    };
+    row("greedy (expert alone)", greedy_rep, greedy_text);
+    row("contrastive", cd_rep, cd_text);
     std::printf(
-        "   legend: rep-4 = share of token 4-grams repeating one earlier in the same "
-        "continuation (lower is better); distinct-2 = distinct bigrams / all bigrams\n");
+        "   legend: rep-4 = share of a continuation's token 4-grams repeating an earlier one in "
+        "it (lower:\n"
+        "   less looping), mean over prompts; rep-4 all = the same over all continuations "
+        "together (counts one\n"
+        "   loop reached from several prompts); distinct-2 = distinct / all token bigrams; "
+        "expert ppl = the\n"
+        "   expert's perplexity of the text (lower: more like the corpus)\n");
   }
 
   // 3. Cascade on the next-words task, and 5. confidence on the same answers.
@@ -882,6 +1024,8 @@ int run(const settings& s) {
       if ((e = answer_case(sm, tok, ids, c.cases[i], 1.0, out, small[i])) != errc::ok ||
           (e = answer_case(lg, tok, ids, c.cases[i], 10.0, out, large[i])) != errc::ok)
         return failure("generation failed", e);
+      small[i].prompt_logprob =
+          -log_perplexity(order3, std::span(ids).first(1), std::span(ids).subspan(1));
     }
     p.done();
   }
@@ -911,8 +1055,10 @@ int run(const settings& s) {
     auto v = cal->apply(confidence_of(main_est, small[i]));
     return v ? *v : 0.0;
   };
-  cascade_fit kjv_fit;
+  // Two cascades: one on that white-box confidence, one on a learned deferral score.
+  cascade_fit kjv_fit, kjv_learned;
   {
+    progress p("next-words cascade: white-box confidence and learned deferral");
     std::vector<double> conf_tr, q_tr, c_tr, conf_te, q_te, c_te;
     for (std::size_t i : tr) {
       conf_tr.push_back(calibrated(i));
@@ -927,7 +1073,23 @@ int run(const settings& s) {
     if (const errc e = fit_cascade(conf_tr, q_tr, c_tr, conf_te, q_te, c_te,
                                    "always small (n-gram 3)", "always large (n-gram 5)", kjv_fit);
         e != errc::ok)
-      return failure("fitting the KJV cascade failed", e);
+      return failure("fitting the next-words cascade failed", e);
+    const auto scorer = [&](std::span<const std::size_t> fit, std::span<const std::size_t> pred,
+                            std::vector<double>& out) {
+      return deferral_scores(std::span<const prompt_case>(c.cases).first(n_cases), small, large,
+                             fit, pred, out);
+    };
+    if (const errc e = out_of_fold(tr, 3, scorer, conf_tr); e != errc::ok)
+      return failure("training the deferral scorer failed", e);
+    if (const errc e = scorer(tr, te, conf_te); e != errc::ok)
+      return failure("training the deferral scorer failed", e);
+    if (const errc e = fit_cascade(conf_tr, q_tr, c_tr, conf_te, q_te, c_te, "", "", kjv_learned);
+        e != errc::ok)
+      return failure("fitting the next-words cascade failed", e);
+    kjv_fit.rows[2].name = "cascade, white-box conf";
+    kjv_fit.rows.push_back(kjv_learned.rows[2]);
+    kjv_fit.rows[3].name = "cascade, learned deferral";
+    p.done();
   }
 
   // GSM8K replay.
@@ -946,23 +1108,14 @@ int run(const settings& s) {
     gsm_n_test = gte.size();
     // Out-of-fold scores on the training split choose the threshold; a scorer fitted on
     // the whole training split scores the test split.
-    std::vector<double> oof(gtr.size()), test_scores, fold_scores;
-    constexpr std::size_t folds = 3;
-    for (std::size_t f = 0; f < folds; ++f) {
-      std::vector<std::size_t> fit_rows, held_rows, held_pos;
-      for (std::size_t k = 0; k < gtr.size(); ++k) {
-        if (k % folds == f) {
-          held_rows.push_back(gtr[k]);
-          held_pos.push_back(k);
-        } else {
-          fit_rows.push_back(gtr[k]);
-        }
-      }
-      if (const errc e = learned_scores(rows, fit_rows, held_rows, fold_scores); e != errc::ok)
-        return failure("training the GSM8K scorer failed", e);
-      for (std::size_t k = 0; k < held_pos.size(); ++k) oof[held_pos[k]] = fold_scores[k];
-    }
-    if (const errc e = learned_scores(rows, gtr, gte, test_scores); e != errc::ok)
+    const auto scorer = [&](std::span<const std::size_t> fit, std::span<const std::size_t> pred,
+                            std::vector<double>& out) {
+      return learned_scores(rows, fit, pred, out);
+    };
+    std::vector<double> oof, test_scores;
+    if (const errc e = out_of_fold(gtr, 3, scorer, oof); e != errc::ok)
+      return failure("training the GSM8K scorer failed", e);
+    if (const errc e = scorer(gtr, gte, test_scores); e != errc::ok)
       return failure("training the GSM8K scorer failed", e);
     std::vector<double> q_tr, c_tr, q_te, c_te;
     for (std::size_t i : gtr) {
@@ -980,31 +1133,45 @@ int run(const settings& s) {
     p.done();
   }
 
+  gsm_fit.rows[2].name = "cascade, learned scorer";
   std::printf(
-      "\n3. CASCADE  small model first; escalate to the large one when its confidence is "
-      "below a threshold chosen on a training split (budget search: mean cost <= half the "
-      "large model's)\n");
+      "\n3. CASCADE  the small model answers first; the large one is asked when the answer's "
+      "confidence is below\n"
+      "   a threshold (budget search on a training split: mean cost <= half the large model's)\n");
   std::printf("   %-30s %8s %10s %11s %6s\n", "policy", "quality", "mean cost", "escalated",
               "APGR");
   std::printf(
-      "   a) next %zu words of %zu held-out verses (test half); costs 1 (small) and 10 (large) "
-      "per token; confidence: Platt-calibrated mean log-prob, threshold %.3f\n",
-      answer_words, te.size(), kjv_fit.threshold);
+      "   a) next %zu words of %zu held-out verses (test half); cost 1 (small) or 10 (large) per "
+      "token\n",
+      answer_words, te.size());
   print_cascade_rows(kjv_fit.rows);
   std::printf(
-      "   b) GSM8K replay, %zu test questions (recorded outcomes, data/routellm); costs 1 "
-      "(weak) and 20 (strong) per query; confidence: learned scorer on the weak answer, "
-      "threshold %.3f\n",
-      gsm_n_test, gsm_fit.threshold);
+      "   b) GSM8K replay, %zu test questions (recorded outcomes, data/routellm); cost 1 (weak) or "
+      "20 (strong)\n",
+      gsm_n_test);
   print_cascade_rows(gsm_fit.rows);
   std::printf(
-      "   note: in a) the small model's confidence says where it is wrong (AUROC in 5.) but "
-      "hardly where the large one is right, so escalation recovers about what random "
-      "mixing would (APGR near 0.5); the learned scorer in b) does better\n");
+      "   confidence: a) white-box = Platt-calibrated mean token log-prob (threshold %.3f); "
+      "learned deferral =\n"
+      "   learned evaluator on the prompt, the small answer and its white-box numbers, trained on "
+      "the training half\n"
+      "   to predict \"small wrong, large right\" (threshold %.3f); b) learned evaluator on "
+      "question and weak\n"
+      "   answer (threshold %.3f)\n",
+      kjv_fit.threshold, kjv_learned.threshold, gsm_fit.threshold);
+  if (s.quick)
+    std::printf("   note: --quick leaves too few test verses in a) for its APGRs to mean much\n");
+  else
+    std::printf(
+        "   note: in a) the small model's own confidence says where it is wrong (AUROC in 5.), "
+        "hardly where the\n"
+        "   large one is right: it recovers about what random mixing would; learning deferral from "
+        "outcomes helps\n");
   std::printf(
-      "   legend: quality = share right (a: all %zu words exact, b: recorded); cost = mean "
-      "per query, an escalated query pays both; APGR = share of the small-to-large quality "
-      "gap recovered over all thresholds (random 0.5)\n",
+      "   legend: quality = share right (a: all %zu words exact, b: recorded); cost = mean per "
+      "query, an escalated\n"
+      "   query pays both; APGR = share of the small-to-large quality gap recovered over all "
+      "thresholds (random 0.5)\n",
       answer_words);
 
   // 4. Router.
@@ -1076,36 +1243,69 @@ int run(const settings& s) {
     if (!policy) return failure("choosing the router threshold failed", policy.error());
     p.done();
 
-    std::printf(
-        "\n4. ROUTER  picks one model per query before any runs: TF-IDF word/char n-grams + "
-        "logistic regression per model, trained on %zu MMLU queries (%zu subjects, seeded "
-        "70/30 split); costs 1 (Mixtral-8x7B) and 20 (GPT-4) per query\n",
-        train_t.size(), files.size());
-    std::printf(
-        "   on %zu test queries: always weak %.3f, always strong %.3f, APGR %.3f (random "
-        "0.5), CPT50 %.1f%% strong calls\n",
-        test_t.size(), summary->weak_quality, summary->strong_quality, summary->apgr,
-        100.0 * summary->cpt50);
-    std::printf("   %-50s %9s %9s   %s\n", "query", "P(weak)", "P(strong)", "choice at 50% strong");
-    const auto show = [&](std::string_view q) {
-      double pq[2] = {0, 0};
-      if (router.predict(q, pq) != errc::ok) return;
-      std::printf("   %-50s %9.2f %9.2f   %s\n", ("\"" + clip(q, 46) + "\"").c_str(), pq[0], pq[1],
-                  policy->route_strong(pq[1] - pq[0]) ? "strong" : "weak");
+    // The operating point on the held-out queries, and where its strong calls land.
+    std::size_t n_strong = 0, pays_strong = 0, pays_weak = 0;
+    double q_routed = 0.0, c_routed = 0.0;
+    for (std::size_t i = 0; i < test_t.size(); ++i) {
+      const bool strong = policy->route_strong(w_te[i]);
+      const bool pays = test_t.q(i, 0) < 0.5 && test_t.q(i, 1) >= 0.5;
+      n_strong += strong ? 1 : 0;
+      (strong ? pays_strong : pays_weak) += pays ? 1 : 0;
+      q_routed += test_t.q(i, strong ? 1 : 0);
+      c_routed += test_t.c(i, strong ? 1 : 0);
+    }
+    const std::size_t n_weak = test_t.size() - n_strong;
+    const auto share = [](std::size_t k, std::size_t n) {
+      return n ? 100.0 * static_cast<double>(k) / static_cast<double>(n) : 0.0;
     };
-    for (std::size_t i = 0; i < std::min<std::size_t>(2, n_prompts); ++i) show(c.cases[i].text);
-    for (std::size_t i = 0; i < std::min<std::size_t>(3, test_t.size()); ++i)
-      show(test_t.prompts[i * (test_t.size() / 3)]);
+    const double n_test = static_cast<double>(test_t.size());
+
     std::printf(
-        "   legend: P = predicted chance the model answers right; APGR = share of the "
-        "weak-to-strong quality gap recovered over all thresholds; CPT50 = strong calls "
-        "needed for half the gap\n");
+        "\n4. ROUTER  picks one model per query before either runs: TF-IDF word/char n-grams + "
+        "logistic regression\n"
+        "   per model, trained on %zu MMLU queries (%zu subjects, seeded 70/30 split); costs 1 "
+        "(Mixtral-8x7B) and\n"
+        "   20 (GPT-4) per query; below, only the %zu held-out queries\n",
+        train_t.size(), files.size(), test_t.size());
+    std::printf(
+        "   always weak %.3f, always strong %.3f; router APGR %.3f (random 0.5), CPT50 %.1f%% "
+        "strong calls\n",
+        summary->weak_quality, summary->strong_quality, summary->apgr, 100.0 * summary->cpt50);
+    std::printf(
+        "   threshold sending half the training queries to GPT-4: %.0f%% strong, quality %.3f, "
+        "mean cost %.2f\n",
+        share(n_strong, test_t.size()), q_routed / n_test, c_routed / n_test);
+    std::printf(
+        "   strong pays (weak wrong, strong right) on %.0f%% of the queries routed strong, %.0f%% "
+        "of those routed weak\n",
+        share(pays_strong, n_strong), share(pays_weak, n_weak));
+    std::printf("   %-46s %7s %9s  %-7s %s\n", "held-out query (first words)", "P(weak)",
+                "P(strong)", "choice", "recorded");
+    const std::size_t n_show = std::min<std::size_t>(6, test_t.size());
+    for (std::size_t k = 0; k < n_show; ++k) {
+      const std::size_t i = k * (test_t.size() / n_show);
+      double pq[2] = {0, 0};
+      if (const errc e = router.predict(test_t.prompts[i], pq); e != errc::ok)
+        return failure("routing failed", e);
+      const auto ok = [](double q) { return q >= 0.5 ? "ok" : "x"; };
+      std::printf("   %-46s %7.2f %9.2f  %-7s weak %-2s / strong %s\n",
+                  ("\"" + clip(test_t.prompts[i], 42) + "\"").c_str(), pq[0], pq[1],
+                  policy->route_strong(w_te[i]) ? "strong" : "weak", ok(test_t.q(i, 0)),
+                  ok(test_t.q(i, 1)));
+    }
+    std::printf(
+        "   legend: P = predicted chance the model answers right; recorded = RouteLLM's outcome "
+        "of each model\n"
+        "   (ok right, x wrong); APGR = share of the weak-to-strong quality gap recovered over "
+        "all thresholds;\n"
+        "   CPT50 = strong calls needed for half the gap\n");
   }
 
   // 5. Confidence.
   std::printf(
       "\n5. CONFIDENCE  white-box estimators of the small model's answers in 3a (%zu test "
-      "verses, %.0f%% right); calibrated on the training half (Platt)\n",
+      "verses, %.0f%% right);\n"
+      "   calibrated on the training half (Platt)\n",
       te.size(),
       100.0 * static_cast<double>(std::accumulate(lab_te.begin(), lab_te.end(), 0)) /
           static_cast<double>(te.size()));
@@ -1127,8 +1327,9 @@ int run(const settings& s) {
                 ece ? std::to_string(*ece).substr(0, 5).c_str() : "-");
   }
   std::printf(
-      "   the shown prompts' answers in 3a (conf = calibrated P(small right); the cascade "
-      "accepts at conf >= %.3f, else asks the large model):\n",
+      "   the shown prompts' answers in 3a (conf = calibrated P(small right); the white-box "
+      "cascade accepts\n"
+      "   at conf >= %.3f, else asks the large model):\n",
       kjv_fit.threshold);
   std::printf("   %-28s %-20s %5s %-9s %-20s %s\n", "prompt", "small model says", "conf", "cascade",
               "large model says", "verse says");
@@ -1145,8 +1346,9 @@ int run(const settings& s) {
   }
   std::printf(
       "   legend: AUROC = chance a right answer scores above a wrong one (0.5 = no signal); "
-      "ECE = expected calibration error over 10 equal-width bins (lower is better); ok/x = "
-      "answer right/wrong\n");
+      "ECE = expected\n"
+      "   calibration error over 10 equal-width bins (lower is better); ok/x = answer "
+      "right/wrong\n");
   std::printf("\ndone in %.1f s\n", seconds_since(t_start));
   std::fflush(stdout);
   return 0;
