@@ -12,21 +12,33 @@
 //    that pair's draft length (default --draft-max).
 //
 // Ratios use CPU time (process CPU for tandem, child CPU for llama.cpp's example; one
-// compute thread each; decode only: a 1-token run is subtracted from an N-token run),
-// because wall time on a shared machine is inflated unevenly; wall figures are printed too.
+// compute thread each, -t/-td = --threads; decode only: a 1-token run is subtracted from
+// an N-token run), because wall time on a shared machine is inflated unevenly; wall
+// figures are printed too. "tandem_over_target" is the median of per-rep ratios against a
+// target-only run made right beside each tandem run. The decoders' own clock (statistics,
+// the cost model's measurements) is the thread's CPU time too. Policies: fixed (draft
+// max), adaptive (+2/-1 up to draft max), p_min (draft max, the draft stops below
+// --policy-p-min; compared with llama.cpp's example at the same --spec-draft-p-min; p_min
+// is taken over the draft's 10 most likely tokens, renormalised, as the example's draft
+// sampler does), cost_model (lengths up to draft max) and cost_model_p_min (both).
+// --flash-attn on|off|auto is passed to tandem's sessions and to the example (-fa); on
+// CPU, llama.cpp's auto enables it, which makes multi-token passes at long contexts
+// several times dearer (a 9-token pass of the 512x8 target at context 200: 38 ms with it,
+// 11 ms without). "both" runs every pair with auto, then with off (cases "NAME-fa-off/...").
 //
-// Model pairs used for the reported figures (tools built with the project):
-//   tandem-make-gguf --out draft.gguf --n-embd 64 --n-layer 2 --seed 7
-//   tandem-grow-gguf --in draft.gguf --out grown.gguf --n-embd 512 --n-layer 8 --n-ff 1024
-//   tandem-grow-gguf ... --noise 0.04 --out grown0.04.gguf     (acceptance near 0.6)
-//   tandem-make-gguf --out indep.gguf --n-embd 512 --n-layer 8 --n-head 32 --n-head-kv 8
-//                    --n-ff 1024 --seed 11                      (acceptance near 0)
-//   bench_speculative --reps 3 --tokens 128 --pair agree:grown.gguf:draft.gguf:8
-//     --pair agree06:grown0.04.gguf:draft.gguf:8 --pair disagree:indep.gguf:draft.gguf:16
+// The issue's table (synthetic part, then the pairs of tools/make-model-pair.sh: close and
+// mid at draft max 8, random at draft max 16, flash attention auto and off), under 8
+// minutes on an idle machine:
+//   bench_speculative --reps 3 --tokens 200 --flash-attn both --models ~/.cache/tandem/models/<key>
+// (<key>: the MODEL_DIR line that tools/make-model-pair.sh prints).
 //
-//   bench_speculative [--reps N] [--tokens N] [--synthetic-only]
+//   bench_speculative [--reps N] [--tokens N] [--synthetic-only | --real-only] [--models DIR]
 //                     [--pair NAME:TARGET:DRAFT[:DRAFT_MAX]]... [--llama-bin DIR] [--threads N]
-//                     [--draft-max N] [--p-min P]
+//                     [--draft-max N] [--p-min P] [--policy-p-min P]
+//                     [--flash-attn on|off|auto|both]
+//                     [--svg DIR]
+// --svg DIR writes speedup-against-draft-length and acceptance-by-position charts of the
+// synthetic part, per cost-model shape (benchmarks/speculative_charts.hpp).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -35,6 +47,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/resource.h>
@@ -43,6 +56,8 @@
 #include "tandem/core/generate.hpp"
 #include "tandem/core/sampler.hpp"
 #include "tandem/speculative.hpp"
+
+#include "speculative_charts.hpp"
 
 #ifdef TANDEM_BENCH_HAVE_LLAMA
 #include "tandem/backends/llama_cpp.hpp"
@@ -156,18 +171,39 @@ struct options {
   int reps = 5;
   std::size_t tokens = 200;
   bool synthetic_only = false;
+  bool real_only = false;  // --real-only: skip the synthetic part
   std::vector<std::string> pairs;
   std::string llama_bin = "/root/.cache/tandem/llama-cpp-nlc3.22.1-v2/prefix/bin";
   int threads = 1;
   std::size_t draft_max = 8;
   float p_min = 0.0f;
+  // --models DIR: the pairs of tools/make-model-pair.sh (close and mid at draft max 8,
+  // random at 16).
+  std::string models;
+  int flash_attn = -1;        // -1 auto, 0 off, 1 on: tandem's sessions and llama.cpp's -fa
+  float policy_p_min = 0.2f;  // the p_min policy's threshold (fixed draft max, stop below)
+  // --svg DIR: the synthetic cases' figures, collected for the charts.
+  std::vector<tandem_bench::speculative_case>* charts = nullptr;
 };
+
+// The decoders' clock for statistics and the cost model: this thread's CPU time, the same
+// clock the ratios use (one compute thread; other processes then do not distort it).
+double thread_cpu() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+tandem::speculative_options cpu_clock_options() {
+  tandem::speculative_options so;
+  so.clock = thread_cpu;
+  return so;
+}
 
 // ---- Part 1: synthetic ---------------------------------------------------------------
 
 template <class Policy>
-void synthetic_case(const options& o, const char* policy_name, Policy make_policy(), double agree,
-                    double t0, double t1, double d) {
+void synthetic_case(const options& o, const char* shape, const char* policy_name,
+                    Policy make_policy(), double agree, double t0, double t1, double d) {
   const std::size_t vocab = 64;
   const std::vector<token_id> prompt = {1, 2, 3, 4};
   tandem::generation_options g;
@@ -175,6 +211,7 @@ void synthetic_case(const options& o, const char* policy_name, Policy make_polic
   g.record_logprobs = false;
   std::vector<double> base_s, spec_s, theory;
   double acc = 0.0, tpr = 0.0;
+  tandem::speculative_stats last_stats;  // the last rep's, for --svg
   for (int rep = 0; rep < o.reps; ++rep) {
     {
       synthetic_model target(vocab, false, 1.0, t0, t1);
@@ -189,7 +226,8 @@ void synthetic_case(const options& o, const char* policy_name, Policy make_polic
     tandem::model_drafter drafter(draft, greedy_chain());
     std::vector<std::size_t> lengths;
     lengths.reserve(o.tokens + 8);
-    tandem::speculative_decoder dec(target, drafter, logged<Policy>{make_policy(), &lengths});
+    tandem::speculative_decoder dec(target, drafter, logged<Policy>{make_policy(), &lengths},
+                                    cpu_clock_options());
     auto s = greedy_chain();
     tandem::completion c;
     const double t = cpu_now();
@@ -199,6 +237,7 @@ void synthetic_case(const options& o, const char* policy_name, Policy make_polic
     const double a = std::min(st.acceptance_estimate(), 1.0 - 1e-9);
     acc = st.acceptance_rate();
     tpr = st.tokens_per_round();
+    last_stats = st;
     // Prediction from the cost model and the measured acceptance: expected tokens per
     // unit of modelled time over the rounds actually run (g draft calls and one target
     // pass of g + 1 tokens each), against one token per t0 for target-only decoding.
@@ -212,17 +251,22 @@ void synthetic_case(const options& o, const char* policy_name, Policy make_polic
   const double speedup = median(base_s) / median(spec_s);
   const double th = median(theory);
   std::printf(
-      "{\"bench\":\"speculative\",\"case\":\"synthetic/a=%.2f/"
-      "%s\",\"policy\":\"%s\",\"agree\":%.2f,"
+      "{\"bench\":\"speculative\",\"case\":\"synthetic%s/a=%.2f/"
+      "%s\",\"shape\":\"%s\",\"policy\":\"%s\",\"agree\":%.2f,"
       "\"t0_us\":%.0f,\"t1_us\":%.0f,\"draft_us\":%.0f,\"tokens\":%zu,\"acceptance\":%.4f,"
       "\"tokens_per_round\":%.3f,\"target_only_s\":%.6f,\"speculative_s\":%.6f,\"speedup\":%.3f,"
       "\"theory_speedup\":%.3f,\"achieved_over_theory\":%.3f}\n",
-      agree, policy_name, policy_name, agree, t0, t1, d, o.tokens, acc, tpr, median(base_s),
-      median(spec_s), speedup, th, speedup / th);
+      std::strcmp(shape, "flat") == 0 ? "" : "-steep", agree, policy_name, shape, policy_name,
+      agree, t0, t1, d, o.tokens, acc, tpr, median(base_s), median(spec_s), speedup, th,
+      speedup / th);
   std::fprintf(stderr,
-               "synthetic a=%.2f %-12s accept %.3f  speedup %6.3f  theory %6.3f  ratio %.3f\n",
-               agree, policy_name, acc, speedup, th, speedup / th);
+               "synthetic %-5s a=%.2f %-12s accept %.3f  speedup %6.3f  theory %6.3f  ratio %.3f\n",
+               shape, agree, policy_name, acc, speedup, th, speedup / th);
   std::fflush(stdout);
+  if (o.charts != nullptr)
+    o.charts->push_back(tandem_bench::make_speculative_case(
+        shape, policy_name, std::strncmp(policy_name, "fixed", 5) == 0, agree, speedup, th,
+        last_stats));
 }
 
 tandem::fixed_draft fixed2() { return {2}; }
@@ -232,15 +276,17 @@ tandem::adaptive_draft adaptive() { return tandem::adaptive_draft(4, 1, 16); }
 tandem::cost_model_draft cost_model() { return tandem::cost_model_draft{}; }
 
 void synthetic(const options& o) {
-  // Target: 2 ms per pass plus 0.1 ms per extra token; draft: 0.2 ms per call (c = 0.1).
-  const double t0 = 2000, t1 = 100, d = 200;
-  for (double agree : {0.9, 0.6, 0.0}) {
-    synthetic_case(o, "fixed2", fixed2, agree, t0, t1, d);
-    synthetic_case(o, "fixed4", fixed4, agree, t0, t1, d);
-    synthetic_case(o, "fixed8", fixed8, agree, t0, t1, d);
-    synthetic_case(o, "adaptive", adaptive, agree, t0, t1, d);
-    synthetic_case(o, "cost_model", cost_model, agree, t0, t1, d);
-  }
+  // Target: 2 ms per pass plus 0.1 ms ("flat") or 1 ms ("steep", as a CPU target whose
+  // 9-token pass costs 5 single passes) per extra token; draft: 0.2 ms per call.
+  const double t0 = 2000, d = 200;
+  for (const auto& [shape, t1] : {std::pair{"flat", 100.0}, std::pair{"steep", 1000.0}})
+    for (double agree : {0.9, 0.6, 0.0}) {
+      synthetic_case(o, shape, "fixed2", fixed2, agree, t0, t1, d);
+      synthetic_case(o, shape, "fixed4", fixed4, agree, t0, t1, d);
+      synthetic_case(o, shape, "fixed8", fixed8, agree, t0, t1, d);
+      synthetic_case(o, shape, "adaptive", adaptive, agree, t0, t1, d);
+      synthetic_case(o, shape, "cost_model", cost_model, agree, t0, t1, d);
+    }
 }
 
 // ---- Part 2: real models -------------------------------------------------------------
@@ -262,14 +308,15 @@ double accept_pct = -1.0;
 // One llama-speculative-simple run: its reported decode speed (wall), and its child CPU
 // time. Returns the generated token count in `n`.
 speed llamacpp_run(const options& o, const std::string& target, const std::string& draft,
-                   std::size_t n_max, std::size_t n_predict, double& cpu, int& n) {
+                   std::size_t n_max, float p_min, std::size_t n_predict, double& cpu, int& n) {
   char cmd[4096];
+  const char* fa = o.flash_attn < 0 ? "auto" : o.flash_attn == 0 ? "off" : "on";
   std::snprintf(cmd, sizeof cmd,
                 "%s/llama-speculative-simple -m %s -md %s --spec-type draft-simple "
                 "--spec-draft-n-max %zu --spec-draft-n-min 0 --spec-draft-p-min %g -p \"%s\" "
-                "-n %zu -c 2048 -t %d -td %d --temp 0 -s 1 --ignore-eos 2>&1",
+                "-n %zu -c 2048 -t %d -td %d -fa %s --temp 0 -s 1 --ignore-eos 2>&1",
                 o.llama_bin.c_str(), target.c_str(), draft.c_str(), n_max,
-                static_cast<double>(o.p_min), bench_prompt, n_predict, o.threads, o.threads);
+                static_cast<double>(p_min), bench_prompt, n_predict, o.threads, o.threads, fa);
   const double c0 = children_cpu();
   FILE* f = popen(cmd, "r");
   speed r;
@@ -293,11 +340,14 @@ speed llamacpp_run(const options& o, const std::string& target, const std::strin
 // time of that run minus a run of 1 token (model load, prompt), over the difference in
 // tokens.
 speed llamacpp_speculative(const options& o, const std::string& target, const std::string& draft,
-                           std::size_t n_max) {
+                           std::size_t n_max, float p_min) {
   double cpu_full = 0, cpu_one = 0;
   int n_full = 0, n_one = 0;
-  (void)llamacpp_run(o, target, draft, n_max, 1, cpu_one, n_one);
-  speed r = llamacpp_run(o, target, draft, n_max, o.tokens, cpu_full, n_full);
+  // One retry of a run that reported nothing (a transient failure on a busy machine).
+  if (llamacpp_run(o, target, draft, n_max, p_min, 1, cpu_one, n_one).wall_tps < 0)
+    (void)llamacpp_run(o, target, draft, n_max, p_min, 1, cpu_one, n_one);
+  speed r = llamacpp_run(o, target, draft, n_max, p_min, o.tokens, cpu_full, n_full);
+  if (r.wall_tps < 0) r = llamacpp_run(o, target, draft, n_max, p_min, o.tokens, cpu_full, n_full);
   if (n_full > n_one && cpu_full > cpu_one)
     r.cpu_tps = static_cast<double>(n_full - n_one) / (cpu_full - cpu_one);
   return r;
@@ -324,6 +374,7 @@ tandem::llama_session_options session_options(const options& o) {
   tandem::llama_session_options so;
   so.threads = o.threads;
   so.context_size = 2048;
+  so.flash_attention = o.flash_attn;
   return so;
 }
 
@@ -348,14 +399,15 @@ run_result target_only(const options& o, const tandem::llama_model_handle& tm,
 template <class Policy>
 run_result tandem_speculative(const options& o, const tandem::llama_model_handle& tm,
                               const tandem::llama_model_handle& dm,
-                              std::span<const token_id> prompt, Policy policy,
+                              std::span<const token_id> prompt, Policy policy, float p_min,
                               std::size_t max_tokens, tandem::speculative_stats* stats,
                               std::vector<token_id>* tokens) {
   auto target = tandem::llama_session::create(tm, session_options(o));
   auto draft = tandem::llama_session::create(dm, session_options(o));
   if (!target || !draft) return {};
-  tandem::model_drafter drafter(*draft, greedy_chain(), {o.p_min});
-  tandem::speculative_decoder dec(*target, drafter, std::move(policy));
+  // p_min over the draft's 10 most likely tokens, as llama.cpp's draft sampler (top-k 10).
+  tandem::model_drafter drafter(*draft, greedy_chain(), {p_min, 10});
+  tandem::speculative_decoder dec(*target, drafter, std::move(policy), cpu_clock_options());
   auto s = greedy_chain();
   tandem::generation_options g;
   g.max_tokens = max_tokens;
@@ -414,56 +466,100 @@ void real_pair(const options& base_options, const std::string& spec) {
     const run_result one = target_only(o, *tm, prompt, 1, nullptr);
     base_runs.push_back(decode_speed(full, one));
   }
-  std::vector<speed> llama_runs;
-  for (int rep = 0; rep < o.reps; ++rep)
-    llama_runs.push_back(llamacpp_speculative(o, tpath, dpath, o.draft_max));
-  const speed base = median_speed(base_runs), llama = median_speed(llama_runs);
-  const double llama_accept = accept_pct;
-
-  auto report = [&](const char* policy, auto make) {
+  // llama.cpp's example at the run's p_min, and at the p_min policy's threshold: each
+  // tandem policy is compared with the example at the same draft max and p_min.
+  struct llama_ref {
+    speed s;
+    double accept = -1.0;
+    float p_min = 0.0f;
+  };
+  const auto llama_at = [&](float p_min) {
     std::vector<speed> runs;
+    for (int rep = 0; rep < o.reps; ++rep)
+      runs.push_back(llamacpp_speculative(o, tpath, dpath, o.draft_max, p_min));
+    return llama_ref{median_speed(runs), accept_pct, p_min};
+  };
+  const speed base = median_speed(base_runs);
+  const llama_ref llama_plain = llama_at(o.p_min);
+  const llama_ref llama_pmin = o.policy_p_min == o.p_min ? llama_plain : llama_at(o.policy_p_min);
+
+  auto report = [&](const char* policy, auto make, const llama_ref& ref) {
+    const speed llama = ref.s;
+    const double llama_accept = ref.accept;
+    std::vector<speed> runs;
+    std::vector<double> paired;
     tandem::speculative_stats st;
     std::vector<token_id> toks;
     for (int rep = 0; rep < o.reps; ++rep) {
-      const run_result full = tandem_speculative(o, *tm, *dm, prompt, make(), o.tokens, &st, &toks);
-      const run_result one = tandem_speculative(o, *tm, *dm, prompt, make(), 1, nullptr, nullptr);
+      const run_result full =
+          tandem_speculative(o, *tm, *dm, prompt, make(), ref.p_min, o.tokens, &st, &toks);
+      const run_result one =
+          tandem_speculative(o, *tm, *dm, prompt, make(), ref.p_min, 1, nullptr, nullptr);
       runs.push_back(decode_speed(full, one));
+      // A target-only run right beside it: the speedup over target-only is the median of
+      // these paired ratios, which drifts of a shared machine's load affect less.
+      const speed b = decode_speed(target_only(o, *tm, prompt, o.tokens, nullptr),
+                                   target_only(o, *tm, prompt, 1, nullptr));
+      if (b.cpu_tps > 0 && runs.back().cpu_tps > 0)
+        paired.push_back(runs.back().cpu_tps / b.cpu_tps);
     }
     const speed m = median_speed(runs);
+    const double over_target = paired.empty() ? m.cpu_tps / base.cpu_tps : median(paired);
     const bool same = toks == ref_tokens;
     const double over_llama = llama.cpu_tps > 0 ? m.cpu_tps / llama.cpu_tps : 0.0;
     std::printf(
-        "{\"bench\":\"speculative\",\"case\":\"%s/%s\",\"pair\":\"%s\",\"policy\":\"%s\","
-        "\"tokens\":%zu,\"draft_max\":%zu,\"p_min\":%g,\"threads\":%d,\"acceptance\":%.4f,"
+        "{\"bench\":\"speculative\",\"case\":\"%s%s/%s\",\"pair\":\"%s\",\"policy\":\"%s\","
+        "\"tokens\":%zu,\"draft_max\":%zu,\"p_min\":%g,\"threads\":%d,\"flash_attn\":%d,"
+        "\"acceptance\":%.4f,"
         "\"tokens_per_round\":%.3f,\"target_only_cpu_tps\":%.2f,\"tandem_cpu_tps\":%.2f,"
         "\"llamacpp_spec_cpu_tps\":%.2f,\"target_only_wall_tps\":%.2f,\"tandem_wall_tps\":%.2f,"
         "\"llamacpp_spec_wall_tps\":%.2f,\"tandem_over_target\":%.3f,"
         "\"llamacpp_over_target\":%.3f,\"tandem_over_llamacpp\":%.3f,"
         "\"tandem_over_llamacpp_wall\":%.3f,\"llamacpp_acceptance\":%.4f,\"output_equals_target\":%"
         "s}\n",
-        name.c_str(), policy, name.c_str(), policy, o.tokens, o.draft_max,
-        static_cast<double>(o.p_min), o.threads, st.acceptance_rate(), st.tokens_per_round(),
-        base.cpu_tps, m.cpu_tps, llama.cpu_tps, base.wall_tps, m.wall_tps, llama.wall_tps,
-        m.cpu_tps / base.cpu_tps, llama.cpu_tps / base.cpu_tps, over_llama,
+        name.c_str(),
+        o.flash_attn == 0   ? "-fa-off"
+        : o.flash_attn == 1 ? "-fa-on"
+                            : "",
+        policy, name.c_str(), policy, o.tokens, o.draft_max, static_cast<double>(ref.p_min),
+        o.threads, o.flash_attn, st.acceptance_rate(), st.tokens_per_round(), base.cpu_tps,
+        m.cpu_tps, llama.cpu_tps, base.wall_tps, m.wall_tps, llama.wall_tps, over_target,
+        llama.cpu_tps / base.cpu_tps, over_llama,
         llama.wall_tps > 0 ? m.wall_tps / llama.wall_tps : 0.0, llama_accept / 100.0,
         same ? "true" : "false");
     std::fprintf(stderr,
                  "%-10s %-10s accept %.3f | CPU t/s: target %7.1f tandem %7.1f (%.2fx) "
                  "llama.cpp %7.1f (%.2fx) tandem/llama %.2f | wall tandem/llama %.2f%s\n",
-                 name.c_str(), policy, st.acceptance_rate(), base.cpu_tps, m.cpu_tps,
-                 m.cpu_tps / base.cpu_tps, llama.cpu_tps, llama.cpu_tps / base.cpu_tps, over_llama,
+                 name.c_str(), policy, st.acceptance_rate(), base.cpu_tps, m.cpu_tps, over_target,
+                 llama.cpu_tps, llama.cpu_tps / base.cpu_tps, over_llama,
                  llama.wall_tps > 0 ? m.wall_tps / llama.wall_tps : 0.0,
                  same ? "" : "  OUTPUT DIFFERS");
     std::fflush(stdout);
   };
   const std::size_t n = o.draft_max;
-  report("fixed", [n] { return tandem::fixed_draft{n}; });
-  report("adaptive", [n] { return tandem::adaptive_draft(std::min<std::size_t>(4, n), 1, n); });
-  report("cost_model", [n] {
-    tandem::cost_model_options c;
-    c.max_length = n;
-    return tandem::cost_model_draft(c);
-  });
+  report(
+      "fixed", [n] { return tandem::fixed_draft{n}; }, llama_plain);
+  report(
+      "adaptive", [n] { return tandem::adaptive_draft(std::min<std::size_t>(4, n), 1, n); },
+      llama_plain);
+  report(
+      "p_min", [n] { return tandem::fixed_draft{n}; }, llama_pmin);
+  report(
+      "cost_model",
+      [n] {
+        tandem::cost_model_options c;
+        c.max_length = n;
+        return tandem::cost_model_draft(c);
+      },
+      llama_plain);
+  report(
+      "cost_model_p_min",
+      [n] {
+        tandem::cost_model_options c;
+        c.max_length = n;
+        return tandem::cost_model_draft(c);
+      },
+      llama_pmin);
 }
 #endif
 
@@ -471,6 +567,8 @@ void real_pair(const options& base_options, const std::string& spec) {
 
 int main(int argc, char** argv) {
   options o;
+  std::string svg_dir;  // --svg DIR: speedup and acceptance charts of the synthetic part
+  std::vector<tandem_bench::speculative_case> chart_cases;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -480,6 +578,8 @@ int main(int argc, char** argv) {
       o.tokens = static_cast<std::size_t>(std::atol(argv[++i]));
     else if (a == "--synthetic-only")
       o.synthetic_only = true;
+    else if (a == "--real-only")
+      o.real_only = true;
     else if (a == "--pair" && v)
       o.pairs.emplace_back(argv[++i]);
     else if (a == "--llama-bin" && v)
@@ -490,16 +590,45 @@ int main(int argc, char** argv) {
       o.draft_max = static_cast<std::size_t>(std::atol(argv[++i]));
     else if (a == "--p-min" && v)
       o.p_min = static_cast<float>(std::atof(argv[++i]));
+    else if (a == "--policy-p-min" && v)
+      o.policy_p_min = static_cast<float>(std::atof(argv[++i]));
+    else if (a == "--flash-attn" && v)
+      o.flash_attn = std::strcmp(argv[++i], "both") == 0 ? 2
+                     : std::strcmp(argv[i], "on") == 0   ? 1
+                     : std::strcmp(argv[i], "off") == 0  ? 0
+                                                         : -1;
+    else if (a == "--models" && v)
+      o.models = argv[++i];
+    else if (a == "--svg" && v)
+      svg_dir = argv[++i];
     else {
       std::fprintf(stderr, "bench_speculative: unknown or incomplete flag %s\n", a.c_str());
       return 2;
     }
   }
-  synthetic(o);
+  if (!o.models.empty()) {
+    const std::string m = o.models + "/", d = m + "draft.gguf";
+    o.pairs.push_back("close:" + m + "target-close.gguf:" + d + ":8");
+    o.pairs.push_back("mid:" + m + "target-mid.gguf:" + d + ":8");
+    o.pairs.push_back("random:" + m + "target-random.gguf:" + d + ":16");
+  }
+  if (!svg_dir.empty()) o.charts = &chart_cases;
+  if (!o.real_only) synthetic(o);
+  if (!svg_dir.empty() && !o.real_only &&
+      !tandem_bench::write_speculative_charts(svg_dir, chart_cases))
+    return 1;
   if (o.synthetic_only) return 0;
 #ifdef TANDEM_BENCH_HAVE_LLAMA
   tandem::llama_quiet_logs();
-  for (const auto& p : o.pairs) real_pair(o, p);
+  if (o.flash_attn == 2) {  // --flash-attn both: every pair with auto, then with off
+    for (const int fa : {-1, 0}) {
+      options f = o;
+      f.flash_attn = fa;
+      for (const auto& p : o.pairs) real_pair(f, p);
+    }
+  } else {
+    for (const auto& p : o.pairs) real_pair(o, p);
+  }
 #else
   if (!o.pairs.empty())
     std::fprintf(stderr, "bench_speculative: built without llama.cpp; --pair ignored\n");

@@ -3,12 +3,15 @@
 // statistics and allocation, over mock models and built-in n-gram model pairs.
 #include "tandem/speculative.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/catch.hpp"
@@ -458,6 +461,43 @@ TEST_CASE("speculative: statistics count rounds, calls and acceptance by positio
   CHECK(target.counters().score_calls == 5);
 }
 
+// A clock that advances one second per reading.
+double ticking_clock() noexcept {
+  thread_local double t = 0.0;
+  return t += 1.0;
+}
+
+TEST_CASE("speculative: a user clock times the statistics and the policy's rounds",
+          "[speculative][stats]") {
+  const std::size_t vocab = 16;
+  const auto succ = successors(vocab, 5, 3);
+  mock_model target(mock_options{vocab, {}, succ});
+  mock_model dm(mock_options{vocab, {}, succ});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  std::vector<tandem::draft_round> rounds;
+  struct recording {
+    std::vector<tandem::draft_round>* out;
+    std::size_t next() const { return 4; }
+    void update(const tandem::draft_round& r) { out->push_back(r); }
+  };
+  tandem::speculative_options so;
+  so.clock = ticking_clock;
+  tandem::speculative_decoder dec(target, drafter, recording{&rounds}, so);
+  generation_options g;
+  g.max_tokens = 25;
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, std::vector<token_id>{1, 2}, g, c) == errc::ok);
+  // Each timed call reads the clock twice: one "second" per call.
+  CHECK(dec.stats().draft_seconds == Approx(static_cast<double>(dec.stats().draft_calls)));
+  CHECK(dec.stats().target_seconds >= static_cast<double>(dec.stats().target_calls));
+  REQUIRE(rounds.size() == 5);
+  for (const auto& r : rounds) {
+    CHECK(r.draft_seconds == Approx(1.0));
+    CHECK(r.target_seconds == Approx(1.0));
+  }
+}
+
 TEST_CASE("speculative: acceptance falls with draft position for a partly agreeing draft",
           "[speculative][stats]") {
   const std::size_t vocab = 16;
@@ -493,17 +533,21 @@ TEST_CASE("speculative: adaptive draft length grows by 2 on full acceptance and 
   CHECK(a.next() == 1);
 }
 
-TEST_CASE("speculative: the cost model picks the length of best predicted speedup",
+TEST_CASE("speculative: with a batch-independent target cost the cost model is Leviathan's formula",
           "[speculative][policy]") {
   tandem::cost_model_options o;
   o.max_length = 16;
   o.decay = 1.0;
+  o.per_position = false;
   tandem::cost_model_draft cm(o);
   // Acceptance 0.8 (4 of 5 per round), draft cost 0.1 per token, target cost 1 per pass
   // whatever the batch: Leviathan's formula with c = 0.1.
   for (int i = 0; i < 400; ++i) cm.update({5, 5, 4, 0.5, 1.0, 6});
   const double a = cm.acceptance();
   CHECK(a == Approx(0.8).margin(0.01));
+  CHECK(cm.target_cost(1) == Approx(1.0));
+  CHECK(cm.target_cost(17) == Approx(1.0));
+  CHECK(cm.draft_cost() == Approx(0.1));
   std::size_t best = 0;
   double best_s = 1.0;
   for (std::size_t gg = 1; gg <= 16; ++gg) {
@@ -518,26 +562,162 @@ TEST_CASE("speculative: the cost model picks the length of best predicted speedu
   CHECK(best >= 3);
 }
 
+TEST_CASE("speculative: the cost model learns how the target's cost grows with the batch",
+          "[speculative][policy]") {
+  tandem::cost_model_options o;
+  o.decay = 1.0;
+  tandem::cost_model_draft cm(o);
+  // Passes of 1, 3 and 9 tokens cost 2, 4 and 10: measured sizes are exact, sizes between
+  // them interpolated, sizes beyond the slope of the fitted line.
+  for (int i = 0; i < 5; ++i) {
+    cm.update({0, 0, 0, 0.0, 2.0, 1});
+    cm.update({2, 2, 2, 0.02, 4.0, 3});
+    cm.update({8, 8, 8, 0.08, 10.0, 9});
+  }
+  CHECK(cm.target_cost(1) == Approx(2.0));
+  CHECK(cm.target_cost(3) == Approx(4.0));
+  CHECK(cm.target_cost(2) == Approx(3.0));
+  CHECK(cm.target_cost(6) == Approx(7.0));
+  CHECK(cm.target_cost(9) == Approx(10.0));
+  CHECK(cm.target_cost(11) > 10.0);
+  // Every draft accepted: E(g) near g + 1, so the speedup is (g + 1) T(1) / (g d + T(g + 1)).
+  CHECK(cm.predicted_speedup(8) == Approx(9.0 * 2.0 / (8 * 0.01 + 10.0)).epsilon(0.05));
+}
+
+// Runs a cost_model_draft for `rounds` rounds against a simulated pair: each draft token
+// is accepted with probability `a` (independently, seeded), a target pass over b tokens
+// costs t0 + t1 (b - 1), a draft token costs d. Returns the draft lengths chosen.
+std::vector<std::size_t> simulate(tandem::cost_model_draft& cm, double a, double t0, double t1,
+                                  double d, std::size_t rounds, std::uint64_t seed = 1) {
+  tandem::rng r(seed);
+  std::vector<std::size_t> lengths;
+  for (std::size_t i = 0; i < rounds; ++i) {
+    const std::size_t g = cm.next();
+    std::size_t acc = 0;
+    while (acc < g && r.uniform() < a) ++acc;
+    cm.update({g, g, acc, d * static_cast<double>(g), t0 + t1 * static_cast<double>(g), g + 1});
+    lengths.push_back(g);
+  }
+  return lengths;
+}
+
+TEST_CASE("speculative: the cost model drafts long when verification is flat and drafts agree",
+          "[speculative][policy]") {
+  tandem::cost_model_options o;
+  o.max_length = 12;
+  tandem::cost_model_draft cm(o);
+  const auto lengths = simulate(cm, 0.995, 1.0, 0.0, 0.001, 300);
+  CHECK(cm.next() >= 10);
+  CHECK(cm.best_predicted_speedup() > 5.0);
+  // The start-up costs two rounds: one without a draft (it measures T(1)), one of 1 token.
+  CHECK(lengths[0] == 0);
+  CHECK(lengths[1] == 1);
+}
+
+TEST_CASE("speculative: the cost model drafts short when verification cost grows steeply",
+          "[speculative][policy]") {
+  // Acceptance 0.8. Flat target: long drafts pay. A target whose pass grows by half a
+  // single pass per extra token: (1 + a + a^2) / (1 + 0.5 * 2) is about the best, g near 2.
+  tandem::cost_model_options o;
+  o.max_length = 16;
+  tandem::cost_model_draft flat(o), steep(o);
+  const auto lf = simulate(flat, 0.8, 1.0, 0.0, 0.01, 600);
+  const auto ls = simulate(steep, 0.8, 1.0, 0.5, 0.01, 600);
+  double mean_flat = 0, mean_steep = 0;
+  for (std::size_t i = 300; i < 600; ++i) {
+    mean_flat += static_cast<double>(lf[i]) / 300.0;
+    mean_steep += static_cast<double>(ls[i]) / 300.0;
+  }
+  CHECK(mean_flat >= 6.0);
+  CHECK(mean_steep >= 1.0);
+  CHECK(mean_steep <= 3.5);
+  CHECK(steep.target_cost(9) == Approx(5.0).epsilon(0.05));
+  CHECK(steep.best_predicted_speedup() > 1.0);
+  CHECK(steep.best_predicted_speedup() < 1.4);
+}
+
+TEST_CASE("speculative: the cost model drafts to the depth at which drafts typically fail",
+          "[speculative][policy]") {
+  // A draft that is right for 3 tokens and then wrong (a repeating text the draft gets
+  // wrong every 4th token): the best draft is 3 tokens, accepted whole, plus the bonus.
+  tandem::cost_model_options o;
+  o.max_length = 8;
+  tandem::cost_model_draft cm(o);
+  std::size_t threes = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::size_t g = cm.next();
+    if (i >= 100 && g == 3) ++threes;
+    cm.update({g, g, std::min<std::size_t>(g, 3), 0.01 * static_cast<double>(g),
+               1.0 + 0.2 * static_cast<double>(g), g + 1});
+  }
+  // Mostly 3; now and then 4 again, as old failures are forgotten (decay).
+  CHECK(threes >= 80);
+  CHECK(cm.acceptance_at(0) > 0.9);
+  // The pooled geometric model would have settled elsewhere.
+  o.per_position = false;
+  tandem::cost_model_draft pooled(o);
+  for (int i = 0; i < 200; ++i) {
+    const std::size_t g = pooled.next();
+    pooled.update({g, g, std::min<std::size_t>(g, 3), 0.01 * static_cast<double>(g),
+                   1.0 + 0.2 * static_cast<double>(g), g + 1});
+  }
+  CHECK(pooled.next() != 3);
+}
+
 TEST_CASE("speculative: the cost model turns speculation off when it cannot pay",
           "[speculative][policy]") {
   tandem::cost_model_options o;
   o.probe_interval = 8;
+  o.probe_budget = 0.0;  // the waits below are the doubling alone
   tandem::cost_model_draft cm(o);
   // Nothing is ever accepted, and a draft token costs half a target pass.
-  std::vector<std::size_t> probes;  // rounds that drafted, after the first
+  std::vector<std::size_t> drafting;  // rounds that drafted
   for (std::size_t i = 0; i < 300; ++i) {
     const std::size_t g = cm.next();
-    if (i > 0 && g > 0) probes.push_back(i);
-    cm.update({g, g, 0, 0.5 * static_cast<double>(g), 1.0, g + 1});
+    if (g > 0) drafting.push_back(i);
+    cm.update({g, g, 0, 0.5 * static_cast<double>(g), 1.0 + 0.1 * static_cast<double>(g), g + 1});
   }
   CHECK(cm.best_predicted_speedup() <= 1.0);
-  // Probes only, one token each, ever sparser: 8, then 16, 32, 64, 128 rounds without
-  // drafting between probes.
-  REQUIRE(probes.size() >= 3);
-  CHECK(probes.size() <= 6);
-  CHECK(probes[0] == 9);
-  for (std::size_t k = 1; k < probes.size(); ++k)
-    CHECK(probes[k] - probes[k - 1] - 1 == (std::size_t{8} << k));
+  // Round 0 measures the target alone, round 1 drafts one token and is rejected; then
+  // probes only, one token each, ever sparser: 8, then 16, 32, 64, 128 rounds without
+  // drafting between them.
+  REQUIRE(drafting.size() >= 4);
+  CHECK(drafting.size() <= 7);
+  CHECK(drafting[0] == 1);
+  for (std::size_t k = 1; k < drafting.size(); ++k)
+    CHECK(drafting[k] - drafting[k - 1] - 1 == (std::size_t{8} << (k - 1)));
+}
+
+TEST_CASE("speculative: probes that are dear against a plain step wait longer",
+          "[speculative][policy]") {
+  // A probe costs T(2) - T(1) + d = 0.5 + 0.1 of a plain step: with a 2 % budget the
+  // first wait is at least 30 rounds, where probe_interval alone says 8.
+  tandem::cost_model_options o;
+  o.probe_interval = 8;
+  o.probe_budget = 0.02;
+  tandem::cost_model_draft cm(o);
+  const auto lengths = simulate(cm, 0.0, 1.0, 0.5, 0.1, 400);
+  std::vector<std::size_t> drafting;
+  for (std::size_t i = 0; i < lengths.size(); ++i)
+    if (lengths[i] > 0) drafting.push_back(i);
+  REQUIRE(drafting.size() >= 2);
+  CHECK(drafting[1] - drafting[0] - 1 >= 30);
+  double time = 0.0;
+  for (std::size_t g : lengths) time += 1.0 + 0.6 * static_cast<double>(g);
+  CHECK(400.0 / time > 0.98);
+}
+
+TEST_CASE("speculative: against a draft that never agrees the cost model costs a few percent",
+          "[speculative][policy]") {
+  // Simulated time of 1,000 rounds (one token each when off) against target-only time.
+  for (const double t1 : {0.05, 0.5}) {
+    tandem::cost_model_draft cm;
+    const auto lengths = simulate(cm, 0.0, 1.0, t1, 0.1, 1000);
+    double time = 0.0;
+    for (std::size_t g : lengths)
+      time += 1.0 + t1 * static_cast<double>(g) + 0.1 * static_cast<double>(g);
+    CHECK(1000.0 / time > 0.98);
+  }
 }
 
 TEST_CASE("speculative: a cost-model decoder drafts little against a disagreeing draft",
@@ -753,6 +933,27 @@ TEST_CASE("speculative: p_min stops the model drafter on an unsure draft",
   REQUIRE(r.has_value());
   CHECK(r->count == 4);
   CHECK(drafter.set_p_min(1.5f) == errc::invalid_argument);
+}
+
+TEST_CASE("speculative: p_min over the top k tokens renormalises among them, as llama.cpp's draft",
+          "[speculative][drafter]") {
+  // Logits 3, -0.25, -0.5, ...: the top probability is about 0.85 over the 16 tokens and
+  // about 0.96 over the best 2 (the best of 1 is always 1).
+  mock_model dm(mock_options{16});
+  std::array<token_id, 4> out{};
+  const std::vector<token_id> h = {1};
+  for (const auto& [k, drafted] :
+       {std::pair<std::size_t, std::size_t>{0, 0}, {2, 4}, {16, 0}, {1, 4}}) {
+    mock_model m(mock_options{16});
+    tandem::model_drafter drafter(m, greedy_chain(), {0.9f, k});
+    const auto r = drafter.draft({h, 4, out, {}});
+    REQUIRE(r.has_value());
+    CHECK(r->count == drafted);
+  }
+  tandem::model_drafter strict(dm, greedy_chain(), {0.97f, 2});
+  const auto r = strict.draft({h, 4, out, {}});
+  REQUIRE(r.has_value());
+  CHECK(r->count == 0);
 }
 
 // ---- Allocation ---------------------------------------------------------------------------

@@ -111,4 +111,38 @@ TEST_CASE("speculative llama.cpp: the cost model keeps greedy exact with an inde
   CHECK(got.tokens == want.tokens);
 }
 
+TEST_CASE("speculative llama.cpp: sessions without flash attention keep greedy exact",
+          "[speculative][llama_cpp]") {
+  const auto target_model = make_model("target3.gguf", 96, 3, 17);
+  const auto small_model = make_model("draft3.gguf", 64, 2, 19);
+  tandem::llama_session_options o;
+  o.threads = 1;
+  o.context_size = 256;
+  o.flash_attention = 2;
+  CHECK(tandem::llama_session::create(target_model, o).error() == errc::invalid_argument);
+  o.flash_attention = 0;  // off: cheaper multi-token passes on CPU at long contexts
+  const auto session = [&](const tandem::llama_model_handle& m) {
+    auto s = tandem::llama_session::create(m, o);
+    REQUIRE(s.has_value());
+    return std::move(*s);
+  };
+  const std::vector<token_id> prompt = {1, 300, 301, 302};
+  tandem::generation_options g;
+  g.max_tokens = 48;
+  auto ref = session(target_model);
+  auto s0 = greedy_chain();
+  completion want;
+  REQUIRE(tandem::generate(ref, s0, prompt, g, want) == errc::ok);
+  for (const auto* dm : {&small_model, &target_model}) {
+    auto target = session(target_model);
+    auto draft = session(*dm);
+    tandem::model_drafter drafter(draft, greedy_chain());
+    tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{6});
+    auto s = greedy_chain();
+    completion got;
+    REQUIRE(dec.generate(s, prompt, g, got) == errc::ok);
+    CHECK(got.tokens == want.tokens);
+  }
+}
+
 }  // namespace

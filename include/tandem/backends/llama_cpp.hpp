@@ -103,12 +103,14 @@ class llama_model_handle {
     if (m == nullptr) return errc::corrupt_file;
     return llama_model_handle(m, options.vocab_only);
   }
-  /// Overload for a std::string path.
+  /// Overload for a std::string path; the same errors.
   [[nodiscard]] static result<llama_model_handle> load(const std::string& path,
                                                        const llama_model_options& options = {}) {
     return load(path.c_str(), options);
   }
 
+  ///@{
+  /// Takes over `o`'s model; `o` is left empty (`get()` returns null) and frees nothing.
   llama_model_handle(llama_model_handle&& o) noexcept
       : model_(std::exchange(o.model_, nullptr)), vocab_only_(o.vocab_only_) {}
   llama_model_handle& operator=(llama_model_handle&& o) noexcept {
@@ -119,6 +121,7 @@ class llama_model_handle {
     }
     return *this;
   }
+  ///@}
   llama_model_handle(const llama_model_handle&) = delete;
   llama_model_handle& operator=(const llama_model_handle&) = delete;
   ~llama_model_handle() { reset(); }
@@ -191,10 +194,13 @@ struct llama_session_options {
   std::uint32_t batch_size = 512;  ///< most tokens per llama_decode; longer inputs are split
   std::int32_t threads = 0;        ///< threads for one-token steps; 0: llama.cpp's default
   std::int32_t batch_threads = 0;  ///< threads for multi-token batches; 0: same as `threads`
+  /// Flash attention: -1 llama.cpp's choice (auto), 0 off, 1 on. On CPU, off can make
+  /// multi-token passes at long contexts several times cheaper (speculative verification).
+  std::int32_t flash_attention = -1;
   /// Polled by llama.cpp during a decode (CPU backend); returning true aborts it and the
   /// call returns `errc::cancelled`. Null: never abort. `abort_data` is passed through.
   ggml_abort_callback abort_callback = nullptr;
-  void* abort_data = nullptr;
+  void* abort_data = nullptr;  ///< passed to `abort_callback`; not owned
 };
 
 /// A decoding session over one token sequence (sequence 0 of its own llama.cpp context
@@ -212,13 +218,14 @@ struct llama_session_options {
 class llama_session {
  public:
   /// Creates a context over `model`.
-  /// Errors: invalid_argument (batch_size 0, negative thread counts, a vocab-only or
-  /// empty model), out_of_memory (llama.cpp could not create the context, usually the
-  /// KV cache or compute buffers).
+  /// Errors: invalid_argument (batch_size 0, negative thread counts, flash_attention
+  /// outside [-1, 1], a vocab-only or empty model), out_of_memory (llama.cpp could not
+  /// create the context, usually the KV cache or compute buffers).
   [[nodiscard]] static result<llama_session> create(const llama_model_handle& model,
                                                     const llama_session_options& options = {}) {
     if (model.get() == nullptr || model.vocab_only()) return errc::invalid_argument;
-    if (options.batch_size == 0 || options.threads < 0 || options.batch_threads < 0)
+    if (options.batch_size == 0 || options.threads < 0 || options.batch_threads < 0 ||
+        options.flash_attention < -1 || options.flash_attention > 1)
       return errc::invalid_argument;
     llama_context_params p = llama_context_default_params();
     p.n_ctx = options.context_size;
@@ -233,11 +240,15 @@ class llama_session {
     p.abort_callback = options.abort_callback;
     p.abort_callback_data = options.abort_data;
     p.no_perf = true;
+    p.flash_attn_type = static_cast<llama_flash_attn_type>(options.flash_attention);
     ::llama_context* ctx = llama_init_from_model(model.get(), p);
     if (ctx == nullptr) return errc::out_of_memory;
     return llama_session(model, ctx);
   }
 
+  ///@{
+  /// Takes over `o`'s context, batch and logits (the model stays borrowed); `o` is left
+  /// without a context (`size() == 0`, no logits) and may only be destroyed or assigned to.
   llama_session(llama_session&& o) noexcept
       : ctx_(std::exchange(o.ctx_, nullptr)),
         vocab_(o.vocab_),
@@ -263,6 +274,7 @@ class llama_session {
     }
     return *this;
   }
+  ///@}
   llama_session(const llama_session&) = delete;
   llama_session& operator=(const llama_session&) = delete;
   ~llama_session() { release(); }
@@ -448,7 +460,7 @@ static_assert(LanguageModel<llama_session> && Rewindable<llama_session> && Scori
 struct llama_tokenizer_options {
   /// `encode` adds the BOS/EOS tokens the model asks for (GGUF add_bos/add_eos).
   bool add_special = false;
-  /// `encode` turns the text of special tokens (e.g. "</s>") into those tokens instead of
+  /// `encode` turns the text of special tokens (e.g. `</s>`) into those tokens instead of
   /// plain text. Off by default: user text cannot inject control tokens.
   bool parse_special = false;
   /// `decode` and `piece` write the text of special tokens; off: they write nothing.
@@ -473,7 +485,7 @@ class llama_tokenizer {
   /// Appends the tokens of `text` to `ids`.
   /// Errors: capacity_exceeded (text longer than INT32_MAX bytes or too many tokens),
   /// unsupported (a sentencepiece-style vocabulary without the 256 byte tokens
-  /// <0x00>..<0xFF>: llama.cpp would throw an exception it does not catch for text it
+  /// `<0x00>`..`<0xFF>`: llama.cpp would throw an exception it does not catch for text it
   /// cannot cover, so such vocabularies are refused), out_of_memory. On error `ids` is
   /// as before. Allocates (not for the per-token path).
   [[nodiscard]] errc encode(std::string_view text, std::vector<token_id>& ids) const {
@@ -527,7 +539,8 @@ class llama_tokenizer {
 
   /// Appends the raw text of one token (llama_token_to_piece: byte tokens give their
   /// byte, which may be part of a UTF-8 character; a sentencepiece space marker becomes a
-  /// space). Errors: invalid_token. Allocates only when `out` must grow.
+  /// space). Errors: invalid_token, capacity_exceeded (llama.cpp still found the room it
+  /// asked for too small; `out` as before). Allocates only when `out` must grow.
   [[nodiscard]] errc piece(token_id id, std::string& out) const {
     if (!valid(id)) return errc::invalid_token;
     char buf[64];
@@ -564,7 +577,7 @@ class llama_tokenizer {
   [[nodiscard]] bool is_control(token_id id) const noexcept {
     return valid(id) && llama_vocab_is_control(vocab_, id);
   }
-  /// The vocabulary's stored text of `id` (e.g. "\u2581the" or "<0x0A>", unlike `piece`,
+  /// The vocabulary's stored text of `id` (e.g. `"\u2581the"` or `<0x0A>`, unlike `piece`,
   /// which renders it), owned by the model. Errors: invalid_token.
   [[nodiscard]] result<std::string_view> token_text(token_id id) const noexcept {
     if (!valid(id)) return errc::invalid_token;

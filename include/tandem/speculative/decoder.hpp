@@ -37,6 +37,11 @@ struct speculative_options {
   /// Seed of the decoder's own rng, used for the acceptance tests and the residual draws
   /// of stochastic verification (the bonus token uses the sampler's rng).
   std::uint64_t seed = 0;
+  /// Clock for the statistics' and the policy's times, in seconds from any origin;
+  /// nullptr: std::chrono::steady_clock (wall time, right for multi-threaded and GPU
+  /// backends). A single-threaded CPU backend on a shared machine can pass a thread-CPU
+  /// clock, so that other processes do not distort the cost model's measurements.
+  double (*clock)() noexcept = nullptr;
 };
 
 /// What the decoder measured, accumulated over generations until reset_stats().
@@ -49,10 +54,12 @@ struct speculative_stats {
   std::size_t generated = 0;     ///< tokens kept (accepted drafts, corrections, bonuses)
   double target_seconds = 0.0;   ///< time inside the target's append/score/rewind
   double draft_seconds = 0.0;    ///< time inside the drafter
+  ///@{
   /// Per draft position i: how often a draft had a token there, and how often the
   /// target accepted it.
   std::array<std::size_t, max_draft_length> drafted_at{};
   std::array<std::size_t, max_draft_length> accepted_at{};
+  ///@}
 
   /// Accepted over drafted tokens (0 when nothing was drafted).
   [[nodiscard]] double acceptance_rate() const noexcept {
@@ -114,7 +121,11 @@ class speculative_decoder {
   /// A decoder verifying `drafter`'s proposals with `target` (both borrowed).
   speculative_decoder(Target& target, D& drafter, Policy policy = Policy{},
                       speculative_options options = {})
-      : target_(&target), drafter_(&drafter), policy_(std::move(policy)), rng_(options.seed) {}
+      : target_(&target),
+        drafter_(&drafter),
+        policy_(std::move(policy)),
+        rng_(options.seed),
+        clock_(options.clock) {}
 
   /// Sizes the buffers for the target's vocabulary and sequences of up to `tokens`
   /// tokens (prompt plus generated), so that no generation within these sizes
@@ -177,17 +188,21 @@ class speculative_decoder {
   [[nodiscard]] const speculative_stats& stats() const noexcept { return stats_; }
   /// Forgets the measurements.
   void reset_stats() noexcept { stats_ = {}; }
+  ///@{
   /// The draft-length policy (its learned state persists across generations).
   [[nodiscard]] Policy& policy() noexcept { return policy_; }
   [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
+  ///@}
   /// Restarts the verification rng as if constructed with `seed`.
   void reseed(std::uint64_t seed) noexcept { rng_.reseed(seed); }
 
  private:
-  using clock = std::chrono::steady_clock;
-  static double since(clock::time_point t) noexcept {
-    return std::chrono::duration<double>(clock::now() - t).count();
+  [[nodiscard]] double now() const noexcept {
+    if (clock_ != nullptr) return clock_();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
+  [[nodiscard]] double since(double t) const noexcept { return now() - t; }
 
   void size_buffers(std::size_t vocab) {
     if (vocab_ == vocab) return;
@@ -219,7 +234,7 @@ class speculative_decoder {
     // The target holds everything but the last token of the history; each round feeds
     // that token together with the draft.
     if (prompt.size() > 1) {
-      const auto t0 = clock::now();
+      const double t0 = now();
       const errc e = target.append(prompt.first(prompt.size() - 1));
       stats_.target_seconds += since(t0);
       ++stats_.target_calls;
@@ -249,7 +264,7 @@ class speculative_decoder {
       if (g > 0) {
         const draft_request req{history_, g, std::span<token_id>(draft_.data(), g),
                                 std::span<float>(q_.data(), g * vocab)};
-        const auto t0 = clock::now();
+        const double t0 = now();
         const result<draft_result> r = drafter_->draft(req);
         round.draft_seconds = since(t0);
         stats_.draft_seconds += round.draft_seconds;
@@ -276,7 +291,7 @@ class speculative_decoder {
       batch_[0] = history_.back();
       std::copy_n(draft_.begin(), n, batch_.begin() + 1);
       {
-        const auto t0 = clock::now();
+        const double t0 = now();
         const errc e = target.score(std::span<const token_id>(batch_.data(), n + 1),
                                     std::span<float>(rows_.data(), (n + 1) * vocab));
         round.target_seconds = since(t0);
@@ -396,7 +411,7 @@ class speculative_decoder {
     const auto held = static_cast<std::size_t>(target_->size());
     const std::size_t want = base_used_ + history_.size() - 1;
     if (held <= want) return errc::ok;
-    const auto t0 = clock::now();
+    const double t0 = now();
     const errc e = target_->rewind(held - want);
     stats_.target_seconds += since(t0);
     return e;
@@ -428,6 +443,7 @@ class speculative_decoder {
   D* drafter_;
   Policy policy_;
   rng rng_;
+  double (*clock_)() noexcept;
   speculative_stats stats_{};
   std::size_t vocab_ = 0;
   std::size_t base_used_ = 0;

@@ -36,8 +36,10 @@ concept DraftLengthPolicy = requires(P& p, const P& cp, const draft_round& r) {
 
 /// Always drafts `length` tokens (clamped to max_draft_length by the decoder).
 struct fixed_draft {
-  std::size_t length = 4;
+  std::size_t length = 4;  ///< tokens to draft every round (0: never speculate)
+  /// Returns `length`.
   [[nodiscard]] std::size_t next() const noexcept { return length; }
+  /// Learns nothing.
   void update(const draft_round&) noexcept {}
 };
 
@@ -54,7 +56,10 @@ class adaptive_draft {
                       max_length <= max_draft_length,
                   "adaptive_draft: need 1 <= min <= initial <= max <= max_draft_length");
   }
+  /// The current length (starts at `initial`).
   [[nodiscard]] std::size_t next() const noexcept { return length_; }
+  /// +2 (up to max_length) when the round drafted tokens and the target accepted them
+  /// all, else -1 (down to min_length); a round without speculation changes nothing.
   void update(const draft_round& r) noexcept {
     if (r.requested == 0) return;
     if (r.drafted > 0 && r.accepted == r.drafted)
@@ -73,92 +78,219 @@ struct cost_model_options {
   double prior_acceptance = 0.6;  ///< acceptance rate assumed before any measurement
   double prior_weight = 1.0;      ///< pseudo-observations behind the prior
   double decay = 0.98;            ///< per-round forgetting of old observations, in (0, 1]
+  /// Estimate the acceptance of each draft position separately (the chance that draft
+  /// token i is accepted when tokens 0..i-1 were), shrunk with `position_prior_weight`
+  /// pseudo-observations towards the estimate of position i - 1 (position 0 towards the
+  /// pooled rate). Captures drafts that fail at a typical depth (a repeating text the
+  /// draft gets wrong every k tokens), which one geometric rate does not. false: every
+  /// position uses the pooled rate (Leviathan et al.'s model).
+  bool per_position = true;
+  double position_prior_weight = 2.0;  ///< must be > 0
+  /// With per_position: pseudo-rounds behind the model's expected tokens for a length,
+  /// against the rounds actually run at that length (see expected_tokens); 0: the model
+  /// alone.
+  double length_prior_weight = 0.0;  ///< must be >= 0
   /// While speculation is off, draft 1 token after this many rounds (a probe, so the
-  /// estimates can recover); each probe that is rejected doubles the wait, up to
-  /// max_probe_interval.
+  /// estimates can recover); each probe after which speculation stays off doubles the
+  /// wait, up to max_probe_interval.
   std::size_t probe_interval = 16;
-  std::size_t max_probe_interval = 512;  ///< >= probe_interval
-  double min_gain = 1.0;                 ///< speculate only when the predicted speedup exceeds this
+  std::size_t max_probe_interval = 512;  ///< must be >= probe_interval
+  /// Probes also wait long enough that each costs at most this share of the target-only
+  /// time in between: at least (T(2) - T(1) + d) / (probe_budget T(1)) rounds (a probe
+  /// that is dear against a plain step waits longer). 0: no such floor.
+  double probe_budget = 0.02;
+  /// Speculate only when the predicted speedup exceeds this (1 plus a margin for the
+  /// estimates' noise; §8's rule is min_gain = 1).
+  double min_gain = 1.05;
 };
 
-/// The cost-model controller. Estimates online the per-token acceptance rate a (decayed
-/// counts: accepted tokens over accepted tokens plus rejections, from a prior), the cost
-/// of the target's pass as a linear function of its batch size, T(b) = t0 + t1 (b - 1)
-/// (decayed least squares; t1 = 0 until two batch sizes were seen), and the draft cost
-/// per token d. For each draft length g it predicts the speedup over target-only
-/// decoding,
-///   S(g) = (1 - a^(g+1)) / (1 - a) * T(1) / (g d + T(g + 1)),
-/// which for a batch-independent target cost is Leviathan et al.'s
-/// (1 - a^(g+1)) / ((1 - a)(g c + 1)) with c = d / T(1), and drafts the g of largest S(g)
-/// when S(g) > min_gain, else nothing (probing with one token after probe_interval
-/// rounds, the wait doubling after each rejected probe). Allocates nothing.
+/// The cost-model controller. Estimates online
+/// - the acceptance: a pooled per-token rate a (decayed counts: accepted tokens over
+///   accepted tokens plus rejections, from a prior) and, with `per_position`, a rate a_i
+///   per draft position i (shrunk towards a_{i-1}, a_0 towards a);
+/// - the cost T(b) of the target's pass over b tokens, which grows with b on real
+///   backends (a 9-token pass of a CPU model costs several single passes): a decayed mean
+///   per batch size b that was measured, linear interpolation between measured sizes, and
+///   outside them the slope of a decayed least-squares line T(b) = t0 + t1 (b - 1); all
+///   times a shared level that follows drifts common to every size (a growing context,
+///   a busier machine), so a size last measured long ago stays comparable;
+/// - the draft cost d per drafted token (rounds right after a round without drafting are
+///   left out: their draft time includes the drafter catching up on the tokens it missed).
+/// Acceptance and draft cost forget old observations by `decay` per drafting round, the
+/// target's cost per round.
+/// For each draft length g it predicts the speedup over target-only decoding,
+///   S(g) = E(g) T(1) / (g d + T(g + 1)),   E(g) = 1 + sum_{i=1..g} a_0 a_1 ... a_{i-1},
+/// the expected tokens per round over the expected time per round. With one rate a and a
+/// batch-independent target cost this is Leviathan et al.'s
+/// (1 - a^(g+1)) / ((1 - a)(g c + 1)), c = d / T(1). It drafts the g of largest S(g) when
+/// S(g) > min_gain, else nothing, probing then with one token after probe_interval rounds
+/// (the wait doubling after each probe that leaves speculation off, and never shorter
+/// than probe_budget allows, so probes cost a small, then vanishing share).
+/// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
+/// target alone), the second drafts 1 token (a short probe that measures the slope of T
+/// and a first acceptance cheaply). Allocates nothing.
 class cost_model_draft {
  public:
   /// Preconditions (TANDEM_ASSERT): 1 <= max_length <= max_draft_length, prior in
-  /// (0, 1), prior_weight > 0, decay in (0, 1], probe_interval >= 1.
+  /// (0, 1), prior_weight > 0, position_prior_weight > 0, length_prior_weight >= 0,
+  /// decay in (0, 1], 1 <= probe_interval <= max_probe_interval, probe_budget >= 0.
   explicit cost_model_draft(cost_model_options o = {}) noexcept
       : o_(o), interval_(o.probe_interval), until_probe_(o.probe_interval) {
     TANDEM_ASSERT(o.max_length >= 1 && o.max_length <= max_draft_length,
                   "cost_model_draft: max_length outside [1, max_draft_length]");
     TANDEM_ASSERT(o.prior_acceptance > 0.0 && o.prior_acceptance < 1.0 && o.prior_weight > 0.0 &&
+                      o.position_prior_weight > 0.0 && o.length_prior_weight >= 0.0 &&
                       o.decay > 0.0 && o.decay <= 1.0 && o.probe_interval >= 1 &&
-                      o.max_probe_interval >= o.probe_interval,
+                      o.max_probe_interval >= o.probe_interval && o.probe_budget >= 0.0,
                   "cost_model_draft: options out of range");
     choose();
   }
 
+  /// The length of best predicted speedup, 0 while speculation cannot pay, 1 for a probe
+  /// (see the class comment).
   [[nodiscard]] std::size_t next() const noexcept { return next_; }
 
+  /// Folds the round's acceptance and timings into the estimates and chooses the next
+  /// length. Allocates nothing.
   void update(const draft_round& r) noexcept {
     if (probing_ && r.requested > 0) {
       probing_ = false;
-      if (r.drafted > 0 && r.accepted == 0)
-        interval_ = std::min(interval_ * 2, o_.max_probe_interval);
-      until_probe_ = interval_;
+      probed_ = true;  // choose() doubles the wait if speculation stays off
     }
-    // Acceptance: each accepted token is a success; a round that stopped before the end
-    // of its draft adds one failure.
+    // Acceptance and draft cost forget per drafting round (rounds without a draft say
+    // nothing new about them); the target's cost per round.
+    const double k = o_.decay;
+    sw_ *= k;
+    sb_ *= k;
+    sbb_ *= k;
+    st_ *= k;
+    sbt_ *= k;
+    for (std::size_t i = 0; i <= o_.max_length; ++i) {
+      tw_[i] *= k;
+      tsum_[i] *= k;
+    }
+    // Acceptance: each accepted token is a success at its position; a round that stopped
+    // before the end of its draft adds one failure, at the first rejected position.
     if (r.drafted > 0) {
-      acc_ = acc_ * o_.decay + static_cast<double>(r.accepted);
-      rej_ = rej_ * o_.decay + (r.accepted < r.drafted ? 1.0 : 0.0);
+      acc_ *= k;
+      rej_ *= k;
+      for (std::size_t i = 0; i < o_.max_length; ++i) {
+        succ_[i] *= k;
+        fail_[i] *= k;
+      }
+      for (std::size_t i = 0; i <= o_.max_length; ++i) {
+        kept_[i] *= k;
+        runs_[i] *= k;
+      }
+      if (r.requested <= o_.max_length) {
+        kept_[r.requested] += static_cast<double>(r.accepted + 1);
+        runs_[r.requested] += 1.0;
+      }
+      acc_ += static_cast<double>(r.accepted);
+      const std::size_t ok = std::min(r.accepted, o_.max_length);
+      for (std::size_t i = 0; i < ok; ++i) succ_[i] += 1.0;
+      if (r.accepted < r.drafted) {
+        rej_ += 1.0;
+        if (r.accepted < o_.max_length) fail_[r.accepted] += 1.0;
+      }
       if (r.draft_seconds > 0.0) {
-        dsec_ = dsec_ * o_.decay + r.draft_seconds;
-        dtok_ = dtok_ * o_.decay + static_cast<double>(r.drafted);
+        raw_dsec_ = raw_dsec_ * k + r.draft_seconds;
+        raw_dtok_ = raw_dtok_ * k + static_cast<double>(r.drafted);
+        if (prev_requested_ > 0) {
+          dsec_ = dsec_ * k + r.draft_seconds;
+          dtok_ = dtok_ * k + static_cast<double>(r.drafted);
+        }
       }
     }
     if (r.target_batch > 0 && r.target_seconds > 0.0) {
-      const double b = static_cast<double>(r.target_batch - 1);
-      sw_ = sw_ * o_.decay + 1.0;
-      sb_ = sb_ * o_.decay + b;
-      sbb_ = sbb_ * o_.decay + b * b;
-      st_ = st_ * o_.decay + r.target_seconds;
-      sbt_ = sbt_ * o_.decay + b * r.target_seconds;
+      // A pass over b tokens costs at most b single passes: a longer time is a stall
+      // (another process, a page fault) and is capped, so one does not switch speculation off.
+      double t = r.target_seconds;
+      if (r.target_batch > 1 && seen(0))
+        t = std::min(t, static_cast<double>(r.target_batch) * level_ * tsum_[0] / tw_[0]);
+      const std::size_t b = std::min(r.target_batch, o_.max_length + 1);
+      // The level follows drifts shared by all batch sizes (a longer context, a busier
+      // machine), so sizes measured long ago stay comparable with fresh ones; the table
+      // and the line hold times divided by the level at their measurement.
+      if (seen(b - 1)) {
+        const double ratio = t / (level_ * tsum_[b - 1] / tw_[b - 1]);
+        level_ *= std::pow(std::clamp(ratio, 0.5, 2.0), level_rate);
+      }
+      const double u = t / level_;
+      tw_[b - 1] += 1.0;
+      tsum_[b - 1] += u;
+      const auto x = static_cast<double>(r.target_batch - 1);
+      sw_ += 1.0;
+      sb_ += x;
+      sbb_ += x * x;
+      st_ += u;
+      sbt_ += x * u;
     }
+    prev_requested_ = r.requested;
     ++rounds_;
     choose();
   }
 
-  /// Current acceptance-rate estimate.
+  /// Current pooled acceptance-rate estimate.
   [[nodiscard]] double acceptance() const noexcept {
     const double w = o_.prior_weight;
     return (acc_ + w * o_.prior_acceptance) / (acc_ + rej_ + w);
   }
+  /// Estimated chance that draft position i (0-based) is accepted when the positions
+  /// before it were: with per_position, position i's counts shrunk towards the estimate
+  /// of position i - 1 (position 0 towards the pooled rate), so a position seldom tried
+  /// is expected to behave like the one before it; else, or beyond max_length, the pooled
+  /// rate.
+  [[nodiscard]] double acceptance_at(std::size_t i) const noexcept {
+    double a = acceptance();
+    if (!o_.per_position) return a;
+    const double w = o_.position_prior_weight;
+    const std::size_t n = std::min(i + 1, o_.max_length);
+    for (std::size_t j = 0; j < n; ++j) a = (succ_[j] + w * a) / (succ_[j] + fail_[j] + w);
+    return a;
+  }
+  /// Expected tokens kept by a round drafting g tokens. The model's figure, 1 + the sum
+  /// over i = 1..g of the chance that the first i draft tokens are all accepted; with
+  /// per_position and length_prior_weight > 0, blended with the mean tokens kept by the
+  /// rounds that drafted g (their decayed count against length_prior_weight), which
+  /// catches what no per-position rate does (drafts that succeed or fail depending on
+  /// where in a repeating text the round starts, which the length itself decides).
+  [[nodiscard]] double expected_tokens(std::size_t g) const noexcept {
+    const double e = model_tokens(g);
+    if (!o_.per_position || g > o_.max_length || !(o_.length_prior_weight > 0.0)) return e;
+    const double w = o_.length_prior_weight;
+    return (kept_[g] + w * e) / (runs_[g] + w);
+  }
+  /// The model's expected tokens for a round drafting g tokens (see expected_tokens).
+  [[nodiscard]] double model_tokens(std::size_t g) const noexcept {
+    const double pooled = acceptance();
+    const double w = o_.position_prior_weight;
+    double e = 1.0, run = 1.0, a = pooled;
+    for (std::size_t i = 0; i < g; ++i) {
+      if (o_.per_position && i < o_.max_length)
+        a = (succ_[i] + w * a) / (succ_[i] + fail_[i] + w);
+      else if (!o_.per_position)
+        a = pooled;
+      run *= std::min(a, 1.0 - 1e-9);
+      e += run;
+    }
+    return e;
+  }
   /// Estimated target seconds for a pass over `b` >= 1 tokens (0 before any measurement).
   [[nodiscard]] double target_cost(std::size_t b) const noexcept {
-    if (sw_ <= 0.0) return 0.0;
-    const double var = sw_ * sbb_ - sb_ * sb_;
-    double t1 = 0.0;
-    if (var > 1e-9 * sw_ * sw_) t1 = std::max(0.0, (sw_ * sbt_ - sb_ * st_) / var);
-    const double t0 = std::max(0.0, (st_ - t1 * sb_) / sw_);
-    return t0 + t1 * static_cast<double>(b - 1);
+    return level_ * relative_target_cost(b);
   }
-  /// Estimated draft seconds per drafted token (0 before any measurement).
-  [[nodiscard]] double draft_cost() const noexcept { return dtok_ > 0.0 ? dsec_ / dtok_ : 0.0; }
+  /// Estimated draft seconds per drafted token (0 before any measurement; until a round
+  /// that follows a drafting round was measured, the catch-up rounds' figure, an upper
+  /// bound).
+  [[nodiscard]] double draft_cost() const noexcept {
+    if (dtok_ > 0.0) return dsec_ / dtok_;
+    return raw_dtok_ > 0.0 ? raw_dsec_ / raw_dtok_ : 0.0;
+  }
   /// Predicted speedup over target-only decoding of drafting g tokens (1 for g = 0).
   [[nodiscard]] double predicted_speedup(std::size_t g) const noexcept {
     if (g == 0) return 1.0;
-    const double a = std::min(acceptance(), 1.0 - 1e-9);
-    const double tokens = (1.0 - std::pow(a, static_cast<double>(g + 1))) / (1.0 - a);
+    const double tokens = expected_tokens(g);
     const double t1 = target_cost(1);
     if (t1 <= 0.0) return tokens;  // nothing measured yet: assume free drafts
     return tokens * t1 / (static_cast<double>(g) * draft_cost() + target_cost(g + 1));
@@ -167,9 +299,64 @@ class cost_model_draft {
   [[nodiscard]] double best_predicted_speedup() const noexcept { return best_; }
 
  private:
+  static constexpr double level_rate = 0.25;  // share of a measured drift taken per round
+
+  // Rounds a probe must wait so that it costs at most probe_budget of the plain steps in
+  // between (capped at max_probe_interval; 0 without a budget or measurements).
+  [[nodiscard]] std::size_t budget_wait() const noexcept {
+    const double t1 = target_cost(1);
+    if (!(o_.probe_budget > 0.0) || !(t1 > 0.0)) return 0;
+    const double cost = std::max(0.0, target_cost(2) - t1) + draft_cost();
+    const double w = std::ceil(cost / (o_.probe_budget * t1));
+    return w >= static_cast<double>(o_.max_probe_interval) ? o_.max_probe_interval
+                                                           : static_cast<std::size_t>(w);
+  }
+
+  [[nodiscard]] bool seen(std::size_t i) const noexcept { return tw_[i] > 1e-3; }
+
+  // The target cost of a pass over b tokens in units of the current level.
+  [[nodiscard]] double relative_target_cost(std::size_t b) const noexcept {
+    if (sw_ <= 0.0 || b == 0) return 0.0;
+    const std::size_t n = o_.max_length + 1;
+    const std::size_t i = b - 1;
+    if (i < n && seen(i)) return tsum_[i] / tw_[i];
+    // Nearest measured sizes below and above.
+    std::size_t lo = n, hi = n;
+    for (std::size_t j = std::min(i, n); j-- > 0;)
+      if (seen(j)) {
+        lo = j;
+        break;
+      }
+    for (std::size_t j = i + 1; j < n; ++j)
+      if (seen(j)) {
+        hi = j;
+        break;
+      }
+    const auto mean = [&](std::size_t j) { return tsum_[j] / tw_[j]; };
+    if (lo < n && hi < n)
+      return mean(lo) +
+             (mean(hi) - mean(lo)) * static_cast<double>(i - lo) / static_cast<double>(hi - lo);
+    const double t1 = slope();
+    if (lo < n) return mean(lo) + t1 * static_cast<double>(i - lo);
+    if (hi < n) return std::max(0.0, mean(hi) - t1 * static_cast<double>(hi - i));
+    const double t0 = std::max(0.0, (st_ - t1 * sb_) / sw_);  // the line alone
+    return t0 + t1 * static_cast<double>(i);
+  }
+  // Slope of the least-squares line of target seconds against batch size (0 until two
+  // sizes were measured; never negative).
+  [[nodiscard]] double slope() const noexcept {
+    const double var = sw_ * sbb_ - sb_ * sb_;
+    if (!(var > 1e-9 * sw_ * sw_)) return 0.0;
+    return std::max(0.0, (sw_ * sbt_ - sb_ * st_) / var);
+  }
+
   void choose() noexcept {
-    if (sw_ <= 0.0) {  // no target cost measured yet: a moderate first draft
-      next_ = std::min<std::size_t>(4, o_.max_length);
+    if (rounds_ == 0) {  // calibration: one plain target step measures T(1)
+      next_ = 0;
+      return;
+    }
+    if (rounds_ == 1) {  // a one-token first draft: the slope of T and a first acceptance
+      next_ = 1;
       return;
     }
     std::size_t best_g = 0;
@@ -183,6 +370,14 @@ class cost_model_draft {
     }
     best_ = best;
     if (best_g == 0 || best <= o_.min_gain) {
+      if (!off_) {  // speculation turns off: the first wait
+        off_ = true;
+        until_probe_ = std::max(interval_, budget_wait());
+      } else if (probed_) {  // the probe did not turn speculation back on: wait longer
+        interval_ = std::min(interval_ * 2, o_.max_probe_interval);
+        until_probe_ = std::max(interval_, budget_wait());
+      }
+      probed_ = false;
       if (until_probe_ == 0) {
         next_ = 1;
         probing_ = true;
@@ -191,16 +386,19 @@ class cost_model_draft {
         next_ = 0;
       }
     } else {
-      interval_ = until_probe_ = o_.probe_interval;
+      interval_ = o_.probe_interval;
+      off_ = probed_ = false;
       next_ = best_g;
     }
   }
 
   cost_model_options o_;
-  double acc_ = 0.0, rej_ = 0.0, dsec_ = 0.0, dtok_ = 0.0;
+  double acc_ = 0.0, rej_ = 0.0, dsec_ = 0.0, dtok_ = 0.0, raw_dsec_ = 0.0, raw_dtok_ = 0.0;
   double sw_ = 0.0, sb_ = 0.0, sbb_ = 0.0, st_ = 0.0, sbt_ = 0.0;
-  std::size_t interval_, until_probe_, rounds_ = 0, next_ = 0;
-  bool probing_ = false;
+  std::array<double, max_draft_length + 1> succ_{}, fail_{}, tw_{}, tsum_{}, kept_{}, runs_{};
+  double level_ = 1.0;
+  std::size_t interval_, until_probe_, rounds_ = 0, next_ = 0, prev_requested_ = 0;
+  bool probing_ = false, probed_ = false, off_ = false;
   double best_ = 1.0;
 };
 

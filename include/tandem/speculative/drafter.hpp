@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -74,6 +75,10 @@ struct model_drafter_options {
   /// temperature 1, before the sampler's transforms) falls below p_min; 0 never stops.
   /// Must lie in [0, 1].
   float p_min = 0.0f;
+  /// 0: p_min tests the top probability over the whole vocabulary. k in [1, 64]: over the
+  /// k most likely tokens only, renormalised (llama.cpp's draft sampler keeps the top 10,
+  /// so its --spec-draft-p-min P matches p_min = P with p_min_top_k = 10).
+  std::size_t p_min_top_k = 0;
 };
 
 /// Drafts with a small LanguageModel that can rewind, sampling each draft token with its
@@ -95,11 +100,12 @@ class model_drafter {
 
  public:
   /// A drafter over `model` (borrowed) sampling with `sampler` (moved in).
-  /// Precondition (TANDEM_ASSERT): options.p_min in [0, 1].
+  /// Preconditions (TANDEM_ASSERT): options.p_min in [0, 1], p_min_top_k <= 64.
   model_drafter(M& model, S sampler, model_drafter_options options = {})
       : model_(&model), sampler_(std::move(sampler)), options_(options) {
     TANDEM_ASSERT(options.p_min >= 0.0f && options.p_min <= 1.0f,
                   "model_drafter: p_min outside [0, 1]");
+    TANDEM_ASSERT(options.p_min_top_k <= 64, "model_drafter: p_min_top_k above 64");
     mirror_.reserve(256);
   }
 
@@ -123,9 +129,10 @@ class model_drafter {
   /// tokens, feeding each but the last. Errors: empty_input (empty history),
   /// invalid_argument (the model's context was changed behind the drafter's back, or
   /// max_tokens outside [1, max_draft_length]), size_mismatch (probabilities of the wrong
-  /// size), the model's append/rewind errors and the sampler's errors. After an error the
-  /// drafter forgets its mirror's unconfirmed tail and resynchronises on the next call
-  /// (rewinding if it can); the model may hold extra draft tokens.
+  /// size), the model's append/rewind errors, the sampler's errors and invalid_token (the
+  /// sampler returned an id outside the vocabulary). After an error the drafter forgets
+  /// its mirror's unconfirmed tail and resynchronises on the next call (rewinding if it
+  /// can); the model may hold extra draft tokens.
   [[nodiscard]] result<draft_result> draft(const draft_request& req) {
     if (req.history.empty()) return errc::empty_input;
     if (req.max_tokens == 0 || req.max_tokens > max_draft_length ||
@@ -143,7 +150,9 @@ class model_drafter {
       if (options_.p_min > 0.0f) {
         const auto m = kernels::max_logit(logits);
         if (!m) return m.error();
-        const double z = detail::sum_exp(logits, *m, 1.0f, nullptr);  // top prob = 1 / z
+        const double z = options_.p_min_top_k == 0
+                             ? detail::sum_exp(logits, *m, 1.0f, nullptr)  // top prob = 1 / z
+                             : top_k_sum_exp(logits, *m, options_.p_min_top_k);
         if (1.0 / z < static_cast<double>(options_.p_min)) break;
       }
       const result<token_id> t = sampler_.sample(logits);
@@ -195,6 +204,24 @@ class model_drafter {
     return errc::ok;
   }
 
+  // Sum of exp(l - m) over the k largest logits (m: the largest), k in [1, 64].
+  static double top_k_sum_exp(std::span<const float> logits, float m, std::size_t k) noexcept {
+    std::array<float, 64> top{};  // the k largest so far, descending
+    std::size_t n = 0;
+    for (const float l : logits) {
+      if (n == k && !(l > top[k - 1])) continue;
+      std::size_t i = n < k ? n++ : k - 1;
+      while (i > 0 && top[i - 1] < l) {
+        top[i] = top[i - 1];
+        --i;
+      }
+      top[i] = l;
+    }
+    double z = 0.0;
+    for (std::size_t i = 0; i < n; ++i) z += std::exp(static_cast<double>(top[i] - m));
+    return z;
+  }
+
   M* model_;
   S sampler_;
   model_drafter_options options_;
@@ -223,6 +250,7 @@ class prompt_lookup_drafter {
                   "prompt_lookup_drafter: need 1 <= min_ngram <= max_ngram");
   }
 
+  /// The vocabulary size given at construction (the drafter never reads token values).
   [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
 
   /// Drafts up to req.max_tokens tokens copied from the history (possibly none).
@@ -264,12 +292,17 @@ class fallback_drafter {
   static_assert(Drafter<First> && Drafter<Second>, "fallback_drafter: both must satisfy Drafter");
 
  public:
+  /// Refers to `first` and `second` (borrowed; they must outlive this drafter).
   fallback_drafter(First& first, Second& second) noexcept : first_(&first), second_(&second) {}
 
+  /// The vocabulary size of `First`.
   [[nodiscard]] std::size_t vocab_size() const noexcept {
     return static_cast<std::size_t>(first_->vocab_size());
   }
 
+  /// Drafts with `First`; when it succeeds with no token, drafts with `Second`. Errors:
+  /// vocab_mismatch (the two vocabulary sizes differ; nothing drafted), else the error of
+  /// `First` (Second is then not tried) or of `Second`.
   [[nodiscard]] result<draft_result> draft(const draft_request& req) {
     if (static_cast<std::size_t>(first_->vocab_size()) !=
         static_cast<std::size_t>(second_->vocab_size()))
