@@ -16,6 +16,11 @@
 #pragma once
 
 #include <httplib.h>
+// <resolv.h>, which cpp-httplib includes, defines the macro `_res`; it breaks any later
+// header that uses the name (Eigen does). cpp-httplib's own code is already parsed here.
+#ifdef _res
+#undef _res
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -46,8 +51,8 @@ namespace tandem::inline v0 {
 
 /// Which OpenAI-compatible endpoint a generator talks to.
 enum class http_endpoint : std::uint8_t {
-  completions,       ///< POST <base>/completions with a raw "prompt"
-  chat_completions,  ///< POST <base>/chat/completions with one user message
+  completions,       ///< POST `<base>/completions` with a raw "prompt"
+  chat_completions,  ///< POST `<base>/chat/completions` with one user message
 };
 
 /// Stable lower-case name, e.g. "chat_completions".
@@ -66,11 +71,11 @@ struct http_options {
   /// scheme://host[:port][/prefix], e.g. "http://127.0.0.1:8080/v1". Scheme http or https;
   /// no user info, query or fragment. The endpoint path is appended to the prefix.
   std::string base_url;
-  http_endpoint endpoint = http_endpoint::completions;
+  http_endpoint endpoint = http_endpoint::completions;  ///< the API the server is asked through
   std::string model;    ///< the "model" field; empty omits it (llama-server serves one model)
   std::string api_key;  ///< sent as "Authorization: Bearer"; empty sends none; never logged
-  std::chrono::milliseconds connect_timeout{5000};  ///< > 0
-  std::chrono::milliseconds read_timeout{60000};    ///< > 0: longest silence between bytes
+  std::chrono::milliseconds connect_timeout{5000};  ///< must be > 0
+  std::chrono::milliseconds read_timeout{60000};    ///< longest silence between bytes; > 0
   std::size_t max_retries = 2;  ///< extra attempts on 429, 5xx and connection errors; <= 16
   std::chrono::milliseconds backoff_initial{200};  ///< first retry delay (doubles), >= 0
   std::chrono::milliseconds backoff_max{5000};     ///< cap of one delay, >= backoff_initial
@@ -317,8 +322,12 @@ class http_generator {
     return http_generator(std::move(opts), std::move(*url));
   }
 
+  ///@{
+  /// Moves the settings, the connection and the buffers; a moved-from generator may only
+  /// be destroyed or assigned to.
   http_generator(http_generator&&) noexcept = default;
   http_generator& operator=(http_generator&&) noexcept = default;
+  ///@}
   http_generator(const http_generator&) = delete;
   http_generator& operator=(const http_generator&) = delete;
   ~http_generator() = default;

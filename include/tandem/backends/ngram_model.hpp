@@ -73,8 +73,8 @@ struct ngram_params {
 /// Log-probability of one sentence and the number of tokens it predicted (EOS included,
 /// BOS excluded).
 struct ngram_sentence_score {
-  double log_prob = 0.0;  ///< natural log
-  std::size_t tokens = 0;
+  double log_prob = 0.0;   ///< natural log
+  std::size_t tokens = 0;  ///< tokens predicted (EOS included, BOS excluded)
 };
 
 class ngram_builder;

@@ -90,9 +90,9 @@ inline void append_spm_text(std::string_view piece, std::string& out) {
 /// A sentencepiece model (BPE or unigram) as a tandem::Tokenizer.
 ///
 /// Text conventions follow sentencepiece's own decoder: a piece's U+2581 is a space; a
-/// byte-fallback token <0xNN> is the raw byte NN (so one character may span several tokens:
-/// use stream_decoder for streaming); control tokens (<s>, </s>) are empty; the unknown
-/// token is the model's unknown surface (" \u2047 " by default); the first visible token
+/// byte-fallback token `<0xNN>` is the raw byte NN (so one character may span several
+/// tokens: use stream_decoder for streaming); control tokens (`<s>`, `</s>`) are empty; the
+/// unknown token is the model's unknown surface (`" \u2047 "` by default); the first visible token
 /// of a text loses the leading space of the model's dummy prefix (see first_piece).
 ///
 /// Ownership: owns its processor; move-only (a moved-from tokenizer may only be destroyed
@@ -128,8 +128,12 @@ class sentencepiece_tokenizer {
     return t;
   }
 
+  ///@{
+  /// Moves the processor and the token tables; a moved-from tokenizer may only be
+  /// destroyed or assigned to.
   sentencepiece_tokenizer(sentencepiece_tokenizer&&) noexcept = default;
   sentencepiece_tokenizer& operator=(sentencepiece_tokenizer&&) noexcept = default;
+  ///@}
   sentencepiece_tokenizer(const sentencepiece_tokenizer&) = delete;
   sentencepiece_tokenizer& operator=(const sentencepiece_tokenizer&) = delete;
   ~sentencepiece_tokenizer() = default;
@@ -142,7 +146,7 @@ class sentencepiece_tokenizer {
     return id >= 0 && static_cast<std::size_t>(id) < kinds_.size();
   }
 
-  /// Appends the ids of `text` to `ids` (no <s> or </s>: add bos_id()/eos_id() yourself).
+  /// Appends the ids of `text` to `ids` (no `<s>` or `</s>`: add bos_id()/eos_id() yourself).
   /// Empty text appends nothing. Errors: what sentencepiece reports (`invalid_argument`,
   /// `out_of_memory`, else `parse_error`); `ids` is then unchanged.
   [[nodiscard]] errc encode(std::string_view text, std::vector<token_id>& ids) const {
@@ -196,31 +200,34 @@ class sentencepiece_tokenizer {
     return !(strip_all_leading_ && sp_->IdToPiece(id) == detail::spm_space_mark);
   }
 
-  /// The model's piece string for `id` as stored (e.g. "\u2581the", "<0xE6>", "<s>").
+  /// The model's piece string for `id` as stored (e.g. `"\u2581the"`, `<0xE6>`, `<s>`).
   /// The view lives as long as this tokenizer. Errors: `invalid_token`.
   [[nodiscard]] result<std::string_view> raw_piece(token_id id) const {
     if (!contains(id)) return errc::invalid_token;
     return std::string_view(sp_->IdToPiece(id));
   }
 
-  /// The id of a piece string as stored (e.g. "\u2581the"). Errors: `not_found`.
+  /// The id of a piece string as stored (e.g. `"\u2581the"`). Errors: `not_found`.
   [[nodiscard]] result<token_id> find_piece(std::string_view raw) const {
     const int id = sp_->PieceToId(raw);
     if (!contains(id) || (id == unk_ && sp_->IdToPiece(id) != raw)) return errc::not_found;
     return token_id{id};
   }
 
-  /// Special token ids, or -1 when the model has none.
+  ///@{
+  /// Special token ids (begin and end of sequence, unknown, padding), or -1 when the
+  /// model has none.
   [[nodiscard]] token_id bos_id() const noexcept { return bos_; }
   [[nodiscard]] token_id eos_id() const noexcept { return eos_; }
   [[nodiscard]] token_id unk_id() const noexcept { return unk_; }
   [[nodiscard]] token_id pad_id() const noexcept { return pad_; }
+  ///@}
 
-  /// True for a byte-fallback token <0xNN>; false for other tokens and invalid ids.
+  /// True for a byte-fallback token `<0xNN>`; false for other tokens and invalid ids.
   [[nodiscard]] bool is_byte(token_id id) const noexcept {
     return contains(id) && kinds_[static_cast<std::size_t>(id)].kind_ == kind::byte;
   }
-  /// True for a control token (<s>, </s>, <pad>, user control symbols); false for other
+  /// True for a control token (`<s>`, `</s>`, `<pad>`, user control symbols); false for other
   /// tokens and invalid ids.
   [[nodiscard]] bool is_control(token_id id) const noexcept {
     return contains(id) && kinds_[static_cast<std::size_t>(id)].kind_ == kind::control;

@@ -27,9 +27,12 @@ using cascade_scorer =
 /// One stage: a generator (owned), its cost per call, a scorer (borrowed: the callable
 /// must outlive the cascade) and an optional calibrator applied to the raw score.
 struct cascade_stage {
+  /// Answers the request; owned by the stage.
   any_generator generator;
   double cost = 0;  ///< added to the run's cost when the stage runs (plus completion::cost)
+  /// Raw confidence in the answer; the callable is borrowed.
   cascade_scorer scorer;
+  /// Maps the raw score to a probability; without one the raw score is used as it is.
   std::optional<calibrator> calibration{};
 };
 
@@ -39,12 +42,14 @@ struct cascade_result {
   std::optional<completion> answer;  ///< empty when the cascade abstained
   std::size_t answered_by = 0;       ///< stage index of the answer (when there is one)
   double cost = 0;                   ///< sum over the stages that ran
+  /// One entry per stage that ran, in order.
   std::vector<cascade_trace_entry> trace;
 };
 
 /// A cascade over owned stages and a policy. Move-only (stages own generators).
 class cascade {
  public:
+  /// An empty cascade: no stages and no policy (run() returns invalid_argument).
   cascade() = default;
 
   /// Adds a stage (its index is the current stage count). Errors: invalid_argument (a
@@ -69,8 +74,9 @@ class cascade {
 
   /// Runs `request` through the stages in policy order until one accepts or the policy
   /// abstains. Errors: invalid_argument (no valid policy for the current stages), and
-  /// the first error of a generator, scorer or calibrator (the run stops there; the
-  /// partial trace is lost). Calls each stage's generator at most once.
+  /// the first error of a generator, scorer or calibrator, non_finite (a NaN score after
+  /// calibration) (the run stops there; the partial trace is lost). Calls each stage's
+  /// generator at most once.
   [[nodiscard]] result<cascade_result> run(const generate_request& request) {
     if (policy_.validate(stages_.size()) != errc::ok) return errc::invalid_argument;
     cascade_result out;

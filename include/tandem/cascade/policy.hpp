@@ -46,7 +46,7 @@ struct cascade_trace_entry {
   double score = 0;       ///< the stage's calibrated confidence in its answer
   double threshold = 0;   ///< the acceptance threshold it was compared with
   double cost = 0;        ///< what the stage's call cost
-  cascade_decision decision = cascade_decision::accept;
+  cascade_decision decision = cascade_decision::accept;  ///< what the policy decided
 };
 
 /// A cascade policy: which stages run in which order, and when each accepts. Stage

@@ -24,10 +24,10 @@ namespace tandem::inline v0 {
 /// calibrated confidence in its answer, the answer's recorded quality in [0, 1] and the
 /// stage's cost. Borrowed views.
 struct cascade_views {
-  std::span<const double> score;
-  std::span<const double> quality;
-  std::span<const double> cost;
-  std::size_t stages = 0;  ///< k
+  std::span<const double> score;    ///< n x k calibrated confidences
+  std::span<const double> quality;  ///< n x k answer qualities in [0, 1]
+  std::span<const double> cost;     ///< n x k costs of running each stage
+  std::size_t stages = 0;           ///< k
 };
 
 /// Mean quality and mean cost of a policy replayed over labelled data.
@@ -90,8 +90,8 @@ struct budget_search_options {
 
 /// The policy found by a search, with its replayed quality and cost on the search data.
 struct cascade_search_result {
-  cascade_policy policy;
-  cascade_point point;
+  cascade_policy policy;  ///< the best policy found
+  cascade_point point;    ///< its quality and cost replayed on the search data
 };
 
 /// FrugalGPT's search: over every ordered list of distinct stages up to
@@ -305,9 +305,11 @@ class escalation_controller {
   [[nodiscard]] double threshold() const noexcept { return threshold_; }
   /// The target escalation rate.
   [[nodiscard]] double target() const noexcept { return rate_; }
-  /// Scores observed and escalations so far.
+  ///@{
+  /// Scores observed and escalations so far (NaN scores are not counted).
   [[nodiscard]] std::size_t seen() const noexcept { return seen_; }
   [[nodiscard]] std::size_t escalated() const noexcept { return escalated_; }
+  ///@}
 
  private:
   double rate_, step_, threshold_;

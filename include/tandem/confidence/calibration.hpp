@@ -53,7 +53,7 @@ enum class score_scale : std::uint8_t {
 
 /// Fitting settings.
 struct calibration_options {
-  score_scale scale = score_scale::probability;
+  score_scale scale = score_scale::probability;  ///< what the raw scores are
   std::size_t bins = 10;  ///< histogram binning: number of equal-mass bins (> 0)
 };
 
@@ -61,9 +61,13 @@ struct calibration_options {
 /// identity map on probability scores (temperature 1).
 class calibrator {
  public:
+  /// The first bytes of serialize()'s output.
   static constexpr std::string_view file_magic = "TNDMCAL1";
+  /// The format version serialize() writes; deserialize() refuses any other
+  /// (`unsupported_version`).
   static constexpr std::uint32_t file_version = 1;
 
+  /// The identity map on probability scores (a temperature calibrator with T = 1).
   calibrator() = default;
 
   /// Fits `method` to (scores, labels) (labels 0/1, 1 = correct). Errors: `empty_input`,
@@ -137,13 +141,18 @@ class calibrator {
     return errc::ok;
   }
 
+  /// The fitted method (temperature for a default-constructed calibrator).
   [[nodiscard]] calibration_method method() const noexcept { return method_; }
+  /// The scale of the scores it takes (from the fitting options).
   [[nodiscard]] score_scale scale() const noexcept { return scale_; }
   /// Temperature T of a temperature calibrator (1 / the fitted slope).
   [[nodiscard]] double temperature() const noexcept { return 1.0 / a_; }
-  /// Platt parameters A and B.
+  ///@{
+  /// Platt parameters A and B: p = sigmoid(A logit(score) + B) (on the logit scale, the
+  /// score itself). Meaningful for a Platt calibrator only.
   [[nodiscard]] double platt_a() const noexcept { return a_; }
   [[nodiscard]] double platt_b() const noexcept { return b_; }
+  ///@}
 
   /// The calibrator as a framed byte string (magic "TNDMCAL1", version, FNV-1a checksum).
   [[nodiscard]] std::string serialize() const {

@@ -189,7 +189,10 @@ template <AnswerExtractor Extract>
 }
 
 /// Lexical similarity used to build the answer graph.
-enum class similarity : std::uint8_t { rouge_l, jaccard };
+enum class similarity : std::uint8_t {
+  rouge_l,  ///< ROUGE-L F1: longest common subsequence of the words
+  jaccard,  ///< Jaccard index of the word sets
+};
 
 /// Symmetric k x k matrix of pairwise similarities (1 on the diagonal; ROUGE-L is
 /// symmetric). Errors: `empty_input` (no answers).
@@ -298,8 +301,8 @@ struct consistency_scores {
 
 /// Settings of `score_consistency`.
 struct consistency_options {
-  similarity kind = similarity::rouge_l;
-  graph_options graph{};
+  similarity kind = similarity::rouge_l;  ///< how two answers are compared
+  graph_options graph{};                  ///< thresholds of the graph measures
 };
 
 /// Majority vote (through `extract`), mean pairwise similarity and graph measures of

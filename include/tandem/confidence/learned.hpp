@@ -40,10 +40,10 @@ struct learned_options {
 /// same count for every example) and whether the answer was correct (0/1). Views only:
 /// the caller owns the data for the duration of `train`.
 struct learned_example {
-  std::string_view question;
-  std::string_view answer;
-  std::span<const double> features{};
-  int label = 0;
+  std::string_view question;           ///< the question text (hashed into features)
+  std::string_view answer;             ///< the model's answer text (hashed into features)
+  std::span<const double> features{};  ///< dense features, finite; may be empty
+  int label = 0;                       ///< 1 when the answer was correct, else 0
 };
 
 namespace detail::conf {
@@ -99,9 +99,13 @@ inline void hash_pair(std::string_view q, std::string_view a, unsigned bits, boo
 /// trained (default-constructed) it predicts 0.5 for every input without dense features.
 class learned_evaluator {
  public:
+  /// The first bytes of serialize()'s output.
   static constexpr std::string_view file_magic = "TNDMLRN1";
+  /// The format version serialize() writes; deserialize() refuses any other
+  /// (`unsupported_version`).
   static constexpr std::uint32_t file_version = 1;
 
+  /// An untrained evaluator: predicts 0.5 for every input without dense features.
   learned_evaluator() = default;
 
   /// Trains on `examples`. Errors: `empty_input` (no examples), `insufficient_data`

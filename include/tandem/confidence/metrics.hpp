@@ -17,12 +17,13 @@
 
 namespace tandem::inline v0 {
 
-// Conventions for every function here: `scores[i]` is a confidence (higher means "more
-// likely correct") and `labels[i]` is 1 when item i was correct, 0 otherwise. Common
-// errors: `empty_input` (no items), `size_mismatch` (spans of different lengths),
-// `non_finite` (a NaN or infinite score), `invalid_argument` (a label other than 0/1).
-// Functions that need both classes return `insufficient_data` when one is missing.
-// Nothing is modified; results are owned by the caller.
+/// \file
+/// Confidence metrics. Conventions for every function here: `scores[i]` is a confidence
+/// (higher means "more likely correct") and `labels[i]` is 1 when item i was correct, 0
+/// otherwise. Common errors: `empty_input` (no items), `size_mismatch` (spans of different
+/// lengths), `non_finite` (a NaN or infinite score), `invalid_argument` (a label other than
+/// 0/1). Functions that need both classes return `insufficient_data` when one is missing.
+/// Nothing is modified; results are owned by the caller.
 
 namespace detail::conf {
 [[nodiscard]] inline errc check_scored(std::span<const double> scores,
@@ -72,7 +73,7 @@ inline std::vector<double> expected_correct_prefix(std::span<const double> score
 }  // namespace detail::conf
 
 /// Brier score: mean of (score - label)^2. Scores must be probabilities in [0, 1]
-/// (`invalid_argument` otherwise).
+/// (`invalid_argument` otherwise). Errors: besides, the common ones (metrics.hpp).
 [[nodiscard]] inline result<double> brier_score(std::span<const double> scores,
                                                 std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -87,7 +88,7 @@ inline std::vector<double> expected_correct_prefix(std::span<const double> score
 
 /// Area under the ROC curve: the probability that a random correct item scores above a
 /// random wrong one, ties counting one half (Mann-Whitney with mid-ranks). Needs both
-/// classes (`insufficient_data`).
+/// classes (`insufficient_data`). Errors: besides, the common ones (metrics.hpp).
 [[nodiscard]] inline result<double> auroc(std::span<const double> scores,
                                           std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -117,7 +118,8 @@ inline std::vector<double> expected_correct_prefix(std::span<const double> score
 /// Area under the precision-recall curve of the positive (correct) class as average
 /// precision: the sum over distinct score thresholds of (recall gain) x precision, a tie
 /// group entering as one threshold. Needs at least one correct item
-/// (`insufficient_data`); equals the positive rate when all scores tie.
+/// (`insufficient_data`); equals the positive rate when all scores tie. Errors: besides,
+/// the common ones (metrics.hpp).
 [[nodiscard]] inline result<double> auprc(std::span<const double> scores,
                                           std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -145,12 +147,13 @@ inline std::vector<double> expected_correct_prefix(std::span<const double> score
 /// confident items (ties averaged), m = 1..n; `area` is the mean of `risk` (AURC, lower
 /// is better).
 struct risk_coverage {
-  std::vector<double> coverage;
-  std::vector<double> risk;
-  double area = 0.0;
+  std::vector<double> coverage;  ///< m / n for m = 1..n
+  std::vector<double> risk;      ///< error rate among the m most confident items
+  double area = 0.0;             ///< AURC: the mean of `risk` (lower is better)
 };
 
-/// The risk-coverage curve and its area (see `risk_coverage`). Errors: the common ones.
+/// The risk-coverage curve and its area (see `risk_coverage`). Errors: the common ones
+/// (metrics.hpp).
 [[nodiscard]] inline result<risk_coverage> risk_coverage_curve(std::span<const double> scores,
                                                                std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -174,7 +177,7 @@ struct risk_coverage {
 /// PRR = (AUC_score - AUC_random) / (AUC_oracle - AUC_random), where random rejection
 /// keeps accuracy at the base rate and the oracle rejects wrong items first. 1 is
 /// perfect, 0 is no better than random, negative is worse. Needs both classes
-/// (`insufficient_data`).
+/// (`insufficient_data`). Errors: besides, the common ones (metrics.hpp).
 [[nodiscard]] inline result<double> prediction_rejection_ratio(std::span<const double> scores,
                                                                std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -210,7 +213,8 @@ struct reliability_bin {
 };
 
 /// Reliability diagram with `bins` bins. Scores must be probabilities in [0, 1].
-/// Errors: the common ones, `invalid_argument` (bins == 0 or a score outside [0, 1]).
+/// Errors: the common ones (metrics.hpp), `invalid_argument` (bins == 0 or a score outside
+/// [0, 1]).
 [[nodiscard]] inline result<std::vector<reliability_bin>> reliability_diagram(
     std::span<const double> scores, std::span<const int> labels, std::size_t bins,
     binning layout = binning::equal_width) {

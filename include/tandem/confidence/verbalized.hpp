@@ -26,17 +26,18 @@ enum class stated_form : std::uint8_t {
 /// A confidence found in text.
 struct stated_confidence {
   double value = 0.0;  ///< in [0, 1]
+  /// How the text stated it.
   stated_form form = stated_form::percent;
   std::size_t position = 0;  ///< byte offset of the value in the text
 };
 
 /// Probabilities assigned to the level words.
 struct confidence_levels {
-  double very_low = 0.1;
-  double low = 0.25;
-  double medium = 0.5;  ///< "medium" and "moderate"
-  double high = 0.8;
-  double very_high = 0.95;
+  double very_low = 0.1;    ///< "very low"
+  double low = 0.25;        ///< "low"
+  double medium = 0.5;      ///< "medium" and "moderate"
+  double high = 0.8;        ///< "high"
+  double very_high = 0.95;  ///< "very high"
 };
 
 namespace detail::conf {

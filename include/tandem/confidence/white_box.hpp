@@ -55,7 +55,9 @@ namespace detail::conf {
 }  // namespace detail::conf
 
 /// Product of the token probabilities, exp(sum of log-probabilities). Biased towards
-/// short answers.
+/// short answers. Errors (here and in the estimators below over log-probabilities):
+/// `empty_input` (no tokens), `not_found` (a NaN entry: not recorded), `invalid_argument`
+/// (a log-probability above 0 or +inf; -inf, probability 0, is valid).
 [[nodiscard]] inline result<double> sequence_probability(std::span<const float> logprobs) noexcept {
   TANDEM_TRY(detail::conf::check_logprobs(logprobs));
   double sum = 0.0;
@@ -63,7 +65,8 @@ namespace detail::conf {
   return std::exp(sum);
 }
 
-/// Mean token log-probability (<= 0; higher is more confident).
+/// Mean token log-probability (<= 0; higher is more confident). Errors: as
+/// sequence_probability.
 [[nodiscard]] inline result<double> mean_logprob(std::span<const float> logprobs) noexcept {
   TANDEM_TRY(detail::conf::check_logprobs(logprobs));
   double sum = 0.0;
@@ -72,21 +75,23 @@ namespace detail::conf {
 }
 
 /// Perplexity exp(-mean log-probability) (>= 1; lower is more confident; +inf when a
-/// token had probability 0).
+/// token had probability 0). Errors: as sequence_probability.
 [[nodiscard]] inline result<double> perplexity(std::span<const float> logprobs) noexcept {
   auto m = mean_logprob(logprobs);
   if (!m) return m.error();
   return std::exp(-*m);
 }
 
-/// Smallest token probability.
+/// Smallest token probability. Errors: as sequence_probability.
 [[nodiscard]] inline result<double> min_token_probability(
     std::span<const float> logprobs) noexcept {
   TANDEM_TRY(detail::conf::check_logprobs(logprobs));
   return std::exp(static_cast<double>(*std::min_element(logprobs.begin(), logprobs.end())));
 }
 
-/// Mean per-token entropy in nats (lower is more confident).
+/// Mean per-token entropy in nats (lower is more confident). Errors: `empty_input` (no
+/// tokens), `not_found` (a NaN entry: not recorded), `invalid_argument` (an entropy below
+/// 0 or infinite).
 [[nodiscard]] inline result<double> mean_entropy(std::span<const float> entropies) noexcept {
   TANDEM_TRY(detail::conf::check_entropies(entropies));
   double sum = 0.0;
@@ -94,7 +99,7 @@ namespace detail::conf {
   return sum / static_cast<double>(entropies.size());
 }
 
-/// Largest per-token entropy in nats (lower is more confident).
+/// Largest per-token entropy in nats (lower is more confident). Errors: as mean_entropy.
 [[nodiscard]] inline result<double> max_entropy(std::span<const float> entropies) noexcept {
   TANDEM_TRY(detail::conf::check_entropies(entropies));
   return static_cast<double>(*std::max_element(entropies.begin(), entropies.end()));
@@ -157,23 +162,28 @@ namespace detail::conf {
 /// `has_entropy` false when the record has no entropies; `mean_margin`/`min_margin` are
 /// NaN unless per-token margins were supplied.
 struct white_box_scores {
-  double sequence_probability = 0.0;
-  double mean_logprob = 0.0;
-  double perplexity = 0.0;
-  double min_token_probability = 0.0;
-  double quantile_probability = 0.0;  ///< token-quantile score at the requested q
-  bool has_entropy = false;
+  double sequence_probability = 0.0;   ///< product of the token probabilities
+  double mean_logprob = 0.0;           ///< mean token log-probability (<= 0)
+  double perplexity = 0.0;             ///< exp(-mean_logprob) (>= 1)
+  double min_token_probability = 0.0;  ///< smallest token probability
+  double quantile_probability = 0.0;   ///< token-quantile score at the requested q
+  bool has_entropy = false;            ///< whether the entropy fields were computed
+  /// mean per-token entropy, nats; NaN without entropies
   double mean_entropy = std::numeric_limits<double>::quiet_NaN();
+  /// largest per-token entropy, nats; NaN without entropies
   double max_entropy = std::numeric_limits<double>::quiet_NaN();
+  /// mean top-1 minus top-2 probability; NaN without margins
   double mean_margin = std::numeric_limits<double>::quiet_NaN();
+  /// smallest top-1 minus top-2 probability; NaN without margins
   double min_margin = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Computes every white-box estimator of `c` (token-quantile at `q`), with optional
 /// per-token top-1/top-2 margins (`margins`, one per token, from `top2_margin`).
-/// Errors: the common ones on `c.logprobs` (`empty_input` for an empty completion),
-/// `size_mismatch` (logprobs, entropies when present, or margins not one per token),
-/// `invalid_argument` (q outside [0, 1], a margin outside [0, 1]).
+/// Errors: those of sequence_probability on `c.logprobs` (`empty_input` for an empty
+/// completion), `not_found` (tokens but no logprobs recorded), `size_mismatch`
+/// (logprobs, entropies when present, or margins not one per token), `invalid_argument`
+/// (q outside [0, 1], a margin outside [0, 1]).
 [[nodiscard]] inline result<white_box_scores> score_white_box(
     const completion& c, double q = 0.1, std::span<const double> margins = {}) {
   if (!c.tokens.empty() && c.logprobs.size() != c.tokens.size()) {
@@ -217,15 +227,15 @@ struct white_box_scores {
 
 /// Names of the white-box estimators, for reports and feature vectors.
 enum class white_box_estimator : std::uint8_t {
-  sequence_probability,
-  mean_logprob,
-  perplexity,
-  min_token_probability,
-  quantile_probability,
-  mean_entropy,
-  max_entropy,
-  mean_margin,
-  min_margin,
+  sequence_probability,   ///< white_box_scores::sequence_probability
+  mean_logprob,           ///< white_box_scores::mean_logprob
+  perplexity,             ///< white_box_scores::perplexity (lower is more confident)
+  min_token_probability,  ///< white_box_scores::min_token_probability
+  quantile_probability,   ///< white_box_scores::quantile_probability
+  mean_entropy,           ///< white_box_scores::mean_entropy (lower is more confident)
+  max_entropy,            ///< white_box_scores::max_entropy (lower is more confident)
+  mean_margin,            ///< white_box_scores::mean_margin
+  min_margin,             ///< white_box_scores::min_margin
 };
 
 /// Stable name, e.g. "mean_entropy".

@@ -59,7 +59,7 @@ enum class contrastive_form : unsigned char {
 
 /// Parameters of contrastive decoding; the defaults are the papers'.
 struct contrastive_params {
-  contrastive_form form = contrastive_form::li2022;
+  contrastive_form form = contrastive_form::li2022;  ///< which paper's formula
   /// Plausibility threshold, in (0, 1]: tokens with p_E(x) < alpha max p_E are masked.
   /// Both papers use 0.1.
   float alpha = 0.1f;
@@ -169,7 +169,10 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
 /// form `p.form` selects (see the header comment); entries outside the plausibility head,
 /// or masked by either model, are -inf. Li et al.'s values are exact log-probability
 /// differences (both models normalised, the amateur at temperature tau). Errors: those of
-/// validate(p), then the shared ones (header comment).
+/// validate(p), then the shared ones: empty_input, size_mismatch (inputs and output of
+/// different sizes), non_finite (NaN or +inf in an input, or an overflow in the output),
+/// no_candidates (an input or the output masked everywhere). On error the output's
+/// contents are unspecified. Never allocates; `out` must not overlap an input.
 [[nodiscard]] inline errc contrastive_scores(std::span<const float> expert,
                                              std::span<const float> amateur,
                                              const contrastive_params& p,
@@ -216,7 +219,8 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
 }
 
 /// Proxy-tuning logits s_large + w (s_tuned - s_base) into `out`; an entry masked by any of
-/// the three is masked. Errors: those of validate(p), then the shared ones.
+/// the three is masked. Errors: those of validate(p), then the shared ones (as
+/// contrastive_scores).
 [[nodiscard]] inline errc proxy_tuning_scores(std::span<const float> large,
                                               std::span<const float> tuned,
                                               std::span<const float> base,
@@ -246,7 +250,7 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
 /// finite and >= 0 with at least one > 0 (else invalid_argument; size_mismatch when
 /// weights.size() != parts.size()); a part with weight 0 is ignored entirely (its masks
 /// included). An entry masked by any part with a positive weight is masked. Errors:
-/// besides those, the shared ones (empty_input also for no parts).
+/// besides those, the shared ones (as contrastive_scores; empty_input also for no parts).
 [[nodiscard]] inline errc log_linear_scores(std::span<const std::span<const float>> parts,
                                             std::span<const float> weights,
                                             std::span<float> out) noexcept {

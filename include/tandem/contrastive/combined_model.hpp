@@ -46,8 +46,11 @@ concept CombinationRule = requires(const R& r, std::span<const std::span<const f
 
 /// Contrastive decoding over (expert, amateur); see contrastive_scores.
 struct contrastive_rule {
-  contrastive_params params{};
+  contrastive_params params{};  ///< form, alpha, beta, amateur temperature
+  /// validate(params): invalid_argument or invalid_temperature, else ok.
   [[nodiscard]] errc validate() const noexcept { return tandem::validate(params); }
+  /// contrastive_scores(in[0] = expert, in[1] = amateur) into `out`; its errors. Exactly
+  /// two inputs (TANDEM_ASSERT).
   [[nodiscard]] errc combine(std::span<const std::span<const float>> in,
                              std::span<float> out) const noexcept {
     TANDEM_ASSERT(in.size() == 2, "contrastive_rule combines two models");
@@ -57,8 +60,11 @@ struct contrastive_rule {
 
 /// Proxy tuning over (large, tuned small, base small); see proxy_tuning_scores.
 struct proxy_tuning_rule {
-  proxy_tuning_params params{};
+  proxy_tuning_params params{};  ///< the weight of the tuning offset
+  /// validate(params): invalid_argument for a non-finite weight, else ok.
   [[nodiscard]] errc validate() const noexcept { return tandem::validate(params); }
+  /// proxy_tuning_scores(in[0] = large, in[1] = tuned small, in[2] = base small) into
+  /// `out`; its errors. Exactly three inputs (TANDEM_ASSERT).
   [[nodiscard]] errc combine(std::span<const std::span<const float>> in,
                              std::span<float> out) const noexcept {
     TANDEM_ASSERT(in.size() == 3, "proxy_tuning_rule combines three models");
@@ -69,7 +75,8 @@ struct proxy_tuning_rule {
 /// Weighted log-linear ensemble of N models; see log_linear_scores.
 template <std::size_t N>
 struct log_linear_rule {
-  std::array<float, N> weights{};
+  std::array<float, N> weights{};  ///< one per model, finite and >= 0, at least one > 0
+  /// invalid_argument unless every weight is finite and >= 0 and one is > 0, else ok.
   [[nodiscard]] errc validate() const noexcept {
     bool any_positive = false;
     for (const float w : weights) {
@@ -78,6 +85,8 @@ struct log_linear_rule {
     }
     return any_positive ? errc::ok : errc::invalid_argument;
   }
+  /// log_linear_scores(in, weights) into `out`; its errors (size_mismatch when in.size()
+  /// != N).
   [[nodiscard]] errc combine(std::span<const std::span<const float>> in,
                              std::span<float> out) const noexcept {
     return log_linear_scores(in, weights, out);
@@ -88,6 +97,12 @@ struct log_linear_rule {
 /// logits are `Rule`'s combination of theirs. Itself a LanguageModel; Rewindable when every
 /// part is, Scoring when every part is; context_length() is the smallest of the parts'.
 ///
+/// Lock-step: every mutating call reaches all parts in order or none of them. When part k
+/// fails after parts 0..k-1 succeeded, those are rolled back (rewound when they can); when
+/// a rollback is impossible the call returns `out_of_sync`, the object is marked broken
+/// (every later mutating call returns `out_of_sync`) and the parts are left where they
+/// are: inspect them through part<I>().
+///
 /// Ownership: the parts are owned by the caller and must outlive this object (and stay in
 /// place); only this object may advance them while it is in use. The combined model owns
 /// its buffers: logits (twice, so that a failed call leaves logits() as it was), the token
@@ -96,6 +111,7 @@ struct log_linear_rule {
 template <class Rule, LanguageModel... Parts>
 requires(sizeof...(Parts) >= 2 && CombinationRule<Rule, sizeof...(Parts)>) class combined_model {
  public:
+  /// The number of combined models.
   static constexpr std::size_t part_count = sizeof...(Parts);
 
   /// Combines `parts` with `rule`. Errors: those of rule.validate() (invalid_argument,
@@ -118,8 +134,12 @@ requires(sizeof...(Parts) >= 2 && CombinationRule<Rule, sizeof...(Parts)>) class
     return m;
   }
 
+  ///@{
+  /// Moves the rule, the references to the parts and the buffers; a moved-from object may
+  /// only be destroyed or assigned to.
   combined_model(combined_model&&) noexcept = default;
   combined_model& operator=(combined_model&&) noexcept = default;
+  ///@}
   combined_model(const combined_model&) = delete;
   combined_model& operator=(const combined_model&) = delete;
   ~combined_model() = default;
@@ -142,7 +162,7 @@ requires(sizeof...(Parts) >= 2 && CombinationRule<Rule, sizeof...(Parts)>) class
   /// The tokens appended through this object and not rewound, oldest first (a context the
   /// parts held before create() is not included).
   [[nodiscard]] std::span<const token_id> tokens() const noexcept { return history_; }
-  /// True once a rollback failed (see the header comment); every mutating call then
+  /// True once a rollback failed (see the class comment); every mutating call then
   /// returns out_of_sync.
   [[nodiscard]] bool broken() const noexcept { return broken_; }
   /// Part I, as passed to create().
@@ -150,10 +170,12 @@ requires(sizeof...(Parts) >= 2 && CombinationRule<Rule, sizeof...(Parts)>) class
   [[nodiscard]] auto& part() const noexcept {
     return *std::get<I>(parts_);
   }
+  ///@{
   /// The combination rule (its parameters may be changed between calls; an invalid change
   /// makes the next append fail with the rule's error, leaving the state as before).
   [[nodiscard]] Rule& rule() noexcept { return rule_; }
   [[nodiscard]] const Rule& rule() const noexcept { return rule_; }
+  ///@}
 
   /// Reserves room for `tokens` tokens of history and for score() calls of up to
   /// `score_tokens` tokens, so that later calls within those bounds never allocate.

@@ -40,22 +40,22 @@ namespace tandem::inline v0 {
 /// How a tokenizer writes its pieces.
 enum class piece_style : unsigned char {
   plain,          ///< the text itself
-  sentencepiece,  ///< U+2581 is a space; byte tokens are <0xNN>
+  sentencepiece,  ///< U+2581 is a space; byte tokens are `<0xNN>`
   byte_level,     ///< GPT-2 byte-level BPE: every byte is one code point (U+0120 = space)
 };
 
 /// What kind of token a piece is.
 enum class piece_kind : unsigned char {
   text,     ///< an ordinary piece of text
-  byte,     ///< a byte-fallback token, raw text <0xNN> (or the byte itself)
+  byte,     ///< a byte-fallback token, raw text `<0xNN>` (or the byte itself)
   special,  ///< control/unknown tokens: matched by raw text, only against specials
 };
 
 /// One token's raw piece as its tokenizer stores it, and its kind. `text` need only stay
 /// valid until the piece source is called again.
 struct token_piece {
-  std::string_view text;
-  piece_kind kind = piece_kind::text;
+  std::string_view text;               ///< the raw piece, borrowed from the source
+  piece_kind kind = piece_kind::text;  ///< how the piece is matched
 };
 
 /// A callable that gives the raw piece of a token id in [0, vocab size).
@@ -136,7 +136,7 @@ namespace detail {
   return true;
 }
 
-/// Parses "<0xNN>" (either case), or a single byte, into the byte; -1 otherwise.
+/// Parses `<0xNN>` (either case), or a single byte, into the byte; -1 otherwise.
 [[nodiscard]] inline int parse_byte_piece(std::string_view s) noexcept {
   if (s.size() == 1) return static_cast<unsigned char>(s[0]);
   if (s.size() != 6 || s.substr(0, 3) != "<0x" || s[5] != '>') return -1;
@@ -435,8 +435,12 @@ class mapped_model {
     return m;
   }
 
+  ///@{
+  /// Moves the references to the model and the map, and the buffers; a moved-from object
+  /// may only be destroyed or assigned to.
   mapped_model(mapped_model&&) noexcept = default;
   mapped_model& operator=(mapped_model&&) noexcept = default;
+  ///@}
   mapped_model(const mapped_model&) = delete;
   mapped_model& operator=(const mapped_model&) = delete;
   ~mapped_model() = default;

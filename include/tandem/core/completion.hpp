@@ -63,6 +63,7 @@ struct completion {
       logprobs;  ///< per token: log p under the model (temperature 1); NaN if unknown
   std::vector<float>
       entropies;  ///< per token: entropy (nats) of the model's distribution; NaN if unknown
+  /// Why the generation ended.
   finish_reason finish = finish_reason::none;
   errc error = errc::ok;          ///< set when finish == finish_reason::error
   std::size_t prompt_tokens = 0;  ///< tokens fed as the prompt
@@ -85,10 +86,12 @@ struct completion {
 
 /// One generated token as reported to a streaming callback.
 struct token_event {
-  token_id token = 0;
+  token_id token = 0;      ///< the generated token
   std::size_t index = 0;   ///< position among the generated tokens (0 = first)
   std::string_view piece;  ///< the token's text when a tokenizer is known, else empty
+  /// log p(token) under the model at temperature 1; NaN when not recorded or unknown
   float logprob = std::numeric_limits<float>::quiet_NaN();
+  /// entropy (nats) of the model's distribution; NaN when not recorded or unknown
   float entropy = std::numeric_limits<float>::quiet_NaN();
 };
 
@@ -118,10 +121,10 @@ using token_callback = function_ref<control(const token_event&)>;
 /// A text-level request: the prompt plus options, sampling settings and an optional
 /// streaming callback.
 struct generate_request {
-  std::string_view prompt;
-  generation_options options{};
-  sampling_params sampling{};
-  std::optional<token_callback> on_token{};
+  std::string_view prompt;                   ///< the prompt text; borrowed for the call
+  generation_options options{};              ///< budget, stops, deadline, logprob recording
+  sampling_params sampling{};                ///< how tokens are chosen
+  std::optional<token_callback> on_token{};  ///< streaming callback; may stop the generation
 };
 
 /// Produces a completion for a text request (a local model + tokenizer through

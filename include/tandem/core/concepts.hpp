@@ -56,13 +56,16 @@ concept HasContextLength = requires(const M& cm) {
   { cm.context_length() } -> std::convertible_to<std::size_t>;
 };
 
-/// Detected capabilities as constants, for `if constexpr`.
+///@{
+/// Detected capabilities as constants, for `if constexpr`: Rewindable, Scoring and
+/// HasContextLength.
 template <class M>
 inline constexpr bool can_rewind_v = Rewindable<M>;
 template <class M>
 inline constexpr bool can_score_v = Scoring<M>;
 template <class M>
 inline constexpr bool has_context_length_v = HasContextLength<M>;
+///@}
 
 /// Context length of `m`, or SIZE_MAX when the model does not report one.
 template <LanguageModel M>

@@ -1,13 +1,17 @@
 // tandem: configuration, version, namespaces and the overridable assertion.
+/// \file
+/// Version macros, exception detection and the overridable TANDEM_ASSERT.
 #pragma once
 
 #include <cstdio>
 #include <cstdlib>
 
-/// Library version (semantic versioning).
+/// Library version (semantic versioning): major, minor and patch.
+///@{
 #define TANDEM_VERSION_MAJOR 0
 #define TANDEM_VERSION_MINOR 1
 #define TANDEM_VERSION_PATCH 0
+///@}
 
 /// True (1) when the translation unit is compiled with C++ exceptions enabled.
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
@@ -29,6 +33,10 @@
 #endif
 #endif
 
+/// Small and large language models working together at inference time: speculative and
+/// contrastive decoding, confidence estimation, cascades and routing over user-supplied
+/// models. Public names live here (in the versioned inline namespace `v0`); private code
+/// lives in `tandem::detail`.
 namespace tandem {
 /// Versioned inline namespace: a binary that mixes two tandem versions fails to link
 /// rather than misbehaving.

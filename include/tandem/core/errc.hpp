@@ -13,7 +13,7 @@ namespace tandem::inline v0 {
 // clang-format 14 mangles an attribute on an enum; keep this block as written.
 // clang-format off
 enum class [[nodiscard]] errc : std::uint8_t {
-  ok = 0,
+  ok = 0,               ///< success; never held by an error result
   invalid_argument,     ///< a parameter is outside its documented domain
   invalid_token,        ///< a token id outside [0, vocab_size)
   non_finite,           ///< NaN or +Inf in logits or probabilities (-Inf means "masked")

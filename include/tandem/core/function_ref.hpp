@@ -19,6 +19,8 @@ class function_ref;
 template <class R, class... Args>
 class function_ref<R(Args...)> {
  public:
+  /// Refers to `f` (not copied). `f` must outlive this function_ref and every copy of it;
+  /// binding a temporary is only safe for a call that ends before the temporary does.
   template <class F>
   requires(!std::is_same_v<std::remove_cvref_t<F>, function_ref> &&
            std::is_invocable_r_v<R, F&, Args...>) function_ref(F&& f)
@@ -28,6 +30,7 @@ class function_ref<R(Args...)> {
           return std::invoke(*static_cast<std::add_pointer_t<F>>(o), std::forward<Args>(args)...);
         }) {}
 
+  /// Calls the referenced callable with `args`; returns what it returns.
   R operator()(Args... args) const { return call_(obj_, std::forward<Args>(args)...); }
 
  private:

@@ -28,6 +28,7 @@ namespace tandem::inline v0 {
 
 /// The default per-token callback of generate(): ignores every event, never stops.
 struct no_callback {
+  /// Returns control::proceed.
   constexpr control operator()(const token_event&) const noexcept { return control::proceed; }
 };
 

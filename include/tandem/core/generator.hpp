@@ -66,7 +66,9 @@ concept OtherGenerator = !std::same_as<std::remove_cv_t<G>, Self> && Generator<G
 template <detail::RewindableRef M, detail::TokenizerRef T>
 class model_generator {
  public:
+  /// The model's type, without the reference when the adapter refers to it.
   using model_type = std::remove_reference_t<M>;
+  /// The tokenizer's type, without reference and const.
   using tokenizer_type = std::remove_cvref_t<T>;
 
   /// Wraps `model` and `tokenizer` (forwarded into the members, see the class comment).
@@ -146,9 +148,12 @@ class model_generator {
     return out;
   }
 
-  /// The wrapped model (its context is what the cache describes).
+  ///@{
+  /// The wrapped model (its context is what the cache describes). Changing its size
+  /// behind the adapter's back makes the next request rewind the whole context.
   [[nodiscard]] model_type& model() noexcept { return model_; }
   [[nodiscard]] const model_type& model() const noexcept { return model_; }
+  ///@}
   /// The wrapped tokenizer.
   [[nodiscard]] const tokenizer_type& tokenizer() const noexcept { return tok_; }
   /// The tokens the adapter believes its model's context holds.
@@ -185,6 +190,8 @@ class model_generator {
   sampling_params params_{};
 };
 
+/// Deduction guide: an lvalue argument is referred to (it must outlive the adapter), an
+/// rvalue is moved in and owned.
 template <class M, class T>
 model_generator(M&&, T&&) -> model_generator<M, T>;
 
@@ -222,7 +229,8 @@ class any_generator {
   /// An empty generator.
   any_generator() noexcept = default;
 
-  /// Takes `g` (moved or copied into a heap object owned by this any_generator).
+  /// Takes `g` (moved or copied into a heap object owned by this any_generator). When that
+  /// allocation fails the any_generator is empty and generate() returns out_of_memory.
   template <detail::OwnableGenerator<any_generator> G>
   any_generator(G&& g) {  // NOLINT(google-explicit-constructor): erasure, like std::function
     using D = std::remove_cvref_t<G>;
@@ -235,6 +243,9 @@ class any_generator {
     vt_ = &detail::generator_vtable_for<D>;
   }
 
+  ///@{
+  /// Takes over the generator held by `o` (and its construction error); `o` is left
+  /// empty, its generate() returning `invalid_argument`.
   any_generator(any_generator&& o) noexcept
       : obj_(std::exchange(o.obj_, nullptr)),
         vt_(std::exchange(o.vt_, nullptr)),
@@ -248,6 +259,7 @@ class any_generator {
     }
     return *this;
   }
+  ///@}
   any_generator(const any_generator&) = delete;
   any_generator& operator=(const any_generator&) = delete;
   ~any_generator() { reset(); }
@@ -261,6 +273,7 @@ class any_generator {
 
   /// True when a generator is held.
   [[nodiscard]] bool has_value() const noexcept { return obj_ != nullptr; }
+  /// True when a generator is held (same as has_value()).
   explicit operator bool() const noexcept { return has_value(); }
 
   /// Destroys the wrapped generator; the any_generator becomes empty.

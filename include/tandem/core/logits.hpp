@@ -46,12 +46,15 @@
 #endif
 
 namespace tandem::inline v0 {
+/// Vectorised (xsimd) kernels over one row of logits: max, log-softmax, softmax, top-k,
+/// per-token statistics and the masks behind the samplers. Inputs are spans the caller
+/// owns; outputs go to caller-sized spans; nothing allocates.
 namespace kernels {
 
 /// One selected token: its (unscaled) logit and its id.
 struct candidate {
-  float logit;
-  token_id id;
+  float logit;  ///< the token's logit, before any temperature
+  token_id id;  ///< the token
 };
 
 /// Rank order of candidates: higher logit first, then lower token id.
@@ -61,8 +64,8 @@ struct candidate {
 
 /// Log-probability of the chosen token and the entropy of the distribution, in nats.
 struct token_stats_t {
-  float logprob;
-  float entropy;
+  float logprob;  ///< log p(chosen token), nats
+  float entropy;  ///< entropy of the whole distribution, nats
 };
 
 }  // namespace kernels

@@ -1,4 +1,6 @@
 // tandem: result<T>, a value or a named error (a small std::expected for C++20).
+/// \file
+/// result<T> and the TANDEM_TRY macro.
 #pragma once
 
 #include <new>
@@ -20,15 +22,18 @@ class [[nodiscard]] result {
   static_assert(std::is_nothrow_move_constructible_v<T>, "T must be nothrow movable");
 
  public:
+  /// The type of the held value.
   using value_type = T;
 
-  /// A value result.
+  ///@{
+  /// A value result holding a copy of, or the value moved from, `v`.
   result(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>) : has_(true) {
     ::new (static_cast<void*>(&storage_.value)) T(v);
   }
   result(T&& v) noexcept : has_(true) {
     ::new (static_cast<void*>(&storage_.value)) T(std::move(v));
   }
+  ///@}
   /// An error result; `e` must not be `errc::ok`.
   result(errc e) noexcept : has_(false) {
     TANDEM_ASSERT(e != errc::ok, "result constructed from errc::ok without a value");
@@ -42,6 +47,9 @@ class [[nodiscard]] result {
     ::new (static_cast<void*>(&storage_.value)) T(std::forward<Args>(args)...);
   }
 
+  ///@{
+  /// Copies or moves the value or the error of `o`; a moved-from `o` still holds a value
+  /// (moved from) or its error.
   result(const result& o) noexcept(std::is_nothrow_copy_constructible_v<T>) : has_(o.has_) {
     if (has_)
       ::new (static_cast<void*>(&storage_.value)) T(o.storage_.value);
@@ -72,13 +80,17 @@ class [[nodiscard]] result {
     }
     return *this;
   }
+  ///@}
   ~result() { destroy(); }
 
   /// True when a value is held.
   [[nodiscard]] bool has_value() const noexcept { return has_; }
+  /// True when a value is held (same as has_value()).
   explicit operator bool() const noexcept { return has_; }
 
-  /// The held value. Precondition: has_value().
+  ///@{
+  /// The held value (`*r`, `r->` and `value()` alike). Precondition: has_value()
+  /// (TANDEM_ASSERT). The rvalue overloads move the value out.
   [[nodiscard]] T& value() & noexcept {
     TANDEM_ASSERT(has_, "result::value() on an error");
     return storage_.value;
@@ -96,6 +108,7 @@ class [[nodiscard]] result {
   [[nodiscard]] T&& operator*() && noexcept { return std::move(*this).value(); }
   [[nodiscard]] T* operator->() noexcept { return &value(); }
   [[nodiscard]] const T* operator->() const noexcept { return &value(); }
+  ///@}
 
   /// The error, or `errc::ok` when a value is held.
   [[nodiscard]] errc error() const noexcept { return has_ ? errc::ok : storage_.error; }

@@ -13,6 +13,7 @@ namespace tandem::inline v0 {
 /// std::uniform_random_bit_generator. Not for cryptography.
 class rng {
  public:
+  /// The type of one draw: 64 random bits.
   using result_type = std::uint64_t;
 
   /// Seeds the generator; equal seeds give equal streams.
@@ -30,7 +31,9 @@ class rng {
     }
   }
 
+  /// Smallest value operator() returns (0).
   static constexpr result_type min() noexcept { return 0; }
+  /// Largest value operator() returns (2^64 - 1).
   static constexpr result_type max() noexcept { return std::numeric_limits<result_type>::max(); }
 
   /// Next 64 random bits.

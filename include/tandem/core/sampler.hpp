@@ -144,6 +144,7 @@ class categorical_sampler {
     for (float& v : out) v *= inv;
     return errc::ok;
   }
+  /// The temperature given at construction (not validated until use).
   [[nodiscard]] float temperature() const noexcept { return temperature_; }
 
  private:
@@ -160,26 +161,26 @@ namespace sampling {
 /// a token seen c times becomes (x > 0 ? x / repeat : x * repeat) - c * frequency -
 /// presence. Must be the chain's first step.
 struct penalties {
-  std::size_t last_n = 64;
-  float repeat = 1.0f;
-  float frequency = 0.0f;
-  float presence = 0.0f;
+  std::size_t last_n = 64;  ///< how many recent accepted tokens count (0 disables)
+  float repeat = 1.0f;      ///< repetition penalty, > 0 and finite (1 disables)
+  float frequency = 0.0f;   ///< subtracted once per occurrence, finite (0 disables)
+  float presence = 0.0f;    ///< subtracted once if the token occurs, finite (0 disables)
 };
 /// Divides the logits by t (> 0, finite). Several temperature steps multiply.
 struct temperature {
-  float t = 1.0f;
+  float t = 1.0f;  ///< the temperature, > 0 and finite
 };
 /// Keeps the k (> 0) best tokens; ties at the boundary go to lower ids.
 struct top_k {
-  std::size_t k = 40;
+  std::size_t k = 40;  ///< how many tokens to keep, > 0
 };
 /// Keeps the shortest rank-order prefix whose probability reaches p, p in (0, 1].
 struct top_p {
-  float p = 0.95f;
+  float p = 0.95f;  ///< the probability mass to reach, in (0, 1]
 };
 /// Keeps tokens with probability >= p * the largest, p in [0, 1].
 struct min_p {
-  float p = 0.05f;
+  float p = 0.05f;  ///< the fraction of the largest probability to keep, in [0, 1]
 };
 /// Terminal: the best remaining token (ties: lowest id).
 struct greedy {};
@@ -195,11 +196,13 @@ struct dist {};
 /// most that size. Not thread-safe; one chain per thread.
 class sampler_chain {
  public:
+  /// The most steps one chain holds (add returns capacity_exceeded beyond it).
   static constexpr std::size_t max_steps = 16;
 
   /// An empty chain whose `dist` step draws from an rng seeded with `seed`.
   explicit sampler_chain(std::uint64_t seed) noexcept : rng_(seed) {}
 
+  ///@{
   /// Appends a step. Errors (chain unchanged): invalid_argument for a parameter out of its
   /// domain, a step after the terminal one, or penalties that are not the first step;
   /// invalid_temperature for temperature <= 0 or non-finite; capacity_exceeded beyond
@@ -235,6 +238,7 @@ class sampler_chain {
     return push(step{kind::greedy, 0.0f, 0});
   }
   [[nodiscard]] errc add(const sampling::dist&) noexcept { return push(step{kind::dist, 0.0f, 0}); }
+  ///@}
 
   /// Sizes the buffers for logits of up to `vocab_size` entries (allocates).
   void reserve(std::size_t vocab_size) {

@@ -18,7 +18,7 @@ namespace tandem::inline v0 {
 /// drops the space that its dummy prefix put before the first word).
 /// `first_piece(id, out)` appends the text `id` gives while the text is at its start, with
 /// the errors and guarantees of `piece`; `leaves_start(id)` is true when the text is no
-/// longer at its start after `id` (false for control tokens such as <s>, which add nothing;
+/// longer at its start after `id` (false for control tokens such as `<s>`, which add nothing;
 /// false for a piece that is only the dropped space when the model drops all leading
 /// whitespace). Tokens after that use `piece`.
 template <class T>

@@ -58,6 +58,7 @@ struct text_step {
 /// growth in push(). Not thread-safe; one stream per generation.
 class text_stream {
  public:
+  /// A stream not yet started: call start() before push().
   text_stream() = default;
 
   /// Starts a stream over `text`, to which the stream (or the caller) appends. Text

@@ -20,7 +20,7 @@ namespace tandem::inline v0 {
 
 /// Settings of the CSV reader.
 struct csv_options {
-  char delimiter = ',';       ///< field separator; must not be '"', '\r' or '\n'
+  char delimiter = ',';       ///< field separator; must not be a double quote, CR or LF
   bool has_header = true;     ///< the first record names the columns
   bool allow_ragged = false;  ///< accept records whose field count differs from the first
 };
@@ -32,7 +32,7 @@ struct csv_options {
 /// is a `parse_error`; the reader then stays at the failing record.
 class csv_reader {
  public:
-  /// Reads from `text`; `delimiter` must not be '"', '\r' or '\n' (precondition).
+  /// Reads from `text`; `delimiter` must not be a double quote, CR or LF (precondition).
   explicit csv_reader(std::string_view text, char delimiter = ',') noexcept
       : text_(text), delim_(delimiter) {
     TANDEM_ASSERT(delimiter != '"' && delimiter != '\r' && delimiter != '\n',
@@ -121,8 +121,8 @@ struct csv_table {
 /// valid (empty) table; blank lines (a record that is one empty field) are skipped.
 /// Errors: `empty_input` (the text holds no record at all), `parse_error` (malformed
 /// quoting), `size_mismatch` (a record whose field count differs from the first
-/// record's, unless `allow_ragged`), `invalid_argument` (a delimiter of '"', '\r' or
-/// '\n').
+/// record's, unless `allow_ragged`), `invalid_argument` (a delimiter that is a double
+/// quote, CR or LF).
 [[nodiscard]] inline result<csv_table> parse_csv(std::string_view text,
                                                  const csv_options& options = {}) {
   if (options.delimiter == '"' || options.delimiter == '\r' || options.delimiter == '\n')

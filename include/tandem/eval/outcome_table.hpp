@@ -74,10 +74,10 @@ struct outcome_load_stats {
 
 /// The result of a failed load: the error plus where it happened, for a useful message.
 struct outcome_load_error {
-  errc code = errc::ok;
-  std::string column;   ///< the column involved, if any
-  std::size_t row = 0;  ///< 1-based data row, 0 when not row-specific
-  std::string cell;     ///< the offending cell text, if any
+  errc code = errc::ok;  ///< what went wrong
+  std::string column;    ///< the column involved, if any
+  std::size_t row = 0;   ///< 1-based data row, 0 when not row-specific
+  std::string cell;      ///< the offending cell text, if any
 };
 
 /// Appends the rows of a parsed CSV table to `table`, whose `models` must equal
