@@ -52,7 +52,9 @@ data options (eval, train):
   --seed N                 split and fitting seed (default 0)
   --exclude-prompts FILE   JSONL; lines with a train_prompt, eval_prompt or prompt field are removed
 router options:
-  --predictor KIND         ensemble (default), logistic, knn, mf
+  --predictor KIND         joint (default: one logistic regression over all models, each
+                           model anchored to the cheapest one), ensemble (logistic + k-NN),
+                           logistic, knn, mf
   --save PATH              write the fitted router
 output options (eval):
   --svg PATH               plot the quality-cost curve with single models and the oracle
@@ -61,7 +63,7 @@ output options (eval):
 
 struct args : data_args, output_args {
   std::string command;
-  std::string predictor = "ensemble";
+  std::string predictor = "joint";
   std::optional<std::string> save, router_path, prompt;
 };
 
@@ -83,9 +85,9 @@ args parse_args(int argc, char** argv) {
       print_help(help_text);
     } else if (flag == "--predictor") {
       a.predictor = value();
-      if (a.predictor != "ensemble" && a.predictor != "logistic" && a.predictor != "knn" &&
-          a.predictor != "mf")
-        usage_error("--predictor must be ensemble, logistic, knn or mf");
+      if (a.predictor != "joint" && a.predictor != "ensemble" && a.predictor != "logistic" &&
+          a.predictor != "knn" && a.predictor != "mf")
+        usage_error("--predictor must be joint, ensemble, logistic, knn or mf");
     } else if (flag == "--save") {
       a.save = value();
     } else if (flag == "--router") {
@@ -109,7 +111,8 @@ tandem::router_predictor predictor_kind(const std::string& s) {
   if (s == "logistic") return tandem::router_predictor::logistic;
   if (s == "knn") return tandem::router_predictor::knn;
   if (s == "mf") return tandem::router_predictor::factorization;
-  return tandem::router_predictor::ensemble;
+  if (s == "ensemble") return tandem::router_predictor::ensemble;
+  return tandem::router_predictor::joint;
 }
 
 int run_predict(const args& a) {
@@ -142,6 +145,14 @@ int main(int argc, char** argv) {
   tandem::router_options ro;
   ro.predictor = predictor_kind(a.predictor);
   ro.seed = a.seed;
+  // The joint predictor anchors every model to the cheapest (by mean training cost).
+  {
+    std::vector<double> mean_cost(m, 0.0);
+    for (std::size_t i = 0; i < train.size(); ++i)
+      for (std::size_t j = 0; j < m; ++j) mean_cost[j] += train.cost[i * m + j];
+    ro.reference = static_cast<std::size_t>(std::min_element(mean_cost.begin(), mean_cost.end()) -
+                                            mean_cost.begin());
+  }
   tandem::router router;
   const tandem::errc fe = router.fit(train.prompts, train.quality, train.models, ro);
   if (fe != tandem::errc::ok)
@@ -212,8 +223,11 @@ int main(int argc, char** argv) {
   json router_info;
   router_info["predictor"] = a.predictor;
   if (ro.predictor == tandem::router_predictor::logistic ||
-      ro.predictor == tandem::router_predictor::ensemble)
+      ro.predictor == tandem::router_predictor::ensemble ||
+      ro.predictor == tandem::router_predictor::joint)
     router_info["l2"] = router.chosen_l2();
+  if (ro.predictor == tandem::router_predictor::joint)
+    router_info["reference"] = a.models[ro.reference];
   if (ro.predictor == tandem::router_predictor::ensemble)
     router_info["logistic_weight"] = router.blend_weight();
   if (router.knn().fitted()) {

@@ -4,6 +4,7 @@
 
 #include "tandem/router/factorization.hpp"
 #include "tandem/router/featurizer.hpp"
+#include "tandem/router/joint_logistic.hpp"
 #include "tandem/router/knn.hpp"
 #include "tandem/router/logistic.hpp"
 #include "tandem/router/policy.hpp"

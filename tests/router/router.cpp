@@ -81,6 +81,9 @@ tandem::router_options small_options(tandem::router_predictor p) {
   o.knn_ngrams.dims_log2 = 12;
   o.k_grid = {4, 16};
   o.l2_grid = {1e-2, 1e-3};
+  o.joint_ngrams.dims_log2 = 12;
+  o.joint_ngrams.min_df = 1;
+  o.joint_l2_grid = {1e-2, 1e-3};
   o.folds = 3;
   return o;
 }
@@ -141,7 +144,8 @@ TEST_CASE("router: every predictor beats random routing on a planted signal",
   const double knows_hardness = held_out_apgr(nullptr, test);
   REQUIRE(knows_hardness > 0.7);
   for (auto kind : {tandem::router_predictor::logistic, tandem::router_predictor::knn,
-                    tandem::router_predictor::factorization, tandem::router_predictor::ensemble}) {
+                    tandem::router_predictor::factorization, tandem::router_predictor::ensemble,
+                    tandem::router_predictor::joint}) {
     CAPTURE(static_cast<int>(kind));
     tandem::router r;
     REQUIRE(r.fit(train.prompts, train.quality, names, small_options(kind)) == errc::ok);
@@ -195,7 +199,8 @@ TEST_CASE("router: save/load round trips every predictor kind", "[router][io]") 
   const synthetic train = make_table(200, 4);
   const synthetic probe = make_table(20, 5);
   for (auto kind : {tandem::router_predictor::logistic, tandem::router_predictor::knn,
-                    tandem::router_predictor::factorization, tandem::router_predictor::ensemble}) {
+                    tandem::router_predictor::factorization, tandem::router_predictor::ensemble,
+                    tandem::router_predictor::joint}) {
     CAPTURE(static_cast<int>(kind));
     tandem::router r;
     REQUIRE(r.fit(train.prompts, train.quality, names, small_options(kind)) == errc::ok);
@@ -294,4 +299,107 @@ TEST_CASE("logistic regression: fits soft labels and rejects one-class data",
   CHECK(lr.fit(x, std::vector<double>{1, 1}, 2, o) == errc::insufficient_data);
   CHECK(lr.fit(x, std::vector<double>{1, 2}, 2, o) == errc::invalid_argument);
   CHECK(lr.fit(x, y, 1, o) == errc::invalid_argument);  // index 1 outside dims 1
+}
+
+TEST_CASE("featurizer: binary term weights ignore repeats and min_df drops one-off n-grams",
+          "[router][featurizer]") {
+  tandem::ngram_options o;
+  o.char_min = o.char_max = 0;  // words only
+  o.word_max = 1;
+  o.binary_tf = true;
+  tandem::tfidf_featurizer f;
+  REQUIRE(f.configure(o) == errc::ok);
+  const std::vector<std::string> corpus{"red blue", "red green", "blue green", "red rare"};
+  REQUIRE(f.fit(corpus) == errc::ok);
+  tandem::sparse_vector once, twice;
+  f.transform("red blue", once);
+  f.transform("red red red blue", twice);
+  CHECK(once.index == twice.index);
+  CHECK(once.value == twice.value);  // a repeated word weighs no more
+
+  o.min_df = 2;
+  REQUIRE(f.configure(o) == errc::ok);
+  REQUIRE(f.fit(corpus) == errc::ok);
+  tandem::sparse_vector rare, common;
+  f.transform("rare", rare);
+  f.transform("green", common);
+  CHECK(rare.nnz() == 0);  // seen in one training query only: dropped
+  CHECK(common.nnz() == 1);
+  o.min_df = 0;
+  CHECK(f.configure(o) == errc::invalid_argument);
+}
+
+TEST_CASE("joint logistic: offsets learn what sets a model apart from its reference",
+          "[router][joint]") {
+  // Feature 0 marks hard queries (every model fails more often); feature 1 marks queries
+  // only model 2 solves. Model 1 behaves like the reference, model 0.
+  tandem::rng g(11);
+  std::vector<tandem::sparse_vector> x(600);
+  std::vector<double> y;
+  for (auto& v : x) {
+    const bool hard = g.uniform() < 0.5, special = g.uniform() < 0.3;
+    v.index = {hard ? 0u : 2u};
+    v.value = {1.0f};
+    if (special) {
+      v.index.push_back(3);
+      v.value.push_back(1.0f);
+      if (hard) {
+        v.index = {0, 1, 3};
+        v.value = {1, 1, 1};
+      }
+    }
+    const double base = hard ? 0.2 : 0.9;
+    y.push_back(g.uniform() < base ? 1 : 0);
+    y.push_back(g.uniform() < base ? 1 : 0);
+    y.push_back(g.uniform() < (hard && special ? 0.95 : base) ? 1 : 0);
+  }
+  tandem::joint_logistic jl;
+  tandem::logistic_options o;
+  o.l2 = 1e-3;
+  REQUIRE(jl.fit(x, y, 3, 0, 4, o) == errc::ok);
+  CHECK(jl.reference() == 0);
+  CHECK(jl.models() == 3);
+  std::vector<double> p(3);
+  REQUIRE(jl.predict(x[0], p) == errc::ok);
+  tandem::sparse_vector hard_special, easy;
+  hard_special.index = {0, 1, 3};
+  hard_special.value = {1, 1, 1};
+  easy.index = {2};
+  easy.value = {1};
+  REQUIRE(jl.predict(hard_special, p) == errc::ok);
+  CHECK(p[2] - p[0] > 0.4);            // the planted gain of model 2
+  CHECK(std::abs(p[1] - p[0]) < 0.1);  // model 1 adds nothing over the reference
+  REQUIRE(jl.predict(easy, p) == errc::ok);
+  CHECK(p[0] > 0.8);
+  CHECK(std::abs(p[2] - p[0]) < 0.1);
+
+  // Bad input is a named error and keeps the fitted weights.
+  CHECK(jl.fit(x, y, 3, 3, 4, o) == errc::invalid_argument);  // reference out of range
+  CHECK(jl.fit(x, y, 2, 0, 4, o) == errc::size_mismatch);
+  std::vector<double> flat(y.size(), 1.0);
+  CHECK(jl.fit(x, flat, 3, 0, 4, o) == errc::insufficient_data);
+  o.l2 = -1;
+  CHECK(jl.fit(x, y, 3, 0, 4, o) == errc::invalid_argument);
+  CHECK(jl.fitted());
+  std::vector<double> two(2);
+  CHECK(jl.predict(easy, two) == errc::size_mismatch);
+  tandem::sparse_vector outside;
+  outside.index = {4};
+  outside.value = {1};
+  CHECK(jl.predict(outside, p) == errc::invalid_argument);
+}
+
+TEST_CASE("router: the joint predictor anchors to the chosen reference model", "[router][joint]") {
+  const synthetic train = make_table(400, 7);
+  const synthetic test = make_table(300, 8);
+  auto o = small_options(tandem::router_predictor::joint);
+  o.reference = 2;
+  tandem::router r;
+  CHECK(r.fit(train.prompts, train.quality, names, o) == errc::invalid_argument);
+  CHECK_FALSE(r.fitted());
+  // The strong model as the reference routes as well as the weak one.
+  o.reference = 1;
+  REQUIRE(r.fit(train.prompts, train.quality, names, o) == errc::ok);
+  CHECK(held_out_apgr(&r, test) > held_out_apgr(nullptr, test) - 0.04);
+  CHECK(r.chosen_l2() > 0);
 }

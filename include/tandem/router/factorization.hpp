@@ -176,13 +176,19 @@ class factorization_predictor {
 
   /// True once fitted or restored.
   [[nodiscard]] bool fitted() const noexcept { return models_ > 0; }
+  /// Feature dimension.
   [[nodiscard]] std::size_t dims() const noexcept { return dims_; }
+  /// Number of models predicted (0 until fitted).
   [[nodiscard]] std::size_t models() const noexcept { return models_; }
+  /// Rank of the factorisation (length of each model vector).
   [[nodiscard]] std::size_t rank() const noexcept { return rank_; }
-  /// Parameters, for saving: projection (dims x rank), model vectors, biases.
+  ///@{
+  /// Parameters, for saving: projection (dims x rank), model vectors (models x rank),
+  /// biases (one per model). Views into this predictor, valid while it is unchanged.
   [[nodiscard]] std::span<const float> projection() const noexcept { return p_; }
   [[nodiscard]] std::span<const float> model_vectors() const noexcept { return u_; }
   [[nodiscard]] std::span<const float> biases() const noexcept { return b_; }
+  ///@}
 
  private:
   static void project(std::span<const float> p, std::size_t r, const sparse_vector& v,

@@ -20,8 +20,8 @@ namespace tandem::inline v0 {
 
 /// A sparse feature vector: strictly increasing `index`, one `value` per index.
 struct sparse_vector {
-  std::vector<std::uint32_t> index;
-  std::vector<float> value;
+  std::vector<std::uint32_t> index;  ///< feature indices, strictly increasing
+  std::vector<float> value;          ///< one value per index
 
   /// Number of stored entries.
   [[nodiscard]] std::size_t nnz() const noexcept { return index.size(); }
@@ -58,6 +58,10 @@ struct ngram_options {
   std::uint32_t dims_log2 = 18;  ///< hashed dimension 2^dims_log2, in [4, 26]
   bool sublinear_tf = true;      ///< weight term counts as 1 + ln(tf)
   float max_df = 1.0f;           ///< drop features in more than this share of documents
+  bool binary_tf = false;        ///< weight a present term 1 whatever its count (overrides
+                                 ///< sublinear_tf): a repeated word is no more telling
+  std::uint32_t min_df = 1;      ///< drop features seen in fewer documents than this (>= 1):
+                                 ///< a one-off n-gram only adds noise to a fitted predictor
 };
 
 namespace detail::route {
@@ -102,7 +106,7 @@ class tfidf_featurizer {
 
   /// Checks `o` and keeps it. Errors: invalid_argument (dims_log2 outside [4, 26], a min
   /// above its max, a zero min with a non-zero max, no n-gram kind at all, max_df outside
-  /// (0, 1]). Leaves the featurizer unfitted.
+  /// (0, 1], min_df == 0). Leaves the featurizer unfitted.
   [[nodiscard]] errc configure(const ngram_options& o) {
     if (o.dims_log2 < 4 || o.dims_log2 > 26) return errc::invalid_argument;
     if (o.word_min > o.word_max || o.char_min > o.char_max) return errc::invalid_argument;
@@ -110,13 +114,15 @@ class tfidf_featurizer {
       return errc::invalid_argument;
     if (o.word_max == 0 && o.char_max == 0) return errc::invalid_argument;
     if (!(o.max_df > 0.0f && o.max_df <= 1.0f)) return errc::invalid_argument;
+    if (o.min_df == 0) return errc::invalid_argument;
     options_ = o;
     idf_.clear();
     return errc::ok;
   }
 
-  /// Learns smoothed IDF weights ln((1 + N) / (1 + df)) + 1 from `corpus`. Errors:
-  /// empty_input (no documents). On error the featurizer is left unfitted.
+  /// Learns smoothed IDF weights ln((1 + N) / (1 + df)) + 1 from `corpus` (0, i.e.
+  /// dropped, for a hashed feature in more than max_df * N or fewer than min_df documents).
+  /// Errors: empty_input (no documents). On error the featurizer is left unfitted.
   [[nodiscard]] errc fit(std::span<const std::string> corpus) {
     idf_.clear();
     if (corpus.empty()) return errc::empty_input;
@@ -134,6 +140,7 @@ class tfidf_featurizer {
     idf_.assign(d, 0.0f);
     for (std::size_t f = 0; f < d; ++f) {
       if (static_cast<double>(df[f]) > static_cast<double>(options_.max_df) * n) continue;
+      if (df[f] < options_.min_df) continue;
       idf_[f] = static_cast<float>(std::log((1.0 + n) / (1.0 + df[f])) + 1.0);
     }
     return errc::ok;
@@ -154,7 +161,7 @@ class tfidf_featurizer {
       const float idf = idf_[raw[i]];
       if (idf > 0) {
         const double tf = static_cast<double>(j - i);
-        const double w = options_.sublinear_tf ? 1.0 + std::log(tf) : tf;
+        const double w = options_.binary_tf ? 1.0 : options_.sublinear_tf ? 1.0 + std::log(tf) : tf;
         out.index.push_back(raw[i]);
         out.value.push_back(static_cast<float>(w * idf));
       }

@@ -204,11 +204,14 @@ class knn_predictor {
     options_.prior = prior;
     options_.power = power;
   }
-  /// Stored rows (CSR offsets, columns, values) and targets, for saving.
+  ///@{
+  /// Stored rows (CSR offsets, columns, values) and targets, for saving. Views into this
+  /// predictor, valid while it is unchanged.
   [[nodiscard]] std::span<const std::uint64_t> row_offsets() const noexcept { return row_off_; }
   [[nodiscard]] std::span<const std::uint32_t> columns() const noexcept { return cols_; }
   [[nodiscard]] std::span<const float> values() const noexcept { return vals_; }
   [[nodiscard]] std::span<const double> stored_targets() const noexcept { return y_; }
+  ///@}
   /// The stored row r as a sparse vector. Precondition: r < rows().
   [[nodiscard]] sparse_vector row(std::size_t r) const {
     TANDEM_ASSERT(r < n_, "knn_predictor::row out of range");

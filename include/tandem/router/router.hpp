@@ -1,6 +1,7 @@
 // tandem: a router that picks a model from the query alone: a featurizer (hashed TF-IDF
 // n-grams or user embeddings) plus per-model quality predictors (logistic regression,
-// k-NN, matrix factorisation, or a blend of logistic regression and k-NN), with
+// k-NN, matrix factorisation, a blend of logistic regression and k-NN, or a joint logistic
+// regression anchoring every model to a reference model), with
 // regularisation chosen by cross-validation on the training rows only, and a versioned,
 // checksummed save/load format. Every choice is scored by how well held-out predictions
 // order queries by each pair of models' recorded gain, which is what a routing policy
@@ -26,6 +27,7 @@
 #include "tandem/core/rng.hpp"
 #include "tandem/router/factorization.hpp"
 #include "tandem/router/featurizer.hpp"
+#include "tandem/router/joint_logistic.hpp"
 #include "tandem/router/knn.hpp"
 #include "tandem/router/logistic.hpp"
 
@@ -37,6 +39,10 @@ enum class router_predictor : std::uint8_t {
   knn = 2,            ///< k nearest neighbours, k and shrinkage by leave-one-out
   factorization = 3,  ///< low-rank model x query factorisation (RouteLLM-style MF)
   ensemble = 4,       ///< logistic and k-NN predictions blended, weight by held-out error
+  /// One logistic regression over all models, each model's logit the reference model's
+  /// plus a penalised offset (joint_logistic.hpp), L2 strength by k-fold CV. Orders
+  /// queries by gain best of these on the recorded MMLU outcomes (tandem-route's default).
+  joint = 5,
 };
 
 /// Which features a router reads.
@@ -47,6 +53,7 @@ enum class router_features : std::uint8_t {
 
 /// Settings of router::fit.
 struct router_options {
+  /// Which quality predictor fit() trains.
   router_predictor predictor = router_predictor::ensemble;
   ngram_options ngrams{};                                     ///< for router_features::ngrams
   std::vector<double> l2_grid{1e-2, 3e-3, 1e-3, 3e-4, 1e-4};  ///< logistic CV grid
@@ -58,12 +65,22 @@ struct router_options {
   /// near-duplicate queries better than the many shared character n-grams.
   ngram_options knn_ngrams{1, 2, 0, 0, 18, true, 1.0f};
   knn_options knn{};  ///< max_terms is used
+  /// Settings of the factorisation predictor.
   factorization_options factorization{};
+  /// Features of the joint predictor: word 1- and 2-grams, binary term weights, n-grams
+  /// seen in at least 2 training queries (one-off n-grams only add noise to the offsets).
+  ngram_options joint_ngrams{1, 2, 0, 0, 20, true, 1.0f, true, 2};
+  /// Joint predictor's CV grid. Its L2 strength multiplies the weights' squared norm
+  /// against the mean loss over every (query, model) outcome.
+  std::vector<double> joint_l2_grid{1e-3, 3e-4, 1e-4, 5e-5, 2.5e-5};
+  /// The joint predictor's reference model (an index into the models; e.g. the cheapest).
+  std::size_t reference = 0;
   std::uint64_t seed = 0;  ///< folds and factorisation initialisation
 };
 
 /// The on-disk format version written by router::save.
-inline constexpr std::uint32_t router_format_version = 1;
+/// Version 2 added the featurizers' binary_tf and min_df and the joint predictor.
+inline constexpr std::uint32_t router_format_version = 2;
 
 namespace detail::route {
 class byte_writer {
@@ -229,6 +246,61 @@ inline errc cv_logistic_multi(std::span<const sparse_vector> x, std::span<const 
   return errc::ok;
 }
 
+// k-fold cross-validation of the joint predictor's L2 strength (grid visited from the
+// strongest penalty down, warm-starting each fold's path), scored by routing_score (or
+// the squared error for one model).
+inline errc cv_joint(std::span<const sparse_vector> x, std::span<const double> y, std::size_t m,
+                     std::size_t reference, std::size_t dims, std::span<const double> grid,
+                     std::size_t folds, rng& g, double& best_l2) {
+  const std::size_t n = x.size();
+  if (grid.empty() || folds < 2 || folds > n) return errc::invalid_argument;
+  for (double l2 : grid)
+    if (!(l2 >= 0) || !std::isfinite(l2)) return errc::invalid_argument;
+  std::vector<double> order(grid.begin(), grid.end());
+  std::sort(order.begin(), order.end(), [](double a, double b) { return a > b; });
+  const std::vector<std::uint32_t> fold = random_folds(n, folds, g);
+  std::vector<std::vector<double>> pred(order.size(), std::vector<double>(n * m, 0.0));
+  for (std::size_t f = 0; f < folds; ++f) {
+    std::vector<std::uint32_t> train, val;
+    for (std::size_t i = 0; i < n; ++i)
+      (fold[i] == f ? val : train).push_back(static_cast<std::uint32_t>(i));
+    joint_logistic jl;
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      logistic_options o;
+      o.l2 = order[k];
+      const errc e = jl.fit(x, y, m, reference, dims, o, k > 0, train);
+      if (e == errc::insufficient_data) {  // a one-class fold: the means are all it knows
+        for (std::size_t j = 0; j < m; ++j) {
+          double mean = 0;
+          for (std::uint32_t i : train) mean += y[i * m + j];
+          mean /= static_cast<double>(train.size());
+          for (std::uint32_t i : val) pred[k][i * m + j] = mean;
+        }
+        continue;
+      }
+      TANDEM_TRY(e);
+      for (std::uint32_t i : val)
+        TANDEM_TRY(jl.predict(x[i], std::span<double>(pred[k].data() + i * m, m)));
+    }
+  }
+  std::size_t best = 0;
+  double best_err = 0;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    double e = 0;
+    if (m >= 2) {
+      e = -routing_score(pred[k], y, m);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) e += contrast_sq_error(&pred[k][i], &y[i], 1);
+    }
+    if (k == 0 || e < best_err) {
+      best = k;
+      best_err = e;
+    }
+  }
+  best_l2 = order[best];
+  return errc::ok;
+}
+
 inline constexpr char router_magic[8] = {'T', 'N', 'D', 'M', 'R', 'O', 'U', 'T'};
 
 inline std::uint64_t checksum(std::span<const std::uint8_t> b) noexcept {
@@ -241,12 +313,12 @@ inline std::uint64_t checksum(std::span<const std::uint8_t> b) noexcept {
 }
 }  // namespace detail::route
 
-/// A query's features in the views a router reads: `main` for the logistic and
-/// factorisation predictors, `knn` for the k-NN predictor (for embedding routers both are
-/// the caller's vector).
+/// A query's features in the views a router reads: `main` for the logistic, factorisation
+/// and joint predictors, `knn` for the k-NN predictor (for embedding routers both are the
+/// caller's vector).
 struct query_features {
-  sparse_vector main;
-  sparse_vector knn;
+  sparse_vector main;  ///< the view of every predictor but k-NN
+  sparse_vector knn;   ///< the k-NN view
 };
 
 /// Predicts each model's quality on a query and keeps what a routing policy needs. Owns
@@ -256,11 +328,12 @@ class router {
  public:
   /// Fits on `prompts` (n texts) with recorded `quality` (n x models.size(), row-major, in
   /// [0, 1]) using hashed n-gram features (options.ngrams for the logistic and
-  /// factorisation predictors, options.knn_ngrams for k-NN). Errors: empty_input (no rows
-  /// or no models), size_mismatch, invalid_argument (bad options, a quality outside
-  /// [0, 1]), insufficient_data (a model whose quality is the same on every row, for the
-  /// logistic and ensemble predictors), plus those of the predictors. On error the router
-  /// is left unfitted.
+  /// factorisation predictors, options.joint_ngrams for the joint predictor,
+  /// options.knn_ngrams for k-NN). Errors: empty_input (no rows or no models),
+  /// size_mismatch, invalid_argument (bad options, a reference model out of range, a
+  /// quality outside [0, 1]), insufficient_data (a model whose quality is the same on every
+  /// row, for the logistic, ensemble and joint predictors), plus those of the predictors.
+  /// On error the router is left unfitted.
   [[nodiscard]] errc fit(std::span<const std::string> prompts, std::span<const double> quality,
                          std::span<const std::string> models, const router_options& o) {
     *this = router{};
@@ -268,7 +341,8 @@ class router {
     predictor_ = o.predictor;
     std::vector<sparse_vector> x, xk;
     if (uses_main()) {
-      TANDEM_TRY(featurizer_.configure(o.ngrams));
+      TANDEM_TRY(
+          featurizer_.configure(predictor_ == router_predictor::joint ? o.joint_ngrams : o.ngrams));
       TANDEM_TRY(featurizer_.fit(prompts));
       x.resize(prompts.size());
       for (std::size_t i = 0; i < prompts.size(); ++i) featurizer_.transform(prompts[i], x[i]);
@@ -351,7 +425,8 @@ class router {
   [[nodiscard]] router_predictor predictor() const noexcept { return predictor_; }
   /// The feature kind.
   [[nodiscard]] router_features features() const noexcept { return features_; }
-  /// L2 strength chosen by cross-validation (logistic and ensemble), shared by the models.
+  /// L2 strength chosen by cross-validation (logistic, ensemble and joint), shared by the
+  /// models.
   [[nodiscard]] double chosen_l2() const noexcept { return chosen_l2_; }
   /// Weight of the logistic predictions in the ensemble (the k-NN ones get 1 - weight).
   [[nodiscard]] double blend_weight() const noexcept { return blend_; }
@@ -400,6 +475,14 @@ class router {
       w.vec<float>(mf_.model_vectors());
       w.vec<float>(mf_.biases());
     }
+    if (predictor_ == router_predictor::joint) {
+      w.f64(chosen_l2_);
+      w.u64(joint_.reference());
+      w.vec<double>(std::span<const double>(joint_.weights().data(),
+                                            static_cast<std::size_t>(joint_.weights().size())));
+      w.vec<double>(std::span<const double>(joint_.biases().data(),
+                                            static_cast<std::size_t>(joint_.biases().size())));
+    }
     w.u64(detail::route::checksum(w.bytes()));
     return std::move(w.bytes());
   }
@@ -428,7 +511,7 @@ class router {
     std::uint8_t feat = 0, pred = 0;
     std::uint64_t dims = 0, n_models = 0;
     if (!r.u8(feat) || !r.u8(pred) || !r.u64(dims) || !r.u64(n_models)) return errc::corrupt_file;
-    if (feat < 1 || feat > 2 || pred < 1 || pred > 4) return errc::corrupt_file;
+    if (feat < 1 || feat > 2 || pred < 1 || pred > 5) return errc::corrupt_file;
     if (n_models == 0 || n_models > r.left() || dims > (std::uint64_t{1} << 32))
       return errc::corrupt_file;
     out.features_ = static_cast<router_features>(feat);
@@ -485,6 +568,20 @@ class router {
                           std::move(p), std::move(u), std::move(b)) != errc::ok)
         return errc::corrupt_file;
     }
+    if (out.predictor_ == router_predictor::joint) {
+      std::uint64_t ref = 0;
+      std::vector<double> wv, bv;
+      if (!r.f64(out.chosen_l2_) || !r.u64(ref) || !r.vec(wv) || !r.vec(bv))
+        return errc::corrupt_file;
+      if (bv.size() != out.models_.size() || ref >= bv.size()) return errc::corrupt_file;
+      Eigen::VectorXd w =
+          Eigen::Map<const Eigen::VectorXd>(wv.data(), static_cast<Eigen::Index>(wv.size()));
+      Eigen::VectorXd b =
+          Eigen::Map<const Eigen::VectorXd>(bv.data(), static_cast<Eigen::Index>(bv.size()));
+      if (out.joint_.restore(out.dims_, static_cast<std::size_t>(ref), std::move(w),
+                             std::move(b)) != errc::ok)
+        return errc::corrupt_file;
+    }
     if (r.left() != 0) return errc::corrupt_file;
     return out;
   }
@@ -535,17 +632,21 @@ class router {
     w.u32(g.dims_log2);
     w.u8(g.sublinear_tf ? 1 : 0);
     w.f32(g.max_df);
+    w.u8(g.binary_tf ? 1 : 0);
+    w.u32(g.min_df);
     w.vec<float>(f.idf());
   }
   [[nodiscard]] static errc read_featurizer(detail::route::byte_reader& r, tfidf_featurizer& f) {
     ngram_options g;
-    std::uint8_t sub = 0;
+    std::uint8_t sub = 0, bin = 0;
     std::vector<float> idf;
     if (!r.u32(g.word_min) || !r.u32(g.word_max) || !r.u32(g.char_min) || !r.u32(g.char_max) ||
-        !r.u32(g.dims_log2) || !r.u8(sub) || !r.f32(g.max_df) || !r.vec(idf))
+        !r.u32(g.dims_log2) || !r.u8(sub) || !r.f32(g.max_df) || !r.u8(bin) || !r.u32(g.min_df) ||
+        !r.vec(idf))
       return errc::corrupt_file;
-    if (sub > 1) return errc::corrupt_file;
+    if (sub > 1 || bin > 1) return errc::corrupt_file;
     g.sublinear_tf = sub != 0;
+    g.binary_tf = bin != 0;
     if (f.restore(g, std::move(idf)) != errc::ok) return errc::corrupt_file;
     return errc::ok;
   }
@@ -564,6 +665,8 @@ class router {
         return knn_.predict(xk, out);
       case router_predictor::factorization:
         return mf_.predict(x, out);
+      case router_predictor::joint:
+        return joint_.predict(x, out);
       case router_predictor::ensemble: {
         TANDEM_TRY(knn_.predict(xk, out));
         for (std::size_t m = 0; m < models_.size(); ++m)
@@ -578,7 +681,7 @@ class router {
                               std::span<const sparse_vector> xk, std::size_t kdims,
                               std::span<const double> quality, std::span<const std::string> models,
                               const router_options& o) {
-    if (o.predictor < router_predictor::logistic || o.predictor > router_predictor::ensemble)
+    if (o.predictor < router_predictor::logistic || o.predictor > router_predictor::joint)
       return errc::invalid_argument;
     predictor_ = o.predictor;
     const std::size_t m = models.size();
@@ -633,6 +736,16 @@ class router {
     }
     if (predictor_ == router_predictor::factorization)
       TANDEM_TRY(mf_.fit(x, quality, m, dims, o.factorization, g));
+    if (predictor_ == router_predictor::joint) {
+      if (o.reference >= m) return errc::invalid_argument;
+      double l2 = 0;
+      TANDEM_TRY(detail::route::cv_joint(x, quality, m, o.reference, dims, o.joint_l2_grid, o.folds,
+                                         g, l2));
+      chosen_l2_ = l2;
+      logistic_options lo;
+      lo.l2 = l2;
+      TANDEM_TRY(joint_.fit(x, quality, m, o.reference, dims, lo));
+    }
     models_.assign(models.begin(), models.end());
     return errc::ok;
   }
@@ -647,6 +760,7 @@ class router {
   double blend_ = 0.5;
   knn_predictor knn_;
   factorization_predictor mf_;
+  joint_logistic joint_;
 };
 
 }  // namespace tandem::inline v0
