@@ -76,7 +76,25 @@ class joint_logistic {
     for (std::size_t j = 0; j < m; ++j)
       if (hi[j] - lo[j] <= 0) return errc::insufficient_data;
 
-    const auto d = static_cast<Eigen::Index>(dims);
+    // Only features that occur in the fitted rows can be non-zero at the optimum (the L2
+    // term pulls every other weight to 0), so the fit runs over those columns alone: a
+    // hashed space of 2^20 dims then costs no more than the features a table really uses.
+    std::vector<std::uint32_t> used;
+    for (std::uint32_t r : rows) used.insert(used.end(), x[r].index.begin(), x[r].index.end());
+    std::sort(used.begin(), used.end());
+    used.erase(std::unique(used.begin(), used.end()), used.end());
+    // Row i's compact feature indices: cidx[cstart[i] .. cstart[i] + nnz).
+    std::vector<std::uint32_t> cidx;
+    std::vector<std::size_t> cstart(x.size(), 0);
+    for (std::uint32_t r : rows) {
+      cstart[r] = cidx.size();
+      for (std::uint32_t f : x[r].index)
+        cidx.push_back(static_cast<std::uint32_t>(std::lower_bound(used.begin(), used.end(), f) -
+                                                  used.begin()));
+    }
+
+    const auto full = static_cast<Eigen::Index>(dims);
+    const auto d = static_cast<Eigen::Index>(used.size());
     const auto nb = static_cast<Eigen::Index>(m);  // weight blocks: shared + (m - 1) offsets
     // Block of model j's offset (the reference has none): 1 + j, less one past the reference.
     const auto block = [&](std::size_t j) {
@@ -84,8 +102,10 @@ class joint_logistic {
     };
     const Eigen::Index bias0 = d * nb;
     Eigen::VectorXd theta = Eigen::VectorXd::Zero(d * nb + nb);
-    if (warm_start && w_.size() == d * nb && b_.size() == nb && reference_ == reference) {
-      theta.head(d * nb) = w_;
+    if (warm_start && w_.size() == full * nb && b_.size() == nb && reference_ == reference) {
+      for (Eigen::Index bl = 0; bl < nb; ++bl)
+        for (Eigen::Index c = 0; c < d; ++c)
+          theta(bl * d + c) = w_(bl * full + static_cast<Eigen::Index>(used[c]));
       theta.tail(nb) = b_;
     } else {
       for (std::size_t j = 0; j < m; ++j) {
@@ -100,14 +120,15 @@ class joint_logistic {
       double f = 0;
       for (std::uint32_t i : rows) {
         const sparse_vector& v = x[i];
+        const std::uint32_t* ci = cidx.data() + cstart[i];
         double shared = 0;
-        for (std::size_t k = 0; k < v.nnz(); ++k) shared += th(v.index[k]) * v.value[k];
+        for (std::size_t k = 0; k < v.nnz(); ++k) shared += th(ci[k]) * v.value[k];
         double r_shared = 0;
         for (std::size_t j = 0; j < m; ++j) {
           double z = th(bias0 + static_cast<Eigen::Index>(j)) + shared;
           if (j != reference) {
             const Eigen::Index off = block(j) * d;
-            for (std::size_t k = 0; k < v.nnz(); ++k) z += th(off + v.index[k]) * v.value[k];
+            for (std::size_t k = 0; k < v.nnz(); ++k) z += th(off + ci[k]) * v.value[k];
           }
           const double t = y[i * m + j];
           f += detail::log1pexp(z) - t * z;
@@ -115,11 +136,11 @@ class joint_logistic {
           r_shared += r[j];
           g(bias0 + static_cast<Eigen::Index>(j)) += r[j];
         }
-        for (std::size_t k = 0; k < v.nnz(); ++k) g(v.index[k]) += r_shared * v.value[k];
+        for (std::size_t k = 0; k < v.nnz(); ++k) g(ci[k]) += r_shared * v.value[k];
         for (std::size_t j = 0; j < m; ++j) {
           if (j == reference) continue;
           const Eigen::Index off = block(j) * d;
-          for (std::size_t k = 0; k < v.nnz(); ++k) g(off + v.index[k]) += r[j] * v.value[k];
+          for (std::size_t k = 0; k < v.nnz(); ++k) g(off + ci[k]) += r[j] * v.value[k];
         }
       }
       f *= inv;
@@ -130,7 +151,10 @@ class joint_logistic {
     detail::minimize_lbfgs(theta, eval, {8, o.max_iter, o.tol}, [](double f_old, double f_new) {
       return (f_old - f_new) / std::max({std::abs(f_old), std::abs(f_new), 1.0}) < 1e-10;
     });
-    w_ = theta.head(d * nb);
+    w_ = Eigen::VectorXd::Zero(full * nb);
+    for (Eigen::Index bl = 0; bl < nb; ++bl)
+      for (Eigen::Index c = 0; c < d; ++c)
+        w_(bl * full + static_cast<Eigen::Index>(used[c])) = theta(bl * d + c);
     b_ = theta.tail(nb);
     reference_ = reference;
     dims_ = dims;
