@@ -38,6 +38,7 @@
 
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
+#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
 #include "tandem/router/policy.hpp"
 #include "tandem/router/router.hpp"
@@ -77,93 +78,6 @@ bool parse_number(const char* s, double& out) {
   char* end = nullptr;
   out = std::strtod(s, &end);
   return end != s && *end == '\0' && std::isfinite(out);
-}
-
-// Appends the UTF-8 encoding of code point `c` to `out`.
-void put_utf8(std::uint32_t c, std::string& out) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
-
-// The string value of "key" in one JSON object line (a flat object of strings and numbers,
-// as contaminated_prompts.jsonl holds), unescaped; false when absent or malformed.
-bool json_string_field(std::string_view line, std::string_view key, std::string& out) {
-  const std::string pattern = "\"" + std::string(key) + "\":";
-  std::size_t p = line.find(pattern);
-  if (p == std::string_view::npos) return false;
-  p += pattern.size();
-  while (p < line.size() && line[p] == ' ') ++p;
-  if (p >= line.size() || line[p] != '"') return false;
-  out.clear();
-  const auto hex4 = [&](std::size_t at, std::uint32_t& v) {
-    if (at + 4 > line.size()) return false;
-    v = 0;
-    for (std::size_t k = at; k < at + 4; ++k) {
-      const char c = line[k];
-      const int d = c >= '0' && c <= '9'   ? c - '0'
-                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                           : -1;
-      if (d < 0) return false;
-      v = v * 16 + static_cast<std::uint32_t>(d);
-    }
-    return true;
-  };
-  for (++p; p < line.size(); ++p) {
-    const char c = line[p];
-    if (c == '"') return true;
-    if (c != '\\') {
-      out += c;
-      continue;
-    }
-    if (++p >= line.size()) return false;
-    switch (line[p]) {
-      case 'n':
-        out += '\n';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'u': {
-        std::uint32_t v = 0, lo = 0;
-        if (!hex4(p + 1, v)) return false;
-        p += 4;
-        // A surrogate pair spells one code point above U+FFFF.
-        if (v >= 0xD800 && v < 0xDC00 && p + 2 < line.size() && line[p + 1] == '\\' &&
-            line[p + 2] == 'u' && hex4(p + 3, lo) && lo >= 0xDC00 && lo < 0xE000) {
-          v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-          p += 6;
-        }
-        put_utf8(v, out);
-        break;
-      }
-      default:
-        out += line[p];  // \" \\ \/
-    }
-  }
-  return false;
 }
 
 // Mean quality of a two-model curve at a given share of strong calls (linear between
@@ -241,21 +155,15 @@ int main(int argc, char** argv) {
       return fail(f.string().c_str(), e);
   }
   // Contaminated prompts: both sides of each recorded overlap are left out.
-  std::unordered_set<std::string> excluded;
-  {
-    auto text = tandem::read_text_file((dir / "contaminated_prompts.jsonl").string().c_str());
-    if (!text) return fail("contaminated_prompts.jsonl", text.error());
-    std::string_view rest = *text, value;
-    std::string s;
-    while (!rest.empty()) {
-      const std::size_t nl = rest.find('\n');
-      const std::string_view line = rest.substr(0, nl);
-      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      for (const char* key : {"eval_prompt", "train_prompt"})
-        if (json_string_field(line, key, s)) excluded.insert(s);
-    }
+  tandem::prompt_list_error le;
+  const auto excluded =
+      tandem::read_prompt_list_file((dir / "contaminated_prompts.jsonl").string().c_str(), &le);
+  if (!excluded) {
+    std::fprintf(stderr, "route_queries: contaminated_prompts.jsonl line %zu: %s (%s)\n", le.line,
+                 tandem::to_string(excluded.error()).data(), tandem::to_string(le.issue).data());
+    return 1;
   }
-  const std::size_t n_excluded = tandem::remove_prompts(all, excluded);
+  const std::size_t n_excluded = tandem::remove_prompts(all, *excluded);
   auto split = tandem::split_rows(all.size(), 0.7, a.seed);
   if (!split) return fail("splitting the rows", split.error());
   const tandem::outcome_table train = tandem::subset(all, split->first);

@@ -47,6 +47,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -63,6 +64,7 @@
 #include "tandem/core/sampler.hpp"
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
+#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
 #include "tandem/router/policy.hpp"
 #include "tandem/router/router.hpp"
@@ -789,6 +791,15 @@ errc load_gsm8k(const std::string& path, std::vector<gsm8k_row>& rows) {
   return rows.empty() ? errc::insufficient_data : errc::ok;
 }
 
+// RouteLLM's contaminated prompts (both sides of each recorded overlap between the
+// routers' training data and the evaluation sets), to leave out of the replays.
+errc load_contaminated(const std::string& path, std::unordered_set<std::string>& out) {
+  auto list = tandem::read_prompt_list_file(path.c_str());
+  if (!list) return list.error();
+  out = std::move(*list);
+  return errc::ok;
+}
+
 // Learned evaluator (hashed word n-grams of question and answer, confidence/learned.hpp)
 // trained on `fit` rows, predicting P(weak answer right) for `pred` rows.
 errc learned_scores(const std::vector<gsm8k_row>& rows, std::span<const std::size_t> fit,
@@ -1094,13 +1105,20 @@ int run(const settings& s) {
 
   // GSM8K replay.
   cascade_fit gsm_fit;
-  std::size_t gsm_n_test = 0;
+  std::size_t gsm_n_test = 0, gsm_n_contaminated = 0;
   {
     progress p("GSM8K replay: learned scorer on the weak model's answers");
     std::vector<gsm8k_row> rows;
     const std::string path = s.data + "/routellm/gsm8k/gsm8k_responses.csv";
     if (const errc e = load_gsm8k(path, rows); e != errc::ok)
       return failure(("cannot read '" + path + "'").c_str(), e);
+    std::unordered_set<std::string> contaminated;
+    const std::string cpath = s.data + "/routellm/gsm8k/contaminated_prompts.jsonl";
+    if (const errc e = load_contaminated(cpath, contaminated); e != errc::ok)
+      return failure(("cannot read '" + cpath + "'").c_str(), e);
+    const std::size_t n_rows = rows.size();
+    std::erase_if(rows, [&](const gsm8k_row& r) { return contaminated.count(r.prompt) > 0; });
+    gsm_n_contaminated = n_rows - rows.size();
     auto sp = tandem::split_rows(rows.size(), 0.7, s.seed);
     if (!sp) return failure("GSM8K split failed", sp.error());
     const std::vector<std::size_t>& gtr = sp->first;
@@ -1146,9 +1164,9 @@ int run(const settings& s) {
       answer_words, te.size());
   print_cascade_rows(kjv_fit.rows);
   std::printf(
-      "   b) GSM8K replay, %zu test questions (recorded outcomes, data/routellm); cost 1 (weak) or "
-      "20 (strong)\n",
-      gsm_n_test);
+      "   b) GSM8K replay, %zu test questions (recorded outcomes, %zu contaminated left out); "
+      "cost 1 (weak) or 20 (strong)\n",
+      gsm_n_test, gsm_n_contaminated);
   print_cascade_rows(gsm_fit.rows);
   std::printf(
       "   confidence: a) white-box = Platt-calibrated mean token log-prob (threshold %.3f); "
@@ -1199,6 +1217,11 @@ int run(const settings& s) {
       if (const errc e = tandem::append_outcome_csv(table, *csv, oo, st, &le); e != errc::ok)
         return failure(("bad outcome table '" + f + "'").c_str(), e);
     }
+    std::unordered_set<std::string> contaminated;
+    const std::string cpath = dir.string() + "/contaminated_prompts.jsonl";
+    if (const errc e = load_contaminated(cpath, contaminated); e != errc::ok)
+      return failure(("cannot read '" + cpath + "'").c_str(), e);
+    const std::size_t n_contaminated = tandem::remove_prompts(table, contaminated);
     auto sp = tandem::split_rows(table.size(), 0.7, s.seed);
     if (!sp) return failure("MMLU split failed", sp.error());
     const tandem::outcome_table train_t = tandem::subset(table, sp->first);
@@ -1263,10 +1286,11 @@ int run(const settings& s) {
     std::printf(
         "\n4. ROUTER  picks one model per query before either runs: TF-IDF word/char n-grams + "
         "logistic regression\n"
-        "   per model, trained on %zu MMLU queries (%zu subjects, seeded 70/30 split); costs 1 "
-        "(Mixtral-8x7B) and\n"
-        "   20 (GPT-4) per query; below, only the %zu held-out queries\n",
-        train_t.size(), files.size(), test_t.size());
+        "   per model, trained on %zu MMLU queries (%zu subjects, %zu contaminated left out, "
+        "seeded 70/30 split);\n"
+        "   costs 1 (Mixtral-8x7B) and 20 (GPT-4) per query; below, only the %zu held-out "
+        "queries\n",
+        train_t.size(), files.size(), n_contaminated, test_t.size());
     std::printf(
         "   always weak %.3f, always strong %.3f; router APGR %.3f (random 0.5), CPT50 %.1f%% "
         "strong calls\n",
