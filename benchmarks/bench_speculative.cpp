@@ -544,22 +544,13 @@ void real_pair(const options& base_options, const std::string& spec) {
       llama_plain);
   report(
       "p_min", [n] { return tandem::fixed_draft{n}; }, llama_pmin);
-  report(
-      "cost_model",
-      [n] {
-        tandem::cost_model_options c;
-        c.max_length = n;
-        return tandem::cost_model_draft(c);
-      },
-      llama_plain);
-  report(
-      "cost_model_p_min",
-      [n] {
-        tandem::cost_model_options c;
-        c.max_length = n;
-        return tandem::cost_model_draft(c);
-      },
-      llama_pmin);
+  const auto cost_model = [n] {
+    tandem::cost_model_options c;
+    c.max_length = n;
+    return tandem::cost_model_draft(c);
+  };
+  report("cost_model", cost_model, llama_plain);
+  report("cost_model_p_min", cost_model, llama_pmin);
 }
 #endif
 

@@ -187,14 +187,16 @@ class byte_reader {
   std::size_t p_ = 0;
 };
 
-// k-fold cross-validation of one L2 strength shared by the per-model logistic
-// regressions, scored by routing_score (or the contrast error for one model); `oof`
-// receives the out-of-fold predictions (n x m) under the chosen strength.
-inline errc cv_logistic_multi(std::span<const sparse_vector> x, std::span<const double> y,
-                              std::size_t m, std::size_t dims, std::span<const double> grid,
-                              std::size_t folds, rng& g, double& best_l2,
-                              std::vector<double>& oof) {
-  const std::size_t n = x.size();
+// k-fold cross-validation of an L2 strength over `grid`, visited from the strongest
+// penalty down so that each fold can warm-start along the path. fit_fold(train, val, order,
+// pred) fits the fold's training rows at every strength order[k] and writes its predictions
+// for the validation rows into pred[k] (n x m). The strength with the best routing_score
+// (or, for one model, the least squared contrast error) wins; `oof`, when not null,
+// receives its out-of-fold predictions.
+template <class FitFold>
+errc cv_l2_path(std::size_t n, std::span<const double> y, std::size_t m,
+                std::span<const double> grid, std::size_t folds, rng& g, FitFold&& fit_fold,
+                double& best_l2, std::vector<double>* oof) {
   if (grid.empty() || folds < 2 || folds > n) return errc::invalid_argument;
   for (double l2 : grid)
     if (!(l2 >= 0) || !std::isfinite(l2)) return errc::invalid_argument;
@@ -202,29 +204,12 @@ inline errc cv_logistic_multi(std::span<const sparse_vector> x, std::span<const 
   std::sort(order.begin(), order.end(), [](double a, double b) { return a > b; });
   const std::vector<std::uint32_t> fold = random_folds(n, folds, g);
   std::vector<std::vector<double>> pred(order.size(), std::vector<double>(n * m, 0.0));
-  std::vector<double> yj(n);
   for (std::size_t f = 0; f < folds; ++f) {
     std::vector<std::uint32_t> train, val;
     for (std::size_t i = 0; i < n; ++i)
       (fold[i] == f ? val : train).push_back(static_cast<std::uint32_t>(i));
-    for (std::size_t j = 0; j < m; ++j) {
-      double mean = 0;
-      for (std::size_t i = 0; i < n; ++i) yj[i] = y[i * m + j];
-      for (std::uint32_t i : train) mean += yj[i];
-      mean /= static_cast<double>(train.size());
-      logistic_regression lr;
-      for (std::size_t k = 0; k < order.size(); ++k) {
-        logistic_options o;
-        o.l2 = order[k];
-        const errc e = lr.fit(x, yj, dims, o, k > 0, train);
-        if (e == errc::insufficient_data) {  // one-class fold: the mean is all it knows
-          for (std::uint32_t i : val) pred[k][i * m + j] = mean;
-          continue;
-        }
-        TANDEM_TRY(e);
-        for (std::uint32_t i : val) pred[k][i * m + j] = lr.predict(x[i]);
-      }
-    }
+    TANDEM_TRY(fit_fold(std::span<const std::uint32_t>(train), std::span<const std::uint32_t>(val),
+                        std::span<const double>(order), pred));
   }
   std::size_t best = 0;
   double best_err = 0;
@@ -242,28 +227,51 @@ inline errc cv_logistic_multi(std::span<const sparse_vector> x, std::span<const 
     }
   }
   best_l2 = order[best];
-  oof = std::move(pred[best]);
+  if (oof != nullptr) *oof = std::move(pred[best]);
   return errc::ok;
 }
 
-// k-fold cross-validation of the joint predictor's L2 strength (grid visited from the
-// strongest penalty down, warm-starting each fold's path), scored by routing_score (or
-// the squared error for one model).
+// Cross-validated L2 strength shared by the per-model logistic regressions (cv_l2_path);
+// `oof` receives the out-of-fold predictions (n x m) under the chosen strength.
+inline errc cv_logistic_multi(std::span<const sparse_vector> x, std::span<const double> y,
+                              std::size_t m, std::size_t dims, std::span<const double> grid,
+                              std::size_t folds, rng& g, double& best_l2,
+                              std::vector<double>& oof) {
+  std::vector<double> yj(x.size());
+  const auto fit_fold = [&](std::span<const std::uint32_t> train,
+                            std::span<const std::uint32_t> val, std::span<const double> order,
+                            std::vector<std::vector<double>>& pred) -> errc {
+    for (std::size_t j = 0; j < m; ++j) {
+      double mean = 0;
+      for (std::size_t i = 0; i < x.size(); ++i) yj[i] = y[i * m + j];
+      for (std::uint32_t i : train) mean += yj[i];
+      mean /= static_cast<double>(train.size());
+      logistic_regression lr;
+      for (std::size_t k = 0; k < order.size(); ++k) {
+        logistic_options o;
+        o.l2 = order[k];
+        const errc e = lr.fit(x, yj, dims, o, k > 0, train);
+        if (e == errc::insufficient_data) {  // one-class fold: the mean is all it knows
+          for (std::uint32_t i : val) pred[k][i * m + j] = mean;
+          continue;
+        }
+        TANDEM_TRY(e);
+        for (std::uint32_t i : val) pred[k][i * m + j] = lr.predict(x[i]);
+      }
+    }
+    return errc::ok;
+  };
+  return cv_l2_path(x.size(), y, m, grid, folds, g, fit_fold, best_l2, &oof);
+}
+
+// Cross-validated L2 strength of the joint predictor (cv_l2_path; each fold's path is
+// warm-started).
 inline errc cv_joint(std::span<const sparse_vector> x, std::span<const double> y, std::size_t m,
                      std::size_t reference, std::size_t dims, std::span<const double> grid,
                      std::size_t folds, rng& g, double& best_l2) {
-  const std::size_t n = x.size();
-  if (grid.empty() || folds < 2 || folds > n) return errc::invalid_argument;
-  for (double l2 : grid)
-    if (!(l2 >= 0) || !std::isfinite(l2)) return errc::invalid_argument;
-  std::vector<double> order(grid.begin(), grid.end());
-  std::sort(order.begin(), order.end(), [](double a, double b) { return a > b; });
-  const std::vector<std::uint32_t> fold = random_folds(n, folds, g);
-  std::vector<std::vector<double>> pred(order.size(), std::vector<double>(n * m, 0.0));
-  for (std::size_t f = 0; f < folds; ++f) {
-    std::vector<std::uint32_t> train, val;
-    for (std::size_t i = 0; i < n; ++i)
-      (fold[i] == f ? val : train).push_back(static_cast<std::uint32_t>(i));
+  const auto fit_fold = [&](std::span<const std::uint32_t> train,
+                            std::span<const std::uint32_t> val, std::span<const double> order,
+                            std::vector<std::vector<double>>& pred) -> errc {
     joint_logistic jl;
     for (std::size_t k = 0; k < order.size(); ++k) {
       logistic_options o;
@@ -282,23 +290,9 @@ inline errc cv_joint(std::span<const sparse_vector> x, std::span<const double> y
       for (std::uint32_t i : val)
         TANDEM_TRY(jl.predict(x[i], std::span<double>(pred[k].data() + i * m, m)));
     }
-  }
-  std::size_t best = 0;
-  double best_err = 0;
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    double e = 0;
-    if (m >= 2) {
-      e = -routing_score(pred[k], y, m);
-    } else {
-      for (std::size_t i = 0; i < n; ++i) e += contrast_sq_error(&pred[k][i], &y[i], 1);
-    }
-    if (k == 0 || e < best_err) {
-      best = k;
-      best_err = e;
-    }
-  }
-  best_l2 = order[best];
-  return errc::ok;
+    return errc::ok;
+  };
+  return cv_l2_path(x.size(), y, m, grid, folds, g, fit_fold, best_l2, nullptr);
 }
 
 inline constexpr char router_magic[8] = {'T', 'N', 'D', 'M', 'R', 'O', 'U', 'T'};
