@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -21,6 +20,7 @@
 
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
+#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
 #include "tandem/eval/svg_chart.hpp"
 
@@ -243,30 +243,19 @@ inline tandem::outcome_table load_tables(const std::vector<std::string>& paths,
   return t;
 }
 
+// The prompts named by a JSON Lines file (tandem::read_prompt_list_file: the string values
+// of train_prompt, eval_prompt and prompt); dies with the line and the problem.
 inline std::unordered_set<std::string> read_exclusions(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) die(1, "cannot open --exclude-prompts file '" + path + "'");
-  std::unordered_set<std::string> out;
-  std::string line;
-  std::size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-      die(1, "'" + path + "' line " + std::to_string(lineno) + ": not a JSON object");
-    bool found = false;
-    for (const char* key : {"train_prompt", "eval_prompt", "prompt"}) {
-      auto it = j.find(key);
-      if (it != j.end() && it->is_string()) {
-        out.insert(it->get<std::string>());
-        found = true;
-      }
-    }
-    if (!found)
-      die(1, "'" + path + "' line " + std::to_string(lineno) + ": no train_prompt, eval_prompt or prompt field");
-  }
-  return out;
+  tandem::prompt_list_error err;
+  auto list = tandem::read_prompt_list_file(path.c_str(), &err);
+  if (list) return std::move(*list);
+  if (err.line == 0)
+    die(1, "cannot read --exclude-prompts file '" + path +
+               "': " + std::string(tandem::to_string(err.code)));
+  die(1, "'" + path + "' line " + std::to_string(err.line) + ": " +
+             (err.issue == tandem::prompt_list_issue::no_prompt
+                  ? std::string("no train_prompt, eval_prompt or prompt field")
+                  : "not a JSON object (" + std::string(tandem::to_string(err.issue)) + ")"));
 }
 
 /// The loaded tables: the training split, the test split (empty when `split` was false)
