@@ -6,7 +6,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -107,6 +106,9 @@ class model_drafter {
                   "model_drafter: p_min outside [0, 1]");
     TANDEM_ASSERT(options.p_min_top_k <= 64, "model_drafter: p_min_top_k above 64");
     mirror_.reserve(256);
+    if (options.p_min_top_k > 0)
+      top_.resize(kernels::top_k_buffer_size(options.p_min_top_k,
+                                             static_cast<std::size_t>(model.vocab_size())));
   }
 
   /// The draft model's vocabulary size.
@@ -150,9 +152,15 @@ class model_drafter {
       if (options_.p_min > 0.0f) {
         const auto m = kernels::max_logit(logits);
         if (!m) return m.error();
-        const double z = options_.p_min_top_k == 0
-                             ? detail::sum_exp(logits, *m, 1.0f, nullptr)  // top prob = 1 / z
-                             : top_k_sum_exp(logits, *m, options_.p_min_top_k);
+        double z = 0.0;  // top prob = 1 / z
+        if (options_.p_min_top_k == 0) {
+          z = detail::sum_exp(logits, *m, 1.0f, nullptr);
+        } else {
+          const result<std::size_t> k = kernels::top_k(logits, options_.p_min_top_k, top_);
+          if (!k) return k.error();
+          for (std::size_t j = 0; j < *k; ++j)
+            z += std::exp(static_cast<double>(top_[j].logit - *m));
+        }
         if (1.0 / z < static_cast<double>(options_.p_min)) break;
       }
       const result<token_id> t = sampler_.sample(logits);
@@ -204,28 +212,11 @@ class model_drafter {
     return errc::ok;
   }
 
-  // Sum of exp(l - m) over the k largest logits (m: the largest), k in [1, 64].
-  static double top_k_sum_exp(std::span<const float> logits, float m, std::size_t k) noexcept {
-    std::array<float, 64> top{};  // the k largest so far, descending
-    std::size_t n = 0;
-    for (const float l : logits) {
-      if (n == k && !(l > top[k - 1])) continue;
-      std::size_t i = n < k ? n++ : k - 1;
-      while (i > 0 && top[i - 1] < l) {
-        top[i] = top[i - 1];
-        --i;
-      }
-      top[i] = l;
-    }
-    double z = 0.0;
-    for (std::size_t i = 0; i < n; ++i) z += std::exp(static_cast<double>(top[i] - m));
-    return z;
-  }
-
   M* model_;
   S sampler_;
   model_drafter_options options_;
-  std::vector<token_id> mirror_;  // the model's context, as this drafter fed it
+  std::vector<kernels::candidate> top_;  // kernels::top_k's buffer when p_min_top_k > 0
+  std::vector<token_id> mirror_;         // the model's context, as this drafter fed it
   bool logits_valid_ = false;
 };
 
