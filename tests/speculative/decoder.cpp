@@ -584,6 +584,49 @@ TEST_CASE("speculative: the cost model learns how the target's cost grows with t
   CHECK(cm.predicted_speedup(8) == Approx(9.0 * 2.0 / (8 * 0.01 + 10.0)).epsilon(0.05));
 }
 
+TEST_CASE("speculative: the cost model guesses sizes above the measured ones optimistically",
+          "[speculative][policy]") {
+  tandem::cost_model_options o;
+  o.decay = 1.0;
+  tandem::cost_model_draft cm(o);
+  // Only 1- and 2-token passes measured (2 and 3): above them half the slope, 3 + 0.5 (b - 2).
+  for (int i = 0; i < 3; ++i) {
+    cm.update({0, 0, 0, 0.0, 2.0, 1});
+    cm.update({1, 1, 1, 0.01, 3.0, 2});
+  }
+  CHECK(cm.target_cost(2) == Approx(3.0));
+  CHECK(cm.target_cost(6) == Approx(5.0));
+  // Once a size is measured the guess is gone: the 6-token pass costs 4.
+  cm.update({5, 5, 5, 0.05, 4.0, 6});
+  CHECK(cm.target_cost(6) == Approx(4.0));
+  CHECK(cm.target_cost(4) == Approx(3.5));
+}
+
+TEST_CASE("speculative: the cost model finds long drafts behind a dear first extra token",
+          "[speculative][policy]") {
+  // A target whose second token costs 0.8 of a pass and every further one 0.1 (a CPU
+  // backend switching kernels): drafts of 1 token lose (acceptance 0.9, 1.9 / 1.8 per
+  // pass cost), drafts of 8 win (E = 6.1 tokens for T(9) = 2.5). Judged from 1- and
+  // 2-token passes alone, the step looks like the slope and long drafts never get tried.
+  tandem::cost_model_options o;
+  o.max_length = 8;
+  tandem::cost_model_draft cm(o);
+  tandem::rng r(3);
+  std::size_t early = 0, last = 0;  // tokens drafted in rounds 2..31; the last length
+  for (int i = 0; i < 300; ++i) {
+    const std::size_t g = cm.next();
+    std::size_t acc = 0;
+    while (acc < g && r.uniform() < 0.9) ++acc;
+    const double t = 1.0 + (g > 0 ? 0.8 + 0.1 * static_cast<double>(g - 1) : 0.0);
+    cm.update({g, g, acc, 0.001 * static_cast<double>(g), t, g + 1});
+    if (i >= 2 && i < 32) early += g;
+    last = g;
+  }
+  CHECK(early >= 4 * 30);  // long drafts from the start, not after a wait
+  CHECK(last >= 6);
+  CHECK(cm.best_predicted_speedup() > 1.8);
+}
+
 // Runs a cost_model_draft for `rounds` rounds against a simulated pair: each draft token
 // is accepted with probability `a` (independently, seeded), a target pass over b tokens
 // costs t0 + t1 (b - 1), a draft token costs d. Returns the draft lengths chosen.

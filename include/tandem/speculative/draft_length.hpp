@@ -110,8 +110,9 @@ struct cost_model_options {
 ///   per draft position i (shrunk towards a_{i-1}, a_0 towards a);
 /// - the cost T(b) of the target's pass over b tokens, which grows with b on real
 ///   backends (a 9-token pass of a CPU model costs several single passes): a decayed mean
-///   per batch size b that was measured, linear interpolation between measured sizes, and
-///   outside them the slope of a decayed least-squares line T(b) = t0 + t1 (b - 1); all
+///   per batch size b that was measured, linear interpolation between measured sizes,
+///   below them the slope of a decayed least-squares line T(b) = t0 + t1 (b - 1), above
+///   them half that slope (optimistic, so that a longer draft is tried and measured); all
 ///   times a shared level that follows drifts common to every size (a growing context,
 ///   a busier machine), so a size last measured long ago stays comparable;
 /// - the draft cost d per drafted token (rounds right after a round without drafting are
@@ -337,7 +338,11 @@ class cost_model_draft {
       return mean(lo) +
              (mean(hi) - mean(lo)) * static_cast<double>(i - lo) / static_cast<double>(hi - lo);
     const double t1 = slope();
-    if (lo < n) return mean(lo) + t1 * static_cast<double>(i - lo);
+    // Above the largest measured size, half the slope: an optimistic guess (a pass often
+    // jumps from one token to two and then grows slowly, so the first step overstates
+    // the slope), so that a longer draft is tried and measured when it could pay instead
+    // of being ruled out for good; a size once measured is known.
+    if (lo < n) return mean(lo) + 0.5 * t1 * static_cast<double>(i - lo);
     if (hi < n) return std::max(0.0, mean(hi) - t1 * static_cast<double>(hi - i));
     const double t0 = std::max(0.0, (st_ - t1 * sb_) / sw_);  // the line alone
     return t0 + t1 * static_cast<double>(i);
