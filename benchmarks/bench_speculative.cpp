@@ -156,16 +156,19 @@ class synthetic_model {
   std::vector<float> logits_;
 };
 
-// Records the draft length of every round, then defers to P.
+// Records the draft length of every round and counts shadow probes, then defers to P.
 template <class P>
 struct logged {
   P p;
   std::vector<std::size_t>* lengths;
+  std::size_t* shadows;
   std::size_t next() { return p.next(); }
   void update(const tandem::draft_round& r) {
     lengths->push_back(r.drafted);
+    if (r.shadow_drafted > 0) ++*shadows;
     p.update(r);
   }
+  bool shadow_probe() const requires tandem::ShadowProbingPolicy<P> { return p.shadow_probe(); }
 };
 
 tandem::sampler_chain greedy_chain() {
@@ -233,8 +236,9 @@ void synthetic_case(const options& o, const char* shape, const char* policy_name
     tandem::model_drafter drafter(draft, greedy_chain());
     std::vector<std::size_t> lengths;
     lengths.reserve(o.tokens + 8);
-    tandem::speculative_decoder dec(target, drafter, logged<Policy>{make_policy(), &lengths},
-                                    cpu_clock_options());
+    std::size_t shadows = 0;
+    tandem::speculative_decoder dec(
+        target, drafter, logged<Policy>{make_policy(), &lengths, &shadows}, cpu_clock_options());
     auto s = greedy_chain();
     tandem::completion c;
     const double t = cpu_now();
@@ -247,8 +251,9 @@ void synthetic_case(const options& o, const char* shape, const char* policy_name
     last_stats = st;
     // Prediction from the cost model and the measured acceptance: expected tokens per
     // unit of modelled time over the rounds actually run (g draft calls and one target
-    // pass of g + 1 tokens each), against one token per t0 for target-only decoding.
-    double tok = 0.0, time = 0.0;
+    // pass of g + 1 tokens each, one draft call per shadow probe), against one token per
+    // t0 for target-only decoding.
+    double tok = 0.0, time = static_cast<double>(shadows) * d;
     for (std::size_t gl : lengths) {
       tok += (1.0 - std::pow(a, static_cast<double>(gl + 1))) / (1.0 - a);
       time += static_cast<double>(gl) * d + t0 + t1 * static_cast<double>(gl);

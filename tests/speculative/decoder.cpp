@@ -627,18 +627,30 @@ TEST_CASE("speculative: the cost model finds long drafts behind a dear first ext
   CHECK(cm.best_predicted_speedup() > 1.8);
 }
 
-// Runs a cost_model_draft for `rounds` rounds against a simulated pair: each draft token
-// is accepted with probability `a` (independently, seeded), a target pass over b tokens
-// costs t0 + t1 (b - 1), a draft token costs d. Returns the draft lengths chosen.
+// Runs a cost_model_draft for `rounds` rounds against a simulated pair, as the decoder
+// would: each draft token is accepted with probability `a` (independently, seeded), a
+// target pass over b tokens costs t0 + t1 (b - 1), a draft token costs d; a round
+// without a draft carries the shadow probe the policy asks for (one draft token, judged
+// with the same chance a). Returns the draft lengths chosen; `shadows`, when given, gets
+// the rounds that carried a shadow probe.
 std::vector<std::size_t> simulate(tandem::cost_model_draft& cm, double a, double t0, double t1,
-                                  double d, std::size_t rounds, std::uint64_t seed = 1) {
+                                  double d, std::size_t rounds, std::uint64_t seed = 1,
+                                  std::vector<std::size_t>* shadows = nullptr) {
   tandem::rng r(seed);
   std::vector<std::size_t> lengths;
   for (std::size_t i = 0; i < rounds; ++i) {
     const std::size_t g = cm.next();
-    std::size_t acc = 0;
-    while (acc < g && r.uniform() < a) ++acc;
-    cm.update({g, g, acc, d * static_cast<double>(g), t0 + t1 * static_cast<double>(g), g + 1});
+    tandem::draft_round round{
+        g, g, 0, d * static_cast<double>(g), t0 + t1 * static_cast<double>(g), g + 1};
+    while (round.accepted < g && r.uniform() < a) ++round.accepted;
+    if (g == 0 && cm.shadow_probe()) {
+      round.shadow = true;
+      round.shadow_drafted = 1;
+      round.shadow_acceptance = r.uniform() < a ? 1.0 : 0.0;
+      round.draft_seconds = d;
+      if (shadows != nullptr) shadows->push_back(i);
+    }
+    cm.update(round);
     lengths.push_back(g);
   }
   return lengths;
@@ -649,12 +661,20 @@ TEST_CASE("speculative: the cost model drafts long when verification is flat and
   tandem::cost_model_options o;
   o.max_length = 12;
   tandem::cost_model_draft cm(o);
-  const auto lengths = simulate(cm, 0.995, 1.0, 0.0, 0.001, 300);
+  std::vector<std::size_t> shadows;
+  const auto lengths = simulate(cm, 0.995, 1.0, 0.0, 0.001, 300, 1, &shadows);
   CHECK(cm.next() >= 10);
   CHECK(cm.best_predicted_speedup() > 5.0);
-  // The start-up costs two rounds: one without a draft (it measures T(1)), one of 1 token.
+  // The start-up: one round without a draft (it measures T(1)), one with a shadow probe
+  // (a first acceptance for one draft token); then real drafts, short at first (the cost
+  // of a longer pass is not yet measured).
   CHECK(lengths[0] == 0);
-  CHECK(lengths[1] == 1);
+  CHECK(lengths[1] == 0);
+  REQUIRE(!shadows.empty());
+  CHECK(shadows[0] == 1);
+  CHECK(lengths[2] >= 1);
+  CHECK(lengths[2] <= 3);
+  CHECK(shadows.size() == 1);
 }
 
 TEST_CASE("speculative: the cost model drafts short when verification cost grows steeply",
@@ -714,32 +734,56 @@ TEST_CASE("speculative: the cost model turns speculation off when it cannot pay"
   o.probe_budget = 0.0;  // the waits below are the doubling alone
   tandem::cost_model_draft cm(o);
   // Nothing is ever accepted, and a draft token costs half a target pass.
+  std::vector<std::size_t> shadows;
+  const auto lengths = simulate(cm, 0.0, 1.0, 0.1, 0.5, 300, 1, &shadows);
+  CHECK(cm.best_predicted_speedup() <= 1.0);
+  // Round 0 measures the target alone, round 1 carries a shadow probe that fails; no real
+  // draft is ever made, and the shadow probes grow ever sparser: 8, then 16, 32, 64, 128
+  // rounds between them.
+  CHECK(std::all_of(lengths.begin(), lengths.end(), [](std::size_t g) { return g == 0; }));
+  REQUIRE(shadows.size() >= 4);
+  CHECK(shadows.size() <= 7);
+  CHECK(shadows[0] == 1);
+  for (std::size_t k = 1; k < shadows.size(); ++k)
+    CHECK(shadows[k] - shadows[k - 1] - 1 == (std::size_t{8} << (k - 1)));
+}
+
+TEST_CASE("speculative: without shadow probes the cost model probes with one-token drafts",
+          "[speculative][policy]") {
+  // A decoder (or a wrapper) that does not carry the shadow probe asked for: the policy
+  // notices and probes with real 1-token drafts, on the same doubling schedule.
+  tandem::cost_model_options o;
+  o.probe_interval = 8;
+  o.probe_budget = 0.0;
+  tandem::cost_model_draft cm(o);
   std::vector<std::size_t> drafting;  // rounds that drafted
   for (std::size_t i = 0; i < 300; ++i) {
     const std::size_t g = cm.next();
     if (g > 0) drafting.push_back(i);
     cm.update({g, g, 0, 0.5 * static_cast<double>(g), 1.0 + 0.1 * static_cast<double>(g), g + 1});
   }
-  CHECK(cm.best_predicted_speedup() <= 1.0);
-  // Round 0 measures the target alone, round 1 drafts one token and is rejected; then
-  // probes only, one token each, ever sparser: 8, then 16, 32, 64, 128 rounds without
-  // drafting between them.
+  CHECK(!cm.shadow_probe());
   REQUIRE(drafting.size() >= 4);
-  CHECK(drafting.size() <= 7);
-  CHECK(drafting[0] == 1);
+  CHECK(drafting[0] == 2);  // round 1 asked for a shadow probe that did not come
+  for (std::size_t k = 0; k < drafting.size(); ++k) CHECK(drafting[k] > 0);
   for (std::size_t k = 1; k < drafting.size(); ++k)
     CHECK(drafting[k] - drafting[k - 1] - 1 == (std::size_t{8} << (k - 1)));
 }
 
 TEST_CASE("speculative: probes that are dear against a plain step wait longer",
           "[speculative][policy]") {
-  // A probe costs T(2) - T(1) + d = 0.5 + 0.1 of a plain step: with a 2 % budget the
-  // first wait is at least 30 rounds, where probe_interval alone says 8.
+  // Without shadow probes a probe costs T(2) - T(1) + d = 0.5 + 0.1 of a plain step: with
+  // a 2 % budget the first wait is at least 30 rounds, where probe_interval alone says 8.
   tandem::cost_model_options o;
   o.probe_interval = 8;
   o.probe_budget = 0.02;
   tandem::cost_model_draft cm(o);
-  const auto lengths = simulate(cm, 0.0, 1.0, 0.5, 0.1, 400);
+  std::vector<std::size_t> lengths;
+  for (std::size_t i = 0; i < 400; ++i) {
+    const std::size_t g = cm.next();
+    cm.update({g, g, 0, 0.1 * static_cast<double>(g), 1.0 + 0.5 * static_cast<double>(g), g + 1});
+    lengths.push_back(g);
+  }
   std::vector<std::size_t> drafting;
   for (std::size_t i = 0; i < lengths.size(); ++i)
     if (lengths[i] > 0) drafting.push_back(i);
@@ -748,18 +792,28 @@ TEST_CASE("speculative: probes that are dear against a plain step wait longer",
   double time = 0.0;
   for (std::size_t g : lengths) time += 1.0 + 0.6 * static_cast<double>(g);
   CHECK(400.0 / time > 0.98);
+  // A shadow probe costs one draft token (0.1): the budget allows one every 5 rounds, so
+  // probe_interval (8) decides.
+  tandem::cost_model_draft shadowed(o);
+  std::vector<std::size_t> shadows;
+  (void)simulate(shadowed, 0.0, 1.0, 0.5, 0.1, 100, 1, &shadows);
+  REQUIRE(shadows.size() >= 2);
+  CHECK(shadows[1] - shadows[0] - 1 == 8);
 }
 
-TEST_CASE("speculative: against a draft that never agrees the cost model costs a few percent",
+TEST_CASE("speculative: against a draft that never agrees the cost model costs almost nothing",
           "[speculative][policy]") {
-  // Simulated time of 1,000 rounds (one token each when off) against target-only time.
+  // Simulated time of 1,000 rounds (one token each, no real draft is ever made) against
+  // target-only time: only the shadow probes' draft tokens are extra.
   for (const double t1 : {0.05, 0.5}) {
     tandem::cost_model_draft cm;
-    const auto lengths = simulate(cm, 0.0, 1.0, t1, 0.1, 1000);
-    double time = 0.0;
+    std::vector<std::size_t> shadows;
+    const auto lengths = simulate(cm, 0.0, 1.0, t1, 0.1, 1000, 1, &shadows);
+    double time = 0.1 * static_cast<double>(shadows.size());
     for (std::size_t g : lengths)
       time += 1.0 + t1 * static_cast<double>(g) + 0.1 * static_cast<double>(g);
-    CHECK(1000.0 / time > 0.98);
+    CHECK(1000.0 / time > 0.995);
+    CHECK(std::all_of(lengths.begin(), lengths.end(), [](std::size_t g) { return g == 0; }));
   }
 }
 
@@ -777,6 +831,15 @@ TEST_CASE("speculative: a cost-model decoder drafts little against a disagreeing
   REQUIRE(dec.generate(s, std::vector<token_id>{1}, g, c) == errc::ok);
   CHECK(c.tokens.size() == 300);
   CHECK(dec.stats().drafted < 60);  // drafting stops soon; only probes remain
+  // The probes are shadow probes: a draft call each, no longer target pass.
+  CHECK(dec.stats().shadow_probes >= 3);
+  CHECK(dec.stats().draft_calls >= dec.stats().shadow_probes);
+  // And the output is target-only greedy decoding's.
+  mock_model alone(mock_options{vocab, {}, successors(vocab, 5, 3)});
+  auto s2 = greedy_chain();
+  completion ref;
+  REQUIRE(tandem::generate(alone, s2, std::vector<token_id>{1}, g, ref) == errc::ok);
+  CHECK(c.tokens == ref.tokens);
 }
 
 // ---- Errors --------------------------------------------------------------------------------

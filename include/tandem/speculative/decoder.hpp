@@ -82,6 +82,10 @@ struct speculative_stats {
   }
   std::size_t drafting_rounds = 0;  ///< rounds in which the drafter returned tokens
   std::size_t rejections = 0;       ///< rounds whose draft the target rejected at some position
+  /// Shadow probes (one draft token judged by a plain target step; a ShadowProbingPolicy
+  /// asks for them while speculation is off). Their draft calls and time are counted in
+  /// draft_calls and draft_seconds, not in drafted or accepted.
+  std::size_t shadow_probes = 0;
 
   /// Per-token acceptance probability, estimated as accepted / (accepted + rejections)
   /// (the maximum-likelihood estimate of a geometric acceptance process; the a of the
@@ -145,10 +149,13 @@ class speculative_decoder {
   /// decoding exactly; otherwise each token is distributed exactly as under target-only
   /// sampling with `sampler` (accept x with min(1, p(x)/q(x)), else draw from
   /// norm(max(0, p - q)); p from sampler.probabilities, which sees every kept token, q
-  /// from the drafter, one-hot when it gives none). The deadline is checked before each
-  /// token; tokens of a round already verified are still kept one by one, so a stop rule
-  /// can end the generation mid-round. `out.logprobs`/`entropies` come from the target's
-  /// logits, as in generate().
+  /// from the drafter, one-hot when it gives none). With a ShadowProbingPolicy (such as
+  /// cost_model_draft) a round without a draft may carry a shadow probe: the drafter
+  /// proposes one token, the target takes its plain step, and the policy learns whether
+  /// that token would have been accepted; the output is unaffected. The deadline is checked before
+  /// each token; tokens of a round already verified are still kept one by one, so a stop rule can
+  /// end the generation mid-round. `out.logprobs`/`entropies` come from the target's logits, as in
+  /// generate().
   ///
   /// Returns `errc::ok` for every finish. Errors, also stored in `out.error` with
   /// `out.finish == finish_reason::error`:
@@ -257,13 +264,16 @@ class speculative_decoder {
       const std::size_t g = std::min({static_cast<std::size_t>(policy_.next()), max_draft_length,
                                       ctx - held - 1, remaining - 1});
 
-      // Draft.
+      // Draft (or a shadow probe: one token, judged by the target's plain step below).
       draft_round round{};
       round.requested = g;
+      bool shadow = false;
+      if constexpr (ShadowProbingPolicy<Policy>) shadow = g == 0 && policy_.shadow_probe();
+      const std::size_t ask = shadow ? 1 : g;
       draft_result dr{};
-      if (g > 0) {
-        const draft_request req{history_, g, std::span<token_id>(draft_.data(), g),
-                                std::span<float>(q_.data(), g * vocab)};
+      if (ask > 0) {
+        const draft_request req{history_, ask, std::span<token_id>(draft_.data(), ask),
+                                std::span<float>(q_.data(), ask * vocab)};
         const double t0 = now();
         const result<draft_result> r = drafter_->draft(req);
         round.draft_seconds = since(t0);
@@ -274,7 +284,7 @@ class speculative_decoder {
           break;
         }
         dr = *r;
-        if (dr.count > g) {
+        if (dr.count > ask) {
           err = errc::invalid_argument;
           break;
         }
@@ -284,8 +294,13 @@ class speculative_decoder {
           break;
         }
       }
-      const std::size_t n = dr.count;
+      const std::size_t n = shadow ? 0 : dr.count;
       round.drafted = n;
+      if (shadow) {
+        round.shadow = true;
+        round.shadow_drafted = dr.count;
+        ++stats_.shadow_probes;
+      }
 
       // One batched target pass over the last kept token and the draft.
       batch_[0] = history_.back();
@@ -312,6 +327,20 @@ class speculative_decoder {
         ++stats_.drafting_rounds;
         stats_.drafted += n;
         for (std::size_t i = 0; i < n; ++i) ++stats_.drafted_at[i];
+      }
+
+      // A shadow probe's token: the chance that verification would have accepted it.
+      if (shadow && dr.count > 0) {
+        const std::span<float> p(p_.data(), vocab);
+        if (errc e = sampler.probabilities(std::span<const float>(rows_.data(), vocab), p);
+            e != errc::ok) {
+          err = e;
+          break;
+        }
+        const auto xi = static_cast<std::size_t>(draft_[0]);
+        const float qx = dr.has_probabilities ? q_[xi] : 1.0f;
+        round.shadow_acceptance =
+            qx > 0.0f ? std::min(1.0, static_cast<double>(p[xi]) / static_cast<double>(qx)) : 0.0;
       }
 
       // Verify and keep, token by token, so the sampler sees every kept token before the

@@ -24,6 +24,14 @@ struct draft_round {
   double draft_seconds = 0.0;    ///< time in the drafter this round
   double target_seconds = 0.0;   ///< time in the target's batched pass this round
   std::size_t target_batch = 0;  ///< tokens in that pass (drafted + 1)
+  /// The round carried a shadow probe (the policy's shadow_probe()): the drafter was asked
+  /// for one token that was not verified in the pass (requested and drafted stay 0); the
+  /// token the target produced judged it instead.
+  bool shadow = false;
+  std::size_t shadow_drafted = 0;  ///< 1 when the drafter proposed the shadow token, else 0
+  /// The chance that verification would have accepted the shadow token x:
+  /// min(1, p(x) / q(x)) (greedy: 1 when x is the target's choice, else 0).
+  double shadow_acceptance = 0.0;
 };
 
 /// Chooses draft lengths: `next()` is the length for the coming round (0 means "no
@@ -32,6 +40,16 @@ template <class P>
 concept DraftLengthPolicy = requires(P& p, const P& cp, const draft_round& r) {
   { p.next() } -> std::convertible_to<std::size_t>;
   p.update(r);
+};
+
+/// A DraftLengthPolicy that can also ask for a shadow probe: when `next()` is 0 and
+/// `shadow_probe()` is true, the decoder asks the drafter for one token before the plain
+/// target step, does not verify it, and reports in draft_round whether the target's own
+/// token would have accepted it. The probe costs one draft call, not a dearer target
+/// pass. cost_model_draft is one.
+template <class P>
+concept ShadowProbingPolicy = DraftLengthPolicy<P> && requires(const P& p) {
+  { p.shadow_probe() } -> std::convertible_to<bool>;
 };
 
 /// Always drafts `length` tokens (clamped to max_draft_length by the decoder).
@@ -90,14 +108,16 @@ struct cost_model_options {
   /// against the rounds actually run at that length (see expected_tokens); 0: the model
   /// alone.
   double length_prior_weight = 0.0;  ///< must be >= 0
-  /// While speculation is off, draft 1 token after this many rounds (a probe, so the
-  /// estimates can recover); each probe after which speculation stays off doubles the
-  /// wait, up to max_probe_interval.
+  /// While speculation is off, probe after this many rounds (so the estimates can
+  /// recover): a shadow probe (one draft token judged by the target's plain step, see
+  /// ShadowProbingPolicy), or a 1-token draft with a decoder that offers none; each probe
+  /// after which speculation stays off doubles the wait, up to max_probe_interval.
   std::size_t probe_interval = 16;
   std::size_t max_probe_interval = 512;  ///< must be >= probe_interval
   /// Probes also wait long enough that each costs at most this share of the target-only
-  /// time in between: at least (T(2) - T(1) + d) / (probe_budget T(1)) rounds (a probe
-  /// that is dear against a plain step waits longer). 0: no such floor.
+  /// time in between: at least d / (probe_budget T(1)) rounds for a shadow probe,
+  /// (T(2) - T(1) + d) / (probe_budget T(1)) for a 1-token draft (a probe that is dear
+  /// against a plain step waits longer). 0: no such floor.
   double probe_budget = 0.02;
   /// Speculate only when the predicted speedup exceeds this (1 plus a margin for the
   /// estimates' noise; §8's rule is min_gain = 1).
@@ -128,8 +148,13 @@ struct cost_model_options {
 /// (the wait doubling after each probe that leaves speculation off, and never shorter
 /// than probe_budget allows, so probes cost a small, then vanishing share).
 /// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
-/// target alone), the second drafts 1 token (a short probe that measures the slope of T
-/// and a first acceptance cheaply). Allocates nothing.
+/// target alone), the second carries a shadow probe (a first acceptance for the price of
+/// one draft token); until a pass over several tokens was measured, T(b) is taken as
+/// T(1) (1 + (b - 1) / 2), so the first real draft is short and only made when the
+/// shadow probes promise a gain. Against a draft that never agrees, speculation then
+/// costs shadow probes only. With a decoder or wrapper that does not carry shadow probes
+/// (a requested one that does not arrive), probes and the start-up's second round are
+/// 1-token drafts instead. Allocates nothing.
 class cost_model_draft {
  public:
   /// Preconditions (TANDEM_ASSERT): 1 <= max_length <= max_draft_length, prior in
@@ -148,16 +173,21 @@ class cost_model_draft {
   }
 
   /// The length of best predicted speedup, 0 while speculation cannot pay, 1 for a probe
-  /// (see the class comment).
+  /// without shadow probes (see the class comment).
   [[nodiscard]] std::size_t next() const noexcept { return next_; }
+  /// Whether the coming round (next() == 0) should carry a shadow probe.
+  [[nodiscard]] bool shadow_probe() const noexcept { return shadow_; }
 
   /// Folds the round's acceptance and timings into the estimates and chooses the next
   /// length. Allocates nothing.
   void update(const draft_round& r) noexcept {
-    if (probing_ && r.requested > 0) {
+    if (shadow_ && !r.shadow) shadow_ok_ = false;  // not carried: probe with real drafts
+    if (probing_ && (r.requested > 0 || r.shadow)) {
       probing_ = false;
       probed_ = true;  // choose() doubles the wait if speculation stays off
     }
+    if (r.shadow && r.shadow_drafted > 0) learn_shadow(r);
+    if (rounds_ > 0 && (r.shadow || r.requested > 0)) started_ = true;
     // Acceptance and draft cost forget per drafting round (rounds without a draft say
     // nothing new about them); the target's cost per round.
     const double k = o_.decay;
@@ -307,7 +337,7 @@ class cost_model_draft {
   [[nodiscard]] std::size_t budget_wait() const noexcept {
     const double t1 = target_cost(1);
     if (!(o_.probe_budget > 0.0) || !(t1 > 0.0)) return 0;
-    const double cost = std::max(0.0, target_cost(2) - t1) + draft_cost();
+    const double cost = (shadow_ok_ ? 0.0 : std::max(0.0, target_cost(2) - t1)) + draft_cost();
     const double w = std::ceil(cost / (o_.probe_budget * t1));
     return w >= static_cast<double>(o_.max_probe_interval) ? o_.max_probe_interval
                                                            : static_cast<std::size_t>(w);
@@ -315,12 +345,33 @@ class cost_model_draft {
 
   [[nodiscard]] bool seen(std::size_t i) const noexcept { return tw_[i] > 1e-3; }
 
+  // A shadow probe: position 0's acceptance (a fractional observation, decayed like a
+  // drafting round) and the draft's cost (the catch-up included, as after a plain round).
+  void learn_shadow(const draft_round& r) noexcept {
+    const double k = o_.decay;
+    const double a = std::clamp(r.shadow_acceptance, 0.0, 1.0);
+    acc_ = acc_ * k + a;
+    rej_ = rej_ * k + (1.0 - a);
+    for (std::size_t i = 0; i < o_.max_length; ++i) {
+      succ_[i] *= k;
+      fail_[i] *= k;
+    }
+    succ_[0] += a;
+    fail_[0] += 1.0 - a;
+    if (r.draft_seconds > 0.0) {
+      raw_dsec_ = raw_dsec_ * k + r.draft_seconds;
+      raw_dtok_ = raw_dtok_ * k + 1.0;
+    }
+  }
+
   // The target cost of a pass over b tokens in units of the current level.
   [[nodiscard]] double relative_target_cost(std::size_t b) const noexcept {
     if (sw_ <= 0.0 || b == 0) return 0.0;
     const std::size_t n = o_.max_length + 1;
     const std::size_t i = b - 1;
     if (i < n && seen(i)) return tsum_[i] / tw_[i];
+    if (!(sb_ > 0.0) && seen(0))  // single passes only: T(1) (1 + (b - 1) / 2), a prior
+      return tsum_[0] / tw_[0] * (1.0 + 0.5 * static_cast<double>(i));
     // Nearest measured sizes below and above.
     std::size_t lo = n, hi = n;
     for (std::size_t j = std::min(i, n); j-- > 0;)
@@ -360,8 +411,10 @@ class cost_model_draft {
       next_ = 0;
       return;
     }
-    if (rounds_ == 1) {  // a one-token first draft: the slope of T and a first acceptance
-      next_ = 1;
+    shadow_ = false;
+    if (!started_) {  // a first acceptance: a shadow probe, else a one-token draft
+      shadow_ = shadow_ok_;
+      next_ = shadow_ok_ ? 0 : 1;
       return;
     }
     std::size_t best_g = 0;
@@ -384,7 +437,8 @@ class cost_model_draft {
       }
       probed_ = false;
       if (until_probe_ == 0) {
-        next_ = 1;
+        shadow_ = shadow_ok_;
+        next_ = shadow_ok_ ? 0 : 1;
         probing_ = true;
       } else {
         --until_probe_;
@@ -404,11 +458,14 @@ class cost_model_draft {
   double level_ = 1.0;
   std::size_t interval_, until_probe_, rounds_ = 0, next_ = 0, prev_requested_ = 0;
   bool probing_ = false, probed_ = false, off_ = false;
+  bool shadow_ = false, shadow_ok_ = true;  // a shadow probe asked for; the decoder carries them
+  bool started_ = false;                    // the start-up's acceptance probe was made
   double best_ = 1.0;
 };
 
 static_assert(DraftLengthPolicy<fixed_draft>);
 static_assert(DraftLengthPolicy<adaptive_draft>);
 static_assert(DraftLengthPolicy<cost_model_draft>);
+static_assert(ShadowProbingPolicy<cost_model_draft>);
 
 }  // namespace tandem::inline v0
