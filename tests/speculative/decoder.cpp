@@ -665,16 +665,11 @@ TEST_CASE("speculative: the cost model drafts long when verification is flat and
   const auto lengths = simulate(cm, 0.995, 1.0, 0.0, 0.001, 300, 1, &shadows);
   CHECK(cm.next() >= 10);
   CHECK(cm.best_predicted_speedup() > 5.0);
-  // The start-up: one round without a draft (it measures T(1)), one with a shadow probe
-  // (a first acceptance for one draft token); then real drafts, short at first (the cost
-  // of a longer pass is not yet measured).
+  // The start-up: one round without a draft (it measures T(1)), four with a shadow probe
+  // each (a first acceptance for a draft token apiece); then real drafts.
   CHECK(lengths[0] == 0);
-  CHECK(lengths[1] == 0);
-  REQUIRE(!shadows.empty());
-  CHECK(shadows[0] == 1);
-  CHECK(lengths[2] >= 1);
-  CHECK(lengths[2] <= 3);
-  CHECK(shadows.size() == 1);
+  CHECK(shadows == std::vector<std::size_t>{1, 2, 3, 4});
+  CHECK(lengths[5] >= 1);
 }
 
 TEST_CASE("speculative: the cost model drafts short when verification cost grows steeply",
@@ -737,15 +732,21 @@ TEST_CASE("speculative: the cost model turns speculation off when it cannot pay"
   std::vector<std::size_t> shadows;
   const auto lengths = simulate(cm, 0.0, 1.0, 0.1, 0.5, 300, 1, &shadows);
   CHECK(cm.best_predicted_speedup() <= 1.0);
-  // Round 0 measures the target alone, round 1 carries a shadow probe that fails; no real
-  // draft is ever made, and the shadow probes grow ever sparser: 8, then 16, 32, 64, 128
-  // rounds between them.
+  // Round 0 measures the target alone, rounds 1 to 4 carry shadow probes that fail; no
+  // real draft is ever made, and the probes (4 shadow probes in a row each) grow ever
+  // sparser: 8, then 16, 32, 64, 128 rounds between them.
   CHECK(std::all_of(lengths.begin(), lengths.end(), [](std::size_t g) { return g == 0; }));
-  REQUIRE(shadows.size() >= 4);
-  CHECK(shadows.size() <= 7);
-  CHECK(shadows[0] == 1);
-  for (std::size_t k = 1; k < shadows.size(); ++k)
-    CHECK(shadows[k] - shadows[k - 1] - 1 == (std::size_t{8} << (k - 1)));
+  REQUIRE(shadows.size() % 4 == 0);
+  std::vector<std::size_t> starts;  // first round of each probe
+  for (std::size_t k = 0; k < shadows.size(); k += 4) {
+    CHECK(shadows[k + 3] == shadows[k] + 3);
+    starts.push_back(shadows[k]);
+  }
+  REQUIRE(starts.size() >= 4);
+  CHECK(starts.size() <= 7);
+  CHECK(starts[0] == 1);
+  for (std::size_t k = 1; k < starts.size(); ++k)
+    CHECK(starts[k] - (starts[k - 1] + 4) == (std::size_t{8} << (k - 1)));
 }
 
 TEST_CASE("speculative: without shadow probes the cost model probes with one-token drafts",
@@ -792,13 +793,14 @@ TEST_CASE("speculative: probes that are dear against a plain step wait longer",
   double time = 0.0;
   for (std::size_t g : lengths) time += 1.0 + 0.6 * static_cast<double>(g);
   CHECK(400.0 / time > 0.98);
-  // A shadow probe costs one draft token (0.1): the budget allows one every 5 rounds, so
-  // probe_interval (8) decides.
+  // A probe of 4 shadow probes costs 4 draft tokens (0.4): the budget wants 20 rounds
+  // between probes, more than probe_interval (8).
   tandem::cost_model_draft shadowed(o);
   std::vector<std::size_t> shadows;
   (void)simulate(shadowed, 0.0, 1.0, 0.5, 0.1, 100, 1, &shadows);
-  REQUIRE(shadows.size() >= 2);
-  CHECK(shadows[1] - shadows[0] - 1 == 8);
+  REQUIRE(shadows.size() >= 8);
+  CHECK(shadows[3] == 4);
+  CHECK(shadows[4] - shadows[3] - 1 == 20);
 }
 
 TEST_CASE("speculative: against a draft that never agrees the cost model costs almost nothing",

@@ -119,6 +119,11 @@ struct cost_model_options {
   /// (T(2) - T(1) + d) / (probe_budget T(1)) for a 1-token draft (a probe that is dear
   /// against a plain step waits longer). 0: no such floor.
   double probe_budget = 0.02;
+  /// Shadow probes per probe, in consecutive rounds (>= 1): they judge the draft at as many
+  /// successive positions of the text, so that a text repeating with a short period (a
+  /// looping greedy generation) does not alias with the probe interval and show the same
+  /// position every time. Also the number of shadow probes at start-up.
+  std::size_t probe_shadows = 4;
   /// Speculate only when the predicted speedup exceeds this (1 plus a margin for the
   /// estimates' noise; §8's rule is min_gain = 1).
   double min_gain = 1.05;
@@ -144,12 +149,13 @@ struct cost_model_options {
 /// the expected tokens per round over the expected time per round. With one rate a and a
 /// batch-independent target cost this is Leviathan et al.'s
 /// (1 - a^(g+1)) / ((1 - a)(g c + 1)), c = d / T(1). It drafts the g of largest S(g) when
-/// S(g) > min_gain, else nothing, probing then with one token after probe_interval rounds
-/// (the wait doubling after each probe that leaves speculation off, and never shorter
-/// than probe_budget allows, so probes cost a small, then vanishing share).
+/// S(g) > min_gain, else nothing, probing then after probe_interval rounds with
+/// probe_shadows shadow probes in a row (the wait doubling after each probe that leaves
+/// speculation off, and never shorter than probe_budget allows, so probes cost a small,
+/// then vanishing share).
 /// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
-/// target alone), the second carries a shadow probe (a first acceptance for the price of
-/// one draft token); until a pass over several tokens was measured, T(b) is taken as
+/// target alone), the next probe_shadows carry shadow probes (a first acceptance for the
+/// price of a draft token each); until a pass over several tokens was measured, T(b) is taken as
 /// T(1) (1 + (b - 1) / 2), so the first real draft is short and only made when the
 /// shadow probes promise a gain. Against a draft that never agrees, speculation then
 /// costs shadow probes only. With a decoder or wrapper that does not carry shadow probes
@@ -167,7 +173,8 @@ class cost_model_draft {
     TANDEM_ASSERT(o.prior_acceptance > 0.0 && o.prior_acceptance < 1.0 && o.prior_weight > 0.0 &&
                       o.position_prior_weight > 0.0 && o.length_prior_weight >= 0.0 &&
                       o.decay > 0.0 && o.decay <= 1.0 && o.probe_interval >= 1 &&
-                      o.max_probe_interval >= o.probe_interval && o.probe_budget >= 0.0,
+                      o.max_probe_interval >= o.probe_interval && o.probe_budget >= 0.0 &&
+                      o.probe_shadows >= 1,
                   "cost_model_draft: options out of range");
     choose();
   }
@@ -187,7 +194,8 @@ class cost_model_draft {
       probed_ = true;  // choose() doubles the wait if speculation stays off
     }
     if (r.shadow && r.shadow_drafted > 0) learn_shadow(r);
-    if (rounds_ > 0 && (r.shadow || r.requested > 0)) started_ = true;
+    if (r.shadow) ++shadows_seen_;
+    if (rounds_ > 0 && (r.requested > 0 || shadows_seen_ >= o_.probe_shadows)) started_ = true;
     // Acceptance and draft cost forget per drafting round (rounds without a draft say
     // nothing new about them); the target's cost per round.
     const double k = o_.decay;
@@ -337,7 +345,8 @@ class cost_model_draft {
   [[nodiscard]] std::size_t budget_wait() const noexcept {
     const double t1 = target_cost(1);
     if (!(o_.probe_budget > 0.0) || !(t1 > 0.0)) return 0;
-    const double cost = (shadow_ok_ ? 0.0 : std::max(0.0, target_cost(2) - t1)) + draft_cost();
+    const double cost = shadow_ok_ ? static_cast<double>(o_.probe_shadows) * draft_cost()
+                                   : std::max(0.0, target_cost(2) - t1) + draft_cost();
     const double w = std::ceil(cost / (o_.probe_budget * t1));
     return w >= static_cast<double>(o_.max_probe_interval) ? o_.max_probe_interval
                                                            : static_cast<std::size_t>(w);
@@ -431,12 +440,19 @@ class cost_model_draft {
       if (!off_) {  // speculation turns off: the first wait
         off_ = true;
         until_probe_ = std::max(interval_, budget_wait());
-      } else if (probed_) {  // the probe did not turn speculation back on: wait longer
+        burst_ = 0;
+      } else if (probed_ && burst_ == 0) {  // the probe left speculation off: wait longer
         interval_ = std::min(interval_ * 2, o_.max_probe_interval);
         until_probe_ = std::max(interval_, budget_wait());
       }
       probed_ = false;
-      if (until_probe_ == 0) {
+      if (burst_ > 0 && shadow_ok_) {  // the probe's next shadow probe
+        --burst_;
+        shadow_ = true;
+        next_ = 0;
+        probing_ = true;
+      } else if (until_probe_ == 0) {
+        burst_ = shadow_ok_ ? o_.probe_shadows - 1 : 0;
         shadow_ = shadow_ok_;
         next_ = shadow_ok_ ? 0 : 1;
         probing_ = true;
@@ -447,6 +463,7 @@ class cost_model_draft {
     } else {
       interval_ = o_.probe_interval;
       off_ = probed_ = false;
+      burst_ = 0;
       next_ = best_g;
     }
   }
@@ -460,6 +477,8 @@ class cost_model_draft {
   bool probing_ = false, probed_ = false, off_ = false;
   bool shadow_ = false, shadow_ok_ = true;  // a shadow probe asked for; the decoder carries them
   bool started_ = false;                    // the start-up's acceptance probe was made
+  std::size_t burst_ = 0;                   // shadow probes left in the current probe
+  std::size_t shadows_seen_ = 0;
   double best_ = 1.0;
 };
 
