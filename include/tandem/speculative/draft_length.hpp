@@ -156,10 +156,10 @@ struct cost_model_options {
 /// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
 /// target alone), the next probe_shadows carry shadow probes (a first acceptance for the
 /// price of a draft token each); until a pass over several tokens was measured, T(b) is taken as
-/// T(1) (1 + (b - 1) / 2), so the first real draft is short and only made when the
-/// shadow probes promise a gain. Against a draft that never agrees, speculation then
-/// costs shadow probes only. With a decoder or wrapper that does not carry shadow probes
-/// (a requested one that does not arrive), probes and the start-up's second round are
+/// T(1) (1 + (b - 1) / 2), and when that prior rules drafting out but the draft would
+/// pay with a flat T, one real 1-token draft measures T(2). Against a draft that never agrees,
+/// speculation then costs shadow probes only. With a decoder or wrapper that does not carry shadow
+/// probes (a requested one that does not arrive), probes and the start-up's second round are
 /// 1-token drafts instead. Allocates nothing.
 class cost_model_draft {
  public:
@@ -436,6 +436,15 @@ class cost_model_draft {
       }
     }
     best_ = best;
+    if ((best_g == 0 || best <= o_.min_gain) && seen(0) && !seen(1)) {
+      // No 2-token pass measured (the prior T(b) decided): when the draft would pay with
+      // a flat T, one real 1-token draft measures T(2) instead of trusting the prior.
+      const double t1 = target_cost(1);
+      if (expected_tokens(1) * t1 / (draft_cost() + t1) > o_.min_gain) {
+        next_ = 1;
+        return;
+      }
+    }
     if (best_g == 0 || best <= o_.min_gain) {
       if (!off_) {  // speculation turns off: the first wait
         off_ = true;
