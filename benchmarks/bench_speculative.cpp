@@ -26,7 +26,7 @@
 // (prompt lookup, no model) and drafts with the draft model otherwise. A last line per
 // case ("NAME/summary") puts the fastest tandem policy whose output equals target-only
 // beside the faster of llama.cpp's two settings ("best_tandem_over_best_llamacpp"), and
-// the cost model beside target-only.
+// the cost model, alone and with lookup, beside target-only and that llama.cpp setting.
 // --flash-attn on|off|auto is passed to tandem's sessions and to the example (-fa); on
 // CPU, llama.cpp's auto enables it, which makes multi-token passes at long contexts
 // several times dearer (a 9-token pass of the 512x8 target at context 200: 38 ms with it,
@@ -519,7 +519,7 @@ void real_pair(const options& base_options, const std::string& spec) {
     const char* policy = "";
     double cpu_tps = 0.0, over_target = 0.0;
   };
-  best_run best, cost;
+  best_run best, cost, cost_lookup;
   auto report = [&](const char* policy, auto make, const llama_ref& ref, bool lookup = false) {
     const speed llama = ref.s;
     const double llama_accept = ref.accept;
@@ -545,6 +545,8 @@ void real_pair(const options& base_options, const std::string& spec) {
     const bool same = toks == ref_tokens;
     if (same && m.cpu_tps > best.cpu_tps) best = {policy, m.cpu_tps, over_target};
     if (std::strcmp(policy, "cost_model") == 0) cost = {policy, m.cpu_tps, over_target};
+    if (std::strcmp(policy, "cost_model_lookup") == 0)
+      cost_lookup = {policy, m.cpu_tps, over_target};
     const double over_llama = llama.cpu_tps > 0 ? m.cpu_tps / llama.cpu_tps : 0.0;
     std::printf(
         "{\"bench\":\"speculative\",\"case\":\"%s%s/%s\",\"pair\":\"%s\",\"policy\":\"%s\","
@@ -601,17 +603,22 @@ void real_pair(const options& base_options, const std::string& spec) {
       "\"draft_max\":%zu,\"best_tandem_policy\":\"%s\",\"best_tandem_over_target\":%.3f,"
       "\"best_llamacpp_p_min\":%g,\"best_llamacpp_over_target\":%.3f,"
       "\"best_tandem_over_best_llamacpp\":%.3f,\"cost_model_over_target\":%.3f,"
-      "\"cost_model_over_best_llamacpp\":%.3f}\n",
+      "\"cost_model_over_best_llamacpp\":%.3f,\"cost_model_lookup_over_target\":%.3f,"
+      "\"cost_model_lookup_over_best_llamacpp\":%.3f}\n",
       name.c_str(), fa, name.c_str(), o.flash_attn, o.draft_max, best.policy, best.over_target,
       static_cast<double>(lbest.p_min), lbest.s.cpu_tps / base.cpu_tps,
       lbest.s.cpu_tps > 0 ? best.cpu_tps / lbest.s.cpu_tps : 0.0, cost.over_target,
-      lbest.s.cpu_tps > 0 ? cost.cpu_tps / lbest.s.cpu_tps : 0.0);
+      lbest.s.cpu_tps > 0 ? cost.cpu_tps / lbest.s.cpu_tps : 0.0, cost_lookup.over_target,
+      lbest.s.cpu_tps > 0 ? cost_lookup.cpu_tps / lbest.s.cpu_tps : 0.0);
   std::fprintf(stderr,
                "%-10s summary: best tandem %s %.2fx target, %.2fx llama.cpp's best (p_min %g, "
-               "%.2fx target); cost model %.2fx target\n",
+               "%.2fx target); cost model %.2fx target; cost model with lookup %.2fx target, "
+               "%.2fx llama.cpp's best\n",
                name.c_str(), best.policy, best.over_target,
                lbest.s.cpu_tps > 0 ? best.cpu_tps / lbest.s.cpu_tps : 0.0,
-               static_cast<double>(lbest.p_min), lbest.s.cpu_tps / base.cpu_tps, cost.over_target);
+               static_cast<double>(lbest.p_min), lbest.s.cpu_tps / base.cpu_tps, cost.over_target,
+               cost_lookup.over_target,
+               lbest.s.cpu_tps > 0 ? cost_lookup.cpu_tps / lbest.s.cpu_tps : 0.0);
   std::fflush(stdout);
 }
 #endif
