@@ -423,8 +423,9 @@ run_result tandem_speculative(const options& o, const tandem::llama_model_handle
   // (prompt lookup), the draft model when there is none.
   tandem::prompt_lookup_drafter cache(model.vocab_size(), {3, 4});
   tandem::fallback_drafter both(cache, model);
-  if (lookup) {
-    tandem::speculative_decoder dec(*target, both, std::move(policy), cpu_clock_options());
+  // One greedy generation with `drafter`, timed in process CPU time.
+  const auto run = [&](auto& drafter) -> run_result {
+    tandem::speculative_decoder dec(*target, drafter, std::move(policy), cpu_clock_options());
     auto s = greedy_chain();
     tandem::generation_options g;
     g.max_tokens = max_tokens;
@@ -435,26 +436,15 @@ run_result tandem_speculative(const options& o, const tandem::llama_model_handle
     const double cpu = cpu_now() - c0;
     if (stats) *stats = dec.stats();
     if (tokens) *tokens = c.tokens;
+    if (std::getenv("TANDEM_BENCH_VERBOSE"))
+      std::fprintf(
+          stderr,
+          "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
+          c.seconds, dec.stats().target_seconds, dec.stats().target_calls,
+          dec.stats().draft_seconds, dec.stats().draft_calls, cpu);
     return {cpu, c.seconds, c.tokens.size()};
-  }
-  auto& drafter = model;
-  tandem::speculative_decoder dec(*target, drafter, std::move(policy), cpu_clock_options());
-  auto s = greedy_chain();
-  tandem::generation_options g;
-  g.max_tokens = max_tokens;
-  g.record_logprobs = false;
-  tandem::completion c;
-  const double c0 = cpu_now();
-  if (dec.generate(s, prompt, g, c) != errc::ok) return {};
-  const double cpu = cpu_now() - c0;
-  if (stats) *stats = dec.stats();
-  if (tokens) *tokens = c.tokens;
-  if (std::getenv("TANDEM_BENCH_VERBOSE"))
-    std::fprintf(stderr,
-                 "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
-                 c.seconds, dec.stats().target_seconds, dec.stats().target_calls,
-                 dec.stats().draft_seconds, dec.stats().draft_calls, cpu);
-  return {cpu, c.seconds, c.tokens.size()};
+  };
+  return lookup ? run(both) : run(model);
 }
 
 speed median_speed(const std::vector<speed>& v) {
