@@ -211,12 +211,7 @@ class cost_model_draft {
     // Acceptance: each accepted token is a success at its position; a round that stopped
     // before the end of its draft adds one failure, at the first rejected position.
     if (r.drafted > 0) {
-      acc_ *= k;
-      rej_ *= k;
-      for (std::size_t i = 0; i < o_.max_length; ++i) {
-        succ_[i] *= k;
-        fail_[i] *= k;
-      }
+      forget_acceptance(k);
       for (std::size_t i = 0; i <= o_.max_length; ++i) {
         kept_[i] *= k;
         runs_[i] *= k;
@@ -354,17 +349,31 @@ class cost_model_draft {
 
   [[nodiscard]] bool seen(std::size_t i) const noexcept { return tw_[i] > 1e-3; }
 
+  // Decays the pooled and per-position acceptance counts by k (once per observed round).
+  void forget_acceptance(double k) noexcept {
+    acc_ *= k;
+    rej_ *= k;
+    for (std::size_t i = 0; i < o_.max_length; ++i) {
+      succ_[i] *= k;
+      fail_[i] *= k;
+    }
+  }
+
+  // Asks for a probe in the coming round: a shadow probe, or a 1-token draft when the
+  // decoder does not carry shadow probes.
+  void request_probe() noexcept {
+    shadow_ = shadow_ok_;
+    next_ = shadow_ok_ ? 0 : 1;
+  }
+
   // A shadow probe: position 0's acceptance (a fractional observation, decayed like a
   // drafting round) and the draft's cost (the catch-up included, as after a plain round).
   void learn_shadow(const draft_round& r) noexcept {
     const double k = o_.decay;
     const double a = std::clamp(r.shadow_acceptance, 0.0, 1.0);
-    acc_ = acc_ * k + a;
-    rej_ = rej_ * k + (1.0 - a);
-    for (std::size_t i = 0; i < o_.max_length; ++i) {
-      succ_[i] *= k;
-      fail_[i] *= k;
-    }
+    forget_acceptance(k);
+    acc_ += a;
+    rej_ += 1.0 - a;
     succ_[0] += a;
     fail_[0] += 1.0 - a;
     if (r.draft_seconds > 0.0) {
@@ -422,8 +431,7 @@ class cost_model_draft {
     }
     shadow_ = false;
     if (!started_) {  // a first acceptance: a shadow probe, else a one-token draft
-      shadow_ = shadow_ok_;
-      next_ = shadow_ok_ ? 0 : 1;
+      request_probe();
       return;
     }
     std::size_t best_g = 0;
@@ -462,8 +470,7 @@ class cost_model_draft {
         probing_ = true;
       } else if (until_probe_ == 0) {
         burst_ = shadow_ok_ ? o_.probe_shadows - 1 : 0;
-        shadow_ = shadow_ok_;
-        next_ = shadow_ok_ ? 0 : 1;
+        request_probe();
         probing_ = true;
       } else {
         --until_probe_;
