@@ -631,11 +631,13 @@ TEST_CASE("speculative: the cost model finds long drafts behind a dear first ext
 // would: each draft token is accepted with probability `a` (independently, seeded), a
 // target pass over b tokens costs t0 + t1 (b - 1), a draft token costs d; a round
 // without a draft carries the shadow probe the policy asks for (one draft token, judged
-// with the same chance a). Returns the draft lengths chosen; `shadows`, when given, gets
-// the rounds that carried a shadow probe.
+// with the same chance a), unless `carry_shadows` is false (a decoder without them).
+// Returns the draft lengths chosen; `shadows`, when given, gets the rounds that carried a
+// shadow probe.
 std::vector<std::size_t> simulate(tandem::cost_model_draft& cm, double a, double t0, double t1,
                                   double d, std::size_t rounds, std::uint64_t seed = 1,
-                                  std::vector<std::size_t>* shadows = nullptr) {
+                                  std::vector<std::size_t>* shadows = nullptr,
+                                  bool carry_shadows = true) {
   tandem::rng r(seed);
   std::vector<std::size_t> lengths;
   for (std::size_t i = 0; i < rounds; ++i) {
@@ -643,7 +645,7 @@ std::vector<std::size_t> simulate(tandem::cost_model_draft& cm, double a, double
     tandem::draft_round round{
         g, g, 0, d * static_cast<double>(g), t0 + t1 * static_cast<double>(g), g + 1};
     while (round.accepted < g && r.uniform() < a) ++round.accepted;
-    if (g == 0 && cm.shadow_probe()) {
+    if (carry_shadows && g == 0 && cm.shadow_probe()) {
       round.shadow = true;
       round.shadow_drafted = 1;
       round.shadow_acceptance = r.uniform() < a ? 1.0 : 0.0;
@@ -757,12 +759,10 @@ TEST_CASE("speculative: without shadow probes the cost model probes with one-tok
   o.probe_interval = 8;
   o.probe_budget = 0.0;
   tandem::cost_model_draft cm(o);
+  const auto lengths = simulate(cm, 0.0, 1.0, 0.1, 0.5, 300, 1, nullptr, false);
   std::vector<std::size_t> drafting;  // rounds that drafted
-  for (std::size_t i = 0; i < 300; ++i) {
-    const std::size_t g = cm.next();
-    if (g > 0) drafting.push_back(i);
-    cm.update({g, g, 0, 0.5 * static_cast<double>(g), 1.0 + 0.1 * static_cast<double>(g), g + 1});
-  }
+  for (std::size_t i = 0; i < lengths.size(); ++i)
+    if (lengths[i] > 0) drafting.push_back(i);
   CHECK(!cm.shadow_probe());
   REQUIRE(drafting.size() >= 4);
   CHECK(drafting[0] == 2);  // round 1 asked for a shadow probe that did not come
@@ -779,12 +779,7 @@ TEST_CASE("speculative: probes that are dear against a plain step wait longer",
   o.probe_interval = 8;
   o.probe_budget = 0.02;
   tandem::cost_model_draft cm(o);
-  std::vector<std::size_t> lengths;
-  for (std::size_t i = 0; i < 400; ++i) {
-    const std::size_t g = cm.next();
-    cm.update({g, g, 0, 0.1 * static_cast<double>(g), 1.0 + 0.5 * static_cast<double>(g), g + 1});
-    lengths.push_back(g);
-  }
+  const auto lengths = simulate(cm, 0.0, 1.0, 0.5, 0.1, 400, 1, nullptr, false);
   std::vector<std::size_t> drafting;
   for (std::size_t i = 0; i < lengths.size(); ++i)
     if (lengths[i] > 0) drafting.push_back(i);
