@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
         die("tokenizing the corpus", e);
       n_tokens += sentences.back().size();
     }
-    tandem::ngram_params np;
+    tandem::ngram_options np;
     np.order = o.ngram_order;
     np.vocab_size = model->vocab_size();
     if (auto b = tok.bos(); b) np.bos = *b;

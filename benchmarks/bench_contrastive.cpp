@@ -230,7 +230,7 @@ void synthetic_overhead(int repeats) {
     if (e.rewind(1) != errc::ok || a.rewind(1) != errc::ok) std::abort();
   };
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
-    tandem::contrastive_params p;
+    tandem::contrastive_options p;
     p.form = form;
     auto cd = tandem::make_contrastive(e, a, p);
     cd->reserve(2 * tokens.size());
@@ -327,7 +327,7 @@ void evaluate_quality(const char* prefix, const char* extra_json,
         tandem::completion out;
         errc r = errc::ok;
         if (m.kind <= 2) {
-          tandem::sampling_params sp;
+          tandem::sampling_options sp;
           sp.temperature = m.kind == 0 ? 0.0f : 1.0f;
           sp.top_p = m.kind == 2 ? 0.95f : 1.0f;
           sp.top_k = 0;
@@ -336,7 +336,7 @@ void evaluate_quality(const char* prefix, const char* extra_json,
           auto s = tandem::make_sampler(sp, vocab);
           r = tandem::generate(e, *s, prompt, g, out);
         } else {
-          tandem::contrastive_params p;
+          tandem::contrastive_options p;
           p.form =
               m.kind == 4 ? tandem::contrastive_form::obrien2023 : tandem::contrastive_form::li2022;
           if (m.kind == 6) p.amateur_temperature = 0.5f;
@@ -423,7 +423,7 @@ int kjv(std::size_t n_prompts, std::size_t n_tokens, int repeats) {
   overhead_header();
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
     tandem::ngram_session e(expert_model), a(amateur_model);
-    tandem::contrastive_params p;
+    tandem::contrastive_options p;
     p.form = form;
     auto cd = tandem::make_contrastive(e, a, p);
     std::vector<token_id> tokens(heldout[0].begin(), heldout[0].end());

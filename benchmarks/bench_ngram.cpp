@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   const double read_s = seconds_since(t_read);
 
   auto build = [&]() -> std::optional<tandem::ngram_model> {
-    auto builder = tandem::ngram_builder::create(tandem::ngram_params{order, vocab, bos, eos});
+    auto builder = tandem::ngram_builder::create(tandem::ngram_options{order, vocab, bos, eos});
     if (!builder) {
       std::fprintf(stderr, "bench_ngram: %s\n", tandem::to_string(builder.error()).data());
       return std::nullopt;

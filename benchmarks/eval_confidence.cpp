@@ -355,7 +355,7 @@ int run_kjv(const std::string& dir, std::size_t max_items) {
     }
     return t;
   };
-  tandem::ngram_params params;
+  tandem::ngram_options params;
   params.order = 4;
   params.vocab_size = vocab.size();
   params.bos = 1;

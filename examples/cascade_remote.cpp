@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     }
   }
   auto builder = tandem::ngram_builder::create(
-      tandem::ngram_params{3, tok.vocab_size(), word_tokenizer::bos, word_tokenizer::eos});
+      tandem::ngram_options{3, tok.vocab_size(), word_tokenizer::bos, word_tokenizer::eos});
   if (!builder || builder->add_sentences(verses) != tandem::errc::ok)
     return usage("training failed");
   auto model = builder->build();

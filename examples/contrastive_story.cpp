@@ -46,7 +46,7 @@ struct args {
   std::vector<std::string> prompts;
   std::string data = TANDEM_EXAMPLE_DATA_DIR, tokenizer = TANDEM_EXAMPLE_TOKENIZER;
   std::size_t tokens = 64, expert_order = 5, amateur_order = 2, verses = 0;
-  tandem::contrastive_params cd{};
+  tandem::contrastive_options cd{};
   float proxy_weight = 1.0f;
 };
 
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
   // The library checks the parameters (and make_contrastive would refuse bad ones too).
   if (tandem::validate(a.cd) != errc::ok)
     return usage("--alpha must be in (0, 1], --beta >= 0, --tau > 0");
-  if (tandem::validate(tandem::proxy_tuning_params{a.proxy_weight}) != errc::ok)
+  if (tandem::validate(tandem::proxy_tuning_options{a.proxy_weight}) != errc::ok)
     return usage("--proxy-weight must be finite");
   if (a.prompts.empty())
     a.prompts = {"And the LORD said unto Moses,", "In the beginning was the Word,",

@@ -278,7 +278,7 @@ bool read_corpus(const std::string& path, word_tokenizer& tok,
 tandem::result<tandem::ngram_model> train(std::size_t order, std::size_t vocab,
                                           std::span<const std::vector<token_id>> verses) {
   auto b = tandem::ngram_builder::create(
-      tandem::ngram_params{order, vocab, word_tokenizer::bos, word_tokenizer::eos});
+      tandem::ngram_options{order, vocab, word_tokenizer::bos, word_tokenizer::eos});
   if (!b) return b.error();
   for (const auto& v : verses) TANDEM_TRY(b->add_sentence(v));
   return b->build();

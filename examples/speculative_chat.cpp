@@ -119,7 +119,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 template <class Target, class DraftModel, class Tok>
 int chat(Target& target, DraftModel& draft_model, const Tok& tok,
          std::span<const token_id> stop_tokens, const args& a) {
-  tandem::sampling_params sp;
+  tandem::sampling_options sp;
   sp.temperature = a.temperature;
   sp.seed = a.seed;
   auto sampler = tandem::make_sampler(sp, target.vocab_size());
@@ -234,7 +234,7 @@ int chat_with_ngrams(const args& a) {
   }
   const auto train = [&](std::size_t order) -> tandem::result<tandem::ngram_model> {
     auto b = tandem::ngram_builder::create(
-        tandem::ngram_params{order, tok.vocab_size(), word_tokenizer::bos, word_tokenizer::eos});
+        tandem::ngram_options{order, tok.vocab_size(), word_tokenizer::bos, word_tokenizer::eos});
     if (!b) return b.error();
     TANDEM_TRY(b->add_sentences(verses));
     return b->build();

@@ -831,7 +831,7 @@ tandem::result<tandem::ngram_model> build_model(const std::vector<std::vector<to
                                                 const tandem::sentencepiece_tokenizer& tok) {
   progress p("building n-gram order %zu", order);
   auto b = tandem::ngram_builder::create(
-      tandem::ngram_params{order, tok.vocab_size(), tok.bos_id(), tok.eos_id()});
+      tandem::ngram_options{order, tok.vocab_size(), tok.bos_id(), tok.eos_id()});
   if (!b) return b.error();
   TANDEM_TRY(b->add_sentences(sentences));
   auto m = b->build();

@@ -30,7 +30,7 @@ namespace {
 using tandem::errc;
 using tandem::ngram_builder;
 using tandem::ngram_model;
-using tandem::ngram_params;
+using tandem::ngram_options;
 using tandem::ngram_session;
 using tandem::token_id;
 using sentences = std::vector<std::vector<token_id>>;
@@ -45,7 +45,7 @@ constexpr token_id eos = 1;
 
 ngram_model train(const sentences& data, std::size_t order, std::size_t vocab,
                   std::optional<token_id> b = bos, std::optional<token_id> e = eos) {
-  auto builder = ngram_builder::create(ngram_params{order, vocab, b, e});
+  auto builder = ngram_builder::create(ngram_options{order, vocab, b, e});
   REQUIRE(builder.has_value());
   REQUIRE(builder->add_sentences(data) == errc::ok);
   auto m = builder->build();
@@ -558,7 +558,7 @@ TEST_CASE("ngram: a file whose n-grams are not nested still gives normalised dis
 
 TEST_CASE("ngram: token ids outside the vocabulary are rejected with invalid_token",
           "[backends][ngram]") {
-  auto builder = ngram_builder::create(ngram_params{3, 6, bos, eos});
+  auto builder = ngram_builder::create(ngram_options{3, 6, bos, eos});
   REQUIRE(builder.has_value());
   CHECK(builder->add_sentence(std::vector<token_id>{2, 6}) == errc::invalid_token);
   CHECK(builder->add_sentence(std::vector<token_id>{2, -1}) == errc::invalid_token);
@@ -566,7 +566,7 @@ TEST_CASE("ngram: token ids outside the vocabulary are rejected with invalid_tok
   CHECK(builder->add_sentences(sentences{{2}, {3, 9}, {4}}) == errc::invalid_token);
   CHECK(builder->sentence_count() == 1);
   CHECK(builder->token_count() == 3);
-  builder = ngram_builder::create(ngram_params{3, 6, bos, eos});
+  builder = ngram_builder::create(ngram_options{3, 6, bos, eos});
   REQUIRE(builder.has_value());
   REQUIRE(builder->add_sentence(std::vector<token_id>{2, 3, 4}) == errc::ok);
   CHECK(builder->token_count() == 5);
@@ -589,7 +589,7 @@ TEST_CASE("ngram: token ids outside the vocabulary are rejected with invalid_tok
 
 TEST_CASE("ngram: bad parameters and empty data are rejected with named errors",
           "[backends][ngram]") {
-  using P = ngram_params;
+  using P = ngram_options;
   CHECK(ngram_builder::create(P{0, 10, {}, {}}).error() == errc::invalid_argument);
   CHECK(ngram_builder::create(P{tandem::ngram_max_order + 1, 10, {}, {}}).error() ==
         errc::invalid_argument);

@@ -35,7 +35,7 @@ TEST_CASE("contrastive: Li et al. scores are log p_E - log p_A on the plausibili
   const auto e = logs({0.5, 0.3, 0.15, 0.05}, 3.0);
   const auto a = logs({0.6, 0.1, 0.2, 0.1}, -1.0);
   std::vector<float> out(4);
-  tandem::contrastive_params p;
+  tandem::contrastive_options p;
   p.alpha = 0.2f;
   REQUIRE(tandem::contrastive_scores(e, a, p, out) == errc::ok);
   CHECK(out[0] == Approx(std::log(0.5 / 0.6)).margin(1e-5));
@@ -50,7 +50,7 @@ TEST_CASE("contrastive: Li et al. amateur temperature sharpens the amateur befor
   const auto e = logs({0.5, 0.3, 0.15, 0.05}, 0.0);
   const auto a = logs({0.6, 0.1, 0.2, 0.1}, 0.0);
   std::vector<float> out(4);
-  tandem::contrastive_params p;
+  tandem::contrastive_options p;
   p.alpha = 0.2f;
   p.amateur_temperature = 0.5f;
   // p_A at tau = 0.5 is proportional to p_A^2: (.36, .01, .04, .01) / .42.
@@ -66,7 +66,7 @@ TEST_CASE("contrastive: O'Brien and Lewis scores are (1 + beta) s_E - beta s_A o
   const std::vector<float> e{2.0f, 1.0f, 0.0f, -3.0f};
   const std::vector<float> a{1.0f, -1.0f, 0.5f, 0.0f};
   std::vector<float> out(4);
-  tandem::contrastive_params p;
+  tandem::contrastive_options p;
   p.form = tandem::contrastive_form::obrien2023;
   // Defaults alpha = 0.1, beta = 0.5: the mask keeps s_E >= 2 + log 0.1 = -0.303.
   REQUIRE(tandem::contrastive_scores(e, a, p, out) == errc::ok);
@@ -85,7 +85,7 @@ TEST_CASE("contrastive: O'Brien and Lewis scores are (1 + beta) s_E - beta s_A o
 TEST_CASE("contrastive: beta = 0 ranks exactly as the expert", "[contrastive][combine]") {
   std::mt19937 gen(7);
   std::normal_distribution<float> d(0.0f, 3.0f);
-  tandem::contrastive_params p;
+  tandem::contrastive_options p;
   p.form = tandem::contrastive_form::obrien2023;
   p.beta = 0.0f;
   for (int trial = 0; trial < 50; ++trial) {
@@ -104,7 +104,7 @@ TEST_CASE("contrastive: the mask never keeps a token outside V_head", "[contrast
   std::normal_distribution<float> d(0.0f, 2.0f);
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
     for (const float alpha : {1.0f, 0.5f, 0.1f, 1e-3f}) {
-      tandem::contrastive_params p;
+      tandem::contrastive_options p;
       p.form = form;
       p.alpha = alpha;
       for (int trial = 0; trial < 20; ++trial) {
@@ -133,7 +133,7 @@ TEST_CASE("contrastive: an entry either model masks is masked, never NaN",
   const std::vector<float> a{0.0f, -inf, -inf, 0.1f, 0.0f};
   std::vector<float> out(5);
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
-    tandem::contrastive_params p;
+    tandem::contrastive_options p;
     p.form = form;
     REQUIRE(tandem::contrastive_scores(e, a, p, out) == errc::ok);
     CHECK(out[1] == -inf);
@@ -157,8 +157,8 @@ TEST_CASE("contrastive: an entry either model masks is masked, never NaN",
 TEST_CASE("contrastive: bad parameters give named errors", "[contrastive][combine]") {
   const std::vector<float> e{1.0f, 0.0f}, a{0.0f, 1.0f};
   std::vector<float> out(2);
-  auto run = [&](tandem::contrastive_params p) { return tandem::contrastive_scores(e, a, p, out); };
-  tandem::contrastive_params p;
+  auto run = [&](tandem::contrastive_options p) { return tandem::contrastive_scores(e, a, p, out); };
+  tandem::contrastive_options p;
   for (const float alpha : {0.0f, -0.1f, 1.0001f, qnan, inf}) {
     p.alpha = alpha;
     CHECK(run(p) == errc::invalid_argument);
@@ -176,14 +176,14 @@ TEST_CASE("contrastive: bad parameters give named errors", "[contrastive][combin
     p.beta = beta;
     CHECK(run(p) == errc::invalid_argument);
   }
-  tandem::proxy_tuning_params pt;
+  tandem::proxy_tuning_options pt;
   pt.weight = qnan;
   CHECK(tandem::validate(pt) == errc::invalid_argument);
 }
 
 TEST_CASE("contrastive: bad logits give named errors", "[contrastive][combine]") {
   std::vector<float> out(3);
-  const tandem::contrastive_params p;
+  const tandem::contrastive_options p;
   const std::vector<float> good{0.0f, 1.0f, 2.0f};
   CHECK(tandem::contrastive_scores(std::vector<float>{0.0f, qnan, 1.0f}, good, p, out) ==
         errc::non_finite);

@@ -56,7 +56,7 @@ static_assert(
 TEST_CASE("contrastive model: beta = 0 decodes exactly as the expert alone",
           "[contrastive][model]") {
   hash_model expert(opts(1)), amateur(opts(2)), alone(opts(1));
-  tandem::contrastive_params p;
+  tandem::contrastive_options p;
   p.form = tandem::contrastive_form::obrien2023;
   p.beta = 0.0f;
   auto cd = tandem::make_contrastive(expert, amateur, p);
@@ -77,7 +77,7 @@ TEST_CASE("contrastive model: with beta > 0 the output differs from the expert's
 
 TEST_CASE("contrastive model: sampling draws only from V_head", "[contrastive][model]") {
   hash_model expert(opts(5)), amateur(opts(6));
-  tandem::contrastive_params p;
+  tandem::contrastive_options p;
   p.alpha = 0.5f;
   auto cd = tandem::make_contrastive(expert, amateur, p);
   REQUIRE(cd);
@@ -123,7 +123,7 @@ TEST_CASE("log-linear ensemble: logits are the weighted sum of the parts'",
 TEST_CASE("combined model: create rejects bad parameters and mismatched vocabularies",
           "[contrastive][model]") {
   hash_model e(opts(1)), a(opts(2)), other(opts(2, 40));
-  tandem::contrastive_params p;
+  tandem::contrastive_options p;
   p.alpha = 0.0f;
   CHECK(tandem::make_contrastive(e, a, p).error() == errc::invalid_argument);
   p.alpha = 1.5f;
@@ -209,7 +209,7 @@ TEST_CASE("combined model: a part failing to rewind is restored to the common po
 TEST_CASE("combined model: score rows equal step-by-step logits, rewind then append equals fresh",
           "[contrastive][model]") {
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
-    tandem::contrastive_params p;
+    tandem::contrastive_options p;
     p.form = form;
     hash_model e1(opts(1)), a1(opts(2)), e2(opts(1)), a2(opts(2));
     auto step = tandem::make_contrastive(e1, a1, p);

@@ -30,7 +30,7 @@ TEST_CASE(
     "speculative contrastive: the drafted output equals the contrastive model's greedy output",
     "[contrastive][speculative]") {
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
-    tandem::contrastive_params p;
+    tandem::contrastive_options p;
     p.form = form;
     const token_id prompt[] = {3, 1, 4};
     tandem::generation_options g;

@@ -108,8 +108,8 @@ TEST_CASE("contrastive across tokenizers: an n-gram expert against a mapped n-gr
   // Train both on the same short slice of the corpus, each with its own tokenizer.
   std::ifstream in(TANDEM_DATA_DIR "/kjv/train.txt");
   std::string line;
-  tandem::ngram_params pe{4, f.bpe.vocab_size(), f.bpe.bos_id(), f.bpe.eos_id()};
-  tandem::ngram_params pa{2, f.uni.vocab_size(), f.uni.bos_id(), f.uni.eos_id()};
+  tandem::ngram_options pe{4, f.bpe.vocab_size(), f.bpe.bos_id(), f.bpe.eos_id()};
+  tandem::ngram_options pa{2, f.uni.vocab_size(), f.uni.bos_id(), f.uni.eos_id()};
   auto be = tandem::ngram_builder::create(pe);
   auto ba = tandem::ngram_builder::create(pa);
   REQUIRE(be);
@@ -169,7 +169,7 @@ TEST_CASE(
   tandem::generation_options g;
   g.max_tokens = 48;
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
-    tandem::contrastive_params p;
+    tandem::contrastive_options p;
     p.form = form;
     tandem::ngram_session e1(m5), a1(m2);
     auto plain = tandem::make_contrastive(e1, a1, p);

@@ -475,7 +475,7 @@ TEST_CASE("generate: a sampler returning an id outside the vocabulary is an erro
 }
 
 TEST_CASE("generate: the same seed gives the same tokens", "[core][generate]") {
-  tandem::sampling_params p;
+  tandem::sampling_options p;
   p.temperature = 1.5f;
   p.seed = 42;
   completion a, b;
@@ -494,7 +494,7 @@ TEST_CASE("generate: the same seed gives the same tokens", "[core][generate]") {
 TEST_CASE("generate: a warm loop allocates nothing", "[core][generate][alloc]") {
   mock_model m;
   mock_tokenizer tok;
-  tandem::sampling_params p;
+  tandem::sampling_options p;
   p.temperature = 0.8f;
   p.top_k = 8;
   p.top_p = 0.95f;

@@ -252,7 +252,7 @@ TEST_CASE("sampler: bad parameters and misuse give named errors", "[core][sample
   tandem::greedy_sampler g;
   CHECK(g.sample(std::vector<float>{std::nanf("")}).error() == errc::non_finite);
 
-  tandem::sampling_params p;
+  tandem::sampling_options p;
   p.temperature = -1.0f;
   CHECK(tandem::make_sampler(p, 10).error() == errc::invalid_temperature);
   p.temperature = 1.0f;
@@ -268,7 +268,7 @@ TEST_CASE("sampler: bad parameters and misuse give named errors", "[core][sample
 TEST_CASE("sampler: make_sampler builds greedy for temperature 0, else the full chain",
           "[core][sampler]") {
   const auto v = gaussian_logits(2000, 12);
-  tandem::sampling_params p;
+  tandem::sampling_options p;
   auto g = tandem::make_sampler(p, v.size());
   REQUIRE(g.has_value());
   CHECK(g->size() == 1);

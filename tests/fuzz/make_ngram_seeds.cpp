@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   int written = 0;
   for (std::size_t order : {1u, 2u, 3u, 4u}) {
     for (bool markers : {true, false}) {
-      tandem::ngram_params p{order, 8, std::nullopt, std::nullopt};
+      tandem::ngram_options p{order, 8, std::nullopt, std::nullopt};
       if (markers) {
         p.bos = 0;
         p.eos = 1;

@@ -184,7 +184,7 @@ int main() {
 
   // The generation loop with tandem's own samplers.
   tandem::result<tandem::sampler_chain> chain =
-      tandem::make_sampler(tandem::sampling_params{}, vocab);
+      tandem::make_sampler(tandem::sampling_options{}, vocab);
   check(chain.has_value(), "make_sampler builds a greedy chain");
   if (chain) {
     table_model fresh;

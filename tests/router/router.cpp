@@ -113,7 +113,7 @@ TEST_CASE("featurizer: TF-IDF vectors are deterministic, sorted and unit length"
 TEST_CASE("featurizer: bad options, an empty corpus and bad embeddings are named errors",
           "[router][featurizer]") {
   tandem::tfidf_featurizer f;
-  tandem::ngram_options o;
+  tandem::featurizer_options o;
   o.dims_log2 = 40;
   CHECK(f.configure(o) == errc::invalid_argument);
   o = {};
@@ -303,7 +303,7 @@ TEST_CASE("logistic regression: fits soft labels and rejects one-class data",
 
 TEST_CASE("featurizer: binary term weights ignore repeats and min_df drops one-off n-grams",
           "[router][featurizer]") {
-  tandem::ngram_options o;
+  tandem::featurizer_options o;
   o.char_min = o.char_max = 0;  // words only
   o.word_max = 1;
   o.binary_tf = true;

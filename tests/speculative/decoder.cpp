@@ -149,7 +149,7 @@ std::vector<std::vector<token_id>> kjv_bytes(std::size_t lines) {
 }
 
 tandem::ngram_model train_ngram(const std::vector<std::vector<token_id>>& data, std::size_t order) {
-  tandem::ngram_params p;
+  tandem::ngram_options p;
   p.order = order;
   p.vocab_size = 258;
   p.bos = 256;

@@ -448,7 +448,7 @@ class http_generator {
     if (!req.options.stop_tokens.empty()) return errc::unsupported;
     for (std::string_view s : req.options.stop_strings)
       if (s.empty()) return errc::invalid_argument;
-    const sampling_params& s = req.sampling;
+    const sampling_options& s = req.sampling;
     if (std::isnan(s.temperature) || s.temperature < 0.0f || std::isinf(s.temperature))
       return errc::invalid_temperature;
     if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return errc::invalid_argument;

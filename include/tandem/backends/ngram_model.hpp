@@ -63,7 +63,7 @@ inline constexpr std::size_t ngram_max_vocab = std::size_t{1} << 21;
 inline constexpr std::uint32_t ngram_format_version = 1;
 
 /// Settings of an n-gram model, fixed when its builder is created.
-struct ngram_params {
+struct ngram_options {
   std::size_t order = 3;          ///< n-gram order, in [1, ngram_max_order]
   std::size_t vocab_size = 0;     ///< token ids lie in [0, vocab_size); in [1, ngram_max_vocab]
   std::optional<token_id> bos{};  ///< when set, opens every sentence; never predicted
@@ -564,7 +564,7 @@ class ngram_builder {
   /// [1, ngram_max_order], vocab_size outside [1, ngram_max_vocab], BOS equals EOS, or BOS
   /// is set with a vocabulary of one token; `invalid_token` when BOS or EOS lies outside
   /// the vocabulary.
-  [[nodiscard]] static result<ngram_builder> create(const ngram_params& params) noexcept {
+  [[nodiscard]] static result<ngram_builder> create(const ngram_options& params) noexcept {
     if (params.order < 1 || params.order > ngram_max_order) return errc::invalid_argument;
     if (params.vocab_size < 1 || params.vocab_size > ngram_max_vocab) return errc::invalid_argument;
     auto in_vocab = [&](std::optional<token_id> t) {
@@ -616,7 +616,7 @@ class ngram_builder {
   /// Non-empty sentences stored so far.
   [[nodiscard]] std::size_t sentence_count() const noexcept { return starts_.size() - 1; }
   /// The parameters the builder was created with.
-  [[nodiscard]] const ngram_params& params() const noexcept { return params_; }
+  [[nodiscard]] const ngram_options& options() const noexcept { return params_; }
 
   /// Estimates the model from the sentences added so far; the builder is unchanged and
   /// may take more sentences and build again. Discounts come from the count-of-counts at
@@ -811,7 +811,7 @@ class ngram_builder {
     return {static_cast<float>(d[0]), static_cast<float>(d[1]), static_cast<float>(d[2])};
   }
 
-  ngram_params params_{};
+  ngram_options params_{};
   std::vector<token_id> tokens_;
   std::vector<std::uint32_t> starts_;  // sentence k spans [starts_[k], starts_[k + 1])
 };

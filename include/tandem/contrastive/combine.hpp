@@ -58,7 +58,7 @@ enum class contrastive_form : unsigned char {
 };
 
 /// Parameters of contrastive decoding; the defaults are the papers'.
-struct contrastive_params {
+struct contrastive_options {
   contrastive_form form = contrastive_form::li2022;  ///< which paper's formula
   /// Plausibility threshold, in (0, 1]: tokens with p_E(x) < alpha max p_E are masked.
   /// Both papers use 0.1.
@@ -72,7 +72,7 @@ struct contrastive_params {
 };
 
 /// Parameters of proxy tuning.
-struct proxy_tuning_params {
+struct proxy_tuning_options {
   /// Weight w of the tuning offset s_tuned - s_base; finite. Liu et al. use 1.
   float weight = 1.0f;
 };
@@ -80,7 +80,7 @@ struct proxy_tuning_params {
 /// Checks contrastive parameters: invalid_argument for alpha outside (0, 1] or a negative
 /// or non-finite beta, invalid_temperature for tau <= 0 or non-finite, else ok. Only the
 /// fields the chosen form reads are checked besides alpha.
-[[nodiscard]] constexpr errc validate(const contrastive_params& p) noexcept {
+[[nodiscard]] constexpr errc validate(const contrastive_options& p) noexcept {
   if (!(p.alpha > 0.0f && p.alpha <= 1.0f)) return errc::invalid_argument;
   if (p.form == contrastive_form::obrien2023) {
     if (!(p.beta >= 0.0f && p.beta <= std::numeric_limits<float>::max()))
@@ -96,7 +96,7 @@ struct proxy_tuning_params {
 }
 
 /// Checks proxy-tuning parameters: invalid_argument for a non-finite weight, else ok.
-[[nodiscard]] constexpr errc validate(const proxy_tuning_params& p) noexcept {
+[[nodiscard]] constexpr errc validate(const proxy_tuning_options& p) noexcept {
   const float lim = std::numeric_limits<float>::max();
   return p.weight >= -lim && p.weight <= lim ? errc::ok : errc::invalid_argument;
 }
@@ -175,7 +175,7 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
 /// contents are unspecified. Never allocates; `out` must not overlap an input.
 [[nodiscard]] inline errc contrastive_scores(std::span<const float> expert,
                                              std::span<const float> amateur,
-                                             const contrastive_params& p,
+                                             const contrastive_options& p,
                                              std::span<float> out) noexcept {
   using detail::fbatch;
   TANDEM_TRY(validate(p));
@@ -224,7 +224,7 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
 [[nodiscard]] inline errc proxy_tuning_scores(std::span<const float> large,
                                               std::span<const float> tuned,
                                               std::span<const float> base,
-                                              const proxy_tuning_params& p,
+                                              const proxy_tuning_options& p,
                                               std::span<float> out) noexcept {
   using detail::fbatch;
   TANDEM_TRY(validate(p));

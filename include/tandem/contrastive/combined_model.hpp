@@ -46,7 +46,7 @@ concept CombinationRule = requires(const R& r, std::span<const std::span<const f
 
 /// Contrastive decoding over (expert, amateur); see contrastive_scores.
 struct contrastive_rule {
-  contrastive_params params{};  ///< form, alpha, beta, amateur temperature
+  contrastive_options params{};  ///< form, alpha, beta, amateur temperature
   /// validate(params): invalid_argument or invalid_temperature, else ok.
   [[nodiscard]] errc validate() const noexcept { return tandem::validate(params); }
   /// contrastive_scores(in[0] = expert, in[1] = amateur) into `out`; its errors. Exactly
@@ -60,7 +60,7 @@ struct contrastive_rule {
 
 /// Proxy tuning over (large, tuned small, base small); see proxy_tuning_scores.
 struct proxy_tuning_rule {
-  proxy_tuning_params params{};  ///< the weight of the tuning offset
+  proxy_tuning_options params{};  ///< the weight of the tuning offset
   /// validate(params): invalid_argument for a non-finite weight, else ok.
   [[nodiscard]] errc validate() const noexcept { return tandem::validate(params); }
   /// proxy_tuning_scores(in[0] = large, in[1] = tuned small, in[2] = base small) into
@@ -349,7 +349,7 @@ using log_linear_ensemble = combined_model<log_linear_rule<sizeof...(Models)>, M
 /// (0, 1] or a negative beta, invalid_temperature for tau <= 0, vocab_mismatch.
 template <LanguageModel Expert, LanguageModel Amateur>
 [[nodiscard]] result<contrastive_model<Expert, Amateur>> make_contrastive(
-    Expert& expert, Amateur& amateur, const contrastive_params& params = {}) {
+    Expert& expert, Amateur& amateur, const contrastive_options& params = {}) {
   return contrastive_model<Expert, Amateur>::create(contrastive_rule{params}, expert, amateur);
 }
 
@@ -357,7 +357,7 @@ template <LanguageModel Expert, LanguageModel Amateur>
 /// combined_model::create (invalid_argument for a non-finite weight, vocab_mismatch, ...).
 template <LanguageModel Large, LanguageModel Tuned, LanguageModel Base>
 [[nodiscard]] result<proxy_tuned_model<Large, Tuned, Base>> make_proxy_tuning(
-    Large& large, Tuned& tuned, Base& base, const proxy_tuning_params& params = {}) {
+    Large& large, Tuned& tuned, Base& base, const proxy_tuning_options& params = {}) {
   return proxy_tuned_model<Large, Tuned, Base>::create(proxy_tuning_rule{params}, large, tuned,
                                                        base);
 }

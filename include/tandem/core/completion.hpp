@@ -97,7 +97,7 @@ struct token_event {
 
 /// Sampling settings understood by every Generator (text level). Defaults reproduce
 /// plain greedy decoding.
-struct sampling_params {
+struct sampling_options {
   float temperature = 0.0f;  ///< 0 means greedy; otherwise must be > 0
   std::size_t top_k = 0;     ///< 0 disables
   float top_p = 1.0f;        ///< 1 disables; must be in (0, 1]
@@ -123,7 +123,7 @@ using token_callback = function_ref<control(const token_event&)>;
 struct generate_request {
   std::string_view prompt;                   ///< the prompt text; borrowed for the call
   generation_options options{};              ///< budget, stops, deadline, logprob recording
-  sampling_params sampling{};                ///< how tokens are chosen
+  sampling_options sampling{};                ///< how tokens are chosen
   std::optional<token_callback> on_token{};  ///< streaming callback; may stop the generation
 };
 

@@ -167,7 +167,7 @@ class token_emitter {
     constexpr float nan = std::numeric_limits<float>::quiet_NaN();
     float logprob = nan, entropy = nan;
     if (opts_.record_logprobs) {
-      const result<kernels::token_stats_t> st = kernels::token_stats(logits, t);
+      const result<kernels::token_logprob_entropy> st = kernels::token_stats(logits, t);
       if (!st) return {st.error(), finish_reason::none};
       logprob = st->logprob;
       entropy = st->entropy;

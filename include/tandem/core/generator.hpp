@@ -165,7 +165,7 @@ class model_generator {
  private:
   // Builds the request's sampler, or restarts the previous one (reseeded, history reset:
   // the same as a fresh chain) when the parameters are equal, which saves its buffers.
-  errc prepare_sampler(const sampling_params& p) {
+  errc prepare_sampler(const sampling_options& p) {
     const bool same = sampler_.has_value() && p.temperature == params_.temperature &&
                       p.top_k == params_.top_k && p.top_p == params_.top_p &&
                       p.min_p == params_.min_p;
@@ -187,7 +187,7 @@ class model_generator {
   std::vector<token_id> prompt_;
   std::vector<token_id> cached_;
   std::optional<sampler_chain> sampler_;
-  sampling_params params_{};
+  sampling_options params_{};
 };
 
 /// Deduction guide: an lvalue argument is referred to (it must outlive the adapter), an

@@ -63,7 +63,7 @@ struct candidate {
 }
 
 /// Log-probability of the chosen token and the entropy of the distribution, in nats.
-struct token_stats_t {
+struct token_logprob_entropy {
   float logprob;  ///< log p(chosen token), nats
   float entropy;  ///< entropy of the whole distribution, nats
 };
@@ -401,7 +401,7 @@ namespace kernels {
 /// log p(chosen) and the entropy of softmax(logits), in one pass after the max.
 /// logprob is -inf when the chosen token is masked. Errors: invalid_token (chosen outside
 /// [0, logits.size())), then those of max_logit.
-[[nodiscard]] inline result<token_stats_t> token_stats(std::span<const float> logits,
+[[nodiscard]] inline result<token_logprob_entropy> token_stats(std::span<const float> logits,
                                                        token_id chosen) noexcept {
   if (logits.empty()) return errc::empty_input;
   if (chosen < 0 || static_cast<std::size_t>(chosen) >= logits.size()) return errc::invalid_token;
@@ -410,7 +410,7 @@ namespace kernels {
   double z = 0, s = 0;
   detail::sum_exp_and_weighted(logits, *m, 1.0f, z, s);
   const double lz = std::log(z);
-  return token_stats_t{
+  return token_logprob_entropy{
       static_cast<float>(static_cast<double>(logits[static_cast<std::size_t>(chosen)] - *m) - lz),
       static_cast<float>(std::max(0.0, lz - s / z))};
 }

@@ -510,7 +510,7 @@ static_assert(Sampler<sampler_chain>);
 /// p.seed. Buffers are reserved for `vocab_size`. Errors: invalid_temperature (negative or
 /// non-finite temperature), invalid_argument (top_p outside (0, 1], min_p outside [0, 1],
 /// vocab_size 0).
-[[nodiscard]] inline result<sampler_chain> make_sampler(const sampling_params& p,
+[[nodiscard]] inline result<sampler_chain> make_sampler(const sampling_options& p,
                                                         std::size_t vocab_size) {
   if (vocab_size == 0) return errc::invalid_argument;
   if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) return errc::invalid_temperature;

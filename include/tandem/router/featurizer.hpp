@@ -50,7 +50,7 @@ struct sparse_vector {
 /// Settings of the hashed n-gram featurizer. Text is lower-cased (ASCII); words are runs of
 /// ASCII letters and digits and of non-ASCII bytes (so UTF-8 letters stay inside words);
 /// character n-grams run over the text with whitespace collapsed to one space.
-struct ngram_options {
+struct featurizer_options {
   std::uint32_t word_min = 1;    ///< shortest word n-gram (0 with word_max 0: no words)
   std::uint32_t word_max = 2;    ///< longest word n-gram
   std::uint32_t char_min = 3;    ///< shortest character n-gram (0 with char_max 0: none)
@@ -107,7 +107,7 @@ class tfidf_featurizer {
   /// Checks `o` and keeps it. Errors: invalid_argument (dims_log2 outside [4, 26], a min
   /// above its max, a zero min with a non-zero max, no n-gram kind at all, max_df outside
   /// (0, 1], min_df == 0). Leaves the featurizer unfitted.
-  [[nodiscard]] errc configure(const ngram_options& o) {
+  [[nodiscard]] errc configure(const featurizer_options& o) {
     if (o.dims_log2 < 4 || o.dims_log2 > 26) return errc::invalid_argument;
     if (o.word_min > o.word_max || o.char_min > o.char_max) return errc::invalid_argument;
     if ((o.word_min == 0 && o.word_max != 0) || (o.char_min == 0 && o.char_max != 0))
@@ -175,13 +175,13 @@ class tfidf_featurizer {
   /// The hashed dimension.
   [[nodiscard]] std::size_t dims() const noexcept { return std::size_t{1} << options_.dims_log2; }
   /// The options in use.
-  [[nodiscard]] const ngram_options& options() const noexcept { return options_; }
+  [[nodiscard]] const featurizer_options& options() const noexcept { return options_; }
   /// The IDF weight per hashed feature (0 for dropped features); empty before fit.
   [[nodiscard]] std::span<const float> idf() const noexcept { return idf_; }
 
   /// Restores a fitted state (used by router loading). Errors: those of configure,
   /// corrupt_file (idf of the wrong size, or a negative or non-finite weight).
-  [[nodiscard]] errc restore(const ngram_options& o, std::vector<float> idf) {
+  [[nodiscard]] errc restore(const featurizer_options& o, std::vector<float> idf) {
     TANDEM_TRY(configure(o));
     if (idf.size() != dims()) return errc::corrupt_file;
     for (float w : idf)
@@ -237,7 +237,7 @@ class tfidf_featurizer {
     }
   }
 
-  ngram_options options_{};
+  featurizer_options options_{};
   std::vector<float> idf_;
 };
 

@@ -55,7 +55,7 @@ enum class router_features : std::uint8_t {
 struct router_options {
   /// Which quality predictor fit() trains.
   router_predictor predictor = router_predictor::ensemble;
-  ngram_options ngrams{};                                     ///< for router_features::ngrams
+  featurizer_options ngrams{};                                     ///< for router_features::ngrams
   std::vector<double> l2_grid{1e-2, 3e-3, 1e-3, 3e-4, 1e-4};  ///< logistic CV grid
   std::size_t folds = 4;                                      ///< logistic CV folds
   std::vector<std::size_t> k_grid{8, 16, 32, 64, 128, 256};   ///< k-NN LOO grid
@@ -63,13 +63,13 @@ struct router_options {
   std::vector<double> power_grid{1.0, 2.0, 4.0};              ///< k-NN LOO weight exponents
   /// Features of the k-NN view: word n-grams only by default, whose overlaps single out
   /// near-duplicate queries better than the many shared character n-grams.
-  ngram_options knn_ngrams{1, 2, 0, 0, 18, true, 1.0f};
+  featurizer_options knn_ngrams{1, 2, 0, 0, 18, true, 1.0f};
   knn_options knn{};  ///< max_terms is used
   /// Settings of the factorisation predictor.
   factorization_options factorization{};
   /// Features of the joint predictor: word 1- and 2-grams, binary term weights, n-grams
   /// seen in at least 2 training queries (one-off n-grams only add noise to the offsets).
-  ngram_options joint_ngrams{1, 2, 0, 0, 20, true, 1.0f, true, 2};
+  featurizer_options joint_ngrams{1, 2, 0, 0, 20, true, 1.0f, true, 2};
   /// Joint predictor's CV grid. Its L2 strength multiplies the weights' squared norm
   /// against the mean loss over every (query, model) outcome.
   std::vector<double> joint_l2_grid{1e-3, 3e-4, 1e-4, 5e-5, 2.5e-5};
@@ -618,7 +618,7 @@ class router {
   [[nodiscard]] bool uses_main() const noexcept { return predictor_ != router_predictor::knn; }
 
   static void write_featurizer(detail::route::byte_writer& w, const tfidf_featurizer& f) {
-    const ngram_options& g = f.options();
+    const featurizer_options& g = f.options();
     w.u32(g.word_min);
     w.u32(g.word_max);
     w.u32(g.char_min);
@@ -631,7 +631,7 @@ class router {
     w.vec<float>(f.idf());
   }
   [[nodiscard]] static errc read_featurizer(detail::route::byte_reader& r, tfidf_featurizer& f) {
-    ngram_options g;
+    featurizer_options g;
     std::uint8_t sub = 0, bin = 0;
     std::vector<float> idf;
     if (!r.u32(g.word_min) || !r.u32(g.word_max) || !r.u32(g.char_min) || !r.u32(g.char_max) ||
