@@ -6,6 +6,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/function_ref.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/generator.hpp"
