@@ -87,18 +87,24 @@ namespace detail {
 #define TANDEM_DETAIL_PRINTF(fmt, args)
 #endif
 
+/// Records `code`, a position and a printf-formatted context in `*info`.
+inline void record(error_info& info, errc code, std::uint64_t line, std::uint64_t column,
+                   const char* format, std::va_list args) noexcept {
+  info.code = code;
+  info.line = line;
+  info.column = column;
+  if (std::vsnprintf(info.text, error_info::capacity, format, args) < 0) info.text[0] = '\0';
+}
+
 /// Records `code` and a printf-formatted context in `*info` (when not null) and returns
 /// `code`, so a failing function can write `return fail(info, errc::x, "...", ...)`.
 TANDEM_DETAIL_PRINTF(3, 4)
 inline errc fail(error_info* info, errc code, const char* format, ...) noexcept {
   if (info != nullptr) {
-    info->code = code;
-    info->line = info->column = 0;
     std::va_list args;
     va_start(args, format);
-    const int n = std::vsnprintf(info->text, error_info::capacity, format, args);
+    record(*info, code, 0, 0, format, args);
     va_end(args);
-    if (n < 0) info->text[0] = '\0';
   }
   return code;
 }
@@ -108,14 +114,10 @@ TANDEM_DETAIL_PRINTF(5, 6)
 inline errc fail_at(error_info* info, errc code, std::uint64_t line, std::uint64_t column,
                     const char* format, ...) noexcept {
   if (info != nullptr) {
-    info->code = code;
-    info->line = line;
-    info->column = column;
     std::va_list args;
     va_start(args, format);
-    const int n = std::vsnprintf(info->text, error_info::capacity, format, args);
+    record(*info, code, line, column, format, args);
     va_end(args);
-    if (n < 0) info->text[0] = '\0';
   }
   return code;
 }
