@@ -329,6 +329,42 @@ struct softmax_pair {
   return softmax_pair{*ma, *mb, sum_exp(a, *ma, 1.0f, nullptr), sum_exp(b, *mb, 1.0f, nullptr)};
 }
 
+/// Appends to out[count, ...) every token of x[0, n) that `keep(v)` accepts, as a
+/// candidate, in id order. `any_keep(batch)` must be true when some lane of the batch may
+/// be kept (it skips whole batches). Returns false when out fills up first.
+template <class Keep, class AnyKeep>
+[[nodiscard]] inline bool collect_if(const float* x, std::size_t n,
+                                     std::span<kernels::candidate> out, std::size_t& count,
+                                     Keep keep, AnyKeep any_keep) noexcept {
+  using kernels::candidate;
+  auto take = [&](std::size_t base, std::size_t w) {
+    for (std::size_t j = 0; j < w; ++j) {
+      const float v = x[base + j];
+      if (!keep(v)) continue;
+      if (count == out.size()) return false;
+      out[count++] = candidate{v, static_cast<token_id>(base + j)};
+    }
+    return true;
+  };
+  const std::size_t nv = n - n % simd_width;
+  std::size_t i = 0;
+  for (; i < nv; i += simd_width) {
+    const fbatch v = fbatch::load_unaligned(x + i);
+    if (!any_keep(v)) continue;
+    if (count + simd_width <= out.size()) {
+      // Branch-free: write every lane, advance past the kept ones only.
+      for (std::size_t j = 0; j < simd_width; ++j) {
+        const float vj = x[i + j];
+        out[count] = candidate{vj, static_cast<token_id>(i + j)};
+        count += static_cast<std::size_t>(keep(vj));
+      }
+    } else if (!take(i, simd_width)) {
+      return false;
+    }
+  }
+  return i >= n || take(i, n - i);
+}
+
 }  // namespace detail
 
 namespace kernels {
@@ -402,7 +438,7 @@ namespace kernels {
 /// logprob is -inf when the chosen token is masked. Errors: invalid_token (chosen outside
 /// [0, logits.size())), then those of max_logit.
 [[nodiscard]] inline result<token_logprob_entropy> token_stats(std::span<const float> logits,
-                                                       token_id chosen) noexcept {
+                                                               token_id chosen) noexcept {
   if (logits.empty()) return errc::empty_input;
   if (chosen < 0 || static_cast<std::size_t>(chosen) >= logits.size()) return errc::invalid_token;
   const auto m = detail::checked_max(logits);
@@ -559,31 +595,9 @@ namespace kernels {
   auto collect_from = [&](float lo, std::size_t& count) {
     const fbatch vlo(lo), ninf(-detail::f_inf);
     count = 0;
-    auto take = [&](std::size_t base, std::size_t w) {
-      for (std::size_t j = 0; j < w; ++j) {
-        const float v = x[base + j];
-        if (!(v >= lo) || v == -detail::f_inf) continue;
-        if (count == out.size()) return false;
-        out[count++] = candidate{v, static_cast<token_id>(base + j)};
-      }
-      return true;
-    };
-    std::size_t i = 0;
-    for (; i < nv; i += detail::simd_width) {
-      const fbatch v = fbatch::load_unaligned(x + i);
-      if (!xsimd::any((v >= vlo) & (v != ninf))) continue;
-      if (count + detail::simd_width <= out.size()) {
-        // Branch-free: write every lane, advance past the kept ones only.
-        for (std::size_t j = 0; j < detail::simd_width; ++j) {
-          const float vj = x[i + j];
-          out[count] = candidate{vj, static_cast<token_id>(i + j)};
-          count += static_cast<std::size_t>(vj >= lo && vj != -detail::f_inf);
-        }
-      } else if (!take(i, detail::simd_width)) {
-        return false;
-      }
-    }
-    return i >= n || take(i, n - i);
+    return detail::collect_if(
+        x, n, out, count, [lo](float v) { return v >= lo && v != -detail::f_inf; },
+        [&](const fbatch& v) { return xsimd::any((v >= vlo) & (v != ninf)); });
   };
   if (p >= 1.0f) {
     if (*r0 < k0) return *r0;  // fewer than 64 unmasked tokens: all of them
@@ -695,25 +709,14 @@ namespace kernels {
   const float m = *mr;
   const float lp = std::log(p);
   const float* x = logits.data();
-  const std::size_t n = logits.size(), nv = n - n % detail::simd_width;
+  const std::size_t n = logits.size();
   const fbatch vm(m), vs(scale), vlp(lp), ninf(-detail::f_inf);
   std::size_t count = 0;
-  auto take = [&](std::size_t base, std::size_t w) -> bool {
-    for (std::size_t j = 0; j < w; ++j) {
-      const float v = x[base + j];
-      if (v == -detail::f_inf || !((v - m) * scale >= lp)) continue;
-      if (count == out.size()) return false;
-      out[count++] = candidate{v, static_cast<token_id>(base + j)};
-    }
-    return true;
-  };
-  std::size_t i = 0;
-  for (; i < nv; i += detail::simd_width) {
-    const fbatch v = fbatch::load_unaligned(x + i);
-    if (xsimd::any(((v - vm) * vs >= vlp) & (v != ninf)))
-      if (!take(i, detail::simd_width)) return errc::capacity_exceeded;
-  }
-  if (i < n && !take(i, n - i)) return errc::capacity_exceeded;
+  const bool fits = detail::collect_if(
+      x, n, out, count,
+      [m, scale, lp](float v) { return v != -detail::f_inf && (v - m) * scale >= lp; },
+      [&](const fbatch& v) { return xsimd::any(((v - vm) * vs >= vlp) & (v != ninf)); });
+  if (!fits) return errc::capacity_exceeded;
   return count;
 }
 
