@@ -39,6 +39,27 @@ inline void llama_log_filter(ggml_log_level level, const char* text, void* keep_
 }
 // A non-null user-data pointer that carries no state: the callback only tests it for null.
 inline constexpr char llama_keep_errors_tag = 0;
+
+// Runs a llama.cpp call that writes up to `room` elements after out[old] and returns how
+// many it wrote, or minus the room it needs. Tries once more with that room; on failure
+// `out` is as before. Errors: capacity_exceeded.
+template <class Container, class Call>
+[[nodiscard]] inline errc llama_fill(Container& out, std::size_t room, Call call) {
+  const std::size_t old = out.size();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    out.resize(old + room);
+    const std::int32_t r =
+        call(out.data() + old, static_cast<std::int32_t>(std::min<std::size_t>(room, INT32_MAX)));
+    if (r >= 0) {
+      out.resize(old + static_cast<std::size_t>(r));
+      return errc::ok;
+    }
+    if (r == INT32_MIN) break;
+    room = static_cast<std::size_t>(-static_cast<std::int64_t>(r));
+  }
+  out.resize(old);
+  return errc::capacity_exceeded;
+}
 }  // namespace detail
 
 /// Silences llama.cpp's and ggml's log output (by default they print every load step to
@@ -491,23 +512,10 @@ class llama_tokenizer {
   [[nodiscard]] errc encode(std::string_view text, std::vector<token_id>& ids) const {
     if (!encodable_) return errc::unsupported;
     if (text.size() > static_cast<std::size_t>(INT32_MAX)) return errc::capacity_exceeded;
-    const std::size_t old = ids.size();
-    std::size_t room = text.size() + 4;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      ids.resize(old + room);
-      const std::int32_t r = llama_tokenize(
-          vocab_, text.data(), static_cast<std::int32_t>(text.size()), ids.data() + old,
-          static_cast<std::int32_t>(std::min<std::size_t>(room, INT32_MAX)), options_.add_special,
-          options_.parse_special);
-      if (r >= 0) {
-        ids.resize(old + static_cast<std::size_t>(r));
-        return errc::ok;
-      }
-      if (r == INT32_MIN) break;
-      room = static_cast<std::size_t>(-static_cast<std::int64_t>(r));
-    }
-    ids.resize(old);
-    return errc::capacity_exceeded;
+    return detail::llama_fill(ids, text.size() + 4, [&](token_id* dst, std::int32_t room) {
+      return llama_tokenize(vocab_, text.data(), static_cast<std::int32_t>(text.size()), dst, room,
+                            options_.add_special, options_.parse_special);
+    });
   }
 
   /// Appends the text of `ids` to `out` (llama_detokenize; special tokens rendered only
@@ -518,23 +526,10 @@ class llama_tokenizer {
     for (const token_id x : ids)
       if (!valid(x)) return errc::invalid_token;
     if (ids.size() > static_cast<std::size_t>(INT32_MAX)) return errc::capacity_exceeded;
-    const std::size_t old = out.size();
-    std::size_t room = ids.size() * 8 + 16;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      out.resize(old + room);
-      const std::int32_t r = llama_detokenize(
-          vocab_, ids.data(), static_cast<std::int32_t>(ids.size()), out.data() + old,
-          static_cast<std::int32_t>(std::min<std::size_t>(room, INT32_MAX)), false,
-          options_.render_special);
-      if (r >= 0) {
-        out.resize(old + static_cast<std::size_t>(r));
-        return errc::ok;
-      }
-      if (r == INT32_MIN) break;
-      room = static_cast<std::size_t>(-static_cast<std::int64_t>(r));
-    }
-    out.resize(old);
-    return errc::capacity_exceeded;
+    return detail::llama_fill(out, ids.size() * 8 + 16, [&](char* dst, std::int32_t room) {
+      return llama_detokenize(vocab_, ids.data(), static_cast<std::int32_t>(ids.size()), dst, room,
+                              false, options_.render_special);
+    });
   }
 
   /// Appends the raw text of one token (llama_token_to_piece: byte tokens give their
