@@ -204,9 +204,9 @@ TEST_CASE("router: save/load round trips every predictor kind", "[router][io]") 
     CAPTURE(static_cast<int>(kind));
     tandem::router r;
     REQUIRE(r.fit(train.prompts, train.quality, names, small_options(kind)) == errc::ok);
-    auto bytes = r.serialize();
+    auto bytes = r.to_bytes();
     REQUIRE(bytes);
-    auto back = tandem::router::deserialize(*bytes);
+    auto back = tandem::router::from_bytes(*bytes);
     REQUIRE(back);
     CHECK(back->models() == names);
     std::vector<double> a(2), b(2);
@@ -223,29 +223,29 @@ TEST_CASE("router: corrupt, truncated and other-version files are rejected", "[r
   tandem::router r;
   REQUIRE(r.fit(train.prompts, train.quality, names,
                 small_options(tandem::router_predictor::ensemble)) == errc::ok);
-  const std::vector<std::uint8_t> good = *r.serialize();
+  const std::vector<std::byte> good = *r.to_bytes();
 
-  std::vector<std::uint8_t> flipped = good;
-  flipped[flipped.size() / 2] ^= 0x40;
-  CHECK(tandem::router::deserialize(flipped).error() == errc::corrupt_file);
-  std::vector<std::uint8_t> truncated(good.begin(), good.begin() + 100);
-  CHECK(tandem::router::deserialize(truncated).error() == errc::corrupt_file);
-  std::vector<std::uint8_t> magic = good;
-  magic[0] = 'X';
-  CHECK(tandem::router::deserialize(magic).error() == errc::corrupt_file);
-  std::vector<std::uint8_t> version = good;
-  version[8] = 99;
-  CHECK(tandem::router::deserialize(version).error() == errc::unsupported_version);
-  CHECK(tandem::router::deserialize(std::vector<std::uint8_t>{}).error() == errc::corrupt_file);
+  std::vector<std::byte> flipped = good;
+  flipped[flipped.size() / 2] ^= std::byte{0x40};
+  CHECK(tandem::router::from_bytes(flipped).error() == errc::corrupt_file);
+  std::vector<std::byte> truncated(good.begin(), good.begin() + 100);
+  CHECK(tandem::router::from_bytes(truncated).error() == errc::corrupt_file);
+  std::vector<std::byte> magic = good;
+  magic[0] = std::byte{'X'};
+  CHECK(tandem::router::from_bytes(magic).error() == errc::corrupt_file);
+  std::vector<std::byte> version = good;
+  version[8] = std::byte{99};
+  CHECK(tandem::router::from_bytes(version).error() == errc::unsupported_version);
+  CHECK(tandem::router::from_bytes(std::vector<std::byte>{}).error() == errc::corrupt_file);
 
   const std::string path = "tandem_router_roundtrip.bin";
   REQUIRE(r.save(path.c_str()) == errc::ok);
   auto loaded = tandem::router::load(path.c_str());
   REQUIRE(loaded);
-  CHECK(*loaded->serialize() == good);
+  CHECK(*loaded->to_bytes() == good);
   std::remove(path.c_str());
   CHECK(tandem::router::load("no/such/router.bin").error() == errc::file_not_found);
-  CHECK(tandem::router{}.serialize().error() == errc::invalid_argument);
+  CHECK(tandem::router{}.to_bytes().error() == errc::invalid_argument);
 }
 
 TEST_CASE("policy: lambda trades predicted quality against cost", "[router][policy]") {
