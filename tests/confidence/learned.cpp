@@ -167,8 +167,9 @@ tandem::learned_options fixture_options() {
 }
 const std::string fixture_base = std::string(TANDEM_FORMATS_DIR) + "/learned_v1";
 
-// Checks `m` against the predictions saved beside the fixture, bit for bit.
-void check_fixture_predictions(const learned_evaluator& m) {
+// Checks `m` against the predictions saved beside the fixture: bit for bit when `exact`,
+// else within a relative 1e-9 (the order of floating-point sums may differ).
+void check_fixture_predictions(const learned_evaluator& m, bool exact) {
   const auto lines = tandem_test::expected_lines(fixture_base + ".expected");
   REQUIRE(lines.size() == 6);
   for (const auto& fields : lines) {
@@ -176,7 +177,10 @@ void check_fixture_predictions(const learned_evaluator& m) {
     const double f = std::strtod(fields[2].c_str(), nullptr);
     auto p = m.predict(fields[0], fields[1], std::span<const double>(&f, 1));
     REQUIRE(p);
-    CHECK(tandem_test::hex(*p) == fields[3]);
+    if (exact)
+      CHECK(tandem_test::hex(*p) == fields[3]);
+    else
+      CHECK(*p == Approx(std::strtod(fields[3].c_str(), nullptr)).epsilon(1e-9));
   }
 }
 }  // namespace
@@ -214,16 +218,17 @@ TEST_CASE("learned: the committed version 1 file loads with its saved prediction
   REQUIRE(m);
   CHECK_FALSE(info);
   CHECK(m->feature_count() == 1);
-  check_fixture_predictions(*m);
+  check_fixture_predictions(*m, true);
 }
 
 TEST_CASE("learned: training reproduces the committed fixture's predictions",
           "[confidence][learned]") {
   // Training is deterministic across builds and versions of this code: the same corpus
-  // gives the predictions the fixture's code saved.
+  // gives the predictions the fixture's code saved, up to the rounding of sums (the
+  // shared logistic fit adds the loss in another order than the code that made it).
   fixture_corpus c;
   make_fixture_corpus(c);
   const auto m = learned_evaluator::train(c.examples, fixture_options());
   REQUIRE(m);
-  check_fixture_predictions(*m);
+  check_fixture_predictions(*m, false);
 }

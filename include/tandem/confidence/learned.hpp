@@ -152,43 +152,29 @@ class learned_evaluator {
     const std::size_t nb = buckets.size();
     const auto dim = static_cast<Eigen::Index>(nb + d + 1);  // last entry: bias
 
-    auto margin = [&](const Eigen::VectorXd& x, std::size_t i) {
-      double z = x(dim - 1);
-      for (std::size_t k = row_start[i]; k < row_start[i + 1]; ++k) z += x(col[k]) * val[k];
+    // Each row's standardised dense features, as the last nb..nb+d columns.
+    std::vector<double> dense(n * d);
+    for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < d; ++j)
-        z += x(static_cast<Eigen::Index>(nb + j)) * (examples[i].features[j] - m.mean_[j]) *
-             m.scale_[j];
-      return z;
-    };
-    const double inv_n = 1.0 / static_cast<double>(n);
-    auto objective = [&](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
-      g.setZero();
-      double f = 0.0;
-      for (std::size_t i = 0; i < n; ++i) {
-        const double z = margin(x, i);
-        const double y = examples[i].label;
-        f += (detail::log1pexp(z) - y * z) * inv_n;
-        const double r = (detail::sigmoid(z) - y) * inv_n;
-        g(dim - 1) += r;
-        for (std::size_t k = row_start[i]; k < row_start[i + 1]; ++k) g(col[k]) += r * val[k];
-        for (std::size_t j = 0; j < d; ++j)
-          g(static_cast<Eigen::Index>(nb + j)) +=
-              r * (examples[i].features[j] - m.mean_[j]) * m.scale_[j];
-      }
-      const auto w = x.head(dim - 1);
-      f += 0.5 * options.l2 * w.squaredNorm();
-      g.head(dim - 1) += options.l2 * w;
-      return f;
-    };
+        dense[i * d + j] = (examples[i].features[j] - m.mean_[j]) * m.scale_[j];
+    std::vector<std::uint32_t> rows(n);
+    for (std::size_t i = 0; i < n; ++i) rows[i] = static_cast<std::uint32_t>(i);
 
     // L-BFGS from the base rate; stops once a step gains less than 1e-12 relative.
     Eigen::VectorXd x = Eigen::VectorXd::Zero(dim);
     x(dim - 1) = std::log(static_cast<double>(pos) / static_cast<double>(n - pos));
-    detail::minimize_lbfgs(x, objective,
-                           {options.history, options.max_iterations, options.tolerance},
-                           [](double f_old, double f_new) {
-                             return f_old - f_new <= 1e-12 * std::max(1.0, std::abs(f_new));
-                           });
+    detail::fit_l2_logistic(
+        x, rows,
+        [&](std::uint32_t i, auto&& visit) {
+          for (std::size_t k = row_start[i]; k < row_start[i + 1]; ++k) visit(col[k], val[k]);
+          for (std::size_t j = 0; j < d; ++j)
+            visit(static_cast<std::uint32_t>(nb + j), dense[i * d + j]);
+        },
+        [&](std::uint32_t i) { return static_cast<double>(examples[i].label); }, options.l2,
+        {options.history, options.max_iterations, options.tolerance},
+        [](double f_old, double f_new) {
+          return f_old - f_new <= 1e-12 * std::max(1.0, std::abs(f_new));
+        });
 
     m.bias_ = x(dim - 1);
     m.dense_weight_.resize(d);
