@@ -58,10 +58,11 @@ inline void hash_field(std::string_view text, char tag, unsigned bits, bool bigr
   const double v = 1.0 / std::sqrt(static_cast<double>(grams));
   const char uni[2] = {tag, '\x01'}, bi[2] = {tag, '\x02'};
   for (std::size_t i = 0; i < words.size(); ++i) {
-    out.push_back({hash_bucket(fnv1a64(words[i], fnv1a64({uni, 2})), bits), v});
+    out.push_back({hash_bucket(detail::fnv1a64(words[i], detail::fnv1a64({uni, 2})), bits), v});
     if (bigrams && i + 1 < words.size()) {
-      const std::uint64_t h =
-          fnv1a64(words[i + 1], fnv1a64("\x1f", fnv1a64(words[i], fnv1a64({bi, 2}))));
+      const std::uint64_t h = detail::fnv1a64(
+          words[i + 1],
+          detail::fnv1a64("\x1f", detail::fnv1a64(words[i], detail::fnv1a64({bi, 2}))));
       out.push_back({hash_bucket(h, bits), v});
     }
   }
