@@ -230,10 +230,10 @@ int main(int argc, char** argv) {
     router_info["reference"] = a.models[ro.reference];
   if (ro.predictor == tandem::router_predictor::ensemble)
     router_info["logistic_weight"] = router.blend_weight();
-  if (router.knn().fitted()) {
-    router_info["knn_k"] = router.knn().options().k;
-    router_info["knn_prior"] = router.knn().options().prior;
-    router_info["knn_power"] = router.knn().options().power;
+  if (const tandem::knn_predictor* knn = router.knn()) {
+    router_info["knn_k"] = knn->options().k;
+    router_info["knn_prior"] = knn->options().prior;
+    router_info["knn_power"] = knn->options().power;
   }
   out["router"] = router_info;
   json refs;

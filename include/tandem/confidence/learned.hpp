@@ -17,11 +17,12 @@
 
 #include <Eigen/Dense>
 
-#include "tandem/confidence/detail/serial.hpp"
-#include "tandem/confidence/detail/text.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/bytes.hpp"
+#include "tandem/core/detail/hashed_features.hpp"
 #include "tandem/core/detail/logistic.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 
 namespace tandem::inline v0 {
@@ -47,16 +48,6 @@ struct learned_example {
 };
 
 namespace detail::conf {
-struct hashed_entry {
-  std::uint32_t index;
-  double value;
-};
-[[nodiscard]] inline std::uint32_t hash_bucket(std::uint64_t h, unsigned bits) noexcept {
-  h ^= h >> 29;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 32;
-  return static_cast<std::uint32_t>(h & ((std::uint64_t{1} << bits) - 1));
-}
 /// Appends the hashed 1-2 grams of one field, each weighted 1/sqrt(number of n-grams)
 /// so long texts do not dominate; `tag` separates the question and answer spaces.
 inline void hash_field(std::string_view text, char tag, unsigned bits, bool bigrams,
@@ -67,10 +58,11 @@ inline void hash_field(std::string_view text, char tag, unsigned bits, bool bigr
   const double v = 1.0 / std::sqrt(static_cast<double>(grams));
   const char uni[2] = {tag, '\x01'}, bi[2] = {tag, '\x02'};
   for (std::size_t i = 0; i < words.size(); ++i) {
-    out.push_back({hash_bucket(fnv1a64(words[i], fnv1a64({uni, 2})), bits), v});
+    out.push_back({hash_bucket(detail::fnv1a64(words[i], detail::fnv1a64({uni, 2})), bits), v});
     if (bigrams && i + 1 < words.size()) {
-      const std::uint64_t h =
-          fnv1a64(words[i + 1], fnv1a64("\x1f", fnv1a64(words[i], fnv1a64({bi, 2}))));
+      const std::uint64_t h = detail::fnv1a64(
+          words[i + 1],
+          detail::fnv1a64("\x1f", detail::fnv1a64(words[i], detail::fnv1a64({bi, 2}))));
       out.push_back({hash_bucket(h, bits), v});
     }
   }
@@ -81,16 +73,7 @@ inline void hash_pair(std::string_view q, std::string_view a, unsigned bits, boo
   out.clear();
   hash_field(q, 'q', bits, bigrams, words, out);
   hash_field(a, 'a', bits, bigrams, words, out);
-  std::sort(out.begin(), out.end(),
-            [](const hashed_entry& x, const hashed_entry& y) { return x.index < y.index; });
-  std::size_t w = 0;
-  for (std::size_t r = 0; r < out.size(); ++r) {
-    if (w > 0 && out[w - 1].index == out[r].index)
-      out[w - 1].value += out[r].value;
-    else
-      out[w++] = out[r];
-  }
-  out.resize(w);
+  sort_and_merge(out);
 }
 }  // namespace detail::conf
 
@@ -99,9 +82,9 @@ inline void hash_pair(std::string_view q, std::string_view a, unsigned bits, boo
 /// trained (default-constructed) it predicts 0.5 for every input without dense features.
 class learned_evaluator {
  public:
-  /// The first bytes of serialize()'s output.
+  /// The first bytes of to_bytes()'s output.
   static constexpr std::string_view file_magic = "TNDMLRN1";
-  /// The format version serialize() writes; deserialize() refuses any other
+  /// The format version to_bytes() writes; from_bytes() refuses any other
   /// (`unsupported_version`).
   static constexpr std::uint32_t file_version = 1;
 
@@ -148,7 +131,7 @@ class learned_evaluator {
 
     // Rows in a compact column space: the buckets seen in training, then the dense ones.
     std::vector<std::string> words;
-    std::vector<detail::conf::hashed_entry> entries;
+    std::vector<detail::hashed_entry> entries;
     std::vector<std::size_t> row_start{0};
     std::vector<std::uint32_t> col;
     std::vector<double> val;
@@ -170,43 +153,29 @@ class learned_evaluator {
     const std::size_t nb = buckets.size();
     const auto dim = static_cast<Eigen::Index>(nb + d + 1);  // last entry: bias
 
-    auto margin = [&](const Eigen::VectorXd& x, std::size_t i) {
-      double z = x(dim - 1);
-      for (std::size_t k = row_start[i]; k < row_start[i + 1]; ++k) z += x(col[k]) * val[k];
+    // Each row's standardised dense features, as the last nb..nb+d columns.
+    std::vector<double> dense(n * d);
+    for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < d; ++j)
-        z += x(static_cast<Eigen::Index>(nb + j)) * (examples[i].features[j] - m.mean_[j]) *
-             m.scale_[j];
-      return z;
-    };
-    const double inv_n = 1.0 / static_cast<double>(n);
-    auto objective = [&](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
-      g.setZero();
-      double f = 0.0;
-      for (std::size_t i = 0; i < n; ++i) {
-        const double z = margin(x, i);
-        const double y = examples[i].label;
-        f += (detail::log1pexp(z) - y * z) * inv_n;
-        const double r = (detail::sigmoid(z) - y) * inv_n;
-        g(dim - 1) += r;
-        for (std::size_t k = row_start[i]; k < row_start[i + 1]; ++k) g(col[k]) += r * val[k];
-        for (std::size_t j = 0; j < d; ++j)
-          g(static_cast<Eigen::Index>(nb + j)) +=
-              r * (examples[i].features[j] - m.mean_[j]) * m.scale_[j];
-      }
-      const auto w = x.head(dim - 1);
-      f += 0.5 * options.l2 * w.squaredNorm();
-      g.head(dim - 1) += options.l2 * w;
-      return f;
-    };
+        dense[i * d + j] = (examples[i].features[j] - m.mean_[j]) * m.scale_[j];
+    std::vector<std::uint32_t> rows(n);
+    for (std::size_t i = 0; i < n; ++i) rows[i] = static_cast<std::uint32_t>(i);
 
     // L-BFGS from the base rate; stops once a step gains less than 1e-12 relative.
     Eigen::VectorXd x = Eigen::VectorXd::Zero(dim);
     x(dim - 1) = std::log(static_cast<double>(pos) / static_cast<double>(n - pos));
-    detail::minimize_lbfgs(x, objective,
-                           {options.history, options.max_iterations, options.tolerance},
-                           [](double f_old, double f_new) {
-                             return f_old - f_new <= 1e-12 * std::max(1.0, std::abs(f_new));
-                           });
+    detail::fit_l2_logistic(
+        x, rows,
+        [&](std::uint32_t i, auto&& visit) {
+          for (std::size_t k = row_start[i]; k < row_start[i + 1]; ++k) visit(col[k], val[k]);
+          for (std::size_t j = 0; j < d; ++j)
+            visit(static_cast<std::uint32_t>(nb + j), dense[i * d + j]);
+        },
+        [&](std::uint32_t i) { return static_cast<double>(examples[i].label); }, options.l2,
+        {options.history, options.max_iterations, options.tolerance},
+        [](double f_old, double f_new) {
+          return f_old - f_new <= 1e-12 * std::max(1.0, std::abs(f_new));
+        });
 
     m.bias_ = x(dim - 1);
     m.dense_weight_.resize(d);
@@ -229,7 +198,7 @@ class learned_evaluator {
     for (double x : features)
       if (!std::isfinite(x)) return errc::non_finite;
     std::vector<std::string> words;
-    std::vector<detail::conf::hashed_entry> entries;
+    std::vector<detail::hashed_entry> entries;
     detail::conf::hash_pair(question, answer, bits_, bigrams_, words, entries);
     double z = bias_;
     for (const auto& e : entries) {
@@ -256,9 +225,11 @@ class learned_evaluator {
   /// Number of non-zero hashed n-gram weights.
   [[nodiscard]] std::size_t nonzero_weights() const noexcept { return index_.size(); }
 
-  /// The evaluator as a framed byte string (magic "TNDMLRN1", version, checksum).
-  [[nodiscard]] std::string serialize() const {
-    detail::conf::byte_writer w;
+  /// The evaluator as bytes: the common frame (magic "TNDMLRN1", file_version, size,
+  /// payload, FNV-1a) around hash bits, bigram flag, bias, dense standardisation and
+  /// weights, and the non-zero bucket weights.
+  [[nodiscard]] std::vector<std::byte> to_bytes() const {
+    detail::byte_writer w;
     w.u32(bits_);
     w.u8(bigrams_ ? 1 : 0);
     w.f64(bias_);
@@ -273,22 +244,27 @@ class learned_evaluator {
       w.u32(index_[k]);
       w.f64(weight_[k]);
     }
-    return detail::conf::frame(file_magic, file_version, w.bytes());
+    return detail::frame(file_magic, file_version, w.bytes());
   }
 
-  /// Reads an evaluator written by `serialize`. Errors: `corrupt_file` (bad magic,
+  /// Reads an evaluator written by `to_bytes`. Errors: `corrupt_file` (bad magic,
   /// checksum, sizes, truncation, non-finite weights, bucket indices unsorted or out of
-  /// range), `unsupported_version`.
-  [[nodiscard]] static result<learned_evaluator> deserialize(std::string_view bytes) {
-    auto payload = detail::conf::unframe(bytes, file_magic, file_version);
+  /// range), `unsupported_version` (another version; the details state both). `info`, when
+  /// not null, receives the details.
+  [[nodiscard]] static result<learned_evaluator> from_bytes(std::span<const std::byte> bytes,
+                                                            error_info* info = nullptr) {
+    auto payload = detail::unframe(bytes, file_magic, file_version, "learned evaluator", info);
     if (!payload) return payload.error();
-    detail::conf::byte_reader r(*payload);
+    const auto corrupt = [info](const char* what) {
+      return detail::fail(info, errc::corrupt_file, "learned evaluator file: %s", what);
+    };
+    detail::byte_reader r(*payload);
     learned_evaluator m;
     std::uint8_t bigrams = 0;
     std::uint64_t d = 0, nnz = 0;
     if (!r.u32(m.bits_) || m.bits_ < 1 || m.bits_ > 30 || !r.u8(bigrams) || bigrams > 1 ||
-        !r.f64(m.bias_) || !std::isfinite(m.bias_) || !r.u64(d) || d > r.remaining() / 24)
-      return errc::corrupt_file;
+        !r.f64(m.bias_) || !std::isfinite(m.bias_) || !r.u64(d) || d > r.left() / 24)
+      return corrupt("header truncated or out of range");
     m.bigrams_ = bigrams == 1;
     const auto dn = static_cast<std::size_t>(d);
     m.mean_.resize(dn);
@@ -298,32 +274,36 @@ class learned_evaluator {
       if (!r.f64(m.mean_[j]) || !r.f64(m.scale_[j]) || !r.f64(m.dense_weight_[j]) ||
           !std::isfinite(m.mean_[j]) || !std::isfinite(m.scale_[j]) || m.scale_[j] < 0.0 ||
           !std::isfinite(m.dense_weight_[j]))
-        return errc::corrupt_file;
+        return corrupt("dense feature weights truncated or invalid");
     }
-    if (!r.u64(nnz) || nnz > r.remaining() / 12) return errc::corrupt_file;
+    if (!r.u64(nnz) || nnz > r.left() / 12) return corrupt("weight count out of range");
     const auto nn = static_cast<std::size_t>(nnz);
     m.index_.resize(nn);
     m.weight_.resize(nn);
     for (std::size_t k = 0; k < nn; ++k) {
       if (!r.u32(m.index_[k]) || !r.f64(m.weight_[k]) || !std::isfinite(m.weight_[k]) ||
           (std::uint64_t{m.index_[k]} >> m.bits_) != 0 || (k > 0 && m.index_[k] <= m.index_[k - 1]))
-        return errc::corrupt_file;
+        return corrupt("bucket weights truncated, unsorted or out of range");
     }
-    if (!r.at_end()) return errc::corrupt_file;
+    if (!r.at_end()) return corrupt("trailing bytes");
     return m;
   }
 
-  /// Writes the evaluator to `path`. Errors: `io_error`. The object is unchanged.
-  [[nodiscard]] errc save(const char* path) const {
-    return detail::conf::write_file(path, serialize());
+  /// Writes the evaluator to `path`, replacing the file as a whole (a failure leaves an
+  /// earlier file intact). Errors: `io_error` (the details name the path). The object is
+  /// unchanged.
+  [[nodiscard]] errc save(std::string_view path, error_info* info = nullptr) const {
+    return detail::write_file(path, to_bytes(), info);
   }
 
-  /// Reads an evaluator from `path`. Errors: `file_not_found`, `io_error`, and those of
-  /// `deserialize`.
-  [[nodiscard]] static result<learned_evaluator> load(const char* path) {
-    auto bytes = detail::conf::read_file(path);
+  /// Reads an evaluator from `path`. Errors: `file_not_found`, `io_error`,
+  /// `invalid_argument` (a directory), and those of `from_bytes`; `info`, when not null,
+  /// receives the details.
+  [[nodiscard]] static result<learned_evaluator> load(std::string_view path,
+                                                      error_info* info = nullptr) {
+    auto bytes = detail::read_file(path, info);
     if (!bytes) return bytes.error();
-    return deserialize(*bytes);
+    return from_bytes(*bytes, info);
   }
 
  private:

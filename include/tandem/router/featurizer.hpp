@@ -13,7 +13,10 @@
 #include <vector>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/bytes.hpp"
+#include "tandem/core/detail/hashed_features.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 
 namespace tandem::inline v0 {
@@ -65,27 +68,6 @@ struct featurizer_options {
 };
 
 namespace detail::route {
-inline constexpr std::uint64_t fnv_offset = 14695981039346656037ULL;
-inline constexpr std::uint64_t fnv_prime = 1099511628211ULL;
-inline constexpr std::uint64_t fnv1a(std::string_view s, std::uint64_t h = fnv_offset) noexcept {
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= fnv_prime;
-  }
-  return h;
-}
-inline constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-inline constexpr char lower_ascii(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-inline constexpr bool word_byte(char c) noexcept {
-  const auto u = static_cast<unsigned char>(c);
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || u >= 0x80;
-}
 inline void l2_normalize(sparse_vector& v) noexcept {
   double s = 0;
   for (float x : v.value) s += static_cast<double>(x) * x;
@@ -179,14 +161,52 @@ class tfidf_featurizer {
   /// The IDF weight per hashed feature (0 for dropped features); empty before fit.
   [[nodiscard]] std::span<const float> idf() const noexcept { return idf_; }
 
-  /// Restores a fitted state (used by router loading). Errors: those of configure,
-  /// corrupt_file (idf of the wrong size, or a negative or non-finite weight).
+  /// Restores a fitted state. Errors: those of configure, corrupt_file (idf of the wrong
+  /// size, or a negative or non-finite weight). On error the featurizer is left unfitted.
   [[nodiscard]] errc restore(const featurizer_options& o, std::vector<float> idf) {
+    idf_.clear();
     TANDEM_TRY(configure(o));
     if (idf.size() != dims()) return errc::corrupt_file;
     for (float w : idf)
       if (!std::isfinite(w) || w < 0) return errc::corrupt_file;
     idf_ = std::move(idf);
+    return errc::ok;
+  }
+
+  /// Appends the options and the IDF weights to `w` (part of a router's file).
+  /// Precondition: fitted().
+  void write(detail::byte_writer& w) const {
+    TANDEM_ASSERT(fitted(), "tfidf_featurizer::write before fit");
+    w.u32(options_.word_min);
+    w.u32(options_.word_max);
+    w.u32(options_.char_min);
+    w.u32(options_.char_max);
+    w.u32(options_.dims_log2);
+    w.u8(options_.sublinear_tf ? 1 : 0);
+    w.f32(options_.max_df);
+    w.u8(options_.binary_tf ? 1 : 0);
+    w.u32(options_.min_df);
+    w.array(idf_);
+  }
+
+  /// Reads what write() wrote. Errors: corrupt_file (truncation, a flag other than 0/1,
+  /// options configure() refuses, IDF weights of the wrong size or value; the details say
+  /// which). On error the featurizer is left unfitted.
+  [[nodiscard]] errc read(detail::byte_reader& r, error_info* info = nullptr) {
+    idf_.clear();
+    featurizer_options g;
+    std::uint8_t sub = 0, bin = 0;
+    std::vector<float> idf;
+    if (!r.u32(g.word_min) || !r.u32(g.word_max) || !r.u32(g.char_min) || !r.u32(g.char_max) ||
+        !r.u32(g.dims_log2) || !r.u8(sub) || !r.f32(g.max_df) || !r.u8(bin) || !r.u32(g.min_df) ||
+        !r.array(idf))
+      return detail::fail(info, errc::corrupt_file, "featurizer truncated");
+    if (sub > 1 || bin > 1)
+      return detail::fail(info, errc::corrupt_file, "featurizer flag not 0/1");
+    g.sublinear_tf = sub != 0;
+    g.binary_tf = bin != 0;
+    if (restore(g, std::move(idf)) != errc::ok)
+      return detail::fail(info, errc::corrupt_file, "featurizer options or IDF weights invalid");
     return errc::ok;
   }
 
@@ -202,7 +222,7 @@ class tfidf_featurizer {
         if (!space) norm.push_back(' ');
         space = true;
       } else {
-        norm.push_back(detail::route::lower_ascii(c));
+        norm.push_back(detail::lower_ascii(c));
         space = false;
       }
     }
@@ -211,27 +231,27 @@ class tfidf_featurizer {
     if (options_.word_max > 0) {
       std::vector<std::uint64_t> words;
       for (std::size_t i = 0; i < norm.size();) {
-        if (!detail::route::word_byte(norm[i])) {
+        if (!detail::is_word_byte(norm[i])) {
           ++i;
           continue;
         }
         std::size_t j = i;
-        while (j < norm.size() && detail::route::word_byte(norm[j])) ++j;
-        words.push_back(detail::route::fnv1a(std::string_view(norm).substr(i, j - i)));
+        while (j < norm.size() && detail::is_word_byte(norm[j])) ++j;
+        words.push_back(detail::fnv1a64(std::string_view(norm).substr(i, j - i)));
         i = j;
       }
       for (std::size_t n = options_.word_min; n <= options_.word_max; ++n)
         for (std::size_t i = 0; i + n <= words.size(); ++i) {
           std::uint64_t h = 0x5157u + n;  // word n-grams get their own hash family
-          for (std::size_t k = 0; k < n; ++k) h = detail::route::mix64(h ^ words[i + k]);
+          for (std::size_t k = 0; k < n; ++k) h = detail::mix64(h ^ words[i + k]);
           out.push_back(static_cast<std::uint32_t>(h & mask));
         }
     }
     if (options_.char_max > 0) {
       for (std::size_t n = options_.char_min; n <= options_.char_max; ++n)
         for (std::size_t i = 0; i + n <= norm.size(); ++i) {
-          const std::uint64_t h = detail::route::mix64(detail::route::fnv1a(
-              std::string_view(norm).substr(i, n), detail::route::fnv_offset ^ (n << 8)));
+          const std::uint64_t h = detail::mix64(detail::fnv1a64(std::string_view(norm).substr(i, n),
+                                                                detail::fnv1a64_offset ^ (n << 8)));
           out.push_back(static_cast<std::uint32_t>(h & mask));
         }
     }

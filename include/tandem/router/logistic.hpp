@@ -143,28 +143,17 @@ class logistic_regression {
       mean = std::clamp(mean / static_cast<double>(rows.size()), 1e-6, 1 - 1e-6);
       theta(d) = std::log(mean / (1 - mean));
     }
-    const double inv_n = 1.0 / static_cast<double>(rows.size());
-    const auto eval = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
-      g.setZero();
-      double f = 0;
-      for (std::uint32_t i : rows) {
-        double s = th(d);
-        const sparse_vector& v = x[i];
-        for (std::size_t k = 0; k < v.nnz(); ++k) s += th(v.index[k]) * v.value[k];
-        f += detail::route::log1pexp(s) - y[i] * s;
-        const double r = (detail::route::sigmoid(s) - y[i]) * inv_n;
-        for (std::size_t k = 0; k < v.nnz(); ++k) g(v.index[k]) += r * v.value[k];
-        g(d) += r;
-      }
-      f *= inv_n;
-      f += 0.5 * o.l2 * th.head(d).squaredNorm();
-      g.head(d) += o.l2 * th.head(d);
-      return f;
-    };
     // L-BFGS (8 pairs); stops once a step gains less than 1e-10 relative.
-    detail::minimize_lbfgs(theta, eval, {8, o.max_iter, o.tol}, [](double f_old, double f_new) {
-      return (f_old - f_new) / std::max({std::abs(f_old), std::abs(f_new), 1.0}) < 1e-10;
-    });
+    detail::fit_l2_logistic(
+        theta, rows,
+        [&](std::uint32_t i, auto&& visit) {
+          const sparse_vector& v = x[i];
+          for (std::size_t k = 0; k < v.nnz(); ++k) visit(v.index[k], v.value[k]);
+        },
+        [&](std::uint32_t i) { return y[i]; }, o.l2, {8, o.max_iter, o.tol},
+        [](double f_old, double f_new) {
+          return (f_old - f_new) / std::max({std::abs(f_old), std::abs(f_new), 1.0}) < 1e-10;
+        });
     w_ = theta.head(d);
     b_ = theta(d);
     return errc::ok;

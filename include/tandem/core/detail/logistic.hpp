@@ -1,10 +1,13 @@
-// tandem (private): numerically stable logistic-loss pieces and the L-BFGS minimiser
-// shared by the logistic models of the confidence and router blocks.
+// tandem (private): numerically stable logistic-loss pieces, the L-BFGS minimiser, and the
+// one L2-regularised logistic regression over sparse rows that the confidence block's
+// learned evaluator and the router block's logistic predictors both fit.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -101,6 +104,40 @@ void minimize_lbfgs(Eigen::VectorXd& x, F& eval, const lbfgs_options& o, Converg
     f = f_new;
     if (converged(f_old, f_new)) break;
   }
+}
+
+/// Fits an L2-regularised logistic regression with soft targets by L-BFGS: minimises
+/// mean over `rows` of [log(1 + e^z_i) - y_i z_i] + l2 / 2 * |w|^2 over theta = (w, b),
+/// the bias last and unpenalised, where z_i = b + sum of w[index] * value over row i's
+/// entries. `for_each_entry(i, visit)` calls visit(index, value) for every entry of row i
+/// (each index < theta.size() - 1); `target(i)` is row i's target in [0, 1]. Starts from
+/// `theta` and leaves the minimiser there; `o` and `converged` as for minimize_lbfgs.
+/// Precondition: `rows` not empty, theta.size() >= 1.
+template <class ForEachEntry, class Target, class Converged>
+void fit_l2_logistic(Eigen::VectorXd& theta, std::span<const std::uint32_t> rows,
+                     ForEachEntry&& for_each_entry, Target&& target, double l2,
+                     const lbfgs_options& o, Converged converged) {
+  TANDEM_ASSERT(!rows.empty() && theta.size() >= 1, "fit_l2_logistic: no rows or no bias");
+  const Eigen::Index d = theta.size() - 1;
+  const double inv_n = 1.0 / static_cast<double>(rows.size());
+  const auto eval = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
+    g.setZero();
+    double f = 0;
+    for (const std::uint32_t i : rows) {
+      double s = th(d);
+      for_each_entry(i, [&](std::uint32_t c, double v) { s += th(c) * v; });
+      const double y = target(i);
+      f += log1pexp(s) - y * s;
+      const double r = (sigmoid(s) - y) * inv_n;
+      for_each_entry(i, [&](std::uint32_t c, double v) { g(c) += r * v; });
+      g(d) += r;
+    }
+    f *= inv_n;
+    f += 0.5 * l2 * th.head(d).squaredNorm();
+    g.head(d) += l2 * th.head(d);
+    return f;
+  };
+  minimize_lbfgs(theta, eval, o, converged);
 }
 
 }  // namespace tandem::inline v0::detail
