@@ -38,6 +38,9 @@
 
 #include "tandem/testing/conformance.hpp"
 
+///@{
+/// The Catch2 macros the adapter expands to: CATCH_-prefixed under
+/// CATCH_CONFIG_PREFIX_ALL, plain otherwise.
 #if defined(CATCH_CONFIG_PREFIX_ALL)
 #define TANDEM_DETAIL_CATCH_INFO CATCH_INFO
 #define TANDEM_DETAIL_CATCH_CHECK CATCH_CHECK
@@ -47,6 +50,7 @@
 #define TANDEM_DETAIL_CATCH_CHECK CHECK
 #define TANDEM_DETAIL_CATCH_REQUIRE REQUIRE
 #endif
+///@}
 
 namespace tandem::inline v0::detail {
 
