@@ -341,6 +341,27 @@ inline bool conformance_same(std::span<const float> a, std::span<const float> b)
          (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
+/// Checks that a call on purpose of error `want` (described by `what`) returned `got` and
+/// left `m` with `size` tokens and the logits `before`; records the difference otherwise.
+/// Returns true when it did.
+template <class M>
+bool conformance_failed(conformance_recorder& rec, const M& m, const char* what, errc got,
+                        errc want, std::size_t size, std::span<const float> before) noexcept {
+  if (got != want) {
+    rec.fail("%s returned %s, not %s", what, to_string(got).data(), to_string(want).data());
+    return false;
+  }
+  if (m.size() != size) {
+    rec.fail("%s changed size() from %zu to %zu", what, size, std::size_t(m.size()));
+    return false;
+  }
+  if (!conformance_same(m.logits(), before)) {
+    rec.fail("%s changed logits()", what);
+    return false;
+  }
+  return true;
+}
+
 inline std::uint64_t conformance_splitmix(std::uint64_t& state) noexcept {
   std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -501,15 +522,10 @@ class conformance_run {
     return m;
   }
 
-  /// After a call that failed on purpose, checks that `m` still holds tokens[0..pos) with
-  /// the logits `before`, then appends tokens[pos] and compares with the reference.
-  void expect_unchanged(conformance_recorder& rec, model& m, const char* what, std::size_t pos,
-                        std::span<const float> before) {
-    if (m.size() != pos)
-      rec.fail("after %s, size() is %zu instead of %zu", what, std::size_t(m.size()), pos);
-    else if (!conformance_same(m.logits(), before))
-      rec.fail("after %s, logits() changed", what);
-    if (pos >= tokens_.size()) return;
+  /// After the calls that failed on purpose (each checked by conformance_failed), appends
+  /// tokens[pos] to `m`, which holds tokens[0..pos), and compares with the reference.
+  void expect_usable(conformance_recorder& rec, model& m, const char* what, std::size_t pos) {
+    if (rec.failed() || pos >= tokens_.size()) return;
     if (const errc e = m.append(tokens(pos, pos + 1)); e != errc::ok) {
       rec.fail("after %s, appending the next token returned %s", what, to_string(e).data());
       return;
@@ -673,102 +689,82 @@ void conformance_check_rewind(Run& run, conformance_report& report) {
   rec.record(report, "rewind_then_append_equals_fresh");
 }
 
-template <class Run>
-void conformance_check_rewind_range(Run& run, conformance_report& report) {
+/// The frame of the checks that errors change nothing: a fresh session holding the first
+/// half of the tokens; `calls(m, pos, before, rec)` makes the calls that must fail and
+/// checks each with conformance_failed; then the next token must give the reference.
+template <class Run, class Calls>
+void conformance_error_check(Run& run, conformance_report& report, std::string_view name,
+                             const char* what, Calls&& calls) {
   conformance_recorder rec;
   const std::size_t pos = run.tokens().size() / 2;
   typename Run::session s(run.make());
   if (auto* m = run.start(s, pos, rec)) {
     const std::vector<float> before(m->logits().begin(), m->logits().end());
-    for (const std::size_t bad : {pos + 1, std::numeric_limits<std::size_t>::max()}) {
-      if (const errc e = m->rewind(bad); e != errc::rewind_out_of_range) {
-        rec.fail("rewind(%zu) of %zu tokens returned %s, not rewind_out_of_range", bad, pos,
-                 to_string(e).data());
-        break;
-      }
-      if (m->size() != pos) {
-        rec.fail("after rewind(%zu) of %zu tokens, size() is %zu", bad, pos,
-                 std::size_t(m->size()));
-        break;
-      }
-      if (!conformance_same(m->logits(), before)) {
-        rec.fail("rewind(%zu) of %zu tokens changed logits()", bad, pos);
-        break;
-      }
-    }
-    if (!rec.failed()) run.expect_unchanged(rec, *m, "rewind past the start", pos, before);
+    calls(*m, pos, std::span<const float>(before), rec);
+    run.expect_usable(rec, *m, what, pos);
   }
-  rec.record(report, "rewind_out_of_range_changes_nothing");
+  rec.record(report, name);
+}
+
+template <class Run>
+void conformance_check_rewind_range(Run& run, conformance_report& report) {
+  conformance_error_check(
+      run, report, "rewind_out_of_range_changes_nothing", "rewind past the start",
+      [](auto& m, std::size_t pos, std::span<const float> before, conformance_recorder& rec) {
+        char what[64];
+        for (const std::size_t bad : {pos + 1, std::numeric_limits<std::size_t>::max()}) {
+          std::snprintf(what, sizeof what, "rewind(%zu) of %zu tokens", bad, pos);
+          if (!conformance_failed(rec, m, what, m.rewind(bad), errc::rewind_out_of_range, pos,
+                                  before))
+            break;
+        }
+      });
 }
 
 template <class Run>
 void conformance_check_invalid_token(Run& run, conformance_report& report) {
-  conformance_recorder rec;
-  const std::size_t pos = run.tokens().size() / 2, v = run.vocab();
-  typename Run::session s(run.make());
-  if (auto* m = run.start(s, pos, rec)) {
-    const std::vector<float> before(m->logits().begin(), m->logits().end());
-    const token_id bad_ids[] = {-1, static_cast<token_id>(v), token_id{1} << 30};
-    std::vector<float> rows(2 * v);
-    for (const token_id bad : bad_ids) {
-      const token_id t[] = {run.tokens()[pos], bad};
-      char what[64];
-      std::snprintf(what, sizeof what, "append of {%d, %d}", static_cast<int>(t[0]),
-                    static_cast<int>(bad));
-      if (const errc e = m->append(t); e != errc::invalid_token) {
-        rec.fail("%s returned %s, not invalid_token", what, to_string(e).data());
-        break;
-      }
-      if (m->size() != pos || !conformance_same(m->logits(), before)) {
-        rec.fail("%s changed the context (size() %zu, was %zu)", what, std::size_t(m->size()), pos);
-        break;
-      }
-      if constexpr (can_score_v<typename Run::model>) {
-        std::snprintf(what, sizeof what, "score of {%d, %d}", static_cast<int>(t[0]),
-                      static_cast<int>(bad));
-        if (const errc e = m->score(t, rows); e != errc::invalid_token) {
-          rec.fail("%s returned %s, not invalid_token", what, to_string(e).data());
-          break;
+  const std::size_t v = run.vocab();
+  conformance_error_check(
+      run, report, "invalid_token_changes_nothing", "an invalid token",
+      [&](auto& m, std::size_t pos, std::span<const float> before, conformance_recorder& rec) {
+        const token_id bad_ids[] = {-1, static_cast<token_id>(v), token_id{1} << 30};
+        std::vector<float> rows(2 * v);
+        char what[64];
+        for (const token_id bad : bad_ids) {
+          const token_id t[] = {run.tokens()[pos], bad};
+          std::snprintf(what, sizeof what, "append of {%d, %d}", static_cast<int>(t[0]),
+                        static_cast<int>(bad));
+          if (!conformance_failed(rec, m, what, m.append(t), errc::invalid_token, pos, before))
+            break;
+          if constexpr (can_score_v<typename Run::model>) {
+            std::snprintf(what, sizeof what, "score of {%d, %d}", static_cast<int>(t[0]),
+                          static_cast<int>(bad));
+            if (!conformance_failed(rec, m, what, m.score(t, rows), errc::invalid_token, pos,
+                                    before))
+              break;
+          }
         }
-        if (m->size() != pos || !conformance_same(m->logits(), before)) {
-          rec.fail("%s changed the context (size() %zu, was %zu)", what, std::size_t(m->size()),
-                   pos);
-          break;
-        }
-      }
-    }
-    if (!rec.failed()) run.expect_unchanged(rec, *m, "an invalid token", pos, before);
-  }
-  rec.record(report, "invalid_token_changes_nothing");
+      });
 }
 
 template <class Run>
 void conformance_check_size_mismatch(Run& run, conformance_report& report) {
-  conformance_recorder rec;
-  const std::size_t pos = run.tokens().size() / 2, v = run.vocab();
-  typename Run::session s(run.make());
-  if (auto* m = run.start(s, pos, rec)) {
-    const std::vector<float> before(m->logits().begin(), m->logits().end());
-    std::vector<float> rows(2 * v + 1);
-    const std::span<const token_id> two = run.tokens(pos, pos + 2);
-    for (const std::size_t size : {2 * v - 1, 2 * v + 1, std::size_t{0}}) {
-      if (const errc e = m->score(two, std::span<float>(rows).first(size));
-          e != errc::size_mismatch) {
-        rec.fail(
-            "score of 2 tokens into %zu floats (vocabulary %zu) returned %s, not "
-            "size_mismatch",
-            size, v, to_string(e).data());
-        break;
-      }
-      if (m->size() != pos || !conformance_same(m->logits(), before)) {
-        rec.fail("score of 2 tokens into %zu floats changed the context (size() %zu, was %zu)",
-                 size, std::size_t(m->size()), pos);
-        break;
-      }
-    }
-    if (!rec.failed()) run.expect_unchanged(rec, *m, "a size mismatch", pos, before);
-  }
-  rec.record(report, "score_size_mismatch_changes_nothing");
+  const std::size_t v = run.vocab();
+  conformance_error_check(
+      run, report, "score_size_mismatch_changes_nothing", "a size mismatch",
+      [&](auto& m, std::size_t pos, std::span<const float> before, conformance_recorder& rec) {
+        std::vector<float> rows(2 * v + 1);
+        char what[96];
+        for (const std::size_t size : {2 * v - 1, 2 * v + 1, std::size_t{0}}) {
+          std::snprintf(what, sizeof what, "score of 2 tokens into %zu floats (vocabulary %zu)",
+                        size, v);
+          if (!conformance_failed(
+                  rec, m, what,
+                  m.score(run.tokens(pos, pos + 2), std::span<float>(rows).first(size)),
+                  errc::size_mismatch, pos, before))
+            break;
+        }
+      });
 }
 
 template <class Run>
@@ -801,35 +797,27 @@ void conformance_check_overflow(Run& run, conformance_report& report) {
                  to_string(e).data());
       } else {
         const std::vector<float> before(m->logits().begin(), m->logits().end());
-        const std::span<const token_id> two = run.tokens(0, 2);
-        if (const errc e = m->append(two); e != errc::context_overflow)
-          rec.fail("append of 2 tokens with 1 free slot returned %s, not context_overflow",
-                   to_string(e).data());
-        else if (m->size() != length - 1 || !conformance_same(m->logits(), before))
-          rec.fail("append past the context changed it (size() %zu, was %zu)",
-                   std::size_t(m->size()), length - 1);
+        const std::span<const token_id> two = run.tokens(0, 2), one = two.first(1);
+        bool ok_so_far =
+            conformance_failed(rec, *m, "append of 2 tokens with 1 free slot", m->append(two),
+                               errc::context_overflow, length - 1, before);
         if constexpr (can_score_v<model>) {
           std::vector<float> rows(2 * run.vocab());
-          if (rec.failed()) {
-          } else if (const errc e = m->score(two, rows); e != errc::context_overflow) {
-            rec.fail("score of 2 tokens with 1 free slot returned %s, not context_overflow",
-                     to_string(e).data());
-          } else if (m->size() != length - 1 || !conformance_same(m->logits(), before)) {
-            rec.fail("score past the context changed it (size() %zu, was %zu)",
-                     std::size_t(m->size()), length - 1);
-          }
+          ok_so_far = ok_so_far && conformance_failed(rec, *m, "score of 2 tokens with 1 free slot",
+                                                      m->score(two, rows), errc::context_overflow,
+                                                      length - 1, before);
         }
-        if (!rec.failed()) {
-          if (const errc e = m->append(two.first(1)); e != errc::ok)
+        if (ok_so_far) {
+          if (const errc e = m->append(one); e != errc::ok) {
             rec.fail("append of 1 token into the last free slot returned %s", to_string(e).data());
-          else if (m->size() != length)
+          } else if (m->size() != length) {
             rec.fail("a full context has size() %zu, context_length() %zu", std::size_t(m->size()),
                      length);
-          else if (const errc e2 = m->append(two.first(1)); e2 != errc::context_overflow)
-            rec.fail("append of 1 token into a full context returned %s, not context_overflow",
-                     to_string(e2).data());
-          else if (m->size() != length)
-            rec.fail("append into a full context changed size() to %zu", std::size_t(m->size()));
+          } else {
+            const std::vector<float> full(m->logits().begin(), m->logits().end());
+            conformance_failed(rec, *m, "append of 1 token into a full context", m->append(one),
+                               errc::context_overflow, length, full);
+          }
         }
       }
     }
