@@ -213,8 +213,9 @@ TEST_CASE("llama_cpp: logits depend on the context", "[backends][llama_cpp]") {
   CHECK(max_abs_diff(first, s.logits()) > 1e-3f);
 }
 
-TEST_CASE("llama_cpp: after a rewind logits() is empty until the next append; rewind(0) keeps it",
-          "[backends][llama_cpp]") {
+TEST_CASE(
+    "llama_cpp: rewind(0) keeps the logits and a longer rewind empties them until the next append",
+    "[backends][llama_cpp]") {
   auto s = make_session();
   REQUIRE(s.append(prompt) == errc::ok);
   const auto before = copy(s.logits());
