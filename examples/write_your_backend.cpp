@@ -1,11 +1,15 @@
-// write_your_backend: a complete custom tandem::LanguageModel, checked by the concept,
-// driven by tandem::generate, and verified by speculative decoding.
+// write_your_backend: a complete custom tandem::LanguageModel, checked by the concept and
+// by tandem's conformance suite, driven by tandem::generate, and verified by speculative
+// decoding.
 //
 // Any type with four members is a LanguageModel: vocab_size(), size(), append(tokens) and
 // logits(). Two optional members unlock more of tandem: rewind(n) (Rewindable) and
 // score(tokens, rows) (Scoring); with both, the model can be the target (or, with rewind,
 // the drafter) of speculative decoding. context_length() (HasContextLength) lets the
 // generation loop stop cleanly at a full context. No base class, no virtual functions.
+// The concepts check the members' signatures; the conformance suite
+// (<tandem/testing/conformance.hpp>) checks their behaviour: batched and step-by-step
+// logits agree, errors change nothing, rewind restores, and so on.
 //
 // The model below is a byte-level bigram model, P(next byte | previous byte), counted
 // from the KJV corpus bundled with tandem. It stands in for your engine: keep the
@@ -27,6 +31,7 @@
 #include "tandem/core/sampler.hpp"
 #include "tandem/speculative/decoder.hpp"
 #include "tandem/speculative/drafter.hpp"
+#include "tandem/testing/conformance.hpp"
 
 using tandem::errc;
 using tandem::token_id;
@@ -150,6 +155,21 @@ int main(int argc, char** argv) {
   }
   const std::string corpus = read_file(data + "/kjv/train.txt");
   if (corpus.empty()) return fail("cannot read <data>/kjv/train.txt (set --data)", errc::io_error);
+
+  // 0. Check the backend's behaviour against tandem's contract (docs/backends.md, "Checking
+  //    your backend"): the suite makes fresh sessions with the lambda and compares them.
+  // [conformance]
+  const bigram_model empty_model(corpus);
+  tandem::conformance_options checks;
+  checks.tolerance = tandem::conformance_tolerance::exact();  // a table: the same floats
+  tandem::conformance_report report =
+      tandem::check_language_model([&] { return empty_model; }, checks);
+  report.append(tandem::check_tokenizer(byte_tokenizer{}, {"And God said, ", "caf\xc3\xa9"}));
+  if (report.print(stdout) != errc::ok || !report.passed()) {
+    std::fprintf(stderr, "write_your_backend: the backend does not conform\n");
+    return 1;
+  }
+  // [conformance end]
 
   byte_tokenizer tok;
   std::vector<token_id> ids;

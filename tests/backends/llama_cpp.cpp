@@ -19,6 +19,7 @@
 #include "gguf_writer.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/sampler.hpp"
+#include "tandem/testing/catch2.hpp"
 
 namespace {
 
@@ -68,10 +69,6 @@ float max_abs_diff(std::span<const float> a, std::span<const float> b) {
   float m = 0.0f;
   for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
   return m;
-}
-
-bool all_finite(std::span<const float> s) {
-  return std::all_of(s.begin(), s.end(), [](float x) { return std::isfinite(x); });
 }
 
 const std::vector<token_id> prompt = {1, 300, 301, 302, 7, 120, 200, 259, 42};
@@ -182,151 +179,53 @@ TEST_CASE("llama_cpp: a loaded model reports its vocabulary and training context
   CHECK(s.logits().empty());
 }
 
-TEST_CASE("llama_cpp: append gives finite logits that depend on the context",
-          "[backends][llama_cpp]") {
+TEST_CASE("llama_cpp: sessions pass the conformance suite", "[backends][llama_cpp]") {
+  // One thread: deterministic reductions. Batched and single-token passes still round
+  // differently: on this model by under 1e-5 up to 23 tokens of context and by up to
+  // about 2e-4 from 32 tokens on (llama.cpp changes kernels). Short sequences are held
+  // to 1e-4, a longer one to the suite's default tolerance.
+  tandem::conformance_options tight;
+  tight.tolerance = {1e-4f, 0.0f};
+  SECTION("a context of 256 tokens, one batch") {
+    const auto make = [] {
+      return tandem::llama_session::create(tiny_model(), {.context_size = 256, .threads = 1});
+    };
+    TANDEM_CHECK_CONFORMANCE(tandem::check_language_model(make, tight));
+    tight.tokens = prompt;
+    TANDEM_CHECK_CONFORMANCE(tandem::check_language_model(make, tight));
+    TANDEM_CHECK_CONFORMANCE(tandem::check_language_model(make, {.length = 48, .seed = 2}));
+  }
+  SECTION("batches of 4 tokens: score and append split longer inputs") {
+    const tandem::llama_session_options small{.context_size = 256, .batch_size = 4, .threads = 1};
+    CHECK(make_session(small).batch_size() == 4);
+    tight.length = 23;
+    TANDEM_CHECK_CONFORMANCE(tandem::check_language_model(
+        [&] { return tandem::llama_session::create(tiny_model(), small); }, tight));
+  }
+}
+
+TEST_CASE("llama_cpp: logits depend on the context", "[backends][llama_cpp]") {
   auto s = make_session();
   REQUIRE(s.append(prompt) == errc::ok);
-  CHECK(s.size() == prompt.size());
-  REQUIRE(s.logits().size() == s.vocab_size());
-  CHECK(all_finite(s.logits()));
   const auto first = copy(s.logits());
   const std::vector<token_id> one = {400};
   REQUIRE(s.append(one) == errc::ok);
   CHECK(max_abs_diff(first, s.logits()) > 1e-3f);
 }
 
-TEST_CASE("llama_cpp: appending in pieces equals appending at once", "[backends][llama_cpp]") {
-  auto whole = make_session();
-  REQUIRE(whole.append(prompt) == errc::ok);
-  auto pieces = make_session();
-  for (const token_id t : prompt) REQUIRE(pieces.append(std::span(&t, 1)) == errc::ok);
-  CHECK(max_abs_diff(whole.logits(), pieces.logits()) < 1e-4f);
-}
-
-TEST_CASE("llama_cpp: logits after rewind and re-append equal a fresh evaluation",
-          "[backends][llama_cpp]") {
-  const std::vector<token_id> head(prompt.begin(), prompt.begin() + 5);
-  const std::vector<token_id> tail(prompt.begin() + 5, prompt.end());
-  const std::vector<token_id> other = {33, 44, 55, 66};
-
-  auto fresh = make_session();
-  REQUIRE(fresh.append(head) == errc::ok);
-  REQUIRE(fresh.append(tail) == errc::ok);
-
+TEST_CASE(
+    "llama_cpp: rewind(0) keeps the logits and a longer rewind empties them until the next append",
+    "[backends][llama_cpp]") {
   auto s = make_session();
-  REQUIRE(s.append(head) == errc::ok);
-  REQUIRE(s.append(other) == errc::ok);
-  REQUIRE(s.rewind(other.size()) == errc::ok);
-  CHECK(s.size() == head.size());
+  REQUIRE(s.append(prompt) == errc::ok);
+  const auto before = copy(s.logits());
+  REQUIRE(s.rewind(0) == errc::ok);
+  CHECK(max_abs_diff(before, s.logits()) == 0.0f);
+  REQUIRE(s.rewind(2) == errc::ok);
+  CHECK(s.size() == prompt.size() - 2);
   CHECK(s.logits().empty());
-  REQUIRE(s.append(tail) == errc::ok);
-  CHECK(s.size() == prompt.size());
-  CHECK(max_abs_diff(fresh.logits(), s.logits()) < 1e-5f);
-
-  SECTION("rewinding everything and replaying equals a fresh evaluation too") {
-    REQUIRE(s.rewind(s.size()) == errc::ok);
-    CHECK(s.size() == 0);
-    REQUIRE(s.append(head) == errc::ok);
-    REQUIRE(s.append(tail) == errc::ok);
-    CHECK(max_abs_diff(fresh.logits(), s.logits()) < 1e-5f);
-  }
-}
-
-TEST_CASE("llama_cpp: rewind past the start gives rewind_out_of_range and changes nothing",
-          "[backends][llama_cpp]") {
-  auto s = make_session();
-  REQUIRE(s.append(prompt) == errc::ok);
-  const auto before = copy(s.logits());
-  CHECK(s.rewind(prompt.size() + 1) == errc::rewind_out_of_range);
-  CHECK(s.size() == prompt.size());
-  CHECK(max_abs_diff(before, s.logits()) == 0.0f);
-  CHECK(s.rewind(0) == errc::ok);
-  CHECK(s.logits().size() == s.vocab_size());
-}
-
-TEST_CASE("llama_cpp: score rows equal step-by-step logits", "[backends][llama_cpp]") {
-  auto base = make_session();
-  const std::vector<token_id> ctx = {1, 300, 301};
-  const std::vector<token_id> draft = {302, 7, 120, 200, 259};
-  REQUIRE(base.append(ctx) == errc::ok);
-  const std::size_t v = base.vocab_size();
-
-  auto scored = make_session();
-  REQUIRE(scored.append(ctx) == errc::ok);
-  std::vector<float> rows(draft.size() * v);
-  REQUIRE(scored.score(draft, rows) == errc::ok);
-  CHECK(scored.size() == ctx.size() + draft.size());
-
-  for (std::size_t i = 0; i < draft.size(); ++i) {
-    REQUIRE(base.append(std::span(&draft[i], 1)) == errc::ok);
-    INFO("position " << i);
-    CHECK(max_abs_diff(base.logits(), std::span<const float>(rows).subspan(i * v, v)) < 1e-4f);
-  }
-  CHECK(max_abs_diff(scored.logits(),
-                     std::span<const float>(rows).subspan((draft.size() - 1) * v, v)) == 0.0f);
-}
-
-TEST_CASE("llama_cpp: score splits inputs longer than the batch size", "[backends][llama_cpp]") {
-  std::vector<token_id> t;
-  for (token_id i = 0; i < 23; ++i) t.push_back(259 + (i * 37) % 250);
-  tandem::llama_session_options small;
-  small.batch_size = 4;
-  auto a = make_session(small);
-  CHECK(a.batch_size() == 4);
-  auto b = make_session();
-  const std::size_t v = a.vocab_size();
-  std::vector<float> ra(t.size() * v), rb(t.size() * v);
-  REQUIRE(a.score(t, ra) == errc::ok);
-  REQUIRE(b.score(t, rb) == errc::ok);
-  CHECK(a.size() == t.size());
-  CHECK(max_abs_diff(ra, rb) < 1e-4f);
-  // And append over several batches leaves the same state as one batch.
-  auto c = make_session(small);
-  REQUIRE(c.append(t) == errc::ok);
-  CHECK(max_abs_diff(c.logits(), b.logits()) < 1e-4f);
-}
-
-TEST_CASE("llama_cpp: score with rows of the wrong size gives size_mismatch",
-          "[backends][llama_cpp]") {
-  auto s = make_session();
-  std::vector<float> rows(2 * s.vocab_size() - 1);
-  const std::vector<token_id> t = {5, 6};
-  CHECK(s.score(t, rows) == errc::size_mismatch);
-  CHECK(s.size() == 0);
-}
-
-TEST_CASE("llama_cpp: bad token ids give invalid_token and leave the session as it was",
-          "[backends][llama_cpp]") {
-  auto s = make_session();
-  REQUIRE(s.append(prompt) == errc::ok);
-  const auto before = copy(s.logits());
-  const auto v = static_cast<token_id>(s.vocab_size());
-  for (const token_id bad : {token_id{-1}, v, token_id{1} << 30}) {
-    const std::vector<token_id> t = {5, bad};
-    CHECK(s.append(t) == errc::invalid_token);
-    std::vector<float> rows(t.size() * s.vocab_size());
-    CHECK(s.score(t, rows) == errc::invalid_token);
-    CHECK(s.size() == prompt.size());
-    CHECK(max_abs_diff(before, s.logits()) == 0.0f);
-  }
-}
-
-TEST_CASE("llama_cpp: context overflow is reported before decoding and leaves the session usable",
-          "[backends][llama_cpp]") {
-  auto s = make_session();
-  const std::size_t n = s.context_length();
-  std::vector<token_id> fill(n - 1, 300);
-  REQUIRE(s.append(fill) == errc::ok);
-  const auto before = copy(s.logits());
-  const std::vector<token_id> two = {5, 6};
-  CHECK(s.append(two) == errc::context_overflow);
-  std::vector<float> rows(2 * s.vocab_size());
-  CHECK(s.score(two, rows) == errc::context_overflow);
-  CHECK(s.size() == n - 1);
-  CHECK(max_abs_diff(before, s.logits()) == 0.0f);
-  REQUIRE(s.append(std::span(two).first(1)) == errc::ok);
-  CHECK(s.size() == n);
-  CHECK(s.append(std::span(two).first(1)) == errc::context_overflow);
+  REQUIRE(s.append(std::span(prompt).last(2)) == errc::ok);
+  CHECK(max_abs_diff(before, s.logits()) < 1e-5f);
 }
 
 TEST_CASE("llama_cpp: an abort during decode gives cancelled and leaves the session as it was",
@@ -374,29 +273,25 @@ TEST_CASE("llama_cpp: a moved session keeps its context", "[backends][llama_cpp]
   CHECK(b.append(one) == errc::ok);
 }
 
-TEST_CASE("llama_cpp: text round-trips through the model's tokenizer", "[backends][llama_cpp]") {
+TEST_CASE("llama_cpp: the tokenizer passes the conformance suite", "[backends][llama_cpp]") {
   const tandem::llama_tokenizer tok(tiny_model());
   CHECK(tok.vocab_size() == tiny_model().vocab_size());
-  for (const std::string text : {"In the beginning God created the heaven and the earth.",
-                                 "And the LORD said unto Moses, Go in unto Pharaoh!",
-                                 "caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80 tab\tnew\nline"}) {
+  const std::string_view texts[] = {"In the beginning God created the heaven and the earth.",
+                                    "And the LORD said unto Moses, Go in unto Pharaoh!",
+                                    "caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80 tab\tnew\nline"};
+  TANDEM_CHECK_CONFORMANCE(tandem::check_tokenizer(tok, texts));
+  // The suite allows one leading space in the pieces; this vocabulary always has it.
+  for (const std::string_view text : texts) {
     INFO(text);
-    std::vector<token_id> ids = {77};  // encode appends
+    std::vector<token_id> ids;
     REQUIRE(tok.encode(text, ids) == errc::ok);
-    REQUIRE(ids.size() > 1);
-    CHECK(ids.front() == 77);
-    const std::span<const token_id> mine = std::span(ids).subspan(1);
-    std::string back = "x";  // decode appends
-    REQUIRE(tok.decode(mine, back) == errc::ok);
-    CHECK(back == "x" + text);
-    // Pieces concatenate to the text with the sentencepiece leading space.
     std::string pieces;
-    for (const token_id id : mine) REQUIRE(tok.piece(id, pieces) == errc::ok);
-    CHECK(pieces == " " + text);
+    for (const token_id id : ids) REQUIRE(tok.piece(id, pieces) == errc::ok);
+    CHECK(pieces == " " + std::string(text));
   }
 }
 
-TEST_CASE("llama_cpp: tokenizer special tokens and bad ids", "[backends][llama_cpp]") {
+TEST_CASE("llama_cpp: tokenizer special tokens", "[backends][llama_cpp]") {
   const tandem::llama_tokenizer tok(tiny_model());
   REQUIRE(tok.bos().has_value());
   REQUIRE(tok.eos().has_value());
@@ -410,13 +305,6 @@ TEST_CASE("llama_cpp: tokenizer special tokens and bad ids", "[backends][llama_c
   REQUIRE(tok.token_text(3).has_value());
   CHECK(*tok.token_text(3) == "<0x00>");
   CHECK(tok.token_text(-1).error() == errc::invalid_token);
-
-  std::string out = "keep";
-  CHECK(tok.piece(-1, out) == errc::invalid_token);
-  CHECK(tok.piece(static_cast<token_id>(tok.vocab_size()), out) == errc::invalid_token);
-  const std::vector<token_id> bad = {300, -5};
-  CHECK(tok.decode(bad, out) == errc::invalid_token);
-  CHECK(out == "keep");
 
   // Special tokens are text unless asked for.
   std::vector<token_id> ids;
@@ -577,19 +465,19 @@ TEST_CASE("llama_cpp: a model with the KJV BPE fixture vocabulary round-trips he
 
   std::ifstream heldout(TANDEM_FIXTURE_KJV_HELDOUT);
   REQUIRE(heldout.good());
+  std::vector<std::string> lines;
   std::string line;
-  std::size_t lines = 0, tokens = 0;
-  while (lines < 200 && std::getline(heldout, line)) {
-    if (line.empty()) continue;
+  while (lines.size() < 200 && std::getline(heldout, line))
+    if (!line.empty()) lines.push_back(line);
+  REQUIRE(lines.size() == 200);
+  const std::vector<std::string_view> views(lines.begin(), lines.end());
+  TANDEM_CHECK_CONFORMANCE(tandem::check_tokenizer(tok, views));
+  std::size_t tokens = 0;
+  for (const std::string& l : lines) {
     std::vector<token_id> ids;
-    REQUIRE(tok.encode(line, ids) == errc::ok);
-    std::string back;
-    REQUIRE(tok.decode(ids, back) == errc::ok);
-    CHECK(back == line);
+    REQUIRE(tok.encode(l, ids) == errc::ok);
     tokens += ids.size();
-    ++lines;
   }
-  CHECK(lines == 200);
   // BPE pieces of 4000 merges compress KJV text well below one token per 3 bytes.
   CHECK(tokens < 200 * 40);
 
@@ -599,7 +487,8 @@ TEST_CASE("llama_cpp: a model with the KJV BPE fixture vocabulary round-trips he
   REQUIRE(tok.encode("In the beginning", ids) == errc::ok);
   REQUIRE(s->append(ids) == errc::ok);
   CHECK(s->logits().size() == 4000);
-  CHECK(all_finite(s->logits()));
+  CHECK(std::all_of(s->logits().begin(), s->logits().end(),
+                    [](float x) { return std::isfinite(x); }));
 }
 #endif
 

@@ -1,9 +1,13 @@
 // Tests of combined models (contrastive, proxy tuning, log-linear ensembles) as
-// LanguageModels: decoding equivalences, lock-step failure handling, score/rewind
-// properties that speculative verification relies on, and zero allocation once warm.
+// LanguageModels: decoding equivalences, lock-step failure handling, the public
+// conformance suite (the score/rewind properties that speculative verification relies
+// on), and zero allocation once warm.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <initializer_list>
 #include <limits>
 #include <span>
 #include <vector>
@@ -15,6 +19,7 @@
 #include "tandem/contrastive/vocab_map.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/sampler.hpp"
+#include "tandem/testing/catch2.hpp"
 
 namespace {
 
@@ -206,40 +211,45 @@ TEST_CASE("combined model: a part failing to rewind is restored to the common po
   CHECK(a.size() == 2);
 }
 
-TEST_CASE("combined model: score rows equal step-by-step logits, rewind then append equals fresh",
+TEST_CASE("combined model: contrastive, proxy-tuned and ensemble models pass the conformance suite",
           "[contrastive][model]") {
+  // The parts live in the pool (a deque: they stay in place) for as long as the test;
+  // groups lists the parts of each model made.
+  std::deque<hash_model> pool;
+  std::vector<std::vector<hash_model*>> groups;
+  const auto parts = [&](std::initializer_list<std::uint64_t> seeds) {
+    std::vector<hash_model*>& g = groups.emplace_back();
+    for (const std::uint64_t seed : seeds) g.push_back(&pool.emplace_back(opts(seed)));
+    return g;
+  };
+  const auto exact =
+      tandem::conformance_options{.tolerance = tandem::conformance_tolerance::exact()};
   for (const auto form : {tandem::contrastive_form::li2022, tandem::contrastive_form::obrien2023}) {
     tandem::contrastive_options p;
     p.form = form;
-    hash_model e1(opts(1)), a1(opts(2)), e2(opts(1)), a2(opts(2));
-    auto step = tandem::make_contrastive(e1, a1, p);
-    auto batch = tandem::make_contrastive(e2, a2, p);
-    REQUIRE(step);
-    REQUIRE(batch);
-    const token_id prompt[] = {5, 6};
-    REQUIRE(step->append(prompt) == errc::ok);
-    REQUIRE(batch->append(prompt) == errc::ok);
-    const token_id t[] = {7, 8, 9, 10};
-    std::vector<float> rows(4 * 32);
-    REQUIRE(batch->score(t, rows) == errc::ok);
-    for (std::size_t i = 0; i < 4; ++i) {
-      const token_id one[] = {t[i]};
-      REQUIRE(step->append(one) == errc::ok);
-      CHECK(copy(step->logits()) ==
-            std::vector<float>(rows.begin() + static_cast<long>(i * 32),
-                               rows.begin() + static_cast<long>(i * 32 + 32)));
-    }
-    CHECK(copy(batch->logits()) == copy(step->logits()));
-    // Rewind the last three and append them again: the same logits as before.
-    const auto fresh = copy(step->logits());
-    REQUIRE(step->rewind(3) == errc::ok);
-    REQUIRE(step->append(std::span<const token_id>(t + 1, 3)) == errc::ok);
-    CHECK(copy(step->logits()) == fresh);
-    CHECK(e1.size() == a1.size());
-    // A bad size of rows is rejected before anything moves.
-    CHECK(batch->score(t, std::span<float>(rows.data(), 31)) == errc::size_mismatch);
-    CHECK(batch->size() == 6);
+    TANDEM_CHECK_CONFORMANCE(tandem::check_language_model(
+        [&] {
+          const auto g = parts({1, 2});
+          return tandem::make_contrastive(*g[0], *g[1], p);
+        },
+        exact));
   }
+  TANDEM_CHECK_CONFORMANCE(tandem::check_language_model(
+      [&] {
+        const auto g = parts({1, 3, 4});
+        return tandem::make_proxy_tuning(*g[0], *g[1], *g[2]);
+      },
+      exact));
+  TANDEM_CHECK_CONFORMANCE(tandem::check_language_model(
+      [&] {
+        const auto g = parts({5, 6});
+        return tandem::make_log_linear_ensemble({0.5f, 0.5f}, *g[0], *g[1]);
+      },
+      exact));
+  // Every call reached the parts in lock-step: each model's parts end at one size.
+  CHECK(groups.size() > 4 * 8);
+  for (const auto& g : groups)
+    for (const hash_model* m : g) CHECK(m->size() == g.front()->size());
 }
 
 TEST_CASE("combined model: a failing score leaves every part where it was",
