@@ -81,11 +81,13 @@ inline std::size_t format_error(const error_info& e, char* out, std::size_t size
 
 namespace detail {
 
+/// \cond TANDEM_INTERNAL
 #if defined(__GNUC__) || defined(__clang__)
 #define TANDEM_DETAIL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define TANDEM_DETAIL_PRINTF(fmt, args)
 #endif
+/// \endcond
 
 /// Records `code`, a position and a printf-formatted context in `*info`.
 inline void record(error_info& info, errc code, std::uint64_t line, std::uint64_t column,
