@@ -498,6 +498,141 @@ TEST_CASE("speculative: a user clock times the statistics and the policy's round
   }
 }
 
+// A policy that drafts `length` tokens (or plans a probe, when `probe`) and keeps a copy
+// of every round it is told about (the round's views live only during update()).
+struct recorded_round {
+  tandem::draft_round round;
+  std::vector<token_id> tokens;
+  std::vector<double> verdicts;
+  std::size_t probabilities = 0;
+};
+struct recording_policy {
+  std::size_t length = 0;
+  bool probe = false;
+  std::vector<recorded_round>* out = nullptr;
+  std::size_t next() const { return length; }
+  tandem::draft_plan plan() const { return {length, probe}; }
+  void update(const tandem::draft_round& r) {
+    out->push_back({r, std::vector<token_id>(r.tokens.begin(), r.tokens.end()),
+                    std::vector<double>(r.verdicts.begin(), r.verdicts.end()),
+                    r.probabilities.size()});
+  }
+};
+static_assert(tandem::DraftPlanningPolicy<recording_policy>);
+
+TEST_CASE("speculative: each round tells the policy its draft tokens, their q and the verdicts",
+          "[speculative][policy]") {
+  const std::size_t vocab = 16;
+  const auto succ = successors(vocab, 5, 3);
+  mock_model target(mock_options{vocab, {}, succ});
+  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  std::vector<recorded_round> rounds;
+  tandem::speculative_decoder dec(target, drafter, recording_policy{4, false, &rounds});
+  generation_options g;
+  g.max_tokens = 60;
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, std::vector<token_id>{1}, g, c) == errc::ok);
+  REQUIRE(c.tokens.size() == 60);
+  REQUIRE(rounds.size() == dec.stats().rounds);
+  // Greedy verification: the verdict is 1 on each accepted token (the target's own), 0 on
+  // the first rejected one; the rounds' accepted tokens and corrections are the output.
+  std::size_t pos = 0, rejected = 0;
+  for (const recorded_round& r : rounds) {
+    CHECK_FALSE(r.round.probed);
+    REQUIRE(r.tokens.size() == r.round.drafted);
+    CHECK(r.probabilities == r.round.drafted * vocab);  // the greedy chain reports q
+    const bool rejects = r.round.accepted < r.round.drafted;
+    REQUIRE(r.verdicts.size() <= r.round.accepted + 1);
+    for (std::size_t i = 0; i < r.round.accepted; ++i) {
+      CHECK(r.verdicts[i] == 1.0);
+      CHECK(r.tokens[i] == c.tokens[pos + i]);
+    }
+    if (rejects && pos + r.round.accepted < c.tokens.size()) {
+      REQUIRE(r.verdicts.size() == r.round.accepted + 1);
+      CHECK(r.verdicts[r.round.accepted] == 0.0);
+      CHECK(r.tokens[r.round.accepted] != c.tokens[pos + r.round.accepted]);
+      ++rejected;
+    }
+    pos += r.round.accepted + 1;
+  }
+  CHECK(rejected == dec.stats().rejections);
+  CHECK(rejected > 0);
+}
+
+TEST_CASE("speculative: a probe the policy plans is judged by the plain step, output unchanged",
+          "[speculative][policy]") {
+  const std::size_t vocab = 16;
+  const auto succ = successors(vocab, 5, 3);
+  const std::vector<token_id> prompt = {1};
+  generation_options g;
+  g.max_tokens = 40;
+  const completion want = target_only(mock_options{vocab, {}, succ}, prompt, g);
+  mock_model target(mock_options{vocab, {}, succ});
+  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  std::vector<recorded_round> rounds;
+  tandem::speculative_decoder dec(target, drafter, recording_policy{0, true, &rounds});
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+  CHECK(c.tokens == want.tokens);
+  const auto& st = dec.stats();
+  CHECK(st.probes == st.rounds);
+  CHECK(st.draft_calls == st.probes);
+  CHECK(st.drafted == 0);
+  CHECK(target.counters().scored_tokens == st.rounds);  // plain steps only
+  // Round i's probe token is judged against the token the target chose there.
+  REQUIRE(rounds.size() == c.tokens.size());
+  std::size_t agreed = 0;
+  for (std::size_t i = 0; i < rounds.size(); ++i) {
+    const recorded_round& r = rounds[i];
+    CHECK(r.round.probed);
+    CHECK(r.round.requested == 0);
+    CHECK(r.round.drafted == 0);
+    CHECK(r.round.target_batch == 1);
+    REQUIRE(r.tokens.size() == 1);
+    REQUIRE(r.verdicts.size() == 1);
+    CHECK(r.verdicts[0] == (r.tokens[0] == c.tokens[i] ? 1.0 : 0.0));
+    agreed += r.tokens[0] == c.tokens[i] ? 1 : 0;
+  }
+  CHECK(agreed > 0);
+  CHECK(agreed < rounds.size());
+}
+
+TEST_CASE("speculative: under sampling a probe's verdict is the acceptance chance min(1, p/q)",
+          "[speculative][policy][sampling]") {
+  const std::size_t vocab = 4;
+  const float temp = 2.0f;
+  const mock_options to{vocab, {}, successors(vocab, 1, 1)};
+  mock_model target(to);
+  mock_model dm(mock_options{vocab, {}, successors(vocab, 1, 2)});
+  tandem::model_drafter drafter(dm, temperature_chain(temp, 5));
+  std::vector<recorded_round> rounds;
+  tandem::speculative_decoder dec(target, drafter, recording_policy{0, true, &rounds});
+  generation_options g;
+  g.max_tokens = 12;
+  auto s = temperature_chain(temp, 9);
+  completion c;
+  const std::vector<token_id> prompt = {0, 1};
+  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+  REQUIRE(rounds.size() == c.tokens.size());
+  // p and q from the mock models' exact distributions after the same context.
+  mock_model ref_t(to), ref_d(mock_options{vocab, {}, successors(vocab, 1, 2)});
+  token_id last = prompt.back();
+  for (std::size_t i = 0; i < rounds.size(); ++i) {
+    REQUIRE(rounds[i].verdicts.size() == 1);
+    CHECK(rounds[i].probabilities == vocab);
+    const auto x = static_cast<std::size_t>(rounds[i].tokens[0]);
+    const std::size_t n = prompt.size() + i;
+    const double p = mock_probs(ref_t, n, last, temp)[x];
+    const double q = mock_probs(ref_d, n, last, temp)[x];
+    CHECK(rounds[i].verdicts[0] == Approx(std::min(1.0, p / q)).epsilon(1e-4));
+    last = c.tokens[i];
+  }
+}
+
 TEST_CASE("speculative: acceptance falls with draft position for a partly agreeing draft",
           "[speculative][stats]") {
   const std::size_t vocab = 16;
@@ -640,15 +775,19 @@ std::vector<std::size_t> simulate(tandem::cost_model_draft& cm, double a, double
                                   bool carry_shadows = true) {
   tandem::rng r(seed);
   std::vector<std::size_t> lengths;
+  const std::array<token_id, 1> probe_token = {0};
+  std::array<double, 1> verdict = {0.0};
   for (std::size_t i = 0; i < rounds; ++i) {
     const std::size_t g = cm.next();
     tandem::draft_round round{
         g, g, 0, d * static_cast<double>(g), t0 + t1 * static_cast<double>(g), g + 1};
     while (round.accepted < g && r.uniform() < a) ++round.accepted;
-    if (carry_shadows && g == 0 && cm.shadow_probe()) {
-      round.shadow = true;
-      round.shadow_drafted = 1;
-      round.shadow_acceptance = r.uniform() < a ? 1.0 : 0.0;
+    if (carry_shadows && cm.plan().probe) {
+      REQUIRE(g == 0);
+      round.probed = true;
+      round.tokens = probe_token;
+      verdict[0] = r.uniform() < a ? 1.0 : 0.0;
+      round.verdicts = verdict;
       round.draft_seconds = d;
       if (shadows != nullptr) shadows->push_back(i);
     }
@@ -763,7 +902,7 @@ TEST_CASE("speculative: without shadow probes the cost model probes with one-tok
   std::vector<std::size_t> drafting;  // rounds that drafted
   for (std::size_t i = 0; i < lengths.size(); ++i)
     if (lengths[i] > 0) drafting.push_back(i);
-  CHECK(!cm.shadow_probe());
+  CHECK(!cm.plan().probe);
   REQUIRE(drafting.size() >= 4);
   CHECK(drafting[0] == 2);  // round 1 asked for a shadow probe that did not come
   for (std::size_t k = 0; k < drafting.size(); ++k) CHECK(drafting[k] > 0);
@@ -829,8 +968,8 @@ TEST_CASE("speculative: a cost-model decoder drafts little against a disagreeing
   CHECK(c.tokens.size() == 300);
   CHECK(dec.stats().drafted < 60);  // drafting stops soon; only probes remain
   // The probes are shadow probes: a draft call each, no longer target pass.
-  CHECK(dec.stats().shadow_probes >= 3);
-  CHECK(dec.stats().draft_calls >= dec.stats().shadow_probes);
+  CHECK(dec.stats().probes >= 3);
+  CHECK(dec.stats().draft_calls >= dec.stats().probes);
   // And the output is target-only greedy decoding's.
   mock_model alone(mock_options{vocab, {}, successors(vocab, 5, 3)});
   auto s2 = greedy_chain();

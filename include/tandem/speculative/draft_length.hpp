@@ -10,47 +10,80 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <span>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/types.hpp"
 #include "tandem/speculative/drafter.hpp"
 
 namespace tandem::inline v0 {
 
-/// What one verification round measured, reported to the draft-length policy.
+/// What a policy plans for the coming round (see DraftPlanningPolicy).
+struct draft_plan {
+  std::size_t length = 0;  ///< tokens to draft and verify (0: one plain target step)
+  /// With length 0: also ask the drafter for one token that the target does not verify but
+  /// judges against the row of its plain step (a probe: one draft call, no dearer target
+  /// pass, the output unaffected); its verdict comes back in draft_round::verdicts.
+  /// Ignored when length > 0.
+  bool probe = false;
+};
+
+/// What one round did, reported to the draft-length policy (`update`) once per round whose
+/// target pass ran. Generic: the drafted tokens, their draft distributions and the target's
+/// verdict on each, whether they were verified or only probed. The views point into the
+/// decoder's buffers and are valid during the `update` call only.
 struct draft_round {
-  std::size_t requested = 0;     ///< draft length asked for (0: no speculation)
-  std::size_t drafted = 0;       ///< tokens the drafter returned
+  std::size_t requested = 0;     ///< tokens asked for verification (0: no speculation)
+  std::size_t drafted = 0;       ///< tokens the drafter returned for verification
   std::size_t accepted = 0;      ///< leading draft tokens the target accepted
-  double draft_seconds = 0.0;    ///< time in the drafter this round
+  double draft_seconds = 0.0;    ///< time in the drafter this round (a probe's included)
   double target_seconds = 0.0;   ///< time in the target's batched pass this round
   std::size_t target_batch = 0;  ///< tokens in that pass (drafted + 1)
-  /// The round carried a shadow probe (the policy's shadow_probe()): the drafter was asked
-  /// for one token that was not verified in the pass (requested and drafted stay 0); the
-  /// token the target produced judged it instead.
-  bool shadow = false;
-  std::size_t shadow_drafted = 0;  ///< 1 when the drafter proposed the shadow token, else 0
-  /// The chance that verification would have accepted the shadow token x:
-  /// min(1, p(x) / q(x)) (greedy: 1 when x is the target's choice, else 0).
-  double shadow_acceptance = 0.0;
+  /// The round carried the plan's probe: the drafter was asked for one token that the pass
+  /// did not verify (requested and drafted stay 0). False when no probe was planned, and
+  /// when the decoder (or a wrapper policy) does not carry probes.
+  bool probed = false;
+  /// The tokens the drafter proposed this round: the verified draft (`drafted` tokens), or
+  /// the probe's token (none when the drafter proposed nothing).
+  std::span<const token_id> tokens{};
+  /// Their draft distributions q, one row of the vocabulary's size per token; empty when
+  /// the drafter gave none (q is then one-hot on each token).
+  std::span<const float> probabilities{};
+  /// The target's verdict on tokens[i]: the chance min(1, p(x_i) / q(x_i)) that
+  /// verification accepts x_i once x_0 .. x_{i-1} were (greedy: 1 when x_i is the target's
+  /// choice, else 0), p from the sampler on the target's row; `accepted` says what the
+  /// acceptance test drew. One entry per position verification reached (the accepted ones
+  /// and the first rejected one; fewer when a stop rule or an error ended the round
+  /// first), and one for a probe's token, judged against the plain step's row.
+  std::span<const double> verdicts{};
 };
 
 /// Chooses draft lengths: `next()` is the length for the coming round (0 means "no
 /// speculation": one plain target step); `update(r)` learns from a finished round.
 template <class P>
-concept DraftLengthPolicy = requires(P& p, const P& cp, const draft_round& r) {
+concept DraftLengthPolicy = requires(P& p, const draft_round& r) {
   { p.next() } -> std::convertible_to<std::size_t>;
   p.update(r);
 };
 
-/// A DraftLengthPolicy that can also ask for a shadow probe: when `next()` is 0 and
-/// `shadow_probe()` is true, the decoder asks the drafter for one token before the plain
-/// target step, does not verify it, and reports in draft_round whether the target's own
-/// token would have accepted it. The probe costs one draft call, not a dearer target
-/// pass. cost_model_draft is one.
+/// A DraftLengthPolicy that plans more than a length: `plan()` is the coming round's
+/// draft_plan (its length equal to next()), for instance a probe. The decoder asks plan()
+/// of a policy that has it, next() of one that does not (see plan_of). cost_model_draft is
+/// one.
 template <class P>
-concept ShadowProbingPolicy = DraftLengthPolicy<P> && requires(const P& p) {
-  { p.shadow_probe() } -> std::convertible_to<bool>;
+concept DraftPlanningPolicy = DraftLengthPolicy<P> && requires(P& p) {
+  { p.plan() } -> std::convertible_to<draft_plan>;
 };
+
+/// The plan of policy `p` for the coming round: `p.plan()` when it has one, else
+/// `{p.next(), false}`.
+template <DraftLengthPolicy P>
+[[nodiscard]] draft_plan plan_of(P& p) {
+  if constexpr (DraftPlanningPolicy<P>)
+    return p.plan();
+  else
+    return draft_plan{static_cast<std::size_t>(p.next()), false};
+}
 
 /// Always drafts `length` tokens (clamped to max_draft_length by the decoder).
 struct fixed_draft {
@@ -109,8 +142,8 @@ struct cost_model_options {
   /// alone.
   double length_prior_weight = 0.0;  ///< must be >= 0
   /// While speculation is off, probe after this many rounds (so the estimates can
-  /// recover): a shadow probe (one draft token judged by the target's plain step, see
-  /// ShadowProbingPolicy), or a 1-token draft with a decoder that offers none; each probe
+  /// recover): a shadow probe (one draft token judged by the target's plain step, a
+  /// draft_plan with `probe`), or a 1-token draft with a decoder that offers none; each probe
   /// after which speculation stays off doubles the wait, up to max_probe_interval.
   std::size_t probe_interval = 16;
   std::size_t max_probe_interval = 512;  ///< must be >= probe_interval
@@ -182,19 +215,20 @@ class cost_model_draft {
   /// The length of best predicted speedup, 0 while speculation cannot pay, 1 for a probe
   /// without shadow probes (see the class comment).
   [[nodiscard]] std::size_t next() const noexcept { return next_; }
-  /// Whether the coming round (next() == 0) should carry a shadow probe.
-  [[nodiscard]] bool shadow_probe() const noexcept { return shadow_; }
+  /// The coming round: next() tokens, and with length 0 possibly a shadow probe (`probe`).
+  [[nodiscard]] draft_plan plan() const noexcept { return {next_, shadow_}; }
 
   /// Folds the round's acceptance and timings into the estimates and chooses the next
-  /// length. Allocates nothing.
+  /// length; a shadow probe's verdict counts as a fractional observation at position 0.
+  /// Allocates nothing.
   void update(const draft_round& r) noexcept {
-    if (shadow_ && !r.shadow) shadow_ok_ = false;  // not carried: probe with real drafts
-    if (probing_ && (r.requested > 0 || r.shadow)) {
+    if (shadow_ && !r.probed) shadow_ok_ = false;  // not carried: probe with real drafts
+    if (probing_ && (r.requested > 0 || r.probed)) {
       probing_ = false;
       probed_ = true;  // choose() doubles the wait if speculation stays off
     }
-    if (r.shadow && r.shadow_drafted > 0) learn_shadow(r);
-    if (r.shadow) ++shadows_seen_;
+    if (r.probed && !r.verdicts.empty()) learn_shadow(r.verdicts[0], r.draft_seconds);
+    if (r.probed) ++shadows_seen_;
     if (rounds_ > 0 && (r.requested > 0 || shadows_seen_ >= o_.probe_shadows)) started_ = true;
     // Acceptance and draft cost forget per drafting round (rounds without a draft say
     // nothing new about them); the target's cost per round.
@@ -366,18 +400,19 @@ class cost_model_draft {
     next_ = shadow_ok_ ? 0 : 1;
   }
 
-  // A shadow probe: position 0's acceptance (a fractional observation, decayed like a
-  // drafting round) and the draft's cost (the catch-up included, as after a plain round).
-  void learn_shadow(const draft_round& r) noexcept {
+  // A shadow probe: position 0's acceptance (`verdict`, a fractional observation, decayed
+  // like a drafting round) and the draft's cost (the catch-up included, as after a plain
+  // round).
+  void learn_shadow(double verdict, double draft_seconds) noexcept {
     const double k = o_.decay;
-    const double a = std::clamp(r.shadow_acceptance, 0.0, 1.0);
+    const double a = std::clamp(verdict, 0.0, 1.0);
     forget_acceptance(k);
     acc_ += a;
     rej_ += 1.0 - a;
     succ_[0] += a;
     fail_[0] += 1.0 - a;
-    if (r.draft_seconds > 0.0) {
-      raw_dsec_ = raw_dsec_ * k + r.draft_seconds;
+    if (draft_seconds > 0.0) {
+      raw_dsec_ = raw_dsec_ * k + draft_seconds;
       raw_dtok_ = raw_dtok_ * k + 1.0;
     }
   }
@@ -501,6 +536,6 @@ class cost_model_draft {
 static_assert(DraftLengthPolicy<fixed_draft>);
 static_assert(DraftLengthPolicy<adaptive_draft>);
 static_assert(DraftLengthPolicy<cost_model_draft>);
-static_assert(ShadowProbingPolicy<cost_model_draft>);
+static_assert(DraftPlanningPolicy<cost_model_draft>);
 
 }  // namespace tandem::inline v0
