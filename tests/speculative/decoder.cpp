@@ -725,6 +725,53 @@ TEST_CASE("speculative: a drafter with another vocabulary is a vocab_mismatch be
   CHECK(dm.size() == 0);
 }
 
+TEST_CASE("speculative: a policy or drafter with bad options is invalid_argument before any work",
+          "[speculative][errors]") {
+  const std::vector<token_id> prompt = {1, 2};
+  const auto check_refused = [&](auto& dec, mock_model& target, const char* what) {
+    INFO(what);
+    auto s = greedy_chain();
+    completion c;
+    CHECK(dec.generate(s, prompt, {}, c) == errc::invalid_argument);
+    CHECK(c.finish == finish_reason::error);
+    CHECK(c.error == errc::invalid_argument);
+    CHECK(c.tokens.empty());
+    CHECK(target.size() == 0);
+    CHECK(target.counters().append_calls == 0);
+    CHECK(target.counters().score_calls == 0);
+    CHECK(dec.stats().target_calls == 0);
+    CHECK(dec.stats().draft_calls == 0);
+  };
+  {
+    mock_model target(mock_options{16});
+    tandem::prompt_lookup_drafter pl(16);
+    tandem::cost_model_options o;
+    o.max_length = 0;
+    tandem::speculative_decoder dec(target, pl, tandem::cost_model_draft(o));
+    check_refused(dec, target, "cost_model_draft");
+  }
+  {
+    mock_model target(mock_options{16});
+    tandem::prompt_lookup_drafter pl(16);
+    tandem::speculative_decoder dec(target, pl, tandem::adaptive_draft(8, 1, 4));
+    check_refused(dec, target, "adaptive_draft");
+  }
+  {
+    mock_model target(mock_options{16});
+    tandem::prompt_lookup_drafter pl(16, {0, 4});
+    tandem::speculative_decoder dec(target, pl, tandem::fixed_draft{4});
+    check_refused(dec, target, "prompt_lookup_drafter");
+  }
+  {
+    mock_model target(mock_options{16});
+    mock_model dm(mock_options{16});
+    tandem::model_drafter drafter(dm, greedy_chain(), {2.0f});
+    tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{4});
+    check_refused(dec, target, "model_drafter");
+    CHECK(dm.size() == 0);
+  }
+}
+
 TEST_CASE("speculative: bad requests are rejected before the target is touched",
           "[speculative][errors]") {
   mock_model target(mock_options{16});

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <string_view>
 #include <vector>
 
 #include "common/catch.hpp"
@@ -315,6 +317,81 @@ TEST_CASE("speculative: against a draft that never agrees the cost model costs a
     CHECK(1000.0 / time > 0.995);
     CHECK(std::all_of(lengths.begin(), lengths.end(), [](std::size_t g) { return g == 0; }));
   }
+}
+
+TEST_CASE("speculative: draft-length settings out of range are invalid_argument, never an abort",
+          "[speculative][policy][errors]") {
+  // adaptive_draft: 1 <= min <= initial <= max <= max_draft_length.
+  struct lengths {
+    std::size_t initial, min, max;
+  };
+  for (const lengths& l : {lengths{4, 0, 16}, lengths{0, 1, 16}, lengths{5, 1, 4},
+                           lengths{4, 5, 16}, lengths{4, 1, tandem::max_draft_length + 1}}) {
+    INFO(l.initial << " " << l.min << " " << l.max);
+    CHECK(tandem::adaptive_draft::validate(l.initial, l.min, l.max) == errc::invalid_argument);
+    tandem::error_info info;
+    const auto made = tandem::adaptive_draft::create(l.initial, l.min, l.max, &info);
+    REQUIRE_FALSE(made.has_value());
+    CHECK(made.error() == errc::invalid_argument);
+    CHECK(info.context().find("adaptive_draft") != std::string_view::npos);
+    // Made anyway: it says so, plans no speculation and learns nothing.
+    tandem::adaptive_draft a(l.initial, l.min, l.max);
+    CHECK(a.validate() == errc::invalid_argument);
+    CHECK(a.next() == 0);
+    a.update({4, 4, 4, 0, 0, 5});
+    CHECK(a.next() == 0);
+  }
+  const auto a = tandem::adaptive_draft::create(4, 1, 9);
+  REQUIRE(a.has_value());
+  CHECK(a->validate() == errc::ok);
+  CHECK(a->next() == 4);
+
+  // cost_model_draft: each field out of range on its own.
+  const auto with = [](auto change) {
+    tandem::cost_model_options o;
+    change(o);
+    return o;
+  };
+  using opts = tandem::cost_model_options;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<opts> bad = {
+      with([](opts& o) { o.max_length = 0; }),
+      with([](opts& o) { o.max_length = tandem::max_draft_length + 1; }),
+      with([](opts& o) { o.prior_acceptance = 0.0; }),
+      with([](opts& o) { o.prior_acceptance = 1.0; }),
+      with([](opts& o) { o.prior_weight = 0.0; }),
+      with([](opts& o) { o.position_prior_weight = 0.0; }),
+      with([](opts& o) { o.length_prior_weight = -1.0; }),
+      with([](opts& o) { o.decay = 0.0; }),
+      with([](opts& o) { o.decay = 1.5; }),
+      with([&](opts& o) { o.decay = nan; }),
+      with([](opts& o) { o.probe_interval = 0; }),
+      with([](opts& o) { o.max_probe_interval = o.probe_interval - 1; }),
+      with([](opts& o) { o.probe_budget = -0.1; }),
+      with([](opts& o) { o.probe_shadows = 0; }),
+      with([&](opts& o) { o.min_gain = nan; }),
+  };
+  const tandem::cost_model_draft fresh;
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    INFO("case " << i);
+    CHECK(tandem::validate(bad[i]) == errc::invalid_argument);
+    tandem::error_info info;
+    const auto made = tandem::cost_model_draft::create(bad[i], &info);
+    REQUIRE_FALSE(made.has_value());
+    CHECK(made.error() == errc::invalid_argument);
+    CHECK(info.context().find("cost_model_draft") != std::string_view::npos);
+    tandem::cost_model_draft cm(bad[i]);
+    CHECK(cm.validate() == errc::invalid_argument);
+    CHECK(cm.next() == 0);
+    CHECK_FALSE(cm.plan().probe);
+    for (int k = 0; k < 10; ++k) cm.update({2, 2, 2, 0.1, 1.0, 3});
+    CHECK(cm.next() == 0);
+    CHECK(cm.acceptance() == fresh.acceptance());
+    CHECK(cm.target_cost(1) == 0.0);
+  }
+  const auto cm = tandem::cost_model_draft::create();
+  REQUIRE(cm.has_value());
+  CHECK(cm->validate() == errc::ok);
 }
 
 }  // namespace

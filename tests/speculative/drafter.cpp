@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstddef>
+#include <limits>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -70,6 +72,64 @@ TEST_CASE("speculative: p_min over the top k tokens renormalises among them, as 
   const auto r = strict.draft({h, 4, out, {}});
   REQUIRE(r.has_value());
   CHECK(r->count == 0);
+}
+
+TEST_CASE("speculative: drafter options out of range are invalid_argument, never an abort",
+          "[speculative][drafter][errors]") {
+  std::array<token_id, 4> out{};
+  const std::vector<token_id> h = {1, 2, 1};
+  for (const tandem::model_drafter_options& o :
+       {tandem::model_drafter_options{-0.1f, 0}, tandem::model_drafter_options{1.5f, 0},
+        tandem::model_drafter_options{std::numeric_limits<float>::quiet_NaN(), 0},
+        tandem::model_drafter_options{0.5f, 65}}) {
+    INFO("p_min " << o.p_min << " top k " << o.p_min_top_k);
+    CHECK(tandem::validate(o) == errc::invalid_argument);
+    mock_model dm(mock_options{16});
+    tandem::error_info info;
+    const auto made = tandem::model_drafter<mock_model, tandem::sampler_chain>::create(
+        dm, greedy_chain(), o, &info);
+    REQUIRE_FALSE(made.has_value());
+    CHECK(made.error() == errc::invalid_argument);
+    CHECK(info.context().find("model_drafter") != std::string_view::npos);
+    // Made anyway: it says so, and drafting fails without touching the model.
+    tandem::model_drafter drafter(dm, greedy_chain(), o);
+    CHECK(drafter.validate() == errc::invalid_argument);
+    CHECK(drafter.draft({h, 4, out, {}}).error() == errc::invalid_argument);
+    CHECK(dm.size() == 0);
+    CHECK(dm.counters().append_calls == 0);
+  }
+  mock_model dm(mock_options{16});
+  auto good = tandem::model_drafter<mock_model, tandem::sampler_chain>::create(dm, greedy_chain(),
+                                                                               {0.5f, 10});
+  REQUIRE(good.has_value());
+  CHECK(good->validate() == errc::ok);
+  const auto r = good->draft({h, 4, out, {}});
+  REQUIRE(r.has_value());
+  CHECK(r->count == 4);
+
+  for (const tandem::prompt_lookup_options& o :
+       {tandem::prompt_lookup_options{0, 4}, tandem::prompt_lookup_options{3, 2}}) {
+    INFO("min_ngram " << o.min_ngram << " max_ngram " << o.max_ngram);
+    CHECK(tandem::validate(o) == errc::invalid_argument);
+    tandem::error_info info;
+    const auto made = tandem::prompt_lookup_drafter::create(16, o, &info);
+    REQUIRE_FALSE(made.has_value());
+    CHECK(made.error() == errc::invalid_argument);
+    CHECK(info.context().find("min_ngram") != std::string_view::npos);
+    const tandem::prompt_lookup_drafter pl(16, o);
+    CHECK(pl.validate() == errc::invalid_argument);
+    CHECK(pl.draft({h, 4, out, {}}).error() == errc::invalid_argument);
+    // A chain is as valid as its links.
+    tandem::prompt_lookup_drafter fine(16);
+    const tandem::fallback_drafter chain(fine, pl);
+    CHECK(chain.validate() == errc::invalid_argument);
+  }
+  const auto pl = tandem::prompt_lookup_drafter::create(16, {1, 2});
+  REQUIRE(pl.has_value());
+  CHECK(pl->validate() == errc::ok);
+  const auto r2 = pl->draft({h, 4, out, {}});
+  REQUIRE(r2.has_value());
+  CHECK(r2->count == 2);  // "1" last seen at the start: "2 1" followed it
 }
 
 }  // namespace

@@ -167,8 +167,10 @@ class speculative_decoder {
   /// Returns `errc::ok` for every finish. Errors, also stored in `out.error` with
   /// `out.finish == finish_reason::error`:
   /// - before the target is touched: those of generate() (`empty_input`,
-  ///   `invalid_token`, `invalid_argument`, `context_overflow`), and `vocab_mismatch`
-  ///   when the drafter's vocabulary size differs from the target's;
+  ///   `invalid_token`, `invalid_argument`, `context_overflow`), `vocab_mismatch`
+  ///   when the drafter's vocabulary size differs from the target's, and
+  ///   `invalid_argument` for a policy or drafter made with options out of range (its
+  ///   `validate()`, for those that have one);
   /// - mid-run: the target's append/score/rewind errors (`decode_failed`,
   ///   `rewind_failed`, ...), the drafter's errors, `invalid_token` (a draft token
   ///   outside the vocabulary), `invalid_argument` (a drafter returning more tokens than
@@ -240,6 +242,8 @@ class speculative_decoder {
     if (errc e = em.begin(vocab, prompt, used, ctx); e != errc::ok) return em.fail(e);
     if (static_cast<std::size_t>(drafter_->vocab_size()) != vocab)
       return em.fail(errc::vocab_mismatch);
+    if (errc e = detail::validate_of(policy_); e != errc::ok) return em.fail(e);
+    if (errc e = detail::validate_of(*drafter_); e != errc::ok) return em.fail(e);
     if (errc e = start_step(prompt, opts, used); e != errc::ok) return em.fail(e);
 
     errc err = errc::ok;

@@ -13,6 +13,9 @@
 #include <span>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
+#include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 #include "tandem/speculative/drafter.hpp"
 
@@ -96,23 +99,57 @@ struct fixed_draft {
 
 /// The +2/-1 heuristic: after a round whose whole draft was accepted, draft two more;
 /// otherwise one fewer; kept within [min_length, max_length].
+///
+/// Lengths out of range (see validate(initial, min_length, max_length)) do not abort: the
+/// policy is left invalid, validate() returns invalid_argument, next() is 0 and update()
+/// learns nothing, and a speculative_decoder refuses it (generate returns invalid_argument
+/// before touching the target). create() reports them up front.
 class adaptive_draft {
  public:
-  /// Preconditions (TANDEM_ASSERT): 1 <= min_length <= initial <= max_length <=
-  /// max_draft_length.
+  /// Checks the lengths: invalid_argument unless 1 <= min_length <= initial <= max_length
+  /// <= max_draft_length (the values in `*info` when given); else ok.
+  [[nodiscard]] static errc validate(std::size_t initial, std::size_t min_length,
+                                     std::size_t max_length, error_info* info = nullptr) noexcept {
+    if (min_length >= 1 && min_length <= initial && initial <= max_length &&
+        max_length <= max_draft_length)
+      return errc::ok;
+    return detail::fail(info, errc::invalid_argument,
+                        "adaptive_draft: need 1 <= min (%zu) <= initial (%zu) <= max (%zu) <= %zu",
+                        min_length, initial, max_length, max_draft_length);
+  }
+
+  /// Starts at `initial` within [min_length, max_length]; lengths out of range leave the
+  /// policy invalid (see the class comment).
   explicit adaptive_draft(std::size_t initial = 4, std::size_t min_length = 1,
                           std::size_t max_length = 16) noexcept
       : length_(initial), min_(min_length), max_(max_length) {
-    TANDEM_ASSERT(min_length >= 1 && min_length <= initial && initial <= max_length &&
-                      max_length <= max_draft_length,
-                  "adaptive_draft: need 1 <= min <= initial <= max <= max_draft_length");
+    if (validate(initial, min_length, max_length) != errc::ok) {
+      valid_ = false;
+      length_ = 0;
+    }
   }
-  /// The current length (starts at `initial`).
+
+  /// A policy as the constructor makes it, or invalid_argument for lengths out of range
+  /// (details in `*info` when given).
+  [[nodiscard]] static result<adaptive_draft> create(std::size_t initial = 4,
+                                                     std::size_t min_length = 1,
+                                                     std::size_t max_length = 16,
+                                                     error_info* info = nullptr) noexcept {
+    TANDEM_TRY(validate(initial, min_length, max_length, info));
+    return adaptive_draft(initial, min_length, max_length);
+  }
+
+  /// invalid_argument when the policy was made with lengths out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept {
+    return valid_ ? errc::ok : errc::invalid_argument;
+  }
+  /// The current length (starts at `initial`; 0 for an invalid policy).
   [[nodiscard]] std::size_t next() const noexcept { return length_; }
   /// +2 (up to max_length) when the round drafted tokens and the target accepted them
-  /// all, else -1 (down to min_length); a round without speculation changes nothing.
+  /// all, else -1 (down to min_length); a round without speculation, or an invalid
+  /// policy, changes nothing.
   void update(const draft_round& r) noexcept {
-    if (r.requested == 0) return;
+    if (r.requested == 0 || !valid_) return;
     if (r.drafted > 0 && r.accepted == r.drafted)
       length_ = std::min(max_, length_ + 2);
     else
@@ -121,9 +158,10 @@ class adaptive_draft {
 
  private:
   std::size_t length_, min_, max_;
+  bool valid_ = true;
 };
 
-/// Settings of cost_model_draft.
+/// Settings of cost_model_draft (their ranges: validate(const cost_model_options&)).
 struct cost_model_options {
   std::size_t max_length = 16;    ///< longest draft considered (<= max_draft_length)
   double prior_acceptance = 0.6;  ///< acceptance rate assumed before any measurement
@@ -162,6 +200,32 @@ struct cost_model_options {
   double min_gain = 1.05;
 };
 
+/// Checks cost_model_draft options: invalid_argument unless 1 <= max_length <=
+/// max_draft_length, prior_acceptance in (0, 1), prior_weight > 0, position_prior_weight
+/// > 0, length_prior_weight >= 0, decay in (0, 1], 1 <= probe_interval <=
+/// max_probe_interval, probe_budget >= 0, probe_shadows >= 1 and min_gain not NaN (the
+/// first offending field in `*info` when given); else ok.
+[[nodiscard]] inline errc validate(const cost_model_options& o,
+                                   error_info* info = nullptr) noexcept {
+  const auto bad = [info](const char* what) {
+    return detail::fail(info, errc::invalid_argument, "cost_model_draft: %s", what);
+  };
+  if (!(o.max_length >= 1 && o.max_length <= max_draft_length))
+    return bad("max_length outside [1, max_draft_length]");
+  if (!(o.prior_acceptance > 0.0 && o.prior_acceptance < 1.0))
+    return bad("prior_acceptance outside (0, 1)");
+  if (!(o.prior_weight > 0.0)) return bad("prior_weight not > 0");
+  if (!(o.position_prior_weight > 0.0)) return bad("position_prior_weight not > 0");
+  if (!(o.length_prior_weight >= 0.0)) return bad("length_prior_weight not >= 0");
+  if (!(o.decay > 0.0 && o.decay <= 1.0)) return bad("decay outside (0, 1]");
+  if (!(o.probe_interval >= 1 && o.probe_interval <= o.max_probe_interval))
+    return bad("need 1 <= probe_interval <= max_probe_interval");
+  if (!(o.probe_budget >= 0.0)) return bad("probe_budget not >= 0");
+  if (!(o.probe_shadows >= 1)) return bad("probe_shadows not >= 1");
+  if (std::isnan(o.min_gain)) return bad("min_gain is NaN");
+  return errc::ok;
+}
+
 /// The cost-model controller. Estimates online
 /// - the acceptance: a pooled per-token rate a (decayed counts: accepted tokens over
 ///   accepted tokens plus rejections, from a prior) and, with `per_position`, a rate a_i
@@ -194,22 +258,38 @@ struct cost_model_options {
 /// speculation then costs shadow probes only. With a decoder or wrapper that does not carry shadow
 /// probes (a requested one that does not arrive), probes and the start-up's second round are
 /// 1-token drafts instead. Allocates nothing.
+///
+/// Options out of range (see validate(const cost_model_options&)) do not abort: the policy
+/// is left invalid, validate() returns invalid_argument, next() is 0, update() learns
+/// nothing, the estimates are those of the default options, and a speculative_decoder
+/// refuses it (generate returns invalid_argument before touching the target). create()
+/// reports them up front.
 class cost_model_draft {
  public:
-  /// Preconditions (TANDEM_ASSERT): 1 <= max_length <= max_draft_length, prior in
-  /// (0, 1), prior_weight > 0, position_prior_weight > 0, length_prior_weight >= 0,
-  /// decay in (0, 1], 1 <= probe_interval <= max_probe_interval, probe_budget >= 0.
+  /// A controller with options `o`; options out of range leave it invalid (see the class
+  /// comment).
   explicit cost_model_draft(cost_model_options o = {}) noexcept
       : o_(o), interval_(o.probe_interval), until_probe_(o.probe_interval) {
-    TANDEM_ASSERT(o.max_length >= 1 && o.max_length <= max_draft_length,
-                  "cost_model_draft: max_length outside [1, max_draft_length]");
-    TANDEM_ASSERT(o.prior_acceptance > 0.0 && o.prior_acceptance < 1.0 && o.prior_weight > 0.0 &&
-                      o.position_prior_weight > 0.0 && o.length_prior_weight >= 0.0 &&
-                      o.decay > 0.0 && o.decay <= 1.0 && o.probe_interval >= 1 &&
-                      o.max_probe_interval >= o.probe_interval && o.probe_budget >= 0.0 &&
-                      o.probe_shadows >= 1,
-                  "cost_model_draft: options out of range");
+    if (tandem::validate(o) != errc::ok) {
+      valid_ = false;
+      o_ = cost_model_options{};  // keeps the estimates' arrays in bounds
+      interval_ = until_probe_ = o_.probe_interval;
+      return;
+    }
     choose();
+  }
+
+  /// A controller as the constructor makes it, or invalid_argument for options out of
+  /// range (details in `*info` when given).
+  [[nodiscard]] static result<cost_model_draft> create(cost_model_options o = {},
+                                                       error_info* info = nullptr) noexcept {
+    TANDEM_TRY(tandem::validate(o, info));
+    return cost_model_draft(o);
+  }
+
+  /// invalid_argument when the controller was made with options out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept {
+    return valid_ ? errc::ok : errc::invalid_argument;
   }
 
   /// The length of best predicted speedup, 0 while speculation cannot pay, 1 for a probe
@@ -220,8 +300,9 @@ class cost_model_draft {
 
   /// Folds the round's acceptance and timings into the estimates and chooses the next
   /// length; a shadow probe's verdict counts as a fractional observation at position 0.
-  /// Allocates nothing.
+  /// An invalid controller learns nothing. Allocates nothing.
   void update(const draft_round& r) noexcept {
+    if (!valid_) return;
     if (shadow_ && !r.probed) shadow_ok_ = false;  // not carried: probe with real drafts
     if (probing_ && (r.requested > 0 || r.probed)) {
       probing_ = false;
@@ -531,6 +612,7 @@ class cost_model_draft {
   std::size_t burst_ = 0;                   // shadow probes left in the current probe
   std::size_t shadows_seen_ = 0;
   double best_ = 1.0;
+  bool valid_ = true;  // made with options in range
 };
 
 static_assert(DraftLengthPolicy<fixed_draft>);
