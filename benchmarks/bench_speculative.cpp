@@ -165,10 +165,10 @@ struct logged {
   std::size_t next() { return p.next(); }
   void update(const tandem::draft_round& r) {
     lengths->push_back(r.drafted);
-    if (r.shadow_drafted > 0) ++*shadows;
+    if (r.probed && !r.tokens.empty()) ++*shadows;
     p.update(r);
   }
-  bool shadow_probe() const requires tandem::ShadowProbingPolicy<P> { return p.shadow_probe(); }
+  tandem::draft_plan plan() requires tandem::DraftPlanningPolicy<P> { return p.plan(); }
 };
 
 tandem::sampler_chain greedy_chain() {

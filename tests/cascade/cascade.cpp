@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/catch.hpp"
@@ -240,4 +242,40 @@ TEST_CASE("cascade: bad labelled data is rejected with a named error", "[cascade
   CHECK(tandem::evaluate_cascade(p, {nan_s, q, c, 2}).error() == errc::non_finite);
   CHECK(tandem::evaluate_cascade(cascade_policy::chain({0, 0}, 0.5), {s, q, c, 2}).error() ==
         errc::invalid_argument);
+}
+
+TEST_CASE("cascade: controller settings out of range are invalid_argument, never an abort",
+          "[cascade][controller][errors]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  struct bad {
+    double rate, step, threshold;
+  };
+  for (const bad& b :
+       {bad{0.0, 0.01, 0.5}, bad{1.0, 0.01, 0.5}, bad{nan, 0.01, 0.5}, bad{0.2, 0.0, 0.5},
+        bad{0.2, inf, 0.5}, bad{0.2, 0.01, inf}, bad{0.2, 0.01, nan}}) {
+    INFO("rate " << b.rate << " step " << b.step << " threshold " << b.threshold);
+    CHECK(tandem::escalation_controller::validate(b.rate, b.step, b.threshold) ==
+          errc::invalid_argument);
+    tandem::error_info info;
+    const auto made = tandem::escalation_controller::create(b.rate, b.step, b.threshold, &info);
+    REQUIRE_FALSE(made.has_value());
+    CHECK(made.error() == errc::invalid_argument);
+    CHECK(info.code == errc::invalid_argument);
+    CHECK(info.context().find("escalation_controller") != std::string_view::npos);
+    // Made anyway: it says so, escalates every score and learns nothing.
+    tandem::escalation_controller c(b.rate, b.step, b.threshold);
+    CHECK(c.validate() == errc::invalid_argument);
+    CHECK(c.observe(1e9) == cascade_decision::escalate);
+    CHECK(c.observe(-1e9) == cascade_decision::escalate);
+    CHECK(c.seen() == 0);
+    CHECK(c.escalated() == 0);
+  }
+  const auto good = tandem::escalation_controller::create(0.25, 0.005, 0.5);
+  REQUIRE(good.has_value());
+  CHECK(good->validate() == errc::ok);
+  tandem::escalation_controller c = *good;
+  CHECK(c.observe(0.9) == cascade_decision::accept);
+  CHECK(c.seen() == 1);
+  CHECK(c.threshold() != 0.5);
 }

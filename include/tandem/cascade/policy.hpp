@@ -88,8 +88,9 @@ struct cascade_policy {
   }
 
   /// The decision at position `rank` (into `order`) for calibrated score `score`.
-  /// Precondition: rank < order.size(); a NaN score is never accepted (it escalates, or
-  /// abstains at the last stage).
+  /// Precondition (TANDEM_ASSERT: a programming error, the caller's index): rank <
+  /// order.size(). A NaN score is never accepted (it escalates, or abstains at the last
+  /// stage).
   [[nodiscard]] cascade_decision decide(std::size_t rank, double score) const noexcept {
     TANDEM_ASSERT(rank < order.size(), "cascade_policy::decide: rank out of range");
     if (score >= accept[rank]) return cascade_decision::accept;

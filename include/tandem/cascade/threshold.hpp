@@ -16,6 +16,7 @@
 #include "tandem/cascade/policy.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 
 namespace tandem::inline v0 {
@@ -279,21 +280,52 @@ struct guaranteed_threshold_result {
 /// by stochastic approximation. Each observed score escalates when score < threshold; the
 /// threshold then moves by -step (escalated - target), so it settles where the
 /// escalation rate equals the target. Value type, no allocation.
+///
+/// Settings out of range (see validate(rate, step, threshold)) do not abort: the
+/// controller is left invalid, validate() returns invalid_argument, and observe()
+/// escalates every score without counting or learning (the stronger stage answers).
+/// create() reports them up front.
 class escalation_controller {
  public:
-  /// Targets `rate` in (0, 1) with step `step` > 0 (in score units) from `threshold`.
-  /// Precondition (TANDEM_ASSERT): rate in (0, 1), step > 0 and finite, threshold finite.
+  /// Checks the settings: invalid_argument unless rate is in (0, 1), step > 0 and finite
+  /// and threshold finite (the values in `*info` when given); else ok.
+  [[nodiscard]] static errc validate(double rate, double step, double threshold,
+                                     error_info* info = nullptr) noexcept {
+    if (rate > 0 && rate < 1 && step > 0 && std::isfinite(step) && std::isfinite(threshold))
+      return errc::ok;
+    return detail::fail(info, errc::invalid_argument,
+                        "escalation_controller: need rate (%g) in (0, 1), step (%g) > 0 and "
+                        "finite, threshold (%g) finite",
+                        rate, step, threshold);
+  }
+
+  /// Targets `rate` in (0, 1) with step `step` > 0 (in score units) from `threshold`;
+  /// settings out of range leave it invalid (see the class comment).
   escalation_controller(double rate, double step, double threshold) noexcept
-      : rate_(rate), step_(step), threshold_(threshold) {
-    TANDEM_ASSERT(rate > 0 && rate < 1, "escalation_controller: rate outside (0, 1)");
-    TANDEM_ASSERT(step > 0 && std::isfinite(step), "escalation_controller: bad step");
-    TANDEM_ASSERT(std::isfinite(threshold), "escalation_controller: bad threshold");
+      : rate_(rate),
+        step_(step),
+        threshold_(threshold),
+        valid_(validate(rate, step, threshold) == errc::ok) {}
+
+  /// A controller as the constructor makes it, or invalid_argument for settings out of
+  /// range (details in `*info` when given).
+  [[nodiscard]] static result<escalation_controller> create(double rate, double step,
+                                                            double threshold,
+                                                            error_info* info = nullptr) noexcept {
+    TANDEM_TRY(validate(rate, step, threshold, info));
+    return escalation_controller(rate, step, threshold);
+  }
+
+  /// invalid_argument when the controller was made with settings out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept {
+    return valid_ ? errc::ok : errc::invalid_argument;
   }
 
   /// Decides for `score` (escalate when score < threshold) and updates the threshold.
-  /// A NaN score escalates and leaves the threshold unchanged.
+  /// A NaN score escalates and leaves the threshold unchanged; an invalid controller
+  /// escalates every score and changes nothing.
   cascade_decision observe(double score) noexcept {
-    if (std::isnan(score)) return cascade_decision::escalate;
+    if (std::isnan(score) || !valid_) return cascade_decision::escalate;
     const bool esc = score < threshold_;
     threshold_ -= step_ * ((esc ? 1.0 : 0.0) - rate_);
     ++seen_;
@@ -313,6 +345,7 @@ class escalation_controller {
 
  private:
   double rate_, step_, threshold_;
+  bool valid_;
   std::size_t seen_ = 0, escalated_ = 0;
 };
 

@@ -82,10 +82,11 @@ struct speculative_stats {
   }
   std::size_t drafting_rounds = 0;  ///< rounds in which the drafter returned tokens
   std::size_t rejections = 0;       ///< rounds whose draft the target rejected at some position
-  /// Shadow probes (one draft token judged by a plain target step; a ShadowProbingPolicy
-  /// asks for them while speculation is off). Their draft calls and time are counted in
-  /// draft_calls and draft_seconds, not in drafted or accepted.
-  std::size_t shadow_probes = 0;
+  /// Probes: rounds without a draft whose plan (draft_plan::probe) asked the drafter for one
+  /// token, judged by the target's plain step instead of verified (cost_model_draft's
+  /// shadow probes). Their draft calls and time are counted in draft_calls and
+  /// draft_seconds, not in drafted or accepted.
+  std::size_t probes = 0;
 
   /// Per-token acceptance probability, estimated as accepted / (accepted + rejections)
   /// (the maximum-likelihood estimate of a geometric acceptance process; the a of the
@@ -99,10 +100,15 @@ struct speculative_stats {
 
 /// Speculative decoding of `Target` (a SpeculativeTarget) with drafter `D` (a Drafter)
 /// and draft-length policy `Policy` (fixed_draft, adaptive_draft, cost_model_draft or a
-/// user type). Borrows the target and the drafter, which must outlive the decoder; owns
-/// the policy, its buffers (about (max_draft_length + 1) x 2 rows of vocab_size floats,
-/// sized at the first generation or by reserve()) and its statistics. One decoder per
-/// thread.
+/// user type). Each round is a short sequence of steps: the policy plans it (plan_of: a
+/// length, possibly a probe), the drafter drafts, the target scores the last kept token
+/// and the draft in one pass, a probe's token is judged against that pass, verification
+/// commits the accepted prefix and one token of the target's, and the policy learns from
+/// the round's draft_round (the drafted tokens, their q and the target's verdict on each).
+/// The decoder knows nothing of a policy beyond that interface. Borrows the target and the drafter,
+/// which must outlive the decoder; owns the policy, its buffers (about (max_draft_length + 1) x 2
+/// rows of vocab_size floats, sized at the first generation or by reserve()) and its statistics.
+/// One decoder per thread.
 ///
 /// A target without rewind or score does not compile, with a static_assert naming the
 /// missing capability.
@@ -149,19 +155,22 @@ class speculative_decoder {
   /// decoding exactly; otherwise each token is distributed exactly as under target-only
   /// sampling with `sampler` (accept x with min(1, p(x)/q(x)), else draw from
   /// norm(max(0, p - q)); p from sampler.probabilities, which sees every kept token, q
-  /// from the drafter, one-hot when it gives none). With a ShadowProbingPolicy (such as
-  /// cost_model_draft) a round without a draft may carry a shadow probe: the drafter
-  /// proposes one token, the target takes its plain step, and the policy learns whether
-  /// that token would have been accepted; the output is unaffected. The deadline is checked before
-  /// each token; tokens of a round already verified are still kept one by one, so a stop rule can
-  /// end the generation mid-round. `out.logprobs`/`entropies` come from the target's logits, as in
-  /// generate().
+  /// from the drafter, one-hot when it gives none). When a DraftPlanningPolicy (such as
+  /// cost_model_draft) plans a probe for a round without a draft, the drafter proposes one
+  /// token, the target takes its plain step, and the policy is told the chance that
+  /// verification would have accepted that token; the output is unaffected. The policy's
+  /// update() sees every round whose target pass ran, failed ones included. The deadline
+  /// is checked before each token; tokens of a round already verified are still kept one by one, so
+  /// a stop rule can end the generation mid-round. `out.logprobs`/`entropies` come from the
+  /// target's logits, as in generate().
   ///
   /// Returns `errc::ok` for every finish. Errors, also stored in `out.error` with
   /// `out.finish == finish_reason::error`:
   /// - before the target is touched: those of generate() (`empty_input`,
-  ///   `invalid_token`, `invalid_argument`, `context_overflow`), and `vocab_mismatch`
-  ///   when the drafter's vocabulary size differs from the target's;
+  ///   `invalid_token`, `invalid_argument`, `context_overflow`), `vocab_mismatch`
+  ///   when the drafter's vocabulary size differs from the target's, and
+  ///   `invalid_argument` for a policy or drafter made with options out of range (its
+  ///   `validate()`, for those that have one);
   /// - mid-run: the target's append/score/rewind errors (`decode_failed`,
   ///   `rewind_failed`, ...), the drafter's errors, `invalid_token` (a draft token
   ///   outside the vocabulary), `invalid_argument` (a drafter returning more tokens than
@@ -220,6 +229,8 @@ class speculative_decoder {
     resid_.assign(vocab, 0.0f);
   }
 
+  // One generation: validation, the prompt, then rounds of plan, draft, target pass,
+  // judge, commit and learn until a finish or an error.
   template <class T, class S, class F>
   errc run(const T& tok, S& sampler, std::span<const token_id> prompt,
            const generation_options& opts, completion& out, F& on_token) {
@@ -231,208 +242,218 @@ class speculative_decoder {
     if (errc e = em.begin(vocab, prompt, used, ctx); e != errc::ok) return em.fail(e);
     if (static_cast<std::size_t>(drafter_->vocab_size()) != vocab)
       return em.fail(errc::vocab_mismatch);
+    if (errc e = detail::validate_of(policy_); e != errc::ok) return em.fail(e);
+    if (errc e = detail::validate_of(*drafter_); e != errc::ok) return em.fail(e);
+    if (errc e = start_step(prompt, opts, used); e != errc::ok) return em.fail(e);
 
-    size_buffers(vocab);
+    errc err = errc::ok;
+    for (;;) {
+      if (const finish_reason f = room_finish(em, ctx); f != finish_reason::none) {
+        out.finish = f;
+        break;
+      }
+      draft_round round{};
+      const draft_plan plan = plan_step(ctx, opts.max_tokens - out.tokens.size());
+      if (err = draft_step(plan, em, round); err != errc::ok) break;
+      if (err = target_step(round, out); err != errc::ok || out.finish != finish_reason::none)
+        break;
+      err = judge_step(sampler, round);
+      if (err == errc::ok) err = commit_step(em, sampler, round, out);
+      policy_.update(round);
+      if (err != errc::ok || out.finish != finish_reason::none) break;
+      if (errc e = trim(); e != errc::ok) return em.end(e);  // no second try
+    }
+    if (errc e = trim(); e != errc::ok && err == errc::ok) err = e;
+    return em.end(err);
+  }
+
+  // Sizes the buffers, starts the history with the prompt and feeds the target all of it
+  // but its last token (each round feeds the last kept token together with the draft).
+  errc start_step(std::span<const token_id> prompt, const generation_options& opts,
+                  std::size_t used) {
+    size_buffers(static_cast<std::size_t>(target_->vocab_size()));
     base_used_ = used;
     history_.clear();
     history_.reserve(prompt.size() + std::min(opts.max_tokens, generate_reserve_limit) + 1);
     history_.insert(history_.end(), prompt.begin(), prompt.end());
+    if (prompt.size() <= 1) return errc::ok;
+    const double t0 = now();
+    const errc e = target_->append(prompt.first(prompt.size() - 1));
+    stats_.target_seconds += since(t0);
+    ++stats_.target_calls;
+    return e;
+  }
 
-    // The target holds everything but the last token of the history; each round feeds
-    // that token together with the draft.
-    if (prompt.size() > 1) {
-      const double t0 = now();
-      const errc e = target.append(prompt.first(prompt.size() - 1));
-      stats_.target_seconds += since(t0);
-      ++stats_.target_calls;
-      if (e != errc::ok) return em.fail(e);
+  // Why no further round can start (the token budget, the deadline, a full context), or
+  // finish_reason::none.
+  template <class Em>
+  [[nodiscard]] finish_reason room_finish(const Em& em, std::size_t ctx) const {
+    if (const finish_reason f = em.budget_finish(); f != finish_reason::none) return f;
+    if (static_cast<std::size_t>(target_->size()) >= ctx) return finish_reason::context_full;
+    return finish_reason::none;
+  }
+
+  // The policy's plan, its length bounded by max_draft_length, the context's room and the
+  // token budget (`remaining` >= 1 tokens); a probe only in a round without a draft.
+  draft_plan plan_step(std::size_t ctx, std::size_t remaining) {
+    const draft_plan p = plan_of(policy_);
+    const auto held = static_cast<std::size_t>(target_->size());
+    const std::size_t g = std::min({p.length, max_draft_length, ctx - held - 1, remaining - 1});
+    return draft_plan{g, g == 0 && p.probe};
+  }
+
+  // Asks the drafter for the plan's tokens (the probe's one token, when planned) into
+  // draft_ and q_, and records them in `round`. Errors: the drafter's, invalid_argument
+  // (more tokens than asked), invalid_token (a token outside the vocabulary).
+  template <class Em>
+  errc draft_step(const draft_plan& plan, const Em& em, draft_round& round) {
+    round.requested = plan.length;
+    round.probed = plan.probe;
+    drafted_ = 0;
+    has_q_ = false;
+    const std::size_t ask = plan.probe ? 1 : plan.length;
+    if (ask == 0) return errc::ok;
+    const draft_request req{history_, ask, std::span<token_id>(draft_.data(), ask),
+                            std::span<float>(q_.data(), ask * vocab_)};
+    const double t0 = now();
+    const result<draft_result> r = drafter_->draft(req);
+    round.draft_seconds = since(t0);
+    stats_.draft_seconds += round.draft_seconds;
+    ++stats_.draft_calls;
+    if (!r) return r.error();
+    if (r->count > ask) return errc::invalid_argument;
+    if (!std::all_of(draft_.begin(), draft_.begin() + static_cast<std::ptrdiff_t>(r->count),
+                     [&](token_id t) { return em.in_vocab(t); }))
+      return errc::invalid_token;
+    drafted_ = r->count;
+    has_q_ = r->has_probabilities;
+    round.drafted = plan.probe ? 0 : drafted_;
+    round.tokens = std::span<const token_id>(draft_.data(), drafted_);
+    if (has_q_) round.probabilities = std::span<const float>(q_.data(), drafted_ * vocab_);
+    if (plan.probe) ++stats_.probes;
+    return errc::ok;
+  }
+
+  // One batched target pass over the last kept token and the draft to verify: rows_ holds
+  // its rows. A model that does not report its context length and overflows on a plain
+  // step ends the generation with context_full. Errors: the target's.
+  errc target_step(draft_round& round, completion& out) {
+    const std::size_t n = round.drafted;
+    batch_[0] = history_.back();
+    std::copy_n(draft_.begin(), n, batch_.begin() + 1);
+    const double t0 = now();
+    const errc e = target_->score(std::span<const token_id>(batch_.data(), n + 1),
+                                  std::span<float>(rows_.data(), (n + 1) * vocab_));
+    round.target_seconds = since(t0);
+    round.target_batch = n + 1;
+    stats_.target_seconds += round.target_seconds;
+    ++stats_.target_calls;
+    if (e == errc::context_overflow && n == 0) {
+      out.finish = finish_reason::context_full;
+      return errc::ok;
     }
+    if (e != errc::ok) return e;
+    ++stats_.rounds;
+    if (n > 0) {
+      ++stats_.drafting_rounds;
+      stats_.drafted += n;
+      for (std::size_t i = 0; i < n; ++i) ++stats_.drafted_at[i];
+    }
+    return errc::ok;
+  }
 
-    errc err = errc::ok;
-    bool done = false;
-    while (!done) {
-      if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
-        out.finish = f;
-        break;
-      }
-      const auto held = static_cast<std::size_t>(target.size());
-      if (held >= ctx) {
-        out.finish = finish_reason::context_full;
-        break;
-      }
-      const std::size_t remaining = opts.max_tokens - out.tokens.size();  // >= 1
-      const std::size_t g = std::min({static_cast<std::size_t>(policy_.next()), max_draft_length,
-                                      ctx - held - 1, remaining - 1});
+  // A probe's verdict: how likely verification would have accepted its token, judged
+  // against the plain step's row. Errors: the sampler's.
+  template <class S>
+  errc judge_step(S& sampler, draft_round& round) {
+    if (!round.probed || drafted_ == 0) return errc::ok;
+    const std::span<float> p(p_.data(), vocab_);
+    TANDEM_TRY(sampler.probabilities(row(0), p));
+    const float qx = q_at(0);
+    verdicts_[0] = qx > 0.0f ? verdict(p[static_cast<std::size_t>(draft_[0])], qx) : 0.0;
+    round.verdicts = std::span<const double>(verdicts_.data(), 1);
+    return errc::ok;
+  }
 
-      // Draft (or a shadow probe: one token, judged by the target's plain step below).
-      draft_round round{};
-      round.requested = g;
-      bool shadow = false;
-      if constexpr (ShadowProbingPolicy<Policy>) shadow = g == 0 && policy_.shadow_probe();
-      const std::size_t ask = shadow ? 1 : g;
-      draft_result dr{};
-      if (ask > 0) {
-        const draft_request req{history_, ask, std::span<token_id>(draft_.data(), ask),
-                                std::span<float>(q_.data(), ask * vocab)};
-        const double t0 = now();
-        const result<draft_result> r = drafter_->draft(req);
-        round.draft_seconds = since(t0);
-        stats_.draft_seconds += round.draft_seconds;
-        ++stats_.draft_calls;
-        if (!r) {
-          err = r.error();
-          break;
-        }
-        dr = *r;
-        if (dr.count > ask) {
-          err = errc::invalid_argument;
-          break;
-        }
-        if (!std::all_of(draft_.begin(), draft_.begin() + static_cast<std::ptrdiff_t>(dr.count),
-                         [&](token_id t) { return em.in_vocab(t); })) {
-          err = errc::invalid_token;
-          break;
-        }
-      }
-      const std::size_t n = shadow ? 0 : dr.count;
-      round.drafted = n;
-      if (shadow) {
-        round.shadow = true;
-        round.shadow_drafted = dr.count;
-        ++stats_.shadow_probes;
-      }
-
-      // One batched target pass over the last kept token and the draft.
-      batch_[0] = history_.back();
-      std::copy_n(draft_.begin(), n, batch_.begin() + 1);
-      {
-        const double t0 = now();
-        const errc e = target.score(std::span<const token_id>(batch_.data(), n + 1),
-                                    std::span<float>(rows_.data(), (n + 1) * vocab));
-        round.target_seconds = since(t0);
-        round.target_batch = n + 1;
-        stats_.target_seconds += round.target_seconds;
-        ++stats_.target_calls;
-        if (e == errc::context_overflow && n == 0) {  // a model that does not report its length
-          out.finish = finish_reason::context_full;
-          break;
-        }
-        if (e != errc::ok) {
-          err = e;
-          break;
-        }
-      }
-      ++stats_.rounds;
-      if (n > 0) {
-        ++stats_.drafting_rounds;
-        stats_.drafted += n;
-        for (std::size_t i = 0; i < n; ++i) ++stats_.drafted_at[i];
-      }
-
-      // A shadow probe's token: the chance that verification would have accepted it.
-      if (shadow && dr.count > 0) {
-        const std::span<float> p(p_.data(), vocab);
-        if (errc e = sampler.probabilities(std::span<const float>(rows_.data(), vocab), p);
-            e != errc::ok) {
-          err = e;
-          break;
-        }
-        const auto xi = static_cast<std::size_t>(draft_[0]);
-        const float qx = dr.has_probabilities ? q_[xi] : 1.0f;
-        round.shadow_acceptance =
-            qx > 0.0f ? std::min(1.0, static_cast<double>(p[xi]) / static_cast<double>(qx)) : 0.0;
-      }
-
-      // Verify and keep, token by token, so the sampler sees every kept token before the
-      // next position's distribution is computed.
-      const auto row = [&](std::size_t i) {
-        return std::span<const float>(rows_.data() + i * vocab, vocab);
-      };
-      const auto keep = [&](token_id t, std::size_t i) {
-        if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
-          out.finish = f;
-          return false;
-        }
-        if (em.is_stop_token(t)) {
-          out.finish = finish_reason::stop_token;
-          return false;
-        }
-        const auto k = em.keep(t, row(i), sampler);
-        if (k.error != errc::ok) {
-          err = k.error;
-          return false;
-        }
-        history_.push_back(t);
-        ++stats_.generated;
-        if (k.finish != finish_reason::none) {
-          out.finish = k.finish;
-          return false;
-        }
-        return true;
-      };
-
-      std::size_t k = 0;
-      token_id next = -1;
-      for (; k < n && !done; ++k) {
-        const token_id x = draft_[k];
-        const std::span<float> p(p_.data(), vocab);
-        if (errc e = sampler.probabilities(row(k), p); e != errc::ok) {
-          err = e;
-          done = true;
-          break;
-        }
-        const std::span<const float> q(q_.data() + k * vocab, vocab);
-        const auto xi = static_cast<std::size_t>(x);
-        const float qx = dr.has_probabilities ? q[xi] : 1.0f;
-        const float px = p[xi];
-        if (!(qx > 0.0f)) {
-          err = errc::invalid_argument;
-          done = true;
-          break;
-        }
-        const bool accept = px >= qx || (px > 0.0f && rng_.uniform() * static_cast<double>(qx) <
-                                                          static_cast<double>(px));
-        if (!accept) {
-          ++stats_.rejections;
-          const result<token_id> r =
-              residual_draw(p, dr.has_probabilities ? q : std::span<const float>{}, x);
-          if (!r) {
-            err = r.error();
-            done = true;
-            break;
-          }
-          next = *r;
-          break;
-        }
-        ++stats_.accepted;
-        ++stats_.accepted_at[k];
-        ++round.accepted;
-        if (!keep(x, k)) done = true;
-      }
-      if (!done && next < 0) {  // every draft token accepted: a bonus token from the target
-        const result<token_id> r = sampler.sample(row(n));
-        if (!r) {
-          err = r.error();
-          break;
-        }
+  // Verifies the draft and keeps tokens one by one, so the sampler sees every kept token
+  // before the next position's distribution is computed: the accepted prefix, then a
+  // correction drawn from the residual or, after a fully accepted draft, a bonus token.
+  // A stop rule may end the generation mid-round (out.finish). Errors: the sampler's,
+  // invalid_argument (q(x) = 0 for the drafter's own token x), invalid_token (a token
+  // outside the vocabulary), no_candidates, those of keeping a token.
+  template <class Em, class S>
+  errc commit_step(Em& em, S& sampler, draft_round& round, completion& out) {
+    const std::size_t n = round.drafted;
+    const std::span<float> p(p_.data(), vocab_);
+    std::size_t k = 0;
+    token_id next = -1;
+    for (; k < n; ++k) {
+      const token_id x = draft_[k];
+      TANDEM_TRY(sampler.probabilities(row(k), p));
+      const float qx = q_at(k);
+      const float px = p[static_cast<std::size_t>(x)];
+      if (!(qx > 0.0f)) return errc::invalid_argument;
+      verdicts_[k] = verdict(px, qx);
+      round.verdicts = std::span<const double>(verdicts_.data(), k + 1);
+      const bool accept = px >= qx || (px > 0.0f && rng_.uniform() * static_cast<double>(qx) <
+                                                        static_cast<double>(px));
+      if (!accept) {
+        ++stats_.rejections;
+        const result<token_id> r =
+            residual_draw(p,
+                          has_q_ ? std::span<const float>(q_.data() + k * vocab_, vocab_)
+                                 : std::span<const float>{},
+                          x);
+        if (!r) return r.error();
         next = *r;
+        break;
       }
-      if (!done) {
-        if (!em.in_vocab(next)) {
-          err = errc::invalid_token;
-          done = true;
-        } else if (!keep(next, k)) {
-          done = true;
-        }
-      }
-      policy_.update(round);
-      if (err != errc::ok) break;
-      if (!done) {
-        if (errc e = trim(); e != errc::ok) return em.end(e);  // no second try
-      }
+      ++stats_.accepted;
+      ++stats_.accepted_at[k];
+      ++round.accepted;
+      TANDEM_TRY(keep(em, sampler, x, k, out));
+      if (out.finish != finish_reason::none) return errc::ok;
     }
-    if (errc e = trim(); e != errc::ok && err == errc::ok) err = e;
-    return em.end(err);
+    if (next < 0) {  // every draft token accepted: a bonus token from the target
+      const result<token_id> r = sampler.sample(row(n));
+      if (!r) return r.error();
+      next = *r;
+    }
+    if (!em.in_vocab(next)) return errc::invalid_token;
+    return keep(em, sampler, next, k, out);
+  }
+
+  // Keeps token `t` chosen from row i, unless the budget, the deadline or a stop token ends
+  // the generation first (out.finish); keeping it may end it too. Errors: the emitter's.
+  template <class Em, class S>
+  errc keep(Em& em, S& sampler, token_id t, std::size_t i, completion& out) {
+    if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
+      out.finish = f;
+      return errc::ok;
+    }
+    if (em.is_stop_token(t)) {
+      out.finish = finish_reason::stop_token;
+      return errc::ok;
+    }
+    const auto k = em.keep(t, row(i), sampler);
+    if (k.error != errc::ok) return k.error;
+    history_.push_back(t);
+    ++stats_.generated;
+    out.finish = k.finish;
+    return errc::ok;
+  }
+
+  // Row i of the target's last pass.
+  [[nodiscard]] std::span<const float> row(std::size_t i) const noexcept {
+    return std::span<const float>(rows_.data() + i * vocab_, vocab_);
+  }
+  // q(x) of draft token i: from the drafter's row, or 1 (one-hot) when it gave none.
+  [[nodiscard]] float q_at(std::size_t i) const noexcept {
+    return has_q_ ? q_[i * vocab_ + static_cast<std::size_t>(draft_[i])] : 1.0f;
+  }
+  // The chance min(1, p(x) / q(x)) that verification accepts x (q(x) > 0).
+  [[nodiscard]] static double verdict(float px, float qx) noexcept {
+    return std::min(1.0, static_cast<double>(px) / static_cast<double>(qx));
   }
 
   // Rewinds the target to the history minus its last token.
@@ -480,6 +501,9 @@ class speculative_decoder {
   std::vector<token_id> history_;
   std::array<token_id, max_draft_length> draft_{};
   std::array<token_id, max_draft_length + 1> batch_{};
+  std::array<double, max_draft_length> verdicts_{};
+  std::size_t drafted_ = 0;  // tokens in draft_ this round (a probe's included)
+  bool has_q_ = false;       // q_ holds the drafter's distributions for them
 };
 
 /// One speculative generation with a decoder built for the call (its buffers allocate;

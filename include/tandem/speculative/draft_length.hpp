@@ -10,47 +10,83 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <span>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
+#include "tandem/core/result.hpp"
+#include "tandem/core/types.hpp"
 #include "tandem/speculative/drafter.hpp"
 
 namespace tandem::inline v0 {
 
-/// What one verification round measured, reported to the draft-length policy.
+/// What a policy plans for the coming round (see DraftPlanningPolicy).
+struct draft_plan {
+  std::size_t length = 0;  ///< tokens to draft and verify (0: one plain target step)
+  /// With length 0: also ask the drafter for one token that the target does not verify but
+  /// judges against the row of its plain step (a probe: one draft call, no dearer target
+  /// pass, the output unaffected); its verdict comes back in draft_round::verdicts.
+  /// Ignored when length > 0.
+  bool probe = false;
+};
+
+/// What one round did, reported to the draft-length policy (`update`) once per round whose
+/// target pass ran. Generic: the drafted tokens, their draft distributions and the target's
+/// verdict on each, whether they were verified or only probed. The views point into the
+/// decoder's buffers and are valid during the `update` call only.
 struct draft_round {
-  std::size_t requested = 0;     ///< draft length asked for (0: no speculation)
-  std::size_t drafted = 0;       ///< tokens the drafter returned
+  std::size_t requested = 0;     ///< tokens asked for verification (0: no speculation)
+  std::size_t drafted = 0;       ///< tokens the drafter returned for verification
   std::size_t accepted = 0;      ///< leading draft tokens the target accepted
-  double draft_seconds = 0.0;    ///< time in the drafter this round
+  double draft_seconds = 0.0;    ///< time in the drafter this round (a probe's included)
   double target_seconds = 0.0;   ///< time in the target's batched pass this round
   std::size_t target_batch = 0;  ///< tokens in that pass (drafted + 1)
-  /// The round carried a shadow probe (the policy's shadow_probe()): the drafter was asked
-  /// for one token that was not verified in the pass (requested and drafted stay 0); the
-  /// token the target produced judged it instead.
-  bool shadow = false;
-  std::size_t shadow_drafted = 0;  ///< 1 when the drafter proposed the shadow token, else 0
-  /// The chance that verification would have accepted the shadow token x:
-  /// min(1, p(x) / q(x)) (greedy: 1 when x is the target's choice, else 0).
-  double shadow_acceptance = 0.0;
+  /// The round carried the plan's probe: the drafter was asked for one token that the pass
+  /// did not verify (requested and drafted stay 0). False when no probe was planned, and
+  /// when the decoder (or a wrapper policy) does not carry probes.
+  bool probed = false;
+  /// The tokens the drafter proposed this round: the verified draft (`drafted` tokens), or
+  /// the probe's token (none when the drafter proposed nothing).
+  std::span<const token_id> tokens{};
+  /// Their draft distributions q, one row of the vocabulary's size per token; empty when
+  /// the drafter gave none (q is then one-hot on each token).
+  std::span<const float> probabilities{};
+  /// The target's verdict on tokens[i]: the chance min(1, p(x_i) / q(x_i)) that
+  /// verification accepts x_i once x_0 .. x_{i-1} were (greedy: 1 when x_i is the target's
+  /// choice, else 0), p from the sampler on the target's row; `accepted` says what the
+  /// acceptance test drew. One entry per position verification reached (the accepted ones
+  /// and the first rejected one; fewer when a stop rule or an error ended the round
+  /// first), and one for a probe's token, judged against the plain step's row.
+  std::span<const double> verdicts{};
 };
 
 /// Chooses draft lengths: `next()` is the length for the coming round (0 means "no
 /// speculation": one plain target step); `update(r)` learns from a finished round.
 template <class P>
-concept DraftLengthPolicy = requires(P& p, const P& cp, const draft_round& r) {
+concept DraftLengthPolicy = requires(P& p, const draft_round& r) {
   { p.next() } -> std::convertible_to<std::size_t>;
   p.update(r);
 };
 
-/// A DraftLengthPolicy that can also ask for a shadow probe: when `next()` is 0 and
-/// `shadow_probe()` is true, the decoder asks the drafter for one token before the plain
-/// target step, does not verify it, and reports in draft_round whether the target's own
-/// token would have accepted it. The probe costs one draft call, not a dearer target
-/// pass. cost_model_draft is one.
+/// A DraftLengthPolicy that plans more than a length: `plan()` is the coming round's
+/// draft_plan (its length equal to next()), for instance a probe. The decoder asks plan()
+/// of a policy that has it, next() of one that does not (see plan_of). cost_model_draft is
+/// one.
 template <class P>
-concept ShadowProbingPolicy = DraftLengthPolicy<P> && requires(const P& p) {
-  { p.shadow_probe() } -> std::convertible_to<bool>;
+concept DraftPlanningPolicy = DraftLengthPolicy<P> && requires(P& p) {
+  { p.plan() } -> std::convertible_to<draft_plan>;
 };
+
+/// The plan of policy `p` for the coming round: `p.plan()` when it has one, else
+/// `{p.next(), false}`.
+template <DraftLengthPolicy P>
+[[nodiscard]] draft_plan plan_of(P& p) {
+  if constexpr (DraftPlanningPolicy<P>)
+    return p.plan();
+  else
+    return draft_plan{static_cast<std::size_t>(p.next()), false};
+}
 
 /// Always drafts `length` tokens (clamped to max_draft_length by the decoder).
 struct fixed_draft {
@@ -63,23 +99,57 @@ struct fixed_draft {
 
 /// The +2/-1 heuristic: after a round whose whole draft was accepted, draft two more;
 /// otherwise one fewer; kept within [min_length, max_length].
+///
+/// Lengths out of range (see validate(initial, min_length, max_length)) do not abort: the
+/// policy is left invalid, validate() returns invalid_argument, next() is 0 and update()
+/// learns nothing, and a speculative_decoder refuses it (generate returns invalid_argument
+/// before touching the target). create() reports them up front.
 class adaptive_draft {
  public:
-  /// Preconditions (TANDEM_ASSERT): 1 <= min_length <= initial <= max_length <=
-  /// max_draft_length.
+  /// Checks the lengths: invalid_argument unless 1 <= min_length <= initial <= max_length
+  /// <= max_draft_length (the values in `*info` when given); else ok.
+  [[nodiscard]] static errc validate(std::size_t initial, std::size_t min_length,
+                                     std::size_t max_length, error_info* info = nullptr) noexcept {
+    if (min_length >= 1 && min_length <= initial && initial <= max_length &&
+        max_length <= max_draft_length)
+      return errc::ok;
+    return detail::fail(info, errc::invalid_argument,
+                        "adaptive_draft: need 1 <= min (%zu) <= initial (%zu) <= max (%zu) <= %zu",
+                        min_length, initial, max_length, max_draft_length);
+  }
+
+  /// Starts at `initial` within [min_length, max_length]; lengths out of range leave the
+  /// policy invalid (see the class comment).
   explicit adaptive_draft(std::size_t initial = 4, std::size_t min_length = 1,
                           std::size_t max_length = 16) noexcept
       : length_(initial), min_(min_length), max_(max_length) {
-    TANDEM_ASSERT(min_length >= 1 && min_length <= initial && initial <= max_length &&
-                      max_length <= max_draft_length,
-                  "adaptive_draft: need 1 <= min <= initial <= max <= max_draft_length");
+    if (validate(initial, min_length, max_length) != errc::ok) {
+      valid_ = false;
+      length_ = 0;
+    }
   }
-  /// The current length (starts at `initial`).
+
+  /// A policy as the constructor makes it, or invalid_argument for lengths out of range
+  /// (details in `*info` when given).
+  [[nodiscard]] static result<adaptive_draft> create(std::size_t initial = 4,
+                                                     std::size_t min_length = 1,
+                                                     std::size_t max_length = 16,
+                                                     error_info* info = nullptr) noexcept {
+    TANDEM_TRY(validate(initial, min_length, max_length, info));
+    return adaptive_draft(initial, min_length, max_length);
+  }
+
+  /// invalid_argument when the policy was made with lengths out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept {
+    return valid_ ? errc::ok : errc::invalid_argument;
+  }
+  /// The current length (starts at `initial`; 0 for an invalid policy).
   [[nodiscard]] std::size_t next() const noexcept { return length_; }
   /// +2 (up to max_length) when the round drafted tokens and the target accepted them
-  /// all, else -1 (down to min_length); a round without speculation changes nothing.
+  /// all, else -1 (down to min_length); a round without speculation, or an invalid
+  /// policy, changes nothing.
   void update(const draft_round& r) noexcept {
-    if (r.requested == 0) return;
+    if (r.requested == 0 || !valid_) return;
     if (r.drafted > 0 && r.accepted == r.drafted)
       length_ = std::min(max_, length_ + 2);
     else
@@ -88,9 +158,10 @@ class adaptive_draft {
 
  private:
   std::size_t length_, min_, max_;
+  bool valid_ = true;
 };
 
-/// Settings of cost_model_draft.
+/// Settings of cost_model_draft (their ranges: validate(const cost_model_options&)).
 struct cost_model_options {
   std::size_t max_length = 16;    ///< longest draft considered (<= max_draft_length)
   double prior_acceptance = 0.6;  ///< acceptance rate assumed before any measurement
@@ -109,8 +180,8 @@ struct cost_model_options {
   /// alone.
   double length_prior_weight = 0.0;  ///< must be >= 0
   /// While speculation is off, probe after this many rounds (so the estimates can
-  /// recover): a shadow probe (one draft token judged by the target's plain step, see
-  /// ShadowProbingPolicy), or a 1-token draft with a decoder that offers none; each probe
+  /// recover): a shadow probe (one draft token judged by the target's plain step, a
+  /// draft_plan with `probe`), or a 1-token draft with a decoder that offers none; each probe
   /// after which speculation stays off doubles the wait, up to max_probe_interval.
   std::size_t probe_interval = 16;
   std::size_t max_probe_interval = 512;  ///< must be >= probe_interval
@@ -128,6 +199,32 @@ struct cost_model_options {
   /// estimates' noise; §8's rule is min_gain = 1).
   double min_gain = 1.05;
 };
+
+/// Checks cost_model_draft options: invalid_argument unless 1 <= max_length <=
+/// max_draft_length, prior_acceptance in (0, 1), prior_weight > 0, position_prior_weight
+/// > 0, length_prior_weight >= 0, decay in (0, 1], 1 <= probe_interval <=
+/// max_probe_interval, probe_budget >= 0, probe_shadows >= 1 and min_gain not NaN (the
+/// first offending field in `*info` when given); else ok.
+[[nodiscard]] inline errc validate(const cost_model_options& o,
+                                   error_info* info = nullptr) noexcept {
+  const auto bad = [info](const char* what) {
+    return detail::fail(info, errc::invalid_argument, "cost_model_draft: %s", what);
+  };
+  if (!(o.max_length >= 1 && o.max_length <= max_draft_length))
+    return bad("max_length outside [1, max_draft_length]");
+  if (!(o.prior_acceptance > 0.0 && o.prior_acceptance < 1.0))
+    return bad("prior_acceptance outside (0, 1)");
+  if (!(o.prior_weight > 0.0)) return bad("prior_weight not > 0");
+  if (!(o.position_prior_weight > 0.0)) return bad("position_prior_weight not > 0");
+  if (!(o.length_prior_weight >= 0.0)) return bad("length_prior_weight not >= 0");
+  if (!(o.decay > 0.0 && o.decay <= 1.0)) return bad("decay outside (0, 1]");
+  if (!(o.probe_interval >= 1 && o.probe_interval <= o.max_probe_interval))
+    return bad("need 1 <= probe_interval <= max_probe_interval");
+  if (!(o.probe_budget >= 0.0)) return bad("probe_budget not >= 0");
+  if (!(o.probe_shadows >= 1)) return bad("probe_shadows not >= 1");
+  if (std::isnan(o.min_gain)) return bad("min_gain is NaN");
+  return errc::ok;
+}
 
 /// The cost-model controller. Estimates online
 /// - the acceptance: a pooled per-token rate a (decayed counts: accepted tokens over
@@ -161,40 +258,58 @@ struct cost_model_options {
 /// speculation then costs shadow probes only. With a decoder or wrapper that does not carry shadow
 /// probes (a requested one that does not arrive), probes and the start-up's second round are
 /// 1-token drafts instead. Allocates nothing.
+///
+/// Options out of range (see validate(const cost_model_options&)) do not abort: the policy
+/// is left invalid, validate() returns invalid_argument, next() is 0, update() learns
+/// nothing, the estimates are those of the default options, and a speculative_decoder
+/// refuses it (generate returns invalid_argument before touching the target). create()
+/// reports them up front.
 class cost_model_draft {
  public:
-  /// Preconditions (TANDEM_ASSERT): 1 <= max_length <= max_draft_length, prior in
-  /// (0, 1), prior_weight > 0, position_prior_weight > 0, length_prior_weight >= 0,
-  /// decay in (0, 1], 1 <= probe_interval <= max_probe_interval, probe_budget >= 0.
+  /// A controller with options `o`; options out of range leave it invalid (see the class
+  /// comment).
   explicit cost_model_draft(cost_model_options o = {}) noexcept
       : o_(o), interval_(o.probe_interval), until_probe_(o.probe_interval) {
-    TANDEM_ASSERT(o.max_length >= 1 && o.max_length <= max_draft_length,
-                  "cost_model_draft: max_length outside [1, max_draft_length]");
-    TANDEM_ASSERT(o.prior_acceptance > 0.0 && o.prior_acceptance < 1.0 && o.prior_weight > 0.0 &&
-                      o.position_prior_weight > 0.0 && o.length_prior_weight >= 0.0 &&
-                      o.decay > 0.0 && o.decay <= 1.0 && o.probe_interval >= 1 &&
-                      o.max_probe_interval >= o.probe_interval && o.probe_budget >= 0.0 &&
-                      o.probe_shadows >= 1,
-                  "cost_model_draft: options out of range");
+    if (tandem::validate(o) != errc::ok) {
+      valid_ = false;
+      o_ = cost_model_options{};  // keeps the estimates' arrays in bounds
+      interval_ = until_probe_ = o_.probe_interval;
+      return;
+    }
     choose();
+  }
+
+  /// A controller as the constructor makes it, or invalid_argument for options out of
+  /// range (details in `*info` when given).
+  [[nodiscard]] static result<cost_model_draft> create(cost_model_options o = {},
+                                                       error_info* info = nullptr) noexcept {
+    TANDEM_TRY(tandem::validate(o, info));
+    return cost_model_draft(o);
+  }
+
+  /// invalid_argument when the controller was made with options out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept {
+    return valid_ ? errc::ok : errc::invalid_argument;
   }
 
   /// The length of best predicted speedup, 0 while speculation cannot pay, 1 for a probe
   /// without shadow probes (see the class comment).
   [[nodiscard]] std::size_t next() const noexcept { return next_; }
-  /// Whether the coming round (next() == 0) should carry a shadow probe.
-  [[nodiscard]] bool shadow_probe() const noexcept { return shadow_; }
+  /// The coming round: next() tokens, and with length 0 possibly a shadow probe (`probe`).
+  [[nodiscard]] draft_plan plan() const noexcept { return {next_, shadow_}; }
 
   /// Folds the round's acceptance and timings into the estimates and chooses the next
-  /// length. Allocates nothing.
+  /// length; a shadow probe's verdict counts as a fractional observation at position 0.
+  /// An invalid controller learns nothing. Allocates nothing.
   void update(const draft_round& r) noexcept {
-    if (shadow_ && !r.shadow) shadow_ok_ = false;  // not carried: probe with real drafts
-    if (probing_ && (r.requested > 0 || r.shadow)) {
+    if (!valid_) return;
+    if (shadow_ && !r.probed) shadow_ok_ = false;  // not carried: probe with real drafts
+    if (probing_ && (r.requested > 0 || r.probed)) {
       probing_ = false;
       probed_ = true;  // choose() doubles the wait if speculation stays off
     }
-    if (r.shadow && r.shadow_drafted > 0) learn_shadow(r);
-    if (r.shadow) ++shadows_seen_;
+    if (r.probed && !r.verdicts.empty()) learn_shadow(r.verdicts[0], r.draft_seconds);
+    if (r.probed) ++shadows_seen_;
     if (rounds_ > 0 && (r.requested > 0 || shadows_seen_ >= o_.probe_shadows)) started_ = true;
     // Acceptance and draft cost forget per drafting round (rounds without a draft say
     // nothing new about them); the target's cost per round.
@@ -366,18 +481,19 @@ class cost_model_draft {
     next_ = shadow_ok_ ? 0 : 1;
   }
 
-  // A shadow probe: position 0's acceptance (a fractional observation, decayed like a
-  // drafting round) and the draft's cost (the catch-up included, as after a plain round).
-  void learn_shadow(const draft_round& r) noexcept {
+  // A shadow probe: position 0's acceptance (`verdict`, a fractional observation, decayed
+  // like a drafting round) and the draft's cost (the catch-up included, as after a plain
+  // round).
+  void learn_shadow(double verdict, double draft_seconds) noexcept {
     const double k = o_.decay;
-    const double a = std::clamp(r.shadow_acceptance, 0.0, 1.0);
+    const double a = std::clamp(verdict, 0.0, 1.0);
     forget_acceptance(k);
     acc_ += a;
     rej_ += 1.0 - a;
     succ_[0] += a;
     fail_[0] += 1.0 - a;
-    if (r.draft_seconds > 0.0) {
-      raw_dsec_ = raw_dsec_ * k + r.draft_seconds;
+    if (draft_seconds > 0.0) {
+      raw_dsec_ = raw_dsec_ * k + draft_seconds;
       raw_dtok_ = raw_dtok_ * k + 1.0;
     }
   }
@@ -496,11 +612,12 @@ class cost_model_draft {
   std::size_t burst_ = 0;                   // shadow probes left in the current probe
   std::size_t shadows_seen_ = 0;
   double best_ = 1.0;
+  bool valid_ = true;  // made with options in range
 };
 
 static_assert(DraftLengthPolicy<fixed_draft>);
 static_assert(DraftLengthPolicy<adaptive_draft>);
 static_assert(DraftLengthPolicy<cost_model_draft>);
-static_assert(ShadowProbingPolicy<cost_model_draft>);
+static_assert(DraftPlanningPolicy<cost_model_draft>);
 
 }  // namespace tandem::inline v0

@@ -17,6 +17,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/logits.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/sampler.hpp"
@@ -60,6 +61,19 @@ concept Drafter = requires(D& d, const D& cd, const draft_request& req) {
   { d.draft(req) } -> std::same_as<result<draft_result>>;
 };
 
+namespace detail {
+/// `t.validate()` when `T` has it (a policy or drafter that checks its settings), else ok.
+template <class T>
+[[nodiscard]] errc validate_of(const T& t) noexcept {
+  if constexpr (requires {
+                  { t.validate() } -> std::same_as<errc>;
+                })
+    return t.validate();
+  else
+    return errc::ok;
+}
+}  // namespace detail
+
 /// Samplers whose exact final distribution is available (greedy_sampler,
 /// categorical_sampler, sampler_chain): what stochastic verification needs.
 template <class S>
@@ -80,6 +94,19 @@ struct model_drafter_options {
   std::size_t p_min_top_k = 0;
 };
 
+/// Checks model_drafter options: invalid_argument for p_min outside [0, 1] (or NaN) or
+/// p_min_top_k above 64, with the offending value in `*info` when given; else ok.
+[[nodiscard]] inline errc validate(const model_drafter_options& o,
+                                   error_info* info = nullptr) noexcept {
+  if (!(o.p_min >= 0.0f && o.p_min <= 1.0f))
+    return detail::fail(info, errc::invalid_argument, "model_drafter: p_min %g outside [0, 1]",
+                        static_cast<double>(o.p_min));
+  if (o.p_min_top_k > 64)
+    return detail::fail(info, errc::invalid_argument, "model_drafter: p_min_top_k %zu above 64",
+                        o.p_min_top_k);
+  return errc::ok;
+}
+
 /// Drafts with a small LanguageModel that can rewind, sampling each draft token with its
 /// own sampler (give it the target's settings, so q is the distribution the target's
 /// sampling would use on the draft model; probabilities are reported when the sampler
@@ -90,6 +117,11 @@ struct model_drafter_options {
 ///
 /// Allocation: the mirror of the context grows with the sequence; `reserve(n)` sizes it,
 /// after which drafting allocates nothing (given a non-allocating model and sampler).
+///
+/// Options out of range (see validate(const model_drafter_options&)) do not abort: the
+/// drafter is left invalid, validate() and every draft() return invalid_argument, and a
+/// speculative_decoder refuses it before touching the target. create() reports them up
+/// front.
 template <class M, class S = sampler_chain>
 class model_drafter {
   static_assert(LanguageModel<M>, "model_drafter: the draft model must be a LanguageModel");
@@ -98,18 +130,27 @@ class model_drafter {
   static_assert(Sampler<S>, "model_drafter: S must be a Sampler");
 
  public:
-  /// A drafter over `model` (borrowed) sampling with `sampler` (moved in).
-  /// Preconditions (TANDEM_ASSERT): options.p_min in [0, 1], p_min_top_k <= 64.
+  /// A drafter over `model` (borrowed) sampling with `sampler` (moved in). Options out of
+  /// range leave it invalid (see the class comment). Allocates.
   model_drafter(M& model, S sampler, model_drafter_options options = {})
       : model_(&model), sampler_(std::move(sampler)), options_(options) {
-    TANDEM_ASSERT(options.p_min >= 0.0f && options.p_min <= 1.0f,
-                  "model_drafter: p_min outside [0, 1]");
-    TANDEM_ASSERT(options.p_min_top_k <= 64, "model_drafter: p_min_top_k above 64");
     mirror_.reserve(256);
-    if (options.p_min_top_k > 0)
+    if (options.p_min_top_k > 0 && tandem::validate(options) == errc::ok)
       top_.resize(kernels::top_k_buffer_size(options.p_min_top_k,
                                              static_cast<std::size_t>(model.vocab_size())));
   }
+
+  /// A drafter as the constructor makes it, or invalid_argument for options out of range
+  /// (details in `*info` when given; nothing is made).
+  [[nodiscard]] static result<model_drafter> create(M& model, S sampler,
+                                                    model_drafter_options options = {},
+                                                    error_info* info = nullptr) {
+    TANDEM_TRY(tandem::validate(options, info));
+    return model_drafter(model, std::move(sampler), options);
+  }
+
+  /// invalid_argument when the drafter was made with options out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept { return tandem::validate(options_); }
 
   /// The draft model's vocabulary size.
   [[nodiscard]] std::size_t vocab_size() const noexcept {
@@ -134,8 +175,10 @@ class model_drafter {
   /// size), the model's append/rewind errors, the sampler's errors and invalid_token (the
   /// sampler returned an id outside the vocabulary). After an error the drafter forgets
   /// its mirror's unconfirmed tail and resynchronises on the next call (rewinding if it
-  /// can); the model may hold extra draft tokens.
+  /// can); the model may hold extra draft tokens. An invalid drafter (options out of range)
+  /// returns invalid_argument and touches nothing.
   [[nodiscard]] result<draft_result> draft(const draft_request& req) {
+    TANDEM_TRY(validate());
     if (req.history.empty()) return errc::empty_input;
     if (req.max_tokens == 0 || req.max_tokens > max_draft_length ||
         req.tokens.size() < req.max_tokens)
@@ -226,28 +269,52 @@ struct prompt_lookup_options {
   std::size_t max_ngram = 4;  ///< longest suffix looked up (>= min_ngram)
 };
 
+/// Checks prompt_lookup_drafter options: invalid_argument unless 1 <= min_ngram <=
+/// max_ngram (the values in `*info` when given); else ok.
+[[nodiscard]] inline errc validate(const prompt_lookup_options& o,
+                                   error_info* info = nullptr) noexcept {
+  if (o.min_ngram >= 1 && o.min_ngram <= o.max_ngram) return errc::ok;
+  return detail::fail(info, errc::invalid_argument,
+                      "prompt_lookup_drafter: need 1 <= min_ngram (%zu) <= max_ngram (%zu)",
+                      o.min_ngram, o.max_ngram);
+}
+
 /// Drafts without a second model: finds the most recent earlier occurrence of the
 /// longest suffix of the history (max_ngram down to min_ngram tokens) and proposes the
 /// tokens that followed it. Gives no probabilities (q is one-hot). Stateless between
-/// calls; allocates nothing. Cost per call: O(history length x max_ngram).
+/// calls; allocates nothing. Cost per call: O(history length x max_ngram). Options out of
+/// range (see validate(const prompt_lookup_options&)) do not abort: the drafter is left
+/// invalid, validate() and every draft() return invalid_argument, and a
+/// speculative_decoder refuses it before touching the target; create() reports them up
+/// front.
 class prompt_lookup_drafter {
  public:
-  /// A drafter for a vocabulary of `vocab_size` tokens. Preconditions (TANDEM_ASSERT):
-  /// 1 <= min_ngram <= max_ngram.
+  /// A drafter for a vocabulary of `vocab_size` tokens; options out of range leave it
+  /// invalid (see the class comment).
   explicit prompt_lookup_drafter(std::size_t vocab_size,
                                  prompt_lookup_options options = {}) noexcept
-      : vocab_(vocab_size), options_(options) {
-    TANDEM_ASSERT(options.min_ngram >= 1 && options.min_ngram <= options.max_ngram,
-                  "prompt_lookup_drafter: need 1 <= min_ngram <= max_ngram");
+      : vocab_(vocab_size), options_(options) {}
+
+  /// A drafter as the constructor makes it, or invalid_argument for options out of range
+  /// (details in `*info` when given).
+  [[nodiscard]] static result<prompt_lookup_drafter> create(std::size_t vocab_size,
+                                                            prompt_lookup_options options = {},
+                                                            error_info* info = nullptr) noexcept {
+    TANDEM_TRY(tandem::validate(options, info));
+    return prompt_lookup_drafter(vocab_size, options);
   }
+
+  /// invalid_argument when the drafter was made with options out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept { return tandem::validate(options_); }
 
   /// The vocabulary size given at construction (the drafter never reads token values).
   [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
 
   /// Drafts up to req.max_tokens tokens copied from the history (possibly none).
   /// Errors: empty_input (empty history), invalid_argument (max_tokens outside
-  /// [1, max_draft_length] or a too small token span).
+  /// [1, max_draft_length] or a too small token span, or an invalid drafter).
   [[nodiscard]] result<draft_result> draft(const draft_request& req) const noexcept {
+    TANDEM_TRY(validate());
     const std::span<const token_id> h = req.history;
     if (h.empty()) return errc::empty_input;
     if (req.max_tokens == 0 || req.max_tokens > max_draft_length ||
@@ -289,6 +356,13 @@ class fallback_drafter {
   /// The vocabulary size of `First`.
   [[nodiscard]] std::size_t vocab_size() const noexcept {
     return static_cast<std::size_t>(first_->vocab_size());
+  }
+
+  /// The first error of `First`'s and `Second`'s validate() (for those that have one;
+  /// invalid_argument: made with options out of range), else ok.
+  [[nodiscard]] errc validate() const noexcept {
+    TANDEM_TRY(detail::validate_of(*first_));
+    return detail::validate_of(*second_);
   }
 
   /// Drafts with `First`; when it succeeds with no token, drafts with `Second`. Errors:
