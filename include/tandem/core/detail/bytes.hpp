@@ -100,6 +100,15 @@ class byte_writer {
   template <class T>
   void array(std::span<const T> values) {
     u64(values.size());
+    elements(values);
+  }
+  template <class T>
+  void array(const std::vector<T>& values) {
+    array(std::span<const T>(values));
+  }
+  /// Each element little-endian, without a count (for formats that store counts apart).
+  template <class T>
+  void elements(std::span<const T> values) {
     if constexpr (std::endian::native == std::endian::little || sizeof(T) == 1) {
       const auto b = std::as_bytes(values);
       buf_.insert(buf_.end(), b.begin(), b.end());
@@ -108,8 +117,8 @@ class byte_writer {
     }
   }
   template <class T>
-  void array(const std::vector<T>& values) {
-    array(std::span<const T>(values));
+  void elements(const std::vector<T>& values) {
+    elements(std::span<const T>(values));
   }
   /// Reserves room for `n` more bytes.
   void reserve(std::size_t n) { buf_.reserve(buf_.size() + n); }
@@ -197,10 +206,18 @@ class byte_reader {
   [[nodiscard]] bool array(std::vector<T>& out, std::uint64_t max_count = ~std::uint64_t{0}) {
     const std::size_t save = pos_;
     std::uint64_t n = 0;
-    if (!get(n) || n > max_count || n > left() / sizeof(T)) {
+    if (!get(n) || n > max_count || !elements(out, n)) {
       pos_ = save;
       return false;
     }
+    return true;
+  }
+  /// Reads `n` elements (no count in the input: formats that store counts apart) into
+  /// `out`, resized to `n`; false (nothing consumed) when fewer than n * sizeof(T) bytes
+  /// are left, checked before anything is allocated.
+  template <class T>
+  [[nodiscard]] bool elements(std::vector<T>& out, std::uint64_t n) {
+    if (n > left() / sizeof(T)) return false;
     out.resize(static_cast<std::size_t>(n));
     const std::byte* src = b_.data() + pos_;
     if constexpr (std::endian::native == std::endian::little || sizeof(T) == 1) {
@@ -387,6 +404,34 @@ template <class Container>
 /// A view of bytes as text.
 [[nodiscard]] inline std::string_view as_text(std::span<const std::byte> b) noexcept {
   return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading a format from a file
+
+/// Prepends "<path>: " to the context text in `*info` (when not null), so that an error
+/// found in a file's contents names the file. The code, line and column are kept.
+inline void prefix_path(error_info* info, std::string_view path) noexcept {
+  if (info == nullptr) return;
+  char old[error_info::capacity];
+  std::memcpy(old, info->text, error_info::capacity);
+  old[error_info::capacity - 1] = '\0';
+  const int n = std::snprintf(info->text, error_info::capacity, "%.*s: %s",
+                              static_cast<int>(path.size()), path.data(), old);
+  if (n < 0) std::memcpy(info->text, old, error_info::capacity);
+}
+
+/// Reads the file at `path` and returns `parse(bytes, info)` (`parse`: a callable taking
+/// `std::span<const std::byte>` and `error_info*`, returning a `result`). Errors: those of
+/// read_file() and those of `parse`, whose details are then prefixed with the path.
+template <class Parse>
+[[nodiscard]] auto parse_file(std::string_view path, error_info* info, Parse&& parse)
+    -> decltype(parse(std::span<const std::byte>{}, info)) {
+  auto bytes = read_file(path, info);
+  if (!bytes) return bytes.error();
+  auto r = parse(std::span<const std::byte>(*bytes), info);
+  if (!r) prefix_path(info, path);
+  return r;
 }
 
 }  // namespace tandem::inline v0::detail
