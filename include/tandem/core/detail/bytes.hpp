@@ -258,17 +258,38 @@ class byte_reader {
 /// Bytes of a frame around its payload: magic (8) + version (4) + size (8) + checksum (8).
 inline constexpr std::size_t frame_overhead = 28;
 
+/// Starts a frame at the end of `w`: magic (exactly 8 bytes), version and the size of the
+/// payload to come. The caller then writes exactly `payload_size` bytes and calls
+/// end_frame() with the returned offset, so that a large payload is written once, in place.
+[[nodiscard]] inline std::size_t begin_frame(byte_writer& w, std::string_view magic,
+                                             std::uint32_t version, std::uint64_t payload_size) {
+  TANDEM_ASSERT(magic.size() == 8, "frame: the magic must be 8 bytes");
+  w.raw(magic);
+  w.u32(version);
+  w.u64(payload_size);
+  return w.size();
+}
+
+/// Ends the frame whose payload starts at `payload_start` (from begin_frame()) by appending
+/// the payload's checksum. Precondition (TANDEM_ASSERT): the payload has the size declared.
+inline void end_frame(byte_writer& w, std::size_t payload_start) {
+  const auto payload = std::span<const std::byte>(w.bytes()).subspan(payload_start);
+  [[maybe_unused]] std::uint64_t size = 0;
+  [[maybe_unused]] const bool read =
+      byte_reader(std::span<const std::byte>(w.bytes()).subspan(payload_start - 8, 8)).u64(size);
+  TANDEM_ASSERT(read && size == payload.size(),
+                "end_frame: the payload is not the size begin_frame declared");
+  w.u64(fnv1a64(payload));
+}
+
 /// Wraps `payload` in a frame with `magic` (exactly 8 bytes) and `version`.
 [[nodiscard]] inline std::vector<std::byte> frame(std::string_view magic, std::uint32_t version,
                                                   std::span<const std::byte> payload) {
-  TANDEM_ASSERT(magic.size() == 8, "frame: the magic must be 8 bytes");
   byte_writer w;
   w.reserve(payload.size() + frame_overhead);
-  w.raw(magic);
-  w.u32(version);
-  w.u64(payload.size());
+  const std::size_t start = begin_frame(w, magic, version, payload.size());
   w.raw(payload);
-  w.u64(fnv1a64(payload));
+  end_frame(w, start);
   return w.take();
 }
 
