@@ -334,8 +334,10 @@ inline void end_frame(byte_writer& w, std::size_t payload_start) {
 
 namespace files {
 
+// Reads the file at `path` into `out`, at most `limit` bytes.
 template <class Container>
-[[nodiscard]] inline errc read_into(std::string_view path, Container& out, error_info* info) {
+[[nodiscard]] inline errc read_into(std::string_view path, Container& out, error_info* info,
+                                    std::size_t limit = ~std::size_t{0}) {
   const std::string name(path);
   std::FILE* f = std::fopen(name.c_str(), "rb");
   if (f == nullptr) return fail(info, errc::file_not_found, "%s: cannot open", name.c_str());
@@ -345,8 +347,9 @@ template <class Container>
   int err = 0;
   for (;;) {
     const std::size_t have = out.size();
-    out.resize(have + chunk);
-    const std::size_t got = std::fread(out.data() + have, 1, chunk, f);
+    const std::size_t want = limit - have < chunk ? limit - have : chunk;
+    out.resize(have + want);
+    const std::size_t got = want == 0 ? 0 : std::fread(out.data() + have, 1, want, f);
     out.resize(have + got);
     if (got < chunk) {
       if (std::ferror(f) != 0) {
@@ -374,6 +377,16 @@ template <class Container>
                                                               error_info* info = nullptr) {
   std::vector<std::byte> out;
   if (const errc e = files::read_into(path, out, info); e != errc::ok) return e;
+  return out;
+}
+
+/// Reads the first `max_bytes` bytes of a file (fewer when it is shorter): a format's magic
+/// without reading a large file whole. Errors: as read_file().
+[[nodiscard]] inline result<std::vector<std::byte>> read_file_head(std::string_view path,
+                                                                   std::size_t max_bytes,
+                                                                   error_info* info = nullptr) {
+  std::vector<std::byte> out;
+  if (const errc e = files::read_into(path, out, info, max_bytes); e != errc::ok) return e;
   return out;
 }
 
