@@ -7,16 +7,20 @@
 // breaks old files, or changes what they mean, fails a test.
 //
 // The committed *.v1.* files were written by this program before the formats moved onto
-// core/detail/bytes.hpp (see README.md); running it now writes the current versions.
+// core/detail/bytes.hpp (see README.md); running it now writes the current versions, named
+// after them (ngram_order2.v2.bin).
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tandem/backends/ngram_model.hpp"
 #include "tandem/cascade/policy.hpp"
 #include "tandem/confidence/calibration.hpp"
+#include "tandem/core/detail/bytes.hpp"
 
 namespace {
 
@@ -30,11 +34,11 @@ void calibration_data(std::vector<double>& scores, std::vector<int>& labels) {
 }
 
 bool write_text(const std::string& path, const std::string& text) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return false;
-  const bool wrote = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  return std::fclose(f) == 0 && wrote;
+  return tandem::detail::write_file(path, std::string_view(text)) == tandem::errc::ok;
 }
+
+// ".v<version>" for a fixture file name.
+std::string v(std::uint32_t version) { return ".v" + std::to_string(version); }
 
 std::string hex(double v) {
   char buf[64];
@@ -53,7 +57,8 @@ bool calibrators(const std::string& dir) {
     const auto c = tandem::calibrator::fit(method, scores, labels, options);
     if (!c) return false;
     const std::string base = dir + "/calibrator_" + std::string(to_string(method));
-    if (c->save((base + ".v1.bin").c_str()) != tandem::errc::ok) return false;
+    if (c->save(base + v(tandem::calibrator::file_version) + ".bin") != tandem::errc::ok)
+      return false;
     // "score probability" for 21 scores from 0 to 1.
     std::string expected;
     for (int i = 0; i <= 20; ++i) {
@@ -74,7 +79,9 @@ bool ngram(const std::string& dir) {
   auto builder = tandem::ngram_builder::create(tandem::ngram_options{2, 12, 0, 1});
   if (!builder || builder->add_sentences(sentences) != tandem::errc::ok) return false;
   const auto model = builder->build();
-  if (!model || model->save(dir + "/ngram_order2.v1.bin") != tandem::errc::ok) return false;
+  if (!model || model->save(dir + "/ngram_order2" + v(tandem::ngram_format_version) + ".bin") !=
+                    tandem::errc::ok)
+    return false;
   // "k t1 .. tk | logit_0 .. logit_11": the session's logits after the context t1 .. tk.
   const std::vector<std::vector<token_id>> contexts = {
       {0}, {0, 2}, {0, 2, 3}, {0, 7, 8, 4}, {11, 9}};
@@ -97,7 +104,9 @@ bool cascade(const std::string& dir) {
   p.order = {2, 0, 1};
   p.accept = {0.8125, 0.6, -inf};
   p.abstain_below = {-inf, 0.1, -inf};
-  if (p.save((dir + "/cascade_policy.v1.txt").c_str()) != tandem::errc::ok) return false;
+  if (p.save(dir + "/cascade_policy" + v(tandem::cascade_policy::file_version) + ".txt") !=
+      tandem::errc::ok)
+    return false;
   // "rank score decision" over a grid of scores.
   std::string expected;
   for (std::size_t rank = 0; rank < p.order.size(); ++rank)
