@@ -236,7 +236,9 @@ inline tandem::outcome_table load_tables(const std::vector<std::string>& paths,
     auto csv = tandem::read_csv_file(f, {}, &err);
     if (!csv) die(1, "cannot read CSV: " + describe(err));
     if (tandem::append_outcome_csv(t, *csv, o, stats, &err) == tandem::errc::ok) continue;
-    die(1, "'" + f + "': " + describe(err));
+    if (err.line == 0) die(1, "'" + f + "': " + describe(err));
+    die(1, "'" + f + "' data row " + std::to_string(err.line) + ": " + std::string(err.context()) +
+               " (" + std::string(tandem::to_string(err.code)) + ")");
   }
   return t;
 }
