@@ -245,9 +245,9 @@ int main(int argc, char** argv) {
     rreq.options.max_tokens = a.max_tokens;
     auto r = remote->generate(rreq);
     if (!r) {
-      const auto& f = remote->last_failure();
       std::printf("  stage=remote error=%s status=%d attempts=%zu message=\"%s\"\n",
-                  tandem::to_string(r.error()).data(), f.status, f.attempts, f.message.c_str());
+                  tandem::to_string(r.error()).data(), remote->last_status(),
+                  remote->last_attempts(), remote->last_error().text);
       ++failures;
       continue;
     }

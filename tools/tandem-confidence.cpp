@@ -52,6 +52,13 @@ int fail(const char* what, tandem::errc e) {
   return 1;
 }
 
+int fail(const char* what, const tandem::error_info& info) {
+  char text[tandem::error_info::capacity + 64];
+  tandem::format_error(info, text, sizeof text);
+  std::fprintf(stderr, "tandem-confidence: %s: %s\n", what, text);
+  return 1;
+}
+
 bool parse_args(int argc, char** argv, args& a) {
   if (argc < 3) return false;
   a.command = argv[1];
@@ -161,8 +168,9 @@ int run_eval(const args& a) {
   if (const auto e = read_columns(a, scores, labels); e != tandem::errc::ok)
     return fail("reading data", e);
   if (!a.calibrator.empty()) {
-    const auto c = tandem::calibrator::load(a.calibrator.c_str());
-    if (!c) return fail("loading calibrator", c.error());
+    tandem::error_info info;
+    const auto c = tandem::calibrator::load(a.calibrator, &info);
+    if (!c) return fail("loading calibrator", info);
     std::vector<double> calibrated(scores.size());
     if (const auto e = c->apply(scores, calibrated); e != tandem::errc::ok)
       return fail("applying calibrator", e);
@@ -216,7 +224,8 @@ int run_fit(const args& a) {
     return fail("reading data", e);
   const auto c = tandem::calibrator::fit(method, scores, labels, o);
   if (!c) return fail("fitting", c.error());
-  if (const auto e = c->save(a.out.c_str()); e != tandem::errc::ok) return fail("saving", e);
+  tandem::error_info info;
+  if (c->save(a.out, &info) != tandem::errc::ok) return fail("saving", info);
   std::printf("{\"method\":\"%s\",\"n\":%zu", a.method.c_str(), scores.size());
   if (method == tandem::calibration_method::temperature)
     std::printf(",\"temperature\":%.6f", c->temperature());

@@ -14,11 +14,11 @@ tandem_cascade_test("three models with per-row costs and every policy kind"
   --budget 10 --escalation-rate 0.3 --epsilon 0.2)
 tandem_cascade_test("per-row costs and excluded prompts" "\"n_excluded\":1"
   eval --models weak,strong --cost-suffix _cost --data ${_cd} --exclude-prompts ${_cd}/exclude.jsonl)
-tandem_cascade_test("a missing column is named" "missing column 'nosuch'"
+tandem_cascade_test("a missing column is named" "no column \"nosuch\""
   eval --models weak,nosuch --costs weak=1,nosuch=2 --data ${_cd}/tiny_outcomes.csv)
 tandem_cascade_test("a missing response column is named" "missing column 'weak_answer'"
   ${_cbase} --data ${_cd}/tiny_outcomes.csv --response-suffix _answer)
-tandem_cascade_test("a non-numeric cost cell is named" "row 2, column 'weak_cost': bad value 'cheap'"
+tandem_cascade_test("a non-numeric cost cell is named" "data row 2: column \"weak_cost\": bad value \"cheap\""
   eval --models weak,strong --cost-suffix _cost --data ${_cd}/bad/bad_cost.csv)
 tandem_cascade_test("a non-numeric --costs value is named" "cost of 'strong' is not a non-negative number"
   ${_cbase}x --data ${_cd}/tiny_outcomes.csv)

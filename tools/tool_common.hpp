@@ -36,6 +36,13 @@ const char* tool_name();
   std::fprintf(stderr, "%s: error: %s\n", tool_name(), msg.c_str());
   std::exit(status);
 }
+/// One line for a failure's details: "parse_error: data.csv: column \"a\": bad value \"x\"
+/// (line 3, column 2)".
+inline std::string describe(const tandem::error_info& e) {
+  char text[tandem::error_info::capacity + 64];
+  tandem::format_error(e, text, sizeof text);
+  return text;
+}
 [[noreturn]] inline void usage_error(const std::string& msg) {
   die(2, msg + " (see " + std::string(tool_name()) + " --help)");
 }
@@ -225,20 +232,13 @@ inline tandem::outcome_table load_tables(const std::vector<std::string>& paths,
   tandem::outcome_table t;
   t.models = o.models;
   for (const std::string& f : expand_paths(paths)) {
-    auto csv = tandem::read_csv_file(f.c_str());
-    if (!csv) die(1, "cannot read CSV '" + f + "': " + std::string(tandem::to_string(csv.error())));
-    tandem::outcome_load_error err;
-    const tandem::errc e = tandem::append_outcome_csv(t, *csv, o, stats, &err);
-    if (e == tandem::errc::ok) continue;
-    std::string msg = "'" + f + "': ";
-    if (e == tandem::errc::not_found)
-      msg += "missing column '" + err.column + "'";
-    else if (err.row > 0)
-      msg += "row " + std::to_string(err.row) + ", column '" + err.column + "': bad value '" +
-             err.cell + "' (" + std::string(tandem::to_string(e)) + ")";
-    else
-      msg += std::string(tandem::to_string(e));
-    die(1, msg);
+    tandem::error_info err;
+    auto csv = tandem::read_csv_file(f, {}, &err);
+    if (!csv) die(1, "cannot read CSV: " + describe(err));
+    if (tandem::append_outcome_csv(t, *csv, o, stats, &err) == tandem::errc::ok) continue;
+    if (err.line == 0) die(1, "'" + f + "': " + describe(err));
+    die(1, "'" + f + "' data row " + std::to_string(err.line) + ": " + std::string(err.context()) +
+               " (" + std::string(tandem::to_string(err.code)) + ")");
   }
   return t;
 }

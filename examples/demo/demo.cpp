@@ -1211,11 +1211,13 @@ int run(const settings& s) {
     oo.fixed_costs = {1.0, 20.0};
     tandem::outcome_load_stats st;
     for (const std::string& f : files) {
-      auto csv = tandem::read_csv_file(f.c_str());
-      if (!csv) return failure(("cannot read '" + f + "'").c_str(), csv.error());
-      tandem::outcome_load_error le;
+      tandem::error_info le;
+      auto csv = tandem::read_csv_file(f, {}, &le);
+      if (!csv)
+        return failure(("cannot read '" + f + "': " + std::string(le.context())).c_str(),
+                       csv.error());
       if (const errc e = tandem::append_outcome_csv(table, *csv, oo, st, &le); e != errc::ok)
-        return failure(("bad outcome table '" + f + "'").c_str(), e);
+        return failure(("bad outcome table '" + f + "': " + std::string(le.context())).c_str(), e);
     }
     std::unordered_set<std::string> contaminated;
     const std::string cpath = dir.string() + "/contaminated_prompts.jsonl";

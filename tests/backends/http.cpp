@@ -125,6 +125,17 @@ TEST_CASE("http: create rejects out-of-domain options", "[backends][http]") {
   CHECK(bad([](http_options& o) { o.price_per_output_token = std::nan(""); }));
   CHECK(bad([](http_options& o) { o.top_logprobs = 21; }));
   CHECK(bad([](http_options& o) { o.api_key = "key\r\nX-Evil: 1"; }));
+  // The details name the option at fault, never the key's value.
+  auto o = fast_options("http://127.0.0.1:1/v1");
+  o.api_key = "sk-hidden\n";
+  tandem::error_info info;
+  REQUIRE(http_generator::create(o, &info).error() == errc::invalid_argument);
+  CHECK(info.context().find("api_key") != std::string_view::npos);
+  CHECK(info.context().find("sk-hidden") == std::string_view::npos);
+  o = fast_options("http://127.0.0.1:1/v1");
+  o.max_retries = 17;
+  REQUIRE(http_generator::create(o, &info).error() == errc::invalid_argument);
+  CHECK(info.context().find("max_retries") != std::string_view::npos);
 }
 
 TEST_CASE("http: requests outside the domain are named errors and send nothing",
@@ -153,6 +164,9 @@ TEST_CASE("http: requests outside the domain are named errors and send nothing",
   const tandem::token_id eos[] = {2};
   r.options.stop_tokens = eos;
   CHECK(g.generate(r).error() == errc::unsupported);
+  CHECK(g.last_error().code == errc::unsupported);
+  CHECK(g.last_error().context().find("stop token ids") != std::string_view::npos);
+  CHECK(g.last_attempts() == 0);
   CHECK(hits == 0);
 }
 
@@ -198,7 +212,7 @@ TEST_CASE("http: a completion carries text, log-probabilities, token ids, usage 
   CHECK(seen["top_p"].get<double>() == Approx(0.9));
   CHECK(seen["logprobs"] == 1);
   CHECK_FALSE(seen.contains("stream"));
-  CHECK(g.last_failure().error == errc::ok);
+  CHECK(g.last_error().code == errc::ok);
   // The white-box estimators work on the remote answer.
   auto s = tandem::score_white_box(*c);
   REQUIRE(s.has_value());
@@ -264,9 +278,9 @@ TEST_CASE("http: a 4xx answer is an http_error with the server's message, not re
   REQUIRE_FALSE(c.has_value());
   CHECK(c.error() == errc::http_error);
   CHECK(hits == 1);
-  CHECK(g.last_failure().status == 401);
-  CHECK(g.last_failure().message.find("bad key") != std::string::npos);
-  CHECK(g.last_failure().message.find("sk-topsecret") == std::string::npos);
+  CHECK(g.last_status() == 401);
+  CHECK(g.last_error().context().find("bad key") != std::string::npos);
+  CHECK(g.last_error().context().find("sk-topsecret") == std::string::npos);
 }
 
 TEST_CASE("http: 5xx and 429 are retried with backoff, a bounded number of times",
@@ -291,7 +305,7 @@ TEST_CASE("http: 5xx and 429 are retried with backoff, a bounded number of times
   auto ok = g.generate(request());
   REQUIRE(ok.has_value());
   CHECK(ok->text == " God created");
-  CHECK(g.last_failure().attempts == 3);
+  CHECK(g.last_attempts() == 3);
 
   hits = 0;
   fail_first = 100;
@@ -299,8 +313,8 @@ TEST_CASE("http: 5xx and 429 are retried with backoff, a bounded number of times
   REQUIRE_FALSE(bad.has_value());
   CHECK(bad.error() == errc::http_error);
   CHECK(hits == 4);
-  CHECK(g.last_failure().attempts == 4);
-  CHECK(g.last_failure().message.find("busy") != std::string::npos);
+  CHECK(g.last_attempts() == 4);
+  CHECK(g.last_error().context().find("busy") != std::string::npos);
 }
 
 TEST_CASE("http: malformed JSON and missing fields are named errors", "[backends][http]") {
@@ -331,7 +345,7 @@ TEST_CASE("http: an unreachable host is a network_error after the bounded retrie
   auto c = g.generate(request());
   REQUIRE_FALSE(c.has_value());
   CHECK(c.error() == errc::network_error);
-  CHECK(g.last_failure().attempts == 3);
+  CHECK(g.last_attempts() == 3);
 }
 
 TEST_CASE("http: a server that accepts and never answers is a timeout", "[backends][http]") {
@@ -344,7 +358,7 @@ TEST_CASE("http: a server that accepts and never answers is a timeout", "[backen
   const auto waited = std::chrono::steady_clock::now() - t0;
   REQUIRE_FALSE(c.has_value());
   CHECK(c.error() == errc::timeout);
-  CHECK(g.last_failure().attempts == 1);  // a timeout is not retried
+  CHECK(g.last_attempts() == 1);  // a timeout is not retried
   CHECK(waited >= std::chrono::milliseconds(250));
   CHECK(waited < std::chrono::seconds(5));
 }
@@ -426,8 +440,8 @@ TEST_CASE("http: a stream cut in the middle returns the partial text with finish
   CHECK(c->error == errc::network_error);
   CHECK(c->text == " a b");
   CHECK(c->logprobs.size() == 2);
-  CHECK(g.last_failure().error == errc::network_error);
-  CHECK(g.last_failure().attempts == 1);  // text reached the caller: no retry
+  CHECK(g.last_error().code == errc::network_error);
+  CHECK(g.last_attempts() == 1);  // text reached the caller: no retry
 }
 
 TEST_CASE("http: a malformed or error event in a stream is a named error with the partial text",
@@ -452,7 +466,7 @@ TEST_CASE("http: a malformed or error event in a stream is a named error with th
   c = g.generate(request());
   REQUIRE(c.has_value());
   CHECK(c->error == errc::http_error);
-  CHECK(g.last_failure().message.find("slot crashed") != std::string::npos);
+  CHECK(g.last_error().context().find("slot crashed") != std::string::npos);
 }
 
 TEST_CASE("http: a streamed request that fails with 5xx is an http_error with the message",
@@ -473,8 +487,8 @@ TEST_CASE("http: a streamed request that fails with 5xx is an http_error with th
   REQUIRE_FALSE(c.has_value());
   CHECK(c.error() == errc::http_error);
   CHECK(hits == 2);
-  CHECK(g.last_failure().status == 500);
-  CHECK(g.last_failure().message.find("model exploded") != std::string::npos);
+  CHECK(g.last_status() == 500);
+  CHECK(g.last_error().context().find("model exploded") != std::string::npos);
 }
 
 TEST_CASE("http: a passed deadline ends a slow request with finish deadline", "[backends][http]") {
@@ -486,7 +500,7 @@ TEST_CASE("http: a passed deadline ends a slow request with finish deadline", "[
   r.options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
   const auto t0 = std::chrono::steady_clock::now();
   auto c = g.generate(r);
-  INFO(g.last_failure().message);
+  INFO(std::string(g.last_error().context()));
   REQUIRE(c.has_value());
   CHECK(c->finish == finish_reason::deadline);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));

@@ -215,7 +215,7 @@ TEST_CASE("http server: the chat endpoint answers with log-probabilities",
   o.top_logprobs = 2;
   auto g = make(o);
   auto c = g.generate(request(5));
-  INFO(g.last_failure().message);
+  INFO(std::string(g.last_error().context()));
   REQUIRE(c.has_value());
   CHECK(c->logprobs.size() == 5);
   CHECK(c->finish == finish_reason::length);
@@ -309,10 +309,10 @@ TEST_CASE("http server: a server killed mid-stream leaves the partial text and a
   CHECK_FALSE(c->text.empty());
   CHECK(c->logprobs.size() == seen);
   CHECK(seen < 1500);
-  CHECK(g.last_failure().attempts == 1);
+  CHECK(g.last_attempts() == 1);
   // With the server gone, the next call is a network_error after its retries.
   auto after = g.generate(request(3));
   REQUIRE_FALSE(after.has_value());
   CHECK(after.error() == errc::network_error);
-  CHECK(g.last_failure().attempts == 3);
+  CHECK(g.last_attempts() == 3);
 }

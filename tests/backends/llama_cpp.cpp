@@ -87,9 +87,13 @@ std::string read_bytes(const fs::path& p) {
 
 TEST_CASE("llama_cpp: a missing model file gives file_not_found", "[backends][llama_cpp]") {
   tandem::llama_quiet_logs(false);
-  auto m = tandem::llama_model_handle::load((scratch() / "no-such-model.gguf").string());
+  tandem::error_info info;
+  const std::string path = (scratch() / "no-such-model.gguf").string();
+  auto m = tandem::llama_model_handle::load(path, {}, &info);
   REQUIRE_FALSE(m.has_value());
   CHECK(m.error() == errc::file_not_found);
+  CHECK(info.context().find(path) != std::string_view::npos);
+  CHECK(tandem::llama_model_handle::load(scratch().string()).error() == errc::invalid_argument);
 }
 
 TEST_CASE("llama_cpp: random bytes and truncated GGUF files give corrupt_file",
@@ -102,9 +106,11 @@ TEST_CASE("llama_cpp: random bytes and truncated GGUF files give corrupt_file",
     std::string junk(4096, '\0');
     for (char& c : junk) c = static_cast<char>(gen() & 0xFF);
     write_bytes(scratch() / "junk.gguf", junk);
-    auto m = tandem::llama_model_handle::load((scratch() / "junk.gguf").string());
+    tandem::error_info info;
+    auto m = tandem::llama_model_handle::load((scratch() / "junk.gguf").string(), {}, &info);
     REQUIRE_FALSE(m.has_value());
     CHECK(m.error() == errc::corrupt_file);
+    CHECK(info.context().find("not a GGUF file") != std::string_view::npos);
   }
   SECTION("random bytes after a GGUF magic") {
     std::mt19937 gen(4);
@@ -162,9 +168,11 @@ TEST_CASE("llama_cpp: a vocabulary with repeated pieces gives corrupt_file inste
   gguf_free(g);
   ggml_free(data);
 
-  auto m = tandem::llama_model_handle::load(path);
+  tandem::error_info info;
+  auto m = tandem::llama_model_handle::load(path, {}, &info);
   REQUIRE_FALSE(m.has_value());
   CHECK(m.error() == errc::corrupt_file);
+  CHECK(info.context() == path + ": repeated vocabulary pieces");
 }
 
 TEST_CASE("llama_cpp: a loaded model reports its vocabulary and training context",

@@ -22,6 +22,9 @@
 
 #include "common/catch.hpp"
 #include "common/counting_new.hpp"
+#include "common/format_fixtures.hpp"
+#include "common/frame_checksum.hpp"
+#include "common/scratch_dir.hpp"
 #include "tandem/testing/catch2.hpp"
 
 #ifndef TANDEM_DATA_DIR
@@ -195,20 +198,6 @@ class reference_kn {
   std::vector<std::map<std::vector<token_id>, double>> a_;
   std::vector<std::array<double, 3>> d_;
 };
-
-// Rewrites the checksum of a model file after an edit (bytes 16..23: FNV-1a-64 of the rest).
-std::vector<std::byte> with_checksum(std::vector<std::byte> bytes) {
-  tandem::detail::fnv1a64 h;
-  h.update(bytes.data() + 24, bytes.size() - 24);
-  for (std::size_t i = 0; i < 8; ++i)
-    bytes[16 + i] = static_cast<std::byte>((h.hash >> (8 * i)) & 0xff);
-  return bytes;
-}
-
-std::string temp_path(const char* name) {
-  return (std::filesystem::temp_directory_path() / (std::string("tandem-ngram-test-") + name))
-      .string();
-}
 
 }  // namespace
 
@@ -437,10 +426,10 @@ TEST_CASE("ngram: save and load round-trip exactly", "[backends][ngram]") {
   for (std::size_t order : {1u, 3u, 6u}) {
     CAPTURE(order);
     const ngram_model m = train(c.train, order, c.vocab);
-    const std::string path = temp_path("roundtrip");
+    const tandem_test::scratch_dir dir("tandem-ngram-");
+    const std::string path = (dir.path() / "model.bin").string();
     REQUIRE(m.save(path) == errc::ok);
     auto loaded = ngram_model::load(path);
-    std::remove(path.c_str());
     REQUIRE(loaded.has_value());
     const auto from_mem = ngram_model::from_bytes(m.to_bytes());
     REQUIRE(from_mem.has_value());
@@ -491,7 +480,7 @@ TEST_CASE("ngram: truncated, bit-flipped and hostile files are rejected with nam
       auto bad = good;
       bad[i] ^= std::byte{static_cast<unsigned char>(1u << bit)};
       const errc e = ngram_model::from_bytes(bad).error();
-      // Bytes 8..11 hold the format version.
+      // Bytes 8..11 hold the format version (2: no flip of bits 0, 3, 7 makes it 1).
       CHECK(e == (i >= 8 && i < 12 ? errc::unsupported_version : errc::corrupt_file));
     }
   }
@@ -501,21 +490,82 @@ TEST_CASE("ngram: truncated, bit-flipped and hostile files are rejected with nam
                   std::size_t width) {
     for (std::size_t i = 0; i < width; ++i)
       bytes[offset + i] = static_cast<std::byte>((value >> (8 * i)) & 0xff);
-    return with_checksum(std::move(bytes));
+    return tandem_test::with_frame_checksum(std::move(bytes));
   };
-  CHECK(ngram_model::from_bytes(forge(good, 48, 0xffffffffull, 8)).error() == errc::corrupt_file);
-  CHECK(ngram_model::from_bytes(forge(good, 48 + 8, 1ull << 40, 8)).error() == errc::corrupt_file);
-  CHECK(ngram_model::from_bytes(forge(good, 24, 200, 4)).error() == errc::corrupt_file);  // order
-  CHECK(ngram_model::from_bytes(forge(good, 28, 0x7fffffff, 4)).error() ==
+  // Payload offsets: order 20, vocab 24, n-gram counts from 44.
+  CHECK(ngram_model::from_bytes(forge(good, 44, 0xffffffffull, 8)).error() == errc::corrupt_file);
+  CHECK(ngram_model::from_bytes(forge(good, 44 + 8, 1ull << 40, 8)).error() == errc::corrupt_file);
+  tandem::error_info info;
+  CHECK(ngram_model::from_bytes(forge(good, 20, 200, 4), &info).error() == errc::corrupt_file);
+  CHECK(info.context().find("order 200") != std::string_view::npos);
+  CHECK(ngram_model::from_bytes(forge(good, 24, 0x7fffffff, 4)).error() ==
         errc::corrupt_file);  // vocab
-  CHECK(ngram_model::from_bytes(forge(good, 28, 3, 4)).error() == errc::corrupt_file);
-  CHECK(ngram_model::from_bytes(forge(good, 8, 2, 4)).error() == errc::unsupported_version);
-  REQUIRE(ngram_model::from_bytes(forge(good, 48, m.ngram_count(1), 8)).has_value());
+  CHECK(ngram_model::from_bytes(forge(good, 24, 3, 4)).error() == errc::corrupt_file);
+  CHECK(ngram_model::from_bytes(forge(good, 8, 3, 4), &info).error() == errc::unsupported_version);
+  CHECK(info.context().find("version 3; this build reads version 2") != std::string_view::npos);
+  REQUIRE(ngram_model::from_bytes(forge(good, 44, m.ngram_count(1), 8)).has_value());
 
-  CHECK(ngram_model::load(temp_path("does-not-exist")).error() == errc::file_not_found);
-  const errc dir = ngram_model::load(std::filesystem::temp_directory_path().string()).error();
-  CHECK((dir == errc::io_error || dir == errc::file_not_found));
-  CHECK(m.save(std::string(TANDEM_DATA_DIR) + "/no-such-dir/model.bin") == errc::io_error);
+  const tandem_test::scratch_dir dir("tandem-ngram-");
+  const std::string missing = (dir.path() / "does-not-exist").string();
+  CHECK(ngram_model::load(missing, &info).error() == errc::file_not_found);
+  CHECK(info.context().find(missing) != std::string_view::npos);
+  CHECK(ngram_model::load(dir.path().string()).error() == errc::invalid_argument);
+  CHECK(m.save((dir.path() / "no-such-dir" / "model.bin").string(), &info) == errc::io_error);
+  CHECK(info.context().find("no-such-dir") != std::string_view::npos);
+  // An error found in a file's contents names the file.
+  const std::string damaged = (dir.path() / "damaged.bin").string();
+  REQUIRE(tandem::detail::write_file(damaged, std::span(good).first(good.size() - 1)) == errc::ok);
+  CHECK(ngram_model::load(damaged, &info).error() == errc::corrupt_file);
+  CHECK(info.context().find(damaged + ": ") == 0);
+}
+
+TEST_CASE("ngram: a version 1 file loads and gives the logits it gave when written",
+          "[backends][ngram]") {
+  const auto m = ngram_model::load(tandem_test::format_fixture("ngram_order2.v1.bin"));
+  REQUIRE(m);
+  CHECK(m->order() == 2);
+  CHECK(m->vocab_size() == 12);
+  const auto expected = tandem_test::format_fixture_lines("ngram_order2.expected");
+  REQUIRE(expected.size() == 5);
+  for (const auto& line : expected) {
+    // "k t1 .. tk | logit_0 .. logit_11"
+    REQUIRE(line.size() > 2);
+    const std::size_t k = std::stoul(line[0]);
+    REQUIRE(line.size() == 1 + k + 1 + m->vocab_size());
+    std::vector<token_id> context;
+    for (std::size_t i = 0; i < k; ++i) context.push_back(std::stoi(line[1 + i]));
+    CAPTURE(context);
+    ngram_session s(*m);
+    REQUIRE(s.append(context) == errc::ok);
+    for (std::size_t w = 0; w < m->vocab_size(); ++w)
+      CHECK(s.logits()[w] == static_cast<float>(tandem_test::hex_double(line[k + 2 + w])));
+  }
+  // Saved again, it is a current-version file with the same tables.
+  const auto again = ngram_model::from_bytes(m->to_bytes());
+  REQUIRE(again);
+  ngram_session a(*m), b(*again);
+  CHECK(std::ranges::equal(a.logits(), b.logits()));
+}
+
+TEST_CASE("ngram: damaged version 1 files are refused with named errors", "[backends][ngram]") {
+  const auto good = tandem_test::format_fixture_bytes("ngram_order2.v1.bin");
+  REQUIRE(ngram_model::from_bytes(good));
+  for (std::size_t n = 0; n < good.size(); n += 5)
+    CHECK(ngram_model::from_bytes(std::span(good).first(n)).error() == errc::corrupt_file);
+  auto flipped = good;
+  flipped[40] ^= std::byte{0x10};
+  CHECK(ngram_model::from_bytes(flipped).error() == errc::corrupt_file);
+  auto flags = good;
+  flags[12] = std::byte{1};
+  CHECK(ngram_model::from_bytes(tandem_test::with_ngram_v1_checksum(flags)).error() ==
+        errc::corrupt_file);
+  // A well-formed file with a bad table behind a right checksum.
+  auto order = good;
+  order[24] = std::byte{9};
+  tandem::error_info info;
+  CHECK(ngram_model::from_bytes(tandem_test::with_ngram_v1_checksum(order), &info).error() ==
+        errc::corrupt_file);
+  CHECK(info.context().find("order 9") != std::string_view::npos);
 }
 
 TEST_CASE("ngram: a file whose n-grams are not nested still gives normalised distributions",
@@ -527,11 +577,11 @@ TEST_CASE("ngram: a file whose n-grams are not nested still gives normalised dis
   const ngram_model m = train(data, 3, 6);
   const std::size_t n0 = m.ngram_count(1), n1 = m.ngram_count(2), n2 = m.ngram_count(3);
   const std::size_t last_trigram =
-      48 + 3 * 8 + 3 * 12 + 4 * (4 * n0 + 1) + 4 * (4 * n1 + 1) + 4 * (n2 - 1);
+      44 + 3 * 8 + 3 * 12 + 4 * (4 * n0 + 1) + 4 * (4 * n1 + 1) + 4 * (n2 - 1);
   auto bytes = m.to_bytes();
   REQUIRE(bytes[last_trigram] < std::byte{5});
   bytes[last_trigram] = std::byte{5};
-  const auto loaded = ngram_model::from_bytes(with_checksum(std::move(bytes)));
+  const auto loaded = ngram_model::from_bytes(tandem_test::with_frame_checksum(std::move(bytes)));
   REQUIRE(loaded.has_value());
 
   ngram_session s(*loaded);

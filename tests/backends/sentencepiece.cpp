@@ -2,14 +2,14 @@
 // corpus: loading and its errors, special tokens, exact round trips, pieces, bad ids.
 #include "tandem/backends/sentencepiece.hpp"
 
-#include <cstdio>
-#include <filesystem>
+#include <cstddef>
 #include <fstream>
-#include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/catch.hpp"
+#include "common/scratch_dir.hpp"
 
 namespace {
 using tandem::errc;
@@ -27,9 +27,10 @@ const sentencepiece_tokenizer& unigram() {
   return t;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+std::vector<std::byte> read_file(const std::string& path) {
+  auto bytes = tandem::detail::read_file(path);
+  REQUIRE(bytes.has_value());
+  return std::move(bytes).value();
 }
 
 std::vector<std::string> heldout_lines(std::size_t n) {
@@ -38,16 +39,6 @@ std::vector<std::string> heldout_lines(std::size_t n) {
   for (std::string line; lines.size() < n && std::getline(f, line);) lines.push_back(line);
   return lines;
 }
-
-// A file in the temporary folder, removed at scope exit.
-struct temp_file {
-  std::filesystem::path path;
-  temp_file(const std::string& name, const std::string& bytes)
-      : path(std::filesystem::temp_directory_path() / name) {
-    std::ofstream(path, std::ios::binary) << bytes;
-  }
-  ~temp_file() { std::filesystem::remove(path); }
-};
 
 std::string round_trip(const sentencepiece_tokenizer& t, const std::string& text) {
   std::vector<token_id> ids;
@@ -73,35 +64,43 @@ TEST_CASE("sentencepiece: the fixture models load with their vocabulary sizes",
 }
 
 TEST_CASE("sentencepiece: a missing model file is file_not_found", "[backends][sentencepiece]") {
-  const auto r = sentencepiece_tokenizer::load("/nonexistent/dir/no.model");
+  tandem::error_info info;
+  const auto r = sentencepiece_tokenizer::load("/nonexistent/dir/no.model", &info);
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error() == errc::file_not_found);
+  CHECK(info.context().find("/nonexistent/dir/no.model") != std::string_view::npos);
 }
 
 TEST_CASE("sentencepiece: corrupt or truncated model files are corrupt_file",
           "[backends][sentencepiece]") {
-  const std::string good = read_file(TANDEM_FIXTURE_SPM_BPE4000);
+  const std::vector<std::byte> good = read_file(TANDEM_FIXTURE_SPM_BPE4000);
   REQUIRE(good.size() > 1000);
-  {
-    const temp_file f("tandem_spm_garbage.model", "this is not a sentencepiece model");
-    CHECK(sentencepiece_tokenizer::load(f.path.string()).error() == errc::corrupt_file);
-  }
-  {
-    const temp_file f("tandem_spm_truncated.model", good.substr(0, good.size() / 2));
-    CHECK(sentencepiece_tokenizer::load(f.path.string()).error() == errc::corrupt_file);
-  }
-  {
-    const temp_file f("tandem_spm_empty.model", "");
-    CHECK(sentencepiece_tokenizer::load(f.path.string()).error() == errc::corrupt_file);
-  }
-  CHECK(sentencepiece_tokenizer::from_serialized("").error() == errc::corrupt_file);
-  CHECK(sentencepiece_tokenizer::from_serialized(good.substr(0, good.size() - 1)).error() ==
+  const tandem_test::scratch_dir dir("tandem-spm-");
+  auto file_with = [&](const char* name, std::span<const std::byte> bytes) {
+    const std::string path = (dir.path() / name).string();
+    REQUIRE(tandem::detail::write_file(path, bytes) == errc::ok);
+    return path;
+  };
+  tandem::error_info info;
+  const std::string garbage =
+      file_with("garbage.model", tandem::detail::as_bytes("this is not a sentencepiece model"));
+  CHECK(sentencepiece_tokenizer::load(garbage, &info).error() == errc::corrupt_file);
+  CHECK(info.context().find(garbage + ": not a sentencepiece model") == 0);
+  const std::string truncated =
+      file_with("truncated.model", std::span(good).first(good.size() / 2));
+  CHECK(sentencepiece_tokenizer::load(truncated).error() == errc::corrupt_file);
+  const std::string empty = file_with("empty.model", {});
+  CHECK(sentencepiece_tokenizer::load(empty).error() == errc::corrupt_file);
+  CHECK(sentencepiece_tokenizer::load(dir.path().string()).error() == errc::invalid_argument);
+  CHECK(sentencepiece_tokenizer::from_bytes({}, &info).error() == errc::corrupt_file);
+  CHECK(info.context() == "empty sentencepiece model");
+  CHECK(sentencepiece_tokenizer::from_bytes(std::span(good).first(good.size() - 1)).error() ==
         errc::corrupt_file);
 }
 
 TEST_CASE("sentencepiece: a model loads from its serialized bytes and tokenizes the same",
           "[backends][sentencepiece]") {
-  auto t = sentencepiece_tokenizer::from_serialized(read_file(TANDEM_FIXTURE_SPM_BPE4000));
+  auto t = sentencepiece_tokenizer::from_bytes(read_file(TANDEM_FIXTURE_SPM_BPE4000));
   REQUIRE(t.has_value());
   CHECK(t->vocab_size() == bpe().vocab_size());
   std::vector<token_id> a, b;

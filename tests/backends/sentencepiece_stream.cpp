@@ -180,7 +180,7 @@ TEST_CASE("sentencepiece stream: other whitespace settings stream as sentencepie
                     flags,
                 nullptr, &blob)
                 .ok());
-    auto r = sentencepiece_tokenizer::from_serialized(blob);
+    auto r = sentencepiece_tokenizer::from_bytes(tandem::detail::as_bytes(blob));
     REQUIRE(r.has_value());
     const auto& t = *r;
     const auto space = t.find_piece("\xE2\x96\x81");

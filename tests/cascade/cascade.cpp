@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "common/catch.hpp"
+#include "common/format_fixtures.hpp"
+#include "common/scratch_dir.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/rng.hpp"
 
 using tandem::cascade_decision;
@@ -137,28 +140,57 @@ TEST_CASE("cascade: a policy survives save and load exactly, and corrupt files a
           "[cascade][policy]") {
   cascade_policy p = cascade_policy::chain({2, 0, 1}, 0.123456789);
   p.abstain_below[1] = 0.01;
-  auto q = cascade_policy::deserialize(p.serialize());
+  auto q = cascade_policy::from_text(p.to_text());
   REQUIRE(q);
   CHECK(q->order == p.order);
   CHECK(q->accept == p.accept);
   CHECK(q->abstain_below == p.abstain_below);
-  const std::string path = "test_cascade_policy.txt";
-  REQUIRE(p.save(path.c_str()) == errc::ok);
-  auto l = cascade_policy::load(path.c_str());
+  const tandem_test::scratch_dir dir("tandem-cascade-");
+  const std::string path = (dir.path() / "policy.txt").string();
+  REQUIRE(p.save(path) == errc::ok);
+  auto l = cascade_policy::load(path);
   REQUIRE(l);
   CHECK(l->accept == p.accept);
-  std::remove(path.c_str());
-  CHECK(cascade_policy::load("no/such/file").error() == errc::file_not_found);
-  std::string s = p.serialize();
-  CHECK(cascade_policy::deserialize(s.substr(0, s.size() - 1)).error() == errc::corrupt_file);
-  CHECK(cascade_policy::deserialize("tandem-cascade-policy 2\n0 0x1p-1 -inf\n").error() ==
+  tandem::error_info info;
+  CHECK(cascade_policy::load("no/such/file", &info).error() == errc::file_not_found);
+  CHECK(info.context().find("no/such/file") != std::string_view::npos);
+  const std::string s = p.to_text();
+  CHECK(cascade_policy::from_text(s.substr(0, s.size() - 1), &info).error() == errc::corrupt_file);
+  CHECK(info.line == 4);
+  CHECK(cascade_policy::from_text("tandem-cascade-policy 2\n0 0x1p-1 -inf\n", &info).error() ==
         errc::unsupported_version);
-  CHECK(cascade_policy::deserialize("tandem-cascade-policy 1\n0 nan -inf\n").error() ==
+  CHECK(info.context().find("version 2; this build reads version 1") != std::string_view::npos);
+  CHECK(cascade_policy::from_text("tandem-cascade-policy 1\n0 nan -inf\n").error() ==
         errc::corrupt_file);
-  CHECK(cascade_policy::deserialize("tandem-cascade-policy 1\n0 1 -inf\n0 1 -inf\n").error() ==
+  CHECK(cascade_policy::from_text("tandem-cascade-policy 1\n0 1 -inf\n0 1 -inf\n").error() ==
         errc::corrupt_file);
-  CHECK(cascade_policy::deserialize("tandem-cascade-policy 1\n").error() == errc::corrupt_file);
-  CHECK(cascade_policy::deserialize("garbage").error() == errc::corrupt_file);
+  CHECK(cascade_policy::from_text("tandem-cascade-policy 1\n").error() == errc::corrupt_file);
+  CHECK(cascade_policy::from_text("garbage").error() == errc::corrupt_file);
+  // A bad field is reported at its line and column, and a file names itself.
+  CHECK(cascade_policy::from_text("tandem-cascade-policy 1\n0 1 -inf\n1 x -inf\n", &info).error() ==
+        errc::corrupt_file);
+  CHECK(info.line == 3);
+  CHECK(info.column == 3);
+  CHECK(info.context().find("accept threshold") != std::string_view::npos);
+  REQUIRE(tandem::detail::write_file(path, std::string_view("tandem-cascade-policy 1\nx\n")) ==
+          errc::ok);
+  CHECK(cascade_policy::load(path, &info).error() == errc::corrupt_file);
+  CHECK(info.context().find(path + ": ") == 0);
+  CHECK(info.line == 2);
+}
+
+TEST_CASE("cascade: a policy file written before the bytes layer loads and decides identically",
+          "[cascade][policy]") {
+  const auto p = cascade_policy::load(tandem_test::format_fixture("cascade_policy.v1.txt"));
+  REQUIRE(p);
+  const auto expected = tandem_test::format_fixture_lines("cascade_policy.expected");
+  REQUIRE(expected.size() == 3 * 11);
+  for (const auto& line : expected) {
+    REQUIRE(line.size() == 3);
+    const std::size_t rank = std::stoul(line[0]);
+    REQUIRE(rank < p->order.size());
+    CHECK(tandem::to_string(p->decide(rank, tandem_test::hex_double(line[1]))) == line[2]);
+  }
 }
 
 namespace {

@@ -3,14 +3,18 @@
 #include "tandem/confidence/calibration.hpp"
 
 #include <cmath>
-#include <cstdio>
+#include <cstddef>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "tandem/confidence/metrics.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/rng.hpp"
 
 #include "common/catch.hpp"
+#include "common/format_fixtures.hpp"
+#include "common/scratch_dir.hpp"
 
 using tandem::calibration_method;
 using tandem::calibrator;
@@ -160,38 +164,87 @@ TEST_CASE("calibration: bad inputs get named errors", "[confidence][calibration]
 
 TEST_CASE("calibration: save/load round trips every method", "[confidence][calibration]") {
   const dataset d = overconfident(5, 500);
-  const std::string path = "tandem_test_calibrator.bin";
+  const tandem_test::scratch_dir dir("tandem-calibration-");
+  const std::string path = (dir.path() / "calibrator.bin").string();
   for (const auto m : all_methods) {
     CAPTURE(tandem::to_string(m));
     const auto c = calibrator::fit(m, d.scores, d.labels);
     REQUIRE(c);
-    REQUIRE(c->save(path.c_str()) == errc::ok);
-    const auto back = calibrator::load(path.c_str());
+    REQUIRE(c->save(path) == errc::ok);
+    const auto back = calibrator::load(path);
     REQUIRE(back);
     CHECK(back->method() == m);
     CHECK(apply_all(*back, d.scores) == apply_all(*c, d.scores));
   }
-  std::remove(path.c_str());
-  CHECK(calibrator::load("no/such/file.bin").error() == errc::file_not_found);
+  tandem::error_info info;
+  CHECK(calibrator::load("no/such/file.bin", &info).error() == errc::file_not_found);
+  CHECK(info.context().find("no/such/file.bin") != std::string_view::npos);
+  CHECK(calibrator::load(dir.path().string(), &info).error() == errc::invalid_argument);
 }
 
-TEST_CASE("calibration: corrupt files are rejected", "[confidence][calibration]") {
+TEST_CASE("calibration: corrupt files are rejected with named errors and details",
+          "[confidence][calibration]") {
   const dataset d = overconfident(6, 300);
-  const std::string good =
-      calibrator::fit(calibration_method::isotonic, d.scores, d.labels)->serialize();
-  REQUIRE(calibrator::deserialize(good));
-  CHECK(calibrator::deserialize("").error() == errc::corrupt_file);
-  CHECK(calibrator::deserialize(good.substr(0, good.size() - 1)).error() == errc::corrupt_file);
-  CHECK(calibrator::deserialize(good + "x").error() == errc::corrupt_file);
-  std::string bad_magic = good;
-  bad_magic[0] = 'X';
-  CHECK(calibrator::deserialize(bad_magic).error() == errc::corrupt_file);
-  std::string bad_version = good;
-  bad_version[8] = 9;
-  CHECK(calibrator::deserialize(bad_version).error() == errc::unsupported_version);
+  const std::vector<std::byte> good =
+      calibrator::fit(calibration_method::isotonic, d.scores, d.labels)->to_bytes();
+  using bytes = std::vector<std::byte>;
+  REQUIRE(calibrator::from_bytes(good));
+  tandem::error_info info;
+  CHECK(calibrator::from_bytes(bytes{}, &info).error() == errc::corrupt_file);
+  CHECK(info.code == errc::corrupt_file);
+  CHECK(info.context().find("calibrator") != std::string_view::npos);
+  CHECK(calibrator::from_bytes(bytes(good.begin(), good.end() - 1)).error() == errc::corrupt_file);
+  bytes longer = good;
+  longer.push_back(std::byte{'x'});
+  CHECK(calibrator::from_bytes(longer).error() == errc::corrupt_file);
+  bytes bad_magic = good;
+  bad_magic[0] = std::byte{'X'};
+  CHECK(calibrator::from_bytes(bad_magic).error() == errc::corrupt_file);
+  bytes bad_version = good;
+  bad_version[8] = std::byte{9};
+  CHECK(calibrator::from_bytes(bad_version, &info).error() == errc::unsupported_version);
+  CHECK(info.context().find("version 9") != std::string_view::npos);
+  CHECK(info.context().find("reads version 1") != std::string_view::npos);
   for (std::size_t i = 20; i < good.size(); i += 7) {  // every payload and checksum byte region
-    std::string flipped = good;
-    flipped[i] = static_cast<char>(flipped[i] ^ 0x40);
-    CHECK(calibrator::deserialize(flipped).error() == errc::corrupt_file);
+    bytes flipped = good;
+    flipped[i] ^= std::byte{0x40};
+    CHECK(calibrator::from_bytes(flipped).error() == errc::corrupt_file);
   }
+  // An error found in a file's contents names the file.
+  const tandem_test::scratch_dir dir("tandem-calibration-");
+  const std::string path = (dir.path() / "damaged.bin").string();
+  REQUIRE(tandem::detail::write_file(path, std::span<const std::byte>(bad_magic)) == errc::ok);
+  CHECK(calibrator::load(path, &info).error() == errc::corrupt_file);
+  CHECK(info.context().find(path + ": not a calibrator file") == 0);
+}
+
+TEST_CASE("calibration: files written before the bytes layer load and calibrate identically",
+          "[confidence][calibration]") {
+  for (const auto m : all_methods) {
+    const std::string name = "calibrator_" + std::string(tandem::to_string(m));
+    CAPTURE(name);
+    const auto c = calibrator::load(tandem_test::format_fixture(name + ".v1.bin"));
+    REQUIRE(c);
+    CHECK(c->method() == m);
+    const auto expected = tandem_test::format_fixture_lines(name + ".expected");
+    REQUIRE(expected.size() == 21);
+    for (const auto& line : expected) {
+      REQUIRE(line.size() == 2);
+      const auto p = c->apply(tandem_test::hex_double(line[0]));
+      REQUIRE(p);
+      CHECK(*p == tandem_test::hex_double(line[1]));
+    }
+  }
+}
+
+TEST_CASE("calibration: a file of another format version is refused, naming both versions",
+          "[confidence][calibration]") {
+  auto bytes = tandem_test::format_fixture_bytes("calibrator_platt.v1.bin");
+  REQUIRE(bytes.size() > 12);
+  bytes[8] = std::byte{2};  // the u32 version after the 8-byte magic
+  tandem::error_info info;
+  CHECK(calibrator::from_bytes(bytes, &info).error() == errc::unsupported_version);
+  CHECK(info.context().find("version 2") != std::string_view::npos);
+  CHECK(info.context().find("reads version " + std::to_string(calibrator::file_version)) !=
+        std::string_view::npos);
 }

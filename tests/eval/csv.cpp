@@ -8,6 +8,7 @@
 #include "tandem/core/rng.hpp"
 
 #include "common/catch.hpp"
+#include "common/scratch_dir.hpp"
 
 using tandem::errc;
 
@@ -49,6 +50,25 @@ TEST_CASE("csv: malformed input gets named errors", "[eval][csv]") {
   CHECK(tandem::parse_csv("a,b\n1,2,3", ragged)->rows[0].size() == 3);
   CHECK(tandem::parse_csv("a\n", {'"', true, false}).error() == errc::invalid_argument);
   CHECK(tandem::read_csv_file("no/such/file.csv").error() == errc::file_not_found);
+}
+
+TEST_CASE("csv: error details give the record and the field", "[eval][csv]") {
+  tandem::error_info info;
+  CHECK(tandem::parse_csv("a,b\n1,2\n3,\"x\"y\n", {}, &info).error() == errc::parse_error);
+  CHECK(info.line == 3);
+  CHECK(info.column == 2);
+  CHECK(tandem::parse_csv("a,b\n1,2\n1,2,3\n", {}, &info).error() == errc::size_mismatch);
+  CHECK(info.line == 3);
+  CHECK(info.context().find("3 fields") != std::string_view::npos);
+  CHECK(tandem::read_csv_file("no/such/file.csv", {}, &info).error() == errc::file_not_found);
+  CHECK(info.context().find("no/such/file.csv") != std::string_view::npos);
+  const tandem_test::scratch_dir dir("tandem-csv-");
+  const std::string path = (dir.path() / "ragged.csv").string();
+  REQUIRE(tandem::detail::write_file(path, std::string_view("a,b\n1\n")) == errc::ok);
+  CHECK(tandem::read_csv_file(path, {}, &info).error() == errc::size_mismatch);
+  CHECK(info.context().find(path + ": CSV record 2") == 0);
+  CHECK(info.line == 2);
+  CHECK(tandem::read_text_file(dir.path().string(), &info).error() == errc::invalid_argument);
 }
 
 TEST_CASE("csv: numbers and labels parse strictly", "[eval][csv]") {

@@ -75,28 +75,36 @@ TEST_CASE("outcome table: per-row costs come from <model><suffix> columns", "[ev
 TEST_CASE("outcome table: missing columns and bad cells are named errors", "[eval][outcome]") {
   tandem::outcome_table table;
   tandem::outcome_load_stats stats;
-  tandem::outcome_load_error err;
+  tandem::error_info err;
   tandem::outcome_csv_options o;
   o.models = {"a", "b"};
   o.cost_suffix = "_cost";
 
   CHECK(tandem::append_outcome_csv(table, csv("prompt,a,b,a_cost\nq,1,0,1\n"), o, stats, &err) ==
         errc::not_found);
-  CHECK(err.column == "b_cost");
+  CHECK(err.context() == "no column \"b_cost\"");
+  CHECK(err.line == 0);
   CHECK(tandem::append_outcome_csv(table, csv("text,a,b,a_cost,b_cost\nq,1,0,1,1\n"), o, stats,
                                    &err) == errc::not_found);
-  CHECK(err.column == "prompt");
+  CHECK(err.context() == "no column \"prompt\"");
 
   CHECK(tandem::append_outcome_csv(table, csv("prompt,a,b,a_cost,b_cost\nq,1,0,1,cheap\n"), o,
                                    stats, &err) == errc::parse_error);
-  CHECK(err.column == "b_cost");
-  CHECK(err.row == 1);
-  CHECK(err.cell == "cheap");
+  CHECK(err.code == errc::parse_error);
+  CHECK(err.context() == "column \"b_cost\": bad value \"cheap\"");
+  CHECK(err.line == 1);
+  CHECK(err.column == 5);
   CHECK(tandem::append_outcome_csv(table, csv("prompt,a,b,a_cost,b_cost\nq,1,0,-1,1\n"), o, stats,
                                    &err) == errc::invalid_argument);
-  CHECK(tandem::append_outcome_csv(table, csv("prompt,a,b,a_cost,b_cost\nq,maybe,0,1,1\n"), o,
+  CHECK(err.context() == "column \"a_cost\": bad value \"-1\"");
+  CHECK(err.column == 4);
+  CHECK(tandem::append_outcome_csv(table,
+                                   csv("prompt,a,b,a_cost,b_cost\nq,1,0,1,1\nr,maybe,0,1,1\n"), o,
                                    stats, &err) == errc::parse_error);
-  CHECK(err.column == "a");
+  CHECK(err.context() == "column \"a\": bad value \"maybe\"");
+  CHECK(err.line == 2);
+  CHECK(err.column == 2);
+  table = {};
 
   tandem::outcome_csv_options bad = o;
   bad.models = {"a", "a"};

@@ -1,8 +1,9 @@
 // libFuzzer target: tandem::ngram_model::from_bytes on arbitrary bytes. Every input is
-// parsed twice, as given and with its checksum field recomputed, so that mutations also
-// reach the structural checks behind the checksum. A model that loads must answer
-// queries without undefined behaviour, give normalised distributions and serialise back
-// to the same bytes.
+// parsed three times, as given and with its checksum recomputed as a frame (version 2)
+// and as a version 1 header, so that mutations also reach the structural checks behind
+// the checksum. A model that loads must answer queries without undefined behaviour, give
+// normalised distributions and serialise back to the same bytes (a version 1 input: to
+// bytes that load and serialise to themselves).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -12,14 +13,22 @@
 
 #include "tandem/backends/ngram_model.hpp"
 
+#include "common/frame_checksum.hpp"
+
 namespace {
 
 void exercise(std::span<const std::byte> bytes) {
   auto m = tandem::ngram_model::from_bytes(bytes);
   if (!m) return;
   const std::vector<std::byte> again = m->to_bytes();
-  if (again.size() != bytes.size() || std::memcmp(again.data(), bytes.data(), bytes.size()) != 0)
+  const bool version1 = bytes.size() >= 12 && bytes[8] == std::byte{1};
+  if (version1) {
+    const auto reloaded = tandem::ngram_model::from_bytes(again);
+    if (!reloaded || reloaded->to_bytes() != again) __builtin_trap();
+  } else if (again.size() != bytes.size() ||
+             std::memcmp(again.data(), bytes.data(), bytes.size()) != 0) {
     __builtin_trap();
+  }
 
   // Tokens taken from the input itself, folded into the vocabulary.
   const std::size_t v = m->vocab_size();
@@ -44,14 +53,8 @@ void exercise(std::span<const std::byte> bytes) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);
   exercise(bytes);
-  constexpr std::size_t checksum_at = 16, body_at = 24;
-  if (size >= body_at) {
-    std::vector<std::byte> fixed(bytes.begin(), bytes.end());
-    tandem::detail::fnv1a64 h;
-    h.update(fixed.data() + body_at, fixed.size() - body_at);
-    for (std::size_t i = 0; i < 8; ++i)
-      fixed[checksum_at + i] = static_cast<std::byte>((h.hash >> (8 * i)) & 0xffu);
-    exercise(fixed);
-  }
+  const std::vector<std::byte> copy(bytes.begin(), bytes.end());
+  exercise(tandem_test::with_frame_checksum(copy));
+  exercise(tandem_test::with_ngram_v1_checksum(copy));
   return 0;
 }

@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "common/catch.hpp"
+#include "common/scratch_dir.hpp"
 #include "gguf_writer.hpp"
 #include "model_eval.hpp"
 #include "tandem/backends/llama_cpp.hpp"
@@ -21,23 +21,11 @@ using tandem::errc;
 namespace fs = std::filesystem;
 namespace tt = tandem::tools;
 
-struct scratch_dir {
-  fs::path path;
-  scratch_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("tandem-grow-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
+// A directory of its own per test process (ctest runs test cases in parallel processes),
+// removed at exit.
 const fs::path& scratch() {
-  static scratch_dir dir;
-  return dir.path;
+  static tandem_test::scratch_dir dir("tandem-grow-test-");
+  return dir.path();
 }
 
 // A random 64-wide, 2-layer draft (4 heads of 16, 2 KV heads) with the built-in vocabulary.

@@ -43,6 +43,7 @@
 
 #include "tandem/core/completion.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/core/types.hpp"
@@ -85,14 +86,6 @@ struct http_options {
   std::size_t top_logprobs = 0;  ///< alternatives asked per token (<= 20); 0 asks the chosen only
   bool stream = false;           ///< stream (server-sent events) even without a per-token callback
   std::string ca_cert_file;      ///< HTTPS: a CA bundle instead of the system's; empty: system
-};
-
-/// What went wrong in the last failed or cut-short call of an `http_generator`.
-struct http_failure {
-  errc error = errc::ok;     ///< the named error (ok: the last call succeeded)
-  int status = 0;            ///< HTTP status when a server answered, else 0
-  std::string message;       ///< server's message or transport error; never holds the API key
-  std::size_t attempts = 0;  ///< requests sent in that call (1 + retries)
 };
 
 namespace detail::http {
@@ -298,27 +291,38 @@ template <class F>
 /// thread at a time. Moving is cheap; copying is not allowed.
 class http_generator {
  public:
-  /// Validates `opts` and makes a generator; connects to nothing yet. Errors:
+  /// Validates `opts` and makes a generator; connects to nothing yet. Errors, with the
+  /// option at fault named in `*info` when not null (never the API key's value):
   /// `invalid_argument` (bad base URL, non-positive timeout, more than 16 retries,
   /// backoff_max < backoff_initial, negative or non-finite price, top_logprobs > 20, an API
   /// key or model with control characters), `unsupported` (https:// in a build of
   /// cpp-httplib without TLS).
-  [[nodiscard]] static result<http_generator> create(http_options opts) {
+  [[nodiscard]] static result<http_generator> create(http_options opts,
+                                                     error_info* info = nullptr) {
+    const auto bad = [info](const char* what) {
+      return detail::fail(info, errc::invalid_argument, "http_options: %s", what);
+    };
     auto url = detail::http::parse_base_url(opts.base_url);
-    if (!url) return url.error();
+    if (!url) return bad("base_url is not scheme://host[:port][/prefix] with scheme http(s)");
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-    if (url->tls) return errc::unsupported;
+    if (url->tls)
+      return detail::fail(info, errc::unsupported,
+                          "http_options: https:// needs cpp-httplib built with OpenSSL");
 #endif
     using ms = std::chrono::milliseconds;
-    if (opts.connect_timeout <= ms::zero() || opts.read_timeout <= ms::zero() ||
-        opts.max_retries > 16 || opts.backoff_initial < ms::zero() ||
-        opts.backoff_max < opts.backoff_initial || opts.top_logprobs > 20)
-      return errc::invalid_argument;
+    if (opts.connect_timeout <= ms::zero() || opts.read_timeout <= ms::zero())
+      return bad("a timeout is not positive");
+    if (opts.max_retries > 16) return bad("max_retries above 16");
+    if (opts.backoff_initial < ms::zero() || opts.backoff_max < opts.backoff_initial)
+      return bad("backoff_initial negative or above backoff_max");
+    if (opts.top_logprobs > 20) return bad("top_logprobs above 20");
     for (double p : {opts.price_per_input_token, opts.price_per_output_token})
-      if (!std::isfinite(p) || p < 0.0) return errc::invalid_argument;
+      if (!std::isfinite(p) || p < 0.0) return bad("a price is negative or not finite");
     for (const std::string* s : {&opts.api_key, &opts.model})
       for (char c : *s)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return errc::invalid_argument;
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+          return bad(s == &opts.api_key ? "api_key holds a control character"
+                                        : "model holds a control character");
     return http_generator(std::move(opts), std::move(*url));
   }
 
@@ -350,24 +354,27 @@ class http_generator {
   /// nothing has been reported to the callback. "stop" from the server maps to
   /// `stop_string` when the request has stop strings, else to `stop_token`.
   ///
-  /// Errors (nothing generated; `last_failure()` has the details): `empty_input` (empty
+  /// Errors (nothing generated; `last_error()` has the details): `empty_input` (empty
   /// prompt), `invalid_argument` (max_tokens 0, top_p outside (0, 1], min_p outside [0, 1],
   /// an empty stop string), `invalid_temperature` (negative or NaN), `unsupported` (stop
   /// token ids: the protocol has none), `network_error` (unreachable, refused, reset, TLS),
   /// `timeout` (connect or read timeout), `http_error` (a status other than 200; the
-  /// status and the server's message are in `last_failure()`), `parse_error` (malformed
-  /// JSON or an unexpected type), `not_found` (a required field is missing).
+  /// status is `last_status()`, the server's message is in `last_error()`), `parse_error`
+  /// (malformed JSON or an unexpected type), `not_found` (a required field is missing).
   [[nodiscard]] result<completion> generate(const generate_request& req) {
-    failure_ = http_failure{};
+    error_.clear();
+    status_ = 0;
+    attempts_ = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    if (const errc e = check(req); e != errc::ok) return fail(e, 0, {});
+    const char* why = "";
+    if (const errc e = check(req, why); e != errc::ok) return fail(e, 0, why);
     build_body(req);
     const bool streaming = req.on_token.has_value() || opts_.stream;
 
     completion c;
     for (std::size_t attempt = 0;; ++attempt) {
       c.clear();
-      failure_.attempts = attempt + 1;
+      attempts_ = attempt + 1;
       const attempt_outcome out = streaming ? send_stream(req, c) : send_plain(req, c);
       if (out.error == errc::ok) break;
       if (out.partial) {
@@ -395,8 +402,16 @@ class http_generator {
     return c;
   }
 
-  /// Details of the last call's failure (error ok after a clean success).
-  [[nodiscard]] const http_failure& last_failure() const noexcept { return failure_; }
+  /// Details of the last `generate` call's failure, or of its cut-short stream (the
+  /// completion's `error` says that one ended early; this says why): the error, and the
+  /// server's message or the transport error as text ("HTTP 401: bad key"), never the API
+  /// key. `code` is ok after a call that succeeded. State left: replaced by each call.
+  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
+  /// HTTP-specific detail of the last call's failure: the status the server answered
+  /// with; 0 when no server answered (connection errors, timeouts) or the call succeeded.
+  [[nodiscard]] int last_status() const noexcept { return status_; }
+  /// HTTP-specific detail of the last call: requests sent (1 + retries).
+  [[nodiscard]] std::size_t last_attempts() const noexcept { return attempts_; }
   /// Token counts of the last call as the server reported them (or as counted).
   [[nodiscard]] std::size_t last_completion_tokens() const noexcept { return completion_tokens_; }
   /// True when the base URL is https://.
@@ -442,17 +457,25 @@ class http_generator {
     event_.reserve(4096);
   }
 
-  [[nodiscard]] static errc check(const generate_request& req) noexcept {
-    if (req.prompt.empty()) return errc::empty_input;
-    if (req.options.max_tokens == 0) return errc::invalid_argument;
-    if (!req.options.stop_tokens.empty()) return errc::unsupported;
+  // Checks a request before anything is sent; `why` names the problem.
+  [[nodiscard]] static errc check(const generate_request& req, const char*& why) noexcept {
+    const auto refuse = [&why](errc e, const char* what) {
+      why = what;
+      return e;
+    };
+    if (req.prompt.empty()) return refuse(errc::empty_input, "empty prompt");
+    if (req.options.max_tokens == 0) return refuse(errc::invalid_argument, "max_tokens is 0");
+    if (!req.options.stop_tokens.empty())
+      return refuse(errc::unsupported, "stop token ids: the protocol has none");
     for (std::string_view s : req.options.stop_strings)
-      if (s.empty()) return errc::invalid_argument;
+      if (s.empty()) return refuse(errc::invalid_argument, "an empty stop string");
     const sampling_options& s = req.sampling;
     if (std::isnan(s.temperature) || s.temperature < 0.0f || std::isinf(s.temperature))
-      return errc::invalid_temperature;
-    if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return errc::invalid_argument;
-    if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return errc::invalid_argument;
+      return refuse(errc::invalid_temperature, "temperature negative or not finite");
+    if (!(s.top_p > 0.0f && s.top_p <= 1.0f))
+      return refuse(errc::invalid_argument, "top_p outside (0, 1]");
+    if (!(s.min_p >= 0.0f && s.min_p <= 1.0f))
+      return refuse(errc::invalid_argument, "min_p outside [0, 1]");
     return errc::ok;
   }
 
@@ -533,9 +556,11 @@ class http_generator {
 
   void record(errc e, int status, std::string message) {
     detail::http::scrub(message, opts_.api_key);
-    failure_.error = e;
-    failure_.status = status;
-    failure_.message = std::move(message);
+    status_ = status;
+    if (status != 0)
+      (void)detail::fail(&error_, e, "HTTP %d: %s", status, message.c_str());
+    else
+      (void)detail::fail(&error_, e, "%s", message.c_str());
   }
 
   void reset_counts() noexcept {
@@ -901,7 +926,9 @@ class http_generator {
   std::string path_;
   std::unique_ptr<httplib::ClientImpl> client_;
   tandem::rng rng_;
-  http_failure failure_;
+  error_info error_;
+  int status_ = 0;
+  std::size_t attempts_ = 0;
   std::string body_;
   std::string line_;
   std::string event_;

@@ -25,7 +25,9 @@
 #include <vector>
 
 #include "tandem/core/concepts.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -93,41 +95,38 @@ struct llama_model_options {
 /// borrow the model: it must outlive them.
 class llama_model_handle {
  public:
-  /// Loads the GGUF file at `path` (a null-terminated path). Before handing the file to
-  /// llama.cpp it checks that the file opens, starts with the GGUF magic, parses as GGUF
-  /// metadata, names an architecture, and has no repeated vocabulary pieces (on which
-  /// llama.cpp would abort the process).
-  /// Errors: invalid_argument (null path), file_not_found (cannot be opened),
+  /// Loads the GGUF file at `path`. Before handing the file to llama.cpp it checks that the
+  /// file opens, starts with the GGUF magic, parses as GGUF metadata, names an
+  /// architecture, and has no repeated vocabulary pieces (on which llama.cpp would abort
+  /// the process).
+  /// Errors, with details (the path first) in `*info` when not null: file_not_found
+  /// (cannot be opened), invalid_argument (a directory), io_error (a read failed),
   /// corrupt_file (bad magic, malformed or truncated metadata, repeated pieces, or
   /// llama.cpp refused the file: truncated tensor data, unknown architecture, missing or
-  /// misshapen tensors; llama.cpp reports all of these as one failure).
+  /// misshapen tensors; llama.cpp reports all of these as one failure, in its log).
   /// Calls `llama_backend_init()` (idempotent). Logs go through llama.cpp's logger.
-  [[nodiscard]] static result<llama_model_handle> load(const char* path,
-                                                       const llama_model_options& options = {}) {
-    if (path == nullptr) return errc::invalid_argument;
-    {
-      std::FILE* f = std::fopen(path, "rb");
-      if (f == nullptr) return errc::file_not_found;
-      char magic[4] = {};
-      const std::size_t got = std::fread(magic, 1, 4, f);
-      std::fclose(f);
-      if (got != 4 || std::memcmp(magic, "GGUF", 4) != 0) return errc::corrupt_file;
-    }
-    if (const errc e = precheck(path); e != errc::ok) return e;
+  [[nodiscard]] static result<llama_model_handle> load(std::string_view path,
+                                                       const llama_model_options& options = {},
+                                                       error_info* info = nullptr) {
+    const std::string name(path);
+    auto magic = detail::read_file_head(name, 4, info);
+    if (!magic) return magic.error();
+    if (magic->size() != 4 || detail::as_text(*magic) != "GGUF")
+      return detail::fail(info, errc::corrupt_file, "%s: not a GGUF file (bad magic)",
+                          name.c_str());
+    if (const errc e = precheck(name.c_str(), info); e != errc::ok) return e;
     llama_backend_init();
     llama_model_params p = llama_model_default_params();
     p.n_gpu_layers = options.gpu_layers;
     if (!options.use_mmap) p.load_mode = LLAMA_LOAD_MODE_NONE;
     p.check_tensors = options.check_tensors;
     p.vocab_only = options.vocab_only;
-    ::llama_model* m = llama_model_load_from_file(path, p);
-    if (m == nullptr) return errc::corrupt_file;
+    ::llama_model* m = llama_model_load_from_file(name.c_str(), p);
+    if (m == nullptr)
+      return detail::fail(info, errc::corrupt_file,
+                          "%s: llama.cpp could not load the model (its log says why)",
+                          name.c_str());
     return llama_model_handle(m, options.vocab_only);
-  }
-  /// Overload for a std::string path; the same errors.
-  [[nodiscard]] static result<llama_model_handle> load(const std::string& path,
-                                                       const llama_model_options& options = {}) {
-    return load(path.c_str(), options);
   }
 
   ///@{
@@ -174,20 +173,23 @@ class llama_model_handle {
     model_ = nullptr;
   }
   // Checks what llama.cpp would otherwise abort on, from the GGUF metadata alone.
-  [[nodiscard]] static errc precheck(const char* path) {
+  [[nodiscard]] static errc precheck(const char* path, error_info* info) {
     gguf_init_params gp{};
     gp.no_alloc = true;
     gp.ctx = nullptr;
     gguf_context* g = gguf_init_from_file(path, gp);
-    if (g == nullptr) return errc::corrupt_file;
-    errc e = errc::ok;
+    if (g == nullptr)
+      return detail::fail(info, errc::corrupt_file, "%s: malformed or truncated GGUF metadata",
+                          path);
+    const char* problem = nullptr;
     const std::int64_t arch = gguf_find_key(g, "general.architecture");
-    if (arch < 0 || gguf_get_kv_type(g, arch) != GGUF_TYPE_STRING) e = errc::corrupt_file;
+    if (arch < 0 || gguf_get_kv_type(g, arch) != GGUF_TYPE_STRING)
+      problem = "no general.architecture string";
     const std::int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
-    if (e == errc::ok && tok >= 0) {
+    if (problem == nullptr && tok >= 0) {
       if (gguf_get_kv_type(g, tok) != GGUF_TYPE_ARRAY ||
           gguf_get_arr_type(g, tok) != GGUF_TYPE_STRING) {
-        e = errc::corrupt_file;
+        problem = "tokenizer.ggml.tokens is not an array of strings";
       } else {
         const std::size_t n = gguf_get_arr_n(g, tok);
         std::vector<std::string_view> pieces;
@@ -195,11 +197,12 @@ class llama_model_handle {
         for (std::size_t i = 0; i < n; ++i) pieces.emplace_back(gguf_get_arr_str(g, tok, i));
         std::sort(pieces.begin(), pieces.end());
         if (std::adjacent_find(pieces.begin(), pieces.end()) != pieces.end())
-          e = errc::corrupt_file;
+          problem = "repeated vocabulary pieces";
       }
     }
     gguf_free(g);
-    return e;
+    if (problem != nullptr) return detail::fail(info, errc::corrupt_file, "%s: %s", path, problem);
+    return errc::ok;
   }
 
   ::llama_model* model_ = nullptr;

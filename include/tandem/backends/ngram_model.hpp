@@ -22,20 +22,20 @@
 // token (G the product of the gammas along the context) and adds the higher-order terms
 // only for the continuations of the last token.
 //
-// File format (little-endian), version 1: "TDMNGRAM", u32 version, u32 flags (0), u64
-// FNV-1a-64 of every following byte; u32 order, u32 vocab, i32 bos, i32 eos (-1: none),
-// f32 gamma of the empty context, u32 0, u64 n-gram count per order, f32 D1 D2 D3+ per
-// order; then per order: i32 tokens, f32 terms, and below the top order u32 continuation
-// offsets (count + 1) and f32 gammas.
+// File format, version 2: the frame of core/detail/bytes.hpp ("TDMNGRAM", u32 version,
+// u64 payload size, payload, u64 FNV-1a-64 of the payload) around, little-endian: u32
+// order, u32 vocab, i32 bos, i32 eos (-1: none), f32 gamma of the empty context, u32 0,
+// u64 n-gram count per order, f32 D1 D2 D3+ per order; then per order: i32 tokens, f32
+// terms, and below the top order u32 continuation offsets (count + 1) and f32 gammas.
+// Version 1 files (same payload after a header "TDMNGRAM", u32 1, u32 flags 0, u64 FNV-1a-64
+// of the payload) still load.
 #pragma once
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -46,9 +46,10 @@
 #include <utility>
 #include <vector>
 
-#include "tandem/backends/detail/ngram_format.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -59,8 +60,8 @@ inline constexpr std::size_t ngram_max_order = 8;
 /// Largest vocabulary the model (and its file format) accepts: above every tokenizer in
 /// use, and a bound on what a hostile file can make the loader allocate.
 inline constexpr std::size_t ngram_max_vocab = std::size_t{1} << 21;
-/// Version written into, and the only one accepted from, n-gram model files.
-inline constexpr std::uint32_t ngram_format_version = 1;
+/// Version written into n-gram model files; from_bytes() also reads version 1 files.
+inline constexpr std::uint32_t ngram_format_version = 2;
 
 /// Settings of an n-gram model, fixed when its builder is created.
 struct ngram_options {
@@ -185,130 +186,67 @@ class ngram_model {
     return std::exp(-total / static_cast<double>(tokens));
   }
 
-  /// Writes the model to `path` (created or truncated) in the binary format: magic,
-  /// version, sizes, FNV-1a-64 checksum, then the tables. Errors: `io_error` when the file
-  /// cannot be opened, written or closed (a partial file may remain). The model is
-  /// unchanged.
-  [[nodiscard]] errc save(std::string_view path) const {
-    const std::string name(path);
-    std::FILE* f = std::fopen(name.c_str(), "wb");
-    if (f == nullptr) return errc::io_error;
-    bool good = true;
-    auto sink = [&](const void* p, std::size_t n) {
-      if (good && std::fwrite(p, 1, n, f) != n) good = false;
-    };
-    write_to(sink);
-    if (std::fclose(f) != 0) good = false;
-    return good ? errc::ok : errc::io_error;
+  /// Writes `to_bytes()` to `path`, replacing any file there as a whole (through
+  /// "<path>.tmp", so a failure leaves an earlier file intact). Errors: `io_error` (details
+  /// in `*info`: the path). The model is unchanged.
+  [[nodiscard]] errc save(std::string_view path, error_info* info = nullptr) const {
+    return detail::write_file(path, to_bytes(), info);
   }
 
-  /// The bytes `save` would write, in a new buffer owned by the caller.
+  /// The model file's bytes (format version ngram_format_version), in a new buffer owned
+  /// by the caller.
   [[nodiscard]] std::vector<std::byte> to_bytes() const {
-    std::vector<std::byte> out;
-    out.reserve(serialized_size());
-    auto sink = [&](const void* p, std::size_t n) {
-      const auto* b = static_cast<const std::byte*>(p);
-      out.insert(out.end(), b, b + n);
-    };
-    write_to(sink);
-    return out;
+    detail::byte_writer w;
+    const std::size_t size = payload_size();
+    w.reserve(size + detail::frame_overhead);
+    const std::size_t start = detail::begin_frame(w, file_magic, ngram_format_version, size);
+    w.u32(static_cast<std::uint32_t>(order_));
+    w.u32(static_cast<std::uint32_t>(vocab_));
+    w.i32(bos_);
+    w.i32(eos_);
+    w.f32(root_backoff_);
+    w.u32(0);
+    for (const level& l : levels_) w.u64(l.word.size());
+    for (std::size_t k = 0; k < order_; ++k)
+      for (float d : discounts_[k]) w.f32(d);
+    for (const level& l : levels_) {
+      w.elements(l.word);
+      w.elements(l.prob);
+      w.elements(l.child);
+      w.elements(l.backoff);
+    }
+    detail::end_frame(w, start);
+    return w.take();
   }
 
   /// Reads a model written by `save`. Errors: `file_not_found` when the file cannot be
-  /// opened, `io_error` when it cannot be read, and those of `from_bytes`.
-  [[nodiscard]] static result<ngram_model> load(std::string_view path) {
-    const std::string name(path);
-    std::FILE* f = std::fopen(name.c_str(), "rb");
-    if (f == nullptr) return errc::file_not_found;
-    // The file's size is only a hint (a directory can report any size); memory grows with
-    // the bytes actually read.
-    constexpr std::size_t chunk = std::size_t{1} << 20;
-    std::vector<std::byte> bytes;
-    if (std::fseek(f, 0, SEEK_END) == 0) {
-      const long hint = std::ftell(f);
-      if (hint > 0 && static_cast<unsigned long>(hint) <= (1ul << 30))
-        bytes.reserve(static_cast<std::size_t>(hint) + chunk);
-    }
-    errc e = std::fseek(f, 0, SEEK_SET) == 0 ? errc::ok : errc::io_error;
-    while (e == errc::ok) {
-      const std::size_t have = bytes.size();
-      bytes.resize(have + chunk);
-      const std::size_t got = std::fread(bytes.data() + have, 1, chunk, f);
-      bytes.resize(have + got);
-      if (got < chunk) {
-        if (std::ferror(f) != 0) e = errc::io_error;
-        break;
-      }
-    }
-    std::fclose(f);
-    if (e != errc::ok) return e;
-    return from_bytes(bytes);
+  /// opened, `invalid_argument` for a directory, `io_error` when it cannot be read, and
+  /// those of `from_bytes`; details (the path first) in `*info`.
+  [[nodiscard]] static result<ngram_model> load(std::string_view path, error_info* info = nullptr) {
+    return detail::parse_file(
+        path, info, [](std::span<const std::byte> b, error_info* i) { return from_bytes(b, i); });
   }
 
-  /// Parses a model from the bytes of a model file; the caller keeps ownership of
-  /// `bytes`, the model copies what it needs. Every size is checked against the bytes
-  /// present before anything is allocated, and every table is validated (token ids in
-  /// range, children sorted and nested, probabilities finite and summing to 1), so hostile
-  /// input yields an error, never undefined behaviour. Errors: `corrupt_file` (bad magic,
-  /// truncation, trailing bytes, checksum mismatch, out-of-range sizes or values),
-  /// `unsupported_version` (a version other than ngram_format_version).
-  [[nodiscard]] static result<ngram_model> from_bytes(std::span<const std::byte> bytes) {
-    const std::span<const unsigned char> raw(reinterpret_cast<const unsigned char*>(bytes.data()),
-                                             bytes.size());
-    if (raw.size() < header_fixed_bytes) return errc::corrupt_file;
-    if (std::memcmp(raw.data(), file_magic.data(), file_magic.size()) != 0)
-      return errc::corrupt_file;
-    detail::ngram_reader head(raw.subspan(file_magic.size()));
-    std::uint32_t version = 0, flags = 0;
-    std::uint64_t checksum = 0;
-    if (!head.read(version) || !head.read(flags) || !head.read(checksum)) return errc::corrupt_file;
-    if (version != ngram_format_version) return errc::unsupported_version;
-    if (flags != 0) return errc::corrupt_file;
-    const auto body = raw.subspan(checksum_end);
-    detail::fnv1a64 h;
-    h.update(body.data(), body.size());
-    if (h.hash != checksum) return errc::corrupt_file;
-
-    detail::ngram_reader in(body);
-    ngram_model m;
-    std::uint32_t order = 0, vocab = 0, reserved = 0;
-    if (!in.read(order) || !in.read(vocab) || !in.read(m.bos_) || !in.read(m.eos_) ||
-        !in.read(m.root_backoff_) || !in.read(reserved))
-      return errc::corrupt_file;
-    if (order < 1 || order > ngram_max_order || vocab < 1 || vocab > ngram_max_vocab ||
-        reserved != 0)
-      return errc::corrupt_file;
-    m.order_ = order;
-    m.vocab_ = vocab;
-    if (!m.valid_marker(m.bos_) || !m.valid_marker(m.eos_) ||
-        (m.bos_ >= 0 && (m.bos_ == m.eos_ || vocab < 2)))
-      return errc::corrupt_file;
-    std::array<std::uint64_t, ngram_max_order> counts{};
-    for (std::size_t k = 0; k < order; ++k) {
-      if (!in.read(counts[k]) || counts[k] >= std::numeric_limits<std::uint32_t>::max())
-        return errc::corrupt_file;
-    }
-    for (std::size_t k = 0; k < order; ++k) {
-      for (std::size_t d = 0; d < 3; ++d) {
-        float v = 0;
-        if (!in.read(v) || !(v >= 0.0f && v <= 3.0f)) return errc::corrupt_file;
-        m.discounts_[k][d] = v;
-      }
-    }
-    m.levels_.resize(order);
-    for (std::size_t k = 0; k < order; ++k) {
-      level& l = m.levels_[k];
-      if (!in.read_array(l.word, counts[k]) || !in.read_array(l.prob, counts[k]))
-        return errc::corrupt_file;
-      if (k + 1 < order) {
-        if (!in.read_array(l.child, counts[k] + 1) || !in.read_array(l.backoff, counts[k]))
-          return errc::corrupt_file;
-      }
-    }
-    if (in.remaining() != 0) return errc::corrupt_file;
-    if (!m.validate()) return errc::corrupt_file;
-    m.finalize();
-    return m;
+  /// Parses a model from the bytes of a model file (version ngram_format_version or 1);
+  /// the caller keeps ownership of `bytes`, the model copies what it needs. Every size is
+  /// checked against the bytes present before anything is allocated, and every table is
+  /// validated (token ids in range, children sorted and nested, probabilities finite and
+  /// summing to 1), so hostile input yields an error, never undefined behaviour. Errors,
+  /// with details in `*info` when not null: `corrupt_file` (bad magic, truncation,
+  /// trailing bytes, checksum mismatch, out-of-range sizes or values),
+  /// `unsupported_version` (another version; the details state it and
+  /// ngram_format_version).
+  [[nodiscard]] static result<ngram_model> from_bytes(std::span<const std::byte> bytes,
+                                                      error_info* info = nullptr) {
+    constexpr const char* format = "n-gram model";
+    std::uint32_t version = 0;
+    detail::byte_reader head(bytes.subspan(std::min<std::size_t>(bytes.size(), 8)));
+    if (bytes.size() >= 12 && std::memcmp(bytes.data(), file_magic.data(), 8) == 0 &&
+        head.u32(version) && version == 1)
+      return from_version1(bytes, info);
+    auto payload = detail::unframe(bytes, file_magic, ngram_format_version, format, info);
+    if (!payload) return payload.error();
+    return from_payload(*payload, info);
   }
 
  private:
@@ -331,10 +269,7 @@ class ngram_model {
   };
 
   static constexpr std::uint32_t npos = std::numeric_limits<std::uint32_t>::max();
-  static constexpr std::array<char, 8> file_magic{'T', 'D', 'M', 'N', 'G', 'R', 'A', 'M'};
-  // magic, version, flags, checksum; the checksum covers every byte after it.
-  static constexpr std::size_t checksum_end = 8 + 4 + 4 + 8;
-  static constexpr std::size_t header_fixed_bytes = checksum_end + 6 * 4;
+  static constexpr std::string_view file_magic = "TDMNGRAM";
 
   ngram_model() = default;
 
@@ -488,57 +423,78 @@ class ngram_model {
     }
   }
 
-  [[nodiscard]] std::size_t serialized_size() const noexcept {
-    std::size_t n = header_fixed_bytes + order_ * (8 + 12);
+  [[nodiscard]] std::size_t payload_size() const noexcept {
+    std::size_t n = 6 * 4 + order_ * (8 + 12);
     for (const level& l : levels_)
       n += (l.word.size() + l.prob.size() + l.child.size() + l.backoff.size()) * 4;
     return n;
   }
 
-  // Emits the file's bytes to sink(const void*, size_t) in order. The checksum needs the
-  // body first, so the body is emitted twice: once into the hash, once into the sink.
-  template <class Sink>
-  void write_to(Sink& sink) const {
-    std::vector<unsigned char> head;
-    auto put32 = [&](auto v) {
-      unsigned char b[4];
-      detail::store_le(b, v);
-      head.insert(head.end(), b, b + 4);
+  // A version 1 file: "TDMNGRAM", u32 1, u32 flags (0), u64 FNV-1a-64 of the payload, then
+  // the payload of today's format.
+  [[nodiscard]] static result<ngram_model> from_version1(std::span<const std::byte> bytes,
+                                                         error_info* info) {
+    detail::byte_reader head(bytes.subspan(12));
+    std::uint32_t flags = 0;
+    std::uint64_t checksum = 0;
+    if (!head.u32(flags) || !head.u64(checksum))
+      return detail::fail(info, errc::corrupt_file, "n-gram model file truncated in its header");
+    if (flags != 0)
+      return detail::fail(info, errc::corrupt_file, "n-gram model file: unknown flags %u",
+                          static_cast<unsigned>(flags));
+    const auto payload = bytes.subspan(24);
+    if (detail::fnv1a64(payload) != checksum)
+      return detail::fail(info, errc::corrupt_file, "n-gram model file: checksum mismatch");
+    return from_payload(payload, info);
+  }
+
+  [[nodiscard]] static result<ngram_model> from_payload(std::span<const std::byte> payload,
+                                                        error_info* info) {
+    auto corrupt = [info](const char* what) {
+      return detail::fail(info, errc::corrupt_file, "n-gram model file: %s", what);
     };
-    put32(static_cast<std::uint32_t>(order_));
-    put32(static_cast<std::uint32_t>(vocab_));
-    put32(bos_);
-    put32(eos_);
-    put32(root_backoff_);
-    put32(std::uint32_t{0});
-    for (const level& l : levels_) {
-      unsigned char b[8];
-      detail::store_le(b, static_cast<std::uint64_t>(l.word.size()));
-      head.insert(head.end(), b, b + 8);
+    detail::byte_reader in(payload);
+    ngram_model m;
+    std::uint32_t order = 0, vocab = 0, reserved = 0;
+    if (!in.u32(order) || !in.u32(vocab) || !in.i32(m.bos_) || !in.i32(m.eos_) ||
+        !in.f32(m.root_backoff_) || !in.u32(reserved))
+      return corrupt("truncated");
+    if (order < 1 || order > ngram_max_order || vocab < 1 || vocab > ngram_max_vocab ||
+        reserved != 0)
+      return detail::fail(info, errc::corrupt_file,
+                          "n-gram model file: order %u or vocabulary %u out of range",
+                          static_cast<unsigned>(order), static_cast<unsigned>(vocab));
+    m.order_ = order;
+    m.vocab_ = vocab;
+    if (!m.valid_marker(m.bos_) || !m.valid_marker(m.eos_) ||
+        (m.bos_ >= 0 && (m.bos_ == m.eos_ || vocab < 2)))
+      return corrupt("bad BOS or EOS token");
+    std::array<std::uint64_t, ngram_max_order> counts{};
+    for (std::size_t k = 0; k < order; ++k) {
+      if (!in.u64(counts[k]) || counts[k] >= std::numeric_limits<std::uint32_t>::max())
+        return corrupt("n-gram count out of range");
     }
-    for (std::size_t k = 0; k < order_; ++k)
-      for (float d : discounts_[k]) put32(d);
-
-    auto body = [&](auto& out) {
-      out(head.data(), head.size());
-      for (const level& l : levels_) {
-        detail::emit_le_array(std::span<const token_id>(l.word), out);
-        detail::emit_le_array(std::span<const float>(l.prob), out);
-        detail::emit_le_array(std::span<const std::uint32_t>(l.child), out);
-        detail::emit_le_array(std::span<const float>(l.backoff), out);
+    for (std::size_t k = 0; k < order; ++k) {
+      for (std::size_t d = 0; d < 3; ++d) {
+        float v = 0;
+        if (!in.f32(v) || !(v >= 0.0f && v <= 3.0f)) return corrupt("discount out of range");
+        m.discounts_[k][d] = v;
       }
-    };
-    detail::fnv1a64 h;
-    auto hasher = [&](const void* p, std::size_t n) { h.update(p, n); };
-    body(hasher);
-
-    unsigned char pre[checksum_end];
-    std::memcpy(pre, file_magic.data(), file_magic.size());
-    detail::store_le(pre + 8, ngram_format_version);
-    detail::store_le(pre + 12, std::uint32_t{0});
-    detail::store_le(pre + 16, h.hash);
-    sink(static_cast<const void*>(pre), sizeof(pre));
-    body(sink);
+    }
+    m.levels_.resize(order);
+    for (std::size_t k = 0; k < order; ++k) {
+      level& l = m.levels_[k];
+      if (!in.elements(l.word, counts[k]) || !in.elements(l.prob, counts[k]))
+        return corrupt("tables truncated");
+      if (k + 1 < order) {
+        if (!in.elements(l.child, counts[k] + 1) || !in.elements(l.backoff, counts[k]))
+          return corrupt("tables truncated");
+      }
+    }
+    if (!in.at_end()) return corrupt("trailing bytes");
+    if (!m.validate()) return corrupt("inconsistent tables");
+    m.finalize();
+    return m;
   }
 
   std::size_t order_ = 0;

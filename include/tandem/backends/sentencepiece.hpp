@@ -5,7 +5,6 @@
 
 #include <sentencepiece_processor.h>
 
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,7 +19,9 @@
 
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/stream_decoder.hpp"
 #include "tandem/core/types.hpp"
@@ -67,24 +68,6 @@ inline void append_spm_text(std::string_view piece, std::string& out) {
   }
 }
 
-/// Reads a whole file. Errors: file_not_found (cannot be opened), io_error (read failed).
-[[nodiscard]] inline errc spm_read_file(const std::string& path, std::string& out) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return errc::file_not_found;
-  char buf[1 << 14];
-  errc e = errc::ok;
-  for (;;) {
-    const std::size_t n = std::fread(buf, 1, sizeof buf, f);
-    out.append(buf, n);
-    if (n < sizeof buf) {
-      if (std::ferror(f)) e = errc::io_error;
-      break;
-    }
-  }
-  std::fclose(f);
-  return e;
-}
-
 }  // namespace detail
 
 /// A sentencepiece model (BPE or unigram) as a tandem::Tokenizer.
@@ -103,28 +86,37 @@ inline void append_spm_text(std::string_view piece, std::string& out) {
 class sentencepiece_tokenizer {
  public:
   /// Loads a model file written by spm_train. Errors: `file_not_found` (cannot be opened),
-  /// `io_error` (read failed), `corrupt_file` (not a sentencepiece model), `unsupported`
-  /// (see the class comment), `out_of_memory`.
-  [[nodiscard]] static result<sentencepiece_tokenizer> load(std::string_view path) {
-    std::string blob;
-    TANDEM_TRY(detail::spm_read_file(std::string(path), blob));
-    return from_serialized(blob);
+  /// `invalid_argument` (a directory), `io_error` (read failed), and those of `from_bytes`;
+  /// details (the path first) in `*info` when not null.
+  [[nodiscard]] static result<sentencepiece_tokenizer> load(std::string_view path,
+                                                            error_info* info = nullptr) {
+    return detail::parse_file(
+        path, info, [](std::span<const std::byte> b, error_info* i) { return from_bytes(b, i); });
   }
 
   /// Loads a model from the bytes of a model file (a serialized ModelProto), copied.
-  /// Errors: `corrupt_file` (empty or not a sentencepiece model), `unsupported`,
+  /// Errors, with details in `*info` when not null: `corrupt_file` (empty or not a
+  /// sentencepiece model; the details carry sentencepiece's own message), `unsupported`,
   /// `out_of_memory`.
-  [[nodiscard]] static result<sentencepiece_tokenizer> from_serialized(std::string_view blob) {
-    if (blob.empty()) return errc::corrupt_file;
+  [[nodiscard]] static result<sentencepiece_tokenizer> from_bytes(std::span<const std::byte> bytes,
+                                                                  error_info* info = nullptr) {
+    if (bytes.empty()) return detail::fail(info, errc::corrupt_file, "empty sentencepiece model");
     std::unique_ptr<sentencepiece::SentencePieceProcessor> sp(
         new (std::nothrow) sentencepiece::SentencePieceProcessor());
-    if (!sp) return errc::out_of_memory;
+    if (!sp) return detail::fail(info, errc::out_of_memory);
     // Any failure here means the bytes are not a usable model.
-    if (!sp->LoadFromSerializedProto(blob).ok()) return errc::corrupt_file;
-    const int n = sp->GetPieceSize();
-    if (n <= 0) return errc::corrupt_file;
+    if (const auto status = sp->LoadFromSerializedProto(detail::as_text(bytes)); !status.ok())
+      return detail::fail(info, errc::corrupt_file, "not a sentencepiece model (%s)",
+                          status.ToString().c_str());
+    if (sp->GetPieceSize() <= 0)
+      return detail::fail(info, errc::corrupt_file, "sentencepiece model without pieces");
     sentencepiece_tokenizer t(std::move(sp));
-    TANDEM_TRY(t.init());
+    if (const errc e = t.init(); e != errc::ok)
+      return detail::fail(info, e,
+                          e == errc::unsupported
+                              ? "sentencepiece model whose text is not the concatenation of its "
+                                "pieces (denormalization or suffix whitespace)"
+                              : "sentencepiece model: inconsistent pieces");
     return t;
   }
 

@@ -3,6 +3,7 @@
 // trace, and save/load of a policy as a versioned text file.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 
 namespace tandem::inline v0 {
@@ -98,10 +101,11 @@ struct cascade_policy {
     return cascade_decision::escalate;
   }
 
-  /// The policy as text: a "tandem-cascade-policy 1" line, then one line per stage
-  /// "stage accept abstain_below" with thresholds in hexadecimal floating point (exact).
-  [[nodiscard]] std::string serialize() const {
-    std::string out = "tandem-cascade-policy 1\n";
+  /// The policy as text: a "tandem-cascade-policy 1" line (1: file_version), then one line
+  /// per stage "stage accept abstain_below" with thresholds in hexadecimal floating point
+  /// (exact).
+  [[nodiscard]] std::string to_text() const {
+    std::string out = "tandem-cascade-policy " + std::to_string(file_version) + "\n";
     char buf[128];
     for (std::size_t r = 0; r < order.size(); ++r) {
       std::snprintf(buf, sizeof buf, "%zu %a %a\n", order[r], accept[r], abstain_below[r]);
@@ -110,64 +114,86 @@ struct cascade_policy {
     return out;
   }
 
-  /// Reads text written by `serialize`. Errors: unsupported_version (another version
-  /// line), corrupt_file (a bad header, line or number, a NaN, repeated stages, no stage).
-  [[nodiscard]] static result<cascade_policy> deserialize(std::string_view text) {
+  /// Reads text written by `to_text` (or `save`). Errors, with details in `*info` when not
+  /// null (the line, and the column where a field is bad): unsupported_version (another
+  /// version line; the details state it and file_version), corrupt_file (a bad header,
+  /// line or number, a NaN, repeated stages, no stage).
+  [[nodiscard]] static result<cascade_policy> from_text(std::string_view text,
+                                                        error_info* info = nullptr) {
     constexpr std::string_view head = "tandem-cascade-policy ";
-    if (text.substr(0, head.size()) != head) return errc::corrupt_file;
+    if (text.substr(0, head.size()) != head)
+      return detail::fail_at(info, errc::corrupt_file, 1, 1,
+                             "not a cascade policy file (no \"tandem-cascade-policy\" header)");
     text.remove_prefix(head.size());
     const std::size_t nl = text.find('\n');
-    if (nl == std::string_view::npos) return errc::corrupt_file;
-    if (text.substr(0, nl) != "1") return errc::unsupported_version;
+    if (nl == std::string_view::npos)
+      return detail::fail_at(info, errc::corrupt_file, 1, 0, "cascade policy file truncated");
+    if (const std::string_view v = text.substr(0, nl); v != std::to_string(file_version))
+      return detail::fail_at(info, errc::unsupported_version, 1, head.size() + 1,
+                             "cascade policy file of format version %.*s; this build reads "
+                             "version %u",
+                             static_cast<int>(std::min<std::size_t>(v.size(), 32)), v.data(),
+                             static_cast<unsigned>(file_version));
     text.remove_prefix(nl + 1);
     cascade_policy p;
-    while (!text.empty()) {
+    for (std::uint64_t n = 2; !text.empty(); ++n) {
       const std::size_t e = text.find('\n');
-      if (e == std::string_view::npos) return errc::corrupt_file;  // truncated line
+      if (e == std::string_view::npos)
+        return detail::fail_at(info, errc::corrupt_file, n, 0,
+                               "cascade policy file truncated (no newline)");
       const std::string line(text.substr(0, e));
       text.remove_prefix(e + 1);
       const char* s = line.c_str();
+      auto bad = [&](const char* what) {
+        return detail::fail_at(
+            info, errc::corrupt_file, n, static_cast<std::uint64_t>(s - line.c_str()) + 1,
+            "cascade policy: bad %s in \"%.*s\"", what,
+            static_cast<int>(std::min<std::size_t>(line.size(), 64)), line.c_str());
+      };
       char* end = nullptr;
-      if (*s < '0' || *s > '9') return errc::corrupt_file;
+      if (*s < '0' || *s > '9') return bad("stage index");
       const unsigned long long idx = std::strtoull(s, &end, 10);
-      if (end == s || *end != ' ') return errc::corrupt_file;
+      if (end == s || *end != ' ' || idx > (std::uint64_t{1} << 32)) return bad("stage index");
       s = end + 1;
       const double a = std::strtod(s, &end);
-      if (end == s || *end != ' ') return errc::corrupt_file;
+      if (end == s || *end != ' ') return bad("accept threshold");
       s = end + 1;
       const double b = std::strtod(s, &end);
-      if (end == s || *end != '\0') return errc::corrupt_file;
-      if (idx > (std::uint64_t{1} << 32)) return errc::corrupt_file;
+      if (end == s || *end != '\0') return bad("abstain threshold");
       p.order.push_back(static_cast<std::size_t>(idx));
       p.accept.push_back(a);
       p.abstain_below.push_back(b);
     }
-    if (p.validate(std::numeric_limits<std::size_t>::max()) != errc::ok) return errc::corrupt_file;
-    return p;
+    switch (p.validate(std::numeric_limits<std::size_t>::max())) {
+      case errc::ok:
+        return p;
+      case errc::empty_input:
+        return detail::fail(info, errc::corrupt_file, "cascade policy file without a stage");
+      default:
+        return detail::fail(info, errc::corrupt_file,
+                            "cascade policy file: a NaN threshold or a repeated stage");
+    }
   }
 
-  /// Writes `serialize()` to `path`. Errors: io_error. The policy is unchanged.
-  [[nodiscard]] errc save(const char* path) const {
-    std::FILE* f = std::fopen(path, "wb");
-    if (f == nullptr) return errc::io_error;
-    const std::string s = serialize();
-    const bool ok = std::fwrite(s.data(), 1, s.size(), f) == s.size();
-    return std::fclose(f) == 0 && ok ? errc::ok : errc::io_error;
+  /// Writes `to_text()` to `path`, replacing any file there as a whole. Errors: io_error
+  /// (details in `*info`: the path). The policy is unchanged; on failure an earlier file
+  /// at `path` is intact.
+  [[nodiscard]] errc save(std::string_view path, error_info* info = nullptr) const {
+    return detail::write_file(path, std::string_view(to_text()), info);
   }
 
-  /// Reads a policy from `path`. Errors: file_not_found, io_error, those of deserialize.
-  [[nodiscard]] static result<cascade_policy> load(const char* path) {
-    std::FILE* f = std::fopen(path, "rb");
-    if (f == nullptr) return errc::file_not_found;
-    std::string s;
-    char buf[4096];
-    std::size_t got = 0;
-    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, got);
-    const bool err = std::ferror(f) != 0;
-    std::fclose(f);
-    if (err) return errc::io_error;
-    return deserialize(s);
+  /// Reads a policy from `path`. Errors: file_not_found, invalid_argument (a directory),
+  /// io_error, those of from_text; details (the path first) in `*info`.
+  [[nodiscard]] static result<cascade_policy> load(std::string_view path,
+                                                   error_info* info = nullptr) {
+    return detail::parse_file(path, info, [](std::span<const std::byte> b, error_info* i) {
+      return from_text(detail::as_text(b), i);
+    });
   }
+
+  /// The format version to_text() writes; from_text() refuses any other
+  /// (`unsupported_version`).
+  static constexpr std::uint32_t file_version = 1;
 };
 
 /// Replays logged scores through `policy`: `scores[r]` is the score the stage at position

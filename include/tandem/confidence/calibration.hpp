@@ -14,10 +14,11 @@
 #include <string_view>
 #include <vector>
 
-#include "tandem/confidence/detail/serial.hpp"
 #include "tandem/confidence/metrics.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 
 namespace tandem::inline v0 {
@@ -61,9 +62,9 @@ struct calibration_options {
 /// identity map on probability scores (temperature 1).
 class calibrator {
  public:
-  /// The first bytes of serialize()'s output.
+  /// The first bytes of to_bytes()'s output.
   static constexpr std::string_view file_magic = "TNDMCAL1";
-  /// The format version serialize() writes; deserialize() refuses any other
+  /// The format version to_bytes() writes; from_bytes() refuses any other
   /// (`unsupported_version`).
   static constexpr std::uint32_t file_version = 1;
 
@@ -154,57 +155,63 @@ class calibrator {
   [[nodiscard]] double platt_b() const noexcept { return b_; }
   ///@}
 
-  /// The calibrator as a framed byte string (magic "TNDMCAL1", version, FNV-1a checksum).
-  [[nodiscard]] std::string serialize() const {
-    detail::conf::byte_writer w;
+  /// The calibrator as bytes: a frame of core/detail/bytes.hpp (magic "TNDMCAL1", version
+  /// file_version, payload size, FNV-1a-64 checksum) around u8 method, u8 scale, f64 a,
+  /// f64 b, then the knots and the values (each a u64 count and f64s), little-endian.
+  [[nodiscard]] std::vector<std::byte> to_bytes() const {
+    detail::byte_writer w;
     w.u8(static_cast<std::uint8_t>(method_));
     w.u8(static_cast<std::uint8_t>(scale_));
     w.f64(a_);
     w.f64(b_);
-    w.u64(xs_.size());
-    for (double x : xs_) w.f64(x);
-    w.u64(ys_.size());
-    for (double y : ys_) w.f64(y);
-    return detail::conf::frame(file_magic, file_version, w.bytes());
+    w.array(xs_);
+    w.array(ys_);
+    return detail::frame(file_magic, file_version, w.bytes());
   }
 
-  /// Reads a calibrator written by `serialize`. Errors: `corrupt_file` (bad magic,
-  /// checksum, sizes, truncation, or parameters no fit could produce),
-  /// `unsupported_version`.
-  [[nodiscard]] static result<calibrator> deserialize(std::string_view bytes) {
-    auto payload = detail::conf::unframe(bytes, file_magic, file_version);
+  /// Reads a calibrator written by `to_bytes` (or `save`). Errors, with details in `*info`
+  /// when not null: `corrupt_file` (bad magic, checksum, sizes, truncation, or parameters
+  /// no fit could produce), `unsupported_version` (another format version; the details
+  /// state it and file_version).
+  [[nodiscard]] static result<calibrator> from_bytes(std::span<const std::byte> bytes,
+                                                     error_info* info = nullptr) {
+    auto payload = detail::unframe(bytes, file_magic, file_version, "calibrator", info);
     if (!payload) return payload.error();
-    detail::conf::byte_reader r(*payload);
+    detail::byte_reader r(*payload);
     calibrator c;
     std::uint8_t m = 0, s = 0;
-    std::uint64_t nx = 0, ny = 0;
-    if (!r.u8(m) || !r.u8(s) || m > 3 || s > 1) return errc::corrupt_file;
+    if (!r.u8(m) || !r.u8(s))
+      return detail::fail(info, errc::corrupt_file, "calibrator file truncated");
+    if (m > 3 || s > 1)
+      return detail::fail(info, errc::corrupt_file,
+                          "calibrator file: unknown method %u or scale %u", unsigned{m},
+                          unsigned{s});
     c.method_ = static_cast<calibration_method>(m);
     c.scale_ = static_cast<score_scale>(s);
-    if (!r.f64(c.a_) || !r.f64(c.b_) || !r.u64(nx) || nx > r.remaining() / 8)
-      return errc::corrupt_file;
-    c.xs_.resize(static_cast<std::size_t>(nx));
-    for (double& x : c.xs_)
-      if (!r.f64(x)) return errc::corrupt_file;
-    if (!r.u64(ny) || ny > r.remaining() / 8) return errc::corrupt_file;
-    c.ys_.resize(static_cast<std::size_t>(ny));
-    for (double& y : c.ys_)
-      if (!r.f64(y)) return errc::corrupt_file;
-    if (!r.at_end() || !c.valid()) return errc::corrupt_file;
+    if (!r.f64(c.a_) || !r.f64(c.b_) || !r.array(c.xs_) || !r.array(c.ys_))
+      return detail::fail(info, errc::corrupt_file, "calibrator file truncated");
+    if (!r.at_end())
+      return detail::fail(info, errc::corrupt_file, "calibrator file: %zu trailing bytes",
+                          r.left());
+    if (!c.valid())
+      return detail::fail(
+          info, errc::corrupt_file, "calibrator file: %.*s parameters no fit could produce",
+          static_cast<int>(to_string(c.method_).size()), to_string(c.method_).data());
     return c;
   }
 
-  /// Writes the calibrator to `path`. Errors: `io_error`. The object is unchanged.
-  [[nodiscard]] errc save(const char* path) const {
-    return detail::conf::write_file(path, serialize());
+  /// Writes `to_bytes()` to `path`, replacing any file there as a whole. Errors: `io_error`
+  /// (details in `*info`: the path). The object is unchanged; on failure an earlier file at
+  /// `path` is intact.
+  [[nodiscard]] errc save(std::string_view path, error_info* info = nullptr) const {
+    return detail::write_file(path, to_bytes(), info);
   }
 
-  /// Reads a calibrator from `path`. Errors: `file_not_found`, `io_error`, and those of
-  /// `deserialize`.
-  [[nodiscard]] static result<calibrator> load(const char* path) {
-    auto bytes = detail::conf::read_file(path);
-    if (!bytes) return bytes.error();
-    return deserialize(*bytes);
+  /// Reads a calibrator from `path`. Errors: `file_not_found`, `invalid_argument` (a
+  /// directory), `io_error`, and those of `from_bytes`; details (the path first) in `*info`.
+  [[nodiscard]] static result<calibrator> load(std::string_view path, error_info* info = nullptr) {
+    return detail::parse_file(
+        path, info, [](std::span<const std::byte> b, error_info* i) { return from_bytes(b, i); });
   }
 
  private:

@@ -1,6 +1,7 @@
 // tandem: named error values. tandem never throws; every runtime failure is one of these.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -10,6 +11,17 @@ namespace tandem::inline v0 {
 
 /// Error values returned by tandem functions. `errc::ok` (zero) means success. Each
 /// function documents which of these it returns and the state it leaves behind.
+///
+/// Which codes belong here: a code is in core's errc when generic code must be able to
+/// react to it without knowing the backend (retry, fall back to another model, escalate,
+/// report). `network_error`, `http_error` and `timeout` qualify: any remote backend returns
+/// them through the Generator concept, and a cascade or a router treats them alike
+/// whichever generator failed. A condition that only one backend produces and only its
+/// caller can act on gets no code of its own: it maps to the nearest generic code (a
+/// llama.cpp decode failure is `decode_failed`, a refused model file `corrupt_file`) and
+/// its specifics go to the `error_info` details or to the backend's own accessors (e.g.
+/// `http_generator::last_status()`). Values are never renumbered; a new one goes last,
+/// with a name in to_string() and errc_count moved past it.
 // clang-format 14 mangles an attribute on an enum; keep this block as written.
 // clang-format off
 enum class [[nodiscard]] errc : std::uint8_t {
@@ -43,6 +55,11 @@ enum class [[nodiscard]] errc : std::uint8_t {
   out_of_sync,          ///< parts of a combined model stand at different positions
 };
 // clang-format on
+
+/// Number of error values: every errc lies in [0, errc_count). A test walks the range and
+/// checks that each value has a distinct name and that errc_count itself has none, so a
+/// new enumerator added without a name or without moving this constant fails it.
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::out_of_sync) + 1;
 
 /// Stable lower-case name of an error value, e.g. "invalid_token". Never null.
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {

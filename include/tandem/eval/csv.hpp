@@ -6,14 +6,16 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
 
 #include "tandem/core/config.hpp"
-#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 
 namespace tandem::inline v0 {
@@ -119,14 +121,17 @@ struct csv_table {
 
 /// Parses a whole CSV text into a table the caller owns. A header with no data rows is a
 /// valid (empty) table; blank lines (a record that is one empty field) are skipped.
-/// Errors: `empty_input` (the text holds no record at all), `parse_error` (malformed
-/// quoting), `size_mismatch` (a record whose field count differs from the first
-/// record's, unless `allow_ragged`), `invalid_argument` (a delimiter that is a double
-/// quote, CR or LF).
+/// Errors, with details in `*info` when not null (`line`: the 1-based record, the header
+/// included; `column`: the 1-based field): `empty_input` (the text holds no record at
+/// all), `parse_error` (malformed quoting), `size_mismatch` (a record whose field count
+/// differs from the first record's, unless `allow_ragged`), `invalid_argument` (a
+/// delimiter that is a double quote, CR or LF).
 [[nodiscard]] inline result<csv_table> parse_csv(std::string_view text,
-                                                 const csv_options& options = {}) {
+                                                 const csv_options& options = {},
+                                                 error_info* info = nullptr) {
   if (options.delimiter == '"' || options.delimiter == '\r' || options.delimiter == '\n')
-    return errc::invalid_argument;
+    return detail::fail(info, errc::invalid_argument,
+                        "CSV delimiter is a double quote or a line break");
   csv_reader reader(text, options.delimiter);
   csv_table table;
   std::vector<std::string> fields;
@@ -134,7 +139,10 @@ struct csv_table {
   bool first = true;
   for (;;) {
     auto r = reader.next(fields);
-    if (!r) return r.error();
+    if (!r)
+      return detail::fail_at(info, r.error(), reader.records() + 1, fields.size() + 1,
+                             "CSV record %zu: malformed quoting in field %zu", reader.records() + 1,
+                             fields.size() + 1);
     if (!*r) break;
     if (fields.size() == 1 && fields[0].empty()) continue;
     if (first) {
@@ -145,25 +153,31 @@ struct csv_table {
         continue;
       }
     } else if (!options.allow_ragged && fields.size() != width) {
-      return errc::size_mismatch;
+      return detail::fail_at(info, errc::size_mismatch, reader.records(), 0,
+                             "CSV record %zu has %zu fields, the first record %zu",
+                             reader.records(), fields.size(), width);
     }
     table.rows.push_back(fields);
   }
-  if (first) return errc::empty_input;
+  if (first) return detail::fail(info, errc::empty_input, "CSV text without a record");
   return table;
 }
 
-/// Reads a whole file into a string. Errors: `file_not_found`, `io_error`.
-[[nodiscard]] inline result<std::string> read_text_file(const char* path) {
-  return detail::read_file(path);
+/// Reads a whole file into a string. Errors, with details (the path) in `*info` when not
+/// null: `file_not_found`, `invalid_argument` (a directory), `io_error`.
+[[nodiscard]] inline result<std::string> read_text_file(std::string_view path,
+                                                        error_info* info = nullptr) {
+  return detail::read_text_file(path, info);
 }
 
-/// Parses a CSV file (see `parse_csv`); adds `file_not_found` and `io_error`.
-[[nodiscard]] inline result<csv_table> read_csv_file(const char* path,
-                                                     const csv_options& options = {}) {
-  auto text = read_text_file(path);
-  if (!text) return text.error();
-  return parse_csv(*text, options);
+/// Parses a CSV file (see `parse_csv`); adds the errors of `read_text_file`. The details of
+/// a parse error name the path first.
+[[nodiscard]] inline result<csv_table> read_csv_file(std::string_view path,
+                                                     const csv_options& options = {},
+                                                     error_info* info = nullptr) {
+  return detail::parse_file(path, info, [&options](std::span<const std::byte> b, error_info* i) {
+    return parse_csv(detail::as_text(b), options, i);
+  });
 }
 
 namespace detail {

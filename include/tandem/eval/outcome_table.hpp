@@ -14,6 +14,7 @@
 
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/eval/csv.hpp"
@@ -72,54 +73,61 @@ struct outcome_load_stats {
   return *v;
 }
 
-/// The result of a failed load: the error plus where it happened, for a useful message.
-struct outcome_load_error {
-  errc code = errc::ok;  ///< what went wrong
-  std::string column;    ///< the column involved, if any
-  std::size_t row = 0;   ///< 1-based data row, 0 when not row-specific
-  std::string cell;      ///< the offending cell text, if any
-};
-
 /// Appends the rows of a parsed CSV table to `table`, whose `models` must equal
 /// `options.models` (set it when the table is empty). Rows with an empty (after trimming
 /// spaces) cell in a used column are skipped and counted in `stats.dropped`.
-/// Errors (written to `error`, also returned): invalid_argument (no models, duplicate
-/// models, fixed_costs of the wrong size or negative/non-finite, a mismatching
-/// table.models, a quality outside [0, 1], a negative cost), not_found (a missing column),
-/// parse_error (a non-numeric quality or cost), non_finite. On error `table` keeps the
-/// rows appended before the failing row; `stats` counts them.
+/// Errors: invalid_argument (no models, duplicate models, fixed_costs of the wrong size or
+/// negative/non-finite, a mismatching table.models, a quality outside [0, 1], a negative
+/// cost), not_found (a missing column), parse_error (a non-numeric quality or cost),
+/// non_finite. Details in `*info` when not null: for a bad cell, `line` is its 1-based data
+/// row (the header not counted), `column` its 1-based column index, and the text names the
+/// column and quotes the cell ("column \"b_cost\": bad value \"cheap\""); a missing column
+/// is named in the text. On error `table` keeps the rows appended before the failing row;
+/// `stats` counts them.
 [[nodiscard]] inline errc append_outcome_csv(outcome_table& table, const csv_table& csv,
                                              const outcome_csv_options& options,
                                              outcome_load_stats& stats,
-                                             outcome_load_error* error = nullptr) {
-  const auto fail = [&](errc e, std::string col = {}, std::size_t row = 0, std::string cell = {}) {
-    if (error != nullptr) *error = {e, std::move(col), row, std::move(cell)};
-    return e;
+                                             error_info* info = nullptr) {
+  const auto bad_option = [&](const char* what) {
+    return detail::fail(info, errc::invalid_argument, "outcome table options: %s", what);
+  };
+  const auto missing = [&](const std::string& column) {
+    return detail::fail(info, errc::not_found, "no column \"%s\"", column.c_str());
+  };
+  const auto bad_cell = [&](errc e, const std::string& column, std::size_t row, std::size_t index,
+                            std::string_view cell) {
+    constexpr std::size_t shown = 64;  // of the cell; the rest is cut
+    return detail::fail_at(info, e, row, index + 1, "column \"%s\": bad value \"%.*s\"",
+                           column.c_str(), static_cast<int>(std::min(cell.size(), shown)),
+                           cell.data());
   };
   const std::size_t m = options.models.size();
-  if (m == 0) return fail(errc::invalid_argument);
+  if (m == 0) return bad_option("no models");
   for (std::size_t a = 0; a < m; ++a)
     for (std::size_t b = a + 1; b < m; ++b)
       if (options.models[a] == options.models[b])
-        return fail(errc::invalid_argument, options.models[a]);
+        return detail::fail(info, errc::invalid_argument,
+                            "outcome table options: model \"%s\" named twice",
+                            options.models[a].c_str());
   const bool fixed = !options.fixed_costs.empty();
-  if (fixed && options.fixed_costs.size() != m) return fail(errc::invalid_argument);
+  if (fixed && options.fixed_costs.size() != m)
+    return bad_option("fixed_costs and models differ in size");
   for (double c : options.fixed_costs)
-    if (!std::isfinite(c) || c < 0) return fail(errc::invalid_argument);
+    if (!std::isfinite(c) || c < 0) return bad_option("a negative or non-finite fixed cost");
   if (table.models.empty() && table.prompts.empty()) table.models = options.models;
-  if (table.models != options.models) return fail(errc::invalid_argument);
+  if (table.models != options.models) return bad_option("models differ from the table's");
 
   auto pc = csv.column(options.prompt_column);
-  if (!pc) return fail(errc::not_found, options.prompt_column);
+  if (!pc) return missing(options.prompt_column);
   std::vector<std::size_t> qcol(m), ccol(m);
   for (std::size_t j = 0; j < m; ++j) {
     auto q = csv.column(options.models[j]);
-    if (!q) return fail(errc::not_found, options.models[j]);
+    if (!q) return missing(options.models[j]);
     qcol[j] = *q;
     if (!fixed) {
       const std::string name = options.models[j] + options.cost_suffix;
       auto c = csv.column(name);
-      if (!c) return fail(errc::not_found, name);
+      if (!c) return missing(name);
       ccol[j] = *c;
     }
   }
@@ -140,15 +148,15 @@ struct outcome_load_error {
     }
     for (std::size_t j = 0; j < m; ++j) {
       auto q = parse_quality(cell(qcol[j]));
-      if (!q) return fail(q.error(), options.models[j], r + 1, std::string(cell(qcol[j])));
+      if (!q) return bad_cell(q.error(), options.models[j], r + 1, qcol[j], cell(qcol[j]));
       qrow[j] = *q;
       if (fixed) {
         crow[j] = options.fixed_costs[j];
       } else {
         auto c = parse_number(cell(ccol[j]));
-        const std::string name = options.models[j] + options.cost_suffix;
-        if (!c) return fail(c.error(), name, r + 1, std::string(cell(ccol[j])));
-        if (*c < 0) return fail(errc::invalid_argument, name, r + 1, std::string(cell(ccol[j])));
+        if (!c || *c < 0)
+          return bad_cell(c ? errc::invalid_argument : c.error(),
+                          options.models[j] + options.cost_suffix, r + 1, ccol[j], cell(ccol[j]));
         crow[j] = *c;
       }
     }

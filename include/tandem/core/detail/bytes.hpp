@@ -100,6 +100,15 @@ class byte_writer {
   template <class T>
   void array(std::span<const T> values) {
     u64(values.size());
+    elements(values);
+  }
+  template <class T>
+  void array(const std::vector<T>& values) {
+    array(std::span<const T>(values));
+  }
+  /// Each element little-endian, without a count (for formats that store counts apart).
+  template <class T>
+  void elements(std::span<const T> values) {
     if constexpr (std::endian::native == std::endian::little || sizeof(T) == 1) {
       const auto b = std::as_bytes(values);
       buf_.insert(buf_.end(), b.begin(), b.end());
@@ -108,8 +117,8 @@ class byte_writer {
     }
   }
   template <class T>
-  void array(const std::vector<T>& values) {
-    array(std::span<const T>(values));
+  void elements(const std::vector<T>& values) {
+    elements(std::span<const T>(values));
   }
   /// Reserves room for `n` more bytes.
   void reserve(std::size_t n) { buf_.reserve(buf_.size() + n); }
@@ -197,10 +206,18 @@ class byte_reader {
   [[nodiscard]] bool array(std::vector<T>& out, std::uint64_t max_count = ~std::uint64_t{0}) {
     const std::size_t save = pos_;
     std::uint64_t n = 0;
-    if (!get(n) || n > max_count || n > left() / sizeof(T)) {
+    if (!get(n) || n > max_count || !elements(out, n)) {
       pos_ = save;
       return false;
     }
+    return true;
+  }
+  /// Reads `n` elements (no count in the input: formats that store counts apart) into
+  /// `out`, resized to `n`; false (nothing consumed) when fewer than n * sizeof(T) bytes
+  /// are left, checked before anything is allocated.
+  template <class T>
+  [[nodiscard]] bool elements(std::vector<T>& out, std::uint64_t n) {
+    if (n > left() / sizeof(T)) return false;
     out.resize(static_cast<std::size_t>(n));
     const std::byte* src = b_.data() + pos_;
     if constexpr (std::endian::native == std::endian::little || sizeof(T) == 1) {
@@ -241,17 +258,38 @@ class byte_reader {
 /// Bytes of a frame around its payload: magic (8) + version (4) + size (8) + checksum (8).
 inline constexpr std::size_t frame_overhead = 28;
 
+/// Starts a frame at the end of `w`: magic (exactly 8 bytes), version and the size of the
+/// payload to come. The caller then writes exactly `payload_size` bytes and calls
+/// end_frame() with the returned offset, so that a large payload is written once, in place.
+[[nodiscard]] inline std::size_t begin_frame(byte_writer& w, std::string_view magic,
+                                             std::uint32_t version, std::uint64_t payload_size) {
+  TANDEM_ASSERT(magic.size() == 8, "frame: the magic must be 8 bytes");
+  w.raw(magic);
+  w.u32(version);
+  w.u64(payload_size);
+  return w.size();
+}
+
+/// Ends the frame whose payload starts at `payload_start` (from begin_frame()) by appending
+/// the payload's checksum. Precondition (TANDEM_ASSERT): the payload has the size declared.
+inline void end_frame(byte_writer& w, std::size_t payload_start) {
+  const auto payload = std::span<const std::byte>(w.bytes()).subspan(payload_start);
+  [[maybe_unused]] std::uint64_t size = 0;
+  [[maybe_unused]] const bool read =
+      byte_reader(std::span<const std::byte>(w.bytes()).subspan(payload_start - 8, 8)).u64(size);
+  TANDEM_ASSERT(read && size == payload.size(),
+                "end_frame: the payload is not the size begin_frame declared");
+  w.u64(fnv1a64(payload));
+}
+
 /// Wraps `payload` in a frame with `magic` (exactly 8 bytes) and `version`.
 [[nodiscard]] inline std::vector<std::byte> frame(std::string_view magic, std::uint32_t version,
                                                   std::span<const std::byte> payload) {
-  TANDEM_ASSERT(magic.size() == 8, "frame: the magic must be 8 bytes");
   byte_writer w;
   w.reserve(payload.size() + frame_overhead);
-  w.raw(magic);
-  w.u32(version);
-  w.u64(payload.size());
+  const std::size_t start = begin_frame(w, magic, version, payload.size());
   w.raw(payload);
-  w.u64(fnv1a64(payload));
+  end_frame(w, start);
   return w.take();
 }
 
@@ -296,8 +334,10 @@ inline constexpr std::size_t frame_overhead = 28;
 
 namespace files {
 
+// Reads the file at `path` into `out`, at most `limit` bytes.
 template <class Container>
-[[nodiscard]] inline errc read_into(std::string_view path, Container& out, error_info* info) {
+[[nodiscard]] inline errc read_into(std::string_view path, Container& out, error_info* info,
+                                    std::size_t limit = ~std::size_t{0}) {
   const std::string name(path);
   std::FILE* f = std::fopen(name.c_str(), "rb");
   if (f == nullptr) return fail(info, errc::file_not_found, "%s: cannot open", name.c_str());
@@ -307,8 +347,9 @@ template <class Container>
   int err = 0;
   for (;;) {
     const std::size_t have = out.size();
-    out.resize(have + chunk);
-    const std::size_t got = std::fread(out.data() + have, 1, chunk, f);
+    const std::size_t want = limit - have < chunk ? limit - have : chunk;
+    out.resize(have + want);
+    const std::size_t got = want == 0 ? 0 : std::fread(out.data() + have, 1, want, f);
     out.resize(have + got);
     if (got < chunk) {
       if (std::ferror(f) != 0) {
@@ -336,6 +377,16 @@ template <class Container>
                                                               error_info* info = nullptr) {
   std::vector<std::byte> out;
   if (const errc e = files::read_into(path, out, info); e != errc::ok) return e;
+  return out;
+}
+
+/// Reads the first `max_bytes` bytes of a file (fewer when it is shorter): a format's magic
+/// without reading a large file whole. Errors: as read_file().
+[[nodiscard]] inline result<std::vector<std::byte>> read_file_head(std::string_view path,
+                                                                   std::size_t max_bytes,
+                                                                   error_info* info = nullptr) {
+  std::vector<std::byte> out;
+  if (const errc e = files::read_into(path, out, info, max_bytes); e != errc::ok) return e;
   return out;
 }
 
@@ -387,6 +438,34 @@ template <class Container>
 /// A view of bytes as text.
 [[nodiscard]] inline std::string_view as_text(std::span<const std::byte> b) noexcept {
   return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading a format from a file
+
+/// Prepends "<path>: " to the context text in `*info` (when not null), so that an error
+/// found in a file's contents names the file. The code, line and column are kept.
+inline void prefix_path(error_info* info, std::string_view path) noexcept {
+  if (info == nullptr) return;
+  char old[error_info::capacity];
+  std::memcpy(old, info->text, error_info::capacity);
+  old[error_info::capacity - 1] = '\0';
+  const int n = std::snprintf(info->text, error_info::capacity, "%.*s: %s",
+                              static_cast<int>(path.size()), path.data(), old);
+  if (n < 0) std::memcpy(info->text, old, error_info::capacity);
+}
+
+/// Reads the file at `path` and returns `parse(bytes, info)` (`parse`: a callable taking
+/// `std::span<const std::byte>` and `error_info*`, returning a `result`). Errors: those of
+/// read_file() and those of `parse`, whose details are then prefixed with the path.
+template <class Parse>
+[[nodiscard]] auto parse_file(std::string_view path, error_info* info, Parse&& parse)
+    -> decltype(parse(std::span<const std::byte>{}, info)) {
+  auto bytes = read_file(path, info);
+  if (!bytes) return bytes.error();
+  auto r = parse(std::span<const std::byte>(*bytes), info);
+  if (!r) prefix_path(info, path);
+  return r;
 }
 
 }  // namespace tandem::inline v0::detail
