@@ -51,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/prompt_list.hpp"  // tools/common: the JSON Lines reader of tandem's tools
 #include "tandem/backends/ngram_model.hpp"
 #include "tandem/backends/sentencepiece.hpp"
 #include "tandem/cascade/policy.hpp"
@@ -64,7 +65,6 @@
 #include "tandem/core/sampler.hpp"
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
-#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
 #include "tandem/router/policy.hpp"
 #include "tandem/router/router.hpp"
@@ -794,7 +794,7 @@ errc load_gsm8k(const std::string& path, std::vector<gsm8k_row>& rows) {
 // RouteLLM's contaminated prompts (both sides of each recorded overlap between the
 // routers' training data and the evaluation sets), to leave out of the replays.
 errc load_contaminated(const std::string& path, std::unordered_set<std::string>& out) {
-  auto list = tandem::read_prompt_list_file(path.c_str());
+  auto list = tandem_tools::read_prompt_list_file(path);
   if (!list) return list.error();
   out = std::move(*list);
   return errc::ok;

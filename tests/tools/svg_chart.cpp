@@ -1,6 +1,6 @@
 // The SVG chart writer: nice ticks, escaping, one findable group per series, non-finite
 // values skipped and counted, named errors, well-formed and deterministic output.
-#include "tandem/eval/svg_chart.hpp"
+#include "common/svg_chart.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -16,10 +16,10 @@
 #include "common/scratch_dir.hpp"
 #include "common/svg_check.hpp"
 
-using tandem::chart;
-using tandem::chart_series;
 using tandem::errc;
-using tandem::series_kind;
+using tandem_tools::chart;
+using tandem_tools::chart_series;
+using tandem_tools::series_kind;
 
 namespace {
 
@@ -44,28 +44,28 @@ std::size_t count(const std::string& s, const std::string& what) {
 }  // namespace
 
 TEST_CASE("svg chart: nice ticks are 1, 2 or 5 times a power of ten", "[eval][svg]") {
-  CHECK(*tandem::nice_ticks(0.0, 1.0) == std::vector<double>{0.0, 0.2, 0.4, 0.6, 0.8, 1.0});
-  CHECK(*tandem::nice_ticks(0.0, 10.0, 3) == std::vector<double>{0.0, 5.0, 10.0});
-  CHECK(*tandem::nice_ticks(-3.0, 17.0) == std::vector<double>{0.0, 5.0, 10.0, 15.0});
-  CHECK(*tandem::nice_ticks(0.42, 0.87) == std::vector<double>{0.5, 0.6, 0.7, 0.8});
-  CHECK(*tandem::nice_ticks(-0.3, 0.05, 8) ==
+  CHECK(*tandem_tools::nice_ticks(0.0, 1.0) == std::vector<double>{0.0, 0.2, 0.4, 0.6, 0.8, 1.0});
+  CHECK(*tandem_tools::nice_ticks(0.0, 10.0, 3) == std::vector<double>{0.0, 5.0, 10.0});
+  CHECK(*tandem_tools::nice_ticks(-3.0, 17.0) == std::vector<double>{0.0, 5.0, 10.0, 15.0});
+  CHECK(*tandem_tools::nice_ticks(0.42, 0.87) == std::vector<double>{0.5, 0.6, 0.7, 0.8});
+  CHECK(*tandem_tools::nice_ticks(-0.3, 0.05, 8) ==
         std::vector<double>{-0.3, -0.25, -0.2, -0.15, -0.1, -0.05, 0.0, 0.05});
-  const auto big = *tandem::nice_ticks(0.0, 3e6, 4);
+  const auto big = *tandem_tools::nice_ticks(0.0, 3e6, 4);
   CHECK(big == std::vector<double>{0.0, 1e6, 2e6, 3e6});
 }
 
 TEST_CASE("svg chart: nice ticks reject a bad range with a named error", "[eval][svg]") {
   const double inf = std::numeric_limits<double>::infinity();
-  CHECK(tandem::nice_ticks(1.0, 1.0).error() == errc::invalid_argument);
-  CHECK(tandem::nice_ticks(2.0, 1.0).error() == errc::invalid_argument);
-  CHECK(tandem::nice_ticks(0.0, inf).error() == errc::invalid_argument);
-  CHECK(tandem::nice_ticks(std::nan(""), 1.0).error() == errc::invalid_argument);
-  CHECK(tandem::nice_ticks(0.0, 1.0, 1).error() == errc::invalid_argument);
+  CHECK(tandem_tools::nice_ticks(1.0, 1.0).error() == errc::invalid_argument);
+  CHECK(tandem_tools::nice_ticks(2.0, 1.0).error() == errc::invalid_argument);
+  CHECK(tandem_tools::nice_ticks(0.0, inf).error() == errc::invalid_argument);
+  CHECK(tandem_tools::nice_ticks(std::nan(""), 1.0).error() == errc::invalid_argument);
+  CHECK(tandem_tools::nice_ticks(0.0, 1.0, 1).error() == errc::invalid_argument);
 }
 
 TEST_CASE("svg chart: each series is a group found by its name, with a legend entry",
           "[eval][svg]") {
-  const auto svg = tandem::render_svg(two_series_chart());
+  const auto svg = tandem_tools::render_svg(two_series_chart());
   REQUIRE(svg);
   const auto check = tandem_test::check_svg(*svg);
   INFO(*svg);
@@ -80,22 +80,23 @@ TEST_CASE("svg chart: each series is a group found by its name, with a legend en
 }
 
 TEST_CASE("svg chart: the same chart renders to the same bytes", "[eval][svg]") {
-  CHECK(*tandem::render_svg(two_series_chart()) == *tandem::render_svg(two_series_chart()));
+  CHECK(*tandem_tools::render_svg(two_series_chart()) ==
+        *tandem_tools::render_svg(two_series_chart()));
 }
 
 TEST_CASE("svg chart: text is XML-escaped and invalid UTF-8 is replaced", "[eval][svg]") {
-  CHECK(tandem::detail::xml_escaped("a<b & \"c\" 'd'>") ==
+  CHECK(tandem_tools::detail::xml_escaped("a<b & \"c\" 'd'>") ==
         "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;");
-  CHECK(tandem::detail::xml_escaped("caf\xC3\xA9") == "caf\xC3\xA9");
-  CHECK(tandem::detail::xml_escaped("bad\xFF\x01") == "bad\xEF\xBF\xBD\xEF\xBF\xBD");
-  CHECK(tandem::detail::xml_escaped("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  CHECK(tandem_tools::detail::xml_escaped("caf\xC3\xA9") == "caf\xC3\xA9");
+  CHECK(tandem_tools::detail::xml_escaped("bad\xFF\x01") == "bad\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(tandem_tools::detail::xml_escaped("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
   chart c = two_series_chart();
   c.title = "<script>&";
   c.x.label = "cost \"$\"";
   c.series[0].name = "a</g><g class=\"series\" data-series=\"fake\">";
   c.series[1].labels[0] = "x & y";
   c.series[1].color = "red\" onload=\"alert(1)";
-  const auto svg = tandem::render_svg(c);
+  const auto svg = tandem_tools::render_svg(c);
   REQUIRE(svg);
   const auto check = tandem_test::check_svg(*svg);
   INFO(*svg);
@@ -112,8 +113,8 @@ TEST_CASE("svg chart: non-finite values are skipped and counted, never drawn", "
   chart c;
   c.series = {{"s", series_kind::line_markers, {{0, 0}, {nan, 1}, {1, inf}, {2, 2}}, {}, {}, false},
               {"b", series_kind::bars, {{0, 1}, {1, nan}}, {}, {}, false}};
-  tandem::svg_render_info info;
-  const auto svg = tandem::render_svg(c, &info);
+  tandem_tools::svg_render_info info;
+  const auto svg = tandem_tools::render_svg(c, &info);
   REQUIRE(svg);
   CHECK(info.skipped_points == 3);
   CHECK(tandem_test::check_svg(*svg).error.empty());
@@ -127,20 +128,20 @@ TEST_CASE("svg chart: non-finite values are skipped and counted, never drawn", "
 
 TEST_CASE("svg chart: an empty or unplottable chart is a named error", "[eval][svg]") {
   chart c;
-  CHECK(tandem::render_svg(c).error() == errc::empty_input);
+  CHECK(tandem_tools::render_svg(c).error() == errc::empty_input);
   c.series = {{"only nan", series_kind::line, {{std::nan(""), 1}}, {}, {}, false}};
-  tandem::svg_render_info info;
+  tandem_tools::svg_render_info info;
   info.skipped_points = 99;
-  CHECK(tandem::render_svg(c, &info).error() == errc::empty_input);
+  CHECK(tandem_tools::render_svg(c, &info).error() == errc::empty_input);
   CHECK(info.skipped_points == 99);  // left unchanged on error
   // A reference line alone needs both axes' ranges.
   c.series = {{"perfect calibration", series_kind::diagonal, {}, {}, {}, true}};
-  CHECK(tandem::render_svg(c).error() == errc::empty_input);
+  CHECK(tandem_tools::render_svg(c).error() == errc::empty_input);
   c.x.min = 0;
   c.x.max = 1;
   c.y.min = 0;
   c.y.max = 1;
-  const auto svg = tandem::render_svg(c);
+  const auto svg = tandem_tools::render_svg(c);
   REQUIRE(svg);
   CHECK(count(*svg, "stroke-dasharray") == 2);  // the diagonal and its legend entry
 }
@@ -148,27 +149,27 @@ TEST_CASE("svg chart: an empty or unplottable chart is a named error", "[eval][s
 TEST_CASE("svg chart: bad names, labels, bounds and sizes are named errors", "[eval][svg]") {
   chart c = two_series_chart();
   c.series[1].name = "router";
-  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  CHECK(tandem_tools::render_svg(c).error() == errc::invalid_argument);
   c = two_series_chart();
   c.series[0].name.clear();
-  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  CHECK(tandem_tools::render_svg(c).error() == errc::invalid_argument);
   c = two_series_chart();
   c.series[1].labels.pop_back();
-  CHECK(tandem::render_svg(c).error() == errc::size_mismatch);
+  CHECK(tandem_tools::render_svg(c).error() == errc::size_mismatch);
   c = two_series_chart();
   c.x.min = 5;
   c.x.max = 5;
-  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  CHECK(tandem_tools::render_svg(c).error() == errc::invalid_argument);
   c = two_series_chart();
   c.y.max = std::numeric_limits<double>::infinity();
-  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  CHECK(tandem_tools::render_svg(c).error() == errc::invalid_argument);
   c = two_series_chart();
   c.width = 50;
-  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  CHECK(tandem_tools::render_svg(c).error() == errc::invalid_argument);
   c = two_series_chart();
   c.series[1].kind = series_kind::bars;
   c.series[1].points[0].width = -1;
-  CHECK(tandem::render_svg(c).error() == errc::invalid_argument);
+  CHECK(tandem_tools::render_svg(c).error() == errc::invalid_argument);
 }
 
 TEST_CASE("svg chart: bars span their width from zero and the axes round out to ticks",
@@ -177,7 +178,7 @@ TEST_CASE("svg chart: bars span their width from zero and the axes round out to 
   c.series = {
       {"acc", series_kind::bars, {{0.25, 0.5, 0.5}, {0.75, 1.0, 0.5}}, {}, "#123456", false},
       {"y = x", series_kind::diagonal, {}, {}, {}, true}};
-  const auto svg = tandem::render_svg(c);
+  const auto svg = tandem_tools::render_svg(c);
   REQUIRE(svg);
   INFO(*svg);
   REQUIRE(tandem_test::check_svg(*svg).error.empty());
@@ -192,16 +193,16 @@ TEST_CASE("svg chart: bars span their width from zero and the axes round out to 
 TEST_CASE("svg chart: write_svg writes the rendered bytes, or io_error", "[eval][svg]") {
   tandem_test::scratch_dir dir("tandem-svg-");
   const std::string path = (dir.path() / "chart.svg").string();
-  REQUIRE(tandem::write_svg(two_series_chart(), path.c_str()) == errc::ok);
-  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem::render_svg(two_series_chart()));
+  REQUIRE(tandem_tools::write_svg(two_series_chart(), path.c_str()) == errc::ok);
+  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem_tools::render_svg(two_series_chart()));
   const std::string missing = (dir.path() / "no" / "such" / "dir.svg").string();
-  CHECK(tandem::write_svg(two_series_chart(), missing.c_str()) == errc::io_error);
-  CHECK(tandem::write_svg(chart{}, path.c_str()) == errc::empty_input);
+  CHECK(tandem_tools::write_svg(two_series_chart(), missing.c_str()) == errc::io_error);
+  CHECK(tandem_tools::write_svg(chart{}, path.c_str()) == errc::empty_input);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   REQUIRE(f != nullptr);
-  CHECK(tandem::write_svg(two_series_chart(), f) == errc::ok);
+  CHECK(tandem_tools::write_svg(two_series_chart(), f) == errc::ok);
   std::fclose(f);
-  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem::render_svg(two_series_chart()));
+  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem_tools::render_svg(two_series_chart()));
 }
 
 TEST_CASE("svg check: malformed documents are caught", "[eval][svg]") {
@@ -267,7 +268,7 @@ TEST_CASE("svg chart: seeded random charts render to well-formed SVG or a named 
         for (std::size_t k = 0; k < np; ++k) s.labels.push_back(text());
       c.series.push_back(s);
     }
-    const auto svg = tandem::render_svg(c);
+    const auto svg = tandem_tools::render_svg(c);
     if (!svg) {
       const errc e = svg.error();
       CHECK((e == errc::empty_input || e == errc::invalid_argument));

@@ -1,7 +1,9 @@
-// tandem: a small SVG chart writer for evaluation plots: quality-cost curves, reliability
-// diagrams, acceptance and speedup charts. Linear axes with "nice" ticks, a legend, lines,
-// markers, points, bars and a y = x reference line. No dependencies; the same chart always
-// renders to the same bytes.
+// tandem tools: a small SVG chart writer for evaluation plots: quality-cost curves,
+// reliability diagrams, acceptance and speedup charts. Linear axes with "nice" ticks, a
+// legend, lines, markers, points, bars and a y = x reference line. Tool code for tandem's
+// tools, benchmarks and tests (target tandem_tool_common), not part of the library; it
+// uses only tandem's core (file writing, UTF-8 checking). The same chart always renders to
+// the same bytes.
 #pragma once
 
 #include <algorithm>
@@ -17,11 +19,15 @@
 #include <vector>
 
 #include "tandem/core/config.hpp"
-#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
+#include "tandem/core/stream_decoder.hpp"
 
-namespace tandem::inline v0 {
+namespace tandem_tools {
+
+using tandem::errc;
+using tandem::result;
 
 /// How a chart series is drawn.
 enum class series_kind : std::uint8_t {
@@ -116,15 +122,16 @@ struct svg_render_info {
   TANDEM_ASSERT(path != nullptr, "write_svg: null path");
   auto svg = render_svg(c, info);
   if (!svg) return svg.error();
-  return detail::write_file(path, *svg);
+  return tandem::detail::write_file(std::string_view(path), std::string_view(*svg));
 }
 
 namespace detail {
 
 /// Appends `s` with XML's five special characters escaped; control characters (other than
-/// tab, LF, CR), U+FFFE, U+FFFF and bytes that are not valid UTF-8 become U+FFFD.
+/// tab, LF, CR), U+FFFE, U+FFFF and bytes that are not well-formed UTF-8 (one U+FFFD per
+/// byte, as tandem's streaming detokenizer writes them) become U+FFFD.
 inline void append_xml_escaped(std::string& out, std::string_view s) {
-  constexpr std::string_view replacement = "\xEF\xBF\xBD";
+  using tandem::detail::utf8_replacement;
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
@@ -146,40 +153,22 @@ inline void append_xml_escaped(std::string& out, std::string_view s) {
           break;
         default:
           if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-            out += replacement;
+            out += utf8_replacement;
           else
             out += static_cast<char>(c);
       }
       ++i;
       continue;
     }
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 2;
-      cp = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 3;
-      cp = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 4;
-      cp = c & 0x07u;
-    }
-    bool valid = n != 0 && i + n <= s.size();
-    for (std::size_t k = 1; valid && k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0u) != 0x80u) valid = false;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    // Overlong forms, surrogates, code points past U+10FFFF and XML's two non-characters.
-    if (valid && ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-                  (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF))
-      valid = false;
-    if (valid) {
-      out.append(s.substr(i, n));
-      i += n;
+    // A well-formed character (the text ends here: an incomplete one is not), other than
+    // XML's two non-characters U+FFFE and U+FFFF (EF BF BE, EF BF BF).
+    const int n = tandem::detail::utf8_char_length(s.substr(i));
+    const std::string_view ch = s.substr(i, n > 0 ? static_cast<std::size_t>(n) : 1);
+    if (n > 0 && ch != "\xEF\xBF\xBE" && ch != "\xEF\xBF\xBF") {
+      out.append(ch);
+      i += ch.size();
     } else {
-      out += replacement;
+      out += utf8_replacement;
       ++i;
     }
   }
@@ -632,4 +621,4 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
   return out;
 }
 
-}  // namespace tandem::inline v0
+}  // namespace tandem_tools
