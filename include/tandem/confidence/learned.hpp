@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
 
 #include "tandem/confidence/detail/serial.hpp"
 #include "tandem/confidence/detail/text.hpp"
