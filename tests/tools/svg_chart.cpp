@@ -36,6 +36,13 @@ chart two_series_chart() {
   return c;
 }
 
+void set_bounds(chart& c, double x_min, double x_max, double y_min, double y_max) {
+  c.x.min = x_min;
+  c.x.max = x_max;
+  c.y.min = y_min;
+  c.y.max = y_max;
+}
+
 // The value of the first attribute opening with `start` (e.g. ` x="`) after `from`.
 std::string value_after(const std::string& doc, std::size_t from, const std::string& start) {
   const std::size_t p = doc.find(start, from);
@@ -90,10 +97,7 @@ TEST_CASE("svg chart: each series is a group found by its name, with a legend en
 TEST_CASE("svg chart: points and ticks are drawn where the axes put them in the plot area",
           "[eval][svg]") {
   chart c = two_series_chart();
-  c.x.min = 0;
-  c.x.max = 25;
-  c.y.min = 0.25;
-  c.y.max = 1;
+  set_bounds(c, 0, 25, 0.25, 1);
   const auto svg = tandem_tools::render_svg(c);
   REQUIRE(svg);
   INFO(*svg);
@@ -185,10 +189,7 @@ TEST_CASE("svg chart: an empty or unplottable chart is a named error", "[eval][s
   // A reference line alone needs both axes' ranges.
   c.series = {{"perfect calibration", series_kind::diagonal, {}, {}, {}, true}};
   CHECK(tandem_tools::render_svg(c).error() == errc::empty_input);
-  c.x.min = 0;
-  c.x.max = 1;
-  c.y.min = 0;
-  c.y.max = 1;
+  set_bounds(c, 0, 1, 0, 1);
   const auto svg = tandem_tools::render_svg(c);
   REQUIRE(svg);
   CHECK(count(*svg, "stroke-dasharray") == 2);  // the diagonal and its legend entry

@@ -325,6 +325,14 @@ inline void attr(std::string& out, std::string_view name, double v, int decimals
   out += '"';
 }
 
+/// Appends the ends of a line: ` x1="..." y1="..." x2="..." y2="..."`.
+inline void attr_ends(std::string& out, double x1, double y1, double x2, double y2) {
+  attr(out, "x1", x1);
+  attr(out, "y1", y1);
+  attr(out, "x2", x2);
+  attr(out, "y2", y2);
+}
+
 /// Appends ` name="value"` with the value XML-escaped.
 inline void attr(std::string& out, std::string_view name, std::string_view v) {
   out += ' ';
@@ -429,10 +437,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
   out += "<g class=\"axis\" data-axis=\"x\">\n";
   for (double t : ax.ticks) {
     out += "<line stroke=\"#e6e6e6\"";
-    attr(out, "x1", X(t));
-    attr(out, "y1", py0);
-    attr(out, "x2", X(t));
-    attr(out, "y2", py1 + 5);
+    detail::attr_ends(out, X(t), py0, X(t), py1 + 5);
     out += "/><text text-anchor=\"middle\"";
     attr(out, "x", X(t));
     attr(out, "y", py1 + 18);
@@ -441,10 +446,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
     out += "</text>\n";
   }
   out += "<line stroke=\"black\"";
-  attr(out, "x1", px0);
-  attr(out, "y1", py1);
-  attr(out, "x2", px1);
-  attr(out, "y2", py1);
+  detail::attr_ends(out, px0, py1, px1, py1);
   out += "/>\n<text class=\"label\" text-anchor=\"middle\"";
   attr(out, "x", (px0 + px1) / 2);
   attr(out, "y", c.height - 10);
@@ -453,10 +455,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
   out += "</text>\n</g>\n<g class=\"axis\" data-axis=\"y\">\n";
   for (double t : ay.ticks) {
     out += "<line stroke=\"#e6e6e6\"";
-    attr(out, "x1", px0 - 5);
-    attr(out, "y1", Y(t));
-    attr(out, "x2", px1);
-    attr(out, "y2", Y(t));
+    detail::attr_ends(out, px0 - 5, Y(t), px1, Y(t));
     out += "/><text text-anchor=\"end\"";
     attr(out, "x", px0 - 8);
     attr(out, "y", Y(t) + 4);
@@ -465,10 +464,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
     out += "</text>\n";
   }
   out += "<line stroke=\"black\"";
-  attr(out, "x1", px0);
-  attr(out, "y1", py0);
-  attr(out, "x2", px0);
-  attr(out, "y2", py1);
+  detail::attr_ends(out, px0, py0, px0, py1);
   out += "/>\n<text class=\"label\" text-anchor=\"middle\"";
   const double ly = (py0 + py1) / 2;
   out += " transform=\"rotate(-90 16 ";
@@ -540,10 +536,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
         out += "<line stroke-width=\"1.5\"";
         attr(out, "stroke", color);
         if (s.dashed) out += " stroke-dasharray=\"6 4\"";
-        attr(out, "x1", X(d0));
-        attr(out, "y1", Y(d0));
-        attr(out, "x2", X(d1));
-        attr(out, "y2", Y(d1));
+        detail::attr_ends(out, X(d0), Y(d0), X(d1), Y(d1));
         out += "/>";
       }
     }
@@ -602,10 +595,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
       out += "<line stroke-width=\"2\"";
       attr(out, "stroke", color);
       if (s.dashed) out += " stroke-dasharray=\"6 4\"";
-      attr(out, "x1", lx);
-      attr(out, "y1", yy);
-      attr(out, "x2", lx + 20);
-      attr(out, "y2", yy);
+      detail::attr_ends(out, lx, yy, lx + 20, yy);
       out += "/>";
       if (s.kind == series_kind::line_markers) circle(lx + 10, yy, 3.0, color);
     }
