@@ -26,11 +26,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/svg_chart.hpp"
 #include "tandem/backends/ngram_model.hpp"
 #include "tandem/confidence.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/eval/csv.hpp"
-#include "tandem/eval/svg_chart.hpp"
 
 namespace {
 
@@ -99,9 +99,9 @@ enum class feature_set { text_length, shape_only, text_shape };
 
 /// Adds the reliability curve of `scores` (10 equal-width bins; each non-empty bin's mean
 /// confidence against its accuracy) to `chart` as series `name`.
-void add_reliability_series(tandem::chart& chart, const std::string& name,
+void add_reliability_series(tandem_tools::chart& chart, const std::string& name,
                             const std::vector<double>& scores, const std::vector<int>& labels) {
-  tandem::chart_series s{name, tandem::series_kind::line_markers, {}, {}, {}, false};
+  tandem_tools::chart_series s{name, tandem_tools::series_kind::line_markers, {}, {}, {}, false};
   if (const auto bins = tandem::reliability_diagram(scores, labels, 10))
     for (const auto& b : *bins)
       if (b.count > 0) s.points.push_back({b.mean_confidence, b.accuracy, 0.0});
@@ -110,20 +110,21 @@ void add_reliability_series(tandem::chart& chart, const std::string& name,
 
 /// Writes `chart`, with the diagonal of perfect calibration added, to
 /// DIR/gsm8k_reliability_<features>.svg (creating DIR); returns false (with a message) on failure.
-bool write_reliability_chart(tandem::chart chart, const std::string& dir, const char* features) {
+bool write_reliability_chart(tandem_tools::chart chart, const std::string& dir,
+                             const char* features) {
   chart.title = std::string("gsm8k: reliability of the learned evaluator (") + features + ")";
   chart.x.label = "confidence (bin mean, 10 equal-width bins)";
   chart.y.label = "accuracy of the weak model";
   chart.x.min = chart.y.min = 0.0;
   chart.x.max = chart.y.max = 1.0;
   chart.series.push_back(
-      {"perfect calibration", tandem::series_kind::diagonal, {}, {}, "#999999", true});
+      {"perfect calibration", tandem_tools::series_kind::diagonal, {}, {}, "#999999", true});
   std::string file = features;
   std::replace(file.begin(), file.end(), '+', '_');
   const std::string path = dir + "/gsm8k_reliability_" + file + ".svg";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);  // a failure shows as io_error below
-  if (const auto e = tandem::write_svg(chart, path.c_str()); e != errc::ok) {
+  if (const auto e = tandem_tools::write_svg(chart, path.c_str()); e != errc::ok) {
     std::fprintf(stderr, "eval_confidence: cannot write %s: %s\n", path.c_str(),
                  std::string(tandem::to_string(e)).c_str());
     return false;
@@ -243,7 +244,7 @@ int run_gsm8k(const std::string& dir, int seeds, const std::string& svg_dir) {
       for (std::size_t i : train) y_train.push_back(rows[i].label);
       const summary raw = judge(p, y, true);
       const bool chart = !svg_dir.empty() && seed == 1;
-      tandem::chart reliability;
+      tandem_tools::chart reliability;
       if (chart) add_reliability_series(reliability, "raw", p, y);
       double ece_after[4];
       for (int k = 0; k < 4; ++k) {

@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/svg_chart.hpp"
 #include "tandem/core/errc.hpp"
-#include "tandem/eval/svg_chart.hpp"
 #include "tandem/speculative/decoder.hpp"
 
 namespace tandem_bench {
@@ -83,8 +83,8 @@ inline std::vector<speculative_case> of_shape(const std::vector<speculative_case
 /// achieved speedups (solid) and the cost model's predictions (dashed) in one colour, the
 /// other policies as labelled points; a dashed grey line marks no speedup (1x). `cases`
 /// are those of one cost-model shape (see `of_shape`).
-inline tandem::chart speedup_chart(const std::vector<speculative_case>& cases) {
-  tandem::chart ch;
+inline tandem_tools::chart speedup_chart(const std::vector<speculative_case>& cases) {
+  tandem_tools::chart ch;
   ch.title = "speculative decoding: speedup against draft length (synthetic, " +
              (cases.empty() ? std::string("no cases") : cases.front().shape) + " cost model)";
   ch.x.label = "mean draft length (draft tokens per round)";
@@ -95,7 +95,7 @@ inline tandem::chart speedup_chart(const std::vector<speculative_case>& cases) {
   double longest = 1.0;
   for (const auto& c : cases) longest = std::max(longest, c.mean_draft_length);
   ch.series.push_back({"no speedup (1x)",
-                       tandem::series_kind::line,
+                       tandem_tools::series_kind::line,
                        {{0.0, 1.0, 0.0}, {longest, 1.0, 0.0}},
                        {},
                        "#999999",
@@ -104,12 +104,12 @@ inline tandem::chart speedup_chart(const std::vector<speculative_case>& cases) {
   for (std::size_t k = 0; k < agree.size(); ++k) {
     const std::string color(chart_colors[k % std::size(chart_colors)]);
     std::vector<const speculative_case*> fixed;
-    tandem::chart_series others{agree_name(agree[k]) + " other policies",
-                                tandem::series_kind::points,
-                                {},
-                                {},
-                                color,
-                                false};
+    tandem_tools::chart_series others{agree_name(agree[k]) + " other policies",
+                                      tandem_tools::series_kind::points,
+                                      {},
+                                      {},
+                                      color,
+                                      false};
     for (const auto& c : cases) {
       if (c.agree != agree[k]) continue;
       if (c.fixed_length) {
@@ -122,14 +122,14 @@ inline tandem::chart speedup_chart(const std::vector<speculative_case>& cases) {
     std::stable_sort(fixed.begin(), fixed.end(), [](const auto* a, const auto* b) {
       return a->mean_draft_length < b->mean_draft_length;
     });
-    tandem::chart_series achieved{agree_name(agree[k]) + " achieved",
-                                  tandem::series_kind::line_markers,
-                                  {},
-                                  {},
-                                  color,
-                                  false};
-    tandem::chart_series theory{
-        agree_name(agree[k]) + " theory", tandem::series_kind::line, {}, {}, color, true};
+    tandem_tools::chart_series achieved{agree_name(agree[k]) + " achieved",
+                                        tandem_tools::series_kind::line_markers,
+                                        {},
+                                        {},
+                                        color,
+                                        false};
+    tandem_tools::chart_series theory{
+        agree_name(agree[k]) + " theory", tandem_tools::series_kind::line, {}, {}, color, true};
     for (const auto* c : fixed) {
       achieved.points.push_back({c->mean_draft_length, c->speedup, 0.0});
       theory.points.push_back({c->mean_draft_length, c->theory_speedup, 0.0});
@@ -146,8 +146,8 @@ inline tandem::chart speedup_chart(const std::vector<speculative_case>& cases) {
 /// Acceptance rate by draft position: per acceptance rate, the fixed-length case that
 /// drafted the most positions (any case when none is fixed-length; the first of equals). `cases`
 /// are those of one cost-model shape.
-inline tandem::chart acceptance_chart(const std::vector<speculative_case>& cases) {
-  tandem::chart ch;
+inline tandem_tools::chart acceptance_chart(const std::vector<speculative_case>& cases) {
+  tandem_tools::chart ch;
   ch.title = "speculative decoding: acceptance by draft position (synthetic pair)";
   ch.x.label = "draft position";
   ch.y.label = "acceptance rate at the position";
@@ -162,12 +162,12 @@ inline tandem::chart acceptance_chart(const std::vector<speculative_case>& cases
     const speculative_case* best = nullptr;
     for (const auto& c : cases)
       if (c.agree == a && (best == nullptr || rank(c) > rank(*best))) best = &c;
-    tandem::chart_series s{agree_name(a) + " (" + best->policy + ")",
-                           tandem::series_kind::line_markers,
-                           {},
-                           {},
-                           {},
-                           false};
+    tandem_tools::chart_series s{agree_name(a) + " (" + best->policy + ")",
+                                 tandem_tools::series_kind::line_markers,
+                                 {},
+                                 {},
+                                 {},
+                                 false};
     for (std::size_t i = 0; i < best->acceptance_by_position.size(); ++i)
       s.points.push_back({static_cast<double>(i + 1), best->acceptance_by_position[i], 0.0});
     ch.series.push_back(std::move(s));
@@ -187,7 +187,7 @@ inline bool write_speculative_charts(const std::string& dir,
     for (const auto& [name, ch] : {std::pair{"speedup", speedup_chart(these)},
                                    std::pair{"acceptance", acceptance_chart(these)}}) {
       const std::string path = dir + "/speculative_" + name + "_" + shape + ".svg";
-      if (const auto e = tandem::write_svg(ch, path.c_str()); e != tandem::errc::ok) {
+      if (const auto e = tandem_tools::write_svg(ch, path.c_str()); e != tandem::errc::ok) {
         std::fprintf(stderr, "bench_speculative: cannot write %s: %s\n", path.c_str(),
                      std::string(tandem::to_string(e)).c_str());
         return false;

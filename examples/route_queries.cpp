@@ -16,7 +16,7 @@
 // threshold, here calibrated so that 30% of queries go to GPT-4.
 //
 // It prints the router's choice for a handful of held-out queries, then the replay figures
-// over all held-out queries (eval/replay.hpp): APGR (area under quality over the share of
+// over all held-out queries (tandem/eval/replay.hpp): APGR (area under quality over the share of
 // GPT-4 calls, normalised: 0.5 is random routing, 1 matches the all-GPT-4 quality at once),
 // CPT(50%) (share of GPT-4 calls needed to recover half of the quality gap), AIQ (average
 // quality over the cost range), quality at a 30% GPT-4 share, each against random routing.
@@ -36,9 +36,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/prompt_list.hpp"  // tools/common: the JSON Lines reader of tandem's tools
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
-#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
 #include "tandem/router/policy.hpp"
 #include "tandem/router/router.hpp"
@@ -155,12 +155,13 @@ int main(int argc, char** argv) {
       return fail(f.string().c_str(), e);
   }
   // Contaminated prompts: both sides of each recorded overlap are left out.
-  tandem::prompt_list_error le;
+  tandem::error_info le;
   const auto excluded =
-      tandem::read_prompt_list_file((dir / "contaminated_prompts.jsonl").string().c_str(), &le);
+      tandem_tools::read_prompt_list_file((dir / "contaminated_prompts.jsonl").string(), &le);
   if (!excluded) {
-    std::fprintf(stderr, "route_queries: contaminated_prompts.jsonl line %zu: %s (%s)\n", le.line,
-                 tandem::to_string(excluded.error()).data(), tandem::to_string(le.issue).data());
+    char msg[512];
+    tandem::format_error(le, msg, sizeof msg);
+    std::fprintf(stderr, "route_queries: contaminated_prompts.jsonl: %s\n", msg);
     return 1;
   }
   const std::size_t n_excluded = tandem::remove_prompts(all, *excluded);

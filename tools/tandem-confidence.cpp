@@ -20,10 +20,10 @@
 #include <utility>
 #include <vector>
 
+#include "common/svg_chart.hpp"
 #include "tandem/confidence/calibration.hpp"
 #include "tandem/confidence/metrics.hpp"
 #include "tandem/eval/csv.hpp"
-#include "tandem/eval/svg_chart.hpp"
 
 namespace {
 
@@ -137,7 +137,7 @@ void print_number(const char* key, const tandem::result<double>& v, bool last = 
 /// perfect calibration. Empty bins are left out.
 tandem::errc write_svg(const std::string& path, const std::vector<tandem::reliability_bin>& bins,
                        double ece, bool equal_mass) {
-  tandem::chart c;
+  tandem_tools::chart c;
   char title[96];
   std::snprintf(title, sizeof title, "reliability diagram: ECE %.4f (%zu %s bins)", ece,
                 bins.size(), equal_mass ? "equal-mass" : "equal-width");
@@ -146,20 +146,21 @@ tandem::errc write_svg(const std::string& path, const std::vector<tandem::reliab
   c.y.label = "accuracy";
   c.x.min = c.y.min = 0.0;
   c.x.max = c.y.max = 1.0;
-  tandem::chart_series bars{
-      "accuracy per bin", tandem::series_kind::bars, {}, {}, "#4a7ebb", false};
-  tandem::chart_series means{"bin means", tandem::series_kind::line_markers, {}, {}, "#222222",
-                             false};
+  tandem_tools::chart_series bars{
+      "accuracy per bin", tandem_tools::series_kind::bars, {}, {}, "#4a7ebb", false};
+  tandem_tools::chart_series means{
+      "bin means", tandem_tools::series_kind::line_markers, {}, {}, "#222222", false};
   for (const auto& b : bins) {
     if (b.count == 0) continue;
     bars.points.push_back({(b.lower + b.upper) / 2, b.accuracy, b.upper - b.lower});
     bars.labels.push_back("n=" + std::to_string(b.count));
     means.points.push_back({b.mean_confidence, b.accuracy, 0.0});
   }
-  c.series = {std::move(bars),
-              std::move(means),
-              {"perfect calibration", tandem::series_kind::diagonal, {}, {}, "#cc3333", true}};
-  return tandem::write_svg(c, path.c_str());
+  c.series = {
+      std::move(bars),
+      std::move(means),
+      {"perfect calibration", tandem_tools::series_kind::diagonal, {}, {}, "#cc3333", true}};
+  return tandem_tools::write_svg(c, path.c_str());
 }
 
 int run_eval(const args& a) {

@@ -1,6 +1,6 @@
 // Shared code of tandem's outcome-table tools (tandem-route, tandem-cascade): error
 // exits, the data flags and their checks, loading and splitting the tables, exclusions,
-// JSON curve points and the SVG plot (drawn with tandem/eval/svg_chart.hpp). Tool code,
+// JSON curve points and the SVG plot (drawn with common/svg_chart.hpp). Tool code,
 // not part of the library: it may exit.
 #pragma once
 
@@ -18,11 +18,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/prompt_list.hpp"
+#include "common/svg_chart.hpp"
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
-#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
-#include "tandem/eval/svg_chart.hpp"
 
 namespace tandem_tool {
 
@@ -243,19 +243,17 @@ inline tandem::outcome_table load_tables(const std::vector<std::string>& paths,
   return t;
 }
 
-// The prompts named by a JSON Lines file (tandem::read_prompt_list_file: the string values
-// of train_prompt, eval_prompt and prompt); dies with the line and the problem.
+// The prompts named by a JSON Lines file (tandem_tools::read_prompt_list_file: the string
+// values of train_prompt, eval_prompt and prompt); dies with the line and the problem.
 inline std::unordered_set<std::string> read_exclusions(const std::string& path) {
-  tandem::prompt_list_error err;
-  auto list = tandem::read_prompt_list_file(path.c_str(), &err);
+  tandem::error_info err;
+  auto list = tandem_tools::read_prompt_list_file(path, &err);
   if (list) return std::move(*list);
   if (err.line == 0)
-    die(1, "cannot read --exclude-prompts file '" + path +
-               "': " + std::string(tandem::to_string(err.code)));
-  die(1, "'" + path + "' line " + std::to_string(err.line) + ": " +
-             (err.issue == tandem::prompt_list_issue::no_prompt
-                  ? std::string("no train_prompt, eval_prompt or prompt field")
-                  : "not a JSON object (" + std::string(tandem::to_string(err.issue)) + ")"));
+    die(1, "cannot read --exclude-prompts file '" + path + "': " +
+               std::string(tandem::to_string(err.code)) + " (" + std::string(err.context()) + ")");
+  die(1, "'" + path + "' line " + std::to_string(err.line) + ", column " +
+             std::to_string(err.column) + ": " + std::string(err.context()));
 }
 
 /// The loaded tables: the training split, the test split (empty when `split` was false)
@@ -420,22 +418,22 @@ inline void write_svg(const std::string& path, const std::vector<tandem::curve_p
                       const std::vector<tandem::curve_point>& singles,
                       const std::vector<std::string>& names, const char* curve_label = "router") {
   const auto to_points = [](const std::vector<tandem::curve_point>& c) {
-    std::vector<tandem::chart_point> out;
+    std::vector<tandem_tools::chart_point> out;
     out.reserve(c.size());
     for (const auto& p : c) out.push_back({p.cost, p.quality, 0.0});
     return out;
   };
-  tandem::chart ch;
+  tandem_tools::chart ch;
   ch.title = std::string(curve_label) + ": quality against cost on the test split";
   ch.x.label = "mean cost per query";
   ch.y.label = "mean quality";
   ch.series.push_back(
-      {curve_label, tandem::series_kind::line, to_points(curve), {}, "#1f77b4", false});
+      {curve_label, tandem_tools::series_kind::line, to_points(curve), {}, "#1f77b4", false});
   ch.series.push_back(
-      {"oracle", tandem::series_kind::line, to_points(oracle), {}, "#999999", true});
-  ch.series.push_back(
-      {"single models", tandem::series_kind::points, to_points(singles), names, "#d62728", false});
-  if (const tandem::errc e = tandem::write_svg(ch, path.c_str()); e != tandem::errc::ok)
+      {"oracle", tandem_tools::series_kind::line, to_points(oracle), {}, "#999999", true});
+  ch.series.push_back({"single models", tandem_tools::series_kind::points, to_points(singles),
+                       names, "#d62728", false});
+  if (const tandem::errc e = tandem_tools::write_svg(ch, path.c_str()); e != tandem::errc::ok)
     die(1, "cannot write --svg file '" + path + "': " + std::string(tandem::to_string(e)));
 }
 

@@ -51,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/prompt_list.hpp"  // tools/common: the JSON Lines reader of tandem's tools
 #include "tandem/backends/ngram_model.hpp"
 #include "tandem/backends/sentencepiece.hpp"
 #include "tandem/cascade/policy.hpp"
@@ -64,7 +65,6 @@
 #include "tandem/core/sampler.hpp"
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
-#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
 #include "tandem/router/policy.hpp"
 #include "tandem/router/router.hpp"
@@ -794,7 +794,7 @@ errc load_gsm8k(const std::string& path, std::vector<gsm8k_row>& rows) {
 // RouteLLM's contaminated prompts (both sides of each recorded overlap between the
 // routers' training data and the evaluation sets), to leave out of the replays.
 errc load_contaminated(const std::string& path, std::unordered_set<std::string>& out) {
-  auto list = tandem::read_prompt_list_file(path.c_str());
+  auto list = tandem_tools::read_prompt_list_file(path);
   if (!list) return list.error();
   out = std::move(*list);
   return errc::ok;
@@ -824,7 +824,7 @@ errc learned_scores(const std::vector<gsm8k_row>& rows, std::span<const std::siz
   return errc::ok;
 }
 
-// ---- Demo driver -------------------------------------------------------------------------
+// ---- Models and prompts ------------------------------------------------------------------
 
 tandem::result<tandem::ngram_model> build_model(const std::vector<std::vector<token_id>>& sentences,
                                                 std::size_t order,
@@ -892,17 +892,27 @@ int speculative_gguf(const settings& s, const corpus_data& c) {
 }
 #endif
 
-int run(const settings& s) {
-  const auto t_start = clock_type::now();
+// ---- Demo driver: one function per section -------------------------------------------------
+// Each returns 0, or the exit status after failure() has reported what went wrong.
 
-  // Tokenizer and corpus.
+// The tokenizer, the corpus, the three n-gram models and the tokenized prompts every
+// section shares. Sessions refer to the models: an instance stays where it was made.
+struct demo_models {
+  std::optional<tandem::sentencepiece_tokenizer> tok;
+  corpus_data c;
+  std::optional<tandem::ngram_model> order2, order3, order5;
+  std::size_t n_prompts = 0;
+  std::vector<std::vector<token_id>> prompts;  // the first n_prompts cases, BOS first
+};
+
+int load_models(const settings& s, demo_models& m) {
   progress p_tok("loading tokenizer %s", s.tokenizer.c_str());
   auto tok_r = tandem::sentencepiece_tokenizer::load(s.tokenizer);
   if (!tok_r)
     return failure(("cannot load the tokenizer '" + s.tokenizer + "'").c_str(), tok_r.error());
-  const tandem::sentencepiece_tokenizer& tok = *tok_r;
+  const tandem::sentencepiece_tokenizer& tok = m.tok.emplace(std::move(*tok_r));
   p_tok.done();
-  corpus_data c;
+  corpus_data& c = m.c;
   if (const errc e = load_corpus(s, c); e != errc::ok)
     return failure(s.corpus.empty()
                        ? ("cannot read the KJV corpus in '" + s.data + "/kjv' (set --data)").c_str()
@@ -920,238 +930,280 @@ int run(const settings& s) {
   if (!m3) return failure("cannot build the n-gram models", m3.error());
   auto m5 = build_model(train, 5, tok);
   if (!m5) return failure("cannot build the n-gram models", m5.error());
-  const tandem::ngram_model &order2 = *m2, &order3 = *m3, &order5 = *m5;
+  m.order2.emplace(std::move(*m2));
+  m.order3.emplace(std::move(*m3));
+  m.order5.emplace(std::move(*m5));
 
-  const std::size_t n_prompts = std::min(s.prompts, c.cases.size());
-  std::vector<std::vector<token_id>> prompts(n_prompts);
-  for (std::size_t i = 0; i < n_prompts; ++i) {
+  m.n_prompts = std::min(s.prompts, c.cases.size());
+  m.prompts.resize(m.n_prompts);
+  for (std::size_t i = 0; i < m.n_prompts; ++i) {
     errc e = errc::ok;
-    prompts[i] = prompt_ids(tok, c.cases[i].text, e);
+    m.prompts[i] = prompt_ids(tok, c.cases[i].text, e);
     if (e != errc::ok) return failure("cannot tokenize a prompt", e);
   }
-  const token_id stops[] = {tok.eos_id()};
+  return 0;
+}
 
+void print_header(const demo_models& m) {
+  const corpus_data& c = m.c;
   std::printf("tandem demo: small and large models working together\n");
   std::printf(
       "models: n-gram (Kneser-Ney) orders 2, 3, 5 trained on %zu lines of %s;\n"
       "        tokenizer sentencepiece BPE, %zu pieces\n",
-      c.train_lines.size(), c.source.c_str(), tok.vocab_size());
+      c.train_lines.size(), c.source.c_str(), m.tok->vocab_size());
   std::printf("prompts: the first %zu words of held-out verses, e.g. \"%s\" / \"%s\"\n",
               prompt_words, c.cases[0].text.c_str(),
               c.cases[std::min<std::size_t>(1, c.cases.size() - 1)].text.c_str());
+}
 
-  // 1. Speculative decoding.
+// 1. Speculative decoding: the n-gram pair with a simulated target latency, or the GGUF pair
+// given by --draft/--target.
+int show_speculative(const settings& s, const demo_models& m) {
 #if defined(TANDEM_DEMO_HAVE_LLAMA)
-  if (!s.draft.empty()) {
-    if (const int rc = speculative_gguf(s, c); rc != 0) return rc;
-  }
+  if (!s.draft.empty()) return speculative_gguf(s, m.c);
 #endif
-  if (s.draft.empty()) {
-    tandem::ngram_session target_session(order5), draft_session(order3);
-    simulated_latency target(target_session,
-                             std::chrono::nanoseconds(static_cast<long long>(s.latency_ms * 1e6)));
-    tandem::generation_options o;
-    o.max_tokens = s.tokens;
-    o.stop_tokens = stops;
-    o.record_logprobs = false;
-    speculative_report r;
-    progress p("speculative decoding, %zu prompts", n_prompts);
-    const errc e = compare_speculative(target, draft_session, prompts, o, r);
-    if (e != errc::ok) return failure("speculative decoding failed", e);
-    p.done();
-    char td[96];
-    std::snprintf(td, sizeof td, "n-gram order 5 + simulated %g ms/pass", s.latency_ms);
-    print_speculative(r, td, "n-gram order 3", n_prompts, s.tokens);
-  }
+  const token_id stops[] = {m.tok->eos_id()};
+  tandem::ngram_session target_session(*m.order5), draft_session(*m.order3);
+  simulated_latency target(target_session,
+                           std::chrono::nanoseconds(static_cast<long long>(s.latency_ms * 1e6)));
+  tandem::generation_options o;
+  o.max_tokens = s.tokens;
+  o.stop_tokens = stops;
+  o.record_logprobs = false;
+  speculative_report r;
+  progress p("speculative decoding, %zu prompts", m.n_prompts);
+  const errc e = compare_speculative(target, draft_session, m.prompts, o, r);
+  if (e != errc::ok) return failure("speculative decoding failed", e);
+  p.done();
+  char td[96];
+  std::snprintf(td, sizeof td, "n-gram order 5 + simulated %g ms/pass", s.latency_ms);
+  print_speculative(r, td, "n-gram order 3", m.n_prompts, s.tokens);
+  return 0;
+}
 
-  // 2. Contrastive decoding: long continuations with the verse end masked, so that a
-  // decoder that loops shows it (a verse ends after about 25 tokens otherwise). A prompt
-  // that repeats an earlier one is skipped: its continuation would repeat too.
-  {
-    const std::size_t cd_tokens = 2 * s.tokens;
-    progress p("contrastive decoding, %zu prompts x %zu tokens", n_prompts, cd_tokens);
-    repetition greedy_rep, cd_rep;
-    std::string greedy_text, cd_text;
-    tandem::generation_options o;
-    o.max_tokens = cd_tokens;
-    o.record_logprobs = false;
-    tandem::completion out;
-    tandem::greedy_sampler greedy;
-    for (std::size_t i = 0; i < n_prompts; ++i) {
-      if (std::find(prompts.begin(), prompts.begin() + static_cast<std::ptrdiff_t>(i),
-                    prompts[i]) != prompts.begin() + static_cast<std::ptrdiff_t>(i))
-        continue;
-      tandem::ngram_session greedy_session(order5), cd_session(order5), amateur(order2);
-      without_end greedy_expert(greedy_session, tok.eos_id());
-      if (const errc e = tandem::generate(greedy_expert, tok, greedy, prompts[i], o, out);
-          e != errc::ok)
-        return failure("greedy decoding failed", e);
-      greedy_rep.add(out.tokens, log_perplexity(order5, prompts[i], out.tokens));
-      if (i == 0) greedy_text = out.text;
-      without_end cd_expert(cd_session, tok.eos_id());
-      auto cd = tandem::make_contrastive(cd_expert, amateur);
-      if (!cd) return failure("cannot combine the models", cd.error());
-      if (const errc e = tandem::generate(*cd, tok, greedy, prompts[i], o, out); e != errc::ok)
-        return failure("contrastive decoding failed", e);
-      cd_rep.add(out.tokens, log_perplexity(order5, prompts[i], out.tokens));
-      if (i == 0) cd_text = out.text;
-    }
-    p.done();
-    std::printf(
-        "\n2. CONTRASTIVE DECODING  expert: n-gram order 5; amateur: order 2 (Li et al. 2022, "
-        "alpha 0.1)\n"
-        "   greedy, the same %zu distinct prompts, %zu tokens each: the verse end is masked, so "
-        "generation goes on\n",
-        greedy_rep.generations, cd_tokens);
-    std::printf("   %-22s %6s %10s %11s %11s   %s\n", "method", "rep-4", "rep-4 all", "distinct-2",
-                "expert ppl", "first prompt's continuation");
-    const auto row = [](const char* name, const repetition& r, const std::string& text) {
-      std::printf("   %-22s %6.3f %10.3f %11.3f %11.1f   \"%s\"\n", name, r.rep4(), r.rep4_all(),
-                  r.distinct2(), r.perplexity(), clip(text, 36).c_str());
-    };
-    row("greedy (expert alone)", greedy_rep, greedy_text);
-    row("contrastive", cd_rep, cd_text);
-    std::printf(
-        "   legend: rep-4 = share of a continuation's token 4-grams repeating an earlier one in "
-        "it (lower:\n"
-        "   less looping), mean over prompts; rep-4 all = the same over all continuations "
-        "together (counts one\n"
-        "   loop reached from several prompts); distinct-2 = distinct / all token bigrams; "
-        "expert ppl = the\n"
-        "   expert's perplexity of the text (lower: more like the corpus)\n");
+// 2. Contrastive decoding: long continuations with the verse end masked, so that a decoder
+// that loops shows it (a verse ends after about 25 tokens otherwise). A prompt that
+// repeats an earlier one is skipped: its continuation would repeat too.
+int show_contrastive(const settings& s, const demo_models& m) {
+  const tandem::sentencepiece_tokenizer& tok = *m.tok;
+  const std::vector<std::vector<token_id>>& prompts = m.prompts;
+  const std::size_t cd_tokens = 2 * s.tokens;
+  progress p("contrastive decoding, %zu prompts x %zu tokens", m.n_prompts, cd_tokens);
+  repetition greedy_rep, cd_rep;
+  std::string greedy_text, cd_text;
+  tandem::generation_options o;
+  o.max_tokens = cd_tokens;
+  o.record_logprobs = false;
+  tandem::completion out;
+  tandem::greedy_sampler greedy;
+  for (std::size_t i = 0; i < m.n_prompts; ++i) {
+    if (std::find(prompts.begin(), prompts.begin() + static_cast<std::ptrdiff_t>(i), prompts[i]) !=
+        prompts.begin() + static_cast<std::ptrdiff_t>(i))
+      continue;
+    tandem::ngram_session greedy_session(*m.order5), cd_session(*m.order5), amateur(*m.order2);
+    without_end greedy_expert(greedy_session, tok.eos_id());
+    if (const errc e = tandem::generate(greedy_expert, tok, greedy, prompts[i], o, out);
+        e != errc::ok)
+      return failure("greedy decoding failed", e);
+    greedy_rep.add(out.tokens, log_perplexity(*m.order5, prompts[i], out.tokens));
+    if (i == 0) greedy_text = out.text;
+    without_end cd_expert(cd_session, tok.eos_id());
+    auto cd = tandem::make_contrastive(cd_expert, amateur);
+    if (!cd) return failure("cannot combine the models", cd.error());
+    if (const errc e = tandem::generate(*cd, tok, greedy, prompts[i], o, out); e != errc::ok)
+      return failure("contrastive decoding failed", e);
+    cd_rep.add(out.tokens, log_perplexity(*m.order5, prompts[i], out.tokens));
+    if (i == 0) cd_text = out.text;
   }
+  p.done();
+  std::printf(
+      "\n2. CONTRASTIVE DECODING  expert: n-gram order 5; amateur: order 2 (Li et al. 2022, "
+      "alpha 0.1)\n"
+      "   greedy, the same %zu distinct prompts, %zu tokens each: the verse end is masked, so "
+      "generation goes on\n",
+      greedy_rep.generations, cd_tokens);
+  std::printf("   %-22s %6s %10s %11s %11s   %s\n", "method", "rep-4", "rep-4 all", "distinct-2",
+              "expert ppl", "first prompt's continuation");
+  const auto row = [](const char* name, const repetition& r, const std::string& text) {
+    std::printf("   %-22s %6.3f %10.3f %11.3f %11.1f   \"%s\"\n", name, r.rep4(), r.rep4_all(),
+                r.distinct2(), r.perplexity(), clip(text, 36).c_str());
+  };
+  row("greedy (expert alone)", greedy_rep, greedy_text);
+  row("contrastive", cd_rep, cd_text);
+  std::printf(
+      "   legend: rep-4 = share of a continuation's token 4-grams repeating an earlier one in "
+      "it (lower:\n"
+      "   less looping), mean over prompts; rep-4 all = the same over all continuations "
+      "together (counts one\n"
+      "   loop reached from several prompts); distinct-2 = distinct / all token bigrams; "
+      "expert ppl = the\n"
+      "   expert's perplexity of the text (lower: more like the corpus)\n");
+  return 0;
+}
 
-  // 3. Cascade on the next-words task, and 5. confidence on the same answers.
-  const std::size_t n_cases = std::min(s.cascade_prompts, c.cases.size());
-  std::vector<answer> small(n_cases), large(n_cases);
-  {
-    progress p("next-%zu-words task on %zu held-out verses", answer_words, n_cases);
-    tandem::ngram_session sm(order3), lg(order5);
-    tandem::completion out;
-    for (std::size_t i = 0; i < n_cases; ++i) {
-      errc e = errc::ok;
-      const std::vector<token_id> ids = prompt_ids(tok, c.cases[i].text, e);
-      if (e != errc::ok) return failure("cannot tokenize a prompt", e);
-      if ((e = answer_case(sm, tok, ids, c.cases[i], 1.0, out, small[i])) != errc::ok ||
-          (e = answer_case(lg, tok, ids, c.cases[i], 10.0, out, large[i])) != errc::ok)
-        return failure("generation failed", e);
-      small[i].prompt_logprob =
-          -log_perplexity(order3, std::span(ids).first(1), std::span(ids).subspan(1));
-    }
-    p.done();
-  }
-  auto split = tandem::split_rows(n_cases, 0.5, s.seed);
-  if (!split) return failure("too few held-out verses for a train/test split", split.error());
-  const std::vector<std::size_t>& tr = split->first;
-  const std::vector<std::size_t>& te = split->second;
-  // Confidence of the small model's answer: mean token log-probability, Platt-calibrated
-  // on the training half.
-  const estimator& main_est = estimators[0];
-  std::vector<int> lab_tr, lab_te;
-  for (std::size_t i : tr) lab_tr.push_back(small[i].right ? 1 : 0);
-  for (std::size_t i : te) lab_te.push_back(small[i].right ? 1 : 0);
-  const auto raw = [&](const estimator& e, std::span<const std::size_t> rows) {
+// The next-words task of sections 3 and 5: both models' answers on the held-out verses, a
+// seeded train/test split, and the small model's confidence (mean token log-probability,
+// Platt-calibrated on the training half).
+struct next_words_task {
+  std::size_t n_cases = 0;
+  std::vector<answer> small, large;
+  std::vector<std::size_t> tr, te;  // training and test rows
+  std::vector<int> lab_tr, lab_te;  // 1 when the small model is right
+  std::optional<tandem::calibrator> cal;
+
+  // The raw scores of estimator `e` for `rows`.
+  std::vector<double> raw(const estimator& e, std::span<const std::size_t> rows) const {
     std::vector<double> v;
     for (std::size_t i : rows) v.push_back(confidence_of(e, small[i]));
     return v;
-  };
+  }
+  // Calibrated P(small right) of row i.
+  double calibrated(std::size_t i) const {
+    auto v = cal->apply(confidence_of(estimators[0], small[i]));
+    return v ? *v : 0.0;
+  }
+};
+
+int answer_next_words(const settings& s, const demo_models& m, next_words_task& t) {
+  const corpus_data& c = m.c;
+  t.n_cases = std::min(s.cascade_prompts, c.cases.size());
+  t.small.resize(t.n_cases);
+  t.large.resize(t.n_cases);
+  {
+    progress p("next-%zu-words task on %zu held-out verses", answer_words, t.n_cases);
+    tandem::ngram_session sm(*m.order3), lg(*m.order5);
+    tandem::completion out;
+    for (std::size_t i = 0; i < t.n_cases; ++i) {
+      errc e = errc::ok;
+      const std::vector<token_id> ids = prompt_ids(*m.tok, c.cases[i].text, e);
+      if (e != errc::ok) return failure("cannot tokenize a prompt", e);
+      if ((e = answer_case(sm, *m.tok, ids, c.cases[i], 1.0, out, t.small[i])) != errc::ok ||
+          (e = answer_case(lg, *m.tok, ids, c.cases[i], 10.0, out, t.large[i])) != errc::ok)
+        return failure("generation failed", e);
+      t.small[i].prompt_logprob =
+          -log_perplexity(*m.order3, std::span(ids).first(1), std::span(ids).subspan(1));
+    }
+    p.done();
+  }
+  auto split = tandem::split_rows(t.n_cases, 0.5, s.seed);
+  if (!split) return failure("too few held-out verses for a train/test split", split.error());
+  t.tr = std::move(split->first);
+  t.te = std::move(split->second);
+  for (std::size_t i : t.tr) t.lab_tr.push_back(t.small[i].right ? 1 : 0);
+  for (std::size_t i : t.te) t.lab_te.push_back(t.small[i].right ? 1 : 0);
+  const estimator& main_est = estimators[0];
   tandem::calibration_options co;
   co.scale = main_est.scale;
-  auto cal =
-      tandem::calibrator::fit(tandem::calibration_method::platt, raw(main_est, tr), lab_tr, co);
+  auto cal = tandem::calibrator::fit(tandem::calibration_method::platt, t.raw(main_est, t.tr),
+                                     t.lab_tr, co);
   if (!cal)
     return failure("calibrating the small model's confidence failed (too few right answers?)",
                    cal.error());
-  const auto calibrated = [&](std::size_t i) {
-    auto v = cal->apply(confidence_of(main_est, small[i]));
-    return v ? *v : 0.0;
+  t.cal.emplace(std::move(*cal));
+  return 0;
+}
+
+// Two next-words cascades: one on the white-box confidence (`kjv_fit`, whose rows end up
+// holding both), one on a learned deferral score (`kjv_learned`).
+int fit_next_words_cascades(const demo_models& m, const next_words_task& t, cascade_fit& kjv_fit,
+                            cascade_fit& kjv_learned) {
+  progress p("next-words cascade: white-box confidence and learned deferral");
+  const std::vector<answer>&small = t.small, &large = t.large;
+  std::vector<double> conf_tr, q_tr, c_tr, conf_te, q_te, c_te;
+  for (std::size_t i : t.tr) {
+    conf_tr.push_back(t.calibrated(i));
+    q_tr.insert(q_tr.end(), {small[i].right ? 1.0 : 0.0, large[i].right ? 1.0 : 0.0});
+    c_tr.insert(c_tr.end(), {small[i].cost, large[i].cost});
+  }
+  for (std::size_t i : t.te) {
+    conf_te.push_back(t.calibrated(i));
+    q_te.insert(q_te.end(), {small[i].right ? 1.0 : 0.0, large[i].right ? 1.0 : 0.0});
+    c_te.insert(c_te.end(), {small[i].cost, large[i].cost});
+  }
+  if (const errc e = fit_cascade(conf_tr, q_tr, c_tr, conf_te, q_te, c_te,
+                                 "always small (n-gram 3)", "always large (n-gram 5)", kjv_fit);
+      e != errc::ok)
+    return failure("fitting the next-words cascade failed", e);
+  const auto scorer = [&](std::span<const std::size_t> fit, std::span<const std::size_t> pred,
+                          std::vector<double>& out) {
+    return deferral_scores(std::span<const prompt_case>(m.c.cases).first(t.n_cases), small, large,
+                           fit, pred, out);
   };
-  // Two cascades: one on that white-box confidence, one on a learned deferral score.
-  cascade_fit kjv_fit, kjv_learned;
-  {
-    progress p("next-words cascade: white-box confidence and learned deferral");
-    std::vector<double> conf_tr, q_tr, c_tr, conf_te, q_te, c_te;
-    for (std::size_t i : tr) {
-      conf_tr.push_back(calibrated(i));
-      q_tr.insert(q_tr.end(), {small[i].right ? 1.0 : 0.0, large[i].right ? 1.0 : 0.0});
-      c_tr.insert(c_tr.end(), {small[i].cost, large[i].cost});
-    }
-    for (std::size_t i : te) {
-      conf_te.push_back(calibrated(i));
-      q_te.insert(q_te.end(), {small[i].right ? 1.0 : 0.0, large[i].right ? 1.0 : 0.0});
-      c_te.insert(c_te.end(), {small[i].cost, large[i].cost});
-    }
-    if (const errc e = fit_cascade(conf_tr, q_tr, c_tr, conf_te, q_te, c_te,
-                                   "always small (n-gram 3)", "always large (n-gram 5)", kjv_fit);
-        e != errc::ok)
-      return failure("fitting the next-words cascade failed", e);
-    const auto scorer = [&](std::span<const std::size_t> fit, std::span<const std::size_t> pred,
-                            std::vector<double>& out) {
-      return deferral_scores(std::span<const prompt_case>(c.cases).first(n_cases), small, large,
-                             fit, pred, out);
-    };
-    if (const errc e = out_of_fold(tr, 3, scorer, conf_tr); e != errc::ok)
-      return failure("training the deferral scorer failed", e);
-    if (const errc e = scorer(tr, te, conf_te); e != errc::ok)
-      return failure("training the deferral scorer failed", e);
-    if (const errc e = fit_cascade(conf_tr, q_tr, c_tr, conf_te, q_te, c_te, "", "", kjv_learned);
-        e != errc::ok)
-      return failure("fitting the next-words cascade failed", e);
-    kjv_fit.rows[2].name = "cascade, white-box conf";
-    kjv_fit.rows.push_back(kjv_learned.rows[2]);
-    kjv_fit.rows[3].name = "cascade, learned deferral";
-    p.done();
-  }
+  if (const errc e = out_of_fold(t.tr, 3, scorer, conf_tr); e != errc::ok)
+    return failure("training the deferral scorer failed", e);
+  if (const errc e = scorer(t.tr, t.te, conf_te); e != errc::ok)
+    return failure("training the deferral scorer failed", e);
+  if (const errc e = fit_cascade(conf_tr, q_tr, c_tr, conf_te, q_te, c_te, "", "", kjv_learned);
+      e != errc::ok)
+    return failure("fitting the next-words cascade failed", e);
+  kjv_fit.rows[2].name = "cascade, white-box conf";
+  kjv_fit.rows.push_back(kjv_learned.rows[2]);
+  kjv_fit.rows[3].name = "cascade, learned deferral";
+  p.done();
+  return 0;
+}
 
-  // GSM8K replay.
-  cascade_fit gsm_fit;
-  std::size_t gsm_n_test = 0, gsm_n_contaminated = 0;
-  {
-    progress p("GSM8K replay: learned scorer on the weak model's answers");
-    std::vector<gsm8k_row> rows;
-    const std::string path = s.data + "/routellm/gsm8k/gsm8k_responses.csv";
-    if (const errc e = load_gsm8k(path, rows); e != errc::ok)
-      return failure(("cannot read '" + path + "'").c_str(), e);
-    std::unordered_set<std::string> contaminated;
-    const std::string cpath = s.data + "/routellm/gsm8k/contaminated_prompts.jsonl";
-    if (const errc e = load_contaminated(cpath, contaminated); e != errc::ok)
-      return failure(("cannot read '" + cpath + "'").c_str(), e);
-    const std::size_t n_rows = rows.size();
-    std::erase_if(rows, [&](const gsm8k_row& r) { return contaminated.count(r.prompt) > 0; });
-    gsm_n_contaminated = n_rows - rows.size();
-    auto sp = tandem::split_rows(rows.size(), 0.7, s.seed);
-    if (!sp) return failure("GSM8K split failed", sp.error());
-    const std::vector<std::size_t>& gtr = sp->first;
-    const std::vector<std::size_t>& gte = sp->second;
-    gsm_n_test = gte.size();
-    // Out-of-fold scores on the training split choose the threshold; a scorer fitted on
-    // the whole training split scores the test split.
-    const auto scorer = [&](std::span<const std::size_t> fit, std::span<const std::size_t> pred,
-                            std::vector<double>& out) {
-      return learned_scores(rows, fit, pred, out);
-    };
-    std::vector<double> oof, test_scores;
-    if (const errc e = out_of_fold(gtr, 3, scorer, oof); e != errc::ok)
-      return failure("training the GSM8K scorer failed", e);
-    if (const errc e = scorer(gtr, gte, test_scores); e != errc::ok)
-      return failure("training the GSM8K scorer failed", e);
-    std::vector<double> q_tr, c_tr, q_te, c_te;
-    for (std::size_t i : gtr) {
-      q_tr.insert(q_tr.end(), {rows[i].weak, rows[i].strong});
-      c_tr.insert(c_tr.end(), {1.0, 20.0});
-    }
-    for (std::size_t i : gte) {
-      q_te.insert(q_te.end(), {rows[i].weak, rows[i].strong});
-      c_te.insert(c_te.end(), {1.0, 20.0});
-    }
-    if (const errc e = fit_cascade(oof, q_tr, c_tr, test_scores, q_te, c_te,
-                                   "always weak (Mixtral)", "always strong (GPT-4)", gsm_fit);
-        e != errc::ok)
-      return failure("fitting the GSM8K cascade failed", e);
-    p.done();
-  }
+// The GSM8K replay: a learned scorer of the weak model's recorded answers decides which
+// questions go to the strong model.
+struct gsm8k_replay {
+  cascade_fit fit;
+  std::size_t n_test = 0, n_contaminated = 0;
+};
 
-  gsm_fit.rows[2].name = "cascade, learned scorer";
+int replay_gsm8k(const settings& s, gsm8k_replay& g) {
+  progress p("GSM8K replay: learned scorer on the weak model's answers");
+  std::vector<gsm8k_row> rows;
+  const std::string path = s.data + "/routellm/gsm8k/gsm8k_responses.csv";
+  if (const errc e = load_gsm8k(path, rows); e != errc::ok)
+    return failure(("cannot read '" + path + "'").c_str(), e);
+  std::unordered_set<std::string> contaminated;
+  const std::string cpath = s.data + "/routellm/gsm8k/contaminated_prompts.jsonl";
+  if (const errc e = load_contaminated(cpath, contaminated); e != errc::ok)
+    return failure(("cannot read '" + cpath + "'").c_str(), e);
+  const std::size_t n_rows = rows.size();
+  std::erase_if(rows, [&](const gsm8k_row& r) { return contaminated.count(r.prompt) > 0; });
+  g.n_contaminated = n_rows - rows.size();
+  auto sp = tandem::split_rows(rows.size(), 0.7, s.seed);
+  if (!sp) return failure("GSM8K split failed", sp.error());
+  const std::vector<std::size_t>& gtr = sp->first;
+  const std::vector<std::size_t>& gte = sp->second;
+  g.n_test = gte.size();
+  // Out-of-fold scores on the training split choose the threshold; a scorer fitted on
+  // the whole training split scores the test split.
+  const auto scorer = [&](std::span<const std::size_t> fit, std::span<const std::size_t> pred,
+                          std::vector<double>& out) {
+    return learned_scores(rows, fit, pred, out);
+  };
+  std::vector<double> oof, test_scores;
+  if (const errc e = out_of_fold(gtr, 3, scorer, oof); e != errc::ok)
+    return failure("training the GSM8K scorer failed", e);
+  if (const errc e = scorer(gtr, gte, test_scores); e != errc::ok)
+    return failure("training the GSM8K scorer failed", e);
+  std::vector<double> q_tr, c_tr, q_te, c_te;
+  for (std::size_t i : gtr) {
+    q_tr.insert(q_tr.end(), {rows[i].weak, rows[i].strong});
+    c_tr.insert(c_tr.end(), {1.0, 20.0});
+  }
+  for (std::size_t i : gte) {
+    q_te.insert(q_te.end(), {rows[i].weak, rows[i].strong});
+    c_te.insert(c_te.end(), {1.0, 20.0});
+  }
+  if (const errc e = fit_cascade(oof, q_tr, c_tr, test_scores, q_te, c_te, "always weak (Mixtral)",
+                                 "always strong (GPT-4)", g.fit);
+      e != errc::ok)
+    return failure("fitting the GSM8K cascade failed", e);
+  p.done();
+  g.fit.rows[2].name = "cascade, learned scorer";
+  return 0;
+}
+
+// 3. Cascade: a) the next-words cascades, b) the GSM8K replay.
+int show_cascade(const settings& s, const demo_models& m, const next_words_task& t,
+                 cascade_fit& kjv_fit) {
+  cascade_fit kjv_learned;
+  if (const int rc = fit_next_words_cascades(m, t, kjv_fit, kjv_learned); rc != 0) return rc;
+  gsm8k_replay gsm;
+  if (const int rc = replay_gsm8k(s, gsm); rc != 0) return rc;
   std::printf(
       "\n3. CASCADE  the small model answers first; the large one is asked when the answer's "
       "confidence is below\n"
@@ -1161,13 +1213,13 @@ int run(const settings& s) {
   std::printf(
       "   a) next %zu words of %zu held-out verses (test half); cost 1 (small) or 10 (large) per "
       "token\n",
-      answer_words, te.size());
+      answer_words, t.te.size());
   print_cascade_rows(kjv_fit.rows);
   std::printf(
       "   b) GSM8K replay, %zu test questions (recorded outcomes, %zu contaminated left out); "
       "cost 1 (weak) or 20 (strong)\n",
-      gsm_n_test, gsm_n_contaminated);
-  print_cascade_rows(gsm_fit.rows);
+      gsm.n_test, gsm.n_contaminated);
+  print_cascade_rows(gsm.fit.rows);
   std::printf(
       "   confidence: a) white-box = Platt-calibrated mean token log-prob (threshold %.3f); "
       "learned deferral =\n"
@@ -1176,7 +1228,7 @@ int run(const settings& s) {
       "   to predict \"small wrong, large right\" (threshold %.3f); b) learned evaluator on "
       "question and weak\n"
       "   answer (threshold %.3f)\n",
-      kjv_fit.threshold, kjv_learned.threshold, gsm_fit.threshold);
+      kjv_fit.threshold, kjv_learned.threshold, gsm.fit.threshold);
   if (s.quick)
     std::printf("   note: --quick leaves too few test verses in a) for its APGRs to mean much\n");
   else
@@ -1191,143 +1243,163 @@ int run(const settings& s) {
       "   query pays both; APGR = share of the small-to-large quality gap recovered over all "
       "thresholds (random 0.5)\n",
       answer_words);
+  return 0;
+}
 
-  // 4. Router.
-  {
-    progress p("router: TF-IDF + logistic on MMLU outcomes");
-    std::vector<std::string> files;
-    std::error_code ec;
-    const std::filesystem::path dir = s.data + "/routellm/mmlu";
-    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-      if (it->path().extension() == ".csv") files.push_back(it->path().string());
-    if (ec || files.empty())
-      return failure(("cannot list '" + dir.string() + "'").c_str(), errc::file_not_found);
-    std::sort(files.begin(), files.end());
-    if (s.mmlu_files > 0 && files.size() > s.mmlu_files) files.resize(s.mmlu_files);
-    tandem::outcome_table table;
-    table.models = {weak_model, strong_model};
-    tandem::outcome_csv_options oo;
-    oo.models = table.models;
-    oo.fixed_costs = {1.0, 20.0};
-    tandem::outcome_load_stats st;
-    for (const std::string& f : files) {
-      tandem::error_info le;
-      auto csv = tandem::read_csv_file(f, {}, &le);
-      if (!csv)
-        return failure(("cannot read '" + f + "': " + std::string(le.context())).c_str(),
-                       csv.error());
-      if (const errc e = tandem::append_outcome_csv(table, *csv, oo, st, &le); e != errc::ok)
-        return failure(("bad outcome table '" + f + "': " + std::string(le.context())).c_str(), e);
-    }
-    std::unordered_set<std::string> contaminated;
-    const std::string cpath = dir.string() + "/contaminated_prompts.jsonl";
-    if (const errc e = load_contaminated(cpath, contaminated); e != errc::ok)
-      return failure(("cannot read '" + cpath + "'").c_str(), e);
-    const std::size_t n_contaminated = tandem::remove_prompts(table, contaminated);
-    auto sp = tandem::split_rows(table.size(), 0.7, s.seed);
-    if (!sp) return failure("MMLU split failed", sp.error());
-    const tandem::outcome_table train_t = tandem::subset(table, sp->first);
-    const tandem::outcome_table test_t = tandem::subset(table, sp->second);
-    tandem::router_options ro;
-    ro.predictor = tandem::router_predictor::logistic;
-    ro.seed = s.seed;
-    // One L2 strength and two folds instead of the library's 5 x 4 cross-validation grid:
-    // the demo must finish in seconds (tools/tandem-route runs the full search).
-    ro.l2_grid = {1e-3};
-    ro.folds = 2;
-    ro.ngrams.dims_log2 = s.quick ? 15 : 16;  // smaller than the default 2^18: fast
-    tandem::router router;
-    if (const errc e = router.fit(train_t.prompts, train_t.quality, train_t.models, ro);
-        e != errc::ok)
-      return failure("fitting the router failed", e);
-    const auto wins = [&](const tandem::outcome_table& t, std::vector<double>& w) {
-      w.resize(t.size());
-      double pq[2];
-      for (std::size_t i = 0; i < t.size(); ++i) {
-        TANDEM_TRY(router.predict(t.prompts[i], pq));
-        w[i] = pq[1] - pq[0];
-      }
-      return errc::ok;
-    };
-    std::vector<double> w_tr, w_te;
-    if (const errc e = wins(train_t, w_tr); e != errc::ok) return failure("routing failed", e);
-    if (const errc e = wins(test_t, w_te); e != errc::ok) return failure("routing failed", e);
-    std::vector<double> qw, qs, cw, cs;
-    for (std::size_t i = 0; i < test_t.size(); ++i) {
-      qw.push_back(test_t.q(i, 0));
-      qs.push_back(test_t.q(i, 1));
-      cw.push_back(test_t.c(i, 0));
-      cs.push_back(test_t.c(i, 1));
-    }
-    auto curve = tandem::two_model_curve(w_te, qw, qs, cw, cs);
-    if (!curve) return failure("replaying the router failed", curve.error());
-    auto summary = tandem::two_model_summary(*curve);
-    if (!summary) return failure("replaying the router failed", summary.error());
-    // Operating point for the examples: half of the training queries go to the strong model.
-    auto policy = tandem::calibrate_win_threshold(w_tr, 0.5);
-    if (!policy) return failure("choosing the router threshold failed", policy.error());
-    p.done();
-
-    // The operating point on the held-out queries, and where its strong calls land.
-    std::size_t n_strong = 0, pays_strong = 0, pays_weak = 0;
-    double q_routed = 0.0, c_routed = 0.0;
-    for (std::size_t i = 0; i < test_t.size(); ++i) {
-      const bool strong = policy->route_strong(w_te[i]);
-      const bool pays = test_t.q(i, 0) < 0.5 && test_t.q(i, 1) >= 0.5;
-      n_strong += strong ? 1 : 0;
-      (strong ? pays_strong : pays_weak) += pays ? 1 : 0;
-      q_routed += test_t.q(i, strong ? 1 : 0);
-      c_routed += test_t.c(i, strong ? 1 : 0);
-    }
-    const std::size_t n_weak = test_t.size() - n_strong;
-    const auto share = [](std::size_t k, std::size_t n) {
-      return n ? 100.0 * static_cast<double>(k) / static_cast<double>(n) : 0.0;
-    };
-    const double n_test = static_cast<double>(test_t.size());
-
-    std::printf(
-        "\n4. ROUTER  picks one model per query before either runs: TF-IDF word/char n-grams + "
-        "logistic regression\n"
-        "   per model, trained on %zu MMLU queries (%zu subjects, %zu contaminated left out, "
-        "seeded 70/30 split);\n"
-        "   costs 1 (Mixtral-8x7B) and 20 (GPT-4) per query; below, only the %zu held-out "
-        "queries\n",
-        train_t.size(), files.size(), n_contaminated, test_t.size());
-    std::printf(
-        "   always weak %.3f, always strong %.3f; router APGR %.3f (random 0.5), CPT50 %.1f%% "
-        "strong calls\n",
-        summary->weak_quality, summary->strong_quality, summary->apgr, 100.0 * summary->cpt50);
-    std::printf(
-        "   threshold sending half the training queries to GPT-4: %.0f%% strong, quality %.3f, "
-        "mean cost %.2f\n",
-        share(n_strong, test_t.size()), q_routed / n_test, c_routed / n_test);
-    std::printf(
-        "   strong pays (weak wrong, strong right) on %.0f%% of the queries routed strong, %.0f%% "
-        "of those routed weak\n",
-        share(pays_strong, n_strong), share(pays_weak, n_weak));
-    std::printf("   %-46s %7s %9s  %-7s %s\n", "held-out query (first words)", "P(weak)",
-                "P(strong)", "choice", "recorded");
-    const std::size_t n_show = std::min<std::size_t>(6, test_t.size());
-    for (std::size_t k = 0; k < n_show; ++k) {
-      const std::size_t i = k * (test_t.size() / n_show);
-      double pq[2] = {0, 0};
-      if (const errc e = router.predict(test_t.prompts[i], pq); e != errc::ok)
-        return failure("routing failed", e);
-      const auto ok = [](double q) { return q >= 0.5 ? "ok" : "x"; };
-      std::printf("   %-46s %7.2f %9.2f  %-7s weak %-2s / strong %s\n",
-                  ("\"" + clip(test_t.prompts[i], 42) + "\"").c_str(), pq[0], pq[1],
-                  policy->route_strong(w_te[i]) ? "strong" : "weak", ok(test_t.q(i, 0)),
-                  ok(test_t.q(i, 1)));
-    }
-    std::printf(
-        "   legend: P = predicted chance the model answers right; recorded = RouteLLM's outcome "
-        "of each model\n"
-        "   (ok right, x wrong); APGR = share of the weak-to-strong quality gap recovered over "
-        "all thresholds;\n"
-        "   CPT50 = strong calls needed for half the gap\n");
+// The bundled MMLU outcome tables (the first --quick subjects only) as one table, the
+// contaminated prompts left out.
+int load_mmlu(const settings& s, tandem::outcome_table& table, std::size_t& n_files,
+              std::size_t& n_contaminated) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  const std::filesystem::path dir = s.data + "/routellm/mmlu";
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".csv") files.push_back(it->path().string());
+  if (ec || files.empty())
+    return failure(("cannot list '" + dir.string() + "'").c_str(), errc::file_not_found);
+  std::sort(files.begin(), files.end());
+  if (s.mmlu_files > 0 && files.size() > s.mmlu_files) files.resize(s.mmlu_files);
+  table.models = {weak_model, strong_model};
+  tandem::outcome_csv_options oo;
+  oo.models = table.models;
+  oo.fixed_costs = {1.0, 20.0};
+  tandem::outcome_load_stats st;
+  for (const std::string& f : files) {
+    tandem::error_info le;
+    auto csv = tandem::read_csv_file(f, {}, &le);
+    if (!csv)
+      return failure(("cannot read '" + f + "': " + std::string(le.context())).c_str(),
+                     csv.error());
+    if (const errc e = tandem::append_outcome_csv(table, *csv, oo, st, &le); e != errc::ok)
+      return failure(("bad outcome table '" + f + "': " + std::string(le.context())).c_str(), e);
   }
+  std::unordered_set<std::string> contaminated;
+  const std::string cpath = dir.string() + "/contaminated_prompts.jsonl";
+  if (const errc e = load_contaminated(cpath, contaminated); e != errc::ok)
+    return failure(("cannot read '" + cpath + "'").c_str(), e);
+  n_contaminated = tandem::remove_prompts(table, contaminated);
+  n_files = files.size();
+  return 0;
+}
 
-  // 5. Confidence.
+// 4. Router: TF-IDF + logistic regression trained on recorded MMLU outcomes, replayed on
+// the held-out queries.
+int show_router(const settings& s) {
+  progress p("router: TF-IDF + logistic on MMLU outcomes");
+  tandem::outcome_table table;
+  std::size_t n_files = 0, n_contaminated = 0;
+  if (const int rc = load_mmlu(s, table, n_files, n_contaminated); rc != 0) return rc;
+  auto sp = tandem::split_rows(table.size(), 0.7, s.seed);
+  if (!sp) return failure("MMLU split failed", sp.error());
+  const tandem::outcome_table train_t = tandem::subset(table, sp->first);
+  const tandem::outcome_table test_t = tandem::subset(table, sp->second);
+  tandem::router_options ro;
+  ro.predictor = tandem::router_predictor::logistic;
+  ro.seed = s.seed;
+  // One L2 strength and two folds instead of the library's 5 x 4 cross-validation grid:
+  // the demo must finish in seconds (tools/tandem-route runs the full search).
+  ro.l2_grid = {1e-3};
+  ro.folds = 2;
+  ro.ngrams.dims_log2 = s.quick ? 15 : 16;  // smaller than the default 2^18: fast
+  tandem::router router;
+  if (const errc e = router.fit(train_t.prompts, train_t.quality, train_t.models, ro);
+      e != errc::ok)
+    return failure("fitting the router failed", e);
+  const auto wins = [&](const tandem::outcome_table& t, std::vector<double>& w) {
+    w.resize(t.size());
+    double pq[2];
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      TANDEM_TRY(router.predict(t.prompts[i], pq));
+      w[i] = pq[1] - pq[0];
+    }
+    return errc::ok;
+  };
+  std::vector<double> w_tr, w_te;
+  if (const errc e = wins(train_t, w_tr); e != errc::ok) return failure("routing failed", e);
+  if (const errc e = wins(test_t, w_te); e != errc::ok) return failure("routing failed", e);
+  std::vector<double> qw, qs, cw, cs;
+  for (std::size_t i = 0; i < test_t.size(); ++i) {
+    qw.push_back(test_t.q(i, 0));
+    qs.push_back(test_t.q(i, 1));
+    cw.push_back(test_t.c(i, 0));
+    cs.push_back(test_t.c(i, 1));
+  }
+  auto curve = tandem::two_model_curve(w_te, qw, qs, cw, cs);
+  if (!curve) return failure("replaying the router failed", curve.error());
+  auto summary = tandem::two_model_summary(*curve);
+  if (!summary) return failure("replaying the router failed", summary.error());
+  // Operating point for the examples: half of the training queries go to the strong model.
+  auto policy = tandem::calibrate_win_threshold(w_tr, 0.5);
+  if (!policy) return failure("choosing the router threshold failed", policy.error());
+  p.done();
+
+  // The operating point on the held-out queries, and where its strong calls land.
+  std::size_t n_strong = 0, pays_strong = 0, pays_weak = 0;
+  double q_routed = 0.0, c_routed = 0.0;
+  for (std::size_t i = 0; i < test_t.size(); ++i) {
+    const bool strong = policy->route_strong(w_te[i]);
+    const bool pays = test_t.q(i, 0) < 0.5 && test_t.q(i, 1) >= 0.5;
+    n_strong += strong ? 1 : 0;
+    (strong ? pays_strong : pays_weak) += pays ? 1 : 0;
+    q_routed += test_t.q(i, strong ? 1 : 0);
+    c_routed += test_t.c(i, strong ? 1 : 0);
+  }
+  const std::size_t n_weak = test_t.size() - n_strong;
+  const auto share = [](std::size_t k, std::size_t n) {
+    return n ? 100.0 * static_cast<double>(k) / static_cast<double>(n) : 0.0;
+  };
+  const double n_test = static_cast<double>(test_t.size());
+
+  std::printf(
+      "\n4. ROUTER  picks one model per query before either runs: TF-IDF word/char n-grams + "
+      "logistic regression\n"
+      "   per model, trained on %zu MMLU queries (%zu subjects, %zu contaminated left out, "
+      "seeded 70/30 split);\n"
+      "   costs 1 (Mixtral-8x7B) and 20 (GPT-4) per query; below, only the %zu held-out "
+      "queries\n",
+      train_t.size(), n_files, n_contaminated, test_t.size());
+  std::printf(
+      "   always weak %.3f, always strong %.3f; router APGR %.3f (random 0.5), CPT50 %.1f%% "
+      "strong calls\n",
+      summary->weak_quality, summary->strong_quality, summary->apgr, 100.0 * summary->cpt50);
+  std::printf(
+      "   threshold sending half the training queries to GPT-4: %.0f%% strong, quality %.3f, "
+      "mean cost %.2f\n",
+      share(n_strong, test_t.size()), q_routed / n_test, c_routed / n_test);
+  std::printf(
+      "   strong pays (weak wrong, strong right) on %.0f%% of the queries routed strong, %.0f%% "
+      "of those routed weak\n",
+      share(pays_strong, n_strong), share(pays_weak, n_weak));
+  std::printf("   %-46s %7s %9s  %-7s %s\n", "held-out query (first words)", "P(weak)", "P(strong)",
+              "choice", "recorded");
+  const std::size_t n_show = std::min<std::size_t>(6, test_t.size());
+  for (std::size_t k = 0; k < n_show; ++k) {
+    const std::size_t i = k * (test_t.size() / n_show);
+    double pq[2] = {0, 0};
+    if (const errc e = router.predict(test_t.prompts[i], pq); e != errc::ok)
+      return failure("routing failed", e);
+    const auto ok = [](double q) { return q >= 0.5 ? "ok" : "x"; };
+    std::printf("   %-46s %7.2f %9.2f  %-7s weak %-2s / strong %s\n",
+                ("\"" + clip(test_t.prompts[i], 42) + "\"").c_str(), pq[0], pq[1],
+                policy->route_strong(w_te[i]) ? "strong" : "weak", ok(test_t.q(i, 0)),
+                ok(test_t.q(i, 1)));
+  }
+  std::printf(
+      "   legend: P = predicted chance the model answers right; recorded = RouteLLM's outcome "
+      "of each model\n"
+      "   (ok right, x wrong); APGR = share of the weak-to-strong quality gap recovered over "
+      "all thresholds;\n"
+      "   CPT50 = strong calls needed for half the gap\n");
+  return 0;
+}
+
+// 5. Confidence: the white-box estimators of the small model's answers in 3a, and the shown
+// prompts' answers with the white-box cascade's decision.
+void show_confidence(const demo_models& m, const next_words_task& t, const cascade_fit& kjv_fit) {
+  const std::vector<std::size_t>&tr = t.tr, &te = t.te;
+  const std::vector<int>&lab_tr = t.lab_tr, &lab_te = t.lab_te;
+  const std::vector<answer>&small = t.small, &large = t.large;
+  const corpus_data& c = m.c;
   std::printf(
       "\n5. CONFIDENCE  white-box estimators of the small model's answers in 3a (%zu test "
       "verses, %.0f%% right);\n"
@@ -1337,7 +1409,7 @@ int run(const settings& s) {
           static_cast<double>(te.size()));
   std::printf("   %-22s %7s %11s\n", "estimator", "AUROC", "ECE (10)");
   for (const estimator& e : estimators) {
-    const std::vector<double> s_tr = raw(e, tr), s_te = raw(e, te);
+    const std::vector<double> s_tr = t.raw(e, tr), s_te = t.raw(e, te);
     auto auc = tandem::auroc(s_te, lab_te);
     tandem::calibration_options eo;
     eo.scale = e.scale;
@@ -1362,8 +1434,8 @@ int run(const settings& s) {
   const auto mark = [](const answer& a) {
     return "\"" + clip(a.words, 14) + "\"" + (a.right ? " ok" : " x");
   };
-  for (std::size_t i = 0; i < n_prompts && i < n_cases; ++i) {
-    const double conf = calibrated(i);
+  for (std::size_t i = 0; i < m.n_prompts && i < t.n_cases; ++i) {
+    const double conf = t.calibrated(i);
     const std::string truth = join_words(std::span(c.cases[i].rest).first(answer_words));
     std::printf("   %-28s %-20s %5.2f %-9s %-20s %s\n",
                 ("\"" + clip(c.cases[i].text, 26) + "\"").c_str(), mark(small[i]).c_str(), conf,
@@ -1375,6 +1447,21 @@ int run(const settings& s) {
       "ECE = expected\n"
       "   calibration error over 10 equal-width bins (lower is better); ok/x = answer "
       "right/wrong\n");
+}
+
+int run(const settings& s) {
+  const auto t_start = clock_type::now();
+  demo_models m;
+  if (const int rc = load_models(s, m); rc != 0) return rc;
+  print_header(m);
+  if (const int rc = show_speculative(s, m); rc != 0) return rc;
+  if (const int rc = show_contrastive(s, m); rc != 0) return rc;
+  next_words_task t;
+  if (const int rc = answer_next_words(s, m, t); rc != 0) return rc;
+  cascade_fit kjv_fit;
+  if (const int rc = show_cascade(s, m, t, kjv_fit); rc != 0) return rc;
+  if (const int rc = show_router(s); rc != 0) return rc;
+  show_confidence(m, t, kjv_fit);
   std::printf("\ndone in %.1f s\n", seconds_since(t_start));
   std::fflush(stdout);
   return 0;

@@ -1,9 +1,8 @@
-// tandem: the eval block (CSV reading, outcome tables, prompt lists, replay metrics: APGR,
-// CPT, AIQ, SVG charts).
+// tandem: the eval block, an opt-in target of its own (tandem::eval; not part of
+// tandem.hpp): CSV reading, outcome tables and replay metrics (APGR, CPT, AIQ) with the
+// cross-validation helpers that evaluate routers and cascades on recorded outcomes.
 #pragma once
 
 #include "tandem/eval/csv.hpp"
 #include "tandem/eval/outcome_table.hpp"
-#include "tandem/eval/prompt_list.hpp"
 #include "tandem/eval/replay.hpp"
-#include "tandem/eval/svg_chart.hpp"

@@ -1,4 +1,5 @@
-// The ODR object: includes every public header of the core target. Linked into every
-// test executable beside the tests (which include the same headers), so a non-inline
-// definition in a header fails the link with a duplicate symbol.
+// The ODR object: includes every public header of the core target and of tandem::eval.
+// Linked into every test executable beside the tests (which include the same headers), so
+// a non-inline definition in a header fails the link with a duplicate symbol.
+#include "tandem/eval.hpp"
 #include "tandem/tandem.hpp"

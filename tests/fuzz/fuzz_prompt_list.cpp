@@ -1,6 +1,6 @@
-// Fuzz target for the JSON Lines prompt-list reader (eval/prompt_list.hpp): any input
-// either fails with a named error and a line number, or parses into a set of prompts that
-// an escaping writer turns back into the same set.
+// Fuzz target for the tools' JSON Lines prompt-list reader (tools/common/prompt_list.hpp):
+// any input either fails with a named error, a line number and a description, or parses
+// into a set of prompts that an escaping writer turns back into the same set.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "tandem/eval/prompt_list.hpp"
+#include "common/prompt_list.hpp"
 
 namespace {
 // One JSON Lines line per prompt, alternating the three keys, control characters escaped.
@@ -41,20 +41,19 @@ std::string write(const std::unordered_set<std::string>& prompts) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  tandem::prompt_list_error err;
-  const auto r = tandem::parse_prompt_list(text, &err);
+  tandem::error_info err;
+  const auto r = tandem_tools::parse_prompt_list(text, &err);
   if (!r) {
     const auto e = r.error();
     if (e != tandem::errc::parse_error && e != tandem::errc::not_found &&
         e != tandem::errc::capacity_exceeded)
       std::abort();  // an unexpected error value
-    if (err.code != e || err.line == 0 || err.column == 0 ||
-        err.issue == tandem::prompt_list_issue::none)
+    if (err.code != e || err.line == 0 || err.column == 0 || err.context().empty())
       std::abort();  // the error report does not match
     return 0;
   }
   if (err.code != tandem::errc::ok) std::abort();
-  const auto again = tandem::parse_prompt_list(write(*r));
+  const auto again = tandem_tools::parse_prompt_list(write(*r));
   if (!again || *again != *r) std::abort();  // the round trip changed the set
   return 0;
 }

@@ -44,7 +44,7 @@ TEST_CASE("speculative charts: speedup has achieved and theory per acceptance ra
   const auto cases = made_up_cases();
   CHECK(cases[2].mean_draft_length == 8.0);
   CHECK(cases[2].acceptance_by_position == std::vector<double>(8, 0.9));
-  const auto svg = tandem::render_svg(tandem_bench::speedup_chart(cases));
+  const auto svg = tandem_tools::render_svg(tandem_bench::speedup_chart(cases));
   REQUIRE(svg);
   const auto check = tandem_test::check_svg(*svg);
   REQUIRE(check.error.empty());
@@ -63,7 +63,7 @@ TEST_CASE("speculative charts: acceptance by position uses the longest drafts",
   REQUIRE(ch.series[0].points.size() == 8);
   CHECK(ch.series[0].points[7].x == 8.0);
   CHECK(ch.series[0].points[7].y == Approx(0.9));
-  const auto svg = tandem::render_svg(ch);
+  const auto svg = tandem_tools::render_svg(ch);
   REQUIRE(svg);
   CHECK(tandem_test::check_svg(*svg).error.empty());
 }

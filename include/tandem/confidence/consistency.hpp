@@ -17,7 +17,8 @@
 #include <type_traits>
 #include <vector>
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>  // SelfAdjointEigenSolver, for the graph Laplacian
 
 #include "tandem/confidence/detail/text.hpp"
 #include "tandem/core/completion.hpp"

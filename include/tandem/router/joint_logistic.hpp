@@ -12,7 +12,7 @@
 // gain better than independent per-model fits (cross-validated APGR 0.694 against 0.682).
 #pragma once
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

@@ -2,7 +2,7 @@
 // fitted by L-BFGS with Eigen, and a k-fold cross-validated choice of the L2 strength.
 #pragma once
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
 
 #include "tandem/core/config.hpp"
 

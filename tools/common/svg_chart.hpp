@@ -1,7 +1,9 @@
-// tandem: a small SVG chart writer for evaluation plots: quality-cost curves, reliability
-// diagrams, acceptance and speedup charts. Linear axes with "nice" ticks, a legend, lines,
-// markers, points, bars and a y = x reference line. No dependencies; the same chart always
-// renders to the same bytes.
+// tandem tools: a small SVG chart writer for evaluation plots: quality-cost curves,
+// reliability diagrams, acceptance and speedup charts. Linear axes with "nice" ticks, a
+// legend, lines, markers, points, bars and a y = x reference line. Tool code for tandem's
+// tools, benchmarks and tests (target tandem_tool_common), not part of the library; it
+// uses only tandem's core (file writing, UTF-8 checking). The same chart always renders to
+// the same bytes.
 #pragma once
 
 #include <algorithm>
@@ -20,8 +22,12 @@
 #include "tandem/core/detail/file_io.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
+#include "tandem/core/stream_decoder.hpp"
 
-namespace tandem::inline v0 {
+namespace tandem_tools {
+
+using tandem::errc;
+using tandem::result;
 
 /// How a chart series is drawn.
 enum class series_kind : std::uint8_t {
@@ -116,15 +122,16 @@ struct svg_render_info {
   TANDEM_ASSERT(path != nullptr, "write_svg: null path");
   auto svg = render_svg(c, info);
   if (!svg) return svg.error();
-  return detail::write_file(path, *svg);
+  return tandem::detail::write_file(path, *svg);
 }
 
 namespace detail {
 
 /// Appends `s` with XML's five special characters escaped; control characters (other than
-/// tab, LF, CR), U+FFFE, U+FFFF and bytes that are not valid UTF-8 become U+FFFD.
+/// tab, LF, CR), U+FFFE, U+FFFF and bytes that are not well-formed UTF-8 (one U+FFFD per
+/// byte, as tandem's streaming detokenizer writes them) become U+FFFD.
 inline void append_xml_escaped(std::string& out, std::string_view s) {
-  constexpr std::string_view replacement = "\xEF\xBF\xBD";
+  using tandem::detail::utf8_replacement;
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
@@ -146,40 +153,22 @@ inline void append_xml_escaped(std::string& out, std::string_view s) {
           break;
         default:
           if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-            out += replacement;
+            out += utf8_replacement;
           else
             out += static_cast<char>(c);
       }
       ++i;
       continue;
     }
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 2;
-      cp = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 3;
-      cp = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 4;
-      cp = c & 0x07u;
-    }
-    bool valid = n != 0 && i + n <= s.size();
-    for (std::size_t k = 1; valid && k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0u) != 0x80u) valid = false;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    // Overlong forms, surrogates, code points past U+10FFFF and XML's two non-characters.
-    if (valid && ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-                  (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF))
-      valid = false;
-    if (valid) {
-      out.append(s.substr(i, n));
-      i += n;
+    // A well-formed character (the text ends here: an incomplete one is not), other than
+    // XML's two non-characters U+FFFE and U+FFFF (EF BF BE, EF BF BF).
+    const int n = tandem::detail::utf8_char_length(s.substr(i));
+    const std::string_view ch = s.substr(i, n > 0 ? static_cast<std::size_t>(n) : 1);
+    if (n > 0 && ch != "\xEF\xBF\xBE" && ch != "\xEF\xBF\xBF") {
+      out.append(ch);
+      i += ch.size();
     } else {
-      out += replacement;
+      out += utf8_replacement;
       ++i;
     }
   }
@@ -336,6 +325,14 @@ inline void attr(std::string& out, std::string_view name, double v, int decimals
   out += '"';
 }
 
+/// Appends the ends of a line: ` x1="..." y1="..." x2="..." y2="..."`.
+inline void attr_ends(std::string& out, double x1, double y1, double x2, double y2) {
+  attr(out, "x1", x1);
+  attr(out, "y1", y1);
+  attr(out, "x2", x2);
+  attr(out, "y2", y2);
+}
+
 /// Appends ` name="value"` with the value XML-escaped.
 inline void attr(std::string& out, std::string_view name, std::string_view v) {
   out += ' ';
@@ -440,10 +437,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
   out += "<g class=\"axis\" data-axis=\"x\">\n";
   for (double t : ax.ticks) {
     out += "<line stroke=\"#e6e6e6\"";
-    attr(out, "x1", X(t));
-    attr(out, "y1", py0);
-    attr(out, "x2", X(t));
-    attr(out, "y2", py1 + 5);
+    detail::attr_ends(out, X(t), py0, X(t), py1 + 5);
     out += "/><text text-anchor=\"middle\"";
     attr(out, "x", X(t));
     attr(out, "y", py1 + 18);
@@ -452,10 +446,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
     out += "</text>\n";
   }
   out += "<line stroke=\"black\"";
-  attr(out, "x1", px0);
-  attr(out, "y1", py1);
-  attr(out, "x2", px1);
-  attr(out, "y2", py1);
+  detail::attr_ends(out, px0, py1, px1, py1);
   out += "/>\n<text class=\"label\" text-anchor=\"middle\"";
   attr(out, "x", (px0 + px1) / 2);
   attr(out, "y", c.height - 10);
@@ -464,10 +455,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
   out += "</text>\n</g>\n<g class=\"axis\" data-axis=\"y\">\n";
   for (double t : ay.ticks) {
     out += "<line stroke=\"#e6e6e6\"";
-    attr(out, "x1", px0 - 5);
-    attr(out, "y1", Y(t));
-    attr(out, "x2", px1);
-    attr(out, "y2", Y(t));
+    detail::attr_ends(out, px0 - 5, Y(t), px1, Y(t));
     out += "/><text text-anchor=\"end\"";
     attr(out, "x", px0 - 8);
     attr(out, "y", Y(t) + 4);
@@ -476,10 +464,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
     out += "</text>\n";
   }
   out += "<line stroke=\"black\"";
-  attr(out, "x1", px0);
-  attr(out, "y1", py0);
-  attr(out, "x2", px0);
-  attr(out, "y2", py1);
+  detail::attr_ends(out, px0, py0, px0, py1);
   out += "/>\n<text class=\"label\" text-anchor=\"middle\"";
   const double ly = (py0 + py1) / 2;
   out += " transform=\"rotate(-90 16 ";
@@ -551,10 +536,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
         out += "<line stroke-width=\"1.5\"";
         attr(out, "stroke", color);
         if (s.dashed) out += " stroke-dasharray=\"6 4\"";
-        attr(out, "x1", X(d0));
-        attr(out, "y1", Y(d0));
-        attr(out, "x2", X(d1));
-        attr(out, "y2", Y(d1));
+        detail::attr_ends(out, X(d0), Y(d0), X(d1), Y(d1));
         out += "/>";
       }
     }
@@ -613,10 +595,7 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
       out += "<line stroke-width=\"2\"";
       attr(out, "stroke", color);
       if (s.dashed) out += " stroke-dasharray=\"6 4\"";
-      attr(out, "x1", lx);
-      attr(out, "y1", yy);
-      attr(out, "x2", lx + 20);
-      attr(out, "y2", yy);
+      detail::attr_ends(out, lx, yy, lx + 20, yy);
       out += "/>";
       if (s.kind == series_kind::line_markers) circle(lx + 10, yy, 3.0, color);
     }
@@ -632,4 +611,4 @@ inline result<std::string> render_svg(const chart& c, svg_render_info* info) {
   return out;
 }
 
-}  // namespace tandem::inline v0
+}  // namespace tandem_tools
