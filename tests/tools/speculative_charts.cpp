@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/detail/bytes.hpp"
 
 #include "common/catch.hpp"
 #include "common/scratch_dir.hpp"
@@ -80,7 +80,7 @@ TEST_CASE("speculative charts: --svg writes both charts per cost-model shape",
   REQUIRE(tandem_bench::write_speculative_charts(out, cases));
   for (const char* name :
        {"speedup_flat", "acceptance_flat", "speedup_steep", "acceptance_steep"}) {
-    const auto text = tandem::detail::read_file((out + "/speculative_" + name + ".svg").c_str());
+    const auto text = tandem::detail::read_text_file(out + "/speculative_" + name + ".svg");
     INFO(name);
     REQUIRE(text);
     CHECK(tandem_test::check_svg(*text).error.empty());

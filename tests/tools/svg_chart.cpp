@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/rng.hpp"
 
 #include "common/catch.hpp"
@@ -243,7 +243,7 @@ TEST_CASE("svg chart: write_svg writes the rendered bytes, or io_error", "[eval]
   tandem_test::scratch_dir dir("tandem-svg-");
   const std::string path = (dir.path() / "chart.svg").string();
   REQUIRE(tandem_tools::write_svg(two_series_chart(), path.c_str()) == errc::ok);
-  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem_tools::render_svg(two_series_chart()));
+  CHECK(*tandem::detail::read_text_file(path) == *tandem_tools::render_svg(two_series_chart()));
   const std::string missing = (dir.path() / "no" / "such" / "dir.svg").string();
   CHECK(tandem_tools::write_svg(two_series_chart(), missing.c_str()) == errc::io_error);
   CHECK(tandem_tools::write_svg(chart{}, path.c_str()) == errc::empty_input);
@@ -251,7 +251,7 @@ TEST_CASE("svg chart: write_svg writes the rendered bytes, or io_error", "[eval]
   REQUIRE(f != nullptr);
   CHECK(tandem_tools::write_svg(two_series_chart(), f) == errc::ok);
   std::fclose(f);
-  CHECK(*tandem::detail::read_file(path.c_str()) == *tandem_tools::render_svg(two_series_chart()));
+  CHECK(*tandem::detail::read_text_file(path) == *tandem_tools::render_svg(two_series_chart()));
 }
 
 TEST_CASE("svg chart: seeded random charts render to well-formed SVG or a named error",

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <string>
 
-#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/detail/bytes.hpp"
 
 #include "common/svg_check.hpp"
 
@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: svg_check FILE [SERIES...]\n");
     return 2;
   }
-  const auto text = tandem::detail::read_file(argv[1]);
+  const auto text = tandem::detail::read_text_file(argv[1]);
   if (!text) {
     std::fprintf(stderr, "svg_check: cannot read '%s'\n", argv[1]);
     return 1;

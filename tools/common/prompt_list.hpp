@@ -13,7 +13,7 @@
 #include <unordered_set>
 #include <utility>
 
-#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
@@ -160,11 +160,8 @@ inline std::size_t too_deep_column(std::string_view line) noexcept {
 /// reading it (`file_not_found`, `io_error`), with `info->line` 0 and the path in its text.
 [[nodiscard]] inline tandem::result<std::unordered_set<std::string>> read_prompt_list_file(
     std::string_view path, tandem::error_info* info = nullptr) {
-  // core/detail/file_io.hpp, not detail/bytes.hpp: bytes.hpp cannot share a translation
-  // unit with ngram_model.hpp or the confidence files yet (each defines detail::fnv1a64).
-  const std::string name(path);
-  auto text = tandem::detail::read_file(name.c_str());
-  if (!text) return tandem::detail::fail(info, text.error(), "%s: cannot read", name.c_str());
+  auto text = tandem::detail::read_text_file(path, info);
+  if (!text) return text.error();
   return parse_prompt_list(*text, info);
 }
 

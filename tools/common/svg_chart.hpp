@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "tandem/core/config.hpp"
-#include "tandem/core/detail/file_io.hpp"
+#include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/stream_decoder.hpp"
@@ -122,7 +122,7 @@ struct svg_render_info {
   TANDEM_ASSERT(path != nullptr, "write_svg: null path");
   auto svg = render_svg(c, info);
   if (!svg) return svg.error();
-  return tandem::detail::write_file(path, *svg);
+  return tandem::detail::write_file(path, std::string_view(*svg));
 }
 
 namespace detail {

@@ -15,7 +15,7 @@
 #include <variant>
 #include <vector>
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
 
 #include "tandem/core/config.hpp"
 #include "tandem/core/detail/bytes.hpp"
