@@ -41,6 +41,8 @@ enum class [[nodiscard]] errc : std::uint8_t {
   http_error,           ///< a server answered with an error status
   unsupported,          ///< the operation is not supported by this model or build
   out_of_sync,          ///< parts of a combined model stand at different positions
+  invalid_sequence,     ///< a sequence id that is not open in a multi-sequence model
+  no_free_sequence,     ///< every sequence slot of a multi-sequence model is in use
 };
 // clang-format on
 
@@ -103,6 +105,10 @@ enum class [[nodiscard]] errc : std::uint8_t {
       return "unsupported";
     case errc::out_of_sync:
       return "out_of_sync";
+    case errc::invalid_sequence:
+      return "invalid_sequence";
+    case errc::no_free_sequence:
+      return "no_free_sequence";
   }
   return "unknown";
 }
