@@ -120,7 +120,7 @@ TEST_CASE("sequence_pool: a failed entry rolls back the earlier ones, tokens and
   CHECK(std::vector<float>(pool->logits(b).begin(), pool->logits(b).end()) == lb);
 }
 
-TEST_CASE("sequence_pool: fork recomputes the parent's tokens; close leaves the others",
+TEST_CASE("sequence_pool: fork recomputes the parent's tokens and close leaves the others",
           "[core][multi_sequence]") {
   auto pool = mock_pool::create(mock_factory{}, 2);
   REQUIRE(pool);

@@ -724,25 +724,9 @@ class llama_multi_session {
   }
 
   [[nodiscard]] errc validate(std::span<const seq_tokens> batch) noexcept {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const seq_tokens& b = batch[i];
-      if (!is_open(b.seq))
-        return detail::fail(&error_, errc::invalid_sequence, "append: sequence %d is not open",
-                            b.seq);
-      for (std::size_t j = 0; j < i; ++j)
-        if (batch[j].seq == b.seq)
-          return detail::fail(&error_, errc::invalid_argument, "append: sequence %d appears twice",
-                              b.seq);
-      for (const token_id x : b.tokens)
-        if (x < 0 || static_cast<std::size_t>(x) >= n_vocab_)
-          return detail::fail(&error_, errc::invalid_token, "append: token %d in sequence %d", x,
-                              b.seq);
-      if (b.tokens.size() > n_ctx_ - at(b.seq).size)
-        return detail::fail(&error_, errc::context_overflow,
-                            "append: sequence %d: %zu + %zu tokens > %zu", b.seq, at(b.seq).size,
-                            b.tokens.size(), n_ctx_);
-    }
-    return errc::ok;
+    return detail::validate_batch(
+        batch, n_vocab_, n_ctx_, [this](seq_id s) { return is_open(s); },
+        [this](seq_id s) { return at(s).size; }, &error_);
   }
 
   // Removes every token of a failed call again; closes sequences that cannot be rolled

@@ -1082,25 +1082,9 @@ class ngram_multi_session {
   }
 
   [[nodiscard]] errc validate(std::span<const seq_tokens> batch) noexcept {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const seq_tokens& b = batch[i];
-      if (!is_open(b.seq))
-        return detail::fail(&error_, errc::invalid_sequence, "append: sequence %d is not open",
-                            b.seq);
-      for (std::size_t j = 0; j < i; ++j)
-        if (batch[j].seq == b.seq)
-          return detail::fail(&error_, errc::invalid_argument, "append: sequence %d appears twice",
-                              b.seq);
-      for (token_id t : b.tokens)
-        if (t < 0 || static_cast<std::size_t>(t) >= vocab_size())
-          return detail::fail(&error_, errc::invalid_token, "append: token %d in sequence %d", t,
-                              b.seq);
-      if (b.tokens.size() > context_length_ - at(b.seq).history.size())
-        return detail::fail(&error_, errc::context_overflow,
-                            "append: sequence %d: %zu + %zu tokens > %zu", b.seq,
-                            at(b.seq).history.size(), b.tokens.size(), context_length_);
-    }
-    return errc::ok;
+    return detail::validate_batch(
+        batch, vocab_size(), context_length_, [this](seq_id s) { return is_open(s); },
+        [this](seq_id s) { return at(s).history.size(); }, &error_);
   }
 
   [[nodiscard]] std::span<const token_id> context(const slot& e) const noexcept {

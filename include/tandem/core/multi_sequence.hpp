@@ -121,6 +121,36 @@ concept HasLastError = requires(const M& cm) {
   { cm.last_error() } -> std::convertible_to<const error_info&>;
 };
 
+namespace detail {
+
+/// Checks a batch before any sequence changes, in MultiSequenceModel's order of errors:
+/// invalid_sequence, invalid_argument (a sequence twice), invalid_token, context_overflow
+/// (size(s) + tokens > context_length). `is_open(s)` and `size(s)` query the model; the
+/// details go to `*info`. Shared by the backends.
+template <class IsOpen, class Size>
+[[nodiscard]] errc validate_batch(std::span<const seq_tokens> batch, std::size_t vocab,
+                                  std::size_t context_length, IsOpen is_open, Size size,
+                                  error_info* info) noexcept {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const seq_tokens& b = batch[i];
+    if (!is_open(b.seq))
+      return fail(info, errc::invalid_sequence, "append: sequence %d is not open", b.seq);
+    for (std::size_t j = 0; j < i; ++j)
+      if (batch[j].seq == b.seq)
+        return fail(info, errc::invalid_argument, "append: sequence %d appears twice", b.seq);
+    for (const token_id t : b.tokens)
+      if (t < 0 || static_cast<std::size_t>(t) >= vocab)
+        return fail(info, errc::invalid_token, "append: token %d in sequence %d", t, b.seq);
+    const std::size_t held = size(b.seq);
+    if (b.tokens.size() > context_length - held)
+      return fail(info, errc::context_overflow, "append: sequence %d: %zu + %zu tokens > %zu",
+                  b.seq, held, b.tokens.size(), context_length);
+  }
+  return errc::ok;
+}
+
+}  // namespace detail
+
 /// One sequence of a multi-sequence model as a LanguageModel: a non-owning handle
 /// {model, seq_id} whose calls forward to the model with its id, so every block written
 /// against LanguageModel (generate(), the speculative decoder, contrastive models) runs

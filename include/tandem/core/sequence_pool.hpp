@@ -275,25 +275,9 @@ class sequence_pool {
   }
 
   errc validate(std::span<const seq_tokens> batch) {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const seq_tokens& b = batch[i];
-      if (!is_open(b.seq))
-        return detail::fail(&error_, errc::invalid_sequence, "append: sequence %d is not open",
-                            b.seq);
-      for (std::size_t j = 0; j < i; ++j)
-        if (batch[j].seq == b.seq)
-          return detail::fail(&error_, errc::invalid_argument, "append: sequence %d appears twice",
-                              b.seq);
-      for (token_id t : b.tokens)
-        if (t < 0 || static_cast<std::size_t>(t) >= vocab_)
-          return detail::fail(&error_, errc::invalid_token, "append: token %d in sequence %d", t,
-                              b.seq);
-      if (b.tokens.size() > context_length_ - slot(b.seq).tokens.size())
-        return detail::fail(&error_, errc::context_overflow,
-                            "append: sequence %d: %zu + %zu tokens > %zu", b.seq,
-                            slot(b.seq).tokens.size(), b.tokens.size(), context_length_);
-    }
-    return errc::ok;
+    return detail::validate_batch(
+        batch, vocab_, context_length_, [this](seq_id s) { return is_open(s); },
+        [this](seq_id s) { return slot(s).tokens.size(); }, &error_);
   }
 
   // Restores the sequences of `done` (entries already appended) to their tokens and
