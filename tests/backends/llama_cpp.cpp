@@ -573,3 +573,78 @@ TEST_CASE("gguf_writer: a text vocabulary gives types, special ids and byte toke
   CHECK(tandem::tools::read_sentencepiece_model(path.string().c_str()).error() ==
         errc::corrupt_file);
 }
+
+TEST_CASE("llama_cpp: a multi-sequence session passes the multi-sequence conformance suite",
+          "[backends][llama_cpp][multi_sequence]") {
+  // One thread. Each sequence is compared with a lone llama_session fed the same tokens
+  // in other chunks. Several sequences in one unified cache change llama.cpp's attention
+  // kernels and masks, so the rounding differs more than between one session's batched
+  // and single-token passes: up to about 2e-3 at 16 tokens of context on this model; the
+  // tolerance is 5e-3 * (1 + |x|). Fork and "unchanged" comparisons are exact.
+  tandem::multi_sequence_conformance_options opts;
+  opts.tolerance = {5e-3f, 5e-3f};
+  opts.steps = 60;
+  opts.max_tokens = 32;
+  for (std::uint32_t batch : {512u, 4u}) {
+    CAPTURE(batch);
+    const tandem::llama_multi_session_options mo{
+        .session = {.context_size = 256, .batch_size = batch, .threads = 1}, .max_sequences = 4};
+    TANDEM_CHECK_CONFORMANCE(tandem::check_multi_sequence_model(
+        [&] { return tandem::llama_multi_session::create(tiny_model(), mo); },
+        [] {
+          return tandem::llama_session::create(tiny_model(), {.context_size = 256, .threads = 1});
+        },
+        opts));
+  }
+}
+
+TEST_CASE("llama_cpp: a forked sequence equals a recomputed one and closing one leaves the other",
+          "[backends][llama_cpp][multi_sequence]") {
+  auto ms = tandem::llama_multi_session::create(
+      tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 3});
+  REQUIRE(ms);
+  const tandem::seq_id a = *ms->open();
+  const tandem::seq_tokens first{a, prompt};
+  REQUIRE(ms->append(std::span(&first, 1)) == errc::ok);
+  const tandem::seq_id f = *ms->fork(a);
+  CHECK(ms->size(f) == prompt.size());
+  const std::vector<token_id> tail = {400, 401};
+  const tandem::seq_tokens both[2] = {{f, tail}, {a, std::span(tail).first(1)}};
+  REQUIRE(ms->append(both) == errc::ok);
+  auto lone = make_session({.context_size = 256, .threads = 1});
+  REQUIRE(lone.append(prompt) == errc::ok);
+  REQUIRE(lone.append(tail) == errc::ok);
+  CHECK(max_abs_diff(copy(ms->logits(f)), lone.logits()) < 1e-3f);
+  const auto before = copy(ms->logits(f));
+  REQUIRE(ms->close(a) == errc::ok);
+  CHECK(max_abs_diff(before, ms->logits(f)) == 0.0f);
+  // A sequence handle runs generate() unchanged.
+  tandem::sequence<tandem::llama_multi_session> h(*ms, f);
+  static_assert(tandem::Scoring<decltype(h)> && tandem::Rewindable<decltype(h)>);
+  CHECK(h.size() == prompt.size() + tail.size());
+}
+
+TEST_CASE("llama_cpp: a failed batch decode leaves every sequence as before",
+          "[backends][llama_cpp][multi_sequence]") {
+  // Two sequences share one cache of context_length() cells: each may hold that many
+  // tokens alone, but a batch that needs more free cells than remain fails inside
+  // llama_decode ("no KV slot"), after the per-sequence checks passed.
+  auto ms = tandem::llama_multi_session::create(
+      tiny_model(), {.session = {.context_size = 64, .threads = 1}, .max_sequences = 2});
+  REQUIRE(ms);
+  const std::size_t cells = ms->context_length();
+  const tandem::seq_id a = *ms->open(), b = *ms->open();
+  std::vector<token_id> fill(cells - 10, 7), thirty(30, 9);
+  const tandem::seq_tokens one{a, fill};
+  REQUIRE(ms->append(std::span(&one, 1)) == errc::ok);
+  const auto before = copy(ms->logits(a));
+  const tandem::seq_tokens two[2] = {{a, std::span(thirty).first(2)}, {b, thirty}};
+  const errc e = ms->append(two);
+  CHECK(e == errc::context_overflow);
+  CHECK(ms->last_error().code == e);
+  CHECK(ms->size(a) == cells - 10);
+  CHECK(ms->size(b) == 0);
+  CHECK(max_abs_diff(before, ms->logits(a)) == 0.0f);
+  const tandem::seq_tokens small{b, std::span(thirty).first(10)};
+  CHECK(ms->append(std::span(&small, 1)) == errc::ok);
+}

@@ -666,3 +666,37 @@ TEST_CASE("ngram: bad parameters and empty data are rejected with named errors",
   CHECK(pm->score_sentence({}).error() == errc::empty_input);
   CHECK(pm->perplexity(sentences{{}, {}}).error() == errc::empty_input);
 }
+
+TEST_CASE("ngram: a multi-sequence session passes the multi-sequence conformance suite",
+          "[backends][ngram][multi_sequence]") {
+  const word_corpus c = kjv_words(1000, 5);
+  const ngram_model m = train(c.train, 4, c.vocab);
+  tandem::multi_sequence_conformance_options opts;
+  opts.tolerance = tandem::conformance_tolerance::exact();
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    CAPTURE(seed);
+    opts.seed = seed;
+    TANDEM_CHECK_CONFORMANCE(
+        tandem::check_multi_sequence_model([&] { return tandem::ngram_multi_session(m, 4, 64); },
+                                           [&] { return ngram_session(m); }, opts));
+  }
+}
+
+TEST_CASE("ngram: a warm multi-sequence session allocates nothing",
+          "[backends][ngram][multi_sequence]") {
+  const word_corpus c = kjv_words(1000, 5);
+  const ngram_model m = train(c.train, 3, c.vocab);
+  tandem::ngram_multi_session ms(m, 4, 128);
+  const token_id a[3] = {1, 2, 3}, b[2] = {4, 5};
+  tandem_test::allocation_scope scope;
+  for (int round = 0; round < 3; ++round) {
+    const tandem::seq_id s0 = *ms.open();
+    const tandem::seq_id s1 = *ms.open();
+    const tandem::seq_tokens batch[2] = {{s0, a}, {s1, b}};
+    REQUIRE(ms.append(batch) == errc::ok);
+    const tandem::seq_id f = *ms.fork(s0);
+    REQUIRE(ms.rewind(f, 1) == errc::ok);
+    REQUIRE((ms.close(s0) == errc::ok && ms.close(s1) == errc::ok && ms.close(f) == errc::ok));
+  }
+  CHECK(scope.allocations() == 0);
+}

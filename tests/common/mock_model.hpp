@@ -18,6 +18,8 @@
 
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
+#include "tandem/core/multi_sequence.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -147,6 +149,168 @@ static_assert(tandem::LanguageModel<mock_model> && tandem::Rewindable<mock_model
               tandem::Scoring<mock_model> && tandem::HasContextLength<mock_model>);
 static_assert(tandem::LanguageModel<mock_model_no_rewind> &&
               !tandem::Rewindable<mock_model_no_rewind> && tandem::Scoring<mock_model_no_rewind>);
+
+/// Deliberate contract breakages of mock_multi_model, to prove the multi-sequence
+/// conformance suite fails them.
+enum class multi_fault {
+  none,
+  fork_skips_logits,    // fork copies the tokens but not the logits
+  logits_from_batch,    // each sequence's logits are computed from the batch's last token
+  partial_batch,        // a batch failing at entry k keeps entries 0..k-1 applied
+  close_clears_others,  // close also forgets the next sequence's logits
+};
+
+/// Behaviour of a mock_multi_model.
+struct mock_multi_options {
+  /// The table of every sequence (vocab, script, successor) and the per-sequence
+  /// context length; `fail_at_append` makes that batched append call (0-based) fail
+  /// with decode_failed, changing nothing.
+  mock_options model{};
+  std::size_t max_sequences = 4;
+  multi_fault fault = multi_fault::none;
+};
+
+/// A multi-sequence mock: each sequence predicts exactly as a lone mock_model fed the
+/// same tokens. Every buffer is sized at construction (no allocation per call). Counts
+/// its batched append calls (each one "forward pass").
+class mock_multi_model {
+ public:
+  explicit mock_multi_model(mock_multi_options opts = {})
+      : opts_(std::move(opts)), table_(opts_.model), slots_(opts_.max_sequences) {
+    for (slot& s : slots_) {
+      s.tokens.reserve(256);
+      s.logits.assign(opts_.model.vocab, 0.0f);
+    }
+  }
+
+  std::size_t vocab_size() const noexcept { return opts_.model.vocab; }
+  std::size_t max_sequences() const noexcept { return slots_.size(); }
+  std::size_t context_length() const noexcept { return opts_.model.context_length; }
+  const tandem::error_info& last_error() const noexcept { return error_; }
+  /// Batched append calls so far, failed ones included.
+  std::size_t append_calls() const noexcept { return append_calls_; }
+
+  bool is_open(tandem::seq_id s) const noexcept {
+    return s >= 0 && static_cast<std::size_t>(s) < slots_.size() && at(s).open;
+  }
+  std::size_t size(tandem::seq_id s) const noexcept { return is_open(s) ? at(s).tokens.size() : 0; }
+  std::span<const float> logits(tandem::seq_id s) const noexcept {
+    return is_open(s) ? std::span<const float>(at(s).logits) : std::span<const float>();
+  }
+
+  tandem::result<tandem::seq_id> open() {
+    const tandem::seq_id s = free_slot();
+    if (s < 0) return errc::no_free_sequence;
+    at(s).open = true;
+    at(s).tokens.clear();
+    return s;
+  }
+  errc close(tandem::seq_id s) {
+    if (!is_open(s)) return errc::invalid_sequence;
+    at(s).open = false;
+    at(s).tokens.clear();
+    if (opts_.fault == multi_fault::close_clears_others) {
+      for (std::size_t k = 1; k < slots_.size(); ++k) {
+        slot& o = slots_[(static_cast<std::size_t>(s) + k) % slots_.size()];
+        if (o.open) {
+          for (float& x : o.logits) x = 0.0f;
+          break;
+        }
+      }
+    }
+    return errc::ok;
+  }
+
+  errc append(std::span<const tandem::seq_tokens> batch) {
+    const std::size_t call = append_calls_++;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (errc e = check(batch, i); e != errc::ok) {
+        if (opts_.fault == multi_fault::partial_batch) apply(batch.first(i));
+        return tandem::detail::fail(&error_, e, "entry %zu (sequence %d)", i, batch[i].seq);
+      }
+    }
+    if (call == opts_.model.fail_at_append)
+      return tandem::detail::fail(&error_, errc::decode_failed, "injected failure of call %zu",
+                                  call);
+    apply(batch);
+    return errc::ok;
+  }
+
+  errc score(tandem::seq_id s, std::span<const token_id> t, std::span<float> rows) {
+    const tandem::seq_tokens one{s, t};
+    if (errc e = check(std::span<const tandem::seq_tokens>(&one, 1), 0); e != errc::ok) return e;
+    if (rows.size() != t.size() * vocab_size()) return errc::size_mismatch;
+    slot& e = at(s);
+    for (std::size_t i = 0; i < t.size(); ++i)
+      table_.fill(rows.subspan(i * vocab_size(), vocab_size()), e.tokens.size() + i + 1, t[i]);
+    apply(std::span<const tandem::seq_tokens>(&one, 1));
+    return errc::ok;
+  }
+
+  errc rewind(tandem::seq_id s, std::size_t n) {
+    if (!is_open(s)) return errc::invalid_sequence;
+    if (n > at(s).tokens.size()) return errc::rewind_out_of_range;
+    at(s).tokens.resize(at(s).tokens.size() - n);
+    return errc::ok;
+  }
+
+  tandem::result<tandem::seq_id> fork(tandem::seq_id s) {
+    if (!is_open(s)) return errc::invalid_sequence;
+    const tandem::seq_id c = free_slot();
+    if (c < 0) return errc::no_free_sequence;
+    at(c).open = true;
+    at(c).tokens = at(s).tokens;
+    if (opts_.fault != multi_fault::fork_skips_logits) at(c).logits = at(s).logits;
+    return c;
+  }
+
+ private:
+  struct slot {
+    bool open = false;
+    std::vector<token_id> tokens;
+    std::vector<float> logits;
+  };
+  slot& at(tandem::seq_id s) noexcept { return slots_[static_cast<std::size_t>(s)]; }
+  const slot& at(tandem::seq_id s) const noexcept { return slots_[static_cast<std::size_t>(s)]; }
+  tandem::seq_id free_slot() const noexcept {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (!slots_[i].open) return static_cast<tandem::seq_id>(i);
+    return -1;
+  }
+  errc check(std::span<const tandem::seq_tokens> batch, std::size_t i) const noexcept {
+    const tandem::seq_tokens& b = batch[i];
+    if (!is_open(b.seq)) return errc::invalid_sequence;
+    for (std::size_t j = 0; j < i; ++j)
+      if (batch[j].seq == b.seq) return errc::invalid_argument;
+    for (token_id x : b.tokens)
+      if (x < 0 || static_cast<std::size_t>(x) >= vocab_size()) return errc::invalid_token;
+    if (b.tokens.size() > context_length() - at(b.seq).tokens.size()) return errc::context_overflow;
+    return errc::ok;
+  }
+  void apply(std::span<const tandem::seq_tokens> batch) {
+    token_id batch_last = -1;
+    for (const tandem::seq_tokens& b : batch)
+      if (!b.tokens.empty()) batch_last = b.tokens.back();
+    for (const tandem::seq_tokens& b : batch) {
+      if (b.tokens.empty()) continue;
+      slot& e = at(b.seq);
+      e.tokens.insert(e.tokens.end(), b.tokens.begin(), b.tokens.end());
+      const token_id last =
+          opts_.fault == multi_fault::logits_from_batch ? batch_last : e.tokens.back();
+      table_.fill(e.logits, e.tokens.size(), last);
+    }
+  }
+
+  mock_multi_options opts_;
+  basic_mock_model<true> table_;
+  std::vector<slot> slots_;
+  std::size_t append_calls_ = 0;
+  tandem::error_info error_;
+};
+
+static_assert(tandem::MultiSequenceModel<mock_multi_model> &&
+              tandem::MultiSequenceScoring<mock_multi_model> &&
+              tandem::HasContextLength<mock_multi_model> && tandem::HasLastError<mock_multi_model>);
 
 /// Pieces of the default mock vocabulary (16 tokens). Token 0 is the end-of-sequence
 /// token with empty text; 6+7 spell "é" and 8+9 spell U+1F600 in two halves each;

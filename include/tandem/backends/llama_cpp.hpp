@@ -28,6 +28,7 @@
 #include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
+#include "tandem/core/multi_sequence.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -477,6 +478,373 @@ class llama_session {
 
 static_assert(LanguageModel<llama_session> && Rewindable<llama_session> && Scoring<llama_session> &&
               HasContextLength<llama_session>);
+
+// ---- Many sequences in one context -------------------------------------------------------
+
+/// Settings of a llama_multi_session: those of one session, and the number of sequences.
+struct llama_multi_session_options {
+  /// Context size (here: the shared KV cache, in tokens, for all sequences together),
+  /// batch size (most tokens per llama_decode), threads, flash attention and abort
+  /// callback, as for llama_session.
+  llama_session_options session{};
+  /// Most sequences open at once: llama.cpp's n_seq_max, in [1, 256].
+  std::uint32_t max_sequences = 4;
+};
+
+/// Up to `max_sequences()` sequences in one llama.cpp context: one unified KV cache
+/// (`kv_unified`, so a fork shares the parent's cells through `llama_memory_seq_cp`),
+/// and one `llama_batch` with per-token sequence ids for every append. A
+/// MultiSequenceModel with score and a per-sequence context length; each sequence
+/// predicts as a lone llama_session fed the same tokens, within float rounding (the
+/// conformance suite's default tolerance). Move-only; borrows the model.
+///
+/// Logits are requested only for the last token of each batch entry (every token of a
+/// score). Each sequence keeps two logits buffers, sized at creation: a call writes the
+/// spare one and swaps on success, so a failed call leaves the old logits in place.
+/// Allocation: none on tandem's side after create.
+///
+/// Errors are MultiSequenceModel's. Per-sequence context: context_length() is the
+/// shared cache size; a batch the cache cannot hold (the cells of all sequences
+/// together) gives `context_overflow` from llama.cpp ("no KV slot"). A failed
+/// llama_decode (`decode_failed`, `cancelled` from the abort callback, `invalid_argument`
+/// for a batch llama.cpp rejects, `context_overflow`) removes every token of the call
+/// from every sequence of the batch again, so all sequences are as before the call;
+/// `last_error()` names the batch's sequences. On a model whose memory cannot drop a
+/// partial tail (recurrent models) that removal can fail: such a sequence is closed
+/// and `last_error()` says so.
+class llama_multi_session {
+ public:
+  /// Creates a context with room for `options.max_sequences` sequences over `model`.
+  /// Errors: invalid_argument (max_sequences outside [1, 256], and llama_session's
+  /// cases), out_of_memory (llama.cpp could not create the context). `info` (not null)
+  /// receives the details.
+  [[nodiscard]] static result<llama_multi_session> create(
+      const llama_model_handle& model, const llama_multi_session_options& options = {},
+      error_info* info = nullptr) {
+    const llama_session_options& o = options.session;
+    if (model.get() == nullptr || model.vocab_only())
+      return detail::fail(info, errc::invalid_argument, "llama_multi_session: no usable model");
+    if (o.batch_size == 0 || o.threads < 0 || o.batch_threads < 0 || o.flash_attention < -1 ||
+        o.flash_attention > 1 || options.max_sequences == 0 || options.max_sequences > 256)
+      return detail::fail(info, errc::invalid_argument,
+                          "llama_multi_session: an option is outside its domain");
+    llama_context_params p = llama_context_default_params();
+    p.n_ctx = o.context_size;
+    p.n_batch = o.batch_size;
+    p.n_ubatch = o.batch_size;
+    p.n_seq_max = options.max_sequences;
+    p.kv_unified = true;
+    if (o.threads > 0) p.n_threads = o.threads;
+    if (o.batch_threads > 0)
+      p.n_threads_batch = o.batch_threads;
+    else if (o.threads > 0)
+      p.n_threads_batch = o.threads;
+    p.abort_callback = o.abort_callback;
+    p.abort_callback_data = o.abort_data;
+    p.no_perf = true;
+    p.flash_attn_type = static_cast<llama_flash_attn_type>(o.flash_attention);
+    ::llama_context* ctx = llama_init_from_model(model.get(), p);
+    if (ctx == nullptr)
+      return detail::fail(info, errc::out_of_memory,
+                          "llama_multi_session: llama.cpp could not create the context");
+    return llama_multi_session(model, ctx, options.max_sequences);
+  }
+
+  ///@{
+  /// Takes over `o`'s context and buffers; `o` may only be destroyed or assigned to.
+  llama_multi_session(llama_multi_session&& o) noexcept
+      : ctx_(std::exchange(o.ctx_, nullptr)),
+        batch_(std::exchange(o.batch_, llama_batch{})),
+        n_vocab_(o.n_vocab_),
+        n_ctx_(o.n_ctx_),
+        n_batch_(o.n_batch_),
+        slots_(std::move(o.slots_)),
+        error_(o.error_) {}
+  llama_multi_session& operator=(llama_multi_session&& o) noexcept {
+    if (this != &o) {
+      release();
+      ctx_ = std::exchange(o.ctx_, nullptr);
+      batch_ = std::exchange(o.batch_, llama_batch{});
+      n_vocab_ = o.n_vocab_;
+      n_ctx_ = o.n_ctx_;
+      n_batch_ = o.n_batch_;
+      slots_ = std::move(o.slots_);
+      error_ = o.error_;
+    }
+    return *this;
+  }
+  ///@}
+  llama_multi_session(const llama_multi_session&) = delete;
+  llama_multi_session& operator=(const llama_multi_session&) = delete;
+  ~llama_multi_session() { release(); }
+
+  /// Number of tokens in the vocabulary.
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return n_vocab_; }
+  /// Most sequences open at once (n_seq_max).
+  [[nodiscard]] std::size_t max_sequences() const noexcept { return slots_.size(); }
+  /// Most tokens one sequence can hold: the shared cache's size (n_ctx).
+  [[nodiscard]] std::size_t context_length() const noexcept { return n_ctx_; }
+  /// Most tokens one llama_decode takes (n_batch); longer batches are split.
+  [[nodiscard]] std::size_t batch_size() const noexcept { return n_batch_; }
+  /// Details of the last failed call.
+  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
+  /// The llama.cpp context, still owned by this object.
+  [[nodiscard]] ::llama_context* get() const noexcept { return ctx_; }
+
+  /// True when `s` is open.
+  [[nodiscard]] bool is_open(seq_id s) const noexcept {
+    return s >= 0 && static_cast<std::size_t>(s) < slots_.size() && at(s).open;
+  }
+  /// Tokens in `s`; 0 when not open.
+  [[nodiscard]] std::size_t size(seq_id s) const noexcept { return is_open(s) ? at(s).size : 0; }
+  /// Next-token logits of `s` (vocab_size() floats owned by this object); empty when `s`
+  /// is not open, has no tokens or was just rewound.
+  [[nodiscard]] std::span<const float> logits(seq_id s) const noexcept {
+    if (!is_open(s) || !at(s).has_logits) return {};
+    return {at(s).logits.data() + at(s).current * n_vocab_, n_vocab_};
+  }
+
+  /// Opens an empty sequence. Errors: `no_free_sequence`.
+  [[nodiscard]] result<seq_id> open() noexcept {
+    const seq_id s = free_slot();
+    if (s < 0)
+      return detail::fail(&error_, errc::no_free_sequence, "open: all %zu sequences are open",
+                          slots_.size());
+    slot& e = at(s);
+    e.open = true;
+    e.size = 0;
+    e.has_logits = false;
+    return s;
+  }
+
+  /// Closes `s` and frees its cache cells (those a fork still shares stay). Errors:
+  /// `invalid_sequence`.
+  [[nodiscard]] errc close(seq_id s) noexcept {
+    if (!is_open(s))
+      return detail::fail(&error_, errc::invalid_sequence, "close: sequence %d is not open", s);
+    llama_memory_seq_rm(llama_get_memory(ctx_), s, -1, -1);
+    at(s).open = false;
+    at(s).size = 0;
+    at(s).has_logits = false;
+    return errc::ok;
+  }
+
+  /// Appends every entry's tokens in llama_decode calls of at most batch_size() tokens
+  /// (one call when they fit), logits for the last token of each entry. Errors and state
+  /// left: see the class comment.
+  [[nodiscard]] errc append(std::span<const seq_tokens> batch) noexcept {
+    TANDEM_TRY(validate(batch));
+    return decode(batch, std::span<float>{});
+  }
+
+  /// Appends `t` to `s` with logits for every position, written into `rows` (rows
+  /// unspecified after an error). Errors: those of a one-entry append, `size_mismatch`.
+  [[nodiscard]] errc score(seq_id s, std::span<const token_id> t, std::span<float> rows) noexcept {
+    const seq_tokens one{s, t};
+    const std::span<const seq_tokens> batch(&one, 1);
+    TANDEM_TRY(validate(batch));
+    if (rows.size() != t.size() * n_vocab_)
+      return detail::fail(&error_, errc::size_mismatch, "score: %zu floats for %zu tokens",
+                          rows.size(), t.size());
+    return decode(batch, rows);
+  }
+
+  /// Drops the last `n` tokens of `s` (llama_memory_seq_rm); its logits are empty until
+  /// the next append. Errors: `invalid_sequence`, `rewind_out_of_range`, `rewind_failed`
+  /// (llama.cpp cannot drop a partial tail; `s` unchanged).
+  [[nodiscard]] errc rewind(seq_id s, std::size_t n) noexcept {
+    if (!is_open(s))
+      return detail::fail(&error_, errc::invalid_sequence, "rewind: sequence %d is not open", s);
+    slot& e = at(s);
+    if (n > e.size)
+      return detail::fail(&error_, errc::rewind_out_of_range, "rewind: %zu tokens of %zu", n,
+                          e.size);
+    if (n == 0) return errc::ok;
+    if (!llama_memory_seq_rm(llama_get_memory(ctx_), s, static_cast<llama_pos>(e.size - n), -1))
+      return detail::fail(&error_, errc::rewind_failed,
+                          "rewind: llama.cpp could not drop the tail of sequence %d", s);
+    e.size -= n;
+    e.has_logits = false;
+    return errc::ok;
+  }
+
+  /// Opens a sequence sharing every cache cell of `s` (llama_memory_seq_cp: nothing is
+  /// recomputed) with a copy of its logits. Errors: `invalid_sequence`,
+  /// `no_free_sequence`.
+  [[nodiscard]] result<seq_id> fork(seq_id s) noexcept {
+    if (!is_open(s))
+      return detail::fail(&error_, errc::invalid_sequence, "fork: sequence %d is not open", s);
+    const seq_id c = free_slot();
+    if (c < 0)
+      return detail::fail(&error_, errc::no_free_sequence, "fork: all %zu sequences are open",
+                          slots_.size());
+    const slot& parent = at(s);
+    slot& child = at(c);
+    if (parent.size > 0) llama_memory_seq_cp(llama_get_memory(ctx_), s, c, -1, -1);
+    child.open = true;
+    child.size = parent.size;
+    child.has_logits = parent.has_logits;
+    if (parent.has_logits)
+      std::memcpy(child.logits.data() + child.current * n_vocab_,
+                  parent.logits.data() + parent.current * n_vocab_, n_vocab_ * sizeof(float));
+    return c;
+  }
+
+ private:
+  struct slot {
+    bool open = false;
+    bool has_logits = false;
+    std::size_t current = 0;  // which half of `logits` holds the current row
+    std::size_t size = 0;
+    std::vector<float> logits;  // two rows of n_vocab_
+  };
+
+  llama_multi_session(const llama_model_handle& model, ::llama_context* ctx, std::size_t n_seq)
+      : ctx_(ctx),
+        n_vocab_(model.vocab_size()),
+        n_ctx_(llama_n_ctx_seq(ctx)),
+        n_batch_(llama_n_batch(ctx)),
+        slots_(n_seq) {
+    for (slot& e : slots_) e.logits.assign(2 * n_vocab_, 0.0f);
+    batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
+  }
+
+  void release() noexcept {
+    if (batch_.token != nullptr) llama_batch_free(batch_);
+    batch_ = llama_batch{};
+    if (ctx_ != nullptr) llama_free(ctx_);
+    ctx_ = nullptr;
+  }
+
+  slot& at(seq_id s) noexcept { return slots_[static_cast<std::size_t>(s)]; }
+  const slot& at(seq_id s) const noexcept { return slots_[static_cast<std::size_t>(s)]; }
+
+  seq_id free_slot() const noexcept {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (!slots_[i].open) return static_cast<seq_id>(i);
+    return -1;
+  }
+
+  [[nodiscard]] errc validate(std::span<const seq_tokens> batch) noexcept {
+    return detail::validate_batch(
+        batch, n_vocab_, n_ctx_, [this](seq_id s) { return is_open(s); },
+        [this](seq_id s) { return at(s).size; }, &error_);
+  }
+
+  // Removes every token of a failed call again; closes sequences that cannot be rolled
+  // back and records the details.
+  errc roll_back(std::span<const seq_tokens> batch, errc code, const char* why) noexcept {
+    llama_memory_t mem = llama_get_memory(ctx_);
+    int closed = 0;
+    char ids[96];
+    std::size_t used = 0;
+    ids[0] = '\0';
+    for (const seq_tokens& b : batch) {
+      if (b.tokens.empty()) continue;
+      slot& e = at(b.seq);
+      if (used + 12 < sizeof ids)
+        used += static_cast<std::size_t>(
+            std::snprintf(ids + used, sizeof ids - used, used == 0 ? "%d" : ",%d", b.seq));
+      if (llama_memory_seq_pos_max(mem, b.seq) < static_cast<llama_pos>(e.size)) continue;
+      if (!llama_memory_seq_rm(mem, b.seq, static_cast<llama_pos>(e.size), -1)) {
+        llama_memory_seq_rm(mem, b.seq, -1, -1);
+        e.open = false;
+        e.size = 0;
+        e.has_logits = false;
+        ++closed;
+      }
+    }
+    return detail::fail(&error_, code,
+                        "%s; sequences {%s} rolled back to their state before the call, %d of "
+                        "them closed (their memory could not drop the tail)",
+                        why, ids, closed);
+  }
+
+  [[nodiscard]] static errc map_decode_error(std::int32_t rc) noexcept {
+    switch (rc) {
+      case 1:
+        return errc::context_overflow;
+      case 2:
+        return errc::cancelled;
+      case -1:
+        return errc::invalid_argument;
+      default:
+        return errc::decode_failed;
+    }
+  }
+
+  // Decodes the batch (validated) in chunks of n_batch_ tokens. With `rows` (a one-entry
+  // score) every position's logits go there; else each entry's last logits go to its
+  // spare buffer. Sizes and buffers are committed only when every chunk succeeded.
+  [[nodiscard]] errc decode(std::span<const seq_tokens> batch, std::span<float> rows) noexcept {
+    const bool all = !rows.empty();
+    std::size_t entry = 0, offset = 0, filled = 0;
+    auto skip_empty = [&] {
+      while (entry < batch.size() && offset == batch[entry].tokens.size()) ++entry, offset = 0;
+    };
+    skip_empty();
+    while (entry < batch.size()) {
+      filled = 0;
+      std::size_t first_entry = entry, first_offset = offset;
+      while (entry < batch.size() && filled < n_batch_) {
+        const seq_tokens& b = batch[entry];
+        const std::size_t i = filled++;
+        batch_.token[i] = b.tokens[offset];
+        batch_.pos[i] = static_cast<llama_pos>(at(b.seq).size + offset);
+        batch_.n_seq_id[i] = 1;
+        batch_.seq_id[i][0] = b.seq;
+        batch_.logits[i] = (all || offset + 1 == b.tokens.size()) ? 1 : 0;
+        ++offset;
+        skip_empty();
+      }
+      batch_.n_tokens = static_cast<std::int32_t>(filled);
+      const std::int32_t rc = llama_decode(ctx_, batch_);
+      if (rc != 0) return roll_back(batch, map_decode_error(rc), "llama_decode failed");
+      // Copy out this chunk's logits.
+      std::size_t e = first_entry, o = first_offset;
+      for (std::size_t i = 0; i < filled; ++i) {
+        const seq_tokens& b = batch[e];
+        const bool last = o + 1 == b.tokens.size();
+        if (all || last) {
+          const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
+          if (row == nullptr) return roll_back(batch, errc::decode_failed, "no logits row");
+          if (all) std::memcpy(rows.data() + o * n_vocab_, row, n_vocab_ * sizeof(float));
+          if (last) {
+            slot& s = at(b.seq);
+            std::memcpy(s.logits.data() + (1 - s.current) * n_vocab_, row,
+                        n_vocab_ * sizeof(float));
+          }
+        }
+        if (++o == b.tokens.size()) {
+          ++e;
+          o = 0;
+          while (e < batch.size() && batch[e].tokens.empty()) ++e;
+        }
+      }
+    }
+    for (const seq_tokens& b : batch) {
+      if (b.tokens.empty()) continue;
+      slot& s = at(b.seq);
+      s.size += b.tokens.size();
+      s.current = 1 - s.current;
+      s.has_logits = true;
+    }
+    return errc::ok;
+  }
+
+  ::llama_context* ctx_ = nullptr;
+  llama_batch batch_{};
+  std::size_t n_vocab_ = 0;
+  std::size_t n_ctx_ = 0;
+  std::size_t n_batch_ = 0;
+  std::vector<slot> slots_;
+  error_info error_;
+};
+
+static_assert(MultiSequenceModel<llama_multi_session> &&
+              MultiSequenceScoring<llama_multi_session> && HasContextLength<llama_multi_session>);
+static_assert(LanguageModel<sequence<llama_multi_session>> &&
+              Rewindable<sequence<llama_multi_session>> && Scoring<sequence<llama_multi_session>>);
 
 // ---- Tokenizer ---------------------------------------------------------------------------
 

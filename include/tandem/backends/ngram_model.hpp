@@ -50,6 +50,7 @@
 #include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
+#include "tandem/core/multi_sequence.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -80,6 +81,7 @@ struct ngram_sentence_score {
 
 class ngram_builder;
 class ngram_session;
+class ngram_multi_session;
 
 /// A trained n-gram model: immutable once built or loaded, shared read-only by any number
 /// of sessions and threads. Created by `ngram_builder::build` or `ngram_model::load` /
@@ -252,6 +254,7 @@ class ngram_model {
  private:
   friend class ngram_builder;
   friend class ngram_session;
+  friend class ngram_multi_session;
 
   // One order's n-grams in lexicographic order, so the continuations of a context form a
   // contiguous run sorted by token: a trie laid out as flat arrays.
@@ -873,5 +876,190 @@ class ngram_session {
   std::vector<float> logits_;
   std::vector<float> scratch_;
 };
+
+/// Many sequences over one ngram_model: a MultiSequenceModel (with score and a
+/// per-sequence context length) whose every sequence predicts exactly as a lone
+/// ngram_session fed the same tokens. An n-gram model has no cache to share, so `append`
+/// computes each sequence's logits in turn and `fork` copies the parent's tokens and
+/// logits (no recompute). A fresh sequence's logits are P_1, as a fresh session's.
+///
+/// Errors are MultiSequenceModel's (no `decode_failed`: nothing fails after the checks),
+/// each with details in `last_error()`; an error changes no sequence. Allocation: every
+/// buffer (tokens and logits of each slot) is sized at construction; open, close, append,
+/// score, rewind and fork allocate nothing. The model must outlive the session.
+class ngram_multi_session {
+ public:
+  /// Room for `max_sequences` sequences of at most `context_length` tokens each over
+  /// `model` (which must stay alive and in place). Precondition (TANDEM_ASSERT):
+  /// max_sequences in [1, 2^31).
+  explicit ngram_multi_session(const ngram_model& model, std::size_t max_sequences,
+                               std::size_t context_length = ngram_session::default_context_length)
+      : model_(&model),
+        context_length_(context_length),
+        slots_(max_sequences),
+        scratch_(model.vocab_size()) {
+    TANDEM_ASSERT(max_sequences >= 1 && max_sequences <= static_cast<std::size_t>(INT32_MAX),
+                  "ngram_multi_session: max_sequences out of range");
+    for (slot& s : slots_) {
+      s.history.reserve(context_length);
+      s.logits.resize(model.vocab_size());
+    }
+  }
+
+  /// The model's vocabulary size.
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return model_->vocab_size(); }
+  /// The most sequences open at once.
+  [[nodiscard]] std::size_t max_sequences() const noexcept { return slots_.size(); }
+  /// The most tokens one sequence holds.
+  [[nodiscard]] std::size_t context_length() const noexcept { return context_length_; }
+  /// The model the session reads.
+  [[nodiscard]] const ngram_model& model() const noexcept { return *model_; }
+  /// Details of the last failed call.
+  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
+
+  /// True when `s` is open.
+  [[nodiscard]] bool is_open(seq_id s) const noexcept {
+    return s >= 0 && static_cast<std::size_t>(s) < slots_.size() &&
+           slots_[static_cast<std::size_t>(s)].open;
+  }
+  /// Tokens in `s`; 0 when not open.
+  [[nodiscard]] std::size_t size(seq_id s) const noexcept {
+    return is_open(s) ? at(s).history.size() : 0;
+  }
+  /// The tokens of `s`, oldest first (empty when not open); valid until `s` changes.
+  [[nodiscard]] std::span<const token_id> tokens(seq_id s) const noexcept {
+    return is_open(s) ? std::span<const token_id>(at(s).history) : std::span<const token_id>();
+  }
+  /// Natural-log probabilities of the next token of `s` (empty when not open).
+  [[nodiscard]] std::span<const float> logits(seq_id s) const noexcept {
+    return is_open(s) ? std::span<const float>(at(s).logits) : std::span<const float>();
+  }
+
+  /// Opens an empty sequence (logits P_1). Errors: `no_free_sequence`.
+  [[nodiscard]] result<seq_id> open() noexcept {
+    const seq_id s = free_slot();
+    if (s < 0)
+      return detail::fail(&error_, errc::no_free_sequence, "open: all %zu sequences are open",
+                          slots_.size());
+    slot& e = at(s);
+    e.open = true;
+    e.history.clear();
+    refresh(e);
+    return s;
+  }
+
+  /// Closes `s`. Errors: `invalid_sequence`.
+  [[nodiscard]] errc close(seq_id s) noexcept {
+    if (!is_open(s))
+      return detail::fail(&error_, errc::invalid_sequence, "close: sequence %d is not open", s);
+    at(s).open = false;
+    at(s).history.clear();
+    return errc::ok;
+  }
+
+  /// Appends each entry's tokens to its sequence and computes its logits. Errors (no
+  /// sequence changed): MultiSequenceModel's, without decode_failed.
+  [[nodiscard]] errc append(std::span<const seq_tokens> batch) noexcept {
+    TANDEM_TRY(validate(batch));
+    for (const seq_tokens& b : batch) {
+      if (b.tokens.empty()) continue;
+      slot& e = at(b.seq);
+      e.history.insert(e.history.end(), b.tokens.begin(), b.tokens.end());
+      refresh(e);
+    }
+    return errc::ok;
+  }
+
+  /// Appends `t` to `s` and writes the logits after every prefix of `t` into `rows`.
+  /// Errors (nothing changed): those of a one-entry append, `size_mismatch`.
+  [[nodiscard]] errc score(seq_id s, std::span<const token_id> t, std::span<float> rows) noexcept {
+    const seq_tokens one{s, t};
+    TANDEM_TRY(validate(std::span<const seq_tokens>(&one, 1)));
+    const std::size_t v = vocab_size();
+    if (rows.size() != t.size() * v)
+      return detail::fail(&error_, errc::size_mismatch, "score: %zu floats for %zu tokens",
+                          rows.size(), t.size());
+    if (t.empty()) return errc::ok;
+    slot& e = at(s);
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      e.history.push_back(t[i]);
+      model_->fill_log_probs(context(e), rows.data() + i * v, scratch_.data());
+    }
+    std::copy_n(rows.data() + (t.size() - 1) * v, v, e.logits.data());
+    return errc::ok;
+  }
+
+  /// Drops the last `n` tokens of `s` and recomputes its logits. Errors:
+  /// `invalid_sequence`, `rewind_out_of_range` (nothing changed).
+  [[nodiscard]] errc rewind(seq_id s, std::size_t n) noexcept {
+    if (!is_open(s))
+      return detail::fail(&error_, errc::invalid_sequence, "rewind: sequence %d is not open", s);
+    slot& e = at(s);
+    if (n > e.history.size())
+      return detail::fail(&error_, errc::rewind_out_of_range, "rewind: %zu tokens of %zu", n,
+                          e.history.size());
+    e.history.resize(e.history.size() - n);
+    refresh(e);
+    return errc::ok;
+  }
+
+  /// Opens a copy of `s` (tokens and logits). Errors: `invalid_sequence`,
+  /// `no_free_sequence` (nothing opened).
+  [[nodiscard]] result<seq_id> fork(seq_id s) noexcept {
+    if (!is_open(s))
+      return detail::fail(&error_, errc::invalid_sequence, "fork: sequence %d is not open", s);
+    const seq_id c = free_slot();
+    if (c < 0)
+      return detail::fail(&error_, errc::no_free_sequence, "fork: all %zu sequences are open",
+                          slots_.size());
+    slot& child = at(c);
+    const slot& parent = at(s);
+    child.open = true;
+    child.history.assign(parent.history.begin(), parent.history.end());
+    std::copy(parent.logits.begin(), parent.logits.end(), child.logits.begin());
+    return c;
+  }
+
+ private:
+  struct slot {
+    bool open = false;
+    std::vector<token_id> history;
+    std::vector<float> logits;
+  };
+
+  slot& at(seq_id s) noexcept { return slots_[static_cast<std::size_t>(s)]; }
+  const slot& at(seq_id s) const noexcept { return slots_[static_cast<std::size_t>(s)]; }
+
+  seq_id free_slot() const noexcept {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (!slots_[i].open) return static_cast<seq_id>(i);
+    return -1;
+  }
+
+  [[nodiscard]] errc validate(std::span<const seq_tokens> batch) noexcept {
+    return detail::validate_batch(
+        batch, vocab_size(), context_length_, [this](seq_id s) { return is_open(s); },
+        [this](seq_id s) { return at(s).history.size(); }, &error_);
+  }
+
+  [[nodiscard]] std::span<const token_id> context(const slot& e) const noexcept {
+    const std::size_t keep = std::min(e.history.size(), model_->order() - 1);
+    return std::span<const token_id>(e.history).subspan(e.history.size() - keep);
+  }
+  void refresh(slot& e) noexcept {
+    model_->fill_log_probs(context(e), e.logits.data(), scratch_.data());
+  }
+
+  const ngram_model* model_;
+  std::size_t context_length_;
+  std::vector<slot> slots_;
+  std::vector<float> scratch_;
+  error_info error_;
+};
+
+static_assert(MultiSequenceModel<ngram_multi_session> &&
+              MultiSequenceScoring<ngram_multi_session> && HasContextLength<ngram_multi_session>);
+static_assert(LanguageModel<sequence<ngram_multi_session>> &&
+              Rewindable<sequence<ngram_multi_session>> && Scoring<sequence<ngram_multi_session>>);
 
 }  // namespace tandem::inline v0

@@ -53,13 +53,15 @@ enum class [[nodiscard]] errc : std::uint8_t {
   http_error,           ///< a server answered with an error status
   unsupported,          ///< the operation is not supported by this model or build
   out_of_sync,          ///< parts of a combined model stand at different positions
+  invalid_sequence,     ///< a sequence id that is not open in a multi-sequence model
+  no_free_sequence,     ///< every sequence slot of a multi-sequence model is in use
 };
 // clang-format on
 
 /// Number of error values: every errc lies in [0, errc_count). A test walks the range and
 /// checks that each value has a distinct name and that errc_count itself has none, so a
 /// new enumerator added without a name or without moving this constant fails it.
-inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::out_of_sync) + 1;
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::no_free_sequence) + 1;
 
 /// Stable lower-case name of an error value, e.g. "invalid_token". Never null.
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
@@ -120,6 +122,10 @@ inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::out_of_
       return "unsupported";
     case errc::out_of_sync:
       return "out_of_sync";
+    case errc::invalid_sequence:
+      return "invalid_sequence";
+    case errc::no_free_sequence:
+      return "no_free_sequence";
   }
   return "unknown";
 }

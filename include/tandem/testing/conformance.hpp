@@ -34,6 +34,12 @@
 ///   gives context_overflow and changes nothing; the last free slot can still be filled.
 /// After every error a check also appends the next token and compares its logits with the
 /// reference: the session must still be usable and unaffected.
+///
+/// `check_multi_sequence_model` runs the MultiSequenceModel contract
+/// (core/multi_sequence.hpp): random interleavings of open, batched append, fork, rewind
+/// and close, each sequence compared with a lone session fed the same tokens, and each
+/// error case (invalid sequence, bad batch, no free sequence, per-sequence overflow)
+/// leaving every sequence as it was; its checks are listed at the function.
 #pragma once
 
 #include <algorithm>
@@ -47,6 +53,7 @@
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,6 +63,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/multi_sequence.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -993,6 +1001,582 @@ template <Tokenizer T>
 [[nodiscard]] conformance_report check_tokenizer(const T& tok,
                                                  std::initializer_list<std::string_view> texts) {
   return check_tokenizer(tok, std::span<const std::string_view>(texts.begin(), texts.size()));
+}
+
+// ---- Many sequences ----------------------------------------------------------------------
+
+/// Options of check_multi_sequence_model.
+struct multi_sequence_conformance_options {
+  /// Random operations (open, batched append, fork, rewind, close) of the interleaving
+  /// check.
+  std::size_t steps = 120;
+  /// Seed of the operations and of the tokens they append.
+  std::uint64_t seed = 1;
+  /// Most tokens the checks put in one sequence (keep it below the model's per-sequence
+  /// context length).
+  std::size_t max_tokens = 40;
+  /// Most tokens one batch entry appends.
+  std::size_t max_chunk = 4;
+  /// Most sequences the checks open at once (0: max_sequences()); `no_free_sequence_
+  /// changes_nothing` fills max_sequences() and is not applicable above this many.
+  std::size_t max_open = 8;
+  /// Tolerance of the comparisons with the lone session (conformance_options::tolerance
+  /// says what suits which backend). Logits that must not change are compared exactly.
+  conformance_tolerance tolerance{};
+  /// `sequence_overflow_changes_nothing` fills one sequence to context_length() - 1
+  /// tokens; above this length it is not applicable.
+  std::size_t max_context_fill = 4096;
+};
+
+namespace detail {
+
+/// The MultiSequenceModel inside what a factory returns (the model, a result<> or a
+/// pointer-like object holding one), or null.
+template <class R>
+auto* conformance_multi_get(R& r) noexcept {
+  if constexpr (MultiSequenceModel<R>) {
+    return &r;
+  } else {
+    using inner = decltype(conformance_multi_get(*r));
+    return static_cast<bool>(r) ? conformance_multi_get(*r) : static_cast<inner>(nullptr);
+  }
+}
+
+/// Logits of a lone session fed a token list: one session kept and rewound to the
+/// common prefix when it can rewind, else a fresh session per query.
+template <class MakeLone>
+class conformance_lone {
+ public:
+  using made = std::invoke_result_t<MakeLone&>;
+  using model = typename conformance_session<made>::type;
+
+  explicit conformance_lone(MakeLone& make) : make_(make) {}
+
+  /// The lone logits after `t` (non-empty), or an empty span with `error()` set.
+  std::span<const float> after(std::span<const token_id> t) {
+    error_ = errc::ok;
+    std::size_t common = 0;
+    bool reused = false;
+    if constexpr (Rewindable<model>) {
+      if (session_ != nullptr) {
+        while (common < fed_.size() && common < t.size() && fed_[common] == t[common]) ++common;
+        if (common == t.size()) --common;  // at least one token must be appended
+        reused = session_->rewind(fed_.size() - common) == errc::ok;
+      }
+    }
+    if (!reused) {
+      reset();
+      holder_.emplace(make_());
+      session_ = conformance_session<made>::get(*holder_, error_);
+      if (session_ == nullptr) return {};
+      common = 0;
+    }
+    fed_.resize(common);
+    if ((error_ = session_->append(t.subspan(common))) != errc::ok) {
+      reset();
+      return {};
+    }
+    fed_.assign(t.begin(), t.end());
+    return session_->logits();
+  }
+  [[nodiscard]] errc error() const noexcept { return error_; }
+
+ private:
+  void reset() {
+    session_ = nullptr;
+    holder_.reset();
+    fed_.clear();
+  }
+  MakeLone& make_;
+  std::optional<made> holder_;
+  model* session_ = nullptr;
+  std::vector<token_id> fed_;
+  errc error_ = errc::ok;
+};
+
+/// What the checks expect of one open sequence: its tokens and, once its logits are
+/// valid, a copy of them taken right after the call that last changed it.
+struct conformance_expected_seq {
+  seq_id id = -1;
+  std::vector<token_id> tokens;
+  std::vector<float> snapshot;  // empty: logits unspecified (never appended, rewound)
+};
+
+/// The state the checks track for a multi-sequence model, and its comparisons.
+template <class M, class Lone>
+class conformance_multi_state {
+ public:
+  conformance_multi_state(M& m, Lone& lone, const conformance_tolerance& tol)
+      : m_(m), lone_(lone), tol_(tol) {}
+
+  std::vector<conformance_expected_seq>& seqs() noexcept { return seqs_; }
+  conformance_expected_seq* find(seq_id s) noexcept {
+    for (auto& e : seqs_)
+      if (e.id == s) return &e;
+    return nullptr;
+  }
+
+  /// Records a newly opened (or forked) sequence `s` holding `tokens`.
+  conformance_expected_seq& add(seq_id s, std::span<const token_id> tokens) {
+    conformance_expected_seq& e = seqs_.emplace_back();
+    e.id = s;
+    e.tokens.assign(tokens.begin(), tokens.end());
+    return e;
+  }
+  void remove(seq_id s) {
+    for (std::size_t i = 0; i < seqs_.size(); ++i)
+      if (seqs_[i].id == s) {
+        seqs_.erase(seqs_.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
+  }
+
+  /// Compares `e`'s logits with a lone session fed its tokens and takes a new snapshot.
+  bool verify(conformance_recorder& rec, conformance_expected_seq& e, const char* what) {
+    if (e.tokens.empty()) {
+      e.snapshot.clear();
+      return true;
+    }
+    const std::span<const float> want = lone_.after(e.tokens);
+    if (want.empty()) {
+      rec.fail("%s: the lone reference session failed (%s)", what, to_string(lone_.error()).data());
+      return false;
+    }
+    const std::span<const float> got = m_.logits(e.id);
+    if (!conformance_compare(rec, what, e.tokens.size() - 1, e.tokens, got, want, tol_))
+      return false;
+    e.snapshot.assign(got.begin(), got.end());
+    return true;
+  }
+
+  /// Checks every tracked sequence except `changed` (and those after it listed in
+  /// `more`): open, the expected size, and logits bit for bit as snapshotted. Also checks
+  /// that `closed` (if >= 0) is no longer open.
+  bool unchanged(conformance_recorder& rec, const char* what,
+                 std::span<const seq_id> changed = {}) {
+    for (const conformance_expected_seq& e : seqs_) {
+      if (std::find(changed.begin(), changed.end(), e.id) != changed.end()) continue;
+      if (!m_.is_open(e.id)) {
+        rec.fail("%s: sequence %d is no longer open", what, static_cast<int>(e.id));
+        return false;
+      }
+      if (static_cast<std::size_t>(m_.size(e.id)) != e.tokens.size()) {
+        rec.fail("%s: sequence %d has size %zu, expected %zu", what, static_cast<int>(e.id),
+                 static_cast<std::size_t>(m_.size(e.id)), e.tokens.size());
+        return false;
+      }
+      if (!e.snapshot.empty() && !conformance_same(m_.logits(e.id), e.snapshot)) {
+        rec.fail("%s: the logits of sequence %d changed", what, static_cast<int>(e.id));
+        return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  M& m_;
+  Lone& lone_;
+  const conformance_tolerance& tol_;
+  std::vector<conformance_expected_seq> seqs_;
+};
+
+/// Appends one entry and records a failure when it does not succeed.
+template <class M>
+bool conformance_append_one(conformance_recorder& rec, M& m, seq_id s, std::span<const token_id> t,
+                            const char* what) {
+  const seq_tokens one{s, t};
+  if (const errc e = m.append(std::span<const seq_tokens>(&one, 1)); e != errc::ok) {
+    rec.fail("%s: append of %zu tokens to sequence %d returned %s", what, t.size(),
+             static_cast<int>(s), to_string(e).data());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace detail
+
+/// Runs the MultiSequenceModel contract (core/multi_sequence.hpp) on models made by
+/// `make_fresh_model()` (a fresh model with no open sequence: a MultiSequenceModel by
+/// value, a result<> of one, or a pointer-like object holding one), comparing each
+/// sequence's logits with a lone session from `make_lone_session()` (as for
+/// check_language_model) fed the same tokens. Checks (stable names; docs/batching.md):
+/// - `multi_interleaving_equals_lone`: seeded random open, batched append (several
+///   sequences, several tokens each), fork, rewind and close; after each operation every
+///   changed sequence's logits equal the lone session's (within the tolerance) and every
+///   other sequence has its size and, bit for bit, its logits;
+/// - `fork_equals_recompute`: a fork holds its parent's tokens and logits; parent and
+///   child then grow apart in one batch, each equal to the lone session;
+/// - `invalid_sequence_changes_nothing`: close, rewind, fork and append (in a batch with
+///   a valid entry first) of a closed or never-opened id give invalid_sequence and change
+///   nothing; size() is 0 and logits() empty for such ids;
+/// - `bad_batch_changes_nothing`: a batch with an invalid token in its second entry
+///   gives invalid_token, one naming a sequence twice invalid_argument, and the first
+///   entry is not applied;
+/// - `no_free_sequence_changes_nothing` (max_sequences() <= max_open): open and fork
+///   with every sequence open give no_free_sequence; after a close, open works again;
+/// - `sequence_overflow_changes_nothing` (context_length() <= max_context_fill): a batch
+///   that would pass one sequence's context gives context_overflow and changes nothing;
+///   the last free slot can still be filled.
+/// Never fails itself; a factory that fails is a failed `make_fresh_model` check. The
+/// factory is called once per check; every model is gone when it returns.
+template <class MakeModel, class MakeLone>
+requires std::invocable<MakeModel&> && std::invocable<MakeLone&>
+[[nodiscard]] conformance_report check_multi_sequence_model(
+    MakeModel&& make_fresh_model, MakeLone&& make_lone_session,
+    const multi_sequence_conformance_options& options = {}) {
+  using lone_type = detail::conformance_lone<std::remove_reference_t<MakeLone>>;
+  conformance_report report;
+  lone_type lone(make_lone_session);
+  std::uint64_t rng = options.seed;
+  auto draw = [&](std::size_t n) {
+    return static_cast<std::size_t>(detail::conformance_splitmix(rng) % (n == 0 ? 1 : n));
+  };
+
+  auto made = make_fresh_model();
+  auto* probe = detail::conformance_multi_get(made);
+  if (probe == nullptr) {
+    report.add("make_fresh_model", conformance_status::failed, "the factory returned no model");
+    return report;
+  }
+  using model = std::remove_pointer_t<decltype(probe)>;
+  const std::size_t vocab = static_cast<std::size_t>(probe->vocab_size());
+  const std::size_t max_seq = static_cast<std::size_t>(probe->max_sequences());
+  if (vocab == 0 || max_seq < 2) {
+    report.add("make_fresh_model", conformance_status::failed,
+               "vocab_size() %zu and max_sequences() %zu: the checks need >= 1 and >= 2", vocab,
+               max_seq);
+    return report;
+  }
+  const std::size_t open_cap = std::min(
+      max_seq, options.max_open == 0 ? max_seq : std::max<std::size_t>(options.max_open, 2));
+  using state_type = detail::conformance_multi_state<model, lone_type>;
+
+  {  // multi_interleaving_equals_lone
+    detail::conformance_recorder rec;
+    auto holder = make_fresh_model();
+    model& m = *detail::conformance_multi_get(holder);
+    state_type st(m, lone, options.tolerance);
+    std::vector<std::vector<token_id>> chunks;
+    std::vector<seq_tokens> batch;
+    std::vector<seq_id> changed;
+    for (std::size_t step = 0; step < options.steps && !rec.failed(); ++step) {
+      auto& seqs = st.seqs();
+      const std::size_t op = seqs.empty() ? 0 : draw(10);
+      char what[96];
+      changed.clear();
+      if (op == 0 || (op == 1 && seqs.size() < 2)) {  // open
+        if (seqs.size() >= open_cap) continue;
+        std::snprintf(what, sizeof what, "step %zu, open", step);
+        const result<seq_id> s = m.open();
+        if (!s) {
+          rec.fail("%s returned %s", what, to_string(s.error()).data());
+          break;
+        }
+        if (st.find(*s) != nullptr || m.size(*s) != 0) {
+          rec.fail("%s returned sequence %d, already open or not empty", what,
+                   static_cast<int>(*s));
+          break;
+        }
+        st.add(*s, {});
+        changed.push_back(*s);
+      } else if (op <= 5) {  // batched append to a random subset
+        std::snprintf(what, sizeof what, "step %zu, batched append", step);
+        batch.clear();
+        chunks.clear();
+        for (auto& e : seqs) {
+          if (draw(3) == 0 || e.tokens.size() >= options.max_tokens) continue;
+          const std::size_t room = options.max_tokens - e.tokens.size();
+          const std::size_t n =
+              1 + draw(std::min(room, std::max<std::size_t>(options.max_chunk, 1)));
+          std::vector<token_id>& c = chunks.emplace_back();
+          for (std::size_t k = 0; k < n; ++k) c.push_back(static_cast<token_id>(draw(vocab)));
+          changed.push_back(e.id);
+        }
+        for (std::size_t k = 0; k < chunks.size(); ++k) batch.push_back({changed[k], chunks[k]});
+        if (const errc e = m.append(batch); e != errc::ok) {
+          rec.fail("%s of %zu entries returned %s", what, batch.size(), to_string(e).data());
+          break;
+        }
+        for (const seq_tokens& b : batch) {
+          auto* e = st.find(b.seq);
+          e->tokens.insert(e->tokens.end(), b.tokens.begin(), b.tokens.end());
+          if (!st.verify(rec, *e, what)) break;
+        }
+      } else if (op == 6) {  // fork
+        if (seqs.size() >= open_cap) continue;
+        const std::size_t i = draw(seqs.size());
+        std::snprintf(what, sizeof what, "step %zu, fork of sequence %d", step,
+                      static_cast<int>(seqs[i].id));
+        const result<seq_id> c = m.fork(seqs[i].id);
+        if (!c) {
+          rec.fail("%s returned %s", what, to_string(c.error()).data());
+          break;
+        }
+        const std::vector<token_id> parent = seqs[i].tokens;
+        const bool parent_valid = !seqs[i].snapshot.empty();
+        auto& e = st.add(*c, parent);
+        changed.push_back(*c);
+        if (static_cast<std::size_t>(m.size(*c)) != parent.size()) {
+          rec.fail("%s: the fork has %zu tokens, the parent %zu", what,
+                   static_cast<std::size_t>(m.size(*c)), parent.size());
+          break;
+        }
+        if (parent_valid && !st.verify(rec, e, what)) break;
+      } else if (op == 7) {  // rewind
+        auto& e = seqs[draw(seqs.size())];
+        const std::size_t n = draw(e.tokens.size() + 1);
+        std::snprintf(what, sizeof what, "step %zu, rewind(%d, %zu)", step, static_cast<int>(e.id),
+                      n);
+        if (const errc r = m.rewind(e.id, n); r != errc::ok) {
+          if (r == errc::rewind_failed) continue;  // allowed; then nothing changed
+          rec.fail("%s returned %s", what, to_string(r).data());
+          break;
+        }
+        e.tokens.resize(e.tokens.size() - n);
+        if (n > 0) e.snapshot.clear();
+        changed.push_back(e.id);
+        if (static_cast<std::size_t>(m.size(e.id)) != e.tokens.size()) {
+          rec.fail("%s: size() is %zu, expected %zu", what, static_cast<std::size_t>(m.size(e.id)),
+                   e.tokens.size());
+          break;
+        }
+      } else {  // close
+        const seq_id s = seqs[draw(seqs.size())].id;
+        std::snprintf(what, sizeof what, "step %zu, close(%d)", step, static_cast<int>(s));
+        if (const errc r = m.close(s); r != errc::ok) {
+          rec.fail("%s returned %s", what, to_string(r).data());
+          break;
+        }
+        st.remove(s);
+        if (m.is_open(s) || m.size(s) != 0 || !m.logits(s).empty()) {
+          rec.fail("%s: the sequence still looks open", what);
+          break;
+        }
+      }
+      if (!rec.failed()) st.unchanged(rec, what, changed);
+    }
+    rec.record(report, "multi_interleaving_equals_lone");
+  }
+
+  {  // fork_equals_recompute
+    detail::conformance_recorder rec;
+    auto holder = make_fresh_model();
+    model& m = *detail::conformance_multi_get(holder);
+    state_type st(m, lone, options.tolerance);
+    const std::size_t prefix =
+        std::max<std::size_t>(2, std::min<std::size_t>(8, options.max_tokens / 2));
+    std::vector<token_id> base(prefix);
+    for (token_id& t : base) t = static_cast<token_id>(draw(vocab));
+    const result<seq_id> p = m.open();
+    if (!p) {
+      rec.fail("open returned %s", to_string(p.error()).data());
+    } else if (detail::conformance_append_one(rec, m, *p, base, "fork_equals_recompute")) {
+      auto& pe = st.add(*p, base);
+      st.verify(rec, pe, "the parent before the fork");
+      const result<seq_id> c = m.fork(*p);
+      if (!c) {
+        rec.fail("fork returned %s", to_string(c.error()).data());
+      } else {
+        auto& ce = st.add(*c, base);
+        if (!detail::conformance_same(m.logits(*c), st.find(*p)->snapshot))
+          rec.fail("the fork's logits differ from its parent's");
+        st.unchanged(rec, "fork", std::span<const seq_id>(&ce.id, 1));
+        const token_id a[2] = {static_cast<token_id>(draw(vocab)),
+                               static_cast<token_id>(draw(vocab))};
+        const token_id b[1] = {static_cast<token_id>((a[0] + 1) % static_cast<token_id>(vocab))};
+        const seq_tokens two[2] = {{*c, b}, {*p, a}};
+        if (const errc e = m.append(two); e != errc::ok) {
+          rec.fail("a batch over parent and fork returned %s", to_string(e).data());
+        } else {
+          auto* pp = st.find(*p);
+          pp->tokens.insert(pp->tokens.end(), a, a + 2);
+          auto* cc = st.find(*c);
+          cc->tokens.insert(cc->tokens.end(), b, b + 1);
+          st.verify(rec, *pp, "the parent after the batch");
+          st.verify(rec, *cc, "the fork after the batch");
+          if (!rec.failed() && m.close(*p) != errc::ok) rec.fail("close of the parent failed");
+          st.remove(*p);
+          st.unchanged(rec, "closing the parent");
+          const token_id more[1] = {a[0]};
+          if (!rec.failed() &&
+              detail::conformance_append_one(rec, m, *c, more, "after the close")) {
+            cc = st.find(*c);
+            cc->tokens.push_back(a[0]);
+            st.verify(rec, *cc, "the fork after its parent closed");
+          }
+        }
+      }
+    }
+    rec.record(report, "fork_equals_recompute");
+  }
+
+  // Two open sequences with some tokens, for the error checks.
+  auto setup = [&](model& m, state_type& st, detail::conformance_recorder& rec) -> bool {
+    for (std::size_t k = 0; k < 2; ++k) {
+      const result<seq_id> s = m.open();
+      if (!s) {
+        rec.fail("open returned %s", to_string(s.error()).data());
+        return false;
+      }
+      const std::size_t n = 2 + k;
+      std::vector<token_id> t(n);
+      for (token_id& x : t) x = static_cast<token_id>(draw(vocab));
+      if (!detail::conformance_append_one(rec, m, *s, t, "setup")) return false;
+      auto& e = st.add(*s, t);
+      if (!st.verify(rec, e, "setup")) return false;
+    }
+    return true;
+  };
+  auto expect = [&](detail::conformance_recorder& rec, state_type& st, errc got, errc want,
+                    const char* what) {
+    if (got != want)
+      rec.fail("%s returned %s, not %s", what, to_string(got).data(), to_string(want).data());
+    else
+      st.unchanged(rec, what);
+  };
+
+  {  // invalid_sequence_changes_nothing
+    detail::conformance_recorder rec;
+    auto holder = make_fresh_model();
+    model& m = *detail::conformance_multi_get(holder);
+    state_type st(m, lone, options.tolerance);
+    if (setup(m, st, rec)) {
+      const result<seq_id> extra = m.open();
+      const seq_id closed = extra ? *extra : seq_id(-1);
+      if (extra && m.close(closed) != errc::ok) rec.fail("close of a fresh sequence failed");
+      const seq_id bad[] = {closed, -1, static_cast<seq_id>(max_seq), static_cast<seq_id>(1 << 30)};
+      const token_id t[1] = {0};
+      for (const seq_id s : bad) {
+        if (m.is_open(s) || m.size(s) != 0 || !m.logits(s).empty())
+          rec.fail("sequence %d, never opened or closed, looks open", static_cast<int>(s));
+        expect(rec, st, m.close(s), errc::invalid_sequence, "close of an invalid id");
+        expect(rec, st, m.rewind(s, 0), errc::invalid_sequence, "rewind of an invalid id");
+        const result<seq_id> f = m.fork(s);
+        expect(rec, st, f ? errc::ok : f.error(), errc::invalid_sequence, "fork of an invalid id");
+        const seq_tokens b[2] = {{st.seqs()[0].id, t}, {s, t}};
+        expect(rec, st, m.append(b), errc::invalid_sequence,
+               "a batch whose second entry names an invalid id");
+      }
+    }
+    rec.record(report, "invalid_sequence_changes_nothing");
+  }
+
+  {  // bad_batch_changes_nothing
+    detail::conformance_recorder rec;
+    auto holder = make_fresh_model();
+    model& m = *detail::conformance_multi_get(holder);
+    state_type st(m, lone, options.tolerance);
+    if (setup(m, st, rec)) {
+      const seq_id a = st.seqs()[0].id, b = st.seqs()[1].id;
+      const token_id good[2] = {0, static_cast<token_id>(vocab - 1)};
+      const token_id bad_ids[] = {-1, static_cast<token_id>(vocab), static_cast<token_id>(1 << 30)};
+      for (const token_id x : bad_ids) {
+        const token_id bad[2] = {0, x};
+        const seq_tokens batch[2] = {{a, good}, {b, bad}};
+        expect(rec, st, m.append(batch), errc::invalid_token,
+               "a batch with an invalid token in its second entry");
+      }
+      const seq_tokens dup[2] = {{a, good}, {a, good}};
+      expect(rec, st, m.append(dup), errc::invalid_argument, "a batch naming a sequence twice");
+      const seq_tokens ok_batch[2] = {{b, good}, {a, good}};
+      if (!rec.failed() && m.append(ok_batch) != errc::ok)
+        rec.fail("after the bad batches, a good one failed");
+      for (auto& e : st.seqs()) {
+        if (rec.failed()) break;
+        e.tokens.insert(e.tokens.end(), good, good + 2);
+        st.verify(rec, e, "after the bad batches");
+      }
+    }
+    rec.record(report, "bad_batch_changes_nothing");
+  }
+
+  if (max_seq > open_cap) {
+    report.add("no_free_sequence_changes_nothing", conformance_status::not_applicable,
+               "max_sequences() %zu is above max_open %zu", max_seq, open_cap);
+  } else {
+    detail::conformance_recorder rec;
+    auto holder = make_fresh_model();
+    model& m = *detail::conformance_multi_get(holder);
+    state_type st(m, lone, options.tolerance);
+    if (setup(m, st, rec)) {
+      while (st.seqs().size() < max_seq && !rec.failed()) {
+        const result<seq_id> s = m.open();
+        if (!s)
+          rec.fail("open %zu of %zu returned %s", st.seqs().size() + 1, max_seq,
+                   to_string(s.error()).data());
+        else
+          st.add(*s, {});
+      }
+      if (!rec.failed()) {
+        const result<seq_id> o = m.open();
+        expect(rec, st, o ? errc::ok : o.error(), errc::no_free_sequence, "open with all open");
+        const result<seq_id> f = m.fork(st.seqs()[0].id);
+        expect(rec, st, f ? errc::ok : f.error(), errc::no_free_sequence, "fork with all open");
+        const seq_id last = st.seqs().back().id;
+        if (m.close(last) != errc::ok) rec.fail("close failed");
+        st.remove(last);
+        const result<seq_id> again = m.open();
+        if (!again) rec.fail("open after a close returned %s", to_string(again.error()).data());
+      }
+    }
+    rec.record(report, "no_free_sequence_changes_nothing");
+  }
+
+  if constexpr (HasContextLength<model>) {
+    const std::size_t ctx = static_cast<std::size_t>(probe->context_length());
+    if (ctx > options.max_context_fill || ctx < 3) {
+      report.add("sequence_overflow_changes_nothing", conformance_status::not_applicable,
+                 "context_length() %zu is outside [3, max_context_fill %zu]", ctx,
+                 options.max_context_fill);
+    } else {
+      detail::conformance_recorder rec;
+      auto holder = make_fresh_model();
+      model& m = *detail::conformance_multi_get(holder);
+      state_type st(m, lone, options.tolerance);
+      // The second sequence is a fork of the first taken while it is short: a backend
+      // whose sequences share one cache (llama.cpp) then has room for one sequence of
+      // context_length() tokens beside it.
+      const token_id start[2] = {0, static_cast<token_id>(vocab - 1)};
+      const result<seq_id> first = m.open();
+      if (!first) rec.fail("open returned %s", to_string(first.error()).data());
+      const result<seq_id> second =
+          first && detail::conformance_append_one(rec, m, *first, start, "setup")
+              ? m.fork(*first)
+              : result<seq_id>(errc::invalid_argument);
+      if (first && !rec.failed() && !second)
+        rec.fail("fork returned %s", to_string(second.error()).data());
+      if (!rec.failed()) {
+        st.verify(rec, st.add(*first, start), "setup");
+        st.verify(rec, st.add(*second, start), "setup");
+      }
+      if (!rec.failed()) {
+        auto& a = st.seqs()[0];
+        const seq_id b = st.seqs()[1].id;
+        std::vector<token_id> fill(ctx - 1 - a.tokens.size());
+        for (token_id& x : fill) x = static_cast<token_id>(draw(vocab));
+        if (detail::conformance_append_one(rec, m, a.id, fill, "filling a sequence")) {
+          a.tokens.insert(a.tokens.end(), fill.begin(), fill.end());
+          st.verify(rec, a, "filling a sequence");
+          const token_id two[2] = {1 % static_cast<token_id>(vocab), 0};
+          const seq_tokens batch[2] = {{b, std::span<const token_id>(two, 1)}, {a.id, two}};
+          expect(rec, st, m.append(batch), errc::context_overflow,
+                 "a batch passing one sequence's context");
+          if (!rec.failed() &&
+              detail::conformance_append_one(rec, m, a.id, std::span<const token_id>(two, 1),
+                                             "filling the last free slot")) {
+            auto* e = st.find(a.id);
+            e->tokens.push_back(two[0]);
+            st.verify(rec, *e, "filling the last free slot");
+          }
+        }
+      }
+      rec.record(report, "sequence_overflow_changes_nothing");
+    }
+  } else {
+    report.add("sequence_overflow_changes_nothing", conformance_status::not_applicable,
+               "the model has no context_length()");
+  }
+  return report;
 }
 
 }  // namespace tandem::inline v0
