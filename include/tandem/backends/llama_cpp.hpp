@@ -228,6 +228,41 @@ struct llama_session_options {
   void* abort_data = nullptr;  ///< passed to `abort_callback`; not owned
 };
 
+namespace detail {
+// Whether the options llama_session and llama_multi_session share are in their domains.
+[[nodiscard]] inline bool llama_options_valid(const llama_session_options& o) noexcept {
+  return o.batch_size != 0 && o.threads >= 0 && o.batch_threads >= 0 && o.flash_attention >= -1 &&
+         o.flash_attention <= 1;
+}
+// Frees a session's batch and context (either may be empty) and leaves both empty.
+inline void llama_release(llama_batch& batch, ::llama_context*& ctx) noexcept {
+  if (batch.token != nullptr) llama_batch_free(batch);
+  batch = llama_batch{};
+  if (ctx != nullptr) llama_free(ctx);
+  ctx = nullptr;
+}
+// The context parameters of a session with `n_seq` sequences.
+[[nodiscard]] inline llama_context_params llama_context_params_of(const llama_session_options& o,
+                                                                  std::uint32_t n_seq) noexcept {
+  llama_context_params p = llama_context_default_params();
+  p.n_ctx = o.context_size;
+  p.n_batch = o.batch_size;
+  p.n_ubatch = o.batch_size;
+  p.n_seq_max = n_seq;
+  p.kv_unified = n_seq > 1;
+  if (o.threads > 0) p.n_threads = o.threads;
+  if (o.batch_threads > 0)
+    p.n_threads_batch = o.batch_threads;
+  else if (o.threads > 0)
+    p.n_threads_batch = o.threads;
+  p.abort_callback = o.abort_callback;
+  p.abort_callback_data = o.abort_data;
+  p.no_perf = true;
+  p.flash_attn_type = static_cast<llama_flash_attn_type>(o.flash_attention);
+  return p;
+}
+}  // namespace detail
+
 /// A decoding session over one token sequence (sequence 0 of its own llama.cpp context
 /// and KV cache). Satisfies `LanguageModel`, `Rewindable`, `Scoring` and
 /// `HasContextLength`. Move-only. Borrows the model, which must outlive the session.
@@ -249,23 +284,8 @@ class llama_session {
   [[nodiscard]] static result<llama_session> create(const llama_model_handle& model,
                                                     const llama_session_options& options = {}) {
     if (model.get() == nullptr || model.vocab_only()) return errc::invalid_argument;
-    if (options.batch_size == 0 || options.threads < 0 || options.batch_threads < 0 ||
-        options.flash_attention < -1 || options.flash_attention > 1)
-      return errc::invalid_argument;
-    llama_context_params p = llama_context_default_params();
-    p.n_ctx = options.context_size;
-    p.n_batch = options.batch_size;
-    p.n_ubatch = options.batch_size;
-    p.n_seq_max = 1;
-    if (options.threads > 0) p.n_threads = options.threads;
-    if (options.batch_threads > 0)
-      p.n_threads_batch = options.batch_threads;
-    else if (options.threads > 0)
-      p.n_threads_batch = options.threads;
-    p.abort_callback = options.abort_callback;
-    p.abort_callback_data = options.abort_data;
-    p.no_perf = true;
-    p.flash_attn_type = static_cast<llama_flash_attn_type>(options.flash_attention);
+    if (!detail::llama_options_valid(options)) return errc::invalid_argument;
+    const llama_context_params p = detail::llama_context_params_of(options, 1);
     ::llama_context* ctx = llama_init_from_model(model.get(), p);
     if (ctx == nullptr) return errc::out_of_memory;
     return llama_session(model, ctx);
@@ -383,12 +403,7 @@ class llama_session {
     batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
   }
 
-  void release() noexcept {
-    if (batch_.token != nullptr) llama_batch_free(batch_);
-    batch_ = llama_batch{};
-    if (ctx_ != nullptr) llama_free(ctx_);
-    ctx_ = nullptr;
-  }
+  void release() noexcept { detail::llama_release(batch_, ctx_); }
 
   [[nodiscard]] errc check(std::span<const token_id> t) const noexcept {
     for (const token_id x : t)
@@ -524,25 +539,13 @@ class llama_multi_session {
     const llama_session_options& o = options.session;
     if (model.get() == nullptr || model.vocab_only())
       return detail::fail(info, errc::invalid_argument, "llama_multi_session: no usable model");
-    if (o.batch_size == 0 || o.threads < 0 || o.batch_threads < 0 || o.flash_attention < -1 ||
-        o.flash_attention > 1 || options.max_sequences == 0 || options.max_sequences > 256)
+    if (!detail::llama_options_valid(o) || options.max_sequences == 0 ||
+        options.max_sequences > 256)
       return detail::fail(info, errc::invalid_argument,
                           "llama_multi_session: an option is outside its domain");
-    llama_context_params p = llama_context_default_params();
-    p.n_ctx = o.context_size;
-    p.n_batch = o.batch_size;
-    p.n_ubatch = o.batch_size;
-    p.n_seq_max = options.max_sequences;
+    llama_context_params p =
+        detail::llama_context_params_of(o, static_cast<std::uint32_t>(options.max_sequences));
     p.kv_unified = true;
-    if (o.threads > 0) p.n_threads = o.threads;
-    if (o.batch_threads > 0)
-      p.n_threads_batch = o.batch_threads;
-    else if (o.threads > 0)
-      p.n_threads_batch = o.threads;
-    p.abort_callback = o.abort_callback;
-    p.abort_callback_data = o.abort_data;
-    p.no_perf = true;
-    p.flash_attn_type = static_cast<llama_flash_attn_type>(o.flash_attention);
     ::llama_context* ctx = llama_init_from_model(model.get(), p);
     if (ctx == nullptr)
       return detail::fail(info, errc::out_of_memory,
@@ -592,9 +595,7 @@ class llama_multi_session {
   [[nodiscard]] ::llama_context* get() const noexcept { return ctx_; }
 
   /// True when `s` is open.
-  [[nodiscard]] bool is_open(seq_id s) const noexcept {
-    return s >= 0 && static_cast<std::size_t>(s) < slots_.size() && at(s).open;
-  }
+  [[nodiscard]] bool is_open(seq_id s) const noexcept { return slots_.is_open(s); }
   /// Tokens in `s`; 0 when not open.
   [[nodiscard]] std::size_t size(seq_id s) const noexcept { return is_open(s) ? at(s).size : 0; }
   /// Next-token logits of `s` (vocab_size() floats owned by this object); empty when `s`
@@ -606,10 +607,9 @@ class llama_multi_session {
 
   /// Opens an empty sequence. Errors: `no_free_sequence`.
   [[nodiscard]] result<seq_id> open() noexcept {
-    const seq_id s = free_slot();
-    if (s < 0)
-      return detail::fail(&error_, errc::no_free_sequence, "open: all %zu sequences are open",
-                          slots_.size());
+    const result<seq_id> s_free = slots_.find_free("open", error_);
+    if (!s_free) return s_free.error();
+    const seq_id s = *s_free;
     slot& e = at(s);
     e.open = true;
     e.size = 0;
@@ -620,8 +620,7 @@ class llama_multi_session {
   /// Closes `s` and frees its cache cells (those a fork still shares stay). Errors:
   /// `invalid_sequence`.
   [[nodiscard]] errc close(seq_id s) noexcept {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "close: sequence %d is not open", s);
+    TANDEM_TRY(slots_.require_open(s, "close", error_));
     llama_memory_seq_rm(llama_get_memory(ctx_), s, -1, -1);
     at(s).open = false;
     at(s).size = 0;
@@ -653,8 +652,7 @@ class llama_multi_session {
   /// the next append. Errors: `invalid_sequence`, `rewind_out_of_range`, `rewind_failed`
   /// (llama.cpp cannot drop a partial tail; `s` unchanged).
   [[nodiscard]] errc rewind(seq_id s, std::size_t n) noexcept {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "rewind: sequence %d is not open", s);
+    TANDEM_TRY(slots_.require_open(s, "rewind", error_));
     slot& e = at(s);
     if (n > e.size)
       return detail::fail(&error_, errc::rewind_out_of_range, "rewind: %zu tokens of %zu", n,
@@ -672,12 +670,9 @@ class llama_multi_session {
   /// recomputed) with a copy of its logits. Errors: `invalid_sequence`,
   /// `no_free_sequence`.
   [[nodiscard]] result<seq_id> fork(seq_id s) noexcept {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "fork: sequence %d is not open", s);
-    const seq_id c = free_slot();
-    if (c < 0)
-      return detail::fail(&error_, errc::no_free_sequence, "fork: all %zu sequences are open",
-                          slots_.size());
+    const result<seq_id> c_free = slots_.fork_target(s, error_);
+    if (!c_free) return c_free.error();
+    const seq_id c = *c_free;
     const slot& parent = at(s);
     slot& child = at(c);
     if (parent.size > 0) llama_memory_seq_cp(llama_get_memory(ctx_), s, c, -1, -1);
@@ -693,6 +688,7 @@ class llama_multi_session {
  private:
   struct slot {
     bool open = false;
+    [[nodiscard]] bool in_use() const noexcept { return open; }
     bool has_logits = false;
     std::size_t current = 0;  // which half of `logits` holds the current row
     std::size_t size = 0;
@@ -709,21 +705,10 @@ class llama_multi_session {
     batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
   }
 
-  void release() noexcept {
-    if (batch_.token != nullptr) llama_batch_free(batch_);
-    batch_ = llama_batch{};
-    if (ctx_ != nullptr) llama_free(ctx_);
-    ctx_ = nullptr;
-  }
+  void release() noexcept { detail::llama_release(batch_, ctx_); }
 
   slot& at(seq_id s) noexcept { return slots_[static_cast<std::size_t>(s)]; }
   const slot& at(seq_id s) const noexcept { return slots_[static_cast<std::size_t>(s)]; }
-
-  seq_id free_slot() const noexcept {
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-      if (!slots_[i].open) return static_cast<seq_id>(i);
-    return -1;
-  }
 
   [[nodiscard]] errc validate(std::span<const seq_tokens> batch) noexcept {
     return detail::validate_batch(
@@ -837,7 +822,7 @@ class llama_multi_session {
   std::size_t n_vocab_ = 0;
   std::size_t n_ctx_ = 0;
   std::size_t n_batch_ = 0;
-  std::vector<slot> slots_;
+  detail::sequence_table<slot> slots_;
   error_info error_;
 };
 

@@ -918,10 +918,7 @@ class ngram_multi_session {
   [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
 
   /// True when `s` is open.
-  [[nodiscard]] bool is_open(seq_id s) const noexcept {
-    return s >= 0 && static_cast<std::size_t>(s) < slots_.size() &&
-           slots_[static_cast<std::size_t>(s)].open;
-  }
+  [[nodiscard]] bool is_open(seq_id s) const noexcept { return slots_.is_open(s); }
   /// Tokens in `s`; 0 when not open.
   [[nodiscard]] std::size_t size(seq_id s) const noexcept {
     return is_open(s) ? at(s).history.size() : 0;
@@ -937,10 +934,9 @@ class ngram_multi_session {
 
   /// Opens an empty sequence (logits P_1). Errors: `no_free_sequence`.
   [[nodiscard]] result<seq_id> open() noexcept {
-    const seq_id s = free_slot();
-    if (s < 0)
-      return detail::fail(&error_, errc::no_free_sequence, "open: all %zu sequences are open",
-                          slots_.size());
+    const result<seq_id> s_free = slots_.find_free("open", error_);
+    if (!s_free) return s_free.error();
+    const seq_id s = *s_free;
     slot& e = at(s);
     e.open = true;
     e.history.clear();
@@ -950,8 +946,7 @@ class ngram_multi_session {
 
   /// Closes `s`. Errors: `invalid_sequence`.
   [[nodiscard]] errc close(seq_id s) noexcept {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "close: sequence %d is not open", s);
+    TANDEM_TRY(slots_.require_open(s, "close", error_));
     at(s).open = false;
     at(s).history.clear();
     return errc::ok;
@@ -992,8 +987,7 @@ class ngram_multi_session {
   /// Drops the last `n` tokens of `s` and recomputes its logits. Errors:
   /// `invalid_sequence`, `rewind_out_of_range` (nothing changed).
   [[nodiscard]] errc rewind(seq_id s, std::size_t n) noexcept {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "rewind: sequence %d is not open", s);
+    TANDEM_TRY(slots_.require_open(s, "rewind", error_));
     slot& e = at(s);
     if (n > e.history.size())
       return detail::fail(&error_, errc::rewind_out_of_range, "rewind: %zu tokens of %zu", n,
@@ -1006,12 +1000,9 @@ class ngram_multi_session {
   /// Opens a copy of `s` (tokens and logits). Errors: `invalid_sequence`,
   /// `no_free_sequence` (nothing opened).
   [[nodiscard]] result<seq_id> fork(seq_id s) noexcept {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "fork: sequence %d is not open", s);
-    const seq_id c = free_slot();
-    if (c < 0)
-      return detail::fail(&error_, errc::no_free_sequence, "fork: all %zu sequences are open",
-                          slots_.size());
+    const result<seq_id> c_free = slots_.fork_target(s, error_);
+    if (!c_free) return c_free.error();
+    const seq_id c = *c_free;
     slot& child = at(c);
     const slot& parent = at(s);
     child.open = true;
@@ -1023,18 +1014,13 @@ class ngram_multi_session {
  private:
   struct slot {
     bool open = false;
+    [[nodiscard]] bool in_use() const noexcept { return open; }
     std::vector<token_id> history;
     std::vector<float> logits;
   };
 
   slot& at(seq_id s) noexcept { return slots_[static_cast<std::size_t>(s)]; }
   const slot& at(seq_id s) const noexcept { return slots_[static_cast<std::size_t>(s)]; }
-
-  seq_id free_slot() const noexcept {
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-      if (!slots_[i].open) return static_cast<seq_id>(i);
-    return -1;
-  }
 
   [[nodiscard]] errc validate(std::span<const seq_tokens> batch) noexcept {
     return detail::validate_batch(
@@ -1052,7 +1038,7 @@ class ngram_multi_session {
 
   const ngram_model* model_;
   std::size_t context_length_;
-  std::vector<slot> slots_;
+  detail::sequence_table<slot> slots_;
   std::vector<float> scratch_;
   error_info error_;
 };

@@ -365,6 +365,18 @@ template <class Keep, class AnyKeep>
   return i >= n || take(i, n - i);
 }
 
+/// Calls `step(va, vb)` on aligned pairs of batches of `a` and `b` (equal sizes), the
+/// last pair padded with -inf, which every softmax-pair kernel treats as "no mass".
+template <class Step>
+inline void for_each_batch_pair(std::span<const float> a, std::span<const float> b,
+                                Step step) noexcept {
+  const std::size_t n = a.size(), nv = n - n % simd_width;
+  std::size_t i = 0;
+  for (; i < nv; i += simd_width)
+    step(fbatch::load_unaligned(a.data() + i), fbatch::load_unaligned(b.data() + i));
+  if (i < n) step(load_tail(a.data() + i, n - i, -f_inf), load_tail(b.data() + i, n - i, -f_inf));
+}
+
 }  // namespace detail
 
 namespace kernels {
@@ -729,17 +741,11 @@ namespace kernels {
   if (!norms) return norms.error();
   const auto [ma, mb, za, zb] = *norms;
   const fbatch vma(ma), vmb(mb), ia(static_cast<float>(1.0 / za)), ib(static_cast<float>(1.0 / zb));
-  const std::size_t n = a.size(), nv = n - n % detail::simd_width;
   fbatch s(0.0f);
   auto step = [&](fbatch va, fbatch vb) {
     s += xsimd::abs(detail::exp_nonpos(va - vma) * ia - detail::exp_nonpos(vb - vmb) * ib);
   };
-  std::size_t i = 0;
-  for (; i < nv; i += detail::simd_width)
-    step(fbatch::load_unaligned(a.data() + i), fbatch::load_unaligned(b.data() + i));
-  if (i < n)
-    step(detail::load_tail(a.data() + i, n - i, -detail::f_inf),
-         detail::load_tail(b.data() + i, n - i, -detail::f_inf));
+  detail::for_each_batch_pair(a, b, step);
   return std::min(1.0f, 0.5f * xsimd::hadd(s));
 }
 
@@ -753,19 +759,13 @@ namespace kernels {
   if (!norms) return norms.error();
   const auto [ma, mb, za, zb] = *norms;
   const fbatch vma(ma), vmb(mb), zero(0.0f);
-  const std::size_t n = a.size(), nv = n - n % detail::simd_width;
   fbatch s(0.0f);
   auto step = [&](fbatch va, fbatch vb) {
     const fbatch da = va - vma;
     const fbatch ea = detail::exp_nonpos(da);
     s += xsimd::select(ea > zero, ea * (da - (vb - vmb)), zero);
   };
-  std::size_t i = 0;
-  for (; i < nv; i += detail::simd_width)
-    step(fbatch::load_unaligned(a.data() + i), fbatch::load_unaligned(b.data() + i));
-  if (i < n)
-    step(detail::load_tail(a.data() + i, n - i, -detail::f_inf),
-         detail::load_tail(b.data() + i, n - i, -detail::f_inf));
+  detail::for_each_batch_pair(a, b, step);
   const double kl = static_cast<double>(xsimd::hadd(s)) / za + std::log(zb) - std::log(za);
   return static_cast<float>(std::max(0.0, kl));
 }

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
@@ -34,6 +35,52 @@ struct seq_tokens {
   seq_id seq = -1;                     ///< the sequence to extend
   std::span<const token_id> tokens{};  ///< the tokens, oldest first
 };
+
+namespace detail {
+
+/// The sequence slots of a multi-sequence model, shared by every implementation: which
+/// ids are open, the first free one, and the named errors for both. `Slot` tells whether
+/// it is in use through `bool in_use() const noexcept`.
+template <class Slot>
+class sequence_table {
+ public:
+  sequence_table() = default;
+  explicit sequence_table(std::size_t n) : slots_(n) {}
+
+  [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
+  [[nodiscard]] bool is_open(seq_id s) const noexcept {
+    return s >= 0 && static_cast<std::size_t>(s) < slots_.size() &&
+           slots_[static_cast<std::size_t>(s)].in_use();
+  }
+  [[nodiscard]] Slot& operator[](std::size_t i) noexcept { return slots_[i]; }
+  [[nodiscard]] const Slot& operator[](std::size_t i) const noexcept { return slots_[i]; }
+  [[nodiscard]] auto begin() noexcept { return slots_.begin(); }
+  [[nodiscard]] auto end() noexcept { return slots_.end(); }
+
+  /// ok when `s` is open; else `invalid_sequence`, recorded in `error` for operation `op`.
+  [[nodiscard]] errc require_open(seq_id s, const char* op, error_info& error) const noexcept {
+    if (is_open(s)) return errc::ok;
+    return fail(&error, errc::invalid_sequence, "%s: sequence %d is not open", op, s);
+  }
+  /// The id a fork of `s` gets: `s` must be open (`invalid_sequence`) and an id free
+  /// (`no_free_sequence`); errors are recorded in `error`.
+  [[nodiscard]] result<seq_id> fork_target(seq_id s, error_info& error) const noexcept {
+    TANDEM_TRY(require_open(s, "fork", error));
+    return find_free("fork", error);
+  }
+  /// The lowest free id; else `no_free_sequence`, recorded in `error` for operation `op`.
+  [[nodiscard]] result<seq_id> find_free(const char* op, error_info& error) const noexcept {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (!slots_[i].in_use()) return static_cast<seq_id>(i);
+    return fail(&error, errc::no_free_sequence, "%s: all %zu sequences are open", op,
+                slots_.size());
+  }
+
+ private:
+  std::vector<Slot> slots_;
+};
+
+}  // namespace detail
 
 /// Up to `max_sequences()` independent token sequences over one model context.
 ///

@@ -98,10 +98,7 @@ class sequence_pool {
   [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
 
   /// True when `s` is open.
-  [[nodiscard]] bool is_open(seq_id s) const noexcept {
-    return s >= 0 && static_cast<std::size_t>(s) < slots_.size() &&
-           slots_[static_cast<std::size_t>(s)].session.has_value();
-  }
+  [[nodiscard]] bool is_open(seq_id s) const noexcept { return slots_.is_open(s); }
   /// Tokens in `s`; 0 when `s` is not open.
   [[nodiscard]] std::size_t size(seq_id s) const noexcept {
     return is_open(s) ? slot(s).tokens.size() : 0;
@@ -125,10 +122,9 @@ class sequence_pool {
   /// Opens an empty sequence (a fresh session). Errors: `no_free_sequence`; what the
   /// factory returns (nothing opened).
   [[nodiscard]] result<seq_id> open() {
-    const seq_id s = free_slot();
-    if (s < 0)
-      return detail::fail(&error_, errc::no_free_sequence, "open: all %zu sequences are open",
-                          slots_.size());
+    const result<seq_id> s_free = slots_.find_free("open", error_);
+    if (!s_free) return s_free.error();
+    const seq_id s = *s_free;
     result<model_type> m = take_fresh();
     if (!m) return detail::fail(&error_, m.error(), "open: the factory failed");
     entry& e = slot(s);
@@ -140,8 +136,7 @@ class sequence_pool {
 
   /// Closes `s`, destroying its session. Errors: `invalid_sequence`.
   [[nodiscard]] errc close(seq_id s) {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "close: sequence %d is not open", s);
+    TANDEM_TRY(slots_.require_open(s, "close", error_));
     slot(s).session.reset();
     slot(s).tokens.clear();
     return errc::ok;
@@ -190,8 +185,7 @@ class sequence_pool {
   /// `rewind_out_of_range`, what the factory or the re-append returns (then `s` is as
   /// before).
   [[nodiscard]] errc rewind(seq_id s, std::size_t n) {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "rewind: sequence %d is not open", s);
+    TANDEM_TRY(slots_.require_open(s, "rewind", error_));
     entry& e = slot(s);
     if (n > e.tokens.size())
       return detail::fail(&error_, errc::rewind_out_of_range, "rewind: %zu tokens of %zu", n,
@@ -215,12 +209,9 @@ class sequence_pool {
   /// `invalid_sequence`, `no_free_sequence`, what the factory or the append returns
   /// (nothing opened).
   [[nodiscard]] result<seq_id> fork(seq_id s) {
-    if (!is_open(s))
-      return detail::fail(&error_, errc::invalid_sequence, "fork: sequence %d is not open", s);
-    const seq_id child = free_slot();
-    if (child < 0)
-      return detail::fail(&error_, errc::no_free_sequence, "fork: all %zu sequences are open",
-                          slots_.size());
+    const result<seq_id> child_free = slots_.fork_target(s, error_);
+    if (!child_free) return child_free.error();
+    const seq_id child = *child_free;
     result<model_type> m = rebuild(slot(s).tokens);
     if (!m) return detail::fail(&error_, m.error(), "fork: feeding sequence %d's tokens failed", s);
     entry& c = slot(child);
@@ -233,6 +224,7 @@ class sequence_pool {
  private:
   struct entry {
     std::optional<model_type> session;
+    [[nodiscard]] bool in_use() const noexcept { return session.has_value(); }
     std::vector<token_id> tokens;
   };
 
@@ -266,12 +258,6 @@ class sequence_pool {
 
   std::size_t token_reserve() const noexcept {
     return context_length_ < 4096 ? context_length_ : 4096;
-  }
-
-  seq_id free_slot() const noexcept {
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-      if (!slots_[i].session.has_value()) return static_cast<seq_id>(i);
-    return -1;
   }
 
   errc validate(std::span<const seq_tokens> batch) {
@@ -315,7 +301,7 @@ class sequence_pool {
   }
 
   Factory factory_;
-  std::vector<entry> slots_;
+  detail::sequence_table<entry> slots_;
   std::optional<model_type> spare_;
   std::size_t vocab_ = 0;
   std::size_t context_length_ = static_cast<std::size_t>(-1);

@@ -56,11 +56,7 @@ class joint_logistic {
     if (y.size() != x.size() * models) return errc::size_mismatch;
     TANDEM_TRY(detail::route::check_rows(x, dims));
     std::vector<std::uint32_t> all;
-    if (rows.empty()) {
-      all.resize(x.size());
-      for (std::size_t i = 0; i < x.size(); ++i) all[i] = static_cast<std::uint32_t>(i);
-      rows = all;
-    }
+    rows = detail::route::rows_or_all(rows, x.size(), all);
     const std::size_t m = models;
     std::vector<double> lo(m, 1.0), hi(m, 0.0), mean(m, 0.0);
     for (std::uint32_t r : rows) {

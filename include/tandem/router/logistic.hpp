@@ -42,6 +42,14 @@ inline errc check_rows(std::span<const sparse_vector> x, std::size_t dims) noexc
   }
   return errc::ok;
 }
+/// `rows`, or every index of `n` rows (written to `all`) when `rows` is empty.
+inline std::span<const std::uint32_t> rows_or_all(std::span<const std::uint32_t> rows,
+                                                  std::size_t n, std::vector<std::uint32_t>& all) {
+  if (!rows.empty()) return rows;
+  all.resize(n);
+  for (std::size_t i = 0; i < n; ++i) all[i] = static_cast<std::uint32_t>(i);
+  return all;
+}
 /// Squared error of the within-query contrasts of m predictions against m outcomes: both
 /// rows are centred on their own mean first, because a policy choosing among models is
 /// blind to a shift shared by every model on a query. With m == 1, the plain squared error.
@@ -117,11 +125,7 @@ class logistic_regression {
     if (x.size() != y.size()) return errc::size_mismatch;
     TANDEM_TRY(detail::route::check_rows(x, dims));
     std::vector<std::uint32_t> all;
-    if (rows.empty()) {
-      all.resize(x.size());
-      for (std::size_t i = 0; i < x.size(); ++i) all[i] = static_cast<std::uint32_t>(i);
-      rows = all;
-    }
+    rows = detail::route::rows_or_all(rows, x.size(), all);
     double lo = 1, hi = 0;
     for (std::uint32_t r : rows) {
       if (r >= x.size()) return errc::invalid_argument;
