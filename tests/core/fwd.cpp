@@ -13,7 +13,7 @@ tandem::errc run_once(tandem::any_generator& g, tandem::completion& out);
 #include <tandem/core.hpp>
 #include <tandem/speculative.hpp>
 
-#include "catch.hpp"
+#include "common/catch.hpp"
 
 namespace app {
 tandem::result<int> parse_count(const char* text, tandem::error_info* info) {
