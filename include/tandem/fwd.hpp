@@ -1,15 +1,14 @@
 // tandem: forward declarations, so an application's own headers can name tandem's types
 // (in declarations, pointers, references and function signatures) without paying for
-// their definitions. Costs one standard header. Include the real header where a type is
+// their definitions. Includes only errc.hpp (an opaque declaration of errc would make
+// the [[nodiscard]] of its definition a warning). Include the real header where a type is
 // used: <tandem/core.hpp>, <tandem/speculative.hpp>, ...
 #pragma once
 
-#include <cstdint>
+#include "tandem/core/errc.hpp"
 
 namespace tandem::inline v0 {
 
-/// Error values (tandem/core/errc.hpp).
-enum class [[nodiscard]] errc : std::uint8_t;
 /// Details of the last failure (tandem/core/error_info.hpp).
 struct error_info;
 /// A `T` or an errc (tandem/core/result.hpp).
