@@ -196,12 +196,15 @@ enum class similarity : std::uint8_t {
 };
 
 /// Symmetric k x k matrix of pairwise similarities (1 on the diagonal; ROUGE-L is
-/// symmetric). Errors: `empty_input` (no answers).
-[[nodiscard]] inline result<Eigen::MatrixXd> similarity_matrix(
-    std::span<const std::string> answers, similarity kind = similarity::rouge_l) {
+/// symmetric). Errors: `empty_input` (no answers). `Matrix` is a template parameter only
+/// so that the Eigen code is compiled in the translation units that call it: leave it
+/// defaulted.
+template <class Matrix = Eigen::MatrixXd>
+[[nodiscard]] result<Matrix> similarity_matrix(std::span<const std::string> answers,
+                                               similarity kind = similarity::rouge_l) {
   if (answers.empty()) return errc::empty_input;
   const auto k = static_cast<Eigen::Index>(answers.size());
-  Eigen::MatrixXd w = Eigen::MatrixXd::Identity(k, k);
+  Matrix w = Matrix::Identity(k, k);
   for (Eigen::Index i = 0; i < k; ++i)
     for (Eigen::Index j = i + 1; j < k; ++j) {
       const auto& a = answers[static_cast<std::size_t>(i)];
@@ -233,9 +236,14 @@ struct graph_options {
 /// its eigenvalues below `spectral_threshold` (at least one) embed each answer for
 /// U_Ecc. Errors: `empty_input` (0 x 0), `size_mismatch` (not square), `non_finite`,
 /// `invalid_argument` (an entry outside [0, 1], an asymmetric matrix, a diagonal entry
-/// other than 1, thresholds NaN).
-[[nodiscard]] inline result<graph_measures> graph_uncertainty(const Eigen::MatrixXd& w,
-                                                              const graph_options& options = {}) {
+/// other than 1, thresholds NaN). `Matrix` is a template parameter only so that the
+/// eigen-solver is compiled in the translation units that call it (it costs seconds of
+/// compile time): leave it defaulted; `w` converts to it as to any parameter.
+template <class Matrix = Eigen::MatrixXd>
+[[nodiscard]] result<graph_measures> graph_uncertainty(const std::type_identity_t<Matrix>& w,
+                                                       const graph_options& options = {}) {
+  using vector = Eigen::Matrix<typename Matrix::Scalar, Eigen::Dynamic, 1>;
+  using row_vector = Eigen::Matrix<typename Matrix::Scalar, 1, Eigen::Dynamic>;
   if (w.rows() != w.cols()) return errc::size_mismatch;
   if (w.rows() == 0) return errc::empty_input;
   if (std::isnan(options.set_threshold) || std::isnan(options.spectral_threshold))
@@ -262,25 +270,24 @@ struct graph_options {
       if (w(i, j) >= options.set_threshold) parent[static_cast<std::size_t>(find(j))] = find(i);
   for (Eigen::Index i = 0; i < k; ++i) g.semantic_sets += find(i) == i ? 1 : 0;
 
-  const Eigen::VectorXd degree = w.rowwise().sum();  // >= 1 thanks to the unit diagonal
+  const vector degree = w.rowwise().sum();  // >= 1 thanks to the unit diagonal
   g.degree = (kd * kd - degree.sum()) / (kd * kd);
   g.answer_degree.resize(static_cast<std::size_t>(k));
   for (Eigen::Index i = 0; i < k; ++i)
     g.answer_degree[static_cast<std::size_t>(i)] = degree(i) / kd;
 
-  const Eigen::VectorXd inv_sqrt = degree.array().rsqrt();
-  const Eigen::MatrixXd lap =
-      Eigen::MatrixXd::Identity(k, k) - inv_sqrt.asDiagonal() * w * inv_sqrt.asDiagonal();
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(lap);
-  const Eigen::VectorXd& lambda = solver.eigenvalues();  // ascending
+  const vector inv_sqrt = degree.array().rsqrt();
+  const Matrix lap = Matrix::Identity(k, k) - inv_sqrt.asDiagonal() * w * inv_sqrt.asDiagonal();
+  Eigen::SelfAdjointEigenSolver<Matrix> solver(lap);
+  const vector& lambda = solver.eigenvalues();  // ascending
   Eigen::Index used = 0;
   for (Eigen::Index i = 0; i < k; ++i) {
     g.eigenvalues += std::max(0.0, 1.0 - lambda(i));
     if (lambda(i) < options.spectral_threshold) ++used;
   }
   used = std::max<Eigen::Index>(used, 1);
-  const Eigen::MatrixXd v = solver.eigenvectors().leftCols(used);
-  const Eigen::RowVectorXd center = v.colwise().mean();
+  const Matrix v = solver.eigenvectors().leftCols(used);
+  const row_vector center = v.colwise().mean();
   g.answer_eccentricity.resize(static_cast<std::size_t>(k));
   double total = 0.0;
   for (Eigen::Index i = 0; i < k; ++i) {

@@ -94,7 +94,10 @@ class learned_evaluator {
   /// Trains on `examples`. Errors: `empty_input` (no examples), `insufficient_data`
   /// (one class only), `invalid_argument` (a label other than 0/1, hash_bits outside
   /// [1, 30], l2 < 0 or NaN, history 0), `size_mismatch` (dense feature counts differ),
-  /// `non_finite` (a NaN/inf dense feature).
+  /// `non_finite` (a NaN/inf dense feature). `Vector` is a template parameter only so
+  /// that the L-BFGS fit is compiled in the translation units that train: leave it
+  /// defaulted.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] static result<learned_evaluator> train(std::span<const learned_example> examples,
                                                        const learned_options& options = {}) {
     if (examples.empty()) return errc::empty_input;
@@ -162,7 +165,7 @@ class learned_evaluator {
     for (std::size_t i = 0; i < n; ++i) rows[i] = static_cast<std::uint32_t>(i);
 
     // L-BFGS from the base rate; stops once a step gains less than 1e-12 relative.
-    Eigen::VectorXd x = Eigen::VectorXd::Zero(dim);
+    Vector x = Vector::Zero(dim);
     x(dim - 1) = std::log(static_cast<double>(pos) / static_cast<double>(n - pos));
     detail::fit_l2_logistic(
         x, rows,

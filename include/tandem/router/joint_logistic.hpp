@@ -45,7 +45,9 @@ class joint_logistic {
   /// reference >= models, dims == 0, a target outside [0, 1], l2 < 0 or non-finite, an
   /// index >= dims or not increasing, a row index out of range), non_finite (a feature
   /// value), insufficient_data (a model whose targets are all equal on the rows fitted).
-  /// On error the previous weights are kept.
+  /// On error the previous weights are kept. `Vector` is a template parameter only so that the
+  /// L-BFGS fit is compiled in the translation units that fit: leave it defaulted.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit(std::span<const sparse_vector> x, std::span<const double> y,
                          std::size_t models, std::size_t reference, std::size_t dims,
                          const logistic_options& o, bool warm_start = false,
@@ -97,7 +99,7 @@ class joint_logistic {
       return static_cast<Eigen::Index>(j < reference ? j + 1 : j);
     };
     const Eigen::Index bias0 = d * nb;
-    Eigen::VectorXd theta = Eigen::VectorXd::Zero(d * nb + nb);
+    Vector theta = Vector::Zero(d * nb + nb);
     if (warm_start && w_.size() == full * nb && b_.size() == nb && reference_ == reference) {
       for (Eigen::Index bl = 0; bl < nb; ++bl)
         for (Eigen::Index c = 0; c < d; ++c)
@@ -111,7 +113,7 @@ class joint_logistic {
     }
     const double inv = 1.0 / (static_cast<double>(rows.size()) * static_cast<double>(m));
     std::vector<double> r(m);
-    const auto eval = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
+    const auto eval = [&](const Vector& th, Vector& g) {
       g.setZero();
       double f = 0;
       for (std::uint32_t i : rows) {

@@ -117,6 +117,9 @@ class logistic_regression {
   /// increasing), non_finite (a feature value), insufficient_data (every target equal: no
   /// signal to fit). On error the previous weights are kept.
   /// `rows`, when not empty, restricts the fit to those row indices (each < |x|).
+  /// `Vector` is a template parameter only so that the L-BFGS fit is
+  /// compiled in the translation units that fit: leave it defaulted.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit(std::span<const sparse_vector> x, std::span<const double> y,
                          std::size_t dims, const logistic_options& o, bool warm_start = false,
                          std::span<const std::uint32_t> rows = {}) {
@@ -137,7 +140,7 @@ class logistic_regression {
     if (hi - lo <= 0) return errc::insufficient_data;
 
     const auto d = static_cast<Eigen::Index>(dims);
-    Eigen::VectorXd theta = Eigen::VectorXd::Zero(d + 1);  // weights, then bias
+    Vector theta = Vector::Zero(d + 1);  // weights, then bias
     if (warm_start && w_.size() == d) {
       theta.head(d) = w_;
       theta(d) = b_;
@@ -225,11 +228,12 @@ class logistic_regression {
 /// visited from the strongest penalty down, warm-starting each fold's path), then refits
 /// on all rows. Writes the chosen strength to `chosen` when non-null. Errors: those of
 /// logistic_regression::fit, invalid_argument (empty grid, folds < 2 or > rows).
-[[nodiscard]] inline errc fit_logistic_cv(logistic_regression& model,
-                                          std::span<const sparse_vector> x,
-                                          std::span<const double> y, std::size_t dims,
-                                          std::span<const double> grid, std::size_t folds, rng& g,
-                                          logistic_options base = {}, double* chosen = nullptr) {
+/// `Vector` as in logistic_regression::fit: leave it defaulted.
+template <class Vector = Eigen::VectorXd>
+[[nodiscard]] errc fit_logistic_cv(logistic_regression& model, std::span<const sparse_vector> x,
+                                   std::span<const double> y, std::size_t dims,
+                                   std::span<const double> grid, std::size_t folds, rng& g,
+                                   logistic_options base = {}, double* chosen = nullptr) {
   if (grid.empty() || folds < 2 || folds > x.size()) return errc::invalid_argument;
   if (x.size() != y.size()) return errc::size_mismatch;
   std::vector<double> order(grid.begin(), grid.end());
@@ -253,7 +257,7 @@ class logistic_regression {
     for (std::size_t k = 0; k < order.size(); ++k) {
       logistic_options o = base;
       o.l2 = order[k];
-      const errc e = m.fit(x, y, dims, o, k > 0, train);
+      const errc e = m.template fit<Vector>(x, y, dims, o, k > 0, train);
       if (e == errc::insufficient_data) {  // a one-class fold: score it as uninformative
         loss[k] += std::log(2.0) * static_cast<double>(val.size());
         continue;
@@ -268,7 +272,7 @@ class logistic_regression {
   logistic_options o = base;
   o.l2 = order[best];
   if (chosen != nullptr) *chosen = o.l2;
-  return model.fit(x, y, dims, o);
+  return model.template fit<Vector>(x, y, dims, o);
 }
 
 }  // namespace tandem::inline v0

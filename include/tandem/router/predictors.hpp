@@ -195,7 +195,9 @@ class logistic_quality_predictor {
   /// chosen strength. Errors: invalid_argument (an empty grid, a negative or non-finite
   /// strength, folds < 2 or above the rows), insufficient_data (a model with one quality on
   /// every row). On error the predictor is left in an unspecified, unfitted-or-partial state
-  /// (the router discards it).
+  /// (the router discards it). `Vector` is a template parameter only so that the fits are
+  /// compiled in the translation units that fit: leave it defaulted.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit(const router_rows& rows, const router_options& o, rng& g,
                          std::vector<double>* oof = nullptr) {
     const std::size_t n = rows.rows(), m = rows.models;
@@ -212,7 +214,7 @@ class logistic_quality_predictor {
         for (std::size_t k = 0; k < order.size(); ++k) {
           logistic_options lo;
           lo.l2 = order[k];
-          const errc e = lr.fit(rows.main, yj, rows.dims, lo, k > 0, train);
+          const errc e = lr.template fit<Vector>(rows.main, yj, rows.dims, lo, k > 0, train);
           if (e == errc::insufficient_data) {  // one-class fold: the mean is all it knows
             for (std::uint32_t i : val) pred[k][i * m + j] = mean;
             continue;
@@ -231,7 +233,7 @@ class logistic_quality_predictor {
       for (std::size_t i = 0; i < n; ++i) yj[i] = rows.quality[i * m + j];
       logistic_options lo;
       lo.l2 = l2_;
-      TANDEM_TRY(models_[j].fit(rows.main, yj, rows.dims, lo));
+      TANDEM_TRY(models_[j].template fit<Vector>(rows.main, yj, rows.dims, lo));
     }
     if (oof != nullptr) *oof = std::move(held_out);
     return errc::ok;
@@ -405,10 +407,11 @@ class ensemble_quality_predictor {
   static constexpr bool reads_knn = true;                               ///< k-NN view
 
   /// Fits both parts (as their own predictors do, logistic first from `g`), then the blend
-  /// weight. Errors: those of both parts.
+  /// weight. Errors: those of both parts. `Vector`: as in logistic_quality_predictor::fit.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit(const router_rows& rows, const router_options& o, rng& g) {
     std::vector<double> oof, loo;
-    TANDEM_TRY(logistic_.fit(rows, o, g, &oof));
+    TANDEM_TRY(logistic_.template fit<Vector>(rows, o, g, &oof));
     TANDEM_TRY(knn_.fit(rows, o, g, &loo));
     const std::size_t n = rows.rows(), m = rows.models;
     double best_err = 0;
@@ -482,7 +485,9 @@ class joint_quality_predictor {
 
   /// Fits on `rows` (main view); the folds come from `g`, each fold's path warm-started.
   /// Errors: invalid_argument (a reference model out of range, and those of the
-  /// cross-validation), those of joint_logistic::fit.
+  /// cross-validation), those of joint_logistic::fit. `Vector`: as in
+  /// logistic_quality_predictor::fit.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit(const router_rows& rows, const router_options& o, rng& g) {
     const std::size_t m = rows.models;
     if (o.reference >= m) return errc::invalid_argument;
@@ -495,7 +500,7 @@ class joint_quality_predictor {
       for (std::size_t k = 0; k < order.size(); ++k) {
         logistic_options lo;
         lo.l2 = order[k];
-        const errc e = jl.fit(x, y, m, o.reference, rows.dims, lo, k > 0, train);
+        const errc e = jl.template fit<Vector>(x, y, m, o.reference, rows.dims, lo, k > 0, train);
         if (e == errc::insufficient_data) {  // a one-class fold: the means are all it knows
           for (std::size_t j = 0; j < m; ++j) {
             double mean = 0;
@@ -515,7 +520,7 @@ class joint_quality_predictor {
                                          l2_, nullptr));
     logistic_options lo;
     lo.l2 = l2_;
-    return joint_.fit(x, y, m, o.reference, rows.dims, lo);
+    return joint_.template fit<Vector>(x, y, m, o.reference, rows.dims, lo);
   }
 
   /// Writes each model's predicted quality for `main` to `out`. Errors: those of

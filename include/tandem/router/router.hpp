@@ -66,7 +66,10 @@ class router {
   /// size_mismatch, invalid_argument (bad options, a reference model out of range, a
   /// quality outside [0, 1]), insufficient_data (a model whose quality is the same on every
   /// row, for the logistic, ensemble and joint predictors), plus those of the predictors.
-  /// On error the router is left unfitted.
+  /// On error the router is left unfitted. `Vector` is a template parameter only so that
+  /// the predictors' fits are compiled in the translation units that fit: leave it
+  /// defaulted.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit(std::span<const std::string> prompts, std::span<const double> quality,
                          std::span<const std::string> models, const router_options& o) {
     *this = router{};
@@ -86,9 +89,9 @@ class router {
       xk.resize(prompts.size());
       for (std::size_t i = 0; i < prompts.size(); ++i) knn_featurizer_.transform(prompts[i], xk[i]);
     }
-    const errc e =
-        fit_rows(x, featurizer_.fitted() ? featurizer_.dims() : 0, xk,
-                 knn_featurizer_.fitted() ? knn_featurizer_.dims() : 0, quality, models, o);
+    const errc e = this->template fit_rows<Vector>(
+        x, featurizer_.fitted() ? featurizer_.dims() : 0, xk,
+        knn_featurizer_.fitted() ? knn_featurizer_.dims() : 0, quality, models, o);
     if (e != errc::ok)
       *this = router{};
     else
@@ -98,14 +101,15 @@ class router {
 
   /// Fits on caller-supplied feature rows (e.g. from embedding_features) of dimension
   /// `dims`, read by every predictor. Errors: as fit, plus invalid_argument (an index >=
-  /// dims). On error the router is left unfitted.
+  /// dims). On error the router is left unfitted. `Vector`: as in fit.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit_features(std::span<const sparse_vector> x, std::size_t dims,
                                   std::span<const double> quality,
                                   std::span<const std::string> models, const router_options& o) {
     *this = router{};
     if (x.empty() || models.empty()) return errc::empty_input;
     if (!emplace_predictor(predictor_, o.predictor)) return errc::invalid_argument;
-    const errc e = fit_rows(x, dims, x, dims, quality, models, o);
+    const errc e = this->template fit_rows<Vector>(x, dims, x, dims, quality, models, o);
     if (e != errc::ok)
       *this = router{};
     else
@@ -287,7 +291,9 @@ class router {
     return std::visit([&](const auto& p) { return p.predict(x, xk, out); }, predictor_);
   }
 
-  // Checks the rows for the chosen predictor (already emplaced) and fits it.
+  // Checks the rows for the chosen predictor (already emplaced) and fits it; a template
+  // for the reason fit is.
+  template <class Vector = Eigen::VectorXd>
   [[nodiscard]] errc fit_rows(std::span<const sparse_vector> x, std::size_t dims,
                               std::span<const sparse_vector> xk, std::size_t kdims,
                               std::span<const double> quality, std::span<const std::string> models,

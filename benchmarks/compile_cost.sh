@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Compile cost of tandem's headers: what one `#include` costs a translation unit.
+#
+# For each umbrella (tandem.hpp, core.hpp, speculative.hpp, contrastive.hpp,
+# confidence.hpp, cascade.hpp, router.hpp, eval.hpp) and each public header under
+# include/tandem, compiles a file that includes that header alone and defines an empty
+# main, RUNS times (default 3), and prints one JSON line per header:
+#   {"bench":"compile_cost","header":...,"seconds":median wall,"cpu_seconds":median
+#    user+sys,"peak_mb":median max RSS,"runs":3,"command":...,"compiler":...}
+#
+# Judge goals on cpu_seconds, not seconds: on a machine shared with other builds the
+# wall clock moves with contention, while the compiler's own CPU time (user+sys) barely
+# does. Both are reported. Peak memory is the compiler's maximum resident set size
+# (/usr/bin/time -f %M; apt package `time`).
+#
+# Backend headers are measured only when their dependency is found (llama.h through
+# TANDEM_LLAMA_PREFIX or the usual cache prefix, sentencepiece and httplib/nlohmann in
+# the system include path).
+#
+# Usage: benchmarks/compile_cost.sh [header-regex]     (run from anywhere)
+# Environment: CXX (default g++), CXXFLAGS (default -std=c++20 -O2), RUNS (default 3),
+#              TANDEM_LLAMA_PREFIX (llama.cpp install prefix).
+# Goals (issue 20, -O2, cpu_seconds): tandem.hpp <= 1.5 s; core.hpp, speculative.hpp
+# <= 0.6 s; every public header <= 1.5 s; peak memory <= 250 MB.
+set -u
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+filter="${1:-.}"
+cxx="${CXX:-g++}"
+read -r -a flags <<<"${CXXFLAGS:--std=c++20 -O2}"
+runs="${RUNS:-3}"
+timebin=/usr/bin/time
+if [[ ! -x $timebin ]]; then
+  echo "compile_cost.sh: /usr/bin/time is missing (apt-get install time)" >&2
+  exit 1
+fi
+
+eigen_dir=""
+for d in /usr/include/eigen3 /usr/local/include/eigen3; do
+  [[ -f $d/Eigen/Core ]] && eigen_dir="$d" && break
+done
+includes=(-I"$root/include")
+[[ -n $eigen_dir ]] && includes+=(-I"$eigen_dir")
+
+llama_prefix="${TANDEM_LLAMA_PREFIX:-$HOME/.cache/tandem/llama-cpp-nlc3.22.1-v2/prefix}"
+have_header() { # <header> [extra include flags...]
+  local h="$1"
+  shift
+  printf '#include <%s>\n' "$h" | "$cxx" -std=c++20 -fsyntax-only -x c++ "$@" - >/dev/null 2>&1
+}
+
+compiler="$("$cxx" --version | head -n 1)"
+case "$compiler" in
+  *"g++"* | *GCC*) compiler="g++ $("$cxx" -dumpfullversion)" ;;
+esac
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+measure() { # <header relative to include/> [extra flags...]
+  local header="$1"
+  shift
+  local extra=("$@")
+  local src="$work/tu.cpp"
+  printf '#include <%s>\nint main() { return 0; }\n' "$header" >"$src"
+  local cmd=("$cxx" "${flags[@]}" "${includes[@]}" "${extra[@]}" -c "$src" -o "$work/tu.o")
+  : >"$work/wall" && : >"$work/cpu" && : >"$work/rss"
+  local i
+  for ((i = 0; i < runs; ++i)); do
+    if ! "$timebin" -f '%e %U %S %M' -o "$work/time" "${cmd[@]}" 2>"$work/err"; then
+      echo "compile_cost.sh: $header does not compile:" >&2
+      cat "$work/err" >&2
+      return 0
+    fi
+    read -r wall user sys rss <"$work/time"
+    echo "$wall" >>"$work/wall"
+    awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f\n", u + s }' >>"$work/cpu"
+    echo "$rss" >>"$work/rss"
+  done
+  local shown="$cxx ${flags[*]} -Iinclude"
+  [[ -n $eigen_dir ]] && shown+=" -I$eigen_dir"
+  ((${#extra[@]})) && shown+=" ${extra[*]}"
+  shown+=" -c tu.cpp  # tu.cpp: #include <$header> + int main() { return 0; }"
+  printf '{"bench":"compile_cost","header":"%s","seconds":%s,"cpu_seconds":%s,"peak_mb":%d,"runs":%d,"command":"%s","compiler":"%s"}\n' \
+    "$header" "$(median <"$work/wall")" "$(median <"$work/cpu")" \
+    "$(($(median <"$work/rss") / 1024))" "$runs" "${shown//\"/\\\"}" "$compiler"
+}
+
+umbrellas=(tandem.hpp core.hpp speculative.hpp contrastive.hpp confidence.hpp cascade.hpp
+           router.hpp eval.hpp fwd.hpp)
+headers=()
+for u in "${umbrellas[@]}"; do
+  [[ -f $root/include/tandem/$u ]] && headers+=("tandem/$u")
+done
+while IFS= read -r h; do
+  case " ${headers[*]} " in *" $h "*) continue ;; esac
+  headers+=("$h")
+done < <(cd "$root/include" && find tandem -mindepth 2 -name '*.hpp' -not -path '*/detail/*' | sort)
+
+for h in "${headers[@]}"; do
+  [[ $h =~ $filter ]] || continue
+  extra=()
+  case "$h" in
+    tandem/backends/llama_cpp.hpp)
+      extra=(-I"$llama_prefix/include")
+      have_header llama.h "${extra[@]}" || continue ;;
+    tandem/backends/sentencepiece.hpp)
+      have_header sentencepiece_processor.h || continue ;;
+    tandem/backends/http.hpp)
+      { have_header httplib.h && have_header nlohmann/json.hpp; } || continue ;;
+    tandem/testing/catch2.hpp)
+      { have_header catch2/catch_test_macros.hpp || have_header catch2/catch.hpp; } || continue ;;
+  esac
+  measure "$h" "${extra[@]}"
+done
