@@ -13,7 +13,7 @@ namespace tandem::inline v0 {
 struct error_info;
 /// A `T` or an errc (tandem/core/result.hpp).
 template <class T>
-class [[nodiscard]] result;
+class result;
 /// The record of one generation (tandem/core/completion.hpp).
 struct completion;
 /// The deterministic random generator (tandem/core/rng.hpp).
