@@ -102,8 +102,8 @@ TEST_CASE("sample_answers: k texts from one prefill of a multi-sequence model",
     REQUIRE(tandem::generate(lone, tok, *chain, prompt, o, want) == errc::ok);
     CHECK(answers[i] == want.text);
   }
-  const auto vote = tandem::majority_vote(std::span<const std::string>(answers),
-                                          tandem::normalize_answer);
+  const auto vote =
+      tandem::majority_vote(std::span<const std::string>(answers), tandem::normalize_answer);
   REQUIRE(vote);
   CHECK(vote->count >= 1);
   s.temperature = 0.0f;

@@ -78,8 +78,7 @@ TEST_CASE("scheduler: random join, leave and cancel orders give the tokens of lo
           "[batch][scheduler]") {
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
     mock_multi_model m({.max_sequences = 3});
-    tandem_test::check_scheduler_equals_lone(
-        m, [] { return mock_model(); }, {.seed = seed});
+    tandem_test::check_scheduler_equals_lone(m, [] { return mock_model(); }, {.seed = seed});
   }
 }
 
@@ -162,8 +161,7 @@ TEST_CASE("scheduler: a long prompt is prefilled in chunks while the others deco
   }
 }
 
-TEST_CASE("scheduler: an urgent request is served first when the cap binds",
-          "[batch][scheduler]") {
+TEST_CASE("scheduler: an urgent request is served first when the cap binds", "[batch][scheduler]") {
   mock_multi_model m({.max_sequences = 4});
   greedy_scheduler sch(m, {.max_requests = 4, .max_batch_tokens = 8});
   const tokens p(8, 2);
@@ -268,8 +266,7 @@ TEST_CASE("scheduler: bad requests and unknown ids are rejected with named error
   CHECK(c.tokens == lone_greedy(tokens{2}, 3));
 }
 
-TEST_CASE("scheduler: a request waits while the model has no free sequence",
-          "[batch][scheduler]") {
+TEST_CASE("scheduler: a request waits while the model has no free sequence", "[batch][scheduler]") {
   mock_multi_model m({.max_sequences = 2});
   greedy_scheduler sch(m, {.max_requests = 3});
   const auto a = *sch.submit({tokens{1}, {}, budget(2)});
@@ -351,8 +348,8 @@ TEST_CASE("scheduler: step() allocates nothing once warm", "[batch][scheduler]")
   std::size_t allocations = 0;
   for (int round = 0; round < 3; ++round) {
     for (std::size_t i = 0; i < 4; ++i)
-      ids[i] = *sch.submit({prompts[i], {}, budget(30), static_cast<int>(i),
-                            tandem::token_callback(on_token)});
+      ids[i] = *sch.submit(
+          {prompts[i], {}, budget(30), static_cast<int>(i), tandem::token_callback(on_token)});
     tandem_test::allocation_scope scope;
     run(sch);
     allocations = scope.allocations();

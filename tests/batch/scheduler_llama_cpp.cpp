@@ -47,10 +47,13 @@ TEST_CASE("scheduler: random join, leave and cancel orders give the tokens of lo
     auto m = tandem::llama_multi_session::create(
         tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4});
     REQUIRE(m);
-    tandem_test::check_scheduler_equals_lone(
-        *m, [] { return lone_session(); },
-        {.seed = seed, .requests = 8, .max_prompt = 16, .max_new = 8, .max_requests = 5,
-         .compare_logprobs = false});
+    tandem_test::check_scheduler_equals_lone(*m, [] { return lone_session(); },
+                                             {.seed = seed,
+                                              .requests = 8,
+                                              .max_prompt = 16,
+                                              .max_new = 8,
+                                              .max_requests = 5,
+                                              .compare_logprobs = false});
   }
 }
 
@@ -63,8 +66,9 @@ TEST_CASE("sample_k: k greedy samples from one llama.cpp prefill equal a lone ru
   tandem::generation_options o;
   o.max_tokens = 10;
   std::vector<tandem::completion> out(4);
-  REQUIRE(tandem::sample_k(*m, prompt, [](std::size_t) { return tandem::greedy_sampler{}; }, o,
-                           std::span<tandem::completion>(out)) == errc::ok);
+  REQUIRE(tandem::sample_k(
+              *m, prompt, [](std::size_t) { return tandem::greedy_sampler{}; }, o,
+              std::span<tandem::completion>(out)) == errc::ok);
   auto lone = lone_session();
   tandem::greedy_sampler g;
   tandem::completion want;

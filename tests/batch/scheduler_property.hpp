@@ -114,9 +114,8 @@ void check_scheduler_equals_lone(Multi& inner, MakeLone make_lone, const propert
   }
 
   counting_multi<Multi> model(inner);
-  const tandem::scheduler_options so{.max_requests = pc.max_requests,
-                                     .max_batch_tokens = pick(1, 24),
-                                     .max_prefixes = 2};
+  const tandem::scheduler_options so{
+      .max_requests = pc.max_requests, .max_batch_tokens = pick(1, 24), .max_prefixes = 2};
   CAPTURE(pc.seed, so.max_batch_tokens);
   sch_t sch(model, so);
   if (pick(0, 3) != 0) REQUIRE(sch.add_prefix(shared));

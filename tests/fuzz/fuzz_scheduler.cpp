@@ -59,6 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<live_request> live;
   std::vector<tandem::prefix_id> prefixes;
   tandem::completion out;
+  // Stop tokens are viewed by the scheduler until a request is taken: they live here.
+  token_id stops[16];
+  for (token_id t = 0; t < 16; ++t) stops[t] = t;
 
   while (!r.done()) {
     switch (r.next(6)) {
@@ -71,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         q.stop = static_cast<token_id>(r.next(16));
         tandem::generation_options o;
         o.max_tokens = q.max_tokens;
-        if (q.has_stop) o.stop_tokens = std::span<const token_id>(&q.stop, 1);
+        if (q.has_stop) o.stop_tokens = std::span<const token_id>(&stops[q.stop], 1);
         auto id = sch.submit({q.prompt, {}, o, static_cast<int>(r.next(3))});
         if (id) {
           q.id = *id;
@@ -103,7 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         tandem::greedy_sampler g;
         tandem::generation_options o;
         o.max_tokens = q.max_tokens;
-        if (q.has_stop) o.stop_tokens = std::span<const token_id>(&q.stop, 1);
+        if (q.has_stop) o.stop_tokens = std::span<const token_id>(&stops[q.stop], 1);
         tandem::completion want;
         check(tandem::generate(lone, g, q.prompt, o, want) == errc::ok);
         check(out.tokens.size() <= want.tokens.size());

@@ -82,7 +82,7 @@ using factory_sampler = std::remove_cvref_t<std::invoke_result_t<Factory&, std::
 /// the model's append errors. Per-sample failures (a sampler error) are in out[i] (finish
 /// `error`) and do not stop the others. State left: every sequence it opened is closed.
 template <MultiSequenceModel M, class Factory>
-  requires Sampler<detail::factory_sampler<M, Factory>>
+requires Sampler<detail::factory_sampler<M, Factory>>
 [[nodiscard]] errc sample_k(M& model, std::span<const token_id> prompt, Factory&& make_sampler,
                             const generation_options& opts, std::span<completion> out) {
   if (out.empty()) return errc::invalid_argument;
@@ -97,7 +97,7 @@ template <MultiSequenceModel M, class Factory>
 /// `opts.stop_strings`, as generate(model, tokenizer, ...) does. Additional error:
 /// `vocab_mismatch`.
 template <MultiSequenceModel M, Tokenizer T, class Factory>
-  requires Sampler<detail::factory_sampler<M, Factory>>
+requires Sampler<detail::factory_sampler<M, Factory>>
 [[nodiscard]] errc sample_k(M& model, const T& tokenizer, std::span<const token_id> prompt,
                             Factory&& make_sampler, const generation_options& opts,
                             std::span<completion> out) {
@@ -120,8 +120,7 @@ template <MultiSequenceModel M, Tokenizer T, class Factory>
 template <MultiSequenceModel M, Tokenizer T>
 [[nodiscard]] errc sample_answers(M& model, const T& tokenizer, std::span<const token_id> prompt,
                                   std::size_t k, const generation_options& opts,
-                                  const sampling_options& sampling,
-                                  std::vector<std::string>& out) {
+                                  const sampling_options& sampling, std::vector<std::string>& out) {
   out.clear();
   if (k == 0) return errc::invalid_argument;
   if (!(sampling.temperature > 0.0f)) return errc::invalid_temperature;

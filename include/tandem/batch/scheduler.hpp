@@ -89,12 +89,12 @@ enum class request_state : std::uint8_t {
 
 /// Counters of a scheduler since construction.
 struct scheduler_stats {
-  std::size_t steps = 0;           ///< step() calls
-  std::size_t forward_passes = 0;  ///< batched appends made by step() (failed ones included)
-  std::size_t prefill_tokens = 0;  ///< prompt tokens computed by step() (not shared)
-  std::size_t prefix_tokens = 0;   ///< tokens computed by add_prefix
-  std::size_t shared_tokens = 0;   ///< prompt tokens taken from a prefix by fork, not computed
-  std::size_t decode_tokens = 0;   ///< generated tokens fed back by step()
+  std::size_t steps = 0;             ///< step() calls
+  std::size_t forward_passes = 0;    ///< batched appends made by step() (failed ones included)
+  std::size_t prefill_tokens = 0;    ///< prompt tokens computed by step() (not shared)
+  std::size_t prefix_tokens = 0;     ///< tokens computed by add_prefix
+  std::size_t shared_tokens = 0;     ///< prompt tokens taken from a prefix by fork, not computed
+  std::size_t decode_tokens = 0;     ///< generated tokens fed back by step()
   std::size_t generated_tokens = 0;  ///< tokens kept by requests
   std::size_t finished = 0;          ///< requests that finished, for any reason
 };
@@ -172,12 +172,13 @@ class scheduler {
     std::size_t i = 0;
     while (i < prefixes_.size() && prefixes_[i].live) ++i;
     if (i == prefixes_.size())
-      return detail::fail(&error_, errc::capacity_exceeded, "add_prefix: %zu prefixes held", prefixes_.size());
+      return detail::fail(&error_, errc::capacity_exceeded, "add_prefix: %zu prefixes held",
+                          prefixes_.size());
     const result<seq_id> s = model_->open();
     if (!s) return detail::fail(&error_, s.error(), "add_prefix: open failed");
     for (std::size_t at = 0; at < tokens.size(); at += opts_.max_batch_tokens) {
-      const seq_tokens chunk{*s, tokens.subspan(at, std::min(opts_.max_batch_tokens,
-                                                             tokens.size() - at))};
+      const seq_tokens chunk{
+          *s, tokens.subspan(at, std::min(opts_.max_batch_tokens, tokens.size() - at))};
       if (const errc e = model_->append(std::span<const seq_tokens>(&chunk, 1)); e != errc::ok) {
         (void)model_->close(*s);
         return detail::fail(&error_, e, "add_prefix: append of tokens %zu.. failed", at);
@@ -195,7 +196,8 @@ class scheduler {
   /// waiting ones will compute their whole prompt. Errors: `not_found` (no such prefix).
   [[nodiscard]] errc remove_prefix(prefix_id id) {
     if (id >= prefixes_.size() || !prefixes_[id].live)
-      return detail::fail(&error_, errc::not_found, "remove_prefix: no prefix %u", static_cast<unsigned>(id));
+      return detail::fail(&error_, errc::not_found, "remove_prefix: no prefix %u",
+                          static_cast<unsigned>(id));
     prefixes_[id].live = false;
     return model_->close(prefixes_[id].seq);
   }
@@ -210,7 +212,8 @@ class scheduler {
     std::size_t i = 0;
     while (i < slots_.size() && slots_[i].state != request_state::unknown) ++i;
     if (i == slots_.size())
-      return detail::fail(&error_, errc::capacity_exceeded, "submit: %zu requests held", slots_.size());
+      return detail::fail(&error_, errc::capacity_exceeded, "submit: %zu requests held",
+                          slots_.size());
     slot& s = slots_[i];
     s.prompt.assign(req.prompt.begin(), req.prompt.end());
     s.options = req.options;
@@ -220,7 +223,8 @@ class scheduler {
                                     detail::multi_context_length(*model_));
     if (e != errc::ok) {
       s.emitter.reset();
-      return detail::fail(&error_, e, "submit: request rejected (%zu prompt tokens)", s.prompt.size());
+      return detail::fail(&error_, e, "submit: request rejected (%zu prompt tokens)",
+                          s.prompt.size());
     }
     s.sampler.emplace(std::move(req.sampler));
     s.priority = req.priority;
@@ -435,9 +439,9 @@ class scheduler {
     order_.clear();
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       const request_state x = slots_[i].state;
-      if (st == request_state::unknown ? (x == request_state::prefilling ||
-                                          x == request_state::decoding)
-                                       : x == st)
+      if (st == request_state::unknown
+              ? (x == request_state::prefilling || x == request_state::decoding)
+              : x == st)
         order_.push_back(static_cast<std::uint32_t>(i));
     }
     std::sort(order_.begin(), order_.end(), [this](std::uint32_t a, std::uint32_t b) {
@@ -505,15 +509,17 @@ class scheduler {
   errc fail_batch(errc e) {
     error_.clear();
     error_.code = e;
-    int n = std::snprintf(error_.text, error_info::capacity, "step: batched append failed (%.*s); "
+    int n = std::snprintf(error_.text, error_info::capacity,
+                          "step: batched append failed (%.*s); "
                           "requests in slots",
                           static_cast<int>(to_string(e).size()), to_string(e).data());
     for (const std::uint32_t i : order_) {
       slot& s = slots_[i];
       if (s.chunk == 0) continue;
       if (n >= 0 && static_cast<std::size_t>(n) < error_info::capacity) {
-        const int m = std::snprintf(error_.text + n, error_info::capacity - static_cast<std::size_t>(n),
-                                    " %u", static_cast<unsigned>(i));
+        const int m =
+            std::snprintf(error_.text + n, error_info::capacity - static_cast<std::size_t>(n),
+                          " %u", static_cast<unsigned>(i));
         n = m < 0 ? -1 : n + m;
       }
       s.chunk = 0;
