@@ -119,10 +119,10 @@ struct scheduler_stats {
 /// closed; submit() fails only when `max_requests` requests are held.
 ///
 /// Allocation: the slot table, the batch and the ordering buffers are sized at
-/// construction. submit() copies the prompt and reserves the completion (allocating
-/// until those buffers are warm); step() allocates nothing when the sampler, the
-/// tokenizer's piece and the callback do not, and the completion has the capacity (take()
-/// swaps completions, so handing back the previous one keeps it warm).
+/// construction. submit() copies the prompt and reserves the slot's completion
+/// (allocating only until that slot's buffers are warm); step() allocates nothing when
+/// the sampler, the tokenizer's piece and the callback do not; take() copies into the
+/// caller's completion, reusing its capacity.
 ///
 /// The model (and the tokenizer) must outlive the scheduler, which owns the sequences it
 /// opens and closes them when requests finish. Movable, not copyable; one per thread.
@@ -260,16 +260,16 @@ class scheduler {
     return s == nullptr ? nullptr : &s->out;
   }
 
-  /// Moves the completion of the finished request `id` into `out` (swapping buffers, so
-  /// `out`'s capacity is reused by a later request) and forgets the request. Errors:
-  /// `not_found` (unknown or taken id), `invalid_argument` (not finished yet; nothing
-  /// changes).
+  /// Copies the completion of the finished request `id` into `out` (reusing `out`'s
+  /// capacity: no allocation once `out` has held as long a completion) and forgets the
+  /// request; its slot keeps its own buffers for the next request. Errors: `not_found`
+  /// (unknown or taken id), `invalid_argument` (not finished yet; nothing changes).
   [[nodiscard]] errc take(request_id id, completion& out) {
     slot* s = find(id);
     if (s == nullptr) return detail::fail(&error_, errc::not_found, "take: unknown request");
     if (s->state != request_state::finished)
       return detail::fail(&error_, errc::invalid_argument, "take: request not finished");
-    std::swap(out, s->out);
+    out = s->out;
     s->state = request_state::unknown;
     s->emitter.reset();
     s->sampler.reset();
