@@ -175,18 +175,19 @@ bool play(crowd_scheduler& small, crowd_scheduler& large, const tandem::cascade_
 int main(int argc, char** argv) {
   settings s;
   for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i];
+    const std::string_view flag = argv[i], value = argv[i + 1];
     const double x = std::atof(argv[i + 1]);
-    if (flag == "--data")
-      s.data = argv[i + 1];
-    else if (flag == "--frame-tokens" && x >= 1)
-      s.frame_tokens = static_cast<std::size_t>(x);
-    else if (flag == "--threshold")
-      s.threshold = x;
-    else if (flag == "--cancel-frame" && x >= 0)
-      s.cancel_frame = static_cast<std::size_t>(x);
-    else
-      return usage("unknown flag or bad value");
+    auto count = [x](std::size_t& out, double least) {
+      if (!(x >= least)) return false;
+      out = static_cast<std::size_t>(x);
+      return true;
+    };
+    const bool known = flag == "--data"           ? (s.data = value, true)
+                       : flag == "--frame-tokens" ? count(s.frame_tokens, 1)
+                       : flag == "--cancel-frame" ? count(s.cancel_frame, 0)
+                       : flag == "--threshold"    ? (s.threshold = x, true)
+                                                  : false;
+    if (!known) return usage("unknown flag or bad value");
   }
   if (argc % 2 == 0) return usage("every flag takes a value");
 
