@@ -282,7 +282,8 @@ class scheduler {
   /// request with finish `error` and its errc in its completion; the step goes on.
   /// Returns ok, or the batched append's error: then every request of the batch finishes
   /// with that error (the model rolled their sequences back; they are closed), the
-  /// others are unchanged, and last_error() names the failed requests' slots.
+  /// others are unchanged, and last_error() names the failed requests by slot (the low 32
+  /// bits of a request_id: "... requests in slots 0 3").
   [[nodiscard]] errc step() {
     ++stats_.steps;
     for (slot& s : slots_) {
