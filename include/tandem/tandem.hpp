@@ -3,6 +3,7 @@
 // the backends, and replay evaluation (tandem::eval, <tandem/eval.hpp>).
 #pragma once
 
+#include "tandem/batch.hpp"
 #include "tandem/cascade.hpp"
 #include "tandem/confidence.hpp"
 #include "tandem/contrastive.hpp"

@@ -95,7 +95,8 @@ concept AnswerExtractor = std::is_invocable_r_v<std::string, F&, std::string_vie
 /// so the set is reproducible. Errors: `invalid_argument` (k == 0),
 /// `invalid_temperature` (temperature <= 0 or NaN: greedy decoding would repeat one
 /// answer k times), or the first error `generate` returns (then `out` holds the answers
-/// sampled before it).
+/// sampled before it). Over a multi-sequence model, `sample_answers(model, tokenizer,
+/// prompt, ...)` in batch/sample_k.hpp prefills the prompt once and samples k forks.
 template <Generator G>
 [[nodiscard]] errc sample_answers(G& generator, const generate_request& request, std::size_t k,
                                   std::vector<std::string>& out) {

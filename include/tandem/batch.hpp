@@ -1,0 +1,6 @@
+// tandem: the batch block (the continuous-batching scheduler over a multi-sequence model,
+// shared prefixes forked per request, k samples from one prefill).
+#pragma once
+
+#include "tandem/batch/sample_k.hpp"
+#include "tandem/batch/scheduler.hpp"

@@ -1,0 +1,77 @@
+// The scheduler over llama.cpp's multi-sequence session: requests joining and leaving in
+// random orders give the greedy tokens of lone llama_sessions, and k samples from one
+// prefill equal lone runs.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "batch/scheduler_property.hpp"
+#include "common/catch.hpp"
+#include "common/scratch_dir.hpp"
+#include "common/tiny_gguf.hpp"
+#include "tandem/backends/llama_cpp.hpp"
+#include "tandem/batch.hpp"
+
+namespace {
+
+using tandem::errc;
+using tandem::token_id;
+
+const tandem::llama_model_handle& tiny_model() {
+  static tandem_test::scratch_dir dir("tandem-batch-llama-");
+  static tandem::llama_model_handle model = [] {
+    tandem::llama_quiet_logs(true);
+    tandem::tools::tiny_llama_config cfg;
+    cfg.seed = 7;
+    auto m = tandem::llama_model_handle::load(
+        tandem_test::write_tiny_gguf(dir.path(), "tiny.gguf", cfg));
+    REQUIRE(m.has_value());
+    return std::move(*m);
+  }();
+  return model;
+}
+
+tandem::llama_session lone_session() {
+  auto s = tandem::llama_session::create(tiny_model(), {.context_size = 256, .threads = 1});
+  REQUIRE(s);
+  return std::move(*s);
+}
+
+}  // namespace
+
+TEST_CASE("scheduler: random join, leave and cancel orders give the tokens of lone llama.cpp runs",
+          "[batch][scheduler][llama_cpp]") {
+  // Batched logits differ from a lone session's by rounding (docs/batching.md: about 2e-3),
+  // so log-probabilities are not compared bit for bit; the sampled tokens must agree.
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    auto m = tandem::llama_multi_session::create(
+        tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4});
+    REQUIRE(m);
+    tandem_test::check_scheduler_equals_lone(*m, [] { return lone_session(); },
+                                             {.seed = seed,
+                                              .requests = 8,
+                                              .max_prompt = 16,
+                                              .max_new = 8,
+                                              .max_requests = 5,
+                                              .compare_logprobs = false});
+  }
+}
+
+TEST_CASE("sample_k: k greedy samples from one llama.cpp prefill equal a lone run",
+          "[batch][sample_k][llama_cpp]") {
+  auto m = tandem::llama_multi_session::create(
+      tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 5});
+  REQUIRE(m);
+  const std::vector<token_id> prompt = {5, 80, 200, 12, 99, 4};
+  tandem::generation_options o;
+  o.max_tokens = 10;
+  std::vector<tandem::completion> out(4);
+  REQUIRE(tandem::sample_k(
+              *m, prompt, [](std::size_t) { return tandem::greedy_sampler{}; }, o,
+              std::span<tandem::completion>(out)) == errc::ok);
+  auto lone = lone_session();
+  tandem::greedy_sampler g;
+  tandem::completion want;
+  REQUIRE(tandem::generate(lone, g, prompt, o, want) == errc::ok);
+  for (const auto& c : out) CHECK(c.tokens == want.tokens);
+}
