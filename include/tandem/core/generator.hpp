@@ -119,9 +119,10 @@ class model_generator {
     const std::span<const token_id> rest = std::span<const token_id>(prompt_).subspan(keep);
     errc e = errc::ok;
     if (req.on_token) {
-      e = tandem::generate(model_, tok_, *sampler_, rest, req.options, out, *req.on_token);
+      e = tandem::continue_generation(model_, tok_, *sampler_, rest, req.options, out,
+                                      *req.on_token);
     } else {
-      e = tandem::generate(model_, tok_, *sampler_, rest, req.options, out);
+      e = tandem::continue_generation(model_, tok_, *sampler_, rest, req.options, out);
     }
     out.prompt_tokens = prompt_.size();
 
