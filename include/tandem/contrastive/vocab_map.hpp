@@ -32,6 +32,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -426,10 +427,13 @@ template <LanguageModel M>
 class mapped_model {
  public:
   /// Wraps `model` with `map`. Errors: vocab_mismatch (map.to_size() !=
-  /// model.vocab_size()). When the model already holds a context, its logits are mapped
-  /// now (size_mismatch if they have the wrong size).
-  [[nodiscard]] static result<mapped_model> create(M& model, const vocab_map& map) {
-    if (map.to_size() != static_cast<std::size_t>(model.vocab_size())) return errc::vocab_mismatch;
+  /// model.vocab_size(); both sizes in `*info` when not null). When the model already
+  /// holds a context, its logits are mapped now (size_mismatch if they have the wrong size).
+  [[nodiscard]] static result<mapped_model> create(M& model, const vocab_map& map,
+                                                   error_info* info = nullptr) {
+    if (const auto mv = static_cast<std::size_t>(model.vocab_size()); map.to_size() != mv)
+      return detail::fail(info, errc::vocab_mismatch,
+                          "map's target vocabulary %zu, model vocabulary %zu", map.to_size(), mv);
     mapped_model m(model, map);
     if (model.size() > 0) TANDEM_TRY(map.map_logits(model.logits(), m.logits_));
     return m;
