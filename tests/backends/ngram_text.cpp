@@ -7,6 +7,7 @@
 
 #include "common/catch.hpp"
 #include "common/scratch_dir.hpp"
+#include "common/small_ngram.hpp"
 #include "tandem/core/detail/bytes.hpp"
 #include "tandem/text.hpp"
 
@@ -103,13 +104,8 @@ TEST_CASE("text: experts and amateurs of different vocabularies are vocab_mismat
           "[text][contrastive][errors]") {
   auto big = tandem::open_ngram_text(corpus);
   REQUIRE(big);
-  auto builder = tandem::ngram_builder::create({.order = 2, .vocab_size = 64});
-  REQUIRE(builder);
-  const tandem::token_id s[] = {1, 2, 3};
-  REQUIRE(builder->add_sentence(s) == errc::ok);
-  auto small = builder->build();
-  REQUIRE(small);
-  tandem::ngram_session amateur(*small);
+  const tandem::ngram_model small = tandem_test::vocab64_ngram();
+  tandem::ngram_session amateur(small);
   tandem::error_info info;
   auto cm = tandem::make_contrastive(big->session(), amateur, {}, &info);
   REQUIRE(!cm);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/catch.hpp"
+#include "common/small_ngram.hpp"
 #include "tandem/backends/ngram_text.hpp"
 #include "tandem/cascade/cascade.hpp"
 #include "tandem/core/generator.hpp"
@@ -82,13 +83,8 @@ TEST_CASE("speculative: a draft of another vocabulary is vocab_mismatch with bot
           "[speculative][errors]") {
   auto target = tandem::open_ngram_text(corpus);
   REQUIRE(target);
-  auto builder = tandem::ngram_builder::create({.order = 2, .vocab_size = 64});
-  REQUIRE(builder);
-  const tandem::token_id s[] = {1, 2, 3};
-  REQUIRE(builder->add_sentence(s) == errc::ok);
-  auto small = builder->build();
-  REQUIRE(small);
-  tandem::ngram_session draft(*small);
+  const tandem::ngram_model small = tandem_test::vocab64_ngram();
+  tandem::ngram_session draft(small);
   tandem::model_drafter drafter(draft, tandem::greedy_sampler{});
   tandem::speculative_decoder decoder(target->session(), drafter);
   tandem::greedy_sampler greedy;

@@ -10,6 +10,7 @@
 #include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/generator.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/sampler.hpp"
 #include "tandem/core/types.hpp"
@@ -44,15 +45,8 @@ class speculative_generator {
   ///
   /// State left: the target holds this request's prompt and a prefix of its tokens.
   [[nodiscard]] errc generate(const generate_request& req, completion& out) {
-    out.clear();
-    const auto fail = [&out](errc e) {
-      out.finish = finish_reason::error;
-      out.error = e;
-      return e;
-    };
-    prompt_.clear();
-    if (errc e = tok_->encode(req.prompt, prompt_); e != errc::ok) return fail(e);
-    if (prompt_.empty()) return fail(errc::empty_input);
+    const auto fail = [&out](errc e) { return detail::fail_completion(out, e); };
+    if (errc e = detail::start_request(*tok_, req, prompt_, out); e != errc::ok) return e;
     if (errc e = prepare_sampler(req.sampling); e != errc::ok) return fail(e);
     auto& target = dec_->target();
     if (const auto held = static_cast<std::size_t>(target.size()); held > 0) {
