@@ -182,14 +182,15 @@ class speaker {
     opts.max_tokens = std::min(budget, max_line - logprobs_.size());
     opts.deadline = deadline;
     opts.stop_tokens = stops_;
-    // The first frame feeds the prompt; later ones feed the last token, which generate()
-    // leaves unfed when it stops (re-fed after a rewind if it was fed).
+    // The first frame feeds the prompt; later ones continue the line (continue_generation:
+    // the context is kept on purpose) from the last token, which generation leaves unfed
+    // when it stops (re-fed after a rewind if it was fed).
     std::span<const token_id> feed(seq_);
     if (fed_prompt_) {
       if (session_.size() == seq_.size() && session_.rewind(1) != errc::ok) return fail();
       feed = feed.last(1);
     }
-    const errc e = tandem::generate(session_, tok_, sampler_, feed, opts, frame_, skip);
+    const errc e = tandem::continue_generation(session_, tok_, sampler_, feed, opts, frame_, skip);
     fed_prompt_ = true;
     seq_.insert(seq_.end(), frame_.tokens.begin(), frame_.tokens.end());
     logprobs_.insert(logprobs_.end(), frame_.logprobs.begin(), frame_.logprobs.end());

@@ -441,6 +441,7 @@ struct speculative_report {
   speculative_row plain, spec;
   double acceptance = 0.0, mean_accepted = 0.0;
   bool identical = true;
+  std::vector<token_id> first;  // the speculative continuation of the first prompt
 };
 
 // Target-only greedy decoding against greedy speculative decoding on every prompt (token
@@ -471,14 +472,17 @@ errc compare_speculative(Target& target, Draft& draft,
     r.spec.tokens += b.tokens.size();
     r.spec.target_passes += target.passes() - before;
     r.identical = r.identical && a.tokens == b.tokens;
+    if (&p == &prompts.front()) r.first = b.tokens;
   }
   r.acceptance = dec.stats().acceptance_rate();
   r.mean_accepted = dec.stats().mean_accepted_length();
   return errc::ok;
 }
 
+// `first_text`: the first prompt's speculative continuation, as text.
 void print_speculative(const speculative_report& r, const char* target_desc, const char* draft_desc,
-                       std::size_t n_prompts, std::size_t max_tokens) {
+                       std::size_t n_prompts, std::size_t max_tokens,
+                       const std::string& first_text) {
   std::printf(
       "\n1. SPECULATIVE DECODING  target: %s; draft: %s;\n"
       "   greedy, %zu prompts x up to %zu tokens\n",
@@ -493,6 +497,7 @@ void print_speculative(const speculative_report& r, const char* target_desc, con
   std::printf("   %-22s %8zu %10.1f %14zu %11.2f   identical output: %s\n", "speculative",
               r.spec.tokens, tps(r.spec), r.spec.target_passes, r.acceptance,
               r.identical ? "yes" : "NO");
+  std::printf("   first prompt's continuation: \"%s\"\n", clip(first_text, 72).c_str());
   std::printf("   speedup %.2fx; %.1f draft tokens accepted per round on average\n",
               tps(r.plain) > 0 ? tps(r.spec) / tps(r.plain) : 0.0, r.mean_accepted);
   std::printf(
@@ -887,7 +892,10 @@ int speculative_gguf(const settings& s, const corpus_data& c) {
   if (e != errc::ok) return failure("speculative decoding failed", e);
   q.done();
   const std::string td = s.target + " (llama.cpp)", dd = s.draft;
-  print_speculative(r, td.c_str(), dd.c_str(), prompts.size(), s.tokens);
+  std::string first_text;
+  if (const errc d = tok.decode(r.first, first_text); d != errc::ok)
+    return failure("cannot decode the first continuation", d);
+  print_speculative(r, td.c_str(), dd.c_str(), prompts.size(), s.tokens, first_text);
   return 0;
 }
 #endif
@@ -977,7 +985,10 @@ int show_speculative(const settings& s, const demo_models& m) {
   p.done();
   char td[96];
   std::snprintf(td, sizeof td, "n-gram order 5 + simulated %g ms/pass", s.latency_ms);
-  print_speculative(r, td, "n-gram order 3", m.n_prompts, s.tokens);
+  std::string first_text;
+  if (const errc d = m.tok->decode(r.first, first_text); d != errc::ok)
+    return failure("cannot decode the first continuation", d);
+  print_speculative(r, td, "n-gram order 3", m.n_prompts, s.tokens, first_text);
   return 0;
 }
 

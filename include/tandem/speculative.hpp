@@ -6,3 +6,4 @@
 #include "tandem/speculative/decoder.hpp"
 #include "tandem/speculative/draft_length.hpp"
 #include "tandem/speculative/drafter.hpp"
+#include "tandem/speculative/generator.hpp"

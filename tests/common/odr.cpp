@@ -3,3 +3,5 @@
 // a non-inline definition in a header fails the link with a duplicate symbol.
 #include "tandem/eval.hpp"
 #include "tandem/tandem.hpp"
+#include "tandem/backends/ngram_text.hpp"
+#include "tandem/text.hpp"

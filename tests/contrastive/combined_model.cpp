@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <limits>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/catch.hpp"
@@ -140,7 +141,10 @@ TEST_CASE("combined model: create rejects bad parameters and mismatched vocabula
   p.form = tandem::contrastive_form::obrien2023;
   p.beta = -0.1f;
   CHECK(tandem::make_contrastive(e, a, p).error() == errc::invalid_argument);
-  CHECK(tandem::make_contrastive(e, other).error() == errc::vocab_mismatch);
+  tandem::error_info info;
+  CHECK(tandem::make_contrastive(e, other, {}, &info).error() == errc::vocab_mismatch);
+  CHECK(info.context().starts_with("expert vocabulary " + std::to_string(e.vocab_size()) +
+                                   ", amateur vocabulary " + std::to_string(other.vocab_size())));
   const token_id one[] = {1};
   REQUIRE(e.append(one) == errc::ok);
   CHECK(tandem::make_contrastive(e, a).error() == errc::out_of_sync);
@@ -317,7 +321,14 @@ TEST_CASE("mapped model: presents a model in another vocabulary", "[contrastive]
   CHECK(mm->logits()[5] == -inf);
   const token_id unmapped[] = {5};
   CHECK(mm->append(unmapped) == errc::vocab_mismatch);
+  CHECK(mm->last_error().context() ==
+        "token 5 of vocabulary 6 has no counterpart in the wrapped model's vocabulary 5");
   CHECK(inner.size() == 2);
+  tandem::error_info info;
+  hash_model wrong(opts(3, 7));
+  CHECK(tandem::mapped_model<hash_model>::create(wrong, *map, &info).error() ==
+        errc::vocab_mismatch);
+  CHECK(info.context() == "map's target vocabulary 5, model vocabulary 7");
   // As the amateur of a contrastive model over vocabulary A.
   hash_model expert(opts(4, 6));
   CHECK(tandem::make_contrastive(expert, *mm).error() == errc::out_of_sync);  // 0 vs 2 tokens

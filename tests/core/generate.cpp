@@ -156,6 +156,7 @@ TEST_CASE("generate: records the model's log-probability and entropy per token",
 
   o.record_logprobs = false;
   rec = {};
+  REQUIRE(m.rewind(m.size()) == errc::ok);
   REQUIRE(tandem::generate(m, s, prompt, o, out, rec) == errc::ok);
   CHECK(out.tokens.size() == 3);
   CHECK(out.logprobs.empty());
@@ -532,4 +533,55 @@ TEST_CASE("generate: a warm loop allocates nothing", "[core][generate][alloc]") 
   second.restart();
   REQUIRE(tandem::generate(m, *s, prompt, o, out) == errc::ok);
   CHECK(second.allocations() == 0);
+}
+
+TEST_CASE("generate: a model that already holds tokens is context_not_empty and left untouched",
+          "[core][generate]") {
+  mock_model m;
+  tandem::greedy_sampler s;
+  completion first, again;
+  const tokens prompt{1};
+  generation_options o;
+  o.max_tokens = 3;
+  REQUIRE(tandem::generate(m, s, prompt, o, first) == errc::ok);
+  const auto held = m.size();
+  REQUIRE(held > 0);
+
+  CHECK(tandem::generate(m, s, prompt, o, again) == errc::context_not_empty);
+  CHECK(again.finish == tandem::finish_reason::error);
+  CHECK(again.error == errc::context_not_empty);
+  CHECK(m.size() == held);
+
+  // Rewound to the start, the same prompt gives the same tokens again.
+  REQUIRE(m.rewind(m.size()) == errc::ok);
+  REQUIRE(tandem::generate(m, s, prompt, o, again) == errc::ok);
+  CHECK(again.tokens == first.tokens);
+}
+
+TEST_CASE("generate: continue_generation appends the prompt to the context the model holds",
+          "[core][generate]") {
+  mock_model m, fresh;
+  tandem::greedy_sampler s;
+  completion turn1, turn2, whole;
+  generation_options o;
+  o.max_tokens = 2;
+  const tokens first{1}, second{5};
+  REQUIRE(tandem::generate(m, s, first, o, turn1) == errc::ok);
+  const auto held = static_cast<std::size_t>(m.size());
+  REQUIRE(tandem::continue_generation(m, s, second, o, turn2) == errc::ok);
+  CHECK(static_cast<std::size_t>(m.size()) >= held + second.size());
+  CHECK(turn2.prompt_tokens == second.size());
+
+  // The same tokens fed at once to a fresh model: continuing is feeding the whole history.
+  tokens history(first);
+  history.insert(history.end(), turn1.tokens.begin(), turn1.tokens.begin() + (held - first.size()));
+  history.insert(history.end(), second.begin(), second.end());
+  REQUIRE(tandem::generate(fresh, s, history, o, whole) == errc::ok);
+  CHECK(whole.tokens == turn2.tokens);
+
+  // On an empty model continue_generation is generate.
+  mock_model empty;
+  completion a;
+  REQUIRE(tandem::continue_generation(empty, s, first, o, a) == errc::ok);
+  CHECK(a.tokens == turn1.tokens);
 }

@@ -29,6 +29,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -346,18 +347,37 @@ using log_linear_ensemble = combined_model<log_linear_rule<sizeof...(Models)>, M
 
 /// Contrastive decoding of `expert` against `amateur` (not owned; see combined_model).
 /// Errors: those of combined_model::create, e.g. invalid_argument for alpha outside
-/// (0, 1] or a negative beta, invalid_temperature for tau <= 0, vocab_mismatch.
+/// (0, 1] or a negative beta, invalid_temperature for tau <= 0, vocab_mismatch (both
+/// vocabulary sizes in `*info` when not null).
 template <LanguageModel Expert, LanguageModel Amateur>
 [[nodiscard]] result<contrastive_model<Expert, Amateur>> make_contrastive(
-    Expert& expert, Amateur& amateur, const contrastive_options& params = {}) {
-  return contrastive_model<Expert, Amateur>::create(contrastive_rule{params}, expert, amateur);
+    Expert& expert, Amateur& amateur, const contrastive_options& params = {},
+    error_info* info = nullptr) {
+  const auto ev = static_cast<std::size_t>(expert.vocab_size());
+  const auto av = static_cast<std::size_t>(amateur.vocab_size());
+  if (ev != av)
+    return detail::fail(info, errc::vocab_mismatch,
+                        "expert vocabulary %zu, amateur vocabulary %zu (map one with mapped_model)",
+                        ev, av);
+  auto made = contrastive_model<Expert, Amateur>::create(contrastive_rule{params}, expert, amateur);
+  if (!made) return detail::fail(info, made.error());
+  return made;
 }
 
 /// Proxy tuning: logits s_large + w (s_tuned - s_base). Models not owned. Errors: those of
-/// combined_model::create (invalid_argument for a non-finite weight, vocab_mismatch, ...).
+/// combined_model::create (invalid_argument for a non-finite weight, vocab_mismatch with
+/// the three vocabulary sizes in `*info` when not null, ...).
 template <LanguageModel Large, LanguageModel Tuned, LanguageModel Base>
 [[nodiscard]] result<proxy_tuned_model<Large, Tuned, Base>> make_proxy_tuning(
-    Large& large, Tuned& tuned, Base& base, const proxy_tuning_options& params = {}) {
+    Large& large, Tuned& tuned, Base& base, const proxy_tuning_options& params = {},
+    error_info* info = nullptr) {
+  const auto lv = static_cast<std::size_t>(large.vocab_size());
+  const auto tv = static_cast<std::size_t>(tuned.vocab_size());
+  const auto bv = static_cast<std::size_t>(base.vocab_size());
+  if (lv != tv || lv != bv)
+    return detail::fail(info, errc::vocab_mismatch,
+                        "large vocabulary %zu, tuned vocabulary %zu, base vocabulary %zu", lv, tv,
+                        bv);
   return proxy_tuned_model<Large, Tuned, Base>::create(proxy_tuning_rule{params}, large, tuned,
                                                        base);
 }

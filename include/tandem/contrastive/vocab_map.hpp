@@ -32,6 +32,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
@@ -426,10 +427,13 @@ template <LanguageModel M>
 class mapped_model {
  public:
   /// Wraps `model` with `map`. Errors: vocab_mismatch (map.to_size() !=
-  /// model.vocab_size()). When the model already holds a context, its logits are mapped
-  /// now (size_mismatch if they have the wrong size).
-  [[nodiscard]] static result<mapped_model> create(M& model, const vocab_map& map) {
-    if (map.to_size() != static_cast<std::size_t>(model.vocab_size())) return errc::vocab_mismatch;
+  /// model.vocab_size(); both sizes in `*info` when not null). When the model already
+  /// holds a context, its logits are mapped now (size_mismatch if they have the wrong size).
+  [[nodiscard]] static result<mapped_model> create(M& model, const vocab_map& map,
+                                                   error_info* info = nullptr) {
+    if (const auto mv = static_cast<std::size_t>(model.vocab_size()); map.to_size() != mv)
+      return detail::fail(info, errc::vocab_mismatch,
+                          "map's target vocabulary %zu, model vocabulary %zu", map.to_size(), mv);
     mapped_model m(model, map);
     if (model.size() > 0) TANDEM_TRY(map.map_logits(model.logits(), m.logits_));
     return m;
@@ -457,6 +461,9 @@ class mapped_model {
   [[nodiscard]] std::span<const float> logits() const noexcept { return logits_; }
   /// The wrapped model.
   [[nodiscard]] M& model() const noexcept { return *model_; }
+  /// The details of the last failed append or score: for `vocab_mismatch`, the first
+  /// token without a counterpart. Left as it was by a successful call.
+  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
 
   /// Reserves id and row buffers for appends/scores of up to `tokens` tokens.
   void reserve(std::size_t tokens) {
@@ -508,7 +515,17 @@ class mapped_model {
     if (t.empty()) return errc::empty_input;
     ids_.resize(t.size());
     const errc e = map_->map_tokens(t, ids_);
-    return e == errc::not_found ? errc::vocab_mismatch : e;
+    if (e != errc::not_found) return e;
+    for (const token_id x : t) {  // name the first token without a counterpart
+      token_id y = 0;
+      if (map_->map_tokens(std::span<const token_id>(&x, 1), std::span<token_id>(&y, 1)) ==
+          errc::not_found)
+        return detail::fail(&error_, errc::vocab_mismatch,
+                            "token %d of vocabulary %zu has no counterpart in the wrapped "
+                            "model's vocabulary %zu",
+                            static_cast<int>(x), map_->from_size(), map_->to_size());
+    }
+    return detail::fail(&error_, errc::vocab_mismatch);
   }
 
   errc undo(std::size_t n, errc e) {
@@ -524,6 +541,7 @@ class mapped_model {
   std::vector<float> logits_;
   std::vector<token_id> ids_;
   std::vector<float> rows_;
+  error_info error_{};  // details of the last failed append or score
 };
 
 }  // namespace tandem::inline v0

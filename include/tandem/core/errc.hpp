@@ -55,13 +55,14 @@ enum class [[nodiscard]] errc : std::uint8_t {
   out_of_sync,          ///< parts of a combined model stand at different positions
   invalid_sequence,     ///< a sequence id that is not open in a multi-sequence model
   no_free_sequence,     ///< every sequence slot of a multi-sequence model is in use
+  context_not_empty,    ///< generate() on a model that already holds tokens (continue_generation)
 };
 // clang-format on
 
 /// Number of error values: every errc lies in [0, errc_count). A test walks the range and
 /// checks that each value has a distinct name and that errc_count itself has none, so a
 /// new enumerator added without a name or without moving this constant fails it.
-inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::no_free_sequence) + 1;
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::context_not_empty) + 1;
 
 /// Stable lower-case name of an error value, e.g. "invalid_token". Never null.
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
@@ -126,6 +127,8 @@ inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::no_free
       return "invalid_sequence";
     case errc::no_free_sequence:
       return "no_free_sequence";
+    case errc::context_not_empty:
+      return "context_not_empty";
   }
   return "unknown";
 }

@@ -255,11 +255,17 @@ class token_emitter {
   std::size_t vocab_ = 0, ctx_ = 0, base_ = 0;
 };
 
+/// Whether a generation starts from an empty context (generate()) or continues the one
+/// the model holds (continue_generation()).
+enum class context_use : bool { fresh, extend };
+
 template <class M, class T, class S, class F>
 errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id> prompt,
-                   const generation_options& opts, completion& out, F& on_token) {
+                   const generation_options& opts, completion& out, F& on_token,
+                   context_use use = context_use::fresh) {
   token_emitter<T, F> em(tok, opts, out, on_token);
   // Validation: nothing below touches the model on bad input.
+  if (use == context_use::fresh && model.size() != 0) return em.fail(errc::context_not_empty);
   const std::size_t ctx = context_length_of(model);
   const auto vocab = static_cast<std::size_t>(model.vocab_size());
   if (errc e = em.begin(vocab, prompt, static_cast<std::size_t>(model.size()), ctx); e != errc::ok)
@@ -327,7 +333,10 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
 
 }  // namespace detail
 
-/// Generates tokens after `prompt` (token level, no text).
+/// Generates tokens after `prompt` (token level, no text), from an empty context: `model`
+/// must hold no tokens (a fresh session, or one rewound to the start), so the same prompt
+/// gives the same output however the model was used before. To go on from what the
+/// model already holds (a multi-turn chat, a prompt cache), call continue_generation().
 ///
 /// Feeds `prompt` to `model` in one append, then repeatedly samples from `model.logits()`
 /// with `sampler`, keeps the token, reports it to `on_token` and feeds it, until a stop
@@ -353,7 +362,8 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
 ///
 /// Returns `errc::ok` for every finish above. Errors, each also stored in `out.error`
 /// with `out.finish == finish_reason::error`:
-/// - before the model is touched: `empty_input` (empty prompt), `invalid_token` (a prompt
+/// - before the model is touched: `context_not_empty` (`model.size() != 0`: rewind it,
+///   or call continue_generation()), `empty_input` (empty prompt), `invalid_token` (a prompt
 ///   or stop token outside [0, vocab_size)), `invalid_argument` (stop strings given
 ///   without a tokenizer), `context_overflow` (the prompt does not fit the context);
 /// - while feeding the prompt: the model's append error (the model is unchanged);
@@ -362,10 +372,9 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
 ///   `size_mismatch` (logits of the wrong size), the logits kernels' errors (`non_finite`). The
 ///   tokens kept so far stay in `out`.
 ///
-/// State left: the model's context holds its previous content, the prompt, and the kept
-/// tokens, except that the last kept token is fed only when its logits were needed
-/// (the next token was sampled); `model.size()` tells which. The sampler has accepted
-/// every kept token. `out` is owned by the caller.
+/// State left: the model's context holds the prompt and the kept tokens, except that the last kept
+/// token is fed only when its logits were needed (the next token was sampled); `model.size()` tells
+/// which. The sampler has accepted every kept token. `out` is owned by the caller.
 template <LanguageModel M, Sampler S, TokenCallback OnToken = no_callback>
 [[nodiscard]] errc generate(M& model, S& sampler, std::span<const token_id> prompt,
                             const generation_options& opts, completion& out,
@@ -373,7 +382,8 @@ template <LanguageModel M, Sampler S, TokenCallback OnToken = no_callback>
   return detail::generate_impl(model, detail::no_tokenizer{}, sampler, prompt, opts, out, on_token);
 }
 
-/// Generates tokens and text after `prompt`, as the overload above, also rendering each
+/// Generates tokens and text after the token ids `prompt` (encode text first with the
+/// tokenizer's `encode`), from an empty context, as the overload above, also rendering each
 /// kept token with `tokenizer.piece` into `out.text` and honouring `opts.stop_strings`.
 ///
 /// Stop strings: when the text contains one, the text is cut just before its earliest
@@ -402,6 +412,30 @@ template <LanguageModel M, Tokenizer T, Sampler S, TokenCallback OnToken = no_ca
                             std::span<const token_id> prompt, const generation_options& opts,
                             completion& out, OnToken&& on_token = {}) {
   return detail::generate_impl(model, tokenizer, sampler, prompt, opts, out, on_token);
+}
+
+/// As generate() (token level), but continues the context `model` already holds: `prompt`
+/// is appended after it (a chat's next turn, or the uncached rest of a prompt), so the
+/// output depends on everything fed before. On an empty model it is generate(). Errors
+/// and state left as generate(), without `context_not_empty`; `context_overflow` counts
+/// the tokens already held.
+template <LanguageModel M, Sampler S, TokenCallback OnToken = no_callback>
+[[nodiscard]] errc continue_generation(M& model, S& sampler, std::span<const token_id> prompt,
+                                       const generation_options& opts, completion& out,
+                                       OnToken&& on_token = {}) {
+  return detail::generate_impl(model, detail::no_tokenizer{}, sampler, prompt, opts, out, on_token,
+                               detail::context_use::extend);
+}
+
+/// As generate() with a tokenizer (text, stop strings), continuing the context `model`
+/// already holds; see the token-level continue_generation().
+template <LanguageModel M, Tokenizer T, Sampler S, TokenCallback OnToken = no_callback>
+[[nodiscard]] errc continue_generation(M& model, const T& tokenizer, S& sampler,
+                                       std::span<const token_id> prompt,
+                                       const generation_options& opts, completion& out,
+                                       OnToken&& on_token = {}) {
+  return detail::generate_impl(model, tokenizer, sampler, prompt, opts, out, on_token,
+                               detail::context_use::extend);
 }
 
 }  // namespace tandem::inline v0

@@ -45,6 +45,30 @@ template <class G, class Self>
 concept OtherGenerator = !std::same_as<std::remove_cv_t<G>, Self> && Generator<G>;
 }  // namespace detail
 
+namespace detail {
+
+/// Marks `out` as failed with `e` (finish_reason::error) and returns `e`.
+inline errc fail_completion(completion& out, errc e) noexcept {
+  out.finish = finish_reason::error;
+  out.error = e;
+  return e;
+}
+
+/// The start every text-level adapter shares: clears `out`, encodes `req.prompt` with
+/// `tok` into `ids` (cleared first). Errors, also recorded in `out`: the encode error,
+/// `empty_input` (no tokens).
+template <class T>
+errc start_request(const T& tok, const generate_request& req, std::vector<token_id>& ids,
+                   completion& out) {
+  out.clear();
+  ids.clear();
+  if (errc e = tok.encode(req.prompt, ids); e != errc::ok) return fail_completion(out, e);
+  if (ids.empty()) return fail_completion(out, errc::empty_input);
+  return errc::ok;
+}
+
+}  // namespace detail
+
 /// A Generator over a local model and tokenizer: encodes the request's prompt, builds a
 /// sampler from `request.sampling` with make_sampler, and runs generate() (text level).
 ///
@@ -86,15 +110,8 @@ class model_generator {
   /// generate(), with the partial completion kept. `out.prompt_tokens` is the whole
   /// prompt's token count, cached part included.
   [[nodiscard]] errc generate(const generate_request& req, completion& out) {
-    out.clear();
-    const auto fail = [&out](errc e) {
-      out.finish = finish_reason::error;
-      out.error = e;
-      return e;
-    };
-    prompt_.clear();
-    if (errc e = tok_.encode(req.prompt, prompt_); e != errc::ok) return fail(e);
-    if (prompt_.empty()) return fail(errc::empty_input);
+    const auto fail = [&out](errc e) { return detail::fail_completion(out, e); };
+    if (errc e = detail::start_request(tok_, req, prompt_, out); e != errc::ok) return e;
     if (static_cast<std::size_t>(tok_.vocab_size()) !=
         static_cast<std::size_t>(model_.vocab_size())) {
       return fail(errc::vocab_mismatch);
@@ -119,9 +136,10 @@ class model_generator {
     const std::span<const token_id> rest = std::span<const token_id>(prompt_).subspan(keep);
     errc e = errc::ok;
     if (req.on_token) {
-      e = tandem::generate(model_, tok_, *sampler_, rest, req.options, out, *req.on_token);
+      e = tandem::continue_generation(model_, tok_, *sampler_, rest, req.options, out,
+                                      *req.on_token);
     } else {
-      e = tandem::generate(model_, tok_, *sampler_, rest, req.options, out);
+      e = tandem::continue_generation(model_, tok_, *sampler_, rest, req.options, out);
     }
     out.prompt_tokens = prompt_.size();
 

@@ -18,6 +18,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/core/sampler.hpp"
@@ -211,6 +212,14 @@ class speculative_decoder {
   ///@}
   /// Restarts the verification rng as if constructed with `seed`.
   void reseed(std::uint64_t seed) noexcept { rng_.reseed(seed); }
+  /// The details of the last failed generate() (code ok after a successful one): for
+  /// `vocab_mismatch`, which vocabulary (drafter's or tokenizer's) and both sizes.
+  [[nodiscard]] const error_info& last_error() const noexcept { return last_error_; }
+  ///@{
+  /// The target (borrowed at construction).
+  [[nodiscard]] Target& target() noexcept { return *target_; }
+  [[nodiscard]] const Target& target() const noexcept { return *target_; }
+  ///@}
 
  private:
   [[nodiscard]] double now() const noexcept {
@@ -234,14 +243,29 @@ class speculative_decoder {
   template <class T, class S, class F>
   errc run(const T& tok, S& sampler, std::span<const token_id> prompt,
            const generation_options& opts, completion& out, F& on_token) {
+    last_error_.clear();
+    const errc e = run_rounds(tok, sampler, prompt, opts, out, on_token);
+    if (e != errc::ok && !last_error_) last_error_.code = e;
+    return e;
+  }
+
+  template <class T, class S, class F>
+  errc run_rounds(const T& tok, S& sampler, std::span<const token_id> prompt,
+                  const generation_options& opts, completion& out, F& on_token) {
     Target& target = *target_;
     detail::token_emitter<T, F> em(tok, opts, out, on_token);
     const auto vocab = static_cast<std::size_t>(target.vocab_size());
     const std::size_t ctx = context_length_of(target);
     const auto used = static_cast<std::size_t>(target.size());
+    if constexpr (!std::is_same_v<T, detail::no_tokenizer>) {
+      if (const auto tv = static_cast<std::size_t>(tok.vocab_size()); tv != vocab)
+        return em.fail(detail::fail(&last_error_, errc::vocab_mismatch,
+                                    "tokenizer vocabulary %zu, target vocabulary %zu", tv, vocab));
+    }
     if (errc e = em.begin(vocab, prompt, used, ctx); e != errc::ok) return em.fail(e);
-    if (static_cast<std::size_t>(drafter_->vocab_size()) != vocab)
-      return em.fail(errc::vocab_mismatch);
+    if (const auto dv = static_cast<std::size_t>(drafter_->vocab_size()); dv != vocab)
+      return em.fail(detail::fail(&last_error_, errc::vocab_mismatch,
+                                  "draft vocabulary %zu, target vocabulary %zu", dv, vocab));
     if (errc e = detail::validate_of(policy_); e != errc::ok) return em.fail(e);
     if (errc e = detail::validate_of(*drafter_); e != errc::ok) return em.fail(e);
     if (errc e = start_step(prompt, opts, used); e != errc::ok) return em.fail(e);
@@ -504,6 +528,7 @@ class speculative_decoder {
   std::array<double, max_draft_length> verdicts_{};
   std::size_t drafted_ = 0;  // tokens in draft_ this round (a probe's included)
   bool has_q_ = false;       // q_ holds the drafter's distributions for them
+  error_info last_error_{};  // details of the last failed generate()
 };
 
 /// One speculative generation with a decoder built for the call (its buffers allocate;
