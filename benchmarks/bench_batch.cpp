@@ -378,7 +378,8 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       "\"max_sequences\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
       "\"wall_s\":%.3f,\"generated\":%zu,\"throughput_tps\":%.2f,\"ttft_mean_ms\":%.2f,"
       "\"ttft_p95_ms\":%.2f,\"tbt_median_ms\":%.3f,\"tbt_p95_ms\":%.3f,"
-      "\"tbt_p95_during_prefill_ms\":%.3f,\"tbt_p95_le_2x_median\":%s,"
+      "\"tbt_gaps\":%zu,\"tbt_gaps_during_prefill\":%zu,\"tbt_p95_during_prefill_ms\":%.3f,\"tbt_"
+      "p95_le_2x_median\":%s,"
       "\"tbt_p95_during_prefill_le_2x_median\":%s,\"prefill_tokens\":%zu,"
       "\"llamaparallel_gen_tps\":%.2f,\"llamaparallel_total_tps\":%.2f,"
       "\"llamaparallel_prompt_tokens\":%.0f,\"llamaparallel_gen_tokens\":%.0f,"
@@ -389,8 +390,9 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       static_cast<unsigned long long>(o.seed), n_req, rate, p_min, p_max, g_min, g_max, n_long,
       n_seq, cap, o.threads, wall, generated,
       wall > 0 ? static_cast<double>(generated) / wall : 0.0, 1e3 * mean(ttft),
-      1e3 * percentile(ttft, 0.95), 1e3 * tbt_med, 1e3 * tbt_p95, 1e3 * tbt_p95_pf,
-      tbt_p95 <= 2 * tbt_med ? "true" : "false", tbt_p95_pf <= 2 * tbt_med ? "true" : "false",
+      1e3 * percentile(ttft, 0.95), 1e3 * tbt_med, 1e3 * tbt_p95, gaps.size(), gaps_prefill.size(),
+      1e3 * tbt_p95_pf, tbt_p95 <= 2 * tbt_med ? "true" : "false",
+      !gaps_prefill.empty() && tbt_p95_pf <= 2 * tbt_med ? "true" : "false",
       sch.stats().prefill_tokens, lp.gen_tps, lp.total_tps, lp.prompt_tokens, lp.gen_tokens,
       lp.wall, n_seq, n_req, g_max, g_max);
   std::fflush(stdout);
