@@ -1,0 +1,596 @@
+// bench_batch: many sequences in one llama.cpp model (issue 15). One JSON object per case
+// on stdout, a human table on stderr. Every case uses the same GGUF, --threads and flash
+// attention off (tandem's contexts and llama.cpp's -fa off); timings are wall clock.
+//
+//   bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] [--seed N]
+//
+// a. "generate/N", N = 1, 2, 4, 8, 16, 32: N requests of 32 prompt tokens, 64 generated,
+//    greedy, through the scheduler over one llama_multi_session; "tandem_tps" counts the
+//    tokens generated after the prefill step over those steps' time, the figure
+//    llama-batched-bench reports as S_TG ("llamacpp_tps": one run of DIR/llama-batched-bench
+//    -npl 1,2,...,32 -kvu -fa off, same context, batch and threads), and "separate_tps" the
+//    same for N llama_sessions stepped round-robin (greedy, one token each per round).
+// b. "poisson": a seeded Poisson stream of requests (prompts 16-512 tokens, outputs 16-128)
+//    through the scheduler with a batch-token cap that chunks long prompts; throughput, time
+//    to first token (mean, p95) and time between tokens (median, p95, and p95 of the gaps
+//    that ended in a step which also prefilled a prompt), beside llama-parallel where it
+//    runs ("llamaparallel_differs" says what is not like for like).
+// c. "shared_prefix": 16 requests over a common 256-token system prompt, without and with
+//    the scheduler's shared prefix (add_prefix, timed as part of the run): prompt tokens
+//    computed and time to first token.
+// d. "memory": 16 sequences in one context against 16 contexts, each filled with 96
+//    tokens: growth of the resident set (/proc/self/statm) from creating and filling each
+//    setup in turn, before the other cases (one context first, kept alive, then the 16).
+// --quick: tiny sizes (N up to 4, few tokens, few requests) to check that every case runs.
+//
+// The issue's model: a random-weight 512x8 llama GGUF with the KJV BPE vocabulary (4000):
+//   cmake --build build --target tandem-make-gguf tandem_spm_fixtures
+// and (one command line)
+//   build/tools/tandem-make-gguf --out bench512x8.gguf
+//     --spm build/fixtures/kjv_bpe4000.model --n-embd 512 --n-layer 8 --n-head 8
+//     --n-head-kv 4 --n-ff 1024 --n-ctx-train 32768 --seed 1
+//   bench_batch --model bench512x8.gguf --llama-bin <llama.cpp prefix>/bin --threads 2
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include "tandem/backends/llama_cpp.hpp"
+#include "tandem/batch.hpp"
+#include "tandem/core/sampler.hpp"
+
+namespace {
+
+using tandem::errc;
+using tandem::token_id;
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+  std::string model;
+  std::string llama_bin = "/root/.cache/tandem/llama-cpp-nlc3.22.1-v2/prefix/bin";
+  int threads = 2;
+  bool quick = false;
+  std::uint64_t seed = 1;
+};
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const auto i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size()))) - 1;
+  return v[std::min(i, v.size() - 1)];
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (const double x : v) s += x;
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+// Seeded prompt tokens, away from the first ids (control tokens in most vocabularies).
+std::vector<token_id> random_tokens(std::mt19937_64& rng, std::size_t n, std::size_t vocab) {
+  std::uniform_int_distribution<token_id> d(16, static_cast<token_id>(vocab) - 1);
+  std::vector<token_id> t(n);
+  for (auto& x : t) x = d(rng);
+  return t;
+}
+
+tandem::llama_session_options session_options(const options& o, std::size_t ctx,
+                                              std::size_t batch) {
+  tandem::llama_session_options s;
+  s.context_size = static_cast<std::uint32_t>(ctx);
+  s.batch_size = static_cast<std::uint32_t>(batch);
+  s.threads = o.threads;
+  s.flash_attention = 0;
+  return s;
+}
+
+using batch_scheduler = tandem::scheduler<tandem::llama_multi_session, tandem::greedy_sampler>;
+
+// Runs `cmd` and returns its output lines (stdout; stderr too with `with_stderr`).
+std::vector<std::string> run_lines(const std::string& cmd, bool with_stderr = false) {
+  std::vector<std::string> lines;
+  FILE* f = popen((cmd + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
+  if (!f) return lines;
+  char line[8192];
+  while (std::fgets(line, sizeof line, f)) lines.emplace_back(line);
+  pclose(f);
+  return lines;
+}
+
+// A numeric field of a flat JSON line ("key": value), or -1.
+double json_number(const std::string& line, const char* key) {
+  const std::string k = std::string("\"") + key + "\":";
+  const std::size_t at = line.find(k);
+  if (at == std::string::npos) return -1.0;
+  return std::atof(line.c_str() + at + k.size());
+}
+
+// ---- a. generate/N -----------------------------------------------------------------------
+
+struct gen_sizes {
+  std::vector<std::size_t> n_seq;
+  std::size_t prompt = 32, gen = 64;
+  std::size_t ctx() const { return std::max<std::size_t>(256, n_seq.back() * (prompt + gen)); }
+  std::size_t batch() const { return std::max<std::size_t>(64, n_seq.back() * prompt); }
+};
+
+// llama-batched-bench's S_TG per N (index as sizes.n_seq), -1 where it reported nothing.
+std::vector<double> llamacpp_batched(const options& o, const gen_sizes& z) {
+  std::string npl;
+  for (const std::size_t n : z.n_seq) {
+    if (!npl.empty()) npl += ',';
+    npl += std::to_string(n);
+  }
+  char cmd[4096];
+  std::snprintf(cmd, sizeof cmd,
+                "%s/llama-batched-bench -m %s -c %zu -b %zu -ub %zu -npp %zu -ntg %zu -npl %s "
+                "-t %d -kvu -fa off --output-format jsonl",
+                o.llama_bin.c_str(), o.model.c_str(), z.ctx(), z.batch(), z.batch(), z.prompt,
+                z.gen, npl.c_str(), o.threads);
+  std::vector<double> tps(z.n_seq.size(), -1.0);
+  // One retry of a run that reported nothing (a transient failure on a busy machine).
+  for (int attempt = 0; attempt < 2 && tps.back() < 0; ++attempt)
+    for (const std::string& l : run_lines(cmd)) {
+      const double pl = json_number(l, "pl"), s = json_number(l, "speed_tg");
+      for (std::size_t i = 0; i < z.n_seq.size(); ++i)
+        if (pl == static_cast<double>(z.n_seq[i]) && s > 0) tps[i] = s;
+    }
+  return tps;
+}
+
+// The scheduler's generation throughput for n requests: tokens generated after the first
+// (prefill) step over the time of those steps.
+double tandem_generate(const options& o, const tandem::llama_model_handle& model,
+                       const gen_sizes& z, std::size_t n) {
+  tandem::llama_multi_session_options mo;
+  mo.session = session_options(o, z.ctx(), z.batch());
+  mo.max_sequences = static_cast<std::uint32_t>(n);
+  auto ms = tandem::llama_multi_session::create(model, mo);
+  if (!ms) return -1.0;
+  batch_scheduler sch(*ms, {.max_requests = n, .max_batch_tokens = z.batch(), .max_prefixes = 1});
+  std::mt19937_64 rng(o.seed + n);
+  std::vector<std::vector<token_id>> prompts;
+  tandem::generation_options go;
+  go.max_tokens = z.gen;
+  go.record_logprobs = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    prompts.push_back(random_tokens(rng, z.prompt, ms->vocab_size()));
+    if (!sch.submit({prompts.back(), tandem::greedy_sampler{}, go})) return -1.0;
+  }
+  if (sch.step() != errc::ok) return -1.0;
+  const std::size_t after_prefill = sch.stats().generated_tokens;
+  const auto t0 = clock_type::now();
+  while (sch.active() > 0)
+    if (sch.step() != errc::ok) return -1.0;
+  const double secs = seconds_since(t0);
+  const std::size_t generated = sch.stats().generated_tokens - after_prefill;
+  return secs > 0 ? static_cast<double>(generated) / secs : -1.0;
+}
+
+// N separate llama_sessions, greedy, one token each per round, after their prompts.
+double separate_generate(const options& o, const tandem::llama_model_handle& model,
+                         const gen_sizes& z, std::size_t n) {
+  std::vector<tandem::llama_session> sessions;
+  std::mt19937_64 rng(o.seed + n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto s = tandem::llama_session::create(
+        model, session_options(o, std::max<std::size_t>(256, z.prompt + z.gen), z.prompt));
+    if (!s) return -1.0;
+    const auto prompt = random_tokens(rng, z.prompt, s->vocab_size());
+    if (s->append(prompt) != errc::ok) return -1.0;
+    sessions.push_back(std::move(*s));
+  }
+  tandem::greedy_sampler g;
+  const auto t0 = clock_type::now();
+  std::size_t generated = 0;
+  for (std::size_t round = 1; round < z.gen; ++round)
+    for (auto& s : sessions) {
+      const auto t = g.sample(s.logits());
+      if (!t) return -1.0;
+      const token_id tok = *t;
+      if (s.append(std::span<const token_id>(&tok, 1)) != errc::ok) return -1.0;
+      ++generated;
+    }
+  const double secs = seconds_since(t0);
+  return secs > 0 ? static_cast<double>(generated) / secs : -1.0;
+}
+
+void case_generate(const options& o, const tandem::llama_model_handle& model) {
+  gen_sizes z;
+  z.n_seq =
+      o.quick ? std::vector<std::size_t>{1, 2, 4} : std::vector<std::size_t>{1, 2, 4, 8, 16, 32};
+  if (o.quick) z.prompt = 8, z.gen = 8;
+  const std::vector<double> llama = llamacpp_batched(o, z);
+  std::fprintf(stderr, "%-14s %10s %12s %10s %12s %10s\n", "case", "tandem t/s", "llama.cpp t/s",
+               "ratio", "separate t/s", "ratio");
+  for (std::size_t i = 0; i < z.n_seq.size(); ++i) {
+    const std::size_t n = z.n_seq[i];
+    const double t = tandem_generate(o, model, z, n);
+    const double s = separate_generate(o, model, z, n);
+    const double l = llama[i];
+    const double over_l = l > 0 && t > 0 ? t / l : 0.0, over_s = s > 0 && t > 0 ? t / s : 0.0;
+    std::printf(
+        "{\"case\":\"generate/%zu\",\"n_seq\":%zu,\"prompt_tokens\":%zu,\"gen_tokens\":%zu,"
+        "\"threads\":%d,\"flash_attn\":\"off\",\"ctx\":%zu,\"batch\":%zu,\"tandem_tps\":%.2f,"
+        "\"llamacpp_tps\":%.2f,\"tandem_over_llamacpp\":%.3f,\"separate_tps\":%.2f,"
+        "\"over_separate\":%.3f}\n",
+        n, n, z.prompt, z.gen, o.threads, z.ctx(), z.batch(), t, l, over_l, s, over_s);
+    std::fflush(stdout);
+    std::fprintf(stderr, "generate/%-5zu %10.1f %12.1f %9.2fx %12.1f %9.2fx\n", n, t, l, over_l, s,
+                 over_s);
+  }
+}
+
+// ---- b. Poisson stream -------------------------------------------------------------------
+
+// Per-request timing, filled by its streaming callback.
+struct request_clock {
+  clock_type::time_point arrival{};
+  clock_type::time_point last{};
+  bool any = false;
+  double ttft = 0.0;
+  const bool* prefill_step = nullptr;  // whether the step running now prefills a prompt
+  std::vector<double>* gaps = nullptr;
+  std::vector<double>* gaps_prefill = nullptr;
+  tandem::control operator()(const tandem::token_event&) {
+    const auto now = clock_type::now();
+    if (!any) {
+      ttft = std::chrono::duration<double>(now - arrival).count();
+      any = true;
+    } else {
+      const double g = std::chrono::duration<double>(now - last).count();
+      gaps->push_back(g);
+      if (*prefill_step) gaps_prefill->push_back(g);
+    }
+    last = now;
+    return tandem::control::proceed;
+  }
+};
+
+// llama-parallel's "Total ..." lines: prompt tokens, generated tokens and speeds.
+struct parallel_result {
+  double prompt_tokens = -1, gen_tokens = -1, gen_tps = -1, total_tps = -1, wall = -1;
+};
+
+parallel_result llamacpp_parallel(const options& o, std::size_t n_parallel, std::size_t n_req,
+                                  std::size_t n_predict) {
+  char cmd[4096];
+  std::snprintf(cmd, sizeof cmd,
+                "%s/llama-parallel -m %s -c %zu -np %zu -ns %zu -n %zu -t %d -kvu -fa off "
+                "-s %llu --temp 0",
+                o.llama_bin.c_str(), o.model.c_str(), n_parallel * 2048, n_parallel, n_req,
+                n_predict, o.threads, static_cast<unsigned long long>(o.seed));
+  parallel_result r;
+  const auto t0 = clock_type::now();
+  for (const std::string& l : run_lines(cmd, true)) {
+    if (const char* p = std::strstr(l.c_str(), "Total prompt tokens:"))
+      (void)std::sscanf(p, "Total prompt tokens: %lf", &r.prompt_tokens);
+    if (const char* p = std::strstr(l.c_str(), "Total gen tokens:"))
+      (void)std::sscanf(p, "Total gen tokens: %lf, speed: %lf", &r.gen_tokens, &r.gen_tps);
+    if (const char* p = std::strstr(l.c_str(), "Total speed (AVG):"))
+      (void)std::sscanf(p, "Total speed (AVG): speed: %lf", &r.total_tps);
+  }
+  r.wall = seconds_since(t0);
+  return r;
+}
+
+void case_poisson(const options& o, const tandem::llama_model_handle& model) {
+  const std::size_t n_req = o.quick ? 6 : 64, n_seq = o.quick ? 4 : 16;
+  const std::size_t p_min = 16, p_max = o.quick ? 64 : 512, g_min = o.quick ? 4 : 16,
+                    g_max = o.quick ? 8 : 128, long_prompt = p_max / 2;
+  const double rate = o.quick ? 20.0 : 4.0;  // requests per second
+  const std::size_t cap = o.quick ? 16 : 128;
+  tandem::llama_multi_session_options mo;
+  mo.session = session_options(o, n_seq * (p_max + g_max), cap);
+  mo.max_sequences = static_cast<std::uint32_t>(n_seq);
+  auto ms = tandem::llama_multi_session::create(model, mo);
+  if (!ms) {
+    std::printf("{\"case\":\"poisson\",\"skipped\":\"llama_multi_session::create failed\"}\n");
+    return;
+  }
+  std::mt19937_64 rng(o.seed);
+  std::exponential_distribution<double> gap(rate);
+  std::uniform_int_distribution<std::size_t> plen(p_min, p_max), glen(g_min, g_max);
+  std::vector<std::vector<token_id>> prompts(n_req);
+  std::vector<std::size_t> outs(n_req);
+  std::vector<double> at(n_req);
+  double t = 0;
+  for (std::size_t i = 0; i < n_req; ++i) {
+    t += gap(rng);
+    at[i] = t;
+    prompts[i] = random_tokens(rng, plen(rng), ms->vocab_size());
+    outs[i] = glen(rng);
+  }
+  batch_scheduler sch(*ms, {.max_requests = n_req, .max_batch_tokens = cap, .max_prefixes = 1});
+  bool prefill_step = false;
+  std::vector<double> gaps, gaps_prefill;
+  std::vector<request_clock> clocks(n_req);
+  std::vector<tandem::request_id> ids(n_req);
+  std::size_t next = 0, done = 0, generated = 0;
+  tandem::completion c;
+  const auto t0 = clock_type::now();
+  while (done < n_req) {
+    const double now = seconds_since(t0);
+    for (; next < n_req && at[next] <= now; ++next) {
+      request_clock& rc = clocks[next];
+      rc.arrival = t0 + std::chrono::duration_cast<clock_type::duration>(
+                            std::chrono::duration<double>(at[next]));
+      rc.prefill_step = &prefill_step;
+      rc.gaps = &gaps;
+      rc.gaps_prefill = &gaps_prefill;
+      tandem::generation_options go;
+      go.max_tokens = outs[next];
+      go.record_logprobs = false;
+      auto id =
+          sch.submit({prompts[next], tandem::greedy_sampler{}, go, 0, tandem::token_callback(rc)});
+      if (!id) {
+        std::printf("{\"case\":\"poisson\",\"skipped\":\"submit failed\"}\n");
+        return;
+      }
+      ids[next] = *id;
+    }
+    if (sch.active() == 0 && next < n_req) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(at[next] - now));
+      continue;
+    }
+    // Whether this step prefills: any request still feeding its prompt.
+    prefill_step = false;
+    for (std::size_t i = 0; i < next; ++i) {
+      const auto st = sch.state(ids[i]);
+      prefill_step = prefill_step || st == tandem::request_state::prefilling ||
+                     st == tandem::request_state::waiting;
+    }
+    if (sch.step() != errc::ok) {
+      std::printf("{\"case\":\"poisson\",\"skipped\":\"step failed\"}\n");
+      return;
+    }
+    for (std::size_t i = 0; i < next; ++i)
+      if (sch.state(ids[i]) == tandem::request_state::finished && sch.take(ids[i], c) == errc::ok) {
+        generated += c.tokens.size();
+        ++done;
+      }
+  }
+  const double wall = seconds_since(t0);
+  std::vector<double> ttft;
+  for (const auto& rc : clocks) ttft.push_back(rc.ttft);
+  std::size_t n_long = 0;
+  for (const auto& p : prompts) n_long += p.size() >= long_prompt;
+  const double tbt_med = percentile(gaps, 0.5), tbt_p95 = percentile(gaps, 0.95),
+               tbt_p95_pf = percentile(gaps_prefill, 0.95);
+  const parallel_result lp = llamacpp_parallel(o, n_seq, n_req, g_max);
+  std::printf(
+      "{\"case\":\"poisson\",\"seed\":%llu,\"requests\":%zu,\"rate_per_s\":%.2f,"
+      "\"prompt_tokens\":[%zu,%zu],\"gen_tokens\":[%zu,%zu],\"long_prompts\":%zu,"
+      "\"max_sequences\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
+      "\"wall_s\":%.3f,\"generated\":%zu,\"throughput_tps\":%.2f,\"ttft_mean_ms\":%.2f,"
+      "\"ttft_p95_ms\":%.2f,\"tbt_median_ms\":%.3f,\"tbt_p95_ms\":%.3f,"
+      "\"tbt_gaps\":%zu,\"tbt_gaps_during_prefill\":%zu,\"tbt_p95_during_prefill_ms\":%.3f,\"tbt_"
+      "p95_le_2x_median\":%s,"
+      "\"tbt_p95_during_prefill_le_2x_median\":%s,\"prefill_tokens\":%zu,"
+      "\"llamaparallel_gen_tps\":%.2f,\"llamaparallel_total_tps\":%.2f,"
+      "\"llamaparallel_prompt_tokens\":%.0f,\"llamaparallel_gen_tokens\":%.0f,"
+      "\"llamaparallel_wall_s\":%.3f,\"llamaparallel_differs\":\"llama-parallel -np %zu -ns %zu "
+      "-n %zu -kvu --temp 0: its own built-in prompts after a shared system prompt, all requests "
+      "queued at once (no Poisson arrivals), up to %zu tokens each or end of sequence, "
+      "its own batch size; wall time includes model load\"}\n",
+      static_cast<unsigned long long>(o.seed), n_req, rate, p_min, p_max, g_min, g_max, n_long,
+      n_seq, cap, o.threads, wall, generated,
+      wall > 0 ? static_cast<double>(generated) / wall : 0.0, 1e3 * mean(ttft),
+      1e3 * percentile(ttft, 0.95), 1e3 * tbt_med, 1e3 * tbt_p95, gaps.size(), gaps_prefill.size(),
+      1e3 * tbt_p95_pf, tbt_p95 <= 2 * tbt_med ? "true" : "false",
+      !gaps_prefill.empty() && tbt_p95_pf <= 2 * tbt_med ? "true" : "false",
+      sch.stats().prefill_tokens, lp.gen_tps, lp.total_tps, lp.prompt_tokens, lp.gen_tokens,
+      lp.wall, n_seq, n_req, g_max, g_max);
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "poisson        %zu requests, %.1f t/s, ttft mean %.1f ms p95 %.1f ms, tbt median "
+               "%.2f ms p95 %.2f ms (during prefill %.2f ms); llama-parallel gen %.1f t/s\n",
+               n_req, wall > 0 ? static_cast<double>(generated) / wall : 0.0, 1e3 * mean(ttft),
+               1e3 * percentile(ttft, 0.95), 1e3 * tbt_med, 1e3 * tbt_p95, 1e3 * tbt_p95_pf,
+               lp.gen_tps);
+}
+
+// ---- c. shared system prompt -------------------------------------------------------------
+
+struct prefix_run {
+  std::size_t computed = 0;
+  double ttft_mean = 0, ttft_max = 0, wall = 0;
+  bool ok = false;
+};
+
+prefix_run run_prefix(const options& o, const tandem::llama_model_handle& model, bool share,
+                      const std::vector<token_id>& system,
+                      const std::vector<std::vector<token_id>>& prompts, std::size_t gen,
+                      std::size_t cap) {
+  prefix_run r;
+  const std::size_t n = prompts.size();
+  tandem::llama_multi_session_options mo;
+  mo.session = session_options(o, (n + 1) * (prompts[0].size() + gen), cap);
+  mo.max_sequences = static_cast<std::uint32_t>(n + 1);
+  auto ms = tandem::llama_multi_session::create(model, mo);
+  if (!ms) return r;
+  batch_scheduler sch(*ms, {.max_requests = n, .max_batch_tokens = cap, .max_prefixes = 1});
+  bool prefill_step = false;
+  std::vector<double> gaps, gaps_prefill;
+  std::vector<request_clock> clocks(n);
+  const auto t0 = clock_type::now();
+  if (share && !sch.add_prefix(system)) return r;
+  for (std::size_t i = 0; i < n; ++i) {
+    clocks[i].arrival = t0;
+    clocks[i].prefill_step = &prefill_step;
+    clocks[i].gaps = &gaps;
+    clocks[i].gaps_prefill = &gaps_prefill;
+    tandem::generation_options go;
+    go.max_tokens = gen;
+    go.record_logprobs = false;
+    if (!sch.submit(
+            {prompts[i], tandem::greedy_sampler{}, go, 0, tandem::token_callback(clocks[i])}))
+      return r;
+  }
+  while (sch.active() > 0)
+    if (sch.step() != errc::ok) return r;
+  r.wall = seconds_since(t0);
+  std::vector<double> ttft;
+  for (const auto& c : clocks) ttft.push_back(c.ttft);
+  r.ttft_mean = mean(ttft);
+  r.ttft_max = percentile(ttft, 1.0);
+  r.computed = sch.stats().prefill_tokens + sch.stats().prefix_tokens;
+  r.ok = true;
+  return r;
+}
+
+void case_shared_prefix(const options& o, const tandem::llama_model_handle& model) {
+  const std::size_t n = o.quick ? 4 : 16, sys = o.quick ? 32 : 256, own = o.quick ? 4 : 16,
+                    gen = o.quick ? 4 : 16, cap = o.quick ? 64 : 512;
+  std::mt19937_64 rng(o.seed + 1000);
+  const auto system = random_tokens(rng, sys, model.vocab_size());
+  std::vector<std::vector<token_id>> prompts(n, system);
+  for (auto& p : prompts) {
+    const auto tail = random_tokens(rng, own, model.vocab_size());
+    p.insert(p.end(), tail.begin(), tail.end());
+  }
+  const prefix_run u = run_prefix(o, model, false, system, prompts, gen, cap);
+  const prefix_run s = run_prefix(o, model, true, system, prompts, gen, cap);
+  if (!u.ok || !s.ok) {
+    std::printf("{\"case\":\"shared_prefix\",\"skipped\":\"a run failed\"}\n");
+    return;
+  }
+  const double ratio = static_cast<double>(s.computed) / static_cast<double>(u.computed);
+  std::printf(
+      "{\"case\":\"shared_prefix\",\"requests\":%zu,\"system_tokens\":%zu,\"own_tokens\":%zu,"
+      "\"gen_tokens\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
+      "\"unshared_prefill_tokens\":%zu,\"shared_prefill_tokens\":%zu,\"prefill_ratio\":%.4f,"
+      "\"prefill_ratio_le_1_8\":%s,\"unshared_ttft_mean_ms\":%.2f,\"unshared_ttft_max_ms\":%.2f,"
+      "\"shared_ttft_mean_ms\":%.2f,\"shared_ttft_max_ms\":%.2f,\"unshared_wall_s\":%.3f,"
+      "\"shared_wall_s\":%.3f}\n",
+      n, sys, own, gen, cap, o.threads, u.computed, s.computed, ratio,
+      ratio <= 0.125 ? "true" : "false", 1e3 * u.ttft_mean, 1e3 * u.ttft_max, 1e3 * s.ttft_mean,
+      1e3 * s.ttft_max, u.wall, s.wall);
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "shared_prefix  prefill %zu -> %zu tokens (%.3fx), ttft mean %.1f -> %.1f ms\n",
+               u.computed, s.computed, ratio, 1e3 * u.ttft_mean, 1e3 * s.ttft_mean);
+}
+
+// ---- d. memory ---------------------------------------------------------------------------
+
+// Resident set size in bytes (/proc/self/statm's second field).
+double rss_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return -1.0;
+  unsigned long long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE))
+                  : -1.0;
+}
+
+void case_memory(const options& o, const tandem::llama_model_handle& model) {
+  const std::size_t n = o.quick ? 4 : 16, fill = o.quick ? 16 : 96;
+  std::mt19937_64 rng(o.seed + 2000);
+  std::vector<std::vector<token_id>> tokens;
+  for (std::size_t i = 0; i < n; ++i)
+    tokens.push_back(random_tokens(rng, fill, model.vocab_size()));
+  double one = -1.0, many = -1.0;
+  // Both setups stay alive until the end, so the second cannot reuse pages the first freed.
+  std::optional<tandem::llama_multi_session> keep;
+  {
+    const double r0 = rss_bytes();
+    tandem::llama_multi_session_options mo;
+    mo.session = session_options(o, n * fill, n * fill);
+    mo.max_sequences = static_cast<std::uint32_t>(n);
+    auto ms = tandem::llama_multi_session::create(model, mo);
+    if (ms) {
+      std::vector<tandem::seq_tokens> batch;
+      bool ok = true;
+      for (std::size_t i = 0; i < n && ok; ++i) {
+        const auto s = ms->open();
+        ok = s.has_value();
+        if (ok) batch.push_back({*s, tokens[i]});
+      }
+      if (ok && ms->append(batch) == errc::ok) one = rss_bytes() - r0;
+      keep.emplace(std::move(*ms));
+    }
+  }
+  std::vector<tandem::llama_session> sessions;
+  {
+    const double r0 = rss_bytes();
+    bool ok = true;
+    for (std::size_t i = 0; i < n && ok; ++i) {
+      auto s = tandem::llama_session::create(model, session_options(o, fill, fill));
+      ok = s.has_value() && s->append(tokens[i]) == errc::ok;
+      if (ok) sessions.push_back(std::move(*s));
+    }
+    if (ok) many = rss_bytes() - r0;
+  }
+  const double ratio = one > 0 && many > 0 ? one / many : 0.0;
+  std::printf(
+      "{\"case\":\"memory\",\"n_seq\":%zu,\"tokens_per_seq\":%zu,\"threads\":%d,"
+      "\"flash_attn\":\"off\",\"method\":\"growth of /proc/self/statm resident pages from "
+      "creating and filling each setup in turn, first of all cases (one context of %zu cells, "
+      "kept, then %zu contexts of "
+      "%zu)\",\"one_context_bytes\":%.0f,\"separate_contexts_bytes\":%.0f,"
+      "\"one_over_separate\":%.3f,\"le_0_3\":%s}\n",
+      n, fill, o.threads, n * fill, n, fill, one, many, ratio,
+      ratio > 0 && ratio <= 0.3 ? "true" : "false");
+  std::fflush(stdout);
+  std::fprintf(stderr, "memory         one context %.1f MiB, %zu contexts %.1f MiB (%.3fx)\n",
+               one / 1048576.0, n, many / 1048576.0, ratio);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (a == "--model" && v)
+      o.model = argv[++i];
+    else if (a == "--llama-bin" && v)
+      o.llama_bin = argv[++i];
+    else if (a == "--threads" && v)
+      o.threads = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--seed" && v)
+      o.seed = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--quick")
+      o.quick = true;
+    else {
+      std::fprintf(stderr,
+                   "usage: bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] "
+                   "[--seed N]\n");
+      return 2;
+    }
+  }
+  if (o.model.empty()) {
+    std::fprintf(stderr, "bench_batch: --model FILE.gguf is required\n");
+    return 2;
+  }
+  tandem::llama_quiet_logs();
+  tandem::error_info info;
+  auto model = tandem::llama_model_handle::load(o.model, {}, &info);
+  if (!model) {
+    const std::string_view why = info.context();
+    std::fprintf(stderr, "bench_batch: %.*s\n", static_cast<int>(why.size()), why.data());
+    return 1;
+  }
+  case_memory(o, *model);  // first: later cases leave freed pages the setups could reuse
+  case_generate(o, *model);
+  case_poisson(o, *model);
+  case_shared_prefix(o, *model);
+  return 0;
+}
