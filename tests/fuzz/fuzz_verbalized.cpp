@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
              cal.error() != tandem::errc::unsupported_version) {
     std::abort();
   }
-  if (const auto m = tandem::learned_evaluator::deserialize(text)) {
+  if (const auto m = tandem::learned_evaluator::from_bytes(tandem::detail::as_bytes(text))) {
     (void)m->nonzero_weights();
   } else if (m.error() != tandem::errc::corrupt_file &&
              m.error() != tandem::errc::unsupported_version) {
