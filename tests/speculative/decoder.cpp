@@ -907,3 +907,46 @@ TEST_CASE("speculative: a warm decoder allocates nothing per token", "[speculati
 }
 
 }  // namespace
+
+TEST_CASE("speculative: generate() refuses a used target; continue_generation() goes on from it",
+          "[speculative]") {
+  const std::size_t vocab = 16;
+  const auto target_succ = successors(vocab, 5, 3);
+  mock_options to{vocab, {}, target_succ};
+  mock_model target(to);
+  mock_model draft_model(mock_options{vocab, {}, partly_agreeing(target_succ, 3)});
+  tandem::model_drafter drafter(draft_model, greedy_chain());
+  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3});
+  generation_options g;
+  g.max_tokens = 12;
+  auto s = greedy_chain();
+  completion first, second;
+  const std::vector<token_id> p1 = {1, 2}, p2 = {7};
+  REQUIRE(dec.generate(s, p1, g, first) == errc::ok);
+  const std::size_t held = target.size();
+  REQUIRE(held > 0);
+
+  // A second generate() would silently continue the first context: it is refused, and
+  // the target is left as it was.
+  CHECK(dec.generate(s, p2, g, second) == errc::context_not_empty);
+  CHECK(second.finish == finish_reason::error);
+  CHECK(second.error == errc::context_not_empty);
+  CHECK(dec.last_error().code == errc::context_not_empty);
+  CHECK(target.size() == held);
+
+  // continue_generation() continues it, exactly as core's continue_generation() does on
+  // the target alone fed the same tokens.
+  REQUIRE(dec.continue_generation(s, p2, g, second) == errc::ok);
+  mock_model alone(to);
+  auto s2 = greedy_chain();
+  std::vector<token_id> history = p1;
+  history.insert(history.end(), first.tokens.begin(), first.tokens.end() - 1);
+  REQUIRE(alone.append(history) == errc::ok);
+  completion want;
+  REQUIRE(tandem::continue_generation(alone, s2, p2, g, want) == errc::ok);
+  CHECK(second.tokens == want.tokens);
+
+  // After a rewind to empty, generate() works again.
+  REQUIRE(target.rewind(target.size()) == errc::ok);
+  CHECK(dec.generate(s, p2, g, second) == errc::ok);
+}

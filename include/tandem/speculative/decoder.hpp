@@ -167,7 +167,8 @@ class speculative_decoder {
   ///
   /// Returns `errc::ok` for every finish. Errors, also stored in `out.error` with
   /// `out.finish == finish_reason::error`:
-  /// - before the target is touched: those of generate() (`empty_input`,
+  /// - before the target is touched: `context_not_empty` (the target already holds tokens:
+  ///   rewind it, or call continue_generation()), those of generate() (`empty_input`,
   ///   `invalid_token`, `invalid_argument`, `context_overflow`), `vocab_mismatch`
   ///   when the drafter's vocabulary size differs from the target's, and
   ///   `invalid_argument` for a policy or drafter made with options out of range (its
@@ -188,7 +189,8 @@ class speculative_decoder {
   [[nodiscard]] errc generate(S& sampler, std::span<const token_id> prompt,
                               const generation_options& opts, completion& out,
                               OnToken&& on_token = {}) {
-    return run(detail::no_tokenizer{}, sampler, prompt, opts, out, on_token);
+    return run(detail::no_tokenizer{}, sampler, prompt, opts, out, on_token,
+               detail::context_use::fresh);
   }
 
   /// As above, also rendering text with `tokenizer` and honouring `opts.stop_strings`,
@@ -198,8 +200,28 @@ class speculative_decoder {
   [[nodiscard]] errc generate(const T& tokenizer, S& sampler, std::span<const token_id> prompt,
                               const generation_options& opts, completion& out,
                               OnToken&& on_token = {}) {
-    return run(tokenizer, sampler, prompt, opts, out, on_token);
+    return run(tokenizer, sampler, prompt, opts, out, on_token, detail::context_use::fresh);
   }
+
+  ///@{
+  /// As generate(), but continues the context the target already holds (core's
+  /// continue_generation()): `prompt` is fed after it, so the output depends on everything
+  /// fed before. Errors and state left as generate(), without `context_not_empty`.
+  template <DistributionSampler S, TokenCallback OnToken = no_callback>
+  [[nodiscard]] errc continue_generation(S& sampler, std::span<const token_id> prompt,
+                                         const generation_options& opts, completion& out,
+                                         OnToken&& on_token = {}) {
+    return run(detail::no_tokenizer{}, sampler, prompt, opts, out, on_token,
+               detail::context_use::extend);
+  }
+  template <Tokenizer T, DistributionSampler S, TokenCallback OnToken = no_callback>
+  [[nodiscard]] errc continue_generation(const T& tokenizer, S& sampler,
+                                         std::span<const token_id> prompt,
+                                         const generation_options& opts, completion& out,
+                                         OnToken&& on_token = {}) {
+    return run(tokenizer, sampler, prompt, opts, out, on_token, detail::context_use::extend);
+  }
+  ///@}
 
   /// Measurements since construction or the last reset_stats().
   [[nodiscard]] const speculative_stats& stats() const noexcept { return stats_; }
@@ -242,8 +264,15 @@ class speculative_decoder {
   // judge, commit and learn until a finish or an error.
   template <class T, class S, class F>
   errc run(const T& tok, S& sampler, std::span<const token_id> prompt,
-           const generation_options& opts, completion& out, F& on_token) {
+           const generation_options& opts, completion& out, F& on_token, detail::context_use use) {
     last_error_.clear();
+    if (use == detail::context_use::fresh && target_->size() != 0) {
+      detail::token_emitter<T, F> em(tok, opts, out, on_token);
+      return em.fail(detail::fail(&last_error_, errc::context_not_empty,
+                                  "the target already holds %zu tokens: rewind it, or call "
+                                  "continue_generation()",
+                                  static_cast<std::size_t>(target_->size())));
+    }
     const errc e = run_rounds(tok, sampler, prompt, opts, out, on_token);
     if (e != errc::ok && !last_error_) last_error_.code = e;
     return e;
