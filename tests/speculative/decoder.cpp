@@ -908,7 +908,7 @@ TEST_CASE("speculative: a warm decoder allocates nothing per token", "[speculati
 
 }  // namespace
 
-TEST_CASE("speculative: generate() refuses a used target; continue_generation() goes on from it",
+TEST_CASE("speculative: generate() refuses a used target, continue_generation() goes on from it",
           "[speculative]") {
   const std::size_t vocab = 16;
   const auto target_succ = successors(vocab, 5, 3);

@@ -15,6 +15,7 @@
 #include "common/catch.hpp"
 #include "common/mock_model.hpp"
 #include "tandem/testing/catch2.hpp"
+#include "testing/report_helpers.hpp"
 
 namespace {
 
@@ -25,17 +26,8 @@ using tandem::token_id;
 using tandem_test::mock_model;
 using tandem_test::mock_options;
 
-std::string text_of(const conformance_report& r) {
-  std::vector<char> buf(16384);
-  r.format(buf.data(), buf.size());
-  return buf.data();
-}
-
-conformance_status status_of(const conformance_report& r, std::string_view name) {
-  const tandem::conformance_check* c = r.find(name);
-  REQUIRE(c != nullptr);
-  return c->status;
-}
+using tandem_test::status_of;
+using tandem_test::text_of;
 
 // The contract breakages the suite must catch, one at a time.
 enum class fault {

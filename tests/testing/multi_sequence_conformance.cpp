@@ -9,6 +9,7 @@
 #include "tandem/core/sequence_pool.hpp"
 #include "tandem/testing/catch2.hpp"
 #include "tandem/testing/conformance.hpp"
+#include "testing/report_helpers.hpp"
 
 namespace {
 
@@ -19,17 +20,8 @@ using tandem_test::mock_multi_model;
 using tandem_test::mock_multi_options;
 using tandem_test::multi_fault;
 
-std::string text_of(const conformance_report& r) {
-  std::vector<char> buf(16384);
-  r.format(buf.data(), buf.size());
-  return buf.data();
-}
-
-conformance_status status_of(const conformance_report& r, std::string_view name) {
-  const tandem::conformance_check* c = r.find(name);
-  REQUIRE(c != nullptr);
-  return c->status;
-}
+using tandem_test::status_of;
+using tandem_test::text_of;
 
 tandem::multi_sequence_conformance_options exact_options() {
   tandem::multi_sequence_conformance_options o;
