@@ -3,6 +3,7 @@
 // conformance suite (the score/rewind properties that speculative verification relies
 // on), and zero allocation once warm.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -148,6 +149,23 @@ TEST_CASE("combined model: create rejects bad parameters and mismatched vocabula
   const token_id one[] = {1};
   REQUIRE(e.append(one) == errc::ok);
   CHECK(tandem::make_contrastive(e, a).error() == errc::out_of_sync);
+}
+
+TEST_CASE("combined model: a three-part ensemble names the mismatching part and sizes",
+          "[contrastive][model]") {
+  hash_model x(opts(1)), y(opts(2)), other(opts(3, 40));
+  tandem::error_info info;
+  const std::array<float, 3> w = {1.0f, 1.0f, 1.0f};
+  CHECK(tandem::make_log_linear_ensemble(&info, w, x, y, other).error() == errc::vocab_mismatch);
+  CHECK(info.context() == "combined model: part 2 has vocabulary " +
+                              std::to_string(other.vocab_size()) + ", part 0 has " +
+                              std::to_string(x.vocab_size()));
+  const token_id one[] = {1};
+  REQUIRE(y.append(one) == errc::ok);
+  hash_model z(opts(3));
+  CHECK(tandem::make_log_linear_ensemble(&info, w, x, y, z).error() == errc::out_of_sync);
+  CHECK(info.context() == "combined model: part 1 holds 1 tokens, part 0 holds 0");
+  CHECK(tandem::make_log_linear_ensemble(w, x, y, z).error() == errc::out_of_sync);
 }
 
 TEST_CASE("combined model: a part failing to append rolls the others back",

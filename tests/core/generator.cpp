@@ -194,6 +194,9 @@ TEST_CASE("model_generator: errors before any token are returned as errors", "[c
   mock_model m8(small);
   model_generator g8(m8, tok);
   CHECK(g8.generate(request("a", 3)).error() == errc::vocab_mismatch);
+  CHECK(g8.last_error().code == errc::vocab_mismatch);
+  CHECK(g8.last_error().context() ==
+        "tokenizer vocabulary " + std::to_string(tok.vocab_size()) + ", model vocabulary 8");
 }
 
 TEST_CASE("model_generator: a failure mid-run returns the partial completion",

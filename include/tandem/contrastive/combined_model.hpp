@@ -122,12 +122,36 @@ requires(sizeof...(Parts) >= 2 && CombinationRule<Rule, sizeof...(Parts)>) class
   /// the errors of combining their current logits. Size 0: logits() is all -inf until the
   /// first append. The parts are not modified.
   [[nodiscard]] static result<combined_model> create(Rule rule, Parts&... parts) {
-    TANDEM_TRY(rule.validate());
+    return create(nullptr, std::move(rule), parts...);
+  }
+
+  /// As above, with the details of a failure in `*info` (when not null): for
+  /// `vocab_mismatch`, which part and both vocabulary sizes; for `out_of_sync`, which part
+  /// and both context sizes. (`info` comes first: a parameter pack must be last.)
+  [[nodiscard]] static result<combined_model> create(error_info* info, Rule rule, Parts&... parts) {
+    if (const errc e = rule.validate(); e != errc::ok)
+      return detail::fail(info, e, "combined model: the combination rule's options are invalid");
     const std::size_t v = static_cast<std::size_t>(std::get<0>(std::tie(parts...)).vocab_size());
-    if (v == 0) return errc::empty_input;
-    if (((static_cast<std::size_t>(parts.vocab_size()) != v) || ...)) return errc::vocab_mismatch;
+    if (v == 0)
+      return detail::fail(info, errc::empty_input,
+                          "combined model: part 0 has an empty vocabulary");
+    std::size_t i = 0, bad = 0, got = 0;
+    if ((((static_cast<std::size_t>(parts.vocab_size()) != v)
+              ? (bad = i, got = static_cast<std::size_t>(parts.vocab_size()), true)
+              : (++i, false)) ||
+         ...))
+      return detail::fail(info, errc::vocab_mismatch,
+                          "combined model: part %zu has vocabulary %zu, part 0 has %zu", bad, got,
+                          v);
     const std::size_t n = static_cast<std::size_t>(std::get<0>(std::tie(parts...)).size());
-    if (((static_cast<std::size_t>(parts.size()) != n) || ...)) return errc::out_of_sync;
+    i = 0;
+    if ((((static_cast<std::size_t>(parts.size()) != n)
+              ? (bad = i, got = static_cast<std::size_t>(parts.size()), true)
+              : (++i, false)) ||
+         ...))
+      return detail::fail(info, errc::out_of_sync,
+                          "combined model: part %zu holds %zu tokens, part 0 holds %zu", bad, got,
+                          n);
     combined_model m(std::move(rule), v, parts...);
     if (n > 0) {
       TANDEM_TRY(m.combine_current(m.logits_));
@@ -389,6 +413,15 @@ template <LanguageModel... Models>
 [[nodiscard]] result<log_linear_ensemble<Models...>> make_log_linear_ensemble(
     const std::array<float, sizeof...(Models)>& weights, Models&... models) {
   return log_linear_ensemble<Models...>::create(log_linear_rule<sizeof...(Models)>{weights},
+                                                models...);
+}
+
+/// As above, with the details of a failure in `*info` (when not null; see
+/// combined_model::create). `info` comes first: a parameter pack must be last.
+template <LanguageModel... Models>
+[[nodiscard]] result<log_linear_ensemble<Models...>> make_log_linear_ensemble(
+    error_info* info, const std::array<float, sizeof...(Models)>& weights, Models&... models) {
+  return log_linear_ensemble<Models...>::create(info, log_linear_rule<sizeof...(Models)>{weights},
                                                 models...);
 }
 

@@ -18,6 +18,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/sampler.hpp"
@@ -114,7 +115,10 @@ class model_generator {
     if (errc e = detail::start_request(tok_, req, prompt_, out); e != errc::ok) return e;
     if (static_cast<std::size_t>(tok_.vocab_size()) !=
         static_cast<std::size_t>(model_.vocab_size())) {
-      return fail(errc::vocab_mismatch);
+      return fail(detail::fail(&error_, errc::vocab_mismatch,
+                               "tokenizer vocabulary %zu, model vocabulary %zu",
+                               static_cast<std::size_t>(tok_.vocab_size()),
+                               static_cast<std::size_t>(model_.vocab_size())));
     }
     if (errc e = prepare_sampler(req.sampling); e != errc::ok) return fail(e);
 
@@ -179,6 +183,9 @@ class model_generator {
   /// Forgets the cache: the next request rewinds the model's whole context (an empty
   /// cache matches only an empty context).
   void forget_cache() noexcept { cached_.clear(); }
+  /// The details of the last failure that had more to say than its errc (for
+  /// `vocab_mismatch`: both vocabulary sizes); code `ok` when there was none.
+  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
 
  private:
   // Builds the request's sampler, or restarts the previous one (reseeded, history reset:
@@ -206,6 +213,7 @@ class model_generator {
   std::vector<token_id> cached_;
   std::optional<sampler_chain> sampler_;
   sampling_options params_{};
+  error_info error_{};
 };
 
 /// Deduction guide: an lvalue argument is referred to (it must outlive the adapter), an
