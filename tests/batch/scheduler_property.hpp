@@ -25,7 +25,7 @@ class counting_multi {
   explicit counting_multi(M& m) noexcept : m_(&m) {}
   std::size_t vocab_size() const noexcept { return m_->vocab_size(); }
   std::size_t max_sequences() const noexcept { return m_->max_sequences(); }
-  std::size_t context_length() const noexcept { return tandem::detail::multi_context_length(*m_); }
+  std::size_t context_length() const noexcept { return tandem::context_length_of(*m_); }
   tandem::result<tandem::seq_id> open() { return m_->open(); }
   tandem::errc close(tandem::seq_id s) { return m_->close(s); }
   bool is_open(tandem::seq_id s) const noexcept { return m_->is_open(s); }

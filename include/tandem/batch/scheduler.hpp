@@ -32,18 +32,6 @@
 
 namespace tandem::inline v0 {
 
-namespace detail {
-/// The per-sequence context length of a multi-sequence model (unbounded when it reports
-/// none).
-template <class M>
-[[nodiscard]] constexpr std::size_t multi_context_length(const M& m) noexcept {
-  if constexpr (HasContextLength<M>)
-    return static_cast<std::size_t>(m.context_length());
-  else
-    return static_cast<std::size_t>(-1);
-}
-}  // namespace detail
-
 /// Identifies a request of a scheduler: never 0, never reused by the same scheduler
 /// (a slot number and a generation count).
 using request_id = std::uint64_t;
@@ -220,7 +208,7 @@ class scheduler {
     s.on_token = req.on_token;
     s.emitter.emplace(tokenizer(s), s.options, s.out, s.callback);
     const errc e = s.emitter->begin(static_cast<std::size_t>(model_->vocab_size()), s.prompt, 0,
-                                    detail::multi_context_length(*model_));
+                                    context_length_of(*model_));
     if (e != errc::ok) {
       s.emitter.reset();
       return detail::fail(&error_, e, "submit: request rejected (%zu prompt tokens)",

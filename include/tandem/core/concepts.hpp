@@ -67,8 +67,9 @@ template <class M>
 inline constexpr bool has_context_length_v = HasContextLength<M>;
 ///@}
 
-/// Context length of `m`, or SIZE_MAX when the model does not report one.
-template <LanguageModel M>
+/// Context length of `m` (a LanguageModel, or a multi-sequence model's per-sequence
+/// length), or SIZE_MAX when the model does not report one.
+template <class M>
 [[nodiscard]] constexpr std::size_t context_length_of(const M& m) noexcept {
   if constexpr (HasContextLength<M>)
     return static_cast<std::size_t>(m.context_length());
