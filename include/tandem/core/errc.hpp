@@ -56,13 +56,16 @@ enum class [[nodiscard]] errc : std::uint8_t {
   invalid_sequence,     ///< a sequence id that is not open in a multi-sequence model
   no_free_sequence,     ///< every sequence slot of a multi-sequence model is in use
   context_not_empty,    ///< generate() on a model that already holds tokens (continue_generation)
+  constraint_violation, ///< a token the active output constraint does not allow here
+  constraint_too_large, ///< compiling a constraint would exceed its state or size limit
+  unknown_template,     ///< a chat template that this build cannot render (never a silent fallback)
 };
 // clang-format on
 
 /// Number of error values: every errc lies in [0, errc_count). A test walks the range and
 /// checks that each value has a distinct name and that errc_count itself has none, so a
 /// new enumerator added without a name or without moving this constant fails it.
-inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::context_not_empty) + 1;
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::unknown_template) + 1;
 
 /// Stable lower-case name of an error value, e.g. "invalid_token". Never null.
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
@@ -129,6 +132,12 @@ inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::context
       return "no_free_sequence";
     case errc::context_not_empty:
       return "context_not_empty";
+    case errc::constraint_violation:
+      return "constraint_violation";
+    case errc::constraint_too_large:
+      return "constraint_too_large";
+    case errc::unknown_template:
+      return "unknown_template";
   }
   return "unknown";
 }

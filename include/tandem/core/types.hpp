@@ -11,6 +11,10 @@ namespace tandem::inline v0 {
 /// A token id: an index into a model's vocabulary, in [0, vocab_size).
 using token_id = std::int32_t;
 
+/// "No token": returned where a token may be absent (e.g. a constraint with no single forced
+/// token). Never a valid id.
+inline constexpr token_id no_token = -1;
+
 /// What a per-token callback asks the caller to do next.
 enum class control : std::uint8_t {
   proceed,  ///< keep generating
