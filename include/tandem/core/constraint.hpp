@@ -69,17 +69,27 @@ class constraint_ref {
   /// True when this refers to a constraint.
   [[nodiscard]] constexpr explicit operator bool() const noexcept { return obj_ != nullptr; }
 
+  /// The referenced constraint's `vocab_size()` (see the Constraint concept).
   [[nodiscard]] std::size_t vocab_size() const noexcept { return vt_->vocab_size(obj_); }
+  /// Whether token `t` may come next.
   [[nodiscard]] bool allows(token_id t) const noexcept { return vt_->allows(obj_, t); }
+  /// Writes -Inf over disallowed logits; `size_mismatch` when `logits` is too short.
   [[nodiscard]] errc mask(std::span<float> logits) const noexcept {
     return vt_->mask(obj_, logits);
   }
+  /// Appends `t`; `constraint_violation` or `invalid_token` leave the state unchanged.
   [[nodiscard]] errc advance(token_id t) const noexcept { return vt_->advance(obj_, t); }
+  /// Drops the last `n` tokens; `rewind_out_of_range` past the start (state unchanged).
   [[nodiscard]] errc rewind(std::size_t n) const noexcept { return vt_->rewind(obj_, n); }
+  /// The only token allowed next, or `no_token`.
   [[nodiscard]] token_id forced() const noexcept { return vt_->forced(obj_); }
+  /// Whether the output may end here.
   [[nodiscard]] bool can_end() const noexcept { return vt_->can_end(obj_); }
+  /// Whether only an end token may follow.
   [[nodiscard]] bool is_complete() const noexcept { return vt_->is_complete(obj_); }
+  /// Number of tokens advanced since the start.
   [[nodiscard]] std::size_t position() const noexcept { return vt_->position(obj_); }
+  /// Back to the start state.
   void reset() const noexcept { vt_->reset(obj_); }
 
  private:
