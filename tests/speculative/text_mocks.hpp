@@ -6,6 +6,7 @@
 // on the text and disagree on the tokens.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -23,13 +24,17 @@
 
 namespace tandem_test {
 
-/// Pieces of a vocabulary; id 0 is the control token `<s>` (empty text).
+/// Pieces of a vocabulary; id 0 is the control token `<s>` (empty text), ids from
+/// `pads_from` on are padding (special, never encoded).
 struct piece_vocab {
   std::vector<std::string> pieces;
   bool leading_space = false;  // encode adds " " before the text, decode drops it
+  std::size_t pads_from = static_cast<std::size_t>(-1);
 
   std::size_t vocab_size() const noexcept { return pieces.size(); }
-  bool special(tandem::token_id id) const noexcept { return id == 0; }
+  bool special(tandem::token_id id) const noexcept {
+    return id == 0 || static_cast<std::size_t>(id) >= pads_from;
+  }
 
   tandem::errc encode(std::string_view text, std::vector<tandem::token_id>& ids) const {
     std::string t = leading_space ? " " + std::string(text) : std::string(text);
@@ -37,7 +42,7 @@ struct piece_vocab {
     for (std::size_t p = 0; p < t.size();) {
       std::size_t best_len = 0;
       tandem::token_id best = -1;
-      for (std::size_t j = 1; j < pieces.size(); ++j)
+      for (std::size_t j = 1; j < std::min(pieces.size(), pads_from); ++j)
         if (pieces[j].size() > best_len && t.compare(p, pieces[j].size(), pieces[j]) == 0) {
           best_len = pieces[j].size();
           best = static_cast<tandem::token_id>(j);
@@ -75,7 +80,8 @@ struct piece_vocab {
 static_assert(tandem::Tokenizer<piece_vocab>);
 
 /// A Rewindable, Scoring model over a piece_vocab that follows `truth` (cyclic). The text
-/// position counts the pieces' bytes, a leading space of the vocabulary included.
+/// position counts the pieces' bytes, a leading space of the vocabulary included. `<s>`
+/// is never predicted; padding gets only the noise.
 class truth_model {
  public:
   truth_model(const piece_vocab& v, std::string truth, std::uint64_t seed, float noise = 1.0f)
@@ -126,8 +132,12 @@ class truth_model {
       h ^= h >> 29;
       float x = noise_ * static_cast<float>(h >> 40) / static_cast<float>(1u << 24);
       const std::string& p = v_->pieces[j];
-      if (v_->special(static_cast<tandem::token_id>(j))) {
+      if (j == 0) {
         out[j] = -std::numeric_limits<float>::infinity();
+        continue;
+      }
+      if (v_->special(static_cast<tandem::token_id>(j))) {
+        out[j] = x;
         continue;
       }
       bool match = true;

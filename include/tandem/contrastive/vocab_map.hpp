@@ -67,7 +67,9 @@ concept PieceSource = requires(F& f, token_id id) {
 };
 
 /// A piece source over a tokenizer with `raw_piece(id) -> result<std::string_view>`,
-/// `is_byte(id)`, `is_control(id)` and `is_unknown(id)` (e.g. sentencepiece_tokenizer).
+/// `is_byte(id)`, `is_control(id)` and `is_unknown(id)` (e.g. sentencepiece_tokenizer,
+/// llama_tokenizer); a token for which the tokenizer's optional `is_unused(id)` is true
+/// (a padding entry) is special too.
 /// The tokenizer is referenced, not copied: it must outlive the source.
 template <class T>
 requires requires(const T& t, token_id id) {
@@ -85,6 +87,8 @@ requires requires(const T& t, token_id id) {
       k = piece_kind::byte;
     else if (tokenizer.is_control(id) || tokenizer.is_unknown(id))
       k = piece_kind::special;
+    else if constexpr (requires { tokenizer.is_unused(id); })
+      if (tokenizer.is_unused(id)) k = piece_kind::special;
     return token_piece{*raw, k};
   };
 }
@@ -481,6 +485,21 @@ class vocab_map {
   spellings back_spell_;  // to token -> from tokens
 };
 
+namespace detail {
+
+/// Rolls back the `n` tokens a wrapper just appended to `m` after a later step failed with
+/// `e`: returns `e` when rewound, out_of_sync when `m` cannot rewind or the rewind fails.
+template <class M>
+[[nodiscard]] errc undo_append(M& m, std::size_t n, errc e) {
+  if constexpr (Rewindable<M>) {
+    if (ok(m.rewind(n))) return e;
+  }
+  (void)n;
+  return errc::out_of_sync;
+}
+
+}  // namespace detail
+
 /// What a mapped_model does with a token that has no counterpart in the model's vocabulary.
 enum class unmapped_token : unsigned char {
   /// Feed the model the token's spelling (vocab_map::spelling), so the model follows the
@@ -675,13 +694,7 @@ class mapped_model {
     return errc::ok;
   }
 
-  errc undo(std::size_t n, errc e) {
-    if constexpr (Rewindable<M>) {
-      if (ok(model_->rewind(n))) return e;
-    }
-    (void)n;
-    return errc::out_of_sync;
-  }
+  errc undo(std::size_t n, errc e) { return detail::undo_append(*model_, n, e); }
 
   M* model_;
   const vocab_map* map_;
@@ -692,6 +705,180 @@ class mapped_model {
   std::vector<std::uint32_t> fed_;  // per presented token: model tokens it fed
   std::vector<float> rows_;
   error_info error_{};  // details of the last failed append or score
+};
+
+/// How two vocabularies that share a tokenizer line up: the same pieces at the same ids
+/// for [0, shared), and only padding after that in the larger one.
+struct vocab_padding {
+  std::size_t shared = 0;  ///< ids [0, shared) are the same token in both
+  std::size_t a_size = 0;  ///< size of vocabulary `a`
+  std::size_t b_size = 0;  ///< size of vocabulary `b`
+  /// True when the sizes differ (one vocabulary is padded).
+  [[nodiscard]] bool padded() const noexcept { return a_size != b_size; }
+};
+
+/// Checks that vocabularies `a` and `b` (piece sources over [0, a_size) and [0, b_size))
+/// come from the same tokenizer and differ at most by padding, comparing token texts and
+/// kinds, not only sizes: ids below the smaller size must have the same raw piece and
+/// kind, and every id of the larger vocabulary beyond it must be special (a padding or
+/// unused entry, as llama.cpp's converters write `[PAD151665]`...). Such a pair (e.g.
+/// Qwen2.5 0.5B with 151,936 logits and 7B with 152,064) can be used together through
+/// padded_model. Errors, details in `*info` when given: empty_input (a size of 0),
+/// vocab_mismatch (the first differing id and both pieces, or the first non-padding
+/// extra token: the tokenizers really differ; use a vocab_map or text_drafter), or a
+/// piece source's error.
+template <PieceSource A, PieceSource B>
+[[nodiscard]] result<vocab_padding> match_padded_vocabularies(std::size_t a_size, A&& a,
+                                                              std::size_t b_size, B&& b,
+                                                              error_info* info = nullptr) {
+  if (a_size == 0 || b_size == 0)
+    return detail::fail(info, errc::empty_input, "vocabulary sizes %zu and %zu", a_size, b_size);
+  const std::size_t shared = std::min(a_size, b_size);
+  std::string pa;  // a's piece, kept while b's source is called
+  for (std::size_t i = 0; i < shared; ++i) {
+    const auto id = static_cast<token_id>(i);
+    const result<token_piece> x = a(id);
+    if (!x) return x.error();
+    pa.assign(x->text);
+    const piece_kind ka = x->kind;
+    const result<token_piece> y = b(id);
+    if (!y) return y.error();
+    if (pa != y->text || ka != y->kind)
+      return detail::fail(info, errc::vocab_mismatch,
+                          "different tokenizers: token %zu is \"%.64s\" in vocabulary a (%zu "
+                          "tokens) and \"%.64s\" in vocabulary b (%zu tokens)",
+                          i, pa.c_str(), a_size, std::string(y->text).c_str(), b_size);
+  }
+  const bool a_larger = a_size > b_size;
+  for (std::size_t i = shared; i < std::max(a_size, b_size); ++i) {
+    const auto id = static_cast<token_id>(i);
+    const result<token_piece> x = a_larger ? a(id) : b(id);
+    if (!x) return x.error();
+    if (x->kind != piece_kind::special)
+      return detail::fail(info, errc::vocab_mismatch,
+                          "different tokenizers: vocabulary %c has %zu tokens, the other %zu, and "
+                          "its token %zu (\"%.64s\") is not padding",
+                          a_larger ? 'a' : 'b', std::max(a_size, b_size), shared, i,
+                          std::string(x->text).c_str());
+  }
+  return vocab_padding{shared, a_size, b_size};
+}
+
+/// A LanguageModel presented with another vocabulary size, for a pair whose vocabularies
+/// differ only by padding (see match_padded_vocabularies): logits of ids [0, shared) are
+/// the model's, every other id's is -inf, so padding is never sampled whichever side is
+/// larger. Appended ids must lie below both sizes (the model can take them). Rewind and
+/// score are offered when the model has them. Borrows the model (it must outlive this
+/// object); owns its logits and row buffers: append/score of up to reserve()d tokens never
+/// allocate. Move-only.
+template <LanguageModel M>
+class padded_model {
+ public:
+  /// Presents `model` with `vocab_size` logits, of which the first `shared` are the
+  /// model's. Errors: invalid_argument (shared 0 or above either size; the sizes in
+  /// `*info` when given), size_mismatch (the model holds a context whose logits have the
+  /// wrong size).
+  [[nodiscard]] static result<padded_model> create(M& model, std::size_t vocab_size,
+                                                   std::size_t shared, error_info* info = nullptr) {
+    const auto mv = static_cast<std::size_t>(model.vocab_size());
+    if (shared == 0 || shared > vocab_size || shared > mv)
+      return detail::fail(info, errc::invalid_argument,
+                          "padded_model: shared %zu must lie in [1, min(%zu, %zu)]", shared,
+                          vocab_size, mv);
+    padded_model p(model, vocab_size, shared);
+    if (model.size() > 0) TANDEM_TRY(p.refresh(model.logits(), p.logits_));
+    return p;
+  }
+
+  ///@{
+  /// Moves the reference and the buffers; a moved-from object may only be destroyed or
+  /// assigned to.
+  padded_model(padded_model&&) noexcept = default;
+  padded_model& operator=(padded_model&&) noexcept = default;
+  ///@}
+  padded_model(const padded_model&) = delete;
+  padded_model& operator=(const padded_model&) = delete;
+  ~padded_model() = default;
+
+  /// The presented vocabulary size.
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return logits_.size(); }
+  /// Tokens in the model's context.
+  [[nodiscard]] std::size_t size() const noexcept {
+    return static_cast<std::size_t>(model_->size());
+  }
+  /// The model's context length, or SIZE_MAX.
+  [[nodiscard]] std::size_t context_length() const noexcept { return context_length_of(*model_); }
+  /// The logits: the model's for [0, shared), -inf after.
+  [[nodiscard]] std::span<const float> logits() const noexcept { return logits_; }
+  /// The wrapped model.
+  [[nodiscard]] M& model() const noexcept { return *model_; }
+
+  /// Sizes the row buffer for score() calls of up to `tokens` tokens.
+  void reserve(std::size_t tokens) {
+    rows_.reserve(tokens * static_cast<std::size_t>(model_->vocab_size()));
+  }
+
+  /// Appends `t` to the model. Errors, leaving everything as before: empty_input,
+  /// invalid_token (an id outside [0, min(vocab_size(), the model's size))), the model's
+  /// append error, size_mismatch (the model's logits have the wrong size; rolled back when
+  /// the model can rewind, else out_of_sync).
+  [[nodiscard]] errc append(std::span<const token_id> t) {
+    TANDEM_TRY(check(t));
+    TANDEM_TRY(model_->append(t));
+    const errc e = refresh(model_->logits(), logits_);
+    if (!ok(e)) return undo(t.size(), e);
+    return errc::ok;
+  }
+
+  /// The model's rewind and its errors. logits() is unspecified afterwards until the
+  /// next append.
+  [[nodiscard]] errc rewind(std::size_t n) requires Rewindable<M> { return model_->rewind(n); }
+
+  /// Scores `t` with the model and presents every row. Errors: those of append,
+  /// size_mismatch (rows.size() != t.size() * vocab_size()), the model's score error.
+  [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) requires Scoring<M> {
+    const std::size_t v = vocab_size(), u = static_cast<std::size_t>(model_->vocab_size());
+    if (rows.size() != t.size() * v) return errc::size_mismatch;
+    TANDEM_TRY(check(t));
+    if (rows_.size() < t.size() * u) rows_.resize(t.size() * u);
+    const std::span<float> inner(rows_.data(), t.size() * u);
+    TANDEM_TRY(model_->score(t, inner));
+    for (std::size_t i = 0; i < t.size(); ++i)
+      (void)refresh(inner.subspan(i * u, u), rows.subspan(i * v, v));
+    std::memcpy(logits_.data(), rows.data() + (t.size() - 1) * v, v * sizeof(float));
+    return errc::ok;
+  }
+
+ private:
+  padded_model(M& model, std::size_t vocab_size, std::size_t shared)
+      : model_(&model),
+        shared_(shared),
+        logits_(vocab_size, -std::numeric_limits<float>::infinity()) {}
+
+  [[nodiscard]] errc check(std::span<const token_id> t) const noexcept {
+    if (t.empty()) return errc::empty_input;
+    const std::size_t lim =
+        std::min(logits_.size(), static_cast<std::size_t>(model_->vocab_size()));
+    for (const token_id x : t)
+      if (x < 0 || static_cast<std::size_t>(x) >= lim) return errc::invalid_token;
+    return errc::ok;
+  }
+
+  // Copies the shared part of `in` (the model's logits) to `out` and masks the rest.
+  [[nodiscard]] errc refresh(std::span<const float> in, std::span<float> out) const noexcept {
+    if (in.size() != static_cast<std::size_t>(model_->vocab_size())) return errc::size_mismatch;
+    std::memcpy(out.data(), in.data(), shared_ * sizeof(float));
+    std::fill(out.begin() + static_cast<std::ptrdiff_t>(shared_), out.end(),
+              -std::numeric_limits<float>::infinity());
+    return errc::ok;
+  }
+
+  errc undo(std::size_t n, errc e) { return detail::undo_append(*model_, n, e); }
+
+  M* model_;
+  std::size_t shared_;
+  std::vector<float> logits_;
+  std::vector<float> rows_;
 };
 
 }  // namespace tandem::inline v0
