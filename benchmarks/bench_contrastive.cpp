@@ -291,6 +291,14 @@ struct metrics {
   double ppl() const { return tokens ? std::exp(-expert_logprob / double(tokens)) : 0.0; }
 };
 
+// The prompt of a held-out verse: BOS (when >= 0) and its first 4 tokens.
+std::vector<token_id> verse_prompt(const std::vector<token_id>& verse, token_id bos) {
+  std::vector<token_id> prompt;
+  if (bos >= 0) prompt.push_back(bos);
+  prompt.insert(prompt.end(), verse.begin(), verse.begin() + 4);
+  return prompt;
+}
+
 // Greedy, sampling, nucleus and contrastive decoding of the held-out prompts (BOS + the
 // first 4 tokens of each verse), with the metrics of the header comment.
 template <class MakeExpert, class MakeAmateur, class ExpertLogprob, class Decode>
@@ -326,9 +334,7 @@ void evaluate_quality(const char* prefix, const char* extra_json,
     for (std::size_t i = 0; i < n_prompts && i < heldout.size(); ++i) {
       const auto& verse = heldout[i];
       if (verse.size() < 6) continue;
-      std::vector<token_id> prompt;
-      if (bos >= 0) prompt.push_back(bos);
-      prompt.insert(prompt.end(), verse.begin(), verse.begin() + 4);
+      const std::vector<token_id> prompt = verse_prompt(verse, bos);
       std::vector<token_id> gen;
       if (m.kind == 5) {
         gen.assign(verse.begin() + 4, verse.end());
@@ -599,11 +605,8 @@ int gguf_cross(const char* expert_path, const char* cross_path, const char* base
   g.stop_tokens = std::span<const token_id>(stop, eos >= 0 ? 1 : 0);
   g.record_logprobs = false;
   for (std::size_t i = 0; i < n_prompts && i < heldout.size(); ++i) {
-    const auto& verse = heldout[i];
-    if (verse.size() < 6) continue;
-    std::vector<token_id> prompt;
-    if (bos >= 0) prompt.push_back(bos);
-    prompt.insert(prompt.end(), verse.begin(), verse.begin() + 4);
+    if (heldout[i].size() < 6) continue;
+    const std::vector<token_id> prompt = verse_prompt(heldout[i], bos);
     auto large = bench_session(*he);
     cross_part tuned(*hx, *map);
     auto base = bench_session(*hb);

@@ -424,6 +424,30 @@ run_result target_only(const options& o, const tandem::llama_model_handle& tm,
   return {cpu, c.seconds, c.tokens.size()};
 }
 
+// One greedy generation of `target` with `drafter` and `policy`, timed in process CPU time.
+template <class Drafter, class Policy>
+run_result timed_speculative(tandem::llama_session& target, Drafter& drafter, Policy policy,
+                             std::span<const token_id> prompt, std::size_t max_tokens,
+                             tandem::speculative_stats* stats, std::vector<token_id>* tokens) {
+  tandem::speculative_decoder dec(target, drafter, std::move(policy), cpu_clock_options());
+  auto s = greedy_chain();
+  tandem::generation_options g;
+  g.max_tokens = max_tokens;
+  g.record_logprobs = false;
+  tandem::completion c;
+  const double c0 = cpu_now();
+  if (dec.generate(s, prompt, g, c) != errc::ok) return {};
+  const double cpu = cpu_now() - c0;
+  if (stats) *stats = dec.stats();
+  if (tokens) *tokens = c.tokens;
+  if (std::getenv("TANDEM_BENCH_VERBOSE"))
+    std::fprintf(stderr,
+                 "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
+                 c.seconds, dec.stats().target_seconds, dec.stats().target_calls,
+                 dec.stats().draft_seconds, dec.stats().draft_calls, cpu);
+  return {cpu, c.seconds, c.tokens.size()};
+}
+
 template <class Policy>
 run_result tandem_speculative(const options& o, const tandem::llama_model_handle& tm,
                               const tandem::llama_model_handle& dm,
@@ -439,26 +463,9 @@ run_result tandem_speculative(const options& o, const tandem::llama_model_handle
   // (prompt lookup), the draft model when there is none.
   tandem::prompt_lookup_drafter cache(model.vocab_size(), {3, 4});
   tandem::fallback_drafter both(cache, model);
-  // One greedy generation with `drafter`, timed in process CPU time.
-  const auto run = [&](auto& drafter) -> run_result {
-    tandem::speculative_decoder dec(*target, drafter, std::move(policy), cpu_clock_options());
-    auto s = greedy_chain();
-    tandem::generation_options g;
-    g.max_tokens = max_tokens;
-    g.record_logprobs = false;
-    tandem::completion c;
-    const double c0 = cpu_now();
-    if (dec.generate(s, prompt, g, c) != errc::ok) return {};
-    const double cpu = cpu_now() - c0;
-    if (stats) *stats = dec.stats();
-    if (tokens) *tokens = c.tokens;
-    if (std::getenv("TANDEM_BENCH_VERBOSE"))
-      std::fprintf(
-          stderr,
-          "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
-          c.seconds, dec.stats().target_seconds, dec.stats().target_calls,
-          dec.stats().draft_seconds, dec.stats().draft_calls, cpu);
-    return {cpu, c.seconds, c.tokens.size()};
+  const auto run = [&](auto& drafter) {
+    return timed_speculative(*target, drafter, std::move(policy), prompt, max_tokens, stats,
+                             tokens);
   };
   return lookup ? run(both) : run(model);
 }
@@ -651,25 +658,6 @@ const char* cross_name(cross_kind k) {
   return "";
 }
 
-template <class Drafter>
-run_result cross_generate(const options& o, tandem::llama_session& target, Drafter& drafter,
-                          std::span<const token_id> prompt, std::size_t max_tokens,
-                          tandem::speculative_stats* stats, std::vector<token_id>* tokens) {
-  tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{o.draft_max},
-                                  cpu_clock_options());
-  auto s = greedy_chain();
-  tandem::generation_options g;
-  g.max_tokens = max_tokens;
-  g.record_logprobs = false;
-  tandem::completion c;
-  const double c0 = cpu_now();
-  if (dec.generate(s, prompt, g, c) != errc::ok) return {};
-  const double cpu = cpu_now() - c0;
-  if (stats) *stats = dec.stats();
-  if (tokens) *tokens = c.tokens;
-  return {cpu, c.seconds, c.tokens.size()};
-}
-
 run_result cross_speculative(const options& o, const tandem::llama_model_handle& tm,
                              const tandem::llama_model_handle& dm, cross_kind kind,
                              std::span<const token_id> prompt, std::size_t max_tokens,
@@ -681,7 +669,8 @@ run_result cross_speculative(const options& o, const tandem::llama_model_handle&
   switch (kind) {
     case cross_kind::same_tokenizer: {
       tandem::model_drafter d(*draft, greedy_chain());
-      return cross_generate(o, *target, d, prompt, max_tokens, stats, tokens);
+      return timed_speculative(*target, d, tandem::fixed_draft{o.draft_max}, prompt, max_tokens,
+                               stats, tokens);
     }
     case cross_kind::text_drafter: {
       const auto bos = dtok.bos();
@@ -691,7 +680,8 @@ run_result cross_speculative(const options& o, const tandem::llama_model_handle&
                                           tandem::llama_tokenizer, tandem::llama_tokenizer>;
       auto d = text_t::create(*draft, greedy_chain(), dtok, ttok, prefix);
       if (!d) return {};
-      return cross_generate(o, *target, *d, prompt, max_tokens, stats, tokens);
+      return timed_speculative(*target, *d, tandem::fixed_draft{o.draft_max}, prompt, max_tokens,
+                               stats, tokens);
     }
     case cross_kind::mapped_drafter: {
       auto map = tandem::vocab_map::build(
@@ -702,7 +692,8 @@ run_result cross_speculative(const options& o, const tandem::llama_model_handle&
       auto m = mapped::create(*draft, *map);
       if (!m) return {};
       tandem::model_drafter<mapped, tandem::sampler_chain> d(*m, greedy_chain());
-      return cross_generate(o, *target, d, prompt, max_tokens, stats, tokens);
+      return timed_speculative(*target, d, tandem::fixed_draft{o.draft_max}, prompt, max_tokens,
+                               stats, tokens);
     }
   }
   return {};

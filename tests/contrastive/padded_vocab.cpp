@@ -38,15 +38,8 @@ piece_vocab padded(std::size_t extra) {
 
 const std::string truth = "the and of the and the of and and the of the ";
 
-template <class M, class S>
-std::vector<token_id> run(M& m, S& s, std::size_t n) {
-  tandem::completion c;
-  tandem::generation_options g;
-  g.max_tokens = n;
-  const std::vector<token_id> prompt{0};
-  REQUIRE(tandem::generate(m, s, prompt, g, c) == errc::ok);
-  return c.tokens;
-}
+using tandem_test::generate_tokens;
+using tandem_test::speculative_tokens;
 
 }  // namespace
 
@@ -97,18 +90,18 @@ TEST_CASE(
   {
     truth_model raw(big, truth, 1, noise);
     tandem::categorical_sampler s(1.0f, 5);
-    const auto out = run(raw, s, 300);
+    const auto out = generate_tokens(raw, s, 300);
     CHECK(std::any_of(out.begin(), out.end(), [&](token_id t) { return t >= token_id(n); }));
   }
   truth_model big_alone(big, truth, 1, noise);
   auto masked_alone = tandem::padded_model<truth_model>::create(big_alone, n, n);
   REQUIRE(masked_alone);
   tandem::categorical_sampler s1(1.0f, 5);
-  const auto sampled = run(*masked_alone, s1, 300);
+  const auto sampled = generate_tokens(*masked_alone, s1, 300);
   CHECK(std::none_of(sampled.begin(), sampled.end(), [&](token_id t) { return t >= token_id(n); }));
   REQUIRE(big_alone.rewind(big_alone.size()) == errc::ok);
   tandem::greedy_sampler g0;
-  const auto ref = run(*masked_alone, g0, 200);
+  const auto ref = generate_tokens(*masked_alone, g0, 200);
 
   // Target masked down to the shared vocabulary, draft as it is.
   {
@@ -116,15 +109,9 @@ TEST_CASE(
     auto t = tandem::padded_model<truth_model>::create(target, n, n);
     REQUIRE(t);
     tandem::model_drafter<truth_model, tandem::greedy_sampler> d(draft, tandem::greedy_sampler{});
-    tandem::speculative_decoder<tandem::padded_model<truth_model>, decltype(d), tandem::fixed_draft>
-        dec(*t, d, tandem::fixed_draft{3});
-    tandem::greedy_sampler g;
-    tandem::completion out;
-    tandem::generation_options go;
-    go.max_tokens = 200;
-    REQUIRE(dec.generate(g, std::vector<token_id>{0}, go, out) == errc::ok);
-    CHECK(out.tokens == ref);
-    CHECK(dec.stats().accepted > 0);
+    tandem::speculative_stats st;
+    CHECK(speculative_tokens(*t, d, 200, &st) == ref);
+    CHECK(st.accepted > 0);
   }
   // Draft padded up to the target's size, the target masked in place.
   {
@@ -135,14 +122,7 @@ TEST_CASE(
     REQUIRE(dp);
     using draft_t = tandem::padded_model<truth_model>;
     tandem::model_drafter<draft_t, tandem::greedy_sampler> d(*dp, tandem::greedy_sampler{});
-    tandem::speculative_decoder<draft_t, decltype(d), tandem::fixed_draft> dec(
-        *t, d, tandem::fixed_draft{3});
-    tandem::greedy_sampler g;
-    tandem::completion out;
-    tandem::generation_options go;
-    go.max_tokens = 200;
-    REQUIRE(dec.generate(g, std::vector<token_id>{0}, go, out) == errc::ok);
-    CHECK(out.tokens == ref);
+    CHECK(speculative_tokens(*t, d, 200) == ref);
   }
   // Contrastive decoding: the big model as expert, the small one as amateur.
   {
@@ -152,7 +132,7 @@ TEST_CASE(
     auto cd = tandem::make_contrastive(*e, amateur);
     REQUIRE(cd);
     tandem::greedy_sampler g;
-    const auto out = run(*cd, g, 100);
+    const auto out = generate_tokens(*cd, g, 100);
     CHECK(out.size() == 100);
     CHECK(std::none_of(out.begin(), out.end(), [&](token_id t) { return t >= token_id(n); }));
   }

@@ -198,50 +198,6 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
-    "speculative across tokenizers: a mapped unigram drafter leaves a BPE target's greedy output "
-    "unchanged",
-    "[contrastive][vocab_map][speculative][spm]") {
-  const auto& f = fx();
-  std::ifstream in(TANDEM_DATA_DIR "/kjv/train.txt");
-  std::string line;
-  auto bt = tandem::ngram_builder::create({4, f.bpe.vocab_size(), f.bpe.bos_id(), f.bpe.eos_id()});
-  auto bd = tandem::ngram_builder::create({3, f.uni.vocab_size(), f.uni.bos_id(), f.uni.eos_id()});
-  for (int n = 0; n < 3000 && std::getline(in, line); ++n) {
-    std::vector<token_id> x, y;
-    REQUIRE(f.bpe.encode(line, x) == errc::ok);
-    REQUIRE(f.uni.encode(line, y) == errc::ok);
-    REQUIRE(bt->add_sentence(x) == errc::ok);
-    REQUIRE(bd->add_sentence(y) == errc::ok);
-  }
-  const auto mt = *bt->build();
-  const auto md = *bd->build();
-  std::vector<token_id> prompt{f.bpe.bos_id()};
-  REQUIRE(f.bpe.encode("And God said", prompt) == errc::ok);
-  tandem::generation_options g;
-  g.max_tokens = 40;
-
-  tandem::ngram_session alone(mt);
-  tandem::greedy_sampler s1;
-  tandem::completion ref;
-  REQUIRE(tandem::generate(alone, s1, prompt, g, ref) == errc::ok);
-
-  tandem::ngram_session target(mt), draft_inner(md);
-  auto draft = tandem::mapped_model<tandem::ngram_session>::create(draft_inner, f.map);
-  REQUIRE(draft);
-  using draft_t = tandem::mapped_model<tandem::ngram_session>;
-  tandem::model_drafter<draft_t, tandem::greedy_sampler> drafter(*draft, tandem::greedy_sampler{});
-  tandem::speculative_decoder<tandem::ngram_session, decltype(drafter), tandem::fixed_draft> dec(
-      target, drafter, tandem::fixed_draft{3});
-  tandem::greedy_sampler s2;
-  tandem::completion out;
-  REQUIRE(dec.generate(s2, prompt, g, out) == errc::ok);
-  CHECK(out.tokens == ref.tokens);
-  CHECK(dec.stats().accepted > 0);
-  WARN("unigram-2000 drafter for a BPE-4000 target through the vocab map: acceptance "
-       << dec.stats().acceptance_rate());
-}
-
 namespace {
 
 // An order-4 n-gram target over the BPE vocabulary and an order-3 draft over the unigram
@@ -272,6 +228,39 @@ const ngram_pair& trained_pair() {
 }
 
 }  // namespace
+
+TEST_CASE(
+    "speculative across tokenizers: a mapped unigram drafter leaves a BPE target's greedy output "
+    "unchanged",
+    "[contrastive][vocab_map][speculative][spm]") {
+  const auto& f = fx();
+  const auto& mt = trained_pair().target;
+  const auto& md = trained_pair().draft;
+  std::vector<token_id> prompt{f.bpe.bos_id()};
+  REQUIRE(f.bpe.encode("And God said", prompt) == errc::ok);
+  tandem::generation_options g;
+  g.max_tokens = 40;
+
+  tandem::ngram_session alone(mt);
+  tandem::greedy_sampler s1;
+  tandem::completion ref;
+  REQUIRE(tandem::generate(alone, s1, prompt, g, ref) == errc::ok);
+
+  tandem::ngram_session target(mt), draft_inner(md);
+  auto draft = tandem::mapped_model<tandem::ngram_session>::create(draft_inner, f.map);
+  REQUIRE(draft);
+  using draft_t = tandem::mapped_model<tandem::ngram_session>;
+  tandem::model_drafter<draft_t, tandem::greedy_sampler> drafter(*draft, tandem::greedy_sampler{});
+  tandem::speculative_decoder<tandem::ngram_session, decltype(drafter), tandem::fixed_draft> dec(
+      target, drafter, tandem::fixed_draft{3});
+  tandem::greedy_sampler s2;
+  tandem::completion out;
+  REQUIRE(dec.generate(s2, prompt, g, out) == errc::ok);
+  CHECK(out.tokens == ref.tokens);
+  CHECK(dec.stats().accepted > 0);
+  WARN("unigram-2000 drafter for a BPE-4000 target through the vocab map: acceptance "
+       << dec.stats().acceptance_rate());
+}
 
 TEST_CASE(
     "speculative across tokenizers: long runs that leave the vocabulary intersection keep "

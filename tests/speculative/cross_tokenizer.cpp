@@ -47,12 +47,7 @@ piece_vocab letters_plus(std::vector<std::string> extra, bool leading_space = fa
 std::vector<token_id> target_only(const piece_vocab& v, const std::string& truth, std::size_t n) {
   truth_model m(v, truth, 1);
   tandem::greedy_sampler s;
-  tandem::completion c;
-  tandem::generation_options g;
-  g.max_tokens = n;
-  const std::vector<token_id> prompt{0};
-  REQUIRE(tandem::generate(m, s, prompt, g, c) == errc::ok);
-  return c.tokens;
+  return tandem_test::generate_tokens(m, s, n);
 }
 
 }  // namespace

@@ -16,11 +16,15 @@
 #include <utility>
 #include <vector>
 
+#include "common/catch.hpp"
 #include "tandem/contrastive/vocab_map.hpp"
+#include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/errc.hpp"
+#include "tandem/core/generate.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
+#include "tandem/speculative/decoder.hpp"
 
 namespace tandem_test {
 
@@ -163,5 +167,33 @@ class truth_model {
   std::vector<std::size_t> pos_;  // text position after each token
 };
 static_assert(tandem::Rewindable<truth_model> && tandem::Scoring<truth_model>);
+
+/// The first `n` tokens `generate` makes with `m` and `s` after the prompt {0} (`<s>`).
+template <class M, class S>
+std::vector<tandem::token_id> generate_tokens(M& m, S& s, std::size_t n) {
+  tandem::completion c;
+  tandem::generation_options g;
+  g.max_tokens = n;
+  const std::vector<tandem::token_id> prompt{0};
+  REQUIRE(tandem::generate(m, s, prompt, g, c) == tandem::errc::ok);
+  return c.tokens;
+}
+
+/// The same with a speculative decoder over `target` and `drafter` (fixed draft length 3),
+/// greedy; `stats` receives the decoder's statistics when not null.
+template <class T, class D>
+std::vector<tandem::token_id> speculative_tokens(T& target, D& drafter, std::size_t n,
+                                                 tandem::speculative_stats* stats = nullptr) {
+  tandem::speculative_decoder<T, D, tandem::fixed_draft> dec(target, drafter,
+                                                             tandem::fixed_draft{3});
+  tandem::greedy_sampler s;
+  tandem::completion c;
+  tandem::generation_options g;
+  g.max_tokens = n;
+  const std::vector<tandem::token_id> prompt{0};
+  REQUIRE(dec.generate(s, prompt, g, c) == tandem::errc::ok);
+  if (stats) *stats = dec.stats();
+  return c.tokens;
+}
 
 }  // namespace tandem_test
