@@ -406,6 +406,21 @@ tandem::llama_session_options session_options(const options& o) {
   return so;
 }
 
+// Runs `decode(g, c)`, a greedy generation of up to `max_tokens` tokens into `c`, timed
+// in process CPU time; the tokens go to `*tokens` when not null.
+template <class Decode>
+run_result timed_greedy(std::size_t max_tokens, std::vector<token_id>* tokens, Decode&& decode) {
+  tandem::generation_options g;
+  g.max_tokens = max_tokens;
+  g.record_logprobs = false;
+  tandem::completion c;
+  const double c0 = cpu_now();
+  if (decode(g, c) != errc::ok) return {};
+  const double cpu = cpu_now() - c0;
+  if (tokens) *tokens = c.tokens;
+  return {cpu, c.seconds, c.tokens.size()};
+}
+
 // Target-only greedy decoding through tandem::generate.
 run_result target_only(const options& o, const tandem::llama_model_handle& tm,
                        std::span<const token_id> prompt, std::size_t max_tokens,
@@ -413,15 +428,9 @@ run_result target_only(const options& o, const tandem::llama_model_handle& tm,
   auto target = tandem::llama_session::create(tm, session_options(o));
   if (!target) return {};
   auto s = greedy_chain();
-  tandem::generation_options g;
-  g.max_tokens = max_tokens;
-  g.record_logprobs = false;
-  tandem::completion c;
-  const double c0 = cpu_now();
-  if (tandem::generate(*target, s, prompt, g, c) != errc::ok) return {};
-  const double cpu = cpu_now() - c0;
-  if (tokens) *tokens = c.tokens;
-  return {cpu, c.seconds, c.tokens.size()};
+  return timed_greedy(max_tokens, tokens, [&](const auto& g, auto& c) {
+    return tandem::generate(*target, s, prompt, g, c);
+  });
 }
 
 // One greedy generation of `target` with `drafter` and `policy`, timed in process CPU time.
@@ -431,21 +440,15 @@ run_result timed_speculative(tandem::llama_session& target, Drafter& drafter, Po
                              tandem::speculative_stats* stats, std::vector<token_id>* tokens) {
   tandem::speculative_decoder dec(target, drafter, std::move(policy), cpu_clock_options());
   auto s = greedy_chain();
-  tandem::generation_options g;
-  g.max_tokens = max_tokens;
-  g.record_logprobs = false;
-  tandem::completion c;
-  const double c0 = cpu_now();
-  if (dec.generate(s, prompt, g, c) != errc::ok) return {};
-  const double cpu = cpu_now() - c0;
+  const run_result r = timed_greedy(
+      max_tokens, tokens, [&](const auto& g, auto& c) { return dec.generate(s, prompt, g, c); });
   if (stats) *stats = dec.stats();
-  if (tokens) *tokens = c.tokens;
   if (std::getenv("TANDEM_BENCH_VERBOSE"))
     std::fprintf(stderr,
                  "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
-                 c.seconds, dec.stats().target_seconds, dec.stats().target_calls,
-                 dec.stats().draft_seconds, dec.stats().draft_calls, cpu);
-  return {cpu, c.seconds, c.tokens.size()};
+                 r.wall, dec.stats().target_seconds, dec.stats().target_calls,
+                 dec.stats().draft_seconds, dec.stats().draft_calls, r.cpu);
+  return r;
 }
 
 template <class Policy>
