@@ -25,8 +25,18 @@
 // 3. With --gguf EXPERT AMATEUR (needs llama.cpp): the evaluation of 2. on two GGUF models
 //    of one vocabulary, prompts from the held-out verses in the models' own tokens.
 //
-// Usage: bench_contrastive [--kjv] [--gguf EXPERT AMATEUR] [--prompts N] [--tokens N]
-//                          [--repeats N]
+// 4. With --gguf-cross EXPERT AMATEUR BASE_SMALL (needs llama.cpp): the evaluation of 2.
+//    with an amateur over ANOTHER tokenizer, presented in the expert's vocabulary through
+//    a vocab_map (mapped_model: tokens outside the intersection are spelled for it and
+//    masked in its logits), and proxy tuning across the two tokenizers (large = EXPERT,
+//    tuned small = AMATEUR mapped, base small = BASE_SMALL over the expert's tokenizer),
+//    e.g. with tools/make-model-pair.sh's target-mid and draft and
+//    tools/make-cross-pair.sh's draft-unigram:
+//      bench_contrastive --gguf-cross M/target-mid.gguf X/draft-unigram.gguf M/draft.gguf
+//
+// Usage: bench_contrastive [--kjv] [--gguf EXPERT AMATEUR]
+//                          [--gguf-cross EXPERT AMATEUR BASE_SMALL] [--prompts N]
+//                          [--tokens N] [--repeats N]
 // One JSON object per case on stdout, a table on stderr.
 #include <time.h>
 
@@ -37,6 +47,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -280,6 +291,14 @@ struct metrics {
   double ppl() const { return tokens ? std::exp(-expert_logprob / double(tokens)) : 0.0; }
 };
 
+// The prompt of a held-out verse: BOS (when >= 0) and its first 4 tokens.
+std::vector<token_id> verse_prompt(const std::vector<token_id>& verse, token_id bos) {
+  std::vector<token_id> prompt;
+  if (bos >= 0) prompt.push_back(bos);
+  prompt.insert(prompt.end(), verse.begin(), verse.begin() + 4);
+  return prompt;
+}
+
 // Greedy, sampling, nucleus and contrastive decoding of the held-out prompts (BOS + the
 // first 4 tokens of each verse), with the metrics of the header comment.
 template <class MakeExpert, class MakeAmateur, class ExpertLogprob, class Decode>
@@ -315,9 +334,7 @@ void evaluate_quality(const char* prefix, const char* extra_json,
     for (std::size_t i = 0; i < n_prompts && i < heldout.size(); ++i) {
       const auto& verse = heldout[i];
       if (verse.size() < 6) continue;
-      std::vector<token_id> prompt;
-      if (bos >= 0) prompt.push_back(bos);
-      prompt.insert(prompt.end(), verse.begin(), verse.begin() + 4);
+      const std::vector<token_id> prompt = verse_prompt(verse, bos);
       std::vector<token_id> gen;
       if (m.kind == 5) {
         gen.assign(verse.begin() + 4, verse.end());
@@ -456,6 +473,43 @@ int kjv(std::size_t n_prompts, std::size_t n_tokens, int repeats) {
 #endif
 
 #if defined(TANDEM_BENCH_HAVE_LLAMA)
+// The held-out verses in the model's tokens, up to `n`.
+std::vector<std::vector<token_id>> heldout_tokens(const tandem::llama_tokenizer& tok,
+                                                  std::size_t n) {
+  std::vector<std::vector<token_id>> heldout;
+  std::ifstream in(TANDEM_DATA_DIR "/kjv/heldout.txt");
+  std::string line;
+  while (heldout.size() < n && std::getline(in, line)) {
+    std::vector<token_id> ids;
+    if (tok.encode(line, ids) != errc::ok) std::abort();
+    if (!ids.empty()) heldout.push_back(std::move(ids));
+  }
+  return heldout;
+}
+
+tandem::llama_session bench_session(const tandem::llama_model_handle& h) {
+  tandem::llama_session_options so;
+  so.context_size = 512;
+  so.threads = 1;
+  auto r = tandem::llama_session::create(h, so);
+  if (!r) std::abort();
+  return std::move(*r);
+}
+
+// log p of `gen` after `prompt` under the model of `scorer` (rewound first), summed.
+double session_logprob(tandem::llama_session& scorer, std::span<const token_id> prompt,
+                       std::span<const token_id> gen) {
+  double lp = 0.0;
+  if (scorer.size() > 0 && scorer.rewind(scorer.size()) != errc::ok) std::abort();
+  if (scorer.append(prompt) != errc::ok) std::abort();
+  for (token_id t : gen) {
+    lp += tandem::kernels::token_stats(scorer.logits(), t)->logprob;
+    const token_id one[] = {t};
+    if (scorer.append(one) != errc::ok) std::abort();
+  }
+  return lp;
+}
+
 // The same evaluation on two GGUF models sharing one vocabulary (expert = the larger).
 int gguf(const char* expert_path, const char* amateur_path, std::size_t n_prompts,
          std::size_t n_tokens) {
@@ -473,42 +527,110 @@ int gguf(const char* expert_path, const char* amateur_path, std::size_t n_prompt
   const tandem::llama_tokenizer tok(*he);
   const token_id bos = tok.adds_bos() && tok.bos() ? *tok.bos() : -1;
   const token_id eos = tok.eos() ? *tok.eos() : -1;
-  std::vector<std::vector<token_id>> heldout;
-  {
-    std::ifstream in(TANDEM_DATA_DIR "/kjv/heldout.txt");
-    std::string line;
-    while (heldout.size() < n_prompts && std::getline(in, line)) {
-      std::vector<token_id> ids;
-      if (tok.encode(line, ids) != errc::ok) return 1;
-      if (!ids.empty()) heldout.push_back(std::move(ids));
-    }
-  }
-  tandem::llama_session_options so;
-  so.context_size = 512;
-  so.threads = 1;
-  auto session = [&](const tandem::llama_model_handle& h) {
-    auto r = tandem::llama_session::create(h, so);
-    if (!r) std::abort();
-    return std::move(*r);
-  };
-  auto scorer = session(*he);
+  const auto heldout = heldout_tokens(tok, n_prompts);
+  auto scorer = bench_session(*he);
   const std::string extra =
       std::string("\"expert\":\"") + expert_path + "\",\"amateur\":\"" + amateur_path + "\"";
   evaluate_quality(
       "kjv_gguf", extra.c_str(), heldout, bos, eos, he->vocab_size(), n_prompts, n_tokens,
-      [&] { return session(*he); }, [&] { return session(*ha); },
+      [&] { return bench_session(*he); }, [&] { return bench_session(*ha); },
       [&](std::span<const token_id> prompt, std::span<const token_id> gen) {
-        double lp = 0.0;
-        if (scorer.size() > 0 && scorer.rewind(scorer.size()) != errc::ok) std::abort();
-        if (scorer.append(prompt) != errc::ok) std::abort();
-        for (token_id t : gen) {
-          lp += tandem::kernels::token_stats(scorer.logits(), t)->logprob;
-          const token_id one[] = {t};
-          if (scorer.append(one) != errc::ok) std::abort();
-        }
-        return lp;
+        return session_logprob(scorer, prompt, gen);
       },
       [&](std::span<const token_id> ids, std::string& text) { return tok.decode(ids, text); });
+  return 0;
+}
+
+// A llama session over another tokenizer, presented in the expert's vocabulary through a
+// vocab_map (tokens outside the intersection spelled, their logits -inf). Owns the
+// session (on the heap, so the wrapper's reference survives moves).
+struct cross_part {
+  std::unique_ptr<tandem::llama_session> session;
+  std::unique_ptr<tandem::mapped_model<tandem::llama_session>> mapped;
+  cross_part(const tandem::llama_model_handle& h, const tandem::vocab_map& map)
+      : session(std::make_unique<tandem::llama_session>(bench_session(h))),
+        mapped(std::make_unique<tandem::mapped_model<tandem::llama_session>>(
+            *tandem::mapped_model<tandem::llama_session>::create(*session, map))) {}
+  std::size_t vocab_size() const noexcept { return mapped->vocab_size(); }
+  std::size_t size() const noexcept { return mapped->size(); }
+  std::span<const float> logits() const noexcept { return mapped->logits(); }
+  errc append(std::span<const token_id> t) { return mapped->append(t); }
+  errc rewind(std::size_t n) { return mapped->rewind(n); }
+};
+
+// Contrastive decoding and proxy tuning across two tokenizers: the expert (a GGUF over
+// one tokenizer), an amateur over another tokenizer (mapped into the expert's
+// vocabulary), and for proxy tuning a base small model over the expert's tokenizer:
+// large = expert, tuned small = the cross-tokenizer model, base small = that one.
+int gguf_cross(const char* expert_path, const char* cross_path, const char* base_small_path,
+               std::size_t n_prompts, std::size_t n_tokens) {
+  tandem::llama_quiet_logs();
+  auto he = tandem::llama_model_handle::load(expert_path);
+  auto hx = tandem::llama_model_handle::load(cross_path);
+  auto hb = tandem::llama_model_handle::load(base_small_path);
+  if (!he || !hx || !hb) {
+    std::fprintf(stderr, "cannot load the GGUF models\n");
+    return 1;
+  }
+  const tandem::llama_tokenizer tok(*he), xtok(*hx);
+  auto map = tandem::vocab_map::build(
+      tok.vocab_size(), tandem::piece_source_of(tok), tandem::piece_style::sentencepiece,
+      xtok.vocab_size(), tandem::piece_source_of(xtok), tandem::piece_style::sentencepiece);
+  if (!map) return 1;
+  const auto cov = map->coverage();
+  std::fprintf(stderr, "vocab map: %zu of %zu expert tokens have a counterpart among %zu\n",
+               cov.mapped, cov.from_size, cov.to_size);
+  const token_id bos = tok.adds_bos() && tok.bos() ? *tok.bos() : -1;
+  const token_id eos = tok.eos() ? *tok.eos() : -1;
+  const auto heldout = heldout_tokens(tok, n_prompts);
+  auto scorer = bench_session(*he);
+  const auto logprob = [&](std::span<const token_id> prompt, std::span<const token_id> gen) {
+    return session_logprob(scorer, prompt, gen);
+  };
+  char extra[1024];
+  std::snprintf(extra, sizeof extra,
+                "\"expert\":\"%s\",\"amateur\":\"%s\",\"tokenizers\":\"cross\","
+                "\"mapped_fraction\":%.4f",
+                expert_path, cross_path, cov.fraction());
+  evaluate_quality(
+      "kjv_gguf_cross", extra, heldout, bos, eos, he->vocab_size(), n_prompts, n_tokens,
+      [&] { return bench_session(*he); }, [&] { return cross_part(*hx, *map); }, logprob,
+      [&](std::span<const token_id> ids, std::string& text) { return tok.decode(ids, text); });
+
+  // Proxy tuning: greedy over the same prompts.
+  metrics mt;
+  const token_id stop[] = {eos};
+  tandem::generation_options g;
+  g.max_tokens = n_tokens;
+  g.stop_tokens = std::span<const token_id>(stop, eos >= 0 ? 1 : 0);
+  g.record_logprobs = false;
+  for (std::size_t i = 0; i < n_prompts && i < heldout.size(); ++i) {
+    if (heldout[i].size() < 6) continue;
+    const std::vector<token_id> prompt = verse_prompt(heldout[i], bos);
+    auto large = bench_session(*he);
+    cross_part tuned(*hx, *map);
+    auto base = bench_session(*hb);
+    auto pt = tandem::make_proxy_tuning(large, tuned, base);
+    if (!pt) return 1;
+    tandem::greedy_sampler s;
+    tandem::completion out;
+    if (const errc r = tandem::generate(*pt, s, prompt, g, out); r != errc::ok) {
+      std::fprintf(stderr, "proxy tuning: prompt %zu failed: %s\n", i,
+                   std::string(tandem::to_string(r)).c_str());
+      continue;
+    }
+    mt.add(out.tokens);
+    mt.expert_logprob += logprob(prompt, out.tokens);
+  }
+  const double mean_len = mt.generations ? double(mt.tokens) / double(mt.generations) : 0.0;
+  std::printf(
+      "{\"bench\":\"contrastive_quality\",\"case\":\"kjv_gguf_cross/proxy_tuning\",%s,"
+      "\"base_small\":\"%s\",\"generations\":%zu,\"tokens\":%zu,\"rep4\":%.4f,"
+      "\"distinct2\":%.4f,\"expert_ppl\":%.3f,\"mean_length\":%.2f,\"max_tokens\":%zu}\n",
+      extra, base_small_path, mt.generations, mt.tokens, mt.rep4(), mt.distinct2(), mt.ppl(),
+      mean_len, n_tokens);
+  std::fprintf(stderr, "%-20s %6zu %8zu %8.4f %10.4f %11.3f %9.2f\n", "proxy_tuning_cross",
+               mt.generations, mt.tokens, mt.rep4(), mt.distinct2(), mt.ppl(), mean_len);
   return 0;
 }
 #endif
@@ -519,6 +641,7 @@ int main(int argc, char** argv) {
   bool kjv_mode = false;
   const char* gguf_expert = nullptr;
   const char* gguf_amateur = nullptr;
+  const char* cross[3] = {nullptr, nullptr, nullptr};  // --gguf-cross EXPERT AMATEUR BASE
   std::size_t prompts = 100, tokens = 128;
   int repeats = 15;
   for (int i = 1; i < argc; ++i) {
@@ -531,15 +654,27 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--gguf") && i + 2 < argc) {
       gguf_expert = argv[++i];
       gguf_amateur = argv[++i];
+    } else if (!std::strcmp(argv[i], "--gguf-cross") && i + 3 < argc) {
+      cross[0] = argv[++i];
+      cross[1] = argv[++i];
+      cross[2] = argv[++i];
     } else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
       repeats = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr,
-                   "usage: %s [--kjv] [--gguf EXPERT AMATEUR] [--prompts N] [--tokens N] "
-                   "[--repeats N]\n",
+                   "usage: %s [--kjv] [--gguf EXPERT AMATEUR] [--gguf-cross EXPERT AMATEUR "
+                   "BASE_SMALL] [--prompts N] [--tokens N] [--repeats N]\n",
                    argv[0]);
       return 2;
     }
+  }
+  if (cross[0] != nullptr) {
+#if defined(TANDEM_BENCH_HAVE_LLAMA)
+    return gguf_cross(cross[0], cross[1], cross[2], prompts, tokens);
+#else
+    std::fprintf(stderr, "--gguf-cross needs llama.cpp (tandem::llama_cpp); not built in\n");
+    return 1;
+#endif
   }
   if (gguf_expert != nullptr) {
 #if defined(TANDEM_BENCH_HAVE_LLAMA)

@@ -42,7 +42,16 @@
 //                     [--pair NAME:TARGET:DRAFT[:DRAFT_MAX]]... [--llama-bin DIR] [--threads N]
 //                     [--draft-max N] [--p-min P] [--policy-p-min P]
 //                     [--flash-attn on|off|auto|both]
-//                     [--svg DIR]
+//                     [--svg DIR] [--cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX]]...
+//                     [--cross-models DIR] [--cross-only]
+// 3. Cross-tokenizer pairs (--cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX], or
+//    --cross-models DIR with --models: tools/make-cross-pair.sh's draft over the unigram
+//    2000 tokenizer against target-close and target-mid, with the BPE draft as the
+//    same-tokenizer reference): acceptance and speedup of text_drafter and of a mapped
+//    drafter beside model_drafter with the same-tokenizer draft. --cross-only skips parts
+//    1 and 2:
+//   bench_speculative --cross-only --reps 3 --tokens 200 --models ~/.cache/tandem/models/<key>
+//                     --cross-models ~/.cache/tandem/models/cross-<key>
 // --svg DIR writes speedup-against-draft-length and acceptance-by-position charts of the
 // synthetic part, per cost-model shape (benchmarks/speculative_charts.hpp).
 #include <algorithm>
@@ -68,6 +77,7 @@
 
 #ifdef TANDEM_BENCH_HAVE_LLAMA
 #include "tandem/backends/llama_cpp.hpp"
+#include "tandem/contrastive/vocab_map.hpp"
 #endif
 
 namespace {
@@ -194,6 +204,12 @@ struct options {
   float policy_p_min = 0.2f;  // the p_min policy's threshold (fixed draft max, stop below)
   // --svg DIR: the synthetic cases' figures, collected for the charts.
   std::vector<tandem_bench::speculative_case>* charts = nullptr;
+  // --cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX]: cross-tokenizer cases; --cross-models
+  // DIR (tools/make-cross-pair.sh's CROSS_DIR, with --models) adds cross-close and
+  // cross-mid; --cross-only runs nothing else.
+  std::vector<std::string> cross_pairs;
+  std::string cross_models;
+  bool cross_only = false;
 };
 
 // The decoders' clock for statistics and the cost model: this thread's CPU time, the same
@@ -390,6 +406,21 @@ tandem::llama_session_options session_options(const options& o) {
   return so;
 }
 
+// Runs `decode(g, c)`, a greedy generation of up to `max_tokens` tokens into `c`, timed
+// in process CPU time; the tokens go to `*tokens` when not null.
+template <class Decode>
+run_result timed_greedy(std::size_t max_tokens, std::vector<token_id>* tokens, Decode&& decode) {
+  tandem::generation_options g;
+  g.max_tokens = max_tokens;
+  g.record_logprobs = false;
+  tandem::completion c;
+  const double c0 = cpu_now();
+  if (decode(g, c) != errc::ok) return {};
+  const double cpu = cpu_now() - c0;
+  if (tokens) *tokens = c.tokens;
+  return {cpu, c.seconds, c.tokens.size()};
+}
+
 // Target-only greedy decoding through tandem::generate.
 run_result target_only(const options& o, const tandem::llama_model_handle& tm,
                        std::span<const token_id> prompt, std::size_t max_tokens,
@@ -397,15 +428,27 @@ run_result target_only(const options& o, const tandem::llama_model_handle& tm,
   auto target = tandem::llama_session::create(tm, session_options(o));
   if (!target) return {};
   auto s = greedy_chain();
-  tandem::generation_options g;
-  g.max_tokens = max_tokens;
-  g.record_logprobs = false;
-  tandem::completion c;
-  const double c0 = cpu_now();
-  if (tandem::generate(*target, s, prompt, g, c) != errc::ok) return {};
-  const double cpu = cpu_now() - c0;
-  if (tokens) *tokens = c.tokens;
-  return {cpu, c.seconds, c.tokens.size()};
+  return timed_greedy(max_tokens, tokens, [&](const auto& g, auto& c) {
+    return tandem::generate(*target, s, prompt, g, c);
+  });
+}
+
+// One greedy generation of `target` with `drafter` and `policy`, timed in process CPU time.
+template <class Drafter, class Policy>
+run_result timed_speculative(tandem::llama_session& target, Drafter& drafter, Policy policy,
+                             std::span<const token_id> prompt, std::size_t max_tokens,
+                             tandem::speculative_stats* stats, std::vector<token_id>* tokens) {
+  tandem::speculative_decoder dec(target, drafter, std::move(policy), cpu_clock_options());
+  auto s = greedy_chain();
+  const run_result r = timed_greedy(
+      max_tokens, tokens, [&](const auto& g, auto& c) { return dec.generate(s, prompt, g, c); });
+  if (stats) *stats = dec.stats();
+  if (std::getenv("TANDEM_BENCH_VERBOSE"))
+    std::fprintf(stderr,
+                 "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
+                 r.wall, dec.stats().target_seconds, dec.stats().target_calls,
+                 dec.stats().draft_seconds, dec.stats().draft_calls, r.cpu);
+  return r;
 }
 
 template <class Policy>
@@ -423,26 +466,9 @@ run_result tandem_speculative(const options& o, const tandem::llama_model_handle
   // (prompt lookup), the draft model when there is none.
   tandem::prompt_lookup_drafter cache(model.vocab_size(), {3, 4});
   tandem::fallback_drafter both(cache, model);
-  // One greedy generation with `drafter`, timed in process CPU time.
-  const auto run = [&](auto& drafter) -> run_result {
-    tandem::speculative_decoder dec(*target, drafter, std::move(policy), cpu_clock_options());
-    auto s = greedy_chain();
-    tandem::generation_options g;
-    g.max_tokens = max_tokens;
-    g.record_logprobs = false;
-    tandem::completion c;
-    const double c0 = cpu_now();
-    if (dec.generate(s, prompt, g, c) != errc::ok) return {};
-    const double cpu = cpu_now() - c0;
-    if (stats) *stats = dec.stats();
-    if (tokens) *tokens = c.tokens;
-    if (std::getenv("TANDEM_BENCH_VERBOSE"))
-      std::fprintf(
-          stderr,
-          "  wall %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), cpu %.4f s\n",
-          c.seconds, dec.stats().target_seconds, dec.stats().target_calls,
-          dec.stats().draft_seconds, dec.stats().draft_calls, cpu);
-    return {cpu, c.seconds, c.tokens.size()};
+  const auto run = [&](auto& drafter) {
+    return timed_speculative(*target, drafter, std::move(policy), prompt, max_tokens, stats,
+                             tokens);
   };
   return lookup ? run(both) : run(model);
 }
@@ -611,6 +637,144 @@ void real_pair(const options& base_options, const std::string& spec) {
                lbest.s.cpu_tps > 0 ? cost_lookup.cpu_tps / lbest.s.cpu_tps : 0.0);
   std::fflush(stdout);
 }
+
+// ---- Cross-tokenizer pairs ------------------------------------------------------------
+// A target, a draft over another tokenizer (XDRAFT) and a draft over the target's own
+// tokenizer (DRAFT, the same-tokenizer reference): greedy decoding at a fixed draft length
+// with (1) DRAFT through model_drafter ("same_tokenizer"), (2) XDRAFT through text_drafter
+// (drafts in its own tokens, re-tokenized for the target: "text_drafter") and (3) XDRAFT
+// through a vocab_map and mapped_model ("mapped_drafter"). Each line carries acceptance,
+// tokens per round and CPU tokens/s against target-only (paired ratios, as above); the
+// summary line puts the cross-tokenizer drafters beside the reference.
+
+enum class cross_kind { same_tokenizer, text_drafter, mapped_drafter };
+
+const char* cross_name(cross_kind k) {
+  switch (k) {
+    case cross_kind::same_tokenizer:
+      return "same_tokenizer";
+    case cross_kind::text_drafter:
+      return "text_drafter";
+    case cross_kind::mapped_drafter:
+      return "mapped_drafter";
+  }
+  return "";
+}
+
+run_result cross_speculative(const options& o, const tandem::llama_model_handle& tm,
+                             const tandem::llama_model_handle& dm, cross_kind kind,
+                             std::span<const token_id> prompt, std::size_t max_tokens,
+                             tandem::speculative_stats* stats, std::vector<token_id>* tokens) {
+  auto target = tandem::llama_session::create(tm, session_options(o));
+  auto draft = tandem::llama_session::create(dm, session_options(o));
+  if (!target || !draft) return {};
+  const tandem::llama_tokenizer ttok(tm), dtok(dm);
+  switch (kind) {
+    case cross_kind::same_tokenizer: {
+      tandem::model_drafter d(*draft, greedy_chain());
+      return timed_speculative(*target, d, tandem::fixed_draft{o.draft_max}, prompt, max_tokens,
+                               stats, tokens);
+    }
+    case cross_kind::text_drafter: {
+      const auto bos = dtok.bos();
+      std::vector<token_id> prefix;
+      if (bos) prefix.push_back(*bos);
+      using text_t = tandem::text_drafter<tandem::llama_session, tandem::sampler_chain,
+                                          tandem::llama_tokenizer, tandem::llama_tokenizer>;
+      auto d = text_t::create(*draft, greedy_chain(), dtok, ttok, prefix);
+      if (!d) return {};
+      return timed_speculative(*target, *d, tandem::fixed_draft{o.draft_max}, prompt, max_tokens,
+                               stats, tokens);
+    }
+    case cross_kind::mapped_drafter: {
+      auto map = tandem::vocab_map::build(
+          ttok.vocab_size(), tandem::piece_source_of(ttok), tandem::piece_style::sentencepiece,
+          dtok.vocab_size(), tandem::piece_source_of(dtok), tandem::piece_style::sentencepiece);
+      if (!map) return {};
+      using mapped = tandem::mapped_model<tandem::llama_session>;
+      auto m = mapped::create(*draft, *map);
+      if (!m) return {};
+      tandem::model_drafter<mapped, tandem::sampler_chain> d(*m, greedy_chain());
+      return timed_speculative(*target, d, tandem::fixed_draft{o.draft_max}, prompt, max_tokens,
+                               stats, tokens);
+    }
+  }
+  return {};
+}
+
+void cross_pair(const options& base_options, const std::string& spec) {
+  std::vector<std::string> f;
+  for (std::size_t at = 0;;) {
+    const auto next = spec.find(':', at);
+    f.push_back(spec.substr(at, next == std::string::npos ? std::string::npos : next - at));
+    if (next == std::string::npos) break;
+    at = next + 1;
+  }
+  if (f.size() < 4) {
+    std::fprintf(stderr, "bench_speculative: --cross-pair needs NAME:TARGET:XDRAFT:DRAFT\n");
+    return;
+  }
+  options o = base_options;
+  if (f.size() > 4) o.draft_max = static_cast<std::size_t>(std::atol(f[4].c_str()));
+  auto tm = tandem::llama_model_handle::load(f[1]);
+  auto xm = tandem::llama_model_handle::load(f[2]);
+  auto dm = tandem::llama_model_handle::load(f[3]);
+  if (!tm || !xm || !dm) {
+    std::fprintf(stderr, "bench_speculative: cannot load %s, %s or %s\n", f[1].c_str(),
+                 f[2].c_str(), f[3].c_str());
+    return;
+  }
+  tandem::llama_tokenizer tok(*tm, {true});
+  std::vector<token_id> prompt;
+  if (tok.encode(bench_prompt, prompt) != errc::ok) return;
+  std::vector<token_id> ref_tokens;
+  (void)target_only(o, *tm, prompt, o.tokens, &ref_tokens);
+  double over[3] = {}, accept[3] = {};
+  for (const cross_kind k :
+       {cross_kind::same_tokenizer, cross_kind::text_drafter, cross_kind::mapped_drafter}) {
+    const tandem::llama_model_handle& d = k == cross_kind::same_tokenizer ? *dm : *xm;
+    std::vector<speed> runs, bases;
+    std::vector<double> paired;
+    tandem::speculative_stats st;
+    std::vector<token_id> toks;
+    for (int rep = 0; rep < o.reps; ++rep) {
+      runs.push_back(decode_speed(cross_speculative(o, *tm, d, k, prompt, o.tokens, &st, &toks),
+                                  cross_speculative(o, *tm, d, k, prompt, 1, nullptr, nullptr)));
+      bases.push_back(decode_speed(target_only(o, *tm, prompt, o.tokens, nullptr),
+                                   target_only(o, *tm, prompt, 1, nullptr)));
+      if (bases.back().cpu_tps > 0 && runs.back().cpu_tps > 0)
+        paired.push_back(runs.back().cpu_tps / bases.back().cpu_tps);
+    }
+    const speed m = median_speed(runs), base = median_speed(bases);
+    const auto i = static_cast<std::size_t>(k);
+    over[i] = paired.empty() ? 0.0 : median(paired);
+    accept[i] = st.acceptance_rate();
+    const bool same = toks == ref_tokens;
+    std::printf(
+        "{\"bench\":\"speculative\",\"case\":\"%s/%s\",\"pair\":\"%s\",\"drafter\":\"%s\","
+        "\"tokenizers\":\"%s\",\"tokens\":%zu,\"draft_max\":%zu,\"threads\":%d,"
+        "\"flash_attn\":%d,\"acceptance\":%.4f,\"tokens_per_round\":%.3f,"
+        "\"target_only_cpu_tps\":%.2f,\"tandem_cpu_tps\":%.2f,\"target_only_wall_tps\":%.2f,"
+        "\"tandem_wall_tps\":%.2f,\"tandem_over_target\":%.3f,\"output_equals_target\":%s}\n",
+        f[0].c_str(), cross_name(k), f[0].c_str(), cross_name(k),
+        k == cross_kind::same_tokenizer ? "same" : "cross", o.tokens, o.draft_max, o.threads,
+        o.flash_attn, st.acceptance_rate(), st.tokens_per_round(), base.cpu_tps, m.cpu_tps,
+        base.wall_tps, m.wall_tps, over[i], same ? "true" : "false");
+    std::fprintf(stderr, "%-12s %-15s accept %.3f | tokens/round %.2f | CPU %.2fx target%s\n",
+                 f[0].c_str(), cross_name(k), st.acceptance_rate(), st.tokens_per_round(), over[i],
+                 same ? "" : "  OUTPUT DIFFERS");
+    std::fflush(stdout);
+  }
+  std::printf(
+      "{\"bench\":\"speculative\",\"case\":\"%s/summary\",\"pair\":\"%s\",\"draft_max\":%zu,"
+      "\"same_tokenizer_acceptance\":%.4f,\"text_drafter_acceptance\":%.4f,"
+      "\"mapped_drafter_acceptance\":%.4f,\"same_tokenizer_over_target\":%.3f,"
+      "\"text_drafter_over_target\":%.3f,\"mapped_drafter_over_target\":%.3f,"
+      "\"text_drafter_over_same_tokenizer\":%.3f}\n",
+      f[0].c_str(), f[0].c_str(), o.draft_max, accept[0], accept[1], accept[2], over[0], over[1],
+      over[2], over[0] > 0 ? over[1] / over[0] : 0.0);
+  std::fflush(stdout);
+}
 #endif
 
 }  // namespace
@@ -651,19 +815,34 @@ int main(int argc, char** argv) {
       o.models = argv[++i];
     else if (a == "--svg" && v)
       svg_dir = argv[++i];
+    else if (a == "--cross-pair" && v)
+      o.cross_pairs.emplace_back(argv[++i]);
+    else if (a == "--cross-models" && v)
+      o.cross_models = argv[++i];
+    else if (a == "--cross-only")
+      o.cross_only = true;
     else {
       std::fprintf(stderr, "bench_speculative: unknown or incomplete flag %s\n", a.c_str());
       return 2;
     }
   }
-  if (!o.models.empty()) {
+  if (!o.cross_models.empty()) {
+    if (o.models.empty()) {
+      std::fprintf(stderr, "bench_speculative: --cross-models needs --models\n");
+      return 2;
+    }
+    const std::string m = o.models + "/", x = o.cross_models + "/draft-unigram.gguf:";
+    o.cross_pairs.push_back("cross-close:" + m + "target-close.gguf:" + x + m + "draft.gguf:8");
+    o.cross_pairs.push_back("cross-mid:" + m + "target-mid.gguf:" + x + m + "draft.gguf:8");
+  }
+  if (!o.models.empty() && !o.cross_only) {
     const std::string m = o.models + "/", d = m + "draft.gguf";
     o.pairs.push_back("close:" + m + "target-close.gguf:" + d + ":8");
     o.pairs.push_back("mid:" + m + "target-mid.gguf:" + d + ":8");
     o.pairs.push_back("random:" + m + "target-random.gguf:" + d + ":16");
   }
   if (!svg_dir.empty()) o.charts = &chart_cases;
-  if (!o.real_only) synthetic(o);
+  if (!o.real_only && !o.cross_only) synthetic(o);
   if (!svg_dir.empty() && !o.real_only &&
       !tandem_bench::write_speculative_charts(svg_dir, chart_cases))
     return 1;
@@ -679,6 +858,7 @@ int main(int argc, char** argv) {
   } else {
     for (const auto& p : o.pairs) real_pair(o, p);
   }
+  for (const auto& p : o.cross_pairs) cross_pair(o, p);
 #else
   if (!o.pairs.empty())
     std::fprintf(stderr, "bench_speculative: built without llama.cpp; --pair ignored\n");

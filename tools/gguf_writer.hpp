@@ -352,6 +352,19 @@ inline bool read_file(const char* path, std::string& data, errc& err) {
   return v;
 }
 
+/// Pads `v` to `size` entries with unused tokens `[PAD<id>]` (score 0), as llama.cpp's
+/// converters pad a vocabulary to its embedding size (Qwen2.5: 151,936 or 152,064).
+/// Existing ids are kept. Returns how many were added.
+inline std::size_t pad_vocab(vocab_spec& v, std::size_t size) {
+  std::size_t added = 0;
+  while (v.entries.size() < size) {
+    v.entries.push_back(
+        {"[PAD" + std::to_string(v.entries.size()) + "]", 0.0f, token_type::unused});
+    ++added;
+  }
+  return added;
+}
+
 /// Appends the byte tokens `<0x00>`..`<0xFF>` that `v` lacks (type byte, score 0), so
 /// llama.cpp's tokenizer can fall back to bytes for any text. Existing ids are kept.
 /// Returns how many were added.

@@ -4,11 +4,13 @@
 //   tandem-make-gguf --out tiny.gguf [--spm bpe.model | --vocab vocab.tsv]
 //                    [--n-embd 64] [--n-layer 2] [--n-head 4] [--n-head-kv 2]
 //                    [--n-ff 128] [--n-ctx-train 512] [--seed 1] [--logit-scale 3]
-//                    [--name NAME] [--no-byte-tokens]
+//                    [--name NAME] [--no-byte-tokens] [--pad-vocab N]
 //
 // Without --spm or --vocab a built-in vocabulary of about 500 tokens is used. Byte
 // tokens <0x00>..<0xFF> missing from the vocabulary are appended (so llama.cpp can
-// encode any text) unless --no-byte-tokens is given. With --spm, llama.cpp tokenizes
+// encode any text) unless --no-byte-tokens is given. --pad-vocab N then pads the
+// vocabulary to N tokens with unused `[PAD<id>]` entries (a "padded vocabulary", as
+// Qwen2.5's 151,936 and 152,064). With --spm, llama.cpp tokenizes
 // exactly as sentencepiece only for a BPE model (the fixture kjv_bpe4000.model is one).
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +26,7 @@ void usage() {
       "usage: tandem-make-gguf --out FILE [--spm FILE.model | --vocab FILE.tsv]\n"
       "         [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]\n"
       "         [--n-ctx-train N] [--seed N] [--logit-scale X] [--name NAME]\n"
-      "         [--no-byte-tokens]\n",
+      "         [--no-byte-tokens] [--pad-vocab N]\n",
       stderr);
 }
 
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
   const char* spm = nullptr;
   const char* vocab_file = nullptr;
   bool byte_tokens = true;
+  std::uint32_t pad_to = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -75,6 +78,8 @@ int main(int argc, char** argv) {
       u32(cfg.n_ff);
     else if (std::strcmp(a, "--n-ctx-train") == 0)
       u32(cfg.n_ctx_train);
+    else if (std::strcmp(a, "--pad-vocab") == 0)
+      u32(pad_to);
     else if (std::strcmp(a, "--seed") == 0 && v) {
       char* end = nullptr;
       cfg.seed = std::strtoull(argv[++i], &end, 10);
@@ -124,6 +129,7 @@ int main(int argc, char** argv) {
     vocab = tt::builtin_vocab();
   }
   const std::size_t added = byte_tokens ? tt::ensure_byte_tokens(vocab) : 0;
+  const std::size_t padded = tt::pad_vocab(vocab, pad_to);
 
   if (const tandem::errc e = tt::write_tiny_llama(out, cfg, vocab); e != tandem::errc::ok) {
     std::fprintf(stderr, "tandem-make-gguf: cannot write '%s': %s\n", out,
@@ -131,10 +137,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr,
-               "tandem-make-gguf: wrote %s (vocab %zu%s, n_embd %u, n_layer %u, n_head %u/%u, "
+               "tandem-make-gguf: wrote %s (vocab %zu%s%s, n_embd %u, n_layer %u, n_head %u/%u, "
                "n_ff %u, n_ctx_train %u, seed %llu)\n",
-               out, vocab.entries.size(), added != 0 ? " incl. added byte tokens" : "", cfg.n_embd,
-               cfg.n_layer, cfg.n_head, cfg.n_head_kv, cfg.n_ff, cfg.n_ctx_train,
-               static_cast<unsigned long long>(cfg.seed));
+               out, vocab.entries.size(), added != 0 ? " incl. added byte tokens" : "",
+               padded != 0 ? " incl. padding" : "", cfg.n_embd, cfg.n_layer, cfg.n_head,
+               cfg.n_head_kv, cfg.n_ff, cfg.n_ctx_train, static_cast<unsigned long long>(cfg.seed));
   return 0;
 }

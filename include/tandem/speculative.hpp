@@ -7,3 +7,4 @@
 #include "tandem/speculative/draft_length.hpp"
 #include "tandem/speculative/drafter.hpp"
 #include "tandem/speculative/generator.hpp"
+#include "tandem/speculative/text_drafter.hpp"

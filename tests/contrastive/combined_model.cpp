@@ -338,9 +338,26 @@ TEST_CASE("mapped model: presents a model in another vocabulary", "[contrastive]
   CHECK(mm->logits()[4] == inner.logits()[0]);
   CHECK(mm->logits()[5] == -inf);
   const token_id unmapped[] = {5};
-  CHECK(mm->append(unmapped) == errc::vocab_mismatch);
-  CHECK(mm->last_error().context() ==
-        "token 5 of vocabulary 6 has no counterpart in the wrapped model's vocabulary 5");
+  {
+    // Refused when asked to; by default skipped ("zz" has no spelling in B), the model
+    // untouched while the presented context counts it.
+    hash_model strict_inner(opts(3, 5));
+    auto strict = tandem::mapped_model<hash_model>::create(
+        strict_inner, *map, tandem::mapped_model_options{tandem::unmapped_token::fail});
+    REQUIRE(strict);
+    REQUIRE(strict->append(prompt) == errc::ok);
+    CHECK(strict->append(unmapped) == errc::vocab_mismatch);
+    CHECK(strict->last_error().context() ==
+          "token 5 of vocabulary 6 has no counterpart in the wrapped model's vocabulary 5");
+    CHECK(strict_inner.size() == 2);
+    CHECK(strict->size() == 2);
+    REQUIRE(strict->rewind(2) == errc::ok);
+    CHECK(strict->append(unmapped) == errc::vocab_mismatch);  // nothing to feed an empty model
+  }
+  REQUIRE(mm->append(unmapped) == errc::ok);
+  CHECK(inner.size() == 2);
+  CHECK(mm->size() == 3);
+  REQUIRE(mm->rewind(1) == errc::ok);
   CHECK(inner.size() == 2);
   tandem::error_info info;
   hash_model wrong(opts(3, 7));
@@ -357,7 +374,7 @@ TEST_CASE("mapped model: presents a model in another vocabulary", "[contrastive]
   CHECK(cd2->logits()[5] == -inf);  // never picks a token the amateur cannot take
   // Warm decoding through the map allocates nothing.
   cd2->reserve(64);
-  mm->reserve(4);
+  mm->reserve(4, 64);
   tandem::greedy_sampler s;
   tandem_test::allocation_scope scope;
   for (int i = 0; i < 20; ++i) {

@@ -4,6 +4,7 @@
 // vocabulary, presented in BPE ids through mapped_model.
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/catch.hpp"
@@ -197,24 +198,44 @@ TEST_CASE(
   }
 }
 
+namespace {
+
+// An order-4 n-gram target over the BPE vocabulary and an order-3 draft over the unigram
+// one, trained on the same slice of the corpus.
+struct ngram_pair {
+  tandem::ngram_model target, draft;
+};
+
+const ngram_pair& trained_pair() {
+  static const ngram_pair p = [] {
+    const auto& f = fx();
+    std::ifstream in(TANDEM_DATA_DIR "/kjv/train.txt");
+    std::string line;
+    auto bt =
+        tandem::ngram_builder::create({4, f.bpe.vocab_size(), f.bpe.bos_id(), f.bpe.eos_id()});
+    auto bd =
+        tandem::ngram_builder::create({3, f.uni.vocab_size(), f.uni.bos_id(), f.uni.eos_id()});
+    for (int n = 0; n < 3000 && std::getline(in, line); ++n) {
+      std::vector<token_id> x, y;
+      (void)f.bpe.encode(line, x);
+      (void)f.uni.encode(line, y);
+      (void)bt->add_sentence(x);
+      (void)bd->add_sentence(y);
+    }
+    return ngram_pair{*bt->build(), *bd->build()};
+  }();
+  return p;
+}
+
+}  // namespace
+
 TEST_CASE(
     "speculative across tokenizers: a mapped unigram drafter leaves a BPE target's greedy output "
     "unchanged",
     "[contrastive][vocab_map][speculative][spm]") {
   const auto& f = fx();
-  std::ifstream in(TANDEM_DATA_DIR "/kjv/train.txt");
-  std::string line;
-  auto bt = tandem::ngram_builder::create({4, f.bpe.vocab_size(), f.bpe.bos_id(), f.bpe.eos_id()});
-  auto bd = tandem::ngram_builder::create({3, f.uni.vocab_size(), f.uni.bos_id(), f.uni.eos_id()});
-  for (int n = 0; n < 3000 && std::getline(in, line); ++n) {
-    std::vector<token_id> x, y;
-    REQUIRE(f.bpe.encode(line, x) == errc::ok);
-    REQUIRE(f.uni.encode(line, y) == errc::ok);
-    REQUIRE(bt->add_sentence(x) == errc::ok);
-    REQUIRE(bd->add_sentence(y) == errc::ok);
-  }
-  const auto mt = *bt->build();
-  const auto md = *bd->build();
+  const auto& mt = trained_pair().target;
+  const auto& md = trained_pair().draft;
   std::vector<token_id> prompt{f.bpe.bos_id()};
   REQUIRE(f.bpe.encode("And God said", prompt) == errc::ok);
   tandem::generation_options g;
@@ -239,4 +260,62 @@ TEST_CASE(
   CHECK(dec.stats().accepted > 0);
   WARN("unigram-2000 drafter for a BPE-4000 target through the vocab map: acceptance "
        << dec.stats().acceptance_rate());
+}
+
+TEST_CASE(
+    "speculative across tokenizers: long runs that leave the vocabulary intersection keep "
+    "greedy output unchanged, with a mapped and with a text drafter",
+    "[contrastive][vocab_map][speculative][spm]") {
+  const auto& f = fx();
+  const auto& p = trained_pair();
+  tandem::generation_options g;
+  g.max_tokens = 48;
+  std::size_t outside = 0, mapped_accepted = 0, text_accepted = 0, drafted_m = 0, drafted_t = 0;
+  const auto lines = heldout_lines(24);
+  for (const std::string& line : lines) {
+    // The first half of a held-out line is the prompt.
+    std::vector<token_id> prompt{f.bpe.bos_id()};
+    REQUIRE(f.bpe.encode(std::string_view(line).substr(0, line.size() / 2), prompt) == errc::ok);
+    tandem::ngram_session alone(p.target);
+    tandem::greedy_sampler s0;
+    tandem::completion ref;
+    REQUIRE(tandem::generate(alone, s0, prompt, g, ref) == errc::ok);
+    for (const token_id t : ref.tokens) outside += f.map.map_token(t).has_value() ? 0 : 1;
+
+    tandem::ngram_session t1(p.target), d1(p.draft);
+    using mapped = tandem::mapped_model<tandem::ngram_session>;
+    auto md = mapped::create(d1, f.map);
+    REQUIRE(md);
+    tandem::model_drafter<mapped, tandem::greedy_sampler> drafter(*md, tandem::greedy_sampler{});
+    tandem::speculative_decoder<tandem::ngram_session, decltype(drafter), tandem::fixed_draft> dec(
+        t1, drafter, tandem::fixed_draft{3});
+    tandem::greedy_sampler s1;
+    tandem::completion out;
+    REQUIRE(dec.generate(s1, prompt, g, out) == errc::ok);
+    CHECK(out.tokens == ref.tokens);
+    mapped_accepted += dec.stats().accepted;
+    drafted_m += dec.stats().drafted;
+
+    tandem::ngram_session t2(p.target), d2(p.draft);
+    const token_id bos[] = {f.uni.bos_id()};
+    using text_t = tandem::text_drafter<tandem::ngram_session, tandem::greedy_sampler,
+                                        sentencepiece_tokenizer, sentencepiece_tokenizer>;
+    auto td = text_t::create(d2, {}, f.uni, f.bpe, bos);
+    REQUIRE(td);
+    tandem::speculative_decoder<tandem::ngram_session, text_t, tandem::fixed_draft> dec2(
+        t2, *td, tandem::fixed_draft{3});
+    tandem::greedy_sampler s2;
+    tandem::completion out2;
+    REQUIRE(dec2.generate(s2, prompt, g, out2) == errc::ok);
+    CHECK(out2.tokens == ref.tokens);
+    text_accepted += dec2.stats().accepted;
+    drafted_t += dec2.stats().drafted;
+  }
+  CHECK(outside >= 20);  // the runs leave the intersection many times
+  CHECK(mapped_accepted > 0);
+  CHECK(text_accepted > 0);
+  WARN("BPE target tokens outside the intersection: "
+       << outside << " of " << lines.size() * g.max_tokens << "; accepted/drafted, mapped drafter "
+       << mapped_accepted << "/" << drafted_m << ", text drafter " << text_accepted << "/"
+       << drafted_t);
 }

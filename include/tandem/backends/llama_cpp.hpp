@@ -935,12 +935,32 @@ class llama_tokenizer {
     const char* s = llama_vocab_get_text(vocab_, id);
     return std::string_view(s != nullptr ? s : "");
   }
+  /// token_text(id), under the name vocab_map's piece_source_of reads.
+  [[nodiscard]] result<std::string_view> raw_piece(token_id id) const noexcept {
+    return token_text(id);
+  }
+  /// True when `id` is a byte token (`<0xNN>`). False outside the vocabulary.
+  [[nodiscard]] bool is_byte(token_id id) const noexcept {
+    return has_attr(id, LLAMA_TOKEN_ATTR_BYTE);
+  }
+  /// True when `id` is the unknown token. False outside the vocabulary.
+  [[nodiscard]] bool is_unknown(token_id id) const noexcept {
+    return has_attr(id, LLAMA_TOKEN_ATTR_UNKNOWN);
+  }
+  /// True when `id` is an unused entry (e.g. the `[PAD151665]` padding converters add).
+  /// False outside the vocabulary.
+  [[nodiscard]] bool is_unused(token_id id) const noexcept {
+    return has_attr(id, LLAMA_TOKEN_ATTR_UNUSED);
+  }
   /// The vocabulary, owned by the model.
   [[nodiscard]] const ::llama_vocab* get() const noexcept { return vocab_; }
 
  private:
   [[nodiscard]] bool valid(token_id x) const noexcept {
     return x >= 0 && static_cast<std::size_t>(x) < n_vocab_;
+  }
+  [[nodiscard]] bool has_attr(token_id x, enum llama_token_attr a) const noexcept {
+    return valid(x) && (llama_vocab_get_attr(vocab_, x) & a) != 0;
   }
   [[nodiscard]] static result<token_id> special(llama_token t) noexcept {
     if (t == LLAMA_TOKEN_NULL) return errc::not_found;
