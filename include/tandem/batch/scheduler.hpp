@@ -45,6 +45,13 @@ struct scheduler_options {
   std::size_t max_requests = 16;
   /// Tokens one step() may append in total (decode tokens plus prefill chunks).
   std::size_t max_batch_tokens = 256;
+  /// Prompt tokens one step() may feed while some request decodes in it (under
+  /// max_batch_tokens too); 0: no cap but max_batch_tokens. A step with no decoding
+  /// request may always prefill up to max_batch_tokens. A step's cost grows with its
+  /// tokens, so this bounds how much a long prompt's chunk delays the running requests'
+  /// next tokens (their time between tokens), at the price of a slower prefill (a later
+  /// first token). Changeable between steps with set_max_prefill_tokens().
+  std::size_t max_prefill_tokens = 0;
   /// Shared prefixes held at once.
   std::size_t max_prefixes = 4;
 };
@@ -95,7 +102,8 @@ struct scheduler_stats {
 /// requests get a sequence in priority order (a fork of the longest registered prefix
 /// their prompt starts with, else a fresh one); then the batch is built: first one decode
 /// token for every running request (highest priority first), then prefill chunks in
-/// priority order with the tokens left under `max_batch_tokens`; one append feeds it;
+/// priority order with the tokens left under `max_batch_tokens` (and under
+/// `max_prefill_tokens` when the batch holds a decode token); one append feeds it;
 /// every request with fresh logits samples one token, streams it and may finish. So a
 /// long prompt never holds back the others' decoding (as long as max_batch_tokens is at
 /// least the number of running requests), and an urgent request is served first when the
@@ -299,6 +307,8 @@ class scheduler {
       s.chunk = 1;
       --budget;
     }
+    if (opts_.max_prefill_tokens != 0 && !batch_.empty())
+      budget = std::min(budget, opts_.max_prefill_tokens);
     for (const std::uint32_t i : order_) {
       slot& s = slots_[i];
       if (budget == 0) break;
@@ -340,8 +350,11 @@ class scheduler {
   }
   /// Counters since construction.
   [[nodiscard]] const scheduler_stats& stats() const noexcept { return stats_; }
-  /// The sizes given at construction.
+  /// The sizes given at construction (with the latest set_max_prefill_tokens()).
   [[nodiscard]] const scheduler_options& options() const noexcept { return opts_; }
+  /// Sets `max_prefill_tokens` from the next step() on (0: no cap but max_batch_tokens),
+  /// e.g. from a policy that times the steps. Never fails; allocates nothing.
+  void set_max_prefill_tokens(std::size_t n) noexcept { opts_.max_prefill_tokens = n; }
   /// The model the scheduler drives.
   [[nodiscard]] M& model() const noexcept { return *model_; }
   /// Details of the last failed call (add_prefix, remove_prefix, submit, cancel, take,
