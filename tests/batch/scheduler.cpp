@@ -4,6 +4,7 @@
 // priorities, every error case, cancellation, and no allocation once warm.
 #include "tandem/batch/scheduler.hpp"
 
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -182,10 +183,16 @@ TEST_CASE("scheduler: max_prefill_tokens caps the prompt tokens of a step while 
     REQUIRE(sch.step() == errc::ok);
     CHECK(sch.stats().prefill_tokens - before == 4);
   }
-  sch.set_max_prefill_tokens(0);  // no cap but max_batch_tokens
-  CHECK(sch.options().max_prefill_tokens == 0);
   REQUIRE(sch.state(big) == request_state::finished);  // its 3 tokens
-  const std::size_t before = sch.stats().prefill_tokens;
+  sch.set_max_prefill_tokens(0);                       // none while some request decodes
+  CHECK(sch.options().max_prefill_tokens == 0);
+  std::size_t before = sch.stats().prefill_tokens;
+  const std::size_t decoded = sch.stats().decode_tokens;
+  REQUIRE(sch.step() == errc::ok);
+  CHECK(sch.stats().prefill_tokens == before);
+  CHECK(sch.stats().decode_tokens == decoded + 1);  // small's token all the same
+  sch.set_max_prefill_tokens(std::numeric_limits<std::size_t>::max());  // the default
+  before = sch.stats().prefill_tokens;
   REQUIRE(sch.step() == errc::ok);
   CHECK(sch.stats().prefill_tokens - before == 15);  // beside small's decode token
   run(sch);

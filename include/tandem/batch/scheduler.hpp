@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -46,12 +47,13 @@ struct scheduler_options {
   /// Tokens one step() may append in total (decode tokens plus prefill chunks).
   std::size_t max_batch_tokens = 256;
   /// Prompt tokens one step() may feed while some request decodes in it (under
-  /// max_batch_tokens too); 0: no cap but max_batch_tokens. A step with no decoding
+  /// max_batch_tokens too); the default is no cap but max_batch_tokens, and 0 feeds none
+  /// (a policy may alternate, prefilling every other step). A step with no decoding
   /// request may always prefill up to max_batch_tokens. A step's cost grows with its
   /// tokens, so this bounds how much a long prompt's chunk delays the running requests'
   /// next tokens (their time between tokens), at the price of a slower prefill (a later
   /// first token). Changeable between steps with set_max_prefill_tokens().
-  std::size_t max_prefill_tokens = 0;
+  std::size_t max_prefill_tokens = std::numeric_limits<std::size_t>::max();
   /// Shared prefixes held at once.
   std::size_t max_prefixes = 4;
 };
@@ -307,8 +309,7 @@ class scheduler {
       s.chunk = 1;
       --budget;
     }
-    if (opts_.max_prefill_tokens != 0 && !batch_.empty())
-      budget = std::min(budget, opts_.max_prefill_tokens);
+    if (!batch_.empty()) budget = std::min(budget, opts_.max_prefill_tokens);
     for (const std::uint32_t i : order_) {
       slot& s = slots_[i];
       if (budget == 0) break;
@@ -352,8 +353,8 @@ class scheduler {
   [[nodiscard]] const scheduler_stats& stats() const noexcept { return stats_; }
   /// The sizes given at construction (with the latest set_max_prefill_tokens()).
   [[nodiscard]] const scheduler_options& options() const noexcept { return opts_; }
-  /// Sets `max_prefill_tokens` from the next step() on (0: no cap but max_batch_tokens),
-  /// e.g. from a policy that times the steps. Never fails; allocates nothing.
+  /// Sets `max_prefill_tokens` from the next step() on (see scheduler_options), e.g. from
+  /// a policy that times the steps. Never fails; allocates nothing.
   void set_max_prefill_tokens(std::size_t n) noexcept { opts_.max_prefill_tokens = n; }
   /// The model the scheduler drives.
   [[nodiscard]] M& model() const noexcept { return *model_; }
