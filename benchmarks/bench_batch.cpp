@@ -664,15 +664,52 @@ struct buffer_tally {
   }
 };
 
-// 16 sequences of 96 tokens in one context against 16 contexts holding one each. Each side
-// is sized as its user would size it, with the same session options otherwise (batch size
-// llama_session's default, threads, flash attention off): the one context for all the
-// sequences' tokens (16 x 96), each separate context for one sequence's 96 (llama.cpp pads
-// both to a multiple of 256 cells). Both share the one llama_model (its weights count on
-// neither side). Measured two ways: the growth of the resident set (/proc/self/statm) from
-// creating and filling each setup in turn (the one context first, kept alive while the 16
-// are made, so the second cannot reuse pages the first freed), and llama.cpp's buffer
-// sizes (KV cache, compute and output buffers) from its log.
+// One side of the memory case: its resident-set growth, llama.cpp's buffers and the
+// context's sizes.
+struct memory_side {
+  double rss = -1.0;
+  buffer_tally buffers;
+  std::uint32_t n_ctx = 0, n_batch = 0;
+};
+
+// Makes one context for all `tokens` (a sequence each) with batch size `batch`, fills it
+// in one append and keeps it in `keep`.
+memory_side one_context(const options& o, const tandem::llama_model_handle& model,
+                        const std::vector<std::vector<token_id>>& tokens, std::size_t batch,
+                        std::vector<tandem::llama_multi_session>& keep) {
+  memory_side m;
+  const double r0 = rss_bytes();
+  tandem::llama_multi_session_options mo;
+  mo.session = session_options(o, tokens.size() * tokens[0].size(), batch);
+  mo.max_sequences = static_cast<std::uint32_t>(tokens.size());
+  llama_log_set(buffer_tally::log, &m.buffers);
+  auto ms = tandem::llama_multi_session::create(model, mo);
+  tandem::llama_quiet_logs();
+  if (!ms) return m;
+  m.n_ctx = llama_n_ctx(ms->get());
+  m.n_batch = llama_n_batch(ms->get());
+  std::vector<tandem::seq_tokens> entries;
+  for (const auto& t : tokens) {
+    const auto s = ms->open();
+    if (!s) return m;
+    entries.push_back({*s, t});
+  }
+  if (ms->append(entries) == errc::ok) m.rss = rss_bytes() - r0;
+  keep.push_back(std::move(*ms));
+  return m;
+}
+
+// 16 sequences of 96 tokens in one context against 16 contexts holding one each, over
+// the one shared llama_model (its weights count on neither side). Each side is sized as
+// its user would size it: the one context for all the sequences' tokens (16 x 96), each
+// separate context for one sequence's 96 (llama.cpp pads both to a multiple of 256 cells
+// and caps a context's batch at its requested size), with the same options otherwise
+// (llama_session's default batch size, threads, flash attention off). A second one-context
+// setup takes the separate contexts' batch size, so that both sides compute as many tokens
+// per forward pass. Measured two ways: the growth of the resident set (/proc/self/statm)
+// from creating and filling each setup in turn, every setup kept alive until the end (so
+// none reuses pages another freed), and llama.cpp's buffer sizes (KV cache, compute and
+// output buffers) from its log.
 void case_memory(const options& o, const tandem::llama_model_handle& model) {
   const std::size_t n = o.quick ? 4 : 16, fill = o.quick ? 16 : 96;
   const tandem::llama_session_options defaults;
@@ -680,37 +717,14 @@ void case_memory(const options& o, const tandem::llama_model_handle& model) {
   std::vector<std::vector<token_id>> tokens;
   for (std::size_t i = 0; i < n; ++i)
     tokens.push_back(random_tokens(rng, fill, model.vocab_size()));
-  double one = -1.0, many = -1.0;
-  buffer_tally one_buf, many_buf;
-  std::uint32_t one_ctx = 0, one_batch = 0, many_ctx = 0, many_batch = 0;
-  std::optional<tandem::llama_multi_session> keep;
-  {
-    const double r0 = rss_bytes();
-    tandem::llama_multi_session_options mo;
-    mo.session = session_options(o, n * fill, defaults.batch_size);
-    mo.max_sequences = static_cast<std::uint32_t>(n);
-    llama_log_set(buffer_tally::log, &one_buf);
-    auto ms = tandem::llama_multi_session::create(model, mo);
-    tandem::llama_quiet_logs();
-    if (ms) {
-      one_ctx = llama_n_ctx(ms->get());
-      one_batch = llama_n_batch(ms->get());
-      std::vector<tandem::seq_tokens> batch;
-      bool ok = true;
-      for (std::size_t i = 0; i < n && ok; ++i) {
-        const auto s = ms->open();
-        ok = s.has_value();
-        if (ok) batch.push_back({*s, tokens[i]});
-      }
-      if (ok && ms->append(batch) == errc::ok) one = rss_bytes() - r0;
-      keep.emplace(std::move(*ms));
-    }
-  }
+  std::vector<tandem::llama_multi_session> keep;
+  const memory_side one = one_context(o, model, tokens, defaults.batch_size, keep);
+  memory_side many;
   std::vector<tandem::llama_session> sessions;
   {
     const double r0 = rss_bytes();
     bool ok = true;
-    llama_log_set(buffer_tally::log, &many_buf);
+    llama_log_set(buffer_tally::log, &many.buffers);
     for (std::size_t i = 0; i < n && ok; ++i) {
       auto s = tandem::llama_session::create(model, session_options(o, fill, defaults.batch_size));
       ok = s.has_value();
@@ -720,36 +734,44 @@ void case_memory(const options& o, const tandem::llama_model_handle& model) {
     for (std::size_t i = 0; i < sessions.size() && ok; ++i)
       ok = sessions[i].append(tokens[i]) == errc::ok;
     if (ok) {
-      many = rss_bytes() - r0;
-      many_ctx = llama_n_ctx(sessions[0].get());
-      many_batch = llama_n_batch(sessions[0].get());
+      many.rss = rss_bytes() - r0;
+      many.n_ctx = llama_n_ctx(sessions[0].get());
+      many.n_batch = llama_n_batch(sessions[0].get());
     }
   }
-  const double ratio = one > 0 && many > 0 ? one / many : 0.0;
-  const double buf_ratio = many_buf.total() > 0 ? one_buf.total() / many_buf.total() : 0.0;
+  const memory_side same =
+      many.n_batch > 0 ? one_context(o, model, tokens, many.n_batch, keep) : memory_side{};
+  const auto ratio = [](double a, double b) { return a > 0 && b > 0 ? a / b : 0.0; };
+  const double r = ratio(one.rss, many.rss), rb = ratio(one.buffers.total(), many.buffers.total()),
+               rs = ratio(same.rss, many.rss),
+               rsb = ratio(same.buffers.total(), many.buffers.total());
   const double mib = 1048576.0;
   std::printf(
       "{\"case\":\"memory\",\"n_seq\":%zu,\"tokens_per_seq\":%zu,\"threads\":%d,"
       "\"flash_attn\":\"off\",\"method\":\"one context of n_ctx %u (n_batch %u, n_seq_max %zu, "
       "unified KV) for all sequences against %zu contexts of n_ctx %u (n_batch %u) for one "
-      "each, over one shared llama_model; resident: growth of /proc/self/statm's resident pages "
-      "from creating and filling each setup in turn, first of all cases (the one context kept "
-      "while the others are made); buffers: llama.cpp's KV, compute and output buffer sizes "
-      "from its log\",\"one_context_bytes\":%.0f,\"separate_contexts_bytes\":%.0f,"
-      "\"one_over_separate\":%.3f,\"le_0_3\":%s,\"one_context_kv_mib\":%.2f,"
-      "\"one_context_compute_mib\":%.2f,\"one_context_output_mib\":%.2f,"
-      "\"separate_kv_mib\":%.2f,\"separate_compute_mib\":%.2f,\"separate_output_mib\":%.2f,"
-      "\"buffers_one_over_separate\":%.3f}\n",
-      n, fill, o.threads, one_ctx, one_batch, n, n, many_ctx, many_batch, one, many, ratio,
-      ratio > 0 && ratio <= 0.3 ? "true" : "false", one_buf.kv / mib, one_buf.compute / mib,
-      one_buf.output / mib, many_buf.kv / mib, many_buf.compute / mib, many_buf.output / mib,
-      buf_ratio);
+      "each, over one shared llama_model; same_batch: one context of n_ctx %u with n_batch %u; "
+      "resident: growth of /proc/self/statm's resident pages from creating and filling each "
+      "setup in turn, first of all cases, every setup kept alive; buffers: llama.cpp's KV, "
+      "compute and output buffer sizes from its log\",\"one_context_bytes\":%.0f,"
+      "\"separate_contexts_bytes\":%.0f,\"one_over_separate\":%.3f,\"le_0_3\":%s,"
+      "\"one_context_kv_mib\":%.2f,\"one_context_compute_mib\":%.2f,"
+      "\"one_context_output_mib\":%.2f,\"separate_kv_mib\":%.2f,\"separate_compute_mib\":%.2f,"
+      "\"separate_output_mib\":%.2f,\"buffers_one_over_separate\":%.3f,"
+      "\"same_batch_bytes\":%.0f,\"same_batch_over_separate\":%.3f,"
+      "\"same_batch_compute_mib\":%.2f,\"same_batch_buffers_over_separate\":%.3f}\n",
+      n, fill, o.threads, one.n_ctx, one.n_batch, n, n, many.n_ctx, many.n_batch, same.n_ctx,
+      same.n_batch, one.rss, many.rss, r, r > 0 && r <= 0.3 ? "true" : "false",
+      one.buffers.kv / mib, one.buffers.compute / mib, one.buffers.output / mib,
+      many.buffers.kv / mib, many.buffers.compute / mib, many.buffers.output / mib, rb, same.rss,
+      rs, same.buffers.compute / mib, rsb);
   std::fflush(stdout);
   std::fprintf(stderr,
                "memory         resident: one context %.1f MiB, %zu contexts %.1f MiB (%.3fx); "
-               "llama.cpp buffers: %.1f MiB vs %.1f MiB (%.3fx)\n",
-               one / mib, n, many / mib, ratio, one_buf.total() / mib, many_buf.total() / mib,
-               buf_ratio);
+               "llama.cpp buffers: %.1f MiB vs %.1f MiB (%.3fx); with n_batch %u: %.3fx, "
+               "buffers %.3fx\n",
+               one.rss / mib, n, many.rss / mib, r, one.buffers.total() / mib,
+               many.buffers.total() / mib, rb, same.n_batch, rs, rsb);
 }
 
 }  // namespace
