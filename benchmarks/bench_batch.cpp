@@ -36,7 +36,7 @@
 // case runs. --cases: a comma list of memory, generate, poisson, shared_prefix.
 //
 // The model: a random-weight 512x8 llama GGUF with the KJV BPE vocabulary (4000):
-//   cmake --build build --target tandem-make-gguf tandem_spm_fixtures
+//   cmake --build build --target tandem-make-gguf tandem_spm_fixture_models bench_batch
 // and (one command line)
 //   build/tools/tandem-make-gguf --out bench512x8.gguf
 //     --spm build/fixtures/kjv_bpe4000.model --n-embd 512 --n-layer 8 --n-head 8
