@@ -40,12 +40,15 @@ using request_id = std::uint64_t;
 /// Identifies a shared prefix registered with `scheduler::add_prefix`.
 using prefix_id = std::uint32_t;
 
-/// Sizes of a scheduler, fixed at construction; every per-step buffer is sized from them.
+/// Sizes of a scheduler, fixed at construction (but max_prefill_tokens: see
+/// set_max_prefill_tokens); every per-step buffer is sized from them.
 struct scheduler_options {
   /// Requests held at once: waiting, running, or finished and not yet taken.
   std::size_t max_requests = 16;
   /// Tokens one step() may append in total (decode tokens plus prefill chunks).
   std::size_t max_batch_tokens = 256;
+  /// Shared prefixes held at once.
+  std::size_t max_prefixes = 4;
   /// Prompt tokens one step() may feed while some request decodes in it (under
   /// max_batch_tokens too); the default is no cap but max_batch_tokens, and 0 feeds none
   /// (a policy may alternate, prefilling every other step). A step with no decoding
@@ -54,8 +57,6 @@ struct scheduler_options {
   /// next tokens (their time between tokens), at the price of a slower prefill (a later
   /// first token). Changeable between steps with set_max_prefill_tokens().
   std::size_t max_prefill_tokens = std::numeric_limits<std::size_t>::max();
-  /// Shared prefixes held at once.
-  std::size_t max_prefixes = 4;
 };
 
 /// One generation request: what generate() takes, plus a priority.
