@@ -3,28 +3,40 @@
 // attention off (tandem's contexts and llama.cpp's -fa off); timings are wall clock.
 //
 //   bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] [--seed N]
+//               [--reps N] [--n-seq N,N,...] [--step-ratio R] [--cases LIST]
 //
-// a. "generate/N", N = 1, 2, 4, 8, 16, 32: N requests of 32 prompt tokens, 64 generated,
-//    greedy, through the scheduler over one llama_multi_session; "tandem_tps" counts the
-//    tokens generated after the prefill step over those steps' time, the figure
-//    llama-batched-bench reports as S_TG ("llamacpp_tps": one run of DIR/llama-batched-bench
-//    -npl 1,2,...,32 -kvu -fa off, same context, batch and threads), and "separate_tps" the
-//    same for N llama_sessions stepped round-robin (greedy, one token each per round).
+// a. "generate/N", N = 1, 2, 4, 8, 16, 32 (--n-seq): N requests of 32 prompt tokens, 64
+//    generated, greedy, through the scheduler over one llama_multi_session; "tandem_tps"
+//    counts the tokens generated after the prefill step over those steps' time, the figure
+//    llama-batched-bench reports as S_TG ("llamacpp_tps": DIR/llama-batched-bench -npl N
+//    repeated --reps times in one process, -kvu -fa off, same context, batch, threads and
+//    n_seq_max), and "separate_tps" the same for N llama_sessions stepped round-robin
+//    (greedy, one token each per round; each session sized for one sequence). Per N the
+//    three run one after the other, tandem's and the separate sessions' --reps runs in
+//    turn over contexts made once (after one warm-up run each, as llama-batched-bench
+//    warms up), and each figure is the median of its runs, so a loaded machine weighs on
+//    all alike; "llamacpp_over_separate" is llama.cpp's own factor.
 // b. "poisson": a seeded Poisson stream of requests (prompts 16-512 tokens, outputs 16-128)
-//    through the scheduler with a batch-token cap that chunks long prompts; throughput, time
-//    to first token (mean, p95) and time between tokens (median, p95, and p95 of the gaps
-//    that ended in a step which also prefilled a prompt), beside llama-parallel where it
-//    runs ("llamaparallel_differs" says what is not like for like).
+//    through the scheduler with a batch-token cap that chunks long prompts, and a prefill
+//    policy (--step-ratio R, default 1.75; <= 1: none) that sets max_prefill_tokens before
+//    each step from the step times measured in this run, so a step with a prompt chunk
+//    costs at most R times a pure decode step; throughput, time to first token (mean,
+//    p95), time between tokens (median, p95, and p95 of the gaps that ended in a step
+//    which also prefilled a prompt), the measured per-token costs and step-cost ratios,
+//    beside llama-parallel where it runs ("llamaparallel_differs" says what is not like
+//    for like).
 // c. "shared_prefix": 16 requests over a common 256-token system prompt, without and with
 //    the scheduler's shared prefix (add_prefix, timed as part of the run): prompt tokens
 //    computed and time to first token.
-// d. "memory": 16 sequences in one context against 16 contexts, each filled with 96
-//    tokens: growth of the resident set (/proc/self/statm) from creating and filling each
-//    setup in turn, before the other cases (one context first, kept alive, then the 16).
-// --quick: tiny sizes (N up to 4, few tokens, few requests) to check that every case runs.
+// d. "memory": 16 sequences in one context (sized for 16 x 96 tokens) against 16 contexts
+//    (sized for 96 each), each filled with 96 tokens, before the other cases: growth of
+//    the resident set (/proc/self/statm), and llama.cpp's KV, compute and output buffer
+//    sizes (from its log).
+// --quick: tiny sizes (N up to 4, few tokens, few requests, one rep) to check that every
+// case runs. --cases: a comma list of memory, generate, poisson, shared_prefix.
 //
 // The issue's model: a random-weight 512x8 llama GGUF with the KJV BPE vocabulary (4000):
-//   cmake --build build --target tandem-make-gguf tandem_spm_fixtures
+//   cmake --build build --target tandem-make-gguf tandem_spm_fixture_models bench_batch
 // and (one command line)
 //   build/tools/tandem-make-gguf --out bench512x8.gguf
 //     --spm build/fixtures/kjv_bpe4000.model --n-embd 512 --n-layer 8 --n-head 8
@@ -61,6 +73,19 @@ struct options {
   int threads = 2;
   bool quick = false;
   std::uint64_t seed = 1;
+  std::size_t reps = 3;            // runs per side of generate/N (median); --quick: 1
+  std::vector<std::size_t> n_seq;  // generate/N's N; empty: the defaults
+  std::string cases = "memory,generate,poisson,shared_prefix";
+  double step_ratio = 1.75;  // poisson's prefill policy; <= 1: max_batch_tokens only
+  bool runs(const char* name) const {
+    const std::string n(name);
+    for (std::size_t at = 0; at <= cases.size();) {
+      const std::size_t end = std::min(cases.find(',', at), cases.size());
+      if (cases.compare(at, end - at, n) == 0) return true;
+      at = end + 1;
+    }
+    return false;
+  }
 };
 
 double seconds_since(clock_type::time_point t0) {
@@ -128,110 +153,167 @@ struct gen_sizes {
   std::size_t batch() const { return std::max<std::size_t>(64, n_seq.back() * prompt); }
 };
 
-// llama-batched-bench's S_TG per N (index as sizes.n_seq), -1 where it reported nothing.
-std::vector<double> llamacpp_batched(const options& o, const gen_sizes& z) {
+// The median of `v` (-1 when empty).
+double median(std::vector<double> v) { return v.empty() ? -1.0 : percentile(std::move(v), 0.5); }
+
+// llama-batched-bench's S_TG for n sequences: `reps` runs in one process (one context with
+// n_seq_max = n, as tandem's, warmed up by the tool and reused), the median of those that
+// reported; -1 when none did.
+double llamacpp_batched(const options& o, const gen_sizes& z, std::size_t n) {
+  // A last run of one sequence follows the wanted ones: llama.cpp's logger prints from a
+  // worker thread that may drop the last lines at exit on a loaded machine, and the
+  // results are logged lines.
   std::string npl;
-  for (const std::size_t n : z.n_seq) {
-    if (!npl.empty()) npl += ',';
-    npl += std::to_string(n);
-  }
+  for (std::size_t r = 0; r < o.reps; ++r) npl += std::to_string(n) + ",";
+  npl += "1";
   char cmd[4096];
   std::snprintf(cmd, sizeof cmd,
                 "%s/llama-batched-bench -m %s -c %zu -b %zu -ub %zu -npp %zu -ntg %zu -npl %s "
                 "-t %d -kvu -fa off --output-format jsonl",
                 o.llama_bin.c_str(), o.model.c_str(), z.ctx(), z.batch(), z.batch(), z.prompt,
                 z.gen, npl.c_str(), o.threads);
-  std::vector<double> tps(z.n_seq.size(), -1.0);
-  // One retry of a run that reported nothing (a transient failure on a busy machine).
-  for (int attempt = 0; attempt < 2 && tps.back() < 0; ++attempt)
+  std::vector<double> tps;
+  // Two retries of a run that reported nothing (a transient failure on a busy machine).
+  for (int attempt = 0; attempt < 3 && tps.empty(); ++attempt) {
+    std::size_t seen = 0;  // with n == 1 the last line is the extra run's
     for (const std::string& l : run_lines(cmd)) {
       const double pl = json_number(l, "pl"), s = json_number(l, "speed_tg");
-      for (std::size_t i = 0; i < z.n_seq.size(); ++i)
-        if (pl == static_cast<double>(z.n_seq[i]) && s > 0) tps[i] = s;
+      if (pl == static_cast<double>(n) && s > 0 && seen++ < o.reps) tps.push_back(s);
     }
-  return tps;
+  }
+  return median(tps);
 }
 
-// The scheduler's generation throughput for n requests: tokens generated after the first
-// (prefill) step over the time of those steps.
-double tandem_generate(const options& o, const tandem::llama_model_handle& model,
-                       const gen_sizes& z, std::size_t n) {
-  tandem::llama_multi_session_options mo;
-  mo.session = session_options(o, z.ctx(), z.batch());
-  mo.max_sequences = static_cast<std::uint32_t>(n);
-  auto ms = tandem::llama_multi_session::create(model, mo);
-  if (!ms) return -1.0;
-  batch_scheduler sch(*ms, {.max_requests = n, .max_batch_tokens = z.batch(), .max_prefixes = 1});
-  std::mt19937_64 rng(o.seed + n);
+// n requests through the scheduler over one llama_multi_session (context and batch as
+// llama-batched-bench's, n_seq_max = n), reused by every run(); each run's figure is the
+// tokens generated after the first (prefill) step over the time of those steps.
+struct tandem_generator {
+  std::optional<tandem::llama_multi_session> ms;
+  std::optional<batch_scheduler> sch;
   std::vector<std::vector<token_id>> prompts;
-  tandem::generation_options go;
-  go.max_tokens = z.gen;
-  go.record_logprobs = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    prompts.push_back(random_tokens(rng, z.prompt, ms->vocab_size()));
-    if (!sch.submit({prompts.back(), tandem::greedy_sampler{}, go})) return -1.0;
-  }
-  if (sch.step() != errc::ok) return -1.0;
-  const std::size_t after_prefill = sch.stats().generated_tokens;
-  const auto t0 = clock_type::now();
-  while (sch.active() > 0)
-    if (sch.step() != errc::ok) return -1.0;
-  const double secs = seconds_since(t0);
-  const std::size_t generated = sch.stats().generated_tokens - after_prefill;
-  return secs > 0 ? static_cast<double>(generated) / secs : -1.0;
-}
+  std::size_t gen = 0;
 
-// N separate llama_sessions, greedy, one token each per round, after their prompts.
-double separate_generate(const options& o, const tandem::llama_model_handle& model,
-                         const gen_sizes& z, std::size_t n) {
-  std::vector<tandem::llama_session> sessions;
-  std::mt19937_64 rng(o.seed + n);
-  for (std::size_t i = 0; i < n; ++i) {
-    auto s = tandem::llama_session::create(
-        model, session_options(o, std::max<std::size_t>(256, z.prompt + z.gen), z.prompt));
-    if (!s) return -1.0;
-    const auto prompt = random_tokens(rng, z.prompt, s->vocab_size());
-    if (s->append(prompt) != errc::ok) return -1.0;
-    sessions.push_back(std::move(*s));
+  tandem_generator(const options& o, const tandem::llama_model_handle& model, const gen_sizes& z,
+                   std::size_t n)
+      : gen(z.gen) {
+    tandem::llama_multi_session_options mo;
+    mo.session = session_options(o, z.ctx(), z.batch());
+    mo.max_sequences = static_cast<std::uint32_t>(n);
+    auto m = tandem::llama_multi_session::create(model, mo);
+    if (!m) return;
+    ms.emplace(std::move(*m));
+    sch.emplace(*ms, tandem::scheduler_options{
+                         .max_requests = n, .max_batch_tokens = z.batch(), .max_prefixes = 1});
+    std::mt19937_64 rng(o.seed + n);
+    for (std::size_t i = 0; i < n; ++i)
+      prompts.push_back(random_tokens(rng, z.prompt, ms->vocab_size()));
   }
-  tandem::greedy_sampler g;
-  const auto t0 = clock_type::now();
-  std::size_t generated = 0;
-  for (std::size_t round = 1; round < z.gen; ++round)
-    for (auto& s : sessions) {
-      const auto t = g.sample(s.logits());
-      if (!t) return -1.0;
-      const token_id tok = *t;
-      if (s.append(std::span<const token_id>(&tok, 1)) != errc::ok) return -1.0;
-      ++generated;
+
+  double run() {
+    if (!sch) return -1.0;
+    tandem::generation_options go;
+    go.max_tokens = gen;
+    go.record_logprobs = false;
+    std::vector<tandem::request_id> ids;
+    for (const auto& p : prompts) {
+      auto id = sch->submit({p, tandem::greedy_sampler{}, go});
+      if (!id) return -1.0;
+      ids.push_back(*id);
     }
-  const double secs = seconds_since(t0);
-  return secs > 0 ? static_cast<double>(generated) / secs : -1.0;
-}
+    if (sch->step() != errc::ok) return -1.0;
+    const std::size_t after_prefill = sch->stats().generated_tokens;
+    const auto t0 = clock_type::now();
+    while (sch->active() > 0)
+      if (sch->step() != errc::ok) return -1.0;
+    const double secs = seconds_since(t0);
+    const std::size_t generated = sch->stats().generated_tokens - after_prefill;
+    tandem::completion c;
+    for (const auto id : ids) (void)sch->take(id, c);
+    return secs > 0 ? static_cast<double>(generated) / secs : -1.0;
+  }
+};
+
+// N separate llama_sessions (each sized for one sequence, as one user of one session
+// would), created once; each run clears them, feeds their prompts and times greedy
+// decoding, one token each per round.
+struct separate_generator {
+  std::vector<tandem::llama_session> sessions;
+  std::vector<std::vector<token_id>> prompts;
+  std::size_t gen = 0;
+
+  separate_generator(const options& o, const tandem::llama_model_handle& model, const gen_sizes& z,
+                     std::size_t n)
+      : gen(z.gen) {
+    std::mt19937_64 rng(o.seed + n);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto s = tandem::llama_session::create(
+          model, session_options(o, std::max<std::size_t>(256, z.prompt + z.gen), z.prompt));
+      if (!s) {
+        sessions.clear();
+        return;
+      }
+      prompts.push_back(random_tokens(rng, z.prompt, s->vocab_size()));
+      sessions.push_back(std::move(*s));
+    }
+  }
+
+  double run() {
+    if (sessions.empty()) return -1.0;
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+      sessions[i].clear();
+      if (sessions[i].append(prompts[i]) != errc::ok) return -1.0;
+    }
+    tandem::greedy_sampler g;
+    const auto t0 = clock_type::now();
+    std::size_t generated = 0;
+    for (std::size_t round = 1; round < gen; ++round)
+      for (auto& s : sessions) {
+        const auto t = g.sample(s.logits());
+        if (!t) return -1.0;
+        const token_id tok = *t;
+        if (s.append(std::span<const token_id>(&tok, 1)) != errc::ok) return -1.0;
+        ++generated;
+      }
+    const double secs = seconds_since(t0);
+    return secs > 0 ? static_cast<double>(generated) / secs : -1.0;
+  }
+};
 
 void case_generate(const options& o, const tandem::llama_model_handle& model) {
   gen_sizes z;
-  z.n_seq =
-      o.quick ? std::vector<std::size_t>{1, 2, 4} : std::vector<std::size_t>{1, 2, 4, 8, 16, 32};
+  z.n_seq = o.n_seq;
+  if (z.n_seq.empty())
+    z.n_seq =
+        o.quick ? std::vector<std::size_t>{1, 2, 4} : std::vector<std::size_t>{1, 2, 4, 8, 16, 32};
   if (o.quick) z.prompt = 8, z.gen = 8;
-  const std::vector<double> llama = llamacpp_batched(o, z);
-  std::fprintf(stderr, "%-14s %10s %12s %10s %12s %10s\n", "case", "tandem t/s", "llama.cpp t/s",
-               "ratio", "separate t/s", "ratio");
-  for (std::size_t i = 0; i < z.n_seq.size(); ++i) {
-    const std::size_t n = z.n_seq[i];
-    const double t = tandem_generate(o, model, z, n);
-    const double s = separate_generate(o, model, z, n);
-    const double l = llama[i];
-    const double over_l = l > 0 && t > 0 ? t / l : 0.0, over_s = s > 0 && t > 0 ? t / s : 0.0;
+  std::fprintf(stderr, "%-14s %10s %12s %10s %12s %10s %10s\n", "case", "tandem t/s",
+               "llama.cpp t/s", "ratio", "separate t/s", "ratio", "llama/sep");
+  for (const std::size_t n : z.n_seq) {
+    // Per N, one after the other so a loaded machine weighs on all three alike:
+    // llama-batched-bench's runs, then tandem's and the separate sessions' runs in turn.
+    const double l = llamacpp_batched(o, z, n);
+    tandem_generator tg(o, model, z, n);
+    separate_generator sg(o, model, z, n);
+    std::vector<double> tr, sr;
+    (void)tg.run();  // warm-up runs, not counted (llama-batched-bench warms up too)
+    (void)sg.run();
+    for (std::size_t r = 0; r < o.reps; ++r) {
+      tr.push_back(tg.run());
+      sr.push_back(sg.run());
+    }
+    const double t = median(tr), s = median(sr);
+    const double over_l = l > 0 && t > 0 ? t / l : 0.0, over_s = s > 0 && t > 0 ? t / s : 0.0,
+                 l_over_s = s > 0 && l > 0 ? l / s : 0.0;
     std::printf(
         "{\"case\":\"generate/%zu\",\"n_seq\":%zu,\"prompt_tokens\":%zu,\"gen_tokens\":%zu,"
-        "\"threads\":%d,\"flash_attn\":\"off\",\"ctx\":%zu,\"batch\":%zu,\"tandem_tps\":%.2f,"
-        "\"llamacpp_tps\":%.2f,\"tandem_over_llamacpp\":%.3f,\"separate_tps\":%.2f,"
-        "\"over_separate\":%.3f}\n",
-        n, n, z.prompt, z.gen, o.threads, z.ctx(), z.batch(), t, l, over_l, s, over_s);
+        "\"threads\":%d,\"flash_attn\":\"off\",\"ctx\":%zu,\"batch\":%zu,\"reps\":%zu,"
+        "\"tandem_tps\":%.2f,\"llamacpp_tps\":%.2f,\"tandem_over_llamacpp\":%.3f,"
+        "\"separate_tps\":%.2f,\"over_separate\":%.3f,\"llamacpp_over_separate\":%.3f}\n",
+        n, n, z.prompt, z.gen, o.threads, z.ctx(), z.batch(), o.reps, t, l, over_l, s, over_s,
+        l_over_s);
     std::fflush(stdout);
-    std::fprintf(stderr, "generate/%-5zu %10.1f %12.1f %9.2fx %12.1f %9.2fx\n", n, t, l, over_l, s,
-                 over_s);
+    std::fprintf(stderr, "generate/%-5zu %10.1f %12.1f %9.2fx %12.1f %9.2fx %9.2fx\n", n, t, l,
+                 over_l, s, over_s, l_over_s);
   }
 }
 
@@ -288,6 +370,44 @@ parallel_result llamacpp_parallel(const options& o, std::size_t n_parallel, std:
   return r;
 }
 
+// The policy that picks each step's max_prefill_tokens from step times measured in this
+// run: a step that feeds prompt tokens beside d decode tokens should cost at most `ratio`
+// times a pure decode step of d tokens. With c_d the time per decode token of recent pure
+// decode steps (step time / d, the step's fixed cost included) and c_p the extra time per
+// prompt token of recent mixed steps (exponential moving averages, alpha 0.2), the cap is
+// (ratio - 1) * d * c_d / c_p, at least 1 (so prefill progresses), at most what
+// max_batch_tokens leaves. Until c_d is measured, and every `probe_every`-th step while
+// requests decode, the cap is 0 (a pure decode step that measures c_d); before c_p is
+// measured c_d / c_p is taken as 1.
+struct prefill_governor {
+  double ratio = 1.75;
+  std::size_t probe_every = 16;
+  double per_decode = 0, per_prefill = 0;  // seconds per token; 0: not measured yet
+  std::size_t decode_steps = 0;            // steps with decode tokens seen
+  std::vector<double> mixed_over_pure;     // each mixed step's time over d * c_d then
+
+  std::size_t cap(std::size_t decoding, std::size_t max_batch) const {
+    if (decoding == 0 || decoding >= max_batch) return max_batch;
+    if (per_decode == 0 || decode_steps % probe_every == probe_every - 1) return 0;
+    const double rho = per_prefill > 0 ? per_decode / per_prefill : 1.0;
+    const double k = std::floor((ratio - 1.0) * static_cast<double>(decoding) * rho);
+    return static_cast<std::size_t>(std::clamp(k, 1.0, static_cast<double>(max_batch - decoding)));
+  }
+  void observe(double secs, std::size_t decoded, std::size_t prefilled) {
+    constexpr double a = 0.2;
+    const auto ema = [](double& x, double v) { x = x == 0 ? v : (1 - a) * x + a * v; };
+    if (decoded == 0) return;
+    ++decode_steps;
+    const double pure = static_cast<double>(decoded) * per_decode;
+    if (prefilled == 0) {
+      ema(per_decode, secs / static_cast<double>(decoded));
+    } else if (per_decode > 0) {
+      mixed_over_pure.push_back(secs / pure);
+      ema(per_prefill, std::max(0.0, secs - pure) / static_cast<double>(prefilled));
+    }
+  }
+};
+
 void case_poisson(const options& o, const tandem::llama_model_handle& model) {
   const std::size_t n_req = o.quick ? 6 : 64, n_seq = o.quick ? 4 : 16;
   const std::size_t p_min = 16, p_max = o.quick ? 64 : 512, g_min = o.quick ? 4 : 16,
@@ -316,6 +436,9 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
     outs[i] = glen(rng);
   }
   batch_scheduler sch(*ms, {.max_requests = n_req, .max_batch_tokens = cap, .max_prefixes = 1});
+  prefill_governor gov;
+  gov.ratio = o.step_ratio;
+  std::size_t mixed_steps = 0, pure_steps = 0;
   bool prefill_step = false;
   std::vector<double> gaps, gaps_prefill;
   std::vector<request_clock> clocks(n_req);
@@ -347,17 +470,28 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       std::this_thread::sleep_for(std::chrono::duration<double>(at[next] - now));
       continue;
     }
-    // Whether this step prefills: any request still feeding its prompt.
+    // Whether this step prefills (any request still feeding its prompt), and how many
+    // requests decode in it.
     prefill_step = false;
+    std::size_t decoding = 0;
     for (std::size_t i = 0; i < next; ++i) {
       const auto st = sch.state(ids[i]);
       prefill_step = prefill_step || st == tandem::request_state::prefilling ||
                      st == tandem::request_state::waiting;
+      decoding += st == tandem::request_state::decoding;
     }
+    if (o.step_ratio > 1.0) sch.set_max_prefill_tokens(gov.cap(decoding, cap));
+    const std::size_t decoded0 = sch.stats().decode_tokens, prefilled0 = sch.stats().prefill_tokens;
+    const auto s0 = clock_type::now();
     if (sch.step() != errc::ok) {
       std::printf("{\"case\":\"poisson\",\"skipped\":\"step failed\"}\n");
       return;
     }
+    const std::size_t decoded = sch.stats().decode_tokens - decoded0,
+                      prefilled = sch.stats().prefill_tokens - prefilled0;
+    gov.observe(seconds_since(s0), decoded, prefilled);
+    mixed_steps += decoded > 0 && prefilled > 0;
+    pure_steps += decoded > 0 && prefilled == 0;
     for (std::size_t i = 0; i < next; ++i)
       if (sch.state(ids[i]) == tandem::request_state::finished && sch.take(ids[i], c) == errc::ok) {
         generated += c.tokens.size();
@@ -372,36 +506,47 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
   const double tbt_med = percentile(gaps, 0.5), tbt_p95 = percentile(gaps, 0.95),
                tbt_p95_pf = percentile(gaps_prefill, 0.95);
   const parallel_result lp = llamacpp_parallel(o, n_seq, n_req, g_max);
+  const double thr = wall > 0 ? static_cast<double>(generated) / wall : 0.0;
   std::printf(
       "{\"case\":\"poisson\",\"seed\":%llu,\"requests\":%zu,\"rate_per_s\":%.2f,"
       "\"prompt_tokens\":[%zu,%zu],\"gen_tokens\":[%zu,%zu],\"long_prompts\":%zu,"
       "\"max_sequences\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
+      "\"prefill_policy\":\"%s\",\"step_ratio\":%.2f,\"decode_token_ms\":%.3f,"
+      "\"prefill_token_ms\":%.3f,\"prefill_over_decode_token_cost\":%.3f,\"pure_steps\":%zu,"
+      "\"mixed_steps\":%zu,\"mixed_over_pure_median\":%.3f,\"mixed_over_pure_p95\":%.3f,"
       "\"wall_s\":%.3f,\"generated\":%zu,\"throughput_tps\":%.2f,\"ttft_mean_ms\":%.2f,"
-      "\"ttft_p95_ms\":%.2f,\"tbt_median_ms\":%.3f,\"tbt_p95_ms\":%.3f,"
-      "\"tbt_gaps\":%zu,\"tbt_gaps_during_prefill\":%zu,\"tbt_p95_during_prefill_ms\":%.3f,\"tbt_"
-      "p95_le_2x_median\":%s,"
+      "\"ttft_p95_ms\":%.2f,\"tbt_median_ms\":%.3f,\"tbt_p95_ms\":%.3f,\"tbt_gaps\":%zu,"
+      "\"tbt_gaps_during_prefill\":%zu,\"tbt_p95_during_prefill_ms\":%.3f,"
+      "\"tbt_p95_over_median\":%.3f,\"tbt_p95_le_2x_median\":%s,"
       "\"tbt_p95_during_prefill_le_2x_median\":%s,\"prefill_tokens\":%zu,"
       "\"llamaparallel_gen_tps\":%.2f,\"llamaparallel_total_tps\":%.2f,"
       "\"llamaparallel_prompt_tokens\":%.0f,\"llamaparallel_gen_tokens\":%.0f,"
       "\"llamaparallel_wall_s\":%.3f,\"llamaparallel_differs\":\"llama-parallel -np %zu -ns %zu "
       "-n %zu -kvu --temp 0: its own built-in prompts after a shared system prompt, all requests "
       "queued at once (no Poisson arrivals), up to %zu tokens each or end of sequence, "
-      "its own batch size; wall time includes model load\"}\n",
+      "its own batch size and no cap on prompt tokens per step; wall time includes model "
+      "load\"}\n",
       static_cast<unsigned long long>(o.seed), n_req, rate, p_min, p_max, g_min, g_max, n_long,
-      n_seq, cap, o.threads, wall, generated,
-      wall > 0 ? static_cast<double>(generated) / wall : 0.0, 1e3 * mean(ttft),
-      1e3 * percentile(ttft, 0.95), 1e3 * tbt_med, 1e3 * tbt_p95, gaps.size(), gaps_prefill.size(),
-      1e3 * tbt_p95_pf, tbt_p95 <= 2 * tbt_med ? "true" : "false",
+      n_seq, cap, o.threads,
+      o.step_ratio > 1.0 ? "max_prefill_tokens from measured step costs" : "max_batch_tokens only",
+      o.step_ratio, 1e3 * gov.per_decode, 1e3 * gov.per_prefill,
+      gov.per_decode > 0 ? gov.per_prefill / gov.per_decode : 0.0, pure_steps, mixed_steps,
+      median(gov.mixed_over_pure), percentile(gov.mixed_over_pure, 0.95), wall, generated, thr,
+      1e3 * mean(ttft), 1e3 * percentile(ttft, 0.95), 1e3 * tbt_med, 1e3 * tbt_p95, gaps.size(),
+      gaps_prefill.size(), 1e3 * tbt_p95_pf, tbt_med > 0 ? tbt_p95 / tbt_med : 0.0,
+      tbt_p95 <= 2 * tbt_med ? "true" : "false",
       !gaps_prefill.empty() && tbt_p95_pf <= 2 * tbt_med ? "true" : "false",
       sch.stats().prefill_tokens, lp.gen_tps, lp.total_tps, lp.prompt_tokens, lp.gen_tokens,
       lp.wall, n_seq, n_req, g_max, g_max);
   std::fflush(stdout);
   std::fprintf(stderr,
                "poisson        %zu requests, %.1f t/s, ttft mean %.1f ms p95 %.1f ms, tbt median "
-               "%.2f ms p95 %.2f ms (during prefill %.2f ms); llama-parallel gen %.1f t/s\n",
-               n_req, wall > 0 ? static_cast<double>(generated) / wall : 0.0, 1e3 * mean(ttft),
-               1e3 * percentile(ttft, 0.95), 1e3 * tbt_med, 1e3 * tbt_p95, 1e3 * tbt_p95_pf,
-               lp.gen_tps);
+               "%.2f ms p95 %.2f ms (%.2fx; during prefill %.2f ms); prompt/decode token cost "
+               "%.2f, mixed/pure step p95 %.2f; llama-parallel gen %.1f t/s\n",
+               n_req, thr, 1e3 * mean(ttft), 1e3 * percentile(ttft, 0.95), 1e3 * tbt_med,
+               1e3 * tbt_p95, tbt_med > 0 ? tbt_p95 / tbt_med : 0.0, 1e3 * tbt_p95_pf,
+               gov.per_decode > 0 ? gov.per_prefill / gov.per_decode : 0.0,
+               percentile(gov.mixed_over_pure, 0.95), lp.gen_tps);
 }
 
 // ---- c. shared system prompt -------------------------------------------------------------
@@ -499,63 +644,141 @@ double rss_bytes() {
                   : -1.0;
 }
 
+// llama.cpp's own accounting of the buffers a context allocates, read from the lines its
+// log prints while the context is made ("... KV buffer size = X MiB", compute, output).
+struct buffer_tally {
+  double kv = 0, compute = 0, output = 0;  // bytes
+  double total() const { return kv + compute + output; }
+  static void log(ggml_log_level, const char* text, void* self) {
+    auto& t = *static_cast<buffer_tally*>(self);
+    const char* at = std::strstr(text, " buffer size =");
+    double mib = 0;
+    if (at == nullptr || std::sscanf(at, " buffer size = %lf", &mib) != 1) return;
+    const double bytes = mib * 1048576.0;
+    if (std::strstr(text, "KV buffer") != nullptr)
+      t.kv += bytes;
+    else if (std::strstr(text, "compute buffer") != nullptr)
+      t.compute += bytes;
+    else if (std::strstr(text, "output buffer") != nullptr)
+      t.output += bytes;
+  }
+};
+
+// One side of the memory case: its resident-set growth, llama.cpp's buffers and the
+// context's sizes.
+struct memory_side {
+  double rss = -1.0;
+  buffer_tally buffers;
+  std::uint32_t n_ctx = 0, n_batch = 0;
+};
+
+// Makes one context for all `tokens` (a sequence each) with batch size `batch`, fills it
+// in one append and keeps it in `keep`.
+memory_side one_context(const options& o, const tandem::llama_model_handle& model,
+                        const std::vector<std::vector<token_id>>& tokens, std::size_t batch,
+                        std::vector<tandem::llama_multi_session>& keep) {
+  memory_side m;
+  const double r0 = rss_bytes();
+  tandem::llama_multi_session_options mo;
+  mo.session = session_options(o, tokens.size() * tokens[0].size(), batch);
+  mo.max_sequences = static_cast<std::uint32_t>(tokens.size());
+  llama_log_set(buffer_tally::log, &m.buffers);
+  auto ms = tandem::llama_multi_session::create(model, mo);
+  tandem::llama_quiet_logs();
+  if (!ms) return m;
+  m.n_ctx = llama_n_ctx(ms->get());
+  m.n_batch = llama_n_batch(ms->get());
+  std::vector<tandem::seq_tokens> entries;
+  for (const auto& t : tokens) {
+    const auto s = ms->open();
+    if (!s) return m;
+    entries.push_back({*s, t});
+  }
+  if (ms->append(entries) == errc::ok) m.rss = rss_bytes() - r0;
+  keep.push_back(std::move(*ms));
+  return m;
+}
+
+// 16 sequences of 96 tokens in one context against 16 contexts holding one each, over
+// the one shared llama_model (its weights count on neither side). Each side is sized as
+// its user would size it: the one context for all the sequences' tokens (16 x 96), each
+// separate context for one sequence's 96 (llama.cpp pads both to a multiple of 256 cells
+// and caps a context's batch at its requested size), with the same options otherwise
+// (llama_session's default batch size, threads, flash attention off). A second one-context
+// setup takes the separate contexts' batch size, so that both sides compute as many tokens
+// per forward pass. Measured two ways: the growth of the resident set (/proc/self/statm)
+// from creating and filling each setup in turn, every setup kept alive until the end (so
+// none reuses pages another freed), and llama.cpp's buffer sizes (KV cache, compute and
+// output buffers) from its log.
 void case_memory(const options& o, const tandem::llama_model_handle& model) {
   const std::size_t n = o.quick ? 4 : 16, fill = o.quick ? 16 : 96;
+  const tandem::llama_session_options defaults;
   std::mt19937_64 rng(o.seed + 2000);
   std::vector<std::vector<token_id>> tokens;
   for (std::size_t i = 0; i < n; ++i)
     tokens.push_back(random_tokens(rng, fill, model.vocab_size()));
-  double one = -1.0, many = -1.0;
-  // Both setups stay alive until the end, so the second cannot reuse pages the first freed.
-  std::optional<tandem::llama_multi_session> keep;
-  {
-    const double r0 = rss_bytes();
-    tandem::llama_multi_session_options mo;
-    mo.session = session_options(o, n * fill, n * fill);
-    mo.max_sequences = static_cast<std::uint32_t>(n);
-    auto ms = tandem::llama_multi_session::create(model, mo);
-    if (ms) {
-      std::vector<tandem::seq_tokens> batch;
-      bool ok = true;
-      for (std::size_t i = 0; i < n && ok; ++i) {
-        const auto s = ms->open();
-        ok = s.has_value();
-        if (ok) batch.push_back({*s, tokens[i]});
-      }
-      if (ok && ms->append(batch) == errc::ok) one = rss_bytes() - r0;
-      keep.emplace(std::move(*ms));
-    }
-  }
+  std::vector<tandem::llama_multi_session> keep;
+  const memory_side one = one_context(o, model, tokens, defaults.batch_size, keep);
+  memory_side many;
   std::vector<tandem::llama_session> sessions;
   {
     const double r0 = rss_bytes();
     bool ok = true;
+    llama_log_set(buffer_tally::log, &many.buffers);
     for (std::size_t i = 0; i < n && ok; ++i) {
-      auto s = tandem::llama_session::create(model, session_options(o, fill, fill));
-      ok = s.has_value() && s->append(tokens[i]) == errc::ok;
+      auto s = tandem::llama_session::create(model, session_options(o, fill, defaults.batch_size));
+      ok = s.has_value();
       if (ok) sessions.push_back(std::move(*s));
     }
-    if (ok) many = rss_bytes() - r0;
+    tandem::llama_quiet_logs();
+    for (std::size_t i = 0; i < sessions.size() && ok; ++i)
+      ok = sessions[i].append(tokens[i]) == errc::ok;
+    if (ok) {
+      many.rss = rss_bytes() - r0;
+      many.n_ctx = llama_n_ctx(sessions[0].get());
+      many.n_batch = llama_n_batch(sessions[0].get());
+    }
   }
-  const double ratio = one > 0 && many > 0 ? one / many : 0.0;
+  const memory_side same =
+      many.n_batch > 0 ? one_context(o, model, tokens, many.n_batch, keep) : memory_side{};
+  const auto ratio = [](double a, double b) { return a > 0 && b > 0 ? a / b : 0.0; };
+  const double r = ratio(one.rss, many.rss), rb = ratio(one.buffers.total(), many.buffers.total()),
+               rs = ratio(same.rss, many.rss),
+               rsb = ratio(same.buffers.total(), many.buffers.total());
+  const double mib = 1048576.0;
   std::printf(
       "{\"case\":\"memory\",\"n_seq\":%zu,\"tokens_per_seq\":%zu,\"threads\":%d,"
-      "\"flash_attn\":\"off\",\"method\":\"growth of /proc/self/statm resident pages from "
-      "creating and filling each setup in turn, first of all cases (one context of %zu cells, "
-      "kept, then %zu contexts of "
-      "%zu)\",\"one_context_bytes\":%.0f,\"separate_contexts_bytes\":%.0f,"
-      "\"one_over_separate\":%.3f,\"le_0_3\":%s}\n",
-      n, fill, o.threads, n * fill, n, fill, one, many, ratio,
-      ratio > 0 && ratio <= 0.3 ? "true" : "false");
+      "\"flash_attn\":\"off\",\"method\":\"one context of n_ctx %u (n_batch %u, n_seq_max %zu, "
+      "unified KV) for all sequences against %zu contexts of n_ctx %u (n_batch %u) for one "
+      "each, over one shared llama_model; same_batch: one context of n_ctx %u with n_batch %u; "
+      "resident: growth of /proc/self/statm's resident pages from creating and filling each "
+      "setup in turn, first of all cases, every setup kept alive; buffers: llama.cpp's KV, "
+      "compute and output buffer sizes from its log\",\"one_context_bytes\":%.0f,"
+      "\"separate_contexts_bytes\":%.0f,\"one_over_separate\":%.3f,\"le_0_3\":%s,"
+      "\"one_context_kv_mib\":%.2f,\"one_context_compute_mib\":%.2f,"
+      "\"one_context_output_mib\":%.2f,\"separate_kv_mib\":%.2f,\"separate_compute_mib\":%.2f,"
+      "\"separate_output_mib\":%.2f,\"buffers_one_over_separate\":%.3f,"
+      "\"same_batch_bytes\":%.0f,\"same_batch_over_separate\":%.3f,"
+      "\"same_batch_compute_mib\":%.2f,\"same_batch_buffers_over_separate\":%.3f}\n",
+      n, fill, o.threads, one.n_ctx, one.n_batch, n, n, many.n_ctx, many.n_batch, same.n_ctx,
+      same.n_batch, one.rss, many.rss, r, r > 0 && r <= 0.3 ? "true" : "false",
+      one.buffers.kv / mib, one.buffers.compute / mib, one.buffers.output / mib,
+      many.buffers.kv / mib, many.buffers.compute / mib, many.buffers.output / mib, rb, same.rss,
+      rs, same.buffers.compute / mib, rsb);
   std::fflush(stdout);
-  std::fprintf(stderr, "memory         one context %.1f MiB, %zu contexts %.1f MiB (%.3fx)\n",
-               one / 1048576.0, n, many / 1048576.0, ratio);
+  std::fprintf(stderr,
+               "memory         resident: one context %.1f MiB, %zu contexts %.1f MiB (%.3fx); "
+               "llama.cpp buffers: %.1f MiB vs %.1f MiB (%.3fx); with n_batch %u: %.3fx, "
+               "buffers %.3fx\n",
+               one.rss / mib, n, many.rss / mib, r, one.buffers.total() / mib,
+               many.buffers.total() / mib, rb, same.n_batch, rs, rsb);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   options o;
+  bool reps_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -567,15 +790,31 @@ int main(int argc, char** argv) {
       o.threads = std::max(1, std::atoi(argv[++i]));
     else if (a == "--seed" && v)
       o.seed = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--quick")
+    else if (a == "--reps" && v)
+      o.reps = static_cast<std::size_t>(std::max(1, std::atoi(argv[++i]))), reps_given = true;
+    else if (a == "--cases" && v)
+      o.cases = argv[++i];
+    else if (a == "--step-ratio" && v)
+      o.step_ratio = std::atof(argv[++i]);
+    else if (a == "--n-seq" && v) {
+      for (const char* p = argv[++i]; *p != '\0';) {
+        char* end = nullptr;
+        const unsigned long n = std::strtoul(p, &end, 10);
+        if (end == p || n == 0) break;
+        o.n_seq.push_back(n);
+        p = *end == ',' ? end + 1 : end;
+      }
+    } else if (a == "--quick")
       o.quick = true;
     else {
       std::fprintf(stderr,
                    "usage: bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] "
-                   "[--seed N]\n");
+                   "[--seed N] [--reps N] [--n-seq N,N,...] [--step-ratio R] "
+                   "[--cases memory,generate,poisson,shared_prefix]\n");
       return 2;
     }
   }
+  if (o.quick && !reps_given) o.reps = 1;
   if (o.model.empty()) {
     std::fprintf(stderr, "bench_batch: --model FILE.gguf is required\n");
     return 2;
@@ -588,9 +827,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_batch: %.*s\n", static_cast<int>(why.size()), why.data());
     return 1;
   }
-  case_memory(o, *model);  // first: later cases leave freed pages the setups could reuse
-  case_generate(o, *model);
-  case_poisson(o, *model);
-  case_shared_prefix(o, *model);
+  // Memory first: later cases leave freed pages the setups could reuse.
+  if (o.runs("memory")) case_memory(o, *model);
+  if (o.runs("generate")) case_generate(o, *model);
+  if (o.runs("poisson")) case_poisson(o, *model);
+  if (o.runs("shared_prefix")) case_shared_prefix(o, *model);
   return 0;
 }

@@ -4,6 +4,7 @@
 // priorities, every error case, cancellation, and no allocation once warm.
 #include "tandem/batch/scheduler.hpp"
 
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -159,6 +160,49 @@ TEST_CASE("scheduler: a long prompt is prefilled in chunks while the others deco
     REQUIRE(sch.take(small[i], c) == errc::ok);
     CHECK(c.tokens == lone_greedy(tokens{static_cast<token_id>(i + 1)}, 40));
   }
+}
+
+TEST_CASE("scheduler: max_prefill_tokens caps the prompt tokens of a step while others decode",
+          "[batch][scheduler]") {
+  mock_multi_model m({.max_sequences = 4});
+  greedy_scheduler sch(m, {.max_requests = 4, .max_batch_tokens = 16, .max_prefill_tokens = 4});
+  const tokens long_prompt(40, 5);
+  const auto big = *sch.submit({long_prompt, {}, budget(3)});
+  // Nothing decodes in the first step: it may prefill up to max_batch_tokens.
+  REQUIRE(sch.step() == errc::ok);
+  CHECK(sch.stats().prefill_tokens == 16);
+  const auto small = *sch.submit({tokens{1}, {}, budget(40)});
+  REQUIRE(sch.step() == errc::ok);  // big's next 16 (it comes first), small's 0
+  REQUIRE(sch.step() == errc::ok);  // big's last 8 and small's 1: both decode now
+  CHECK(sch.stats().prefill_tokens == 41);
+  REQUIRE(sch.state(small) == request_state::decoding);
+  const tokens second_prompt(30, 6);
+  const auto second = *sch.submit({second_prompt, {}, budget(2)});
+  for (int step = 0; step < 3; ++step) {  // some request decodes: 4 prompt tokens a step
+    const std::size_t before = sch.stats().prefill_tokens;
+    REQUIRE(sch.step() == errc::ok);
+    CHECK(sch.stats().prefill_tokens - before == 4);
+  }
+  REQUIRE(sch.state(big) == request_state::finished);  // its 3 tokens
+  sch.set_max_prefill_tokens(0);                       // none while some request decodes
+  CHECK(sch.options().max_prefill_tokens == 0);
+  std::size_t before = sch.stats().prefill_tokens;
+  const std::size_t decoded = sch.stats().decode_tokens;
+  REQUIRE(sch.step() == errc::ok);
+  CHECK(sch.stats().prefill_tokens == before);
+  CHECK(sch.stats().decode_tokens == decoded + 1);  // small's token all the same
+  sch.set_max_prefill_tokens(std::numeric_limits<std::size_t>::max());  // the default
+  before = sch.stats().prefill_tokens;
+  REQUIRE(sch.step() == errc::ok);
+  CHECK(sch.stats().prefill_tokens - before == 15);  // beside small's decode token
+  run(sch);
+  completion c;
+  REQUIRE(sch.take(big, c) == errc::ok);
+  CHECK(c.tokens == lone_greedy(long_prompt, 3));
+  REQUIRE(sch.take(second, c) == errc::ok);
+  CHECK(c.tokens == lone_greedy(second_prompt, 2));
+  REQUIRE(sch.take(small, c) == errc::ok);
+  CHECK(c.tokens == lone_greedy(tokens{1}, 40));
 }
 
 TEST_CASE("scheduler: an urgent request is served first when the cap binds", "[batch][scheduler]") {

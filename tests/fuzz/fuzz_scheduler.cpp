@@ -1,13 +1,16 @@
 // Fuzz target for the continuous-batching scheduler: the input is a script of operations
-// (submit, cancel, step, take, add and remove a shared prefix) over a mock multi-sequence
-// model whose sizes, batch-token cap and injected decode failure come from the first bytes.
-// Invariants checked after every operation: the model never holds more sequences than the
-// scheduler's running requests and prefixes, step() fails only with the injected
-// decode_failed, and every taken completion respects its budget and is the lone greedy
-// run's output (exactly when it ended by length or stop token, a prefix otherwise).
+// (submit, cancel, step under a prefill cap changed at random, take, add and remove a
+// shared prefix) over a mock multi-sequence model whose sizes, batch-token cap and injected
+// decode failure come from the first bytes. Invariants checked after every operation: the
+// model never holds more sequences than the scheduler's running requests and prefixes,
+// step() fails only with the injected decode_failed, a step that decodes feeds at most
+// max_prefill_tokens prompt tokens, and every taken completion respects its budget and is
+// the lone greedy run's output (exactly when it ended by length or stop token, a prefix
+// otherwise).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -85,9 +88,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 1:  // cancel
         if (!live.empty()) check(sch.cancel(live[r.next(live.size())].id) == errc::ok);
         break;
-      case 2: {  // step
+      case 2: {  // step, sometimes under a new prefill cap (0: none while a request decodes)
+        if (r.next(4) == 0)
+          sch.set_max_prefill_tokens(r.next(3) == 0 ? std::numeric_limits<std::size_t>::max()
+                                                    : r.next(4));
+        const tandem::scheduler_stats before = sch.stats();
         const errc e = sch.step();
         check(e == errc::ok || e == errc::decode_failed);
+        if (sch.stats().decode_tokens > before.decode_tokens)
+          check(sch.stats().prefill_tokens - before.prefill_tokens <=
+                sch.options().max_prefill_tokens);
         break;
       }
       case 3: {  // take

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -39,7 +40,8 @@ using request_id = std::uint64_t;
 /// Identifies a shared prefix registered with `scheduler::add_prefix`.
 using prefix_id = std::uint32_t;
 
-/// Sizes of a scheduler, fixed at construction; every per-step buffer is sized from them.
+/// Sizes of a scheduler, fixed at construction (but max_prefill_tokens: see
+/// set_max_prefill_tokens); every per-step buffer is sized from them.
 struct scheduler_options {
   /// Requests held at once: waiting, running, or finished and not yet taken.
   std::size_t max_requests = 16;
@@ -47,6 +49,14 @@ struct scheduler_options {
   std::size_t max_batch_tokens = 256;
   /// Shared prefixes held at once.
   std::size_t max_prefixes = 4;
+  /// Prompt tokens one step() may feed while some request decodes in it (under
+  /// max_batch_tokens too); the default is no cap but max_batch_tokens, and 0 feeds none
+  /// (a policy may alternate, prefilling every other step). A step with no decoding
+  /// request may always prefill up to max_batch_tokens. A step's cost grows with its
+  /// tokens, so this bounds how much a long prompt's chunk delays the running requests'
+  /// next tokens (their time between tokens), at the price of a slower prefill (a later
+  /// first token). Changeable between steps with set_max_prefill_tokens().
+  std::size_t max_prefill_tokens = std::numeric_limits<std::size_t>::max();
 };
 
 /// One generation request: what generate() takes, plus a priority.
@@ -95,7 +105,8 @@ struct scheduler_stats {
 /// requests get a sequence in priority order (a fork of the longest registered prefix
 /// their prompt starts with, else a fresh one); then the batch is built: first one decode
 /// token for every running request (highest priority first), then prefill chunks in
-/// priority order with the tokens left under `max_batch_tokens`; one append feeds it;
+/// priority order with the tokens left under `max_batch_tokens` (and under
+/// `max_prefill_tokens` when the batch holds a decode token); one append feeds it;
 /// every request with fresh logits samples one token, streams it and may finish. So a
 /// long prompt never holds back the others' decoding (as long as max_batch_tokens is at
 /// least the number of running requests), and an urgent request is served first when the
@@ -299,6 +310,7 @@ class scheduler {
       s.chunk = 1;
       --budget;
     }
+    if (!batch_.empty()) budget = std::min(budget, opts_.max_prefill_tokens);
     for (const std::uint32_t i : order_) {
       slot& s = slots_[i];
       if (budget == 0) break;
@@ -340,8 +352,11 @@ class scheduler {
   }
   /// Counters since construction.
   [[nodiscard]] const scheduler_stats& stats() const noexcept { return stats_; }
-  /// The sizes given at construction.
+  /// The sizes given at construction (with the latest set_max_prefill_tokens()).
   [[nodiscard]] const scheduler_options& options() const noexcept { return opts_; }
+  /// Sets `max_prefill_tokens` from the next step() on (see scheduler_options), e.g. from
+  /// a policy that times the steps. Never fails; allocates nothing.
+  void set_max_prefill_tokens(std::size_t n) noexcept { opts_.max_prefill_tokens = n; }
   /// The model the scheduler drives.
   [[nodiscard]] M& model() const noexcept { return *model_; }
   /// Details of the last failed call (add_prefix, remove_prefix, submit, cancel, take,
