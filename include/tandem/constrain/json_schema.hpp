@@ -1267,7 +1267,7 @@ class compiler {
                                                               const json_schema_options& o = {},
                                                               error_info* info = nullptr) {
   detail::json::parse_options po;
-  po.max_depth = o.max_nesting * 2 + 16;
+  po.max_depth = o.max_nesting * 4 + 16;  // deeper than any schema max_nesting allows
   auto doc = detail::json::parse(schema_json, po, info);
   if (!doc) return doc.error();
   std::string out;
