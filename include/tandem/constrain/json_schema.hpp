@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -780,9 +781,18 @@ class compiler {
   errc run(std::string& out) { return schema(root_, 0, out); }
 
  private:
-  template <class... A>
-  errc bad(errc e, const json_value& at, const char* fmt, A... a) {
-    return fail_at(info_, e, at.line, at.column, fmt, a...);
+#if defined(__GNUC__) || defined(__clang__)
+  __attribute__((format(printf, 4, 5)))
+#endif
+  errc
+  bad(errc e, const json_value& at, const char* fmt, ...) noexcept {
+    if (info_ != nullptr) {
+      std::va_list args;
+      va_start(args, fmt);
+      record(*info_, e, at.line, at.column, fmt, args);
+      va_end(args);
+    }
+    return e;
   }
   errc unsupported_kw(const json_value& at, std::string_view kw) {
     return bad(errc::unsupported, at, "unsupported keyword \"%.*s\"",
