@@ -126,7 +126,7 @@ inline void literal(std::string& out, std::uint32_t c) {
       out += '\\';
     out += static_cast<char>(c);
   } else {
-    json::reader::append_utf8(out, c);
+    json::append_utf8(out, c);
   }
 }
 
@@ -134,7 +134,7 @@ inline void literal(std::string& out, std::uint32_t c) {
 inline void class_char(std::string& out, std::uint32_t c) {
   const bool plain = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
   if (c >= 0x80) {
-    json::reader::append_utf8(out, c);
+    json::append_utf8(out, c);
   } else if (plain) {
     out += static_cast<char>(c);
   } else {
@@ -430,44 +430,16 @@ class pattern_translator {
   }
 
   errc utf8(std::uint32_t& cp) {
-    const auto b0 = static_cast<unsigned char>(p_[i_]);
-    if (b0 < 0x80) {
-      cp = b0;
-      ++i_;
-      return errc::ok;
-    }
-    // Reuse the JSON reader's UTF-8 checks through a one-character string.
-    const std::size_t n = b0 < 0x80 ? 1 : (b0 & 0xE0) == 0xC0 ? 2 : (b0 & 0xF0) == 0xE0 ? 3 : 4;
-    if (i_ + n > p_.size()) return bad(errc::parse_error, "invalid UTF-8");
-    std::string tmp = "\"";
-    tmp.append(p_.substr(i_, n));
-    tmp += '"';
-    auto r = json::parse(tmp);
-    if (!r || r->text.empty()) return bad(errc::parse_error, "invalid UTF-8");
-    const std::string& s = r->text;
-    cp = static_cast<unsigned char>(s[0]);
-    if (n > 1) {
-      cp &= n == 2 ? 0x1Fu : n == 3 ? 0x0Fu : 0x07u;
-      for (std::size_t k = 1; k < n; ++k)
-        cp = (cp << 6) | (static_cast<unsigned char>(s[k]) & 0x3Fu);
-    }
+    const std::size_t n = json::decode_utf8(p_.substr(i_), cp);
+    if (n == 0) return bad(errc::parse_error, "invalid UTF-8");
     i_ += n;
     return errc::ok;
   }
 
   int hex(std::size_t digits) noexcept {
     if (p_.size() - i_ < digits) return -1;
-    int v = 0;
-    for (std::size_t k = 0; k < digits; ++k) {
-      const char c = p_[i_ + k];
-      int d = -1;
-      if (c >= '0' && c <= '9') d = c - '0';
-      if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      if (d < 0) return -1;
-      v = v * 16 + d;
-    }
-    i_ += digits;
+    const int v = json::hex_value(p_.substr(i_, digits));
+    if (v >= 0) i_ += digits;
     return v;
   }
 
@@ -986,13 +958,11 @@ class compiler {
   static void string_literal(std::string_view s, std::string& out) {
     out += '"';
     for (std::size_t i = 0; i < s.size();) {
-      const auto b0 = static_cast<unsigned char>(s[i]);
-      const std::size_t n = b0 < 0x80 ? 1 : (b0 & 0xE0) == 0xC0 ? 2 : (b0 & 0xF0) == 0xE0 ? 3 : 4;
-      std::uint32_t cp = n == 1 ? b0 : b0 & (n == 2 ? 0x1Fu : n == 3 ? 0x0Fu : 0x07u);
-      for (std::size_t k = 1; k < n && i + k < s.size(); ++k)
-        cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
+      std::uint32_t cp = 0;
+      const std::size_t n = json::decode_utf8(s.substr(i), cp);
+      TANDEM_ASSERT(n != 0, "strings from the JSON reader are valid UTF-8");
       out += encoded_chars({{cp, cp}}).re;
-      i += n;
+      i += n == 0 ? 1 : n;
     }
     out += '"';
   }

@@ -17,6 +17,7 @@
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
+#include "tandem/core/stream_decoder.hpp"
 
 namespace tandem::inline v0::detail::json {
 
@@ -59,6 +60,53 @@ struct parse_options {
   /// is a `parse_error`, so a hostile text cannot exhaust the stack.
   std::size_t max_depth = 64;
 };
+
+/// The value of `digits`, all hex digits (either case), or -1 when one is not.
+[[nodiscard]] constexpr int hex_value(std::string_view digits) noexcept {
+  int v = 0;
+  for (const char c : digits) {
+    int d = -1;
+    if (c >= '0' && c <= '9') d = c - '0';
+    if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/// Decodes the well-formed UTF-8 character that starts `s` into `cp` and returns its length
+/// in bytes (1 to 4); 0 when `s` is empty or does not start with one (`cp` unchanged).
+[[nodiscard]] constexpr std::size_t decode_utf8(std::string_view s, std::uint32_t& cp) noexcept {
+  if (s.empty()) return 0;
+  const int n = utf8_char_length(s);
+  if (n <= 0) return 0;
+  constexpr unsigned char lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+  std::uint32_t v = static_cast<unsigned char>(s[0]) & lead_mask[n];
+  for (int k = 1; k < n; ++k)
+    v = (v << 6) | (static_cast<unsigned char>(s[static_cast<std::size_t>(k)]) & 0x3Fu);
+  cp = v;
+  return static_cast<std::size_t>(n);
+}
+
+/// Appends code point `cp` (a Unicode scalar value) to `out` as UTF-8.
+inline void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
 
 /// \cond TANDEM_INTERNAL
 class reader {
@@ -201,17 +249,8 @@ class reader {
 
   int hex4() noexcept {
     if (s_.size() - i_ < 4) return -1;
-    int v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[i_ + static_cast<std::size_t>(k)];
-      int d = -1;
-      if (c >= '0' && c <= '9') d = c - '0';
-      if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      if (d < 0) return -1;
-      v = v * 16 + d;
-    }
-    i_ += 4;
+    const int v = hex_value(s_.substr(i_, 4));
+    if (v >= 0) i_ += 4;
     return v;
   }
 
@@ -275,62 +314,15 @@ class reader {
     }
   }
 
-  // Copies one UTF-8 encoded code point, rejecting malformed, overlong and surrogate forms.
+  // Copies one well-formed UTF-8 character (no overlong forms, surrogates or values above
+  // U+10FFFF).
   errc copy_utf8(std::string& out) {
-    const auto b0 = static_cast<unsigned char>(s_[i_]);
-    std::size_t n = 0;
-    std::uint32_t cp = 0, min = 0;
-    if (b0 < 0x80) {
-      out += static_cast<char>(b0);
-      ++i_;
-      return errc::ok;
-    }
-    if ((b0 & 0xE0) == 0xC0) {
-      n = 1;
-      cp = b0 & 0x1Fu;
-      min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-      n = 2;
-      cp = b0 & 0x0Fu;
-      min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-      n = 3;
-      cp = b0 & 0x07u;
-      min = 0x10000;
-    } else {
-      return fail("invalid UTF-8 in a string");
-    }
-    if (s_.size() - i_ <= n) return fail("invalid UTF-8 in a string");
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto b = static_cast<unsigned char>(s_[i_ + k]);
-      if ((b & 0xC0) != 0x80) return fail("invalid UTF-8 in a string");
-      cp = (cp << 6) | (b & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return fail("invalid UTF-8 in a string");
-    out.append(s_.substr(i_, n + 1));
-    i_ += n + 1;
+    std::uint32_t cp = 0;
+    const std::size_t n = decode_utf8(s_.substr(i_), cp);
+    if (n == 0) return fail("invalid UTF-8 in a string");
+    out.append(s_.substr(i_, n));
+    i_ += n;
     return errc::ok;
-  }
-
- public:
-  /// Appends code point `cp` (a scalar value) to `out` as UTF-8.
-  static void append_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
   }
 
  private:
