@@ -733,6 +733,12 @@ TEST_CASE("json_schema: limits give constraint_too_large and bad schemas invalid
   o.max_nesting = 1000;
   CHECK(json_schema_to_regex(defs, o, &info).error() == errc::constraint_too_large);
   CHECK(info.context().find("max_regex_size") != std::string_view::npos);
+  const std::string nested_groups =
+      R"({"type":"string","pattern":")" + std::string(300, '(') + std::string(300, ')') + "\"}";
+  CHECK(json_schema_to_regex(nested_groups).error() == errc::constraint_too_large);
+  const std::string fine_groups = R"({"type":"string","pattern":")" + std::string(200, '(') + "a" +
+                                  std::string(200, ')') + "\"}";
+  CHECK(json_schema_to_regex(fine_groups).has_value());
   CHECK(json_schema_to_regex(R"({"type":"strnig"})").error() == errc::invalid_argument);
   CHECK(json_schema_to_regex(R"({"type":"integer","minimum":5,"maximum":4})").error() ==
         errc::invalid_argument);

@@ -398,8 +398,12 @@ class pattern_translator {
           return bad(errc::unsupported, "lookaround, named groups and flags");
         }
       }
+      // Groups recurse; a hostile pattern must not exhaust the stack.
+      if (++depth_ > max_group_depth)
+        return bad(errc::constraint_too_large, "groups nested too deep");
       std::string inner;
       TANDEM_TRY(parse_alt(inner));
+      --depth_;
       if (!peek(')')) return bad(errc::parse_error, "')' was expected");
       ++i_;
       out = {inner, true};
@@ -577,6 +581,8 @@ class pattern_translator {
   std::string_view p_;
   error_info* info_;
   std::size_t i_ = 0;
+  std::size_t depth_ = 0;
+  static constexpr std::size_t max_group_depth = 256;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1242,7 +1248,8 @@ class compiler {
 /// `unsupported` (a keyword or form outside the subset, named); `invalid_argument` (a
 /// malformed schema: a keyword of the wrong type, an unknown type name, a `$ref` naming
 /// nothing, bounds that allow no value); `constraint_too_large` (nesting deeper than
-/// `o.max_nesting`, or a regex longer than `o.max_regex_size`).
+/// `o.max_nesting`, a regex longer than `o.max_regex_size`, a `pattern` with groups nested
+/// deeper than 256).
 [[nodiscard]] inline result<std::string> json_schema_to_regex(std::string_view schema_json,
                                                               const json_schema_options& o = {},
                                                               error_info* info = nullptr) {
