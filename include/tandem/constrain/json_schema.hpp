@@ -43,9 +43,10 @@ struct json_schema_options {
   /// The longest string (in characters, i.e. code points of the decoded value) allowed
   /// where a string schema has no `maxLength` (and no `pattern`, `format`, `enum` or
   /// `const`), so that a model cannot run on forever inside a string. 0: unbounded.
-  /// Each allowed character costs a few automaton states, so large values make large
-  /// automata.
-  std::size_t max_string_length = 256;
+  /// Each allowed character costs about ten automaton states (one per UTF-8 lead byte and
+  /// escape prefix), so large values make large automata: an unbounded-length string with
+  /// the default 128 costs about 1,300 states against `constraint_options::max_states`.
+  std::size_t max_string_length = 128;
   /// Deepest nesting of subschemas (properties, items, anyOf branches and `$ref`
   /// expansions each count one level); deeper is `constraint_too_large`.
   std::size_t max_nesting = 32;
@@ -1154,7 +1155,11 @@ class compiler {
     if (lo > hi)
       return bad(errc::invalid_argument, s, "\"minLength\" above \"maxLength\" allows nothing");
     out += '"';
-    if (hi > 0) out += as_atom(encoded_chars({{0, max_cp}})) + quantifier(lo, hi);
+    // Any character but the controls that only a \u00xx escape can write: a model has no
+    // use for them, and leaving them out saves automaton states on every character.
+    if (hi > 0)
+      out +=
+          as_atom(encoded_chars({{'\b', '\n'}, {'\f', '\r'}, {0x20, max_cp}})) + quantifier(lo, hi);
     out += '"';
     return errc::ok;
   }
