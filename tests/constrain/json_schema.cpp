@@ -350,6 +350,44 @@ const char* const property_schemas[] = {
     R"({"type":"string","pattern":"^[^a-c\"]{2,3}$","examples":["\\\\z","\u00e9x","zz"]})",
 };
 
+// Patterns of the pattern tests (valid in both tandem's dialect and ECMAScript), and values
+// tried beside random ones.
+const char* const patterns[] = {"a",
+                                "^a",
+                                "b$",
+                                "^ab*$",
+                                "^[a-z_]{2,3}$",
+                                "\\d+",
+                                "^(?:a|\\\\|\")+$",
+                                "^[^a\\n]*$",
+                                "^.{1,2}$",
+                                "^\\D\\W$",
+                                "\\w-",
+                                "^(ab|z)?\\/.$",
+                                "^\\u00e9|\\x2e$",
+                                "^[\\u0001-\\u001f]$",
+                                "^[\u00e9-\u20ac]+$",
+                                "^\\S\\s",
+                                "^(?:\U0001F600){2}$",
+                                "^[^\"\\\\]$"};
+const char* const probes[] = {"",
+                              "a",
+                              "ab",
+                              "\xf0\x9f\x98\x80\xf0\x9f\x98\x80",
+                              "\xc3\xa9\xe2\x82\xac",
+                              "a.b",
+                              "\\",
+                              "\"",
+                              "z/x",
+                              "\x01",
+                              "ab_",
+                              "\xc3\xa9",
+                              " \n",
+                              "a-",
+                              ".",
+                              "/a",
+                              "abbb"};
+
 }  // namespace
 
 TEST_CASE("json_schema: generated valid instances match and invalid mutations do not",
@@ -482,41 +520,6 @@ TEST_CASE("json_schema: bounded numbers match exactly the decimals between integ
 
 TEST_CASE("json_schema: a pattern constrains the decoded string, searched as ECMA-262 does",
           "[constrain][json_schema]") {
-  const char* const patterns[] = {"a",
-                                  "^a",
-                                  "b$",
-                                  "^ab*$",
-                                  "^[a-z_]{2,3}$",
-                                  "\\d+",
-                                  "^(?:a|\\\\|\")+$",
-                                  "^[^a\\n]*$",
-                                  "^.{1,2}$",
-                                  "^\\D\\W$",
-                                  "\\w-",
-                                  "^(ab|z)?\\/.$",
-                                  "^\\u00e9|\\x2e$",
-                                  "^[\\u0001-\\u001f]$",
-                                  "^[\u00e9-\u20ac]+$",
-                                  "^\\S\\s",
-                                  "^(?:\U0001F600){2}$",
-                                  "^[^\"\\\\]$"};
-  const char* const probes[] = {"",
-                                "a",
-                                "ab",
-                                "\xf0\x9f\x98\x80\xf0\x9f\x98\x80",
-                                "\xc3\xa9\xe2\x82\xac",
-                                "a.b",
-                                "\\",
-                                "\"",
-                                "z/x",
-                                "\x01",
-                                "ab_",
-                                "\xc3\xa9",
-                                " \n",
-                                "a-",
-                                ".",
-                                "/a",
-                                "abbb"};
   std::mt19937_64 rng(99);
   std::size_t matched = 0, total = 0;
   for (const char* p : patterns) {
@@ -757,17 +760,67 @@ TEST_CASE("json_schema: limits give constraint_too_large and bad schemas invalid
 }
 
 #if __has_include("tandem/constrain/regex.hpp")
-TEST_CASE("json_schema: compile_json_schema compiles the regex against a vocabulary",
-          "[constrain][json_schema]") {
+namespace {
+
+tandem::token_vocabulary byte_vocabulary() {
   std::vector<std::string> bytes;
   for (int b = 0; b < 256; ++b) bytes.emplace_back(1, static_cast<char>(b));
   auto vocab = tandem::token_vocabulary::from_bytes(std::move(bytes), {});
   REQUIRE(vocab.has_value());
-  CHECK(tandem::compile_json_schema(R"({"type":"object","properties":{"a":{"type":"boolean"}}})",
-                                    *vocab)
-            .has_value());
+  return std::move(*vocab);
+}
+
+// Whether the compiled constraint accepts `text`, fed one byte token at a time.
+bool accepts(const tandem::compiled_constraint& c, std::string_view text) {
+  tandem::constraint_state st(c);
+  for (const char ch : text)
+    if (st.advance(static_cast<unsigned char>(ch)) != errc::ok) return false;
+  return st.can_end();
+}
+
+}  // namespace
+
+TEST_CASE("json_schema: compile_json_schema accepts what the regex matches, byte by byte",
+          "[constrain][json_schema]") {
+  const auto vocab = byte_vocabulary();
+  json_schema_options o;
+  o.max_string_length = 12;
+  for (const char* text : property_schemas) {
+    const json schema = json::parse(text);
+    error_info info;
+    const auto c = tandem::compile_json_schema(text, vocab, o, &info);
+    INFO(text << ": " << info.context());
+    REQUIRE(c.has_value());
+    const matcher m(to_regex(text, o));
+    std::mt19937_64 rng(0xc0de + std::string_view(text).size());
+    for (int i = 0; i < 60; ++i) {
+      const std::string out = generate(schema, rng, schema).dump();
+      INFO(out);
+      CHECK(accepts(*c, out));
+      for (int k = 0; k < 4; ++k) {
+        const std::string bad = mutate(out, rng);
+        INFO(bad);
+        CHECK(accepts(*c, bad) == m(bad));
+      }
+    }
+  }
+  for (const char* p : patterns) {
+    const std::string schema = json({{"type", "string"}, {"pattern", p}}).dump();
+    const auto c = tandem::compile_json_schema(schema, vocab);
+    INFO(schema);
+    REQUIRE(c.has_value());
+    const matcher m(to_regex(schema));
+    std::mt19937_64 rng(0xfeed);
+    std::vector<std::string> values(std::begin(probes), std::end(probes));
+    for (int i = 0; i < 100; ++i) values.push_back(random_string(rng, rng() % 5));
+    for (const std::string& v : values) {
+      const std::string text = json(v).dump();
+      INFO(text);
+      CHECK(accepts(*c, text) == m(text));
+    }
+  }
   error_info info;
-  CHECK(tandem::compile_json_schema(R"({"oneOf":[]})", *vocab, {}, &info).error() ==
+  CHECK(tandem::compile_json_schema(R"({"oneOf":[]})", vocab, {}, &info).error() ==
         errc::unsupported);
   CHECK(info.context().find("oneOf") != std::string_view::npos);
 }
