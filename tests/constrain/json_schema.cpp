@@ -613,6 +613,7 @@ TEST_CASE("json_schema: malformed JSON is a parse_error with its line and column
       {"{\"type\": \"object\"} x", 1, 20},
       {"[1, 2,]", 1, 7},
       {"{\"a\":1,\n\"a\":2}", 2, 1},
+      {R"({"b":1,"a":2,"c":3,"a":4,"b":5})", 1, 20},
       {"\"\\ud800\"", 1, 8},
       {"\"\\udc00\"", 1, 8},
       {"{\"a\": tru}", 1, 7},

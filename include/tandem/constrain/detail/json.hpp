@@ -5,6 +5,7 @@
 /// enough for the JSON Schema compiler (tandem/constrain/json_schema.hpp).
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -44,8 +45,10 @@ struct value {
 
 /// One member of an object.
 struct member {
-  std::string key;  ///< the decoded key
-  value val;        ///< its value
+  std::string key;           ///< the decoded key
+  value val;                 ///< its value
+  std::uint32_t line = 0;    ///< 1-based line of the key's opening quote
+  std::uint32_t column = 0;  ///< 1-based byte column of the key's opening quote
 };
 
 inline const value* value::find(std::string_view key) const noexcept {
@@ -187,21 +190,37 @@ class reader {
     for (;;) {
       skip_ws();
       if (i_ >= s_.size() || s_[i_] != '"') return fail("an object key (a string) was expected");
-      const std::size_t key_line = line_, key_col = i_ - line_start_ + 1;
       member m;
+      m.line = static_cast<std::uint32_t>(line_);
+      m.column = static_cast<std::uint32_t>(i_ - line_start_ + 1);
       TANDEM_TRY(parse_string(m.key));
-      if (v.find(m.key) != nullptr)
-        return fail_at(info_, errc::parse_error, key_line, key_col, "JSON: duplicate key \"%.*s\"",
-                       static_cast<int>(m.key.size() > 64 ? 64 : m.key.size()), m.key.data());
       skip_ws();
       if (!eat(':')) return fail("':' was expected after an object key");
       skip_ws();
       TANDEM_TRY(parse_value(m.val, depth + 1));
       v.members.push_back(std::move(m));
       skip_ws();
-      if (eat('}')) return errc::ok;
+      if (eat('}')) return check_unique_keys(v);
       if (!eat(',')) return fail("',' or '}' was expected in an object");
     }
+  }
+
+  // Sorting, not a search per key, so that a hostile object with many keys stays
+  // O(n log n). Reports the first key, in document order, that repeats an earlier one.
+  errc check_unique_keys(const value& v) {
+    const auto& ms = v.members;
+    std::vector<std::size_t> order(ms.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return ms[a].key != ms[b].key ? ms[a].key < ms[b].key : a < b;
+    });
+    std::size_t dup = ms.size();
+    for (std::size_t k = 1; k < order.size(); ++k)
+      if (ms[order[k]].key == ms[order[k - 1]].key) dup = std::min(dup, order[k]);
+    if (dup == ms.size()) return errc::ok;
+    const member& m = ms[dup];
+    return fail_at(info_, errc::parse_error, m.line, m.column, "JSON: duplicate key \"%.*s\"",
+                   static_cast<int>(m.key.size() > 64 ? 64 : m.key.size()), m.key.data());
   }
 
   errc parse_array(value& v, std::size_t depth) {
