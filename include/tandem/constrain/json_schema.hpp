@@ -36,7 +36,9 @@
 
 namespace tandem::inline v0 {
 
-/// Options of json_schema_to_regex() and compile_json_schema().
+/// Options of json_schema_to_regex() and compile_json_schema(). Object members are always
+/// written in schema order: there is no option for any order, which would need a pattern
+/// for each permutation.
 struct json_schema_options {
   /// JSON whitespace (space, tab, line feed, carriage return) allowed around each
   /// structural token (`{ } [ ] : ,`), at most this many characters per run. 0 (the
@@ -55,9 +57,6 @@ struct json_schema_options {
   std::size_t max_nesting = 32;
   /// Largest regex produced, in bytes; larger is `constraint_too_large` (a schema whose
   /// `$ref`s or nested arrays expand exponentially stops here).
-  ///
-  /// Object members are always written in schema order (no option: any order would need a
-  /// pattern for each permutation).
   std::size_t max_regex_size = std::size_t{1} << 20;
 };
 
