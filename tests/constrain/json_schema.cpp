@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -540,6 +541,25 @@ TEST_CASE("json_schema: a pattern constrains the decoded string, searched as ECM
   }
   CHECK(matched > total / 10);  // both outcomes are exercised
   CHECK(matched < total - total / 10);
+}
+
+TEST_CASE("json_schema: format date matches exactly the calendar dates, leap years included",
+          "[constrain][json_schema]") {
+  const std::regex r(to_regex(R"({"type":"string","format":"date"})"), std::regex::ECMAScript);
+  const int years[] = {0, 4, 100, 400, 1900, 1996, 1999, 2000, 2023, 2024, 2100, 2400, 9999};
+  for (const int y : years)
+    for (int m = 0; m <= 13; ++m)
+      for (int d = 0; d <= 32; ++d) {
+        const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        const int days[] = {0, 31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        const bool in = m >= 1 && m <= 12 && d >= 1 && d <= days[m];
+        char text[32];
+        std::snprintf(text, sizeof text, "\"%04d-%02d-%02d\"", y, m, d);
+        INFO(text);
+        REQUIRE(std::regex_match(text, r) == in);
+      }
+  CHECK_FALSE(std::regex_match("\"2024-1-01\"", r));
+  CHECK_FALSE(std::regex_match("\"24-01-01\"", r));
 }
 
 TEST_CASE("json_schema: every keyword outside the subset is unsupported and named",

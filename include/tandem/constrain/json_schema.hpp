@@ -1132,11 +1132,24 @@ class compiler {
       return bad(errc::unsupported, *pattern,
                  "unsupported \"pattern\" beside \"minLength\", \"maxLength\" or \"format\"");
     if (format != nullptr) {
-      if (format->type != json_kind::string || format->text != "uuid")
-        return bad(errc::unsupported, *format, "unsupported \"format\" (only \"uuid\")");
+      const bool uuid = format->type == json_kind::string && format->text == "uuid";
+      const bool date = format->type == json_kind::string && format->text == "date";
+      if (!uuid && !date)
+        return bad(errc::unsupported, *format,
+                   "unsupported \"format\" (only \"uuid\" and \"date\")");
       if (has_lo || has_hi)
         return bad(errc::unsupported, *format, "unsupported \"format\" beside a length");
-      out += "\"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\"";
+      if (uuid)
+        out += "\"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\"";
+      if (date) {
+        // RFC 3339 full-date, exactly: the days of each month, February 29 in leap years
+        // only (divisible by 4, and by 400 when by 100).
+        out +=
+            "\"(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|"
+            "(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|"
+            "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+            "-02-29)\"";
+      }
       return errc::ok;
     }
     if (pattern != nullptr) {
