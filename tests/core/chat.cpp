@@ -34,10 +34,8 @@ token_id char_token(char c) {
 // changes tokens the model already holds.
 struct mock_template {
   bool brief_history = false;
-  mutable std::size_t calls = 0;
 
   errc render(std::span<const chat_message> messages, bool gen, std::vector<token_id>& out) const {
-    ++calls;
     out.push_back(bos);
     for (std::size_t i = 0; i < messages.size(); ++i) {
       const chat_message& m = messages[i];
@@ -75,6 +73,18 @@ std::string reply(tandem::chat_session<mock_model, mock_template>& s,
   return text;
 }
 
+// A mock model, the mock template and a chat session over them.
+struct chat_fixture {
+  explicit chat_fixture(mock_options mo = {})
+      : model([&] {
+          mo.vocab = vocab;
+          return mock_model(mo);
+        }()) {}
+  mock_model model;
+  mock_template tmpl;
+  tandem::chat_session<mock_model, mock_template> session{model, tmpl};
+};
+
 }  // namespace
 
 TEST_CASE("chat: roles have their template names and parse back", "[chat]") {
@@ -93,14 +103,13 @@ TEST_CASE("chat: each turn leaves the model holding the whole history rendered a
   for (const bool brief : {false, true}) {
     CAPTURE(brief);
     mock_options mo;
-    mo.vocab = vocab;
     // Favourite next token: 10 + (last + 3) % 40, a character token; never the end token.
     mo.successor.resize(vocab);
     for (std::size_t t = 0; t < vocab; ++t)
       mo.successor[t] = static_cast<token_id>(10 + (t + 3) % 40);
-    mock_model model(mo);
-    mock_template tmpl{brief};
-    tandem::chat_session<mock_model, mock_template> session(model, tmpl);
+    chat_fixture f(mo);
+    auto& [model, tmpl, session] = f;
+    tmpl.brief_history = brief;
 
     std::vector<chat_message> history{{chat_role::system, "be brief"}, {chat_role::user, "hi"}};
     std::size_t full_prefill = 0;  // what prefilling every turn afresh would cost
@@ -145,11 +154,8 @@ TEST_CASE("chat: each turn leaves the model holding the whole history rendered a
 }
 
 TEST_CASE("chat: replaying the same history reprefills only its last token", "[chat]") {
-  mock_options mo;
-  mo.vocab = vocab;
-  mock_model model(mo);
-  mock_template tmpl;
-  tandem::chat_session<mock_model, mock_template> session(model, tmpl);
+  chat_fixture f;
+  auto& [model, tmpl, session] = f;
   const std::vector<chat_message> history{{chat_role::user, "hello"}};
   auto first = session.prepare(history);
   REQUIRE(first.has_value());
@@ -164,13 +170,10 @@ TEST_CASE("chat: replaying the same history reprefills only its last token", "[c
 }
 
 TEST_CASE("chat: the first turn drops tokens the model held before the session", "[chat]") {
-  mock_options mo;
-  mo.vocab = vocab;
-  mock_model model(mo);
+  chat_fixture f;
+  auto& [model, tmpl, session] = f;
   const token_id junk[] = {7, 8, 9};
   REQUIRE(model.append(junk) == errc::ok);
-  mock_template tmpl;
-  tandem::chat_session<mock_model, mock_template> session(model, tmpl);
   const std::vector<chat_message> history{{chat_role::user, "x"}};
   auto rest = session.prepare(history);
   REQUIRE(rest.has_value());
@@ -180,11 +183,8 @@ TEST_CASE("chat: the first turn drops tokens the model held before the session",
 }
 
 TEST_CASE("chat: a session refuses bad input and a model changed behind its back", "[chat]") {
-  mock_options mo;
-  mo.vocab = vocab;
-  mock_model model(mo);
-  mock_template tmpl;
-  tandem::chat_session<mock_model, mock_template> session(model, tmpl);
+  chat_fixture f;
+  auto& [model, tmpl, session] = f;
 
   CHECK(session.prepare({}).error() == errc::empty_input);
   CHECK(session.last_error().code == errc::empty_input);
