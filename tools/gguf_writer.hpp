@@ -405,7 +405,8 @@ enum class chat_template_style {
 
 /// Gives `v` the chat template `s` and the special tokens it needs: those the vocabulary
 /// lacks are appended as control tokens (score 0), so ids already there keep their
-/// meaning. ChatML needs `<|im_start|>` and `<|im_end|>`; Llama 3 needs
+/// meaning (a needed piece already present keeps its id and becomes a control token). ChatML needs
+/// `<|im_start|>` and `<|im_end|>`; Llama 3 needs
 /// `<|start_header_id|>`, `<|end_header_id|>` and `<|eot_id|>`. The end-of-turn token
 /// (`<|im_end|>`, `<|eot_id|>`) becomes `v.eot_id`, so llama.cpp counts it as an
 /// end-of-generation token. BOS, EOS and the rest are kept. Returns how many tokens were
