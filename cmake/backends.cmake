@@ -203,6 +203,7 @@ macro(_tandem_backend_llama_cpp)
       set_target_properties(tandem_llama_cpp PROPERTIES EXPORT_NAME llama_cpp)
       target_sources(tandem_llama_cpp INTERFACE FILE_SET HEADERS BASE_DIRS "${PROJECT_SOURCE_DIR}/include" FILES
                      "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_cpp.hpp"
+                     "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_cpp_chat.hpp"
                      "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_cpp_text.hpp")
       target_link_libraries(tandem_llama_cpp INTERFACE tandem::tandem llama Threads::Threads)
       list(APPEND TANDEM_BACKEND_TARGETS tandem_llama_cpp)

@@ -53,6 +53,12 @@ struct vocab_spec {
   std::int32_t bos_id = 1;
   std::int32_t eos_id = 2;
   std::int32_t pad_id = -1;
+  /// End-of-turn token (`tokenizer.ggml.eot_token_id`); -1: not written (llama.cpp then
+  /// looks for a token spelled like one, e.g. `<|im_end|>`).
+  std::int32_t eot_id = -1;
+  /// `tokenizer.chat_template`: the Jinja chat template llama.cpp renders chats with;
+  /// empty: not written (the model has no chat template).
+  std::string chat_template;
   bool add_bos = true;           ///< the model wants BOS before a prompt
   bool add_space_prefix = true;  ///< sentencepiece's add_dummy_prefix
   /// sentencepiece model type (1 unigram, 2 BPE, 3 word, 4 char; 0 unknown). llama.cpp's
@@ -385,6 +391,67 @@ inline std::size_t ensure_byte_tokens(vocab_spec& v) {
   return added;
 }
 
+/// Chat templates a fixture vocabulary can carry (`add_chat_template`).
+enum class chat_template_style {
+  chatml,  ///< ChatML (Qwen, many fine-tunes): `<|im_start|>role\ncontent<|im_end|>\n`
+  llama3,  ///< Llama 3: `<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>`
+};
+
+/// The Jinja text of a fixture chat template, as its model family's
+/// `tokenizer_config.json` spells it (llama.cpp recognises both by their special tokens).
+[[nodiscard]] inline std::string_view chat_template_text(chat_template_style s) noexcept {
+  switch (s) {
+    case chat_template_style::chatml:
+      return "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+             "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt "
+             "%}{{ '<|im_start|>assistant\n' }}{% endif %}";
+    case chat_template_style::llama3:
+      return "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content "
+             "= '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ "
+             "message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content "
+             "= bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if "
+             "add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' "
+             "}}{% endif %}";
+  }
+  return {};
+}
+
+/// Gives `v` the chat template `s` and the special tokens it needs: those the vocabulary
+/// lacks are appended as control tokens (score 0), so ids already there keep their
+/// meaning (a needed piece already present keeps its id and becomes a control token). ChatML needs
+/// `<|im_start|>` and `<|im_end|>`; Llama 3 needs
+/// `<|start_header_id|>`, `<|end_header_id|>` and `<|eot_id|>`. The end-of-turn token
+/// (`<|im_end|>`, `<|eot_id|>`) becomes `v.eot_id`, so llama.cpp counts it as an
+/// end-of-generation token. BOS, EOS and the rest are kept. Returns how many tokens were
+/// appended.
+inline std::size_t add_chat_template(vocab_spec& v, chat_template_style s) {
+  std::vector<std::string_view> needed;
+  std::string_view eot;
+  if (s == chat_template_style::chatml) {
+    needed = {"<|im_start|>", "<|im_end|>"};
+    eot = "<|im_end|>";
+  } else {
+    needed = {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+    eot = "<|eot_id|>";
+  }
+  std::size_t added = 0;
+  for (const std::string_view piece : needed) {
+    std::int32_t id = -1;
+    for (std::size_t i = 0; i < v.entries.size() && id < 0; ++i)
+      if (v.entries[i].piece == piece) id = static_cast<std::int32_t>(i);
+    if (id < 0) {
+      id = static_cast<std::int32_t>(v.entries.size());
+      v.entries.push_back({std::string(piece), 0.0f, token_type::control});
+      ++added;
+    } else {
+      v.entries[static_cast<std::size_t>(id)].type = token_type::control;
+    }
+    if (piece == eot) v.eot_id = id;
+  }
+  v.chat_template = std::string(chat_template_text(s));
+  return added;
+}
+
 /// Writes a llama-architecture GGUF file with F32 weights drawn from `cfg.seed`: token
 /// embeddings, per-layer RMSNorm/attention/SwiGLU feed-forward, final norm and an
 /// untied output projection. Equal configs and vocabularies give byte-identical files.
@@ -401,7 +468,7 @@ inline std::size_t ensure_byte_tokens(vocab_spec& v) {
     return errc::invalid_argument;
   const std::uint32_t head_dim = cfg.n_embd / cfg.n_head;
   if (head_dim % 2 != 0) return errc::invalid_argument;  // RoPE rotates pairs
-  for (std::int32_t id : {vocab.unk_id, vocab.bos_id, vocab.eos_id, vocab.pad_id})
+  for (std::int32_t id : {vocab.unk_id, vocab.bos_id, vocab.eos_id, vocab.pad_id, vocab.eot_id})
     if (id < -1 || id >= static_cast<std::int32_t>(n_vocab)) return errc::invalid_argument;
   const std::uint32_t n_embd_kv = head_dim * cfg.n_head_kv;
   {
@@ -511,6 +578,10 @@ inline std::size_t ensure_byte_tokens(vocab_spec& v) {
   if (vocab.pad_id >= 0)
     gguf_set_val_u32(g, "tokenizer.ggml.padding_token_id",
                      static_cast<std::uint32_t>(vocab.pad_id));
+  if (vocab.eot_id >= 0)
+    gguf_set_val_u32(g, "tokenizer.ggml.eot_token_id", static_cast<std::uint32_t>(vocab.eot_id));
+  if (!vocab.chat_template.empty())
+    gguf_set_val_str(g, "tokenizer.chat_template", vocab.chat_template.c_str());
   gguf_set_val_bool(g, "tokenizer.ggml.add_bos_token", vocab.add_bos);
   gguf_set_val_bool(g, "tokenizer.ggml.add_eos_token", false);
   gguf_set_val_bool(g, "tokenizer.ggml.add_space_prefix", vocab.add_space_prefix);

@@ -5,6 +5,7 @@
 //                    [--n-embd 64] [--n-layer 2] [--n-head 4] [--n-head-kv 2]
 //                    [--n-ff 128] [--n-ctx-train 512] [--seed 1] [--logit-scale 3]
 //                    [--name NAME] [--no-byte-tokens] [--pad-vocab N]
+//                    [--chat-template chatml|llama3 | --chat-template-file FILE]
 //
 // Without --spm or --vocab a built-in vocabulary of about 500 tokens is used. Byte
 // tokens <0x00>..<0xFF> missing from the vocabulary are appended (so llama.cpp can
@@ -12,12 +13,20 @@
 // vocabulary to N tokens with unused `[PAD<id>]` entries (a "padded vocabulary", as
 // Qwen2.5's 151,936 and 152,064). With --spm, llama.cpp tokenizes
 // exactly as sentencepiece only for a BPE model (the fixture kjv_bpe4000.model is one).
+//
+// --chat-template writes `tokenizer.chat_template` (a ChatML or a Llama-3 Jinja template,
+// both recognised by llama.cpp's llama_chat_apply_template) and appends the special tokens
+// it needs that the vocabulary lacks as control tokens (<|im_start|> <|im_end|>, or
+// <|start_header_id|> <|end_header_id|> <|eot_id|>); the end-of-turn one is written as
+// tokenizer.ggml.eot_token_id. --chat-template-file writes the file's text as the
+// template verbatim and adds no tokens (e.g. to test a template llama.cpp does not know).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "gguf_writer.hpp"
+#include "tandem/core/detail/bytes.hpp"
 
 namespace {
 
@@ -26,7 +35,8 @@ void usage() {
       "usage: tandem-make-gguf --out FILE [--spm FILE.model | --vocab FILE.tsv]\n"
       "         [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]\n"
       "         [--n-ctx-train N] [--seed N] [--logit-scale X] [--name NAME]\n"
-      "         [--no-byte-tokens] [--pad-vocab N]\n",
+      "         [--no-byte-tokens] [--pad-vocab N]\n"
+      "         [--chat-template chatml|llama3 | --chat-template-file FILE]\n",
       stderr);
 }
 
@@ -48,6 +58,8 @@ int main(int argc, char** argv) {
   const char* vocab_file = nullptr;
   bool byte_tokens = true;
   std::uint32_t pad_to = 0;
+  const char* chat_style = nullptr;
+  const char* chat_file = nullptr;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -64,6 +76,10 @@ int main(int argc, char** argv) {
       spm = argv[++i];
     else if (std::strcmp(a, "--vocab") == 0 && v)
       vocab_file = argv[++i];
+    else if (std::strcmp(a, "--chat-template") == 0 && v)
+      chat_style = argv[++i];
+    else if (std::strcmp(a, "--chat-template-file") == 0 && v)
+      chat_file = argv[++i];
     else if (std::strcmp(a, "--name") == 0 && v)
       cfg.name = argv[++i];
     else if (std::strcmp(a, "--n-embd") == 0)
@@ -105,7 +121,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (out == nullptr || (spm != nullptr && vocab_file != nullptr)) {
+  if (out == nullptr || (spm != nullptr && vocab_file != nullptr) ||
+      (chat_style != nullptr && chat_file != nullptr)) {
     usage();
     return 2;
   }
@@ -129,6 +146,24 @@ int main(int argc, char** argv) {
     vocab = tt::builtin_vocab();
   }
   const std::size_t added = byte_tokens ? tt::ensure_byte_tokens(vocab) : 0;
+  if (chat_style != nullptr) {
+    if (std::strcmp(chat_style, "chatml") == 0)
+      tt::add_chat_template(vocab, tt::chat_template_style::chatml);
+    else if (std::strcmp(chat_style, "llama3") == 0)
+      tt::add_chat_template(vocab, tt::chat_template_style::llama3);
+    else {
+      std::fprintf(stderr, "tandem-make-gguf: --chat-template is chatml or llama3, not '%s'\n",
+                   chat_style);
+      return 2;
+    }
+  } else if (chat_file != nullptr) {
+    auto text = tandem::detail::read_text_file(chat_file);
+    if (!text || text->empty()) {
+      std::fprintf(stderr, "tandem-make-gguf: cannot read a chat template from '%s'\n", chat_file);
+      return 1;
+    }
+    vocab.chat_template = std::move(*text);
+  }
   const std::size_t padded = tt::pad_vocab(vocab, pad_to);
 
   if (const tandem::errc e = tt::write_tiny_llama(out, cfg, vocab); e != tandem::errc::ok) {

@@ -2,6 +2,7 @@
 // generation loop and the completion record).
 #pragma once
 
+#include "tandem/core/chat.hpp"
 #include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"

@@ -258,6 +258,51 @@ TEST_CASE("http: legacy completions log-probabilities and chat messages are unde
   CHECK(chat_seen["top_logprobs"] == 3);
 }
 
+TEST_CASE("http: chat sends the whole message list to /v1/chat/completions", "[backends][http]") {
+  fake_server fs;
+  json seen;
+  int requests = 0;
+  fs.server.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
+    ++requests;
+    seen = json::parse(req.body);
+    res.set_content(R"({"choices":[{"message":{"role":"assistant","content":"Jacob"},
+      "finish_reason":"stop"}],"usage":{"prompt_tokens":21,"completion_tokens":1}})",
+                    "application/json");
+  });
+  fs.start();
+  auto o = fast_options(fs.url());
+  o.endpoint = http_endpoint::chat_completions;
+  auto g = make(o);
+  const std::vector<tandem::chat_message> history{
+      {tandem::chat_role::system, "Answer with one name."},
+      {tandem::chat_role::user, "Who begat Isaac?"},
+      {tandem::chat_role::assistant, "Abraham"},
+      {tandem::chat_role::user, "And Isaac begat \"whom\"?\n"}};
+  tandem::generate_request req = request("");
+  auto c = g.chat(history, req);
+  REQUIRE(c.has_value());
+  CHECK(c->text == "Jacob");
+  CHECK(c->prompt_tokens == 21);
+  REQUIRE(seen["messages"].is_array());
+  REQUIRE(seen["messages"].size() == history.size());
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    CAPTURE(i);
+    CHECK(seen["messages"][i]["role"] == std::string(tandem::to_string(history[i].role)));
+    CHECK(seen["messages"][i]["content"] == history[i].content);
+    CHECK(seen["messages"][i].size() == 2);
+  }
+  CHECK(seen["max_tokens"] == 3);
+
+  // Refused before anything is sent.
+  CHECK(g.chat({}, req).error() == errc::empty_input);
+  CHECK(g.chat(history, request("also a prompt")).error() == errc::invalid_argument);
+  CHECK(g.last_error().code == errc::invalid_argument);
+  auto plain = make(fast_options(fs.url()));  // the completions endpoint
+  CHECK(plain.chat(history, req).error() == errc::unsupported);
+  CHECK(plain.last_error().context().find("chat_completions") != std::string_view::npos);
+  CHECK(requests == 1);
+}
+
 TEST_CASE("http: a 4xx answer is an http_error with the server's message, not retried",
           "[backends][http]") {
   fake_server fs;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -232,6 +233,27 @@ TEST_CASE("http server: the chat endpoint answers with log-probabilities",
   CHECK(pieces == c->text);
   CHECK(streamed->logprobs.size() == 5);
   CHECK(streamed->prompt_tokens == c->prompt_tokens);
+}
+
+TEST_CASE("http server: chat sends the whole conversation, which the server renders",
+          "[backends][http][llama_server]") {
+  auto o = options_for(shared_server());
+  o.endpoint = tandem::http_endpoint::chat_completions;
+  auto g = make(o);
+  const std::vector<tandem::chat_message> history{
+      {tandem::chat_role::system, "Answer in the words of the king."},
+      {tandem::chat_role::user, "Who made the heaven?"},
+      {tandem::chat_role::assistant, "God created the heaven and the earth."},
+      {tandem::chat_role::user, "And the light?"}};
+  tandem::generate_request r;
+  r.options.max_tokens = 4;
+  auto whole = g.chat(history, r);
+  INFO(std::string(g.last_error().context()));
+  REQUIRE(whole.has_value());
+  auto last = g.chat(std::span(history).last(1), r);
+  REQUIRE(last.has_value());
+  // The earlier turns reach the model: the prompt is longer by at least their words.
+  CHECK(whole->prompt_tokens > last->prompt_tokens + 15);
 }
 
 TEST_CASE("http server: a stop string ends the text before it", "[backends][http][llama_server]") {

@@ -35,12 +35,14 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "tandem/core/chat.hpp"
 #include "tandem/core/completion.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
@@ -53,7 +55,8 @@ namespace tandem::inline v0 {
 /// Which OpenAI-compatible endpoint a generator talks to.
 enum class http_endpoint : std::uint8_t {
   completions,       ///< POST `<base>/completions` with a raw "prompt"
-  chat_completions,  ///< POST `<base>/chat/completions` with one user message
+  chat_completions,  ///< POST `<base>/chat/completions`: the prompt as one user message, or
+                     ///< chat()'s messages
 };
 
 /// Stable lower-case name, e.g. "chat_completions".
@@ -361,14 +364,70 @@ class http_generator {
   /// `timeout` (connect or read timeout), `http_error` (a status other than 200; the
   /// status is `last_status()`, the server's message is in `last_error()`), `parse_error`
   /// (malformed JSON or an unexpected type), `not_found` (a required field is missing).
-  [[nodiscard]] result<completion> generate(const generate_request& req) {
+  [[nodiscard]] result<completion> generate(const generate_request& req) { return run(req, {}); }
+
+  /// Sends the conversation `messages` (the whole history, oldest first, each with its
+  /// role and content) to /v1/chat/completions, with `req`'s options, sampling and
+  /// callback, and returns the assistant's reply as a completion, as generate() does. The
+  /// server applies the model's chat template; `req.prompt` must be empty (the messages are
+  /// the prompt). Errors (details in last_error()): those of generate(), and
+  /// `unsupported` (the endpoint is not `chat_completions`; nothing is sent),
+  /// `empty_input` (no messages), `invalid_argument` (a non-empty `req.prompt`). The
+  /// messages are only read during the call.
+  [[nodiscard]] result<completion> chat(std::span<const chat_message> messages,
+                                        const generate_request& req) {
+    const auto refuse = [this](errc e, const char* why) {
+      error_.clear();
+      status_ = 0;
+      attempts_ = 0;
+      return fail(e, 0, why);
+    };
+    if (opts_.endpoint != http_endpoint::chat_completions)
+      return refuse(errc::unsupported, "chat messages need the chat_completions endpoint");
+    if (messages.empty()) return refuse(errc::empty_input, "no chat messages");
+    if (!req.prompt.empty())
+      return refuse(errc::invalid_argument, "a prompt given with chat messages");
+    return run(req, messages);
+  }
+
+  /// Details of the last `generate` or `chat` call's failure, or of its cut-short stream (the
+  /// completion's `error` says that one ended early; this says why): the error, and the
+  /// server's message or the transport error as text ("HTTP 401: bad key"), never the API
+  /// key. `code` is ok after a call that succeeded. State left: replaced by each call.
+  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
+  /// HTTP-specific detail of the last call's failure: the status the server answered
+  /// with; 0 when no server answered (connection errors, timeouts) or the call succeeded.
+  [[nodiscard]] int last_status() const noexcept { return status_; }
+  /// HTTP-specific detail of the last call: requests sent (1 + retries).
+  [[nodiscard]] std::size_t last_attempts() const noexcept { return attempts_; }
+  /// Token counts of the last call as the server reported them (or as counted).
+  [[nodiscard]] std::size_t last_completion_tokens() const noexcept { return completion_tokens_; }
+  /// True when the base URL is https://.
+  [[nodiscard]] bool uses_tls() const noexcept { return url_.tls; }
+  /// The endpoint path requests go to, e.g. "/v1/completions".
+  [[nodiscard]] std::string_view endpoint_path() const noexcept { return path_; }
+
+ private:
+  struct attempt_outcome {
+    errc error = errc::ok;
+    bool retryable = false;
+    bool partial = false;  // something reached the caller: return it, do not retry
+    finish_reason finish = finish_reason::none;
+    int status = 0;
+    std::string message;
+    std::chrono::milliseconds retry_after{0};
+  };
+
+  // generate() and chat(): `messages` empty sends `req.prompt` (one user message to chat).
+  [[nodiscard]] result<completion> run(const generate_request& req,
+                                       std::span<const chat_message> messages) {
     error_.clear();
     status_ = 0;
     attempts_ = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const char* why = "";
-    if (const errc e = check(req, why); e != errc::ok) return fail(e, 0, why);
-    build_body(req);
+    if (const errc e = check(req, messages, why); e != errc::ok) return fail(e, 0, why);
+    build_body(req, messages);
     const bool streaming = req.on_token.has_value() || opts_.stream;
 
     completion c;
@@ -402,34 +461,6 @@ class http_generator {
     return c;
   }
 
-  /// Details of the last `generate` call's failure, or of its cut-short stream (the
-  /// completion's `error` says that one ended early; this says why): the error, and the
-  /// server's message or the transport error as text ("HTTP 401: bad key"), never the API
-  /// key. `code` is ok after a call that succeeded. State left: replaced by each call.
-  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
-  /// HTTP-specific detail of the last call's failure: the status the server answered
-  /// with; 0 when no server answered (connection errors, timeouts) or the call succeeded.
-  [[nodiscard]] int last_status() const noexcept { return status_; }
-  /// HTTP-specific detail of the last call: requests sent (1 + retries).
-  [[nodiscard]] std::size_t last_attempts() const noexcept { return attempts_; }
-  /// Token counts of the last call as the server reported them (or as counted).
-  [[nodiscard]] std::size_t last_completion_tokens() const noexcept { return completion_tokens_; }
-  /// True when the base URL is https://.
-  [[nodiscard]] bool uses_tls() const noexcept { return url_.tls; }
-  /// The endpoint path requests go to, e.g. "/v1/completions".
-  [[nodiscard]] std::string_view endpoint_path() const noexcept { return path_; }
-
- private:
-  struct attempt_outcome {
-    errc error = errc::ok;
-    bool retryable = false;
-    bool partial = false;  // something reached the caller: return it, do not retry
-    finish_reason finish = finish_reason::none;
-    int status = 0;
-    std::string message;
-    std::chrono::milliseconds retry_after{0};
-  };
-
   http_generator(http_options opts, detail::http::parsed_url url)
       : opts_(std::move(opts)), url_(std::move(url)), rng_(opts_.retry_seed) {
     path_ = url_.prefix + (opts_.endpoint == http_endpoint::chat_completions ? "/chat/completions"
@@ -458,12 +489,14 @@ class http_generator {
   }
 
   // Checks a request before anything is sent; `why` names the problem.
-  [[nodiscard]] static errc check(const generate_request& req, const char*& why) noexcept {
+  [[nodiscard]] static errc check(const generate_request& req,
+                                  std::span<const chat_message> messages,
+                                  const char*& why) noexcept {
     const auto refuse = [&why](errc e, const char* what) {
       why = what;
       return e;
     };
-    if (req.prompt.empty()) return refuse(errc::empty_input, "empty prompt");
+    if (req.prompt.empty() && messages.empty()) return refuse(errc::empty_input, "empty prompt");
     if (req.options.max_tokens == 0) return refuse(errc::invalid_argument, "max_tokens is 0");
     if (!req.options.stop_tokens.empty())
       return refuse(errc::unsupported, "stop token ids: the protocol has none");
@@ -479,19 +512,23 @@ class http_generator {
     return errc::ok;
   }
 
-  void build_body(const generate_request& req) {
+  void build_body(const generate_request& req, std::span<const chat_message> messages) {
     using json = detail::http::json;
     json b = json::object();
     if (!opts_.model.empty()) b["model"] = opts_.model;
-    const std::string prompt(req.prompt);
     if (opts_.endpoint == http_endpoint::chat_completions) {
-      json msg = json::object();
-      msg["role"] = "user";
-      msg["content"] = prompt;
-      b["messages"] = json::array();
-      b["messages"].push_back(std::move(msg));
+      const chat_message one{chat_role::user, std::string(req.prompt)};
+      if (messages.empty()) messages = std::span<const chat_message>(&one, 1);
+      json list = json::array();
+      for (const chat_message& m : messages) {
+        json msg = json::object();
+        msg["role"] = std::string(to_string(m.role));
+        msg["content"] = m.content;
+        list.push_back(std::move(msg));
+      }
+      b["messages"] = std::move(list);
     } else {
-      b["prompt"] = prompt;
+      b["prompt"] = std::string(req.prompt);
     }
     b["max_tokens"] = req.options.max_tokens;
     b["temperature"] = req.sampling.temperature;
