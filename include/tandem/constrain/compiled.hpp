@@ -412,7 +412,8 @@ class constraint_state {
 
   /// The only token allowed next, or `no_token` when none or several are.
   [[nodiscard]] token_id forced() const noexcept { return c_->forced[current()]; }
-  /// True when the text so far is a complete match (the end tokens are allowed).
+  /// True when the text so far is a complete match (the end tokens are allowed). After an
+  /// end token it stays true while nothing, end tokens included, is allowed any more.
   [[nodiscard]] bool can_end() const noexcept { return c_->accepting[current()] != 0; }
   /// True when the text is a complete match and no token other than an end token may
   /// follow (also after an end token).
