@@ -9,6 +9,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -136,44 +137,51 @@ class compiled_constraint {
 
 namespace detail {
 
-// Stores `tokens` (sorted) as state `s`'s set, sharing an equal set stored before.
+// Stores a token set (given as a bit set over the vocabulary) as state `s`'s set: as a bit
+// set when that is smaller than a sorted list, else as the list; an equal set stored
+// before is shared. Also fills the state's forced token and complete flag.
 struct token_set_builder {
   compiled_data& c;
-  std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> seen;  // hash -> set indices
-  std::vector<std::uint64_t> scratch_bits;
+  std::size_t end_count;
+  std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> seen;  // hash -> states
+  std::vector<token_id> list;
 
-  void store(std::size_t s, const std::vector<token_id>& tokens) {
+  void store(std::size_t s, const std::vector<std::uint64_t>& bits, std::size_t count) {
     const std::size_t words = c.words_per_set;
-    const bool as_bits = tokens.size() * 32 > words * 64;  // list bytes > bit-set bytes
-    std::uint64_t h = 1469598103934665603ULL ^ (as_bits ? 1u : 0u);
-    for (const token_id t : tokens) h = (h ^ static_cast<std::uint32_t>(t)) * 1099511628211ULL;
+    const bool as_bits = count * 32 > words * 64;  // list bytes > bit-set bytes
+    list.clear();
+    if (!as_bits)
+      for (std::size_t w = 0; w < words; ++w)
+        for (std::uint64_t m = bits[w]; m != 0; m &= m - 1)
+          list.push_back(
+              static_cast<token_id>(w * 64 + static_cast<std::size_t>(std::countr_zero(m))));
+    c.forced[s] = count == 1 ? list[0] : no_token;
+    c.complete[s] = c.accepting[s] != 0 && count == end_count ? 1 : 0;
+    std::uint64_t h = 1469598103934665603ULL ^ count;
+    for (std::size_t w = 0; w < words; ++w) h = (h ^ bits[w]) * 1099511628211ULL;
     auto& bucket = seen[h];
     for (const std::uint32_t other : bucket) {
       const token_set_ref& r = c.sets[other];
-      if (r.is_bits != as_bits || r.count != tokens.size()) continue;
-      const bool same = as_bits
-                            ? std::all_of(tokens.begin(), tokens.end(),
-                                          [&](token_id t) { return c.allows(other, t); })
-                            : std::equal(tokens.begin(), tokens.end(), c.lists.begin() + r.offset);
+      if (r.is_bits != as_bits || r.count != count) continue;
+      const bool same =
+          as_bits ? std::equal(bits.begin(), bits.begin() + static_cast<std::ptrdiff_t>(words),
+                               c.bits.begin() + r.offset)
+                  : std::equal(list.begin(), list.end(), c.lists.begin() + r.offset);
       if (same) {
         c.sets[s] = r;
         return;
       }
     }
     token_set_ref r;
-    r.count = static_cast<std::uint32_t>(tokens.size());
+    r.count = static_cast<std::uint32_t>(count);
     r.is_bits = as_bits;
     if (as_bits) {
       r.offset = static_cast<std::uint32_t>(c.bits.size());
-      c.bits.resize(c.bits.size() + words, 0);
-      for (const token_id t : tokens) {
-        const auto u = static_cast<std::size_t>(t);
-        c.bits[r.offset + u / 64] |= std::uint64_t{1} << (u % 64);
-      }
+      c.bits.insert(c.bits.end(), bits.begin(), bits.begin() + static_cast<std::ptrdiff_t>(words));
     } else {
       r.offset = static_cast<std::uint32_t>(c.lists.size());
-      c.lists.insert(c.lists.end(), tokens.begin(), tokens.end());
-      c.max_list = std::max(c.max_list, tokens.size());
+      c.lists.insert(c.lists.end(), list.begin(), list.end());
+      c.max_list = std::max(c.max_list, list.size());
     }
     c.sets[s] = r;
     bucket.push_back(static_cast<std::uint32_t>(s));
@@ -183,13 +191,13 @@ struct token_set_builder {
 /// Builds the token index of a trimmed, minimised byte automaton over `vocab`.
 ///
 /// For each state it walks the vocabulary's byte trie through the automaton once (pruned
-/// where a byte has no transition), collecting the tokens whose bytes all pass. A token
-/// that leads to a state from which no token sequence reaches a match is dropped (so an
-/// allowed token never leads to a dead end), and the vocabulary's end tokens are added to
-/// the accepting states. Errors: `invalid_argument` when no token sequence of this
-/// vocabulary reaches a match from the start. Cost: one trie walk per state (up to the
-/// whole trie for permissive states, e.g. inside a string), twice for states with dead
-/// ends; memory as in `compiled_constraint::memory_bytes()`.
+/// where a byte has no transition), collecting the tokens whose bytes all pass, and adds
+/// the vocabulary's end tokens to the accepting states. A token that leads to a state from
+/// which no token sequence reaches a match is then dropped (a second walk, only for the
+/// states that have such tokens), so an allowed token never leads to a dead end.
+/// Errors: `invalid_argument` when no token sequence of this vocabulary reaches a match
+/// from the start. Cost: one trie walk per state (up to the whole trie for permissive
+/// states, e.g. inside a string); memory as in `compiled_constraint::memory_bytes()`.
 inline result<compiled_constraint> build_index(byte_dfa&& dfa, const token_vocabulary& vocab,
                                                error_info* info) {
   auto c = std::make_shared<compiled_data>();
@@ -204,20 +212,40 @@ inline result<compiled_constraint> build_index(byte_dfa&& dfa, const token_vocab
   c->sets.assign(n + 1, {});
   c->forced.assign(n + 1, no_token);
   c->complete.assign(n + 1, 0);
-  c->complete[n] = 1;
+  const std::span<const token_id> ends = vocab.end_tokens();
+  token_set_builder builder{*c, ends.size(), {}, {}};
+  std::vector<std::uint64_t> bits(c->words_per_set, 0), stack;
+  std::size_t count = 0;
+  const auto add = [&](token_id t) {
+    const auto u = static_cast<std::size_t>(t);
+    const std::uint64_t bit = std::uint64_t{1} << (u % 64);
+    if ((bits[u / 64] & bit) == 0) {
+      bits[u / 64] |= bit;
+      ++count;
+    }
+  };
+  const auto begin_state = [&](std::size_t s) {
+    std::fill(bits.begin(), bits.end(), 0);
+    count = 0;
+    if (c->accepting[s] != 0)
+      for (const token_id t : ends) add(t);
+  };
 
-  // Pass 1: the states each state reaches by a token.
+  // Pass 1: every state's tokens, and the states each state reaches by a token.
   std::vector<std::vector<std::int32_t>> succ(n);
-  std::vector<std::uint64_t> stack;
   {
     std::vector<std::uint32_t> stamp(n, std::numeric_limits<std::uint32_t>::max());
-    for (std::size_t s = 0; s < n; ++s)
-      walk_tokens(*c, s, stack, [&](token_id, std::int32_t q) {
+    for (std::size_t s = 0; s < n; ++s) {
+      begin_state(s);
+      walk_tokens(*c, s, stack, [&](token_id t, std::int32_t q) {
+        add(t);
         if (stamp[static_cast<std::size_t>(q)] != s) {
           stamp[static_cast<std::size_t>(q)] = static_cast<std::uint32_t>(s);
           succ[s].push_back(q);
         }
       });
+      builder.store(s, bits, count);
+    }
   }
   // Live states: an accepting state is reachable by tokens.
   std::vector<std::uint8_t> live(n, 0);
@@ -246,24 +274,23 @@ inline result<compiled_constraint> build_index(byte_dfa&& dfa, const token_vocab
     return detail::fail(info, errc::invalid_argument,
                         "no sequence of this vocabulary's tokens matches the constraint");
 
-  // Pass 2: each live state's allowed tokens.
-  token_set_builder builder{*c, {}, {}};
-  std::vector<token_id> tokens;
-  const std::span<const token_id> ends = vocab.end_tokens();
+  // Pass 2, for states with tokens into dead states: drop those tokens. Dead states are
+  // never reached through allowed tokens; they keep an empty set.
   for (std::size_t s = 0; s < n; ++s) {
-    tokens.clear();
-    if (live[s] != 0) {
+    const auto dead = [&](std::int32_t q) { return live[static_cast<std::size_t>(q)] == 0; };
+    if (live[s] != 0 && std::none_of(succ[s].begin(), succ[s].end(), dead)) continue;
+    begin_state(s);
+    if (live[s] != 0)
       walk_tokens(*c, s, stack, [&](token_id t, std::int32_t q) {
-        if (live[static_cast<std::size_t>(q)] != 0) tokens.push_back(t);
+        if (!dead(q)) add(t);
       });
-      if (c->accepting[s] != 0) tokens.insert(tokens.end(), ends.begin(), ends.end());
-      std::sort(tokens.begin(), tokens.end());
-    }
-    builder.store(s, tokens);
-    if (tokens.size() == 1) c->forced[s] = tokens[0];
-    c->complete[s] = c->accepting[s] != 0 && tokens.size() == ends.size() ? 1 : 0;
+    else
+      count = 0, std::fill(bits.begin(), bits.end(), 0);
+    builder.store(s, bits, count);
   }
-  builder.store(n, {});
+  std::fill(bits.begin(), bits.end(), 0);
+  builder.store(n, bits, 0);
+  c->complete[n] = 1;
   return compiled_constraint(std::move(c));
 }
 
