@@ -173,6 +173,31 @@ inline void check_against(tandem::constraint_state& st, const std::vector<bool>&
   REQUIRE(st.forced() == (count == 1 ? only : tandem::no_token));
 }
 
+/// Random walks through `cc` from the start: at each step a uniformly chosen allowed token
+/// (found by brute force), checking the state against the brute-force row first.
+inline void check_random_states(const tandem::compiled_constraint& cc,
+                                const tandem::token_vocabulary& vocab, std::uint32_t seed,
+                                int walks, int max_steps) {
+  const auto rows = brute_force_index(cc, vocab);
+  std::mt19937 rng(seed);
+  tandem::constraint_state st(cc);
+  std::vector<tandem::token_id> allowed;
+  for (int w = 0; w < walks; ++w) {
+    st.reset();
+    for (int step = 0; step < max_steps; ++step) {
+      const auto& row = rows[st.automaton_state()];
+      check_against(st, row, rng);
+      allowed.clear();
+      for (std::size_t t = 0; t < row.size(); ++t)
+        if (row[t]) allowed.push_back(static_cast<tandem::token_id>(t));
+      if (allowed.empty()) break;
+      const tandem::token_id t =
+          allowed[std::uniform_int_distribution<std::size_t>(0, allowed.size() - 1)(rng)];
+      REQUIRE(st.advance(t) == tandem::errc::ok);
+    }
+  }
+}
+
 /// A random tokenization of `text` over `vocab`: at each point, a uniformly chosen token
 /// among those (not end tokens) whose bytes start the rest. Empty when `text` cannot be
 /// tokenized from some point (never with byte tokens).

@@ -62,15 +62,24 @@ const language_case language_cases[] = {
     {"([a-b][^a-b]){2}|\\D\\D", "ab1x", 6},
 };
 
+// Calls f(case, compiled, std::regex) for every language case.
+template <class F>
+void for_each_case(const tandem::token_vocabulary& vocab, F&& f) {
+  for (const language_case& lc : language_cases) {
+    INFO("pattern " << lc.pattern);
+    const tandem::compiled_constraint cc = tandem_test::must_compile(lc.pattern, vocab);
+    const std::regex re(lc.pattern, std::regex::ECMAScript);
+    f(lc, cc, re);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("regex: the automaton's language equals std::regex on every short string",
           "[constrain][regex]") {
   const tandem::token_vocabulary vocab = tandem_test::synthetic_vocabulary();
-  for (const language_case& lc : language_cases) {
-    INFO("pattern " << lc.pattern);
-    const tandem::compiled_constraint cc = tandem_test::must_compile(lc.pattern, vocab);
-    const std::regex re(lc.pattern, std::regex::ECMAScript);
+  for_each_case(vocab, [&](const language_case& lc, const tandem::compiled_constraint& cc,
+                           const std::regex& re) {
     std::size_t matches = 0;
     for (const std::string& s : all_strings(lc.alphabet, lc.max_len)) {
       INFO("text '" << s << "'");
@@ -79,17 +88,15 @@ TEST_CASE("regex: the automaton's language equals std::regex on every short stri
       matches += want ? 1 : 0;
     }
     CHECK(matches > 0);  // the case exercises some matches
-  }
+  });
 }
 
 TEST_CASE("regex: every match is accepted token by token under random tokenizations",
           "[constrain][regex]") {
   const tandem::token_vocabulary vocab = tandem_test::synthetic_vocabulary();
   std::mt19937 rng(20261205);
-  for (const language_case& lc : language_cases) {
-    INFO("pattern " << lc.pattern);
-    const tandem::compiled_constraint cc = tandem_test::must_compile(lc.pattern, vocab);
-    const std::regex re(lc.pattern, std::regex::ECMAScript);
+  for_each_case(vocab, [&](const language_case& lc, const tandem::compiled_constraint& cc,
+                           const std::regex& re) {
     tandem::constraint_state st(cc);
     for (const std::string& s : all_strings(lc.alphabet, lc.max_len)) {
       if (!std::regex_match(s, re)) continue;
@@ -110,16 +117,14 @@ TEST_CASE("regex: every match is accepted token by token under random tokenizati
         REQUIRE(st.position() == toks.size() + 1);
       }
     }
-  }
+  });
 }
 
 TEST_CASE("regex: an invalid prefix is rejected and leaves the state unchanged",
           "[constrain][regex]") {
   const tandem::token_vocabulary vocab = tandem_test::synthetic_vocabulary();
-  for (const language_case& lc : language_cases) {
-    INFO("pattern " << lc.pattern);
-    const tandem::compiled_constraint cc = tandem_test::must_compile(lc.pattern, vocab);
-    const std::regex re(lc.pattern, std::regex::ECMAScript);
+  for_each_case(vocab, [&](const language_case& lc, const tandem::compiled_constraint& cc,
+                           const std::regex& re) {
     const std::vector<std::string> strings = all_strings(lc.alphabet, lc.max_len);
     std::unordered_set<std::string> match_prefixes;  // every prefix of every match
     for (const std::string& s : strings)
@@ -153,7 +158,7 @@ TEST_CASE("regex: an invalid prefix is rejected and leaves the state unchanged",
       REQUIRE(match_prefixes.count(bad) == 0);
     }
     CHECK(rejected > 0);
-  }
+  });
 }
 
 TEST_CASE("regex: '.' and negated classes match whole UTF-8 code points", "[constrain][regex]") {

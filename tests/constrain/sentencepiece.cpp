@@ -57,30 +57,12 @@ TEST_CASE("constrain over sentencepiece: token bytes follow the pieces", "[const
 TEST_CASE("constrain over sentencepiece: the mask equals brute force on random states",
           "[constrain][spm]") {
   fixture& f = bpe();
-  std::mt19937 rng(17);
   for (const char* pattern :
        {" ?[A-Z][a-z]+( [a-z]+){0,4}[.;:]", " ?(the|and|of|LORD)( (the|and|of|LORD)){0,5}",
         "[^\\n]{0,12}\\u00e9"}) {
     INFO("pattern " << pattern);
-    const auto cc = tandem_test::must_compile(pattern, f.vocab);
-    const auto rows = tandem_test::brute_force_index(cc, f.vocab);
-    tandem::constraint_state st(cc);
-    std::vector<tandem::token_id> allowed;
-    for (int walk = 0; walk < 6; ++walk) {
-      st.reset();
-      for (int step = 0; step < 12; ++step) {
-        const auto& row = rows[st.automaton_state()];
-        tandem_test::check_against(st, row, rng);
-        allowed.clear();
-        for (std::size_t t = 0; t < row.size(); ++t)
-          if (row[t]) allowed.push_back(static_cast<tandem::token_id>(t));
-        if (allowed.empty()) break;
-        REQUIRE(
-            st.advance(
-                allowed[std::uniform_int_distribution<std::size_t>(0, allowed.size() - 1)(rng)]) ==
-            tandem::errc::ok);
-      }
-    }
+    tandem_test::check_random_states(tandem_test::must_compile(pattern, f.vocab), f.vocab, 17, 6,
+                                     12);
   }
 }
 

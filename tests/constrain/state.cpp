@@ -13,34 +13,7 @@
 #include "common/counting_new.hpp"
 #include "constrain/helpers.hpp"
 
-namespace {
-
-// Random walks through `cc` from the start: at each step a uniformly chosen allowed token
-// (found by brute force), checking the state against the brute-force row first.
-void check_random_states(const tandem::compiled_constraint& cc,
-                         const tandem::token_vocabulary& vocab, std::uint32_t seed, int walks,
-                         int max_steps) {
-  const auto rows = tandem_test::brute_force_index(cc, vocab);
-  std::mt19937 rng(seed);
-  tandem::constraint_state st(cc);
-  std::vector<tandem::token_id> allowed;
-  for (int w = 0; w < walks; ++w) {
-    st.reset();
-    for (int step = 0; step < max_steps; ++step) {
-      const auto& row = rows[st.automaton_state()];
-      tandem_test::check_against(st, row, rng);
-      allowed.clear();
-      for (std::size_t t = 0; t < row.size(); ++t)
-        if (row[t]) allowed.push_back(static_cast<tandem::token_id>(t));
-      if (allowed.empty()) break;
-      const tandem::token_id t =
-          allowed[std::uniform_int_distribution<std::size_t>(0, allowed.size() - 1)(rng)];
-      REQUIRE(st.advance(t) == tandem::errc::ok);
-    }
-  }
-}
-
-}  // namespace
+using tandem_test::check_random_states;
 
 TEST_CASE("constraint_state: the mask equals brute force on random states", "[constrain][state]") {
   const tandem::token_vocabulary vocab = tandem_test::synthetic_vocabulary();

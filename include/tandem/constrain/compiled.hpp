@@ -248,28 +248,11 @@ inline result<compiled_constraint> build_index(byte_dfa&& dfa, const token_vocab
     }
   }
   // Live states: an accepting state is reachable by tokens.
-  std::vector<std::uint8_t> live(n, 0);
-  {
-    std::vector<std::vector<std::int32_t>> pred(n);
-    for (std::size_t s = 0; s < n; ++s)
-      for (const std::int32_t q : succ[s])
-        pred[static_cast<std::size_t>(q)].push_back(static_cast<std::int32_t>(s));
-    std::vector<std::int32_t> work;
-    for (std::size_t s = 0; s < n; ++s)
-      if (c->accepting[s] != 0) {
-        live[s] = 1;
-        work.push_back(static_cast<std::int32_t>(s));
-      }
-    while (!work.empty()) {
-      const auto s = static_cast<std::size_t>(work.back());
-      work.pop_back();
-      for (const std::int32_t p : pred[s])
-        if (live[static_cast<std::size_t>(p)] == 0) {
-          live[static_cast<std::size_t>(p)] = 1;
-          work.push_back(p);
-        }
-    }
-  }
+  std::vector<std::vector<std::int32_t>> pred(n);
+  for (std::size_t s = 0; s < n; ++s)
+    for (const std::int32_t q : succ[s])
+      pred[static_cast<std::size_t>(q)].push_back(static_cast<std::int32_t>(s));
+  const std::vector<std::uint8_t> live = co_reachable(pred, c->accepting);
   if (n == 0 || live[0] == 0)
     return detail::fail(info, errc::invalid_argument,
                         "no sequence of this vocabulary's tokens matches the constraint");

@@ -26,6 +26,30 @@ struct byte_dfa {
   }
 };
 
+/// The states from which a state flagged in `accepting` is reachable, given each state's
+/// predecessors `pred` (one flag per state).
+inline std::vector<std::uint8_t> co_reachable(const std::vector<std::vector<std::int32_t>>& pred,
+                                              const std::vector<std::uint8_t>& accepting) {
+  const std::size_t n = pred.size();
+  std::vector<std::uint8_t> live(n, 0);
+  std::vector<std::int32_t> work;
+  for (std::size_t s = 0; s < n; ++s)
+    if (accepting[s] != 0) {
+      live[s] = 1;
+      work.push_back(static_cast<std::int32_t>(s));
+    }
+  while (!work.empty()) {
+    const auto s = static_cast<std::size_t>(work.back());
+    work.pop_back();
+    for (const std::int32_t p : pred[s])
+      if (live[static_cast<std::size_t>(p)] == 0) {
+        live[static_cast<std::size_t>(p)] = 1;
+        work.push_back(p);
+      }
+  }
+  return live;
+}
+
 /// Keeps only the states reachable from the start from which an accepting state can be
 /// reached, renumbered in order with the start at 0. Returns false when the start itself
 /// cannot reach an accepting state (the language is empty); `dfa` is then unchanged.
@@ -41,22 +65,7 @@ inline bool trim(byte_dfa& dfa) {
         if (r.empty() || r.back() != static_cast<std::int32_t>(s))
           r.push_back(static_cast<std::int32_t>(s));
       }
-  std::vector<std::uint8_t> live(n, 0);
-  std::vector<std::int32_t> work;
-  for (std::size_t s = 0; s < n; ++s)
-    if (dfa.accepting[s] != 0) {
-      live[s] = 1;
-      work.push_back(static_cast<std::int32_t>(s));
-    }
-  while (!work.empty()) {
-    const auto s = static_cast<std::size_t>(work.back());
-    work.pop_back();
-    for (const std::int32_t p : rev[s])
-      if (live[static_cast<std::size_t>(p)] == 0) {
-        live[static_cast<std::size_t>(p)] = 1;
-        work.push_back(p);
-      }
-  }
+  const std::vector<std::uint8_t> live = co_reachable(rev, dfa.accepting);
   if (live[0] == 0) return false;
   // Reachable through live states, numbered in breadth-first order.
   std::vector<std::int32_t> id(n, -1);
