@@ -216,7 +216,8 @@ TEST_CASE("choice: errors are named", "[constrain][choice]") {
   CHECK(st.forced() == 0);
 }
 
-TEST_CASE("vocabulary: tokens keep their bytes; errors are named", "[constrain][vocabulary]") {
+TEST_CASE("vocabulary: tokens keep their bytes and its errors are named",
+          "[constrain][vocabulary]") {
   auto v = tandem::token_vocabulary::from_bytes({"a", "", "bc", "a"}, {1, 1});
   REQUIRE(v.has_value());
   CHECK(v->size() == 4);
