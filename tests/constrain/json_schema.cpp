@@ -780,7 +780,6 @@ TEST_CASE("json_schema: limits give constraint_too_large and bad schemas invalid
           .error() == errc::invalid_argument);
 }
 
-#if __has_include("tandem/constrain/regex.hpp")
 namespace {
 
 tandem::token_vocabulary byte_vocabulary() {
@@ -845,4 +844,3 @@ TEST_CASE("json_schema: compile_json_schema accepts what the regex matches, byte
         errc::unsupported);
   CHECK(info.context().find("oneOf") != std::string_view::npos);
 }
-#endif

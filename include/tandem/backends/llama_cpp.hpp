@@ -893,22 +893,20 @@ class llama_tokenizer {
   /// space). Errors: invalid_token, capacity_exceeded (llama.cpp still found the room it
   /// asked for too small; `out` as before). Allocates only when `out` must grow.
   [[nodiscard]] errc piece(token_id id, std::string& out) const {
+    return append_piece(id, out, options_.render_special);
+  }
+
+  /// Appends the bytes token `id` adds to a generated text, for output constraints
+  /// (`ByteTokenizer`, tandem/constrain): llama_token_to_piece without special rendering
+  /// (byte tokens give their byte, a sentencepiece space marker a space); control, unknown
+  /// and unused tokens have no bytes (nothing appended). Errors: as piece().
+  [[nodiscard]] errc token_bytes(token_id id, std::string& out) const {
     if (!valid(id)) return errc::invalid_token;
-    char buf[64];
-    std::int32_t r = llama_token_to_piece(vocab_, id, buf, sizeof buf, 0, options_.render_special);
-    if (r >= 0) {
-      out.append(buf, static_cast<std::size_t>(r));
+    const auto attr = llama_vocab_get_attr(vocab_, id);
+    if ((attr & (LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_UNKNOWN | LLAMA_TOKEN_ATTR_UNUSED)) !=
+        0)
       return errc::ok;
-    }
-    const std::size_t old = out.size();
-    out.resize(old + static_cast<std::size_t>(-r));
-    r = llama_token_to_piece(vocab_, id, out.data() + old, -r, 0, options_.render_special);
-    if (r < 0) {
-      out.resize(old);
-      return errc::capacity_exceeded;
-    }
-    out.resize(old + static_cast<std::size_t>(r));
-    return errc::ok;
+    return append_piece(id, out, false);
   }
 
   /// The beginning-of-sequence token. Errors: not_found (the model has none).
@@ -961,6 +959,24 @@ class llama_tokenizer {
   }
   [[nodiscard]] bool has_attr(token_id x, enum llama_token_attr a) const noexcept {
     return valid(x) && (llama_vocab_get_attr(vocab_, x) & a) != 0;
+  }
+  [[nodiscard]] errc append_piece(token_id id, std::string& out, bool special) const {
+    if (!valid(id)) return errc::invalid_token;
+    char buf[64];
+    std::int32_t r = llama_token_to_piece(vocab_, id, buf, sizeof buf, 0, special);
+    if (r >= 0) {
+      out.append(buf, static_cast<std::size_t>(r));
+      return errc::ok;
+    }
+    const std::size_t old = out.size();
+    out.resize(old + static_cast<std::size_t>(-r));
+    r = llama_token_to_piece(vocab_, id, out.data() + old, -r, 0, special);
+    if (r < 0) {
+      out.resize(old);
+      return errc::capacity_exceeded;
+    }
+    out.resize(old + static_cast<std::size_t>(r));
+    return errc::ok;
   }
   [[nodiscard]] static result<token_id> special(llama_token t) noexcept {
     if (t == LLAMA_TOKEN_NULL) return errc::not_found;

@@ -43,6 +43,9 @@ struct byte_tokenizer {
     out.push_back(static_cast<char>(id));
     return errc::ok;
   }
+  /// Appends the byte of `id` (for output constraints: `ByteTokenizer`). Errors:
+  /// invalid_token.
+  [[nodiscard]] errc token_bytes(token_id id, std::string& out) const { return piece(id, out); }
 };
 
 /// How open_ngram_text trains its model.

@@ -167,6 +167,15 @@ class sentencepiece_tokenizer {
   /// `out` has room. Errors: `invalid_token`, leaving `out` unchanged.
   [[nodiscard]] errc piece(token_id id, std::string& out) const { return text_of(id, out, false); }
 
+  /// Appends the bytes token `id` adds to a generated text, for output constraints
+  /// (`ByteTokenizer`, tandem/constrain): as piece() (U+2581 as a space, a byte token as its
+  /// byte), except that control and unknown tokens have no bytes (nothing appended).
+  /// Errors: `invalid_token`, leaving `out` unchanged.
+  [[nodiscard]] errc token_bytes(token_id id, std::string& out) const {
+    if (is_unknown(id)) return errc::ok;
+    return text_of(id, out, false);
+  }
+
   /// Like piece(), for a token at the start of a text (before leaves_start() was true):
   /// when the model adds a dummy prefix (or drops leading whitespace), a normal piece's
   /// leading U+2581 gives no space, as in decode(). Errors: `invalid_token`, leaving `out`

@@ -26,13 +26,7 @@
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
 
-// compile_json_schema() needs the regex engine (tandem/constrain/regex.hpp), written on
-// another branch at the same time; until both are merged it is left out. Once they are,
-// this guard always holds and can go.
-#if __has_include("tandem/constrain/regex.hpp")
 #include "tandem/constrain/regex.hpp"
-#define TANDEM_DETAIL_HAS_REGEX 1
-#endif
 
 namespace tandem::inline v0 {
 
@@ -1286,7 +1280,6 @@ class compiler {
   return out;
 }
 
-#if defined(TANDEM_DETAIL_HAS_REGEX)
 /// Compiles a JSON Schema into a constraint over `vocab`: json_schema_to_regex() then
 /// compile_regex() with `co`.
 ///
@@ -1309,7 +1302,5 @@ class compiler {
     error_info* info = nullptr) {
   return compile_json_schema(schema_json, vocab, o, constraint_options{}, info);
 }
-#undef TANDEM_DETAIL_HAS_REGEX
-#endif
 
 }  // namespace tandem::inline v0
