@@ -21,7 +21,9 @@ class rng;
 /// Samplers (tandem/core/sampler.hpp).
 class greedy_sampler;
 class categorical_sampler;
-class sampler_chain;
+template <class Unused>
+class basic_sampler_chain;
+using sampler_chain = basic_sampler_chain<void>;
 /// Type-erased generators (tandem/core/generator.hpp).
 class any_generator;
 class generator_ref;

@@ -194,13 +194,18 @@ struct dist {};
 /// every logit (top-k and greedy are unaffected by it). The chain owns its buffers: after
 /// `reserve(vocab_size)` neither `sample` nor `probabilities` allocates for logits of at
 /// most that size. Not thread-safe; one chain per thread.
-class sampler_chain {
+///
+/// Name it `sampler_chain`: `basic_sampler_chain<>` is its definition, a template only so
+/// that its bodies are compiled in the translation units that use a chain (README,
+/// "Compile cost"); `Unused` is always void.
+template <class Unused = void>
+class basic_sampler_chain {
  public:
   /// The most steps one chain holds (add returns capacity_exceeded beyond it).
   static constexpr std::size_t max_steps = 16;
 
   /// An empty chain whose `dist` step draws from an rng seeded with `seed`.
-  explicit sampler_chain(std::uint64_t seed) noexcept : rng_(seed) {}
+  explicit basic_sampler_chain(std::uint64_t seed) noexcept : rng_(seed) {}
 
   ///@{
   /// Appends a step. Errors (chain unchanged): invalid_argument for a parameter out of its
@@ -501,6 +506,9 @@ class sampler_chain {
   float scale_ = 1.0f, max_ = 0.0f;
 };
 
+/// A chain of sampling steps (see basic_sampler_chain).
+using sampler_chain = basic_sampler_chain<void>;
+
 static_assert(Sampler<greedy_sampler>);
 static_assert(Sampler<categorical_sampler>);
 static_assert(Sampler<sampler_chain>);
@@ -509,14 +517,15 @@ static_assert(Sampler<sampler_chain>);
 /// temperature, top_k (if > 0), top_p (if < 1), min_p (if > 0), then dist seeded with
 /// p.seed. Buffers are reserved for `vocab_size`. Errors: invalid_temperature (negative or
 /// non-finite temperature), invalid_argument (top_p outside (0, 1], min_p outside [0, 1],
-/// vocab_size 0).
-[[nodiscard]] inline result<sampler_chain> make_sampler(const sampling_options& p,
-                                                        std::size_t vocab_size) {
+/// vocab_size 0). A template (`Unused` is always void) for the reason basic_sampler_chain is.
+template <class Unused = void>
+[[nodiscard]] result<basic_sampler_chain<Unused>> make_sampler(const sampling_options& p,
+                                                               std::size_t vocab_size) {
   if (vocab_size == 0) return errc::invalid_argument;
   if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) return errc::invalid_temperature;
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return errc::invalid_argument;
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return errc::invalid_argument;
-  sampler_chain c(p.seed);
+  basic_sampler_chain<Unused> c(p.seed);
   if (p.temperature == 0.0f) {
     TANDEM_TRY(c.add(sampling::greedy{}));
   } else {
