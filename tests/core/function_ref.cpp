@@ -22,6 +22,11 @@ struct odd_address {
   const odd_address* operator&() const { return nullptr; }
 };
 
+template <class F, class... A>
+concept detail_invocable = requires(F f, A... a) {
+  tandem::detail::invoke(f, a...);
+};
+
 }  // namespace
 
 TEST_CASE("function_ref: calls a lambda it refers to, and sees its later state", "[function_ref]") {
@@ -50,6 +55,16 @@ TEST_CASE("detail::invoke: calls member functions on objects and pointers, reads
   tandem::detail::invoke(&counter::value, &c) = 1;
   CHECK(c.value == 1);
   CHECK(tandem::detail::invoke([](int a, int b) { return a * b; }, 6, 7) == 42);
+}
+
+TEST_CASE("detail::invoke: is not viable for arguments the callable does not take",
+          "[function_ref]") {
+  const auto takes_int = [](int x) { return x; };
+  struct not_an_int {};
+  constexpr bool viable_int = detail_invocable<decltype(takes_int), int>;
+  constexpr bool viable_other = detail_invocable<decltype(takes_int), not_an_int>;
+  CHECK(viable_int);
+  CHECK_FALSE(viable_other);
 }
 
 TEST_CASE("function_ref: binds a pointer to member function", "[function_ref]") {

@@ -54,11 +54,13 @@ constexpr decltype(auto) invoke_member(M m, Obj&& obj, Args&&... args) {
 
 /// Calls `f` with `args` as std::invoke does: a callable object or function directly, a
 /// pointer to member function or data member on an object, a reference or a pointer.
+/// Takes part in overload resolution only when std::is_invocable_v<F, Args...> (so that
+/// concepts can test it, as they test std::invoke).
 template <class F, class... Args>
-constexpr decltype(auto) invoke(F&& f,
-                                Args&&... args) noexcept(std::is_nothrow_invocable_v<F, Args...>) {
-  using fn = std::remove_cvref_t<F>;
-  if constexpr (std::is_member_pointer_v<fn>) {
+requires std::is_invocable_v<F, Args...>
+constexpr std::invoke_result_t<F, Args...> invoke(F&& f, Args&&... args) noexcept(
+    std::is_nothrow_invocable_v<F, Args...>) {
+  if constexpr (std::is_member_pointer_v<std::remove_cvref_t<F>>) {
     return detail::invoke_member(f, std::forward<Args>(args)...);
   } else {
     return std::forward<F>(f)(std::forward<Args>(args)...);
