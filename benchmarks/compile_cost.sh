@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Compile cost of tandem's headers: what one `#include` costs a translation unit.
 #
-# For each umbrella (tandem.hpp, core.hpp, speculative.hpp, contrastive.hpp,
-# confidence.hpp, cascade.hpp, router.hpp, eval.hpp) and each public header under
-# include/tandem, compiles a file that includes that header alone and defines an empty
-# main, RUNS times (default 3), and prints one JSON line per header:
+# For each umbrella (every include/tandem/*.hpp, tandem.hpp first) and each public header
+# below include/tandem (found by globbing, detail/ folders excepted, so new headers are
+# measured without editing this script), compiles a file that includes that header alone
+# and defines an empty main, RUNS times (default 3), and prints one JSON line per header:
 #   {"bench":"compile_cost","header":...,"seconds":median wall,"cpu_seconds":median
 #    user+sys,"peak_mb":median max RSS,"runs":3,"command":...,"compiler":...}
+# Then, for scale, the same for the third-party floors (<xsimd/xsimd.hpp>, <Eigen/Core>,
+# <Eigen/Eigenvalues>), with "scale":true.
 #
-# Judge goals on cpu_seconds, not seconds: on a machine shared with other builds the
-# wall clock moves with contention, while the compiler's own CPU time (user+sys) barely
-# does. Both are reported. Peak memory is the compiler's maximum resident set size
-# (/usr/bin/time -f %M; apt package `time`).
+# Judge goals on cpu_seconds, the compiler's CPU time (user+sys), not on seconds (wall
+# time): on a machine shared with other builds the wall clock moves with contention, while
+# the CPU time moves far less (it still grows somewhat on a loaded machine: compare with
+# the scale lines measured in the same run). Both are reported. Peak memory is the
+# compiler's maximum resident set size (/usr/bin/time -f %M; apt package `time`).
 #
 # Backend headers are measured only when their dependency is found (llama.h through
 # TANDEM_LLAMA_PREFIX or the usual cache prefix, sentencepiece and httplib/nlohmann in
@@ -58,7 +61,12 @@ trap 'rm -rf "$work"' EXIT
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-measure() { # <header relative to include/> [extra flags...]
+measure() { # [--scale] <header relative to include/> [extra flags...]
+  local scale=""
+  if [[ $1 == --scale ]]; then
+    scale=',"scale":true'
+    shift
+  fi
   local header="$1"
   shift
   local extra=("$@")
@@ -82,17 +90,16 @@ measure() { # <header relative to include/> [extra flags...]
   [[ -n $eigen_dir ]] && shown+=" -I$eigen_dir"
   ((${#extra[@]})) && shown+=" ${extra[*]}"
   shown+=" -c tu.cpp  # tu.cpp: #include <$header> + int main() { return 0; }"
-  printf '{"bench":"compile_cost","header":"%s","seconds":%s,"cpu_seconds":%s,"peak_mb":%d,"runs":%d,"command":"%s","compiler":"%s"}\n' \
+  printf '{"bench":"compile_cost","header":"%s","seconds":%s,"cpu_seconds":%s,"peak_mb":%d,"runs":%d%s,"command":"%s","compiler":"%s"}\n' \
     "$header" "$(median <"$work/wall")" "$(median <"$work/cpu")" \
-    "$(($(median <"$work/rss") / 1024))" "$runs" "${shown//\"/\\\"}" "$compiler"
+    "$(($(median <"$work/rss") / 1024))" "$runs" "$scale" "${shown//\"/\\\"}" "$compiler"
 }
 
-umbrellas=(tandem.hpp core.hpp speculative.hpp contrastive.hpp confidence.hpp cascade.hpp
-           router.hpp eval.hpp fwd.hpp)
 headers=()
-for u in "${umbrellas[@]}"; do
-  [[ -f $root/include/tandem/$u ]] && headers+=("tandem/$u")
-done
+[[ -f $root/include/tandem/tandem.hpp ]] && headers+=("tandem/tandem.hpp")
+while IFS= read -r h; do
+  [[ $h == tandem/tandem.hpp ]] || headers+=("$h")
+done < <(cd "$root/include" && find tandem -maxdepth 1 -name '*.hpp' | sort)
 while IFS= read -r h; do
   case " ${headers[*]} " in *" $h "*) continue ;; esac
   headers+=("$h")
@@ -102,7 +109,7 @@ for h in "${headers[@]}"; do
   [[ $h =~ $filter ]] || continue
   extra=()
   case "$h" in
-    tandem/backends/llama_cpp.hpp)
+    tandem/backends/llama_*.hpp)
       extra=(-I"$llama_prefix/include")
       have_header llama.h "${extra[@]}" || continue ;;
     tandem/backends/sentencepiece.hpp)
@@ -113,4 +120,11 @@ for h in "${headers[@]}"; do
       { have_header catch2/catch_test_macros.hpp || have_header catch2/catch.hpp; } || continue ;;
   esac
   measure "$h" "${extra[@]}"
+done
+
+# For scale: the third-party headers tandem builds on, alone.
+for h in xsimd/xsimd.hpp Eigen/Core Eigen/Eigenvalues; do
+  [[ $h =~ $filter ]] || continue
+  have_header "$h" "${includes[@]}" || continue
+  measure --scale "$h"
 done

@@ -18,7 +18,8 @@
 # `needs`: built only when tandem::<name> exists, reported SKIPPED otherwise. `scope=file`:
 # the block is placed at file scope as it is (class definitions, test cases). `args`: the
 # program's command line when run (@GGUF@ stands for a tiny GGUF model file).
-# Every snippet TU starts with #include <tandem/tandem.hpp> and common standard headers.
+# Every snippet TU starts with #include <tandem/tandem.hpp>, <tandem/confidence.hpp> and
+# <tandem/router.hpp> (the Eigen blocks tandem.hpp leaves out) and common standard headers.
 #
 # Two entry points:
 # - include() it and call tandem_extract_doc_snippets(<out_dir> <prefix> <doc>...): writes
@@ -206,7 +207,7 @@ function(tandem_extract_doc_snippets out_dir prefix)
         string(STRIP "${args}" args)
       endif()
       set(tu "// Extracted from ${origin} by cmake/doc_snippets.cmake; edit the document, not this file.\n")
-      string(APPEND tu "#include <tandem/tandem.hpp>\n\n#include <cstddef>\n#include <cstdio>\n"
+      string(APPEND tu "#include <tandem/tandem.hpp>\n#include <tandem/confidence.hpp>\n#include <tandem/router.hpp>\n\n#include <cstddef>\n#include <cstdio>\n"
                        "#include <span>\n#include <string>\n#include <string_view>\n#include <utility>\n"
                        "#include <vector>\n")
       set(name "${stem}_${at}")

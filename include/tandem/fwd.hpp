@@ -19,9 +19,15 @@ struct completion;
 /// The deterministic random generator (tandem/core/rng.hpp).
 class rng;
 /// Samplers (tandem/core/sampler.hpp).
-class greedy_sampler;
-class categorical_sampler;
-class sampler_chain;
+template <class Unused>
+class basic_greedy_sampler;
+using greedy_sampler = basic_greedy_sampler<void>;
+template <class Unused>
+class basic_categorical_sampler;
+using categorical_sampler = basic_categorical_sampler<void>;
+template <class Unused>
+class basic_sampler_chain;
+using sampler_chain = basic_sampler_chain<void>;
 /// Type-erased generators (tandem/core/generator.hpp).
 class any_generator;
 class generator_ref;

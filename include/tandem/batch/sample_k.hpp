@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <functional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -19,6 +18,7 @@
 #include "tandem/batch/scheduler.hpp"
 #include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
+#include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/multi_sequence.hpp"
 #include "tandem/core/sampler.hpp"
@@ -36,7 +36,7 @@ errc sample_k_impl(scheduler<M, S, T>& sch, std::span<const token_id> prompt, Fa
   if (!p) return p.error();
   std::vector<request_id> id(k);
   for (std::size_t i = 0; i < k; ++i) {
-    const result<request_id> r = sch.submit({prompt, std::invoke(make, i), opts});
+    const result<request_id> r = sch.submit({prompt, detail::invoke(make, i), opts});
     if (!r) {
       (void)sch.remove_prefix(*p);
       return r.error();

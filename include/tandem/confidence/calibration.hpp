@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <numeric>
 #include <span>
 #include <string>
@@ -252,7 +251,8 @@ class calibrator {
                std::is_sorted(ys_.begin(), ys_.end());
       case calibration_method::histogram:
         return ys_.size() == xs_.size() + 1 &&
-               std::adjacent_find(xs_.begin(), xs_.end(), std::greater_equal<>()) == xs_.end();
+               std::adjacent_find(xs_.begin(), xs_.end(),
+                                  [](double a, double b) { return a >= b; }) == xs_.end();
     }
     return false;
   }

@@ -1,7 +1,6 @@
 // tandem: the completion record and the text-level Generator concept.
 #pragma once
 
-#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/function_ref.hpp"
 #include "tandem/core/result.hpp"
@@ -123,7 +123,7 @@ using token_callback = function_ref<control(const token_event&)>;
 struct generate_request {
   std::string_view prompt;                   ///< the prompt text; borrowed for the call
   generation_options options{};              ///< budget, stops, deadline, logprob recording
-  sampling_options sampling{};                ///< how tokens are chosen
+  sampling_options sampling{};               ///< how tokens are chosen
   std::optional<token_callback> on_token{};  ///< streaming callback; may stop the generation
 };
 

@@ -8,11 +8,11 @@
 #pragma once
 
 #include <cstddef>
-#include <memory>
 #include <span>
 #include <type_traits>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/types.hpp"
 
@@ -64,7 +64,7 @@ class constraint_ref {
   template <Constraint C>
   requires(!std::is_same_v<std::remove_cvref_t<C>, constraint_ref>) constraint_ref(C& c)
   noexcept  // NOLINT(google-explicit-constructor): a view, like string_view
-      : obj_(std::addressof(c)), vt_(&vtable_for<C>) {}
+      : obj_(detail::addressof(c)), vt_(&vtable_for<C>) {}
 
   /// True when this refers to a constraint.
   [[nodiscard]] constexpr explicit operator bool() const noexcept { return obj_ != nullptr; }

@@ -1,12 +1,11 @@
 // tandem: function_ref, a non-owning, non-allocating reference to a callable.
 #pragma once
 
-#include <functional>
-#include <memory>
 #include <type_traits>
 #include <utility>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/light_std.hpp"
 
 namespace tandem::inline v0 {
 
@@ -25,9 +24,10 @@ class function_ref<R(Args...)> {
   requires(!std::is_same_v<std::remove_cvref_t<F>, function_ref> &&
            std::is_invocable_r_v<R, F&, Args...>) function_ref(F&& f)
   noexcept  // NOLINT(google-explicit-constructor): a view, like string_view
-      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+      : obj_(const_cast<void*>(static_cast<const void*>(detail::addressof(f)))),
         call_([](void* o, Args... args) -> R {
-          return std::invoke(*static_cast<std::add_pointer_t<F>>(o), std::forward<Args>(args)...);
+          return detail::invoke(*static_cast<std::add_pointer_t<F>>(o),
+                                std::forward<Args>(args)...);
         }) {}
 
   /// Calls the referenced callable with `args`; returns what it returns.

@@ -4,10 +4,8 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <concepts>
 #include <cstddef>
-#include <functional>
 #include <limits>
 #include <span>
 #include <string>
@@ -18,6 +16,7 @@
 #include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/logits.hpp"
 #include "tandem/core/result.hpp"
@@ -53,7 +52,7 @@ concept CallbackResult = std::is_void_v<R> || std::convertible_to<R, control>;
 /// returning `control` (or void, meaning `control::proceed`).
 template <class F>
 concept TokenCallback = requires(detail::callback_lvalue<F> f, const token_event& ev) {
-  { std::invoke(f, ev) } -> detail::CallbackResult;
+  { detail::invoke(f, ev) } -> detail::CallbackResult;
 };
 
 namespace detail {
@@ -64,10 +63,10 @@ struct no_tokenizer {};
 template <class F>
 control invoke_token_callback(F& f, const token_event& ev) {
   if constexpr (std::is_void_v<std::invoke_result_t<F&, const token_event&>>) {
-    std::invoke(f, ev);
+    detail::invoke(f, ev);
     return control::proceed;
   } else {
-    return static_cast<control>(std::invoke(f, ev));
+    return static_cast<control>(detail::invoke(f, ev));
   }
 }
 

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
-#include <memory>
 #include <new>
 #include <optional>
 #include <span>
@@ -17,6 +16,7 @@
 #include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/generate.hpp"
@@ -323,7 +323,7 @@ class generator_ref {
   /// Refers to `g`.
   template <detail::OtherGenerator<generator_ref> G>
   generator_ref(G& g) noexcept  // NOLINT(google-explicit-constructor): a view
-      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(g)))),
+      : obj_(const_cast<void*>(static_cast<const void*>(detail::addressof(g)))),
         call_(&detail::erased_generate<G>) {}
 
   /// Runs the referenced generator; its errors.

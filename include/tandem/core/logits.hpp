@@ -81,7 +81,9 @@ inline constexpr float f_inf = std::numeric_limits<float>::infinity();
 /// e^(xc - fn ln2) for an integer-valued fn and |xc - fn ln2| <= ln2 / 2: the Cody-Waite
 /// reduction r = xc - fn ln2 (ln2 split into an exact high part and a low part) and the
 /// polynomial shared by `exp` and `exp_nonpos`.
-inline fbatch exp_reduced(fbatch fn, fbatch xc) noexcept {
+template <class B>
+inline B exp_reduced(B fn, B xc) noexcept {
+  using fbatch = B;
   fbatch r = xsimd::fma(fn, fbatch(-0.693359375f), xc);
   r = xsimd::fma(fn, fbatch(2.12194440e-4f), r);
   fbatch p(1.9875691500e-4f);
@@ -95,10 +97,13 @@ inline fbatch exp_reduced(fbatch fn, fbatch xc) noexcept {
 }
 
 /// Vectorised exp; see the header comment for its accuracy.
-inline fbatch exp(fbatch x) noexcept {
+template <class B>
+inline B exp(B x) noexcept {
+  using fbatch = B;
+  using ibatch = xsimd::batch<std::int32_t, typename B::arch_type>;
   const fbatch xc = xsimd::min(xsimd::max(x, fbatch(-88.0f)), fbatch(88.72283f));
   const fbatch fn = xsimd::nearbyint(xc * fbatch(1.44269504088896341f));
-  const fbatch p = exp_reduced(fn, xc);
+  const fbatch p = detail::exp_reduced(fn, xc);
   // 2^n built in the exponent field; n in [-127, 128]: split into two factors so that
   // n = 128 does not overflow the field.
   const ibatch n = xsimd::to_int(fn);
@@ -116,12 +121,15 @@ inline fbatch exp(fbatch x) noexcept {
 /// the maximum: same polynomial as `exp`, fewer instructions. Rounding to n uses the
 /// 1.5 * 2^23 trick, whose bits then give 2^n directly. Relative error below 2e-7 for x in
 /// [-87.33, 0]; 0 below; x > 0 or NaN are outside its domain (unspecified results).
-inline fbatch exp_nonpos(fbatch x) noexcept {
+template <class B>
+inline B exp_nonpos(B x) noexcept {
+  using fbatch = B;
+  using ibatch = xsimd::batch<std::int32_t, typename B::arch_type>;
   const fbatch magic(12582912.0f);  // 1.5 * 2^23
   const fbatch xc = xsimd::max(x, fbatch(-87.33654f));
   const fbatch t = xsimd::fma(xc, fbatch(1.44269504088896341f), magic);
   const fbatch fn = t - magic;
-  const fbatch p = exp_reduced(fn, xc);
+  const fbatch p = detail::exp_reduced(fn, xc);
   // The low bits of t hold n (two's complement); n + 127 in [1, 127] lands in the
   // exponent field once shifted, and the shift discards the bits of `magic`.
   const fbatch scale =
@@ -129,22 +137,29 @@ inline fbatch exp_nonpos(fbatch x) noexcept {
   return xsimd::select(x < fbatch(-87.33654f), fbatch(0.0f), p * scale);
 }
 
-/// Scalar exp with exactly the vector kernel's results.
+/// Scalar exp with exactly the vector kernel's results. (Calls to `exp` on batches are
+/// qualified: argument-dependent lookup would otherwise also find xsimd::exp, which wins
+/// over this template.)
+template <class F = float>
 inline float exp1(float x) noexcept {
+  using fbatch = xsimd::batch<F>;
   alignas(64) float buf[simd_width];
   fbatch(x).store_aligned(buf);
-  exp(fbatch::load_aligned(buf)).store_aligned(buf);
+  detail::exp(fbatch::load_aligned(buf)).store_aligned(buf);
   return buf[0];
 }
 
 /// Loads `count < simd_width` floats and fills the remaining lanes with `fill`.
-inline fbatch load_tail(const float* p, std::size_t count, float fill) noexcept {
+template <class F = float>
+inline xsimd::batch<F> load_tail(const float* p, std::size_t count, float fill) noexcept {
+  using fbatch = xsimd::batch<F>;
   alignas(64) float buf[simd_width];
   for (std::size_t i = 0; i < simd_width; ++i) buf[i] = i < count ? p[i] : fill;
   return fbatch::load_aligned(buf);
 }
 
-inline float hmax(fbatch v) noexcept {
+template <class B>
+inline float hmax(B v) noexcept {
   alignas(64) float buf[simd_width];
   v.store_aligned(buf);
   float m = buf[0];
@@ -154,7 +169,10 @@ inline float hmax(fbatch v) noexcept {
 
 /// Maximum of `x` with validation in the same pass: empty_input, non_finite (NaN/+inf),
 /// no_candidates (all -inf).
+template <class F = float>
 inline result<float> checked_max(std::span<const float> x) noexcept {
+  using fbatch = xsimd::batch<F>;
+  using fmask = xsimd::batch_bool<F>;
   if (x.empty()) return errc::empty_input;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
@@ -173,7 +191,7 @@ inline result<float> checked_max(std::span<const float> x) noexcept {
     bad = bad | xsimd::isnan(a);
   }
   if (i < n) {
-    const fbatch a = load_tail(p + i, n - i, -f_inf);
+    const fbatch a = load_tail<F>(p + i, n - i, -f_inf);
     m0 = xsimd::max(m0, a);
     bad = bad | xsimd::isnan(a);
   }
@@ -192,7 +210,9 @@ inline constexpr std::size_t sum_block = 1024;
 
 /// Sum of exp(scale * (x - m)) over `x` (accumulated as described at sum_block);
 /// optionally stores each term into `out`.
+template <class F = float>
 inline double sum_exp(std::span<const float> x, float m, float scale, float* out) noexcept {
+  using fbatch = xsimd::batch<F>;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
   const fbatch vm(m), vs(scale);
@@ -221,7 +241,7 @@ inline double sum_exp(std::span<const float> x, float m, float scale, float* out
   }
   if (i < n) {
     alignas(64) float buf[simd_width];
-    const fbatch e0 = exp_nonpos((load_tail(p + i, n - i, -f_inf) - vm) * vs);
+    const fbatch e0 = exp_nonpos((load_tail<F>(p + i, n - i, -f_inf) - vm) * vs);
     e0.store_aligned(buf);
     if (out) std::memcpy(out + i, buf, (n - i) * sizeof(float));
     s0 += e0;
@@ -230,8 +250,10 @@ inline double sum_exp(std::span<const float> x, float m, float scale, float* out
 }
 
 /// Sums of exp(d) and of exp(d) * d where d = scale * (x - m); masked entries add 0.
+template <class F = float>
 inline void sum_exp_and_weighted(std::span<const float> x, float m, float scale, double& z,
                                  double& s) noexcept {
+  using fbatch = xsimd::batch<F>;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
   const fbatch vm(m), vs(scale), zero(0.0f);
@@ -251,13 +273,15 @@ inline void sum_exp_and_weighted(std::span<const float> x, float m, float scale,
     s += static_cast<double>(xsimd::hadd(s0));
     z0 = s0 = zero;
   }
-  if (i < n) step(load_tail(p + i, n - i, -f_inf));
+  if (i < n) step(load_tail<F>(p + i, n - i, -f_inf));
   z += static_cast<double>(xsimd::hadd(z0));
   s += static_cast<double>(xsimd::hadd(s0));
 }
 
 /// First index whose value equals `m` (which must occur in `x`).
+template <class F = float>
 inline std::size_t first_equal(std::span<const float> x, float m) noexcept {
+  using fbatch = xsimd::batch<F>;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
   const fbatch vm(m);
@@ -276,8 +300,10 @@ inline void keep_best(kernels::candidate* buf, std::size_t count, std::size_t k)
 }
 
 /// Exps of the candidates' logits: out[i] = exp(scale * (c[i].logit - m)).
+template <class F = float>
 inline double candidate_exps(std::span<const kernels::candidate> c, float m, float scale,
                              float* out) noexcept {
+  using fbatch = xsimd::batch<F>;
   alignas(64) float buf[simd_width];
   double z = 0.0;
   fbatch acc(0.0f);
@@ -319,23 +345,26 @@ struct softmax_pair {
 
 /// softmax_pair of `a` and `b`. Errors: size_mismatch, then those of max_logit for either
 /// input.
+template <class F = float>
 [[nodiscard]] inline result<softmax_pair> softmax_pair_norms(std::span<const float> a,
                                                              std::span<const float> b) noexcept {
   if (a.size() != b.size()) return errc::size_mismatch;
-  const auto ma = checked_max(a);
+  const auto ma = checked_max<F>(a);
   if (!ma) return ma.error();
-  const auto mb = checked_max(b);
+  const auto mb = checked_max<F>(b);
   if (!mb) return mb.error();
-  return softmax_pair{*ma, *mb, sum_exp(a, *ma, 1.0f, nullptr), sum_exp(b, *mb, 1.0f, nullptr)};
+  return softmax_pair{*ma, *mb, sum_exp<F>(a, *ma, 1.0f, nullptr),
+                      sum_exp<F>(b, *mb, 1.0f, nullptr)};
 }
 
 /// Appends to out[count, ...) every token of x[0, n) that `keep(v)` accepts, as a
 /// candidate, in id order. `any_keep(batch)` must be true when some lane of the batch may
 /// be kept (it skips whole batches). Returns false when out fills up first.
-template <class Keep, class AnyKeep>
+template <class Keep, class AnyKeep, class F = float>
 [[nodiscard]] inline bool collect_if(const float* x, std::size_t n,
                                      std::span<kernels::candidate> out, std::size_t& count,
                                      Keep keep, AnyKeep any_keep) noexcept {
+  using fbatch = xsimd::batch<F>;
   using kernels::candidate;
   auto take = [&](std::size_t base, std::size_t w) {
     for (std::size_t j = 0; j < w; ++j) {
@@ -367,14 +396,16 @@ template <class Keep, class AnyKeep>
 
 /// Calls `step(va, vb)` on aligned pairs of batches of `a` and `b` (equal sizes), the
 /// last pair padded with -inf, which every softmax-pair kernel treats as "no mass".
-template <class Step>
+template <class Step, class F = float>
 inline void for_each_batch_pair(std::span<const float> a, std::span<const float> b,
                                 Step step) noexcept {
+  using fbatch = xsimd::batch<F>;
   const std::size_t n = a.size(), nv = n - n % simd_width;
   std::size_t i = 0;
   for (; i < nv; i += simd_width)
     step(fbatch::load_unaligned(a.data() + i), fbatch::load_unaligned(b.data() + i));
-  if (i < n) step(load_tail(a.data() + i, n - i, -f_inf), load_tail(b.data() + i, n - i, -f_inf));
+  if (i < n)
+    step(load_tail<F>(a.data() + i, n - i, -f_inf), load_tail<F>(b.data() + i, n - i, -f_inf));
 }
 
 }  // namespace detail
@@ -383,80 +414,89 @@ namespace kernels {
 
 /// Largest logit. Errors: empty_input, non_finite (NaN or +inf anywhere), no_candidates
 /// (every entry -inf).
+template <class F = float>
 [[nodiscard]] inline result<float> max_logit(std::span<const float> logits) noexcept {
-  return detail::checked_max(logits);
+  return detail::checked_max<F>(logits);
 }
 
 /// Index of the largest logit; ties go to the lowest index. Errors as max_logit.
+template <class F = float>
 [[nodiscard]] inline result<std::size_t> argmax(std::span<const float> logits) noexcept {
-  const auto m = detail::checked_max(logits);
+  const auto m = detail::checked_max<F>(logits);
   if (!m) return m.error();
-  return detail::first_equal(logits, *m);
+  return detail::first_equal<F>(logits, *m);
 }
 
 /// log(sum(exp(logits))), computed stably. Errors as max_logit.
+template <class F = float>
 [[nodiscard]] inline result<float> logsumexp(std::span<const float> logits) noexcept {
-  const auto m = detail::checked_max(logits);
+  const auto m = detail::checked_max<F>(logits);
   if (!m) return m.error();
-  return static_cast<float>(*m + std::log(detail::sum_exp(logits, *m, 1.0f, nullptr)));
+  return static_cast<float>(*m + std::log(detail::sum_exp<F>(logits, *m, 1.0f, nullptr)));
 }
 
 /// out = log_softmax(in). `in` and `out` may be the same memory (in place) or must not
 /// overlap. Errors: size_mismatch (out untouched), then those of max_logit (out untouched).
 /// Masked (-inf) entries stay -inf.
+template <class F = float>
 [[nodiscard]] inline errc log_softmax(std::span<const float> in, std::span<float> out) noexcept {
   TANDEM_TRY(detail::same_or_disjoint(in, out));
-  const auto m = detail::checked_max(in);
+  using fbatch = xsimd::batch<F>;
+  const auto m = detail::checked_max<F>(in);
   if (!m) return m.error();
-  const float lse = static_cast<float>(*m + std::log(detail::sum_exp(in, *m, 1.0f, nullptr)));
+  const float lse = static_cast<float>(*m + std::log(detail::sum_exp<F>(in, *m, 1.0f, nullptr)));
   const float* p = in.data();
   float* o = out.data();
   const std::size_t n = in.size(), nv = n - n % detail::simd_width;
-  const detail::fbatch vl(lse);
+  const fbatch vl(lse);
   std::size_t i = 0;
   for (; i < nv; i += detail::simd_width)
-    (detail::fbatch::load_unaligned(p + i) - vl).store_unaligned(o + i);
+    (fbatch::load_unaligned(p + i) - vl).store_unaligned(o + i);
   for (; i < n; ++i) o[i] = p[i] - lse;
   return errc::ok;
 }
 
 /// out = softmax(in), summing to 1 up to rounding. In place allowed as for log_softmax.
 /// Errors: size_mismatch (out untouched), then those of max_logit (out untouched).
+template <class F = float>
 [[nodiscard]] inline errc softmax(std::span<const float> in, std::span<float> out) noexcept {
   TANDEM_TRY(detail::same_or_disjoint(in, out));
-  const auto m = detail::checked_max(in);
+  using fbatch = xsimd::batch<F>;
+  const auto m = detail::checked_max<F>(in);
   if (!m) return m.error();
-  const float inv_z = static_cast<float>(1.0 / detail::sum_exp(in, *m, 1.0f, out.data()));
-  const detail::fbatch inv(inv_z);
+  const float inv_z = static_cast<float>(1.0 / detail::sum_exp<F>(in, *m, 1.0f, out.data()));
+  const fbatch inv(inv_z);
   float* o = out.data();
   const std::size_t n = out.size(), nv = n - n % detail::simd_width;
   std::size_t i = 0;
   for (; i < nv; i += detail::simd_width)
-    (detail::fbatch::load_unaligned(o + i) * inv).store_unaligned(o + i);
+    (fbatch::load_unaligned(o + i) * inv).store_unaligned(o + i);
   for (; i < n; ++i) o[i] *= inv_z;
   return errc::ok;
 }
 
 /// Entropy (nats) of softmax(logits); masked entries contribute 0. Errors as max_logit.
+template <class F = float>
 [[nodiscard]] inline result<float> entropy(std::span<const float> logits) noexcept {
-  const auto m = detail::checked_max(logits);
+  const auto m = detail::checked_max<F>(logits);
   if (!m) return m.error();
   double z = 0, s = 0;
-  detail::sum_exp_and_weighted(logits, *m, 1.0f, z, s);
+  detail::sum_exp_and_weighted<F>(logits, *m, 1.0f, z, s);
   return static_cast<float>(std::max(0.0, std::log(z) - s / z));
 }
 
 /// log p(chosen) and the entropy of softmax(logits), in one pass after the max.
 /// logprob is -inf when the chosen token is masked. Errors: invalid_token (chosen outside
 /// [0, logits.size())), then those of max_logit.
+template <class F = float>
 [[nodiscard]] inline result<token_logprob_entropy> token_stats(std::span<const float> logits,
                                                                token_id chosen) noexcept {
   if (logits.empty()) return errc::empty_input;
   if (chosen < 0 || static_cast<std::size_t>(chosen) >= logits.size()) return errc::invalid_token;
-  const auto m = detail::checked_max(logits);
+  const auto m = detail::checked_max<F>(logits);
   if (!m) return m.error();
   double z = 0, s = 0;
-  detail::sum_exp_and_weighted(logits, *m, 1.0f, z, s);
+  detail::sum_exp_and_weighted<F>(logits, *m, 1.0f, z, s);
   const double lz = std::log(z);
   return token_logprob_entropy{
       static_cast<float>(static_cast<double>(logits[static_cast<std::size_t>(chosen)] - *m) - lz),
@@ -465,16 +505,18 @@ namespace kernels {
 
 /// Divides every logit by `t` (masked entries stay masked). Errors: invalid_temperature
 /// (t <= 0 or non-finite), then those of max_logit; on error the logits are unchanged.
+template <class F = float>
 [[nodiscard]] inline errc apply_temperature(std::span<float> logits, float t) noexcept {
+  using fbatch = xsimd::batch<F>;
   if (!(t > 0.0f) || !std::isfinite(t)) return errc::invalid_temperature;
-  const auto m = detail::checked_max(logits);
+  const auto m = detail::checked_max<F>(logits);
   if (!m) return m.error();
   float* p = logits.data();
   const std::size_t n = logits.size(), nv = n - n % detail::simd_width;
-  const detail::fbatch vt(t);
+  const fbatch vt(t);
   std::size_t i = 0;
   for (; i < nv; i += detail::simd_width)
-    (detail::fbatch::load_unaligned(p + i) / vt).store_unaligned(p + i);
+    (fbatch::load_unaligned(p + i) / vt).store_unaligned(p + i);
   for (; i < n; ++i) p[i] /= t;
   return errc::ok;
 }
@@ -521,9 +563,10 @@ namespace kernels {
 /// collects entries above a running k-th-best threshold, plus a partial selection; never a
 /// full sort. Errors: invalid_argument (k == 0), capacity_exceeded (out.size() <
 /// top_k_buffer_size(k, logits.size())), then those of max_logit.
+template <class F = float>
 [[nodiscard]] inline result<std::size_t> top_k(std::span<const float> logits, std::size_t k,
                                                std::span<candidate> out) noexcept {
-  using detail::fbatch;
+  using fbatch = xsimd::batch<F>;
   if (logits.empty()) return errc::empty_input;
   if (k == 0) return errc::invalid_argument;
   const std::size_t n = logits.size();
@@ -587,10 +630,11 @@ namespace kernels {
 /// invalid_argument (p not in (0, 1], scale <= 0 or non-finite), size_mismatch (scratch),
 /// capacity_exceeded (out.size() < top_k_buffer_size(64, n), or more kept tokens than
 /// out.size(); out.size() >= logits.size() always suffices), then those of max_logit.
+template <class F = float>
 [[nodiscard]] inline result<std::size_t> top_p(std::span<const float> logits, float p,
                                                std::span<candidate> out, std::span<float> scratch,
                                                float scale = 1.0f) noexcept {
-  using detail::fbatch;
+  using fbatch = xsimd::batch<F>;
   if (!(p > 0.0f && p <= 1.0f)) return errc::invalid_argument;
   if (!(scale > 0.0f) || !std::isfinite(scale)) return errc::invalid_argument;
   if (logits.empty()) return errc::empty_input;
@@ -598,7 +642,7 @@ namespace kernels {
   if (scratch.size() != n) return errc::size_mismatch;
   constexpr std::size_t k0 = 64;
   // Step 1: the top 64 (validating the input and finding the maximum on the way).
-  const auto r0 = top_k(logits, k0, out);
+  const auto r0 = top_k<F>(logits, k0, out);
   if (!r0) return r0.error();
   const float m = out[0].logit;
   const float* x = logits.data();
@@ -618,11 +662,11 @@ namespace kernels {
     return count;
   }
   // Step 2: the total mass; the top 64 may already reach p.
-  const double z = detail::sum_exp(logits, m, scale, nullptr);
+  const double z = detail::sum_exp<F>(logits, m, scale, nullptr);
   const double target = static_cast<double>(p) * z;
   {
     alignas(64) float e64[k0];
-    detail::candidate_exps(std::span<const candidate>(out.data(), *r0), m, scale, e64);
+    detail::candidate_exps<F>(std::span<const candidate>(out.data(), *r0), m, scale, e64);
     double cum = 0.0;
     for (std::size_t i = 0; i < *r0; ++i) {
       cum += static_cast<double>(e64[i]);
@@ -633,7 +677,7 @@ namespace kernels {
   // Step 3: bisection on the threshold tau over cached exps: mass(tau) = sum of exps of
   // tokens with x >= tau. Invariant: mass(lo) >= target (lo = -inf: everything) and
   // mass(hi) < target.
-  const double total = detail::sum_exp(logits, m, scale, scratch.data());
+  const double total = detail::sum_exp<F>(logits, m, scale, scratch.data());
   const float* e = scratch.data();
   auto mass = [&](float tau, std::size_t& cnt) {
     const fbatch vt(tau), zero(0.0f), one(1.0f);
@@ -710,13 +754,14 @@ namespace kernels {
 /// id order; r is returned. Errors: invalid_argument (p not in [0, 1], scale <= 0 or
 /// non-finite), capacity_exceeded (more than out.size() tokens kept; out.size() >=
 /// logits.size() always suffices), then those of max_logit.
+template <class F = float>
 [[nodiscard]] inline result<std::size_t> min_p(std::span<const float> logits, float p,
                                                std::span<candidate> out,
                                                float scale = 1.0f) noexcept {
-  using detail::fbatch;
+  using fbatch = xsimd::batch<F>;
   if (!(p >= 0.0f && p <= 1.0f)) return errc::invalid_argument;
   if (!(scale > 0.0f) || !std::isfinite(scale)) return errc::invalid_argument;
-  const auto mr = detail::checked_max(logits);
+  const auto mr = detail::checked_max<F>(logits);
   if (!mr) return mr.error();
   const float m = *mr;
   const float lp = std::log(p);
@@ -734,10 +779,11 @@ namespace kernels {
 
 /// Total-variation distance 0.5 * sum |p - q| between p = softmax(a) and q = softmax(b).
 /// Errors: size_mismatch, then those of max_logit for either input.
+template <class F = float>
 [[nodiscard]] inline result<float> total_variation(std::span<const float> a,
                                                    std::span<const float> b) noexcept {
-  using detail::fbatch;
-  const auto norms = detail::softmax_pair_norms(a, b);
+  using fbatch = xsimd::batch<F>;
+  const auto norms = detail::softmax_pair_norms<F>(a, b);
   if (!norms) return norms.error();
   const auto [ma, mb, za, zb] = *norms;
   const fbatch vma(ma), vmb(mb), ia(static_cast<float>(1.0 / za)), ib(static_cast<float>(1.0 / zb));
@@ -752,10 +798,11 @@ namespace kernels {
 /// Kullback-Leibler divergence KL(p || q), in nats, for p = softmax(a), q = softmax(b).
 /// +inf when p puts mass where q is masked. Errors: size_mismatch, then those of
 /// max_logit for either input.
+template <class F = float>
 [[nodiscard]] inline result<float> kl_divergence(std::span<const float> a,
                                                  std::span<const float> b) noexcept {
-  using detail::fbatch;
-  const auto norms = detail::softmax_pair_norms(a, b);
+  using fbatch = xsimd::batch<F>;
+  const auto norms = detail::softmax_pair_norms<F>(a, b);
   if (!norms) return norms.error();
   const auto [ma, mb, za, zb] = *norms;
   const fbatch vma(ma), vmb(mb), zero(0.0f);

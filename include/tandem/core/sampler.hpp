@@ -27,7 +27,9 @@ namespace detail {
 
 /// Draws an index i with probability w[i] / sum(w) given u uniform in [0, 1) and the
 /// total `z`; never returns an entry of weight 0.
+template <class F = float>
 inline std::size_t draw_index(std::span<const float> w, double z, double u) noexcept {
+  using fbatch = xsimd::batch<F>;
   const double target = u * z;
   double cum = 0.0;
   std::size_t last = w.size();
@@ -59,10 +61,12 @@ inline std::size_t draw_index(std::span<const float> w, double z, double u) noex
 
 /// Draws from softmax(scale * logits) without a buffer: one pass for the max, one for
 /// the total, and a partial pass recomputing the exps of the crossing region.
+template <class F = float>
 inline result<token_id> draw_dense(std::span<const float> logits, float scale, double u) noexcept {
-  const auto m = checked_max(logits);
+  using fbatch = xsimd::batch<F>;
+  const auto m = checked_max<F>(logits);
   if (!m) return m.error();
-  const double z = sum_exp(logits, *m, scale, nullptr);
+  const double z = sum_exp<F>(logits, *m, scale, nullptr);
   const double target = u * static_cast<double>(z);
   alignas(64) float buf[simd_width];
   double cum = 0.0;
@@ -71,7 +75,7 @@ inline result<token_id> draw_dense(std::span<const float> logits, float scale, d
   for (std::size_t i = 0; i < n; i += simd_width) {
     const std::size_t w = std::min(simd_width, n - i);
     const fbatch v =
-        w == simd_width ? fbatch::load_unaligned(&logits[i]) : load_tail(&logits[i], w, -f_inf);
+        w == simd_width ? fbatch::load_unaligned(&logits[i]) : load_tail<F>(&logits[i], w, -f_inf);
     exp_nonpos((v - fbatch(*m)) * fbatch(scale)).store_aligned(buf);
     for (std::size_t j = 0; j < w; ++j) {
       if (buf[j] > 0.0f) {
@@ -87,7 +91,12 @@ inline result<token_id> draw_dense(std::span<const float> logits, float scale, d
 }  // namespace detail
 
 /// Always picks the most likely token (ties: lowest id). Stateless.
-class greedy_sampler {
+///
+/// Name it `greedy_sampler`: `basic_greedy_sampler<>` is its definition, a template only so
+/// that its bodies, and the xsimd kernels they call, are compiled in the translation units
+/// that use it (README, "Compile cost"); `Unused` is always void.
+template <class Unused = void>
+class basic_greedy_sampler {
  public:
   /// The argmax of `logits`. Errors: empty_input, non_finite, no_candidates.
   [[nodiscard]] result<token_id> sample(std::span<const float> logits) noexcept {
@@ -112,12 +121,19 @@ class greedy_sampler {
   }
 };
 
+/// A sampler that always picks the most likely token (see basic_greedy_sampler).
+using greedy_sampler = basic_greedy_sampler<void>;
+
 /// Draws from softmax(logits / temperature) with its own explicitly seeded rng. Uses no
 /// buffers: it never allocates.
-class categorical_sampler {
+///
+/// Name it `categorical_sampler`: `basic_categorical_sampler<>` is its definition, a
+/// template for the reason basic_greedy_sampler is; `Unused` is always void.
+template <class Unused = void>
+class basic_categorical_sampler {
  public:
   /// `temperature` must be > 0 and finite; otherwise sample returns invalid_temperature.
-  categorical_sampler(float temperature, std::uint64_t seed) noexcept
+  basic_categorical_sampler(float temperature, std::uint64_t seed) noexcept
       : temperature_(temperature), rng_(seed) {}
 
   /// One draw. Errors: invalid_temperature, empty_input, non_finite, no_candidates; the
@@ -154,6 +170,9 @@ class categorical_sampler {
   float temperature_;
   rng rng_;
 };
+
+/// A sampler that draws from softmax(logits / temperature) (see basic_categorical_sampler).
+using categorical_sampler = basic_categorical_sampler<void>;
 
 /// The steps a sampler_chain is built from.
 namespace sampling {
@@ -194,13 +213,18 @@ struct dist {};
 /// every logit (top-k and greedy are unaffected by it). The chain owns its buffers: after
 /// `reserve(vocab_size)` neither `sample` nor `probabilities` allocates for logits of at
 /// most that size. Not thread-safe; one chain per thread.
-class sampler_chain {
+///
+/// Name it `sampler_chain`: `basic_sampler_chain<>` is its definition, a template only so
+/// that its bodies are compiled in the translation units that use a chain (README,
+/// "Compile cost"); `Unused` is always void.
+template <class Unused = void>
+class basic_sampler_chain {
  public:
   /// The most steps one chain holds (add returns capacity_exceeded beyond it).
   static constexpr std::size_t max_steps = 16;
 
   /// An empty chain whose `dist` step draws from an rng seeded with `seed`.
-  explicit sampler_chain(std::uint64_t seed) noexcept : rng_(seed) {}
+  explicit basic_sampler_chain(std::uint64_t seed) noexcept : rng_(seed) {}
 
   ///@{
   /// Appends a step. Errors (chain unchanged): invalid_argument for a parameter out of its
@@ -501,6 +525,9 @@ class sampler_chain {
   float scale_ = 1.0f, max_ = 0.0f;
 };
 
+/// A chain of sampling steps (see basic_sampler_chain).
+using sampler_chain = basic_sampler_chain<void>;
+
 static_assert(Sampler<greedy_sampler>);
 static_assert(Sampler<categorical_sampler>);
 static_assert(Sampler<sampler_chain>);
@@ -509,14 +536,15 @@ static_assert(Sampler<sampler_chain>);
 /// temperature, top_k (if > 0), top_p (if < 1), min_p (if > 0), then dist seeded with
 /// p.seed. Buffers are reserved for `vocab_size`. Errors: invalid_temperature (negative or
 /// non-finite temperature), invalid_argument (top_p outside (0, 1], min_p outside [0, 1],
-/// vocab_size 0).
-[[nodiscard]] inline result<sampler_chain> make_sampler(const sampling_options& p,
-                                                        std::size_t vocab_size) {
+/// vocab_size 0). A template (`Unused` is always void) for the reason basic_sampler_chain is.
+template <class Unused = void>
+[[nodiscard]] result<basic_sampler_chain<Unused>> make_sampler(const sampling_options& p,
+                                                               std::size_t vocab_size) {
   if (vocab_size == 0) return errc::invalid_argument;
   if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) return errc::invalid_temperature;
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return errc::invalid_argument;
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return errc::invalid_argument;
-  sampler_chain c(p.seed);
+  basic_sampler_chain<Unused> c(p.seed);
   if (p.temperature == 0.0f) {
     TANDEM_TRY(c.add(sampling::greedy{}));
   } else {

@@ -15,8 +15,8 @@
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
+#include "tandem/router/detail/route.hpp"
 #include "tandem/router/featurizer.hpp"
-#include "tandem/router/logistic.hpp"
 
 namespace tandem::inline v0 {
 

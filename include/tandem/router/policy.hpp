@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <functional>
 #include <limits>
 #include <span>
 #include <vector>
@@ -65,7 +64,7 @@ struct win_threshold_policy {
   constexpr double inf = std::numeric_limits<double>::infinity();
   if (strong_share == 1.0) return win_threshold_policy{-inf};
   std::vector<double> s(wins.begin(), wins.end());
-  std::sort(s.begin(), s.end(), std::greater<>());
+  std::sort(s.begin(), s.end(), [](double a, double b) { return a > b; });
   const auto budget =
       static_cast<std::size_t>(std::floor(strong_share * static_cast<double>(s.size()) + 1e-9));
   if (budget == 0) return win_threshold_policy{inf};

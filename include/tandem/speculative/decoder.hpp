@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -17,6 +16,7 @@
 #include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/generate.hpp"

@@ -14,20 +14,9 @@
 #include <Eigen/Core>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/sigmoid.hpp"
 
 namespace tandem::inline v0::detail {
-
-/// log(1 + e^z) without overflow.
-inline double log1pexp(double z) noexcept {
-  return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-}
-
-/// The logistic function 1 / (1 + e^-z) without overflow.
-inline double sigmoid(double z) noexcept {
-  if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
-  const double e = std::exp(z);
-  return e / (1.0 + e);
-}
 
 /// Settings of `minimize_lbfgs`.
 struct lbfgs_options {
@@ -41,18 +30,20 @@ struct lbfgs_options {
 /// gradient into `g` (sized like x). Stops when the gradient's max-norm falls below the
 /// tolerance, after max_iterations, when the line search finds no sufficient decrease, or
 /// when `converged(f_old, f_new)` is true after an accepted step. A direction that is not
-/// one of descent restarts from steepest descent. Allocates only while it runs.
-template <class F, class Converged>
-void minimize_lbfgs(Eigen::VectorXd& x, F& eval, const lbfgs_options& o, Converged converged) {
+/// one of descent restarts from steepest descent. Allocates only while it runs. `Vector`
+/// is Eigen::VectorXd; a template parameter so that the body is compiled only in the
+/// translation units that call it (README, "Compile cost").
+template <class Vector, class F, class Converged>
+void minimize_lbfgs(Vector& x, F& eval, const lbfgs_options& o, Converged converged) {
   TANDEM_ASSERT(o.history > 0, "minimize_lbfgs: history must be > 0");
   const Eigen::Index n = x.size();
-  Eigen::VectorXd g(n), x_new(n), g_new(n), dir(n);
+  Vector g(n), x_new(n), g_new(n), dir(n);
   double f = eval(x, g);
-  std::vector<Eigen::VectorXd> s_hist, y_hist;
+  std::vector<Vector> s_hist, y_hist;
   std::vector<double> rho;
   std::vector<double> alpha(o.history);
   for (std::size_t it = 0; it < o.max_iterations; ++it) {
-    if (g.lpNorm<Eigen::Infinity>() < o.tolerance) break;
+    if (g.template lpNorm<Eigen::Infinity>() < o.tolerance) break;
     // Two-loop recursion for the quasi-Newton direction.
     dir = -g;
     const std::size_t h = s_hist.size();
@@ -86,7 +77,7 @@ void minimize_lbfgs(Eigen::VectorXd& x, F& eval, const lbfgs_options& o, Converg
       step *= 0.5;
     }
     if (!moved) break;
-    Eigen::VectorXd s = x_new - x, y = g_new - g;
+    Vector s = x_new - x, y = g_new - g;
     const double sy = s.dot(y);
     if (sy > 1e-12) {
       if (s_hist.size() == o.history) {
@@ -112,15 +103,16 @@ void minimize_lbfgs(Eigen::VectorXd& x, F& eval, const lbfgs_options& o, Converg
 /// entries. `for_each_entry(i, visit)` calls visit(index, value) for every entry of row i
 /// (each index < theta.size() - 1); `target(i)` is row i's target in [0, 1]. Starts from
 /// `theta` and leaves the minimiser there; `o` and `converged` as for minimize_lbfgs.
-/// Precondition: `rows` not empty, theta.size() >= 1.
-template <class ForEachEntry, class Target, class Converged>
-void fit_l2_logistic(Eigen::VectorXd& theta, std::span<const std::uint32_t> rows,
+/// Precondition: `rows` not empty, theta.size() >= 1. `Vector` is Eigen::VectorXd (a
+/// template parameter, as for minimize_lbfgs).
+template <class Vector, class ForEachEntry, class Target, class Converged>
+void fit_l2_logistic(Vector& theta, std::span<const std::uint32_t> rows,
                      ForEachEntry&& for_each_entry, Target&& target, double l2,
                      const lbfgs_options& o, Converged converged) {
   TANDEM_ASSERT(!rows.empty() && theta.size() >= 1, "fit_l2_logistic: no rows or no bias");
   const Eigen::Index d = theta.size() - 1;
   const double inv_n = 1.0 / static_cast<double>(rows.size());
-  const auto eval = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
+  const auto eval = [&](const Vector& th, Vector& g) {
     g.setZero();
     double f = 0;
     for (const std::uint32_t i : rows) {
