@@ -23,10 +23,13 @@
 //    verses' own continuations are scored as a reference ("human").
 //
 // 3. With --gguf EXPERT AMATEUR (needs llama.cpp): the evaluation of 2. on two GGUF models
-//    of one vocabulary, prompts from the held-out verses in the models' own tokens.
+//    of one vocabulary, prompts from the held-out verses in the models' own tokens. Or
+//    with --models DIR [--pair NAME]: a pair of tools/make-model-pair.sh's folder, the
+//    expert DIR/target-NAME.gguf, the amateur DIR/draft.gguf; NAME defaults to "trained",
+//    the one target that is better than its draft (contrastive decoding needs that).
 //
-// Usage: bench_contrastive [--kjv] [--gguf EXPERT AMATEUR] [--prompts N] [--tokens N]
-//                          [--repeats N]
+// Usage: bench_contrastive [--kjv] [--gguf EXPERT AMATEUR | --models DIR [--pair NAME]]
+//                          [--prompts N] [--tokens N] [--repeats N]
 // One JSON object per case on stdout, a table on stderr.
 #include <time.h>
 
@@ -519,6 +522,7 @@ int main(int argc, char** argv) {
   bool kjv_mode = false;
   const char* gguf_expert = nullptr;
   const char* gguf_amateur = nullptr;
+  std::string models_dir, pair_name = "trained";
   std::size_t prompts = 100, tokens = 128;
   int repeats = 15;
   for (int i = 1; i < argc; ++i) {
@@ -531,15 +535,26 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--gguf") && i + 2 < argc) {
       gguf_expert = argv[++i];
       gguf_amateur = argv[++i];
-    } else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
+    } else if (!std::strcmp(argv[i], "--models") && i + 1 < argc)
+      models_dir = argv[++i];
+    else if (!std::strcmp(argv[i], "--pair") && i + 1 < argc)
+      pair_name = argv[++i];
+    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
       repeats = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr,
-                   "usage: %s [--kjv] [--gguf EXPERT AMATEUR] [--prompts N] [--tokens N] "
-                   "[--repeats N]\n",
+                   "usage: %s [--kjv] [--gguf EXPERT AMATEUR | --models DIR [--pair NAME]] "
+                   "[--prompts N] [--tokens N] [--repeats N]\n",
                    argv[0]);
       return 2;
     }
+  }
+  std::string models_expert, models_amateur;
+  if (!models_dir.empty()) {
+    models_expert = models_dir + "/target-" + pair_name + ".gguf";
+    models_amateur = models_dir + "/draft.gguf";
+    gguf_expert = models_expert.c_str();
+    gguf_amateur = models_amateur.c_str();
   }
   if (gguf_expert != nullptr) {
 #if defined(TANDEM_BENCH_HAVE_LLAMA)
