@@ -3,8 +3,9 @@
 //   node qwen3_reference.mjs VOCAB_DIR SAMPLE.json
 // VOCAB_DIR is what .ci/provision-qwen-vocab.sh printed; SAMPLE.json holds "texts",
 // "special_texts" (texts with special tokens: the package always splits added tokens out),
-// "chats" and "think_chats" (message lists). Output: "version", "encode" and
-// "encode_special" (ids per text, no BOS/EOS added), "decode" (the package's decoding of
+// "non_nfc_texts", "chats" and "think_chats" (message lists). Output: "version", "encode",
+// "encode_special" and "encode_non_nfc" (ids per text, no BOS/EOS added), "nfc" (the
+// non-NFC texts normalized), "decode" (the package's decoding of
 // the "encode" ids) and "chat" / "think_chat" ({"text": rendering} or {"error": message}
 // per message list: the package's Jinja interpreter, version 3.7.2, cannot parse Qwen3's
 // template, see qwen3_chat_reference.py).
@@ -42,6 +43,8 @@ process.stdout.write(
     encode: ids,
     decode: ids.map((x) => tok.decode(x, { skip_special_tokens: false })),
     encode_special: sample.special_texts.map(encode),
+    encode_non_nfc: sample.non_nfc_texts.map(encode),
+    nfc: sample.non_nfc_texts.map((t) => t.normalize("NFC")),
     chat: sample.chats.map(render),
     think_chat: sample.think_chats.map(render),
   }) + "\n",

@@ -178,3 +178,24 @@ TEST_CASE("qwen3 vocabulary: every ordinary token's piece is the bytes its text 
   REQUIRE(rendering.piece(151644, r) == errc::ok);
   CHECK(r == "<|im_start|>");
 }
+
+TEST_CASE("qwen3 vocabulary: text that is not NFC encodes like the package once normalized",
+          "[llama_cpp][qwen3]") {
+  // The package applies the vocabulary's NFC normalizer; llama.cpp does not: callers with
+  // decomposed text (combining accents, conjoining jamo) normalize it first.
+  const auto& texts = q::sample()["non_nfc_texts"];
+  const auto& ref = q::node_reference();
+  REQUIRE(ref["encode_non_nfc"].size() == texts.size());
+  tandem::llama_tokenizer tok(q::model());
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const std::string text = texts[i].get<std::string>();
+    const std::string nfc = ref["nfc"][i].get<std::string>();
+    INFO("text " << i << ": \"" << text << "\"");
+    REQUIRE(nfc != text);
+    std::vector<token_id> raw, normalized;
+    REQUIRE(tok.encode(text, raw) == errc::ok);
+    REQUIRE(tok.encode(nfc, normalized) == errc::ok);
+    CHECK(raw != q::ids_of(ref["encode_non_nfc"][i]));
+    CHECK(normalized == q::ids_of(ref["encode_non_nfc"][i]));
+  }
+}
