@@ -25,7 +25,7 @@ done
 
 params="v=1 pre=qwen2 n_vocab=151936 n_embd=32 n_layer=1 n_head=2 n_head_kv=1 n_ff=64 seed=1"
 version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$pkg/package.json" | head -n 1)
-sources=$( (cd "$root" && sha256sum tools/tandem-vocab-gguf.cpp tools/gguf_writer.hpp) |
+sources=$( (cd "$root" && sha256sum tools/tandem-vocab-gguf.cpp tools/gguf_writer.hpp tools/gguf_cli.hpp) |
   awk '{print $1}')
 files=$(sha256sum "$pkg/models/tokenizer.json" "$pkg/models/tokenizer_config.json" | awk '{print $1}')
 key=$(printf '%s\n%s\n%s\n%s\n' "$params" "$version" "$sources" "$files" | sha256sum | cut -c1-16)

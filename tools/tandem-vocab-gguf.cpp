@@ -27,7 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gguf_writer.hpp"
+#include "gguf_cli.hpp"
 
 namespace {
 
@@ -45,14 +45,6 @@ void usage() {
       "         --out FILE.gguf [--pre NAME] [--n-vocab N] [--n-embd N] [--n-layer N]\n"
       "         [--n-head N] [--n-head-kv N] [--n-ff N] [--seed N] [--name NAME]\n",
       stderr);
-}
-
-bool parse_u32(const char* s, std::uint32_t& out) {
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(s, &end, 10);
-  if (end == s || *end != '\0' || v > 0xFFFFFFFFull) return false;
-  out = static_cast<std::uint32_t>(v);
-  return true;
 }
 
 json read_json(const char* path) {
@@ -217,7 +209,7 @@ int main(int argc, char** argv) {
     }
     const char* v = argv[++i];
     auto u32 = [&](std::uint32_t& dst) {
-      if (!parse_u32(v, dst)) {
+      if (!tt::parse_u32(v, dst)) {
         std::fprintf(stderr, "tandem-vocab-gguf: %s needs a non-negative integer\n", a);
         std::exit(2);
       }
@@ -235,16 +227,8 @@ int main(int argc, char** argv) {
       cfg.name = v;
     else if (std::strcmp(a, "--n-vocab") == 0)
       u32(n_vocab);
-    else if (std::strcmp(a, "--n-embd") == 0)
-      u32(cfg.n_embd);
-    else if (std::strcmp(a, "--n-layer") == 0)
-      u32(cfg.n_layer);
-    else if (std::strcmp(a, "--n-head") == 0)
-      u32(cfg.n_head);
-    else if (std::strcmp(a, "--n-head-kv") == 0)
-      u32(cfg.n_head_kv);
-    else if (std::strcmp(a, "--n-ff") == 0)
-      u32(cfg.n_ff);
+    else if (std::uint32_t* field = tt::shape_field(cfg, a))
+      u32(*field);
     else if (std::strcmp(a, "--seed") == 0) {
       u32(seed);
       cfg.seed = seed;

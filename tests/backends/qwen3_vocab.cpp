@@ -53,6 +53,24 @@ bool unmap_bytes(std::string_view text, std::string& out) {
   return true;
 }
 
+// One sample text, its index and the package's ids for it.
+struct reference_case {
+  std::size_t index;
+  std::string text;
+  std::vector<token_id> ids;
+};
+
+// The texts of sample()[texts_key] beside node_reference()[ids_key].
+std::vector<reference_case> reference_cases(const char* texts_key, const char* ids_key) {
+  const auto& texts = q::sample()[texts_key];
+  const auto& ref = q::node_reference()[ids_key];
+  REQUIRE(ref.size() == texts.size());
+  std::vector<reference_case> out;
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    out.push_back({i, texts[i].get<std::string>(), q::ids_of(ref[i])});
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("qwen3 vocabulary: the fixture has Qwen3's size, special tokens and 151,936 logits",
@@ -88,36 +106,28 @@ TEST_CASE("qwen3 vocabulary: the fixture has Qwen3's size, special tokens and 15
 
 TEST_CASE("qwen3 vocabulary: encode equals the package's own tokenizer on a varied sample",
           "[llama_cpp][qwen3]") {
-  const auto& texts = q::sample()["texts"];
-  const auto& ref = q::node_reference();
-  REQUIRE(ref["encode"].size() == texts.size());
   tandem::llama_tokenizer tok(q::model());
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    const std::string text = texts[i].get<std::string>();
-    INFO("text " << i << ": \"" << text << "\"");
+  for (const auto& c : reference_cases("texts", "encode")) {
+    INFO("text " << c.index << ": \"" << c.text << "\"");
     std::vector<token_id> ids;
-    REQUIRE(tok.encode(text, ids) == errc::ok);
-    CHECK(ids == q::ids_of(ref["encode"][i]));
+    REQUIRE(tok.encode(c.text, ids) == errc::ok);
+    CHECK(ids == c.ids);
   }
 }
 
 TEST_CASE("qwen3 vocabulary: with parse_special, special-token text encodes like the package",
           "[llama_cpp][qwen3]") {
-  const auto& texts = q::sample()["special_texts"];
-  const auto& ref = q::node_reference();
-  REQUIRE(ref["encode_special"].size() == texts.size());
   tandem::llama_tokenizer_options o;
   o.parse_special = true;
   tandem::llama_tokenizer tok(q::model(), o);
   tandem::llama_tokenizer plain(q::model());
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    const std::string text = texts[i].get<std::string>();
-    INFO("text " << i << ": \"" << text << "\"");
+  for (const auto& c : reference_cases("special_texts", "encode_special")) {
+    INFO("text " << c.index << ": \"" << c.text << "\"");
     std::vector<token_id> ids, as_text;
-    REQUIRE(tok.encode(text, ids) == errc::ok);
-    CHECK(ids == q::ids_of(ref["encode_special"][i]));
+    REQUIRE(tok.encode(c.text, ids) == errc::ok);
+    CHECK(ids == c.ids);
     // Off by default: user text cannot inject control tokens.
-    REQUIRE(plain.encode(text, as_text) == errc::ok);
+    REQUIRE(plain.encode(c.text, as_text) == errc::ok);
     for (token_id t : as_text) CHECK_FALSE(plain.is_control(t));
   }
 }
@@ -183,19 +193,16 @@ TEST_CASE("qwen3 vocabulary: text that is not NFC encodes like the package once 
           "[llama_cpp][qwen3]") {
   // The package applies the vocabulary's NFC normalizer; llama.cpp does not: callers with
   // decomposed text (combining accents, conjoining jamo) normalize it first.
-  const auto& texts = q::sample()["non_nfc_texts"];
-  const auto& ref = q::node_reference();
-  REQUIRE(ref["encode_non_nfc"].size() == texts.size());
+  const auto& nfc = q::node_reference()["nfc"];
   tandem::llama_tokenizer tok(q::model());
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    const std::string text = texts[i].get<std::string>();
-    const std::string nfc = ref["nfc"][i].get<std::string>();
-    INFO("text " << i << ": \"" << text << "\"");
-    REQUIRE(nfc != text);
+  for (const auto& c : reference_cases("non_nfc_texts", "encode_non_nfc")) {
+    INFO("text " << c.index << ": \"" << c.text << "\"");
+    const std::string normalized_text = nfc.at(c.index).get<std::string>();
+    REQUIRE(normalized_text != c.text);
     std::vector<token_id> raw, normalized;
-    REQUIRE(tok.encode(text, raw) == errc::ok);
-    REQUIRE(tok.encode(nfc, normalized) == errc::ok);
-    CHECK(raw != q::ids_of(ref["encode_non_nfc"][i]));
-    CHECK(normalized == q::ids_of(ref["encode_non_nfc"][i]));
+    REQUIRE(tok.encode(c.text, raw) == errc::ok);
+    REQUIRE(tok.encode(normalized_text, normalized) == errc::ok);
+    CHECK(raw != c.ids);
+    CHECK(normalized == c.ids);
   }
 }
