@@ -23,7 +23,10 @@
 //    verses' own continuations are scored as a reference ("human").
 //
 // 3. With --gguf EXPERT AMATEUR (needs llama.cpp): the evaluation of 2. on two GGUF models
-//    of one vocabulary, prompts from the held-out verses in the models' own tokens.
+//    of one vocabulary, prompts from the held-out verses in the models' own tokens. Or
+//    with --models DIR [--pair NAME]: a pair of tools/make-model-pair.sh's folder, the
+//    expert DIR/target-NAME.gguf, the amateur DIR/draft.gguf; NAME defaults to "trained",
+//    the one target that is better than its draft (contrastive decoding needs that).
 //
 // 4. With --gguf-cross EXPERT AMATEUR BASE_SMALL (needs llama.cpp): the evaluation of 2.
 //    with an amateur over ANOTHER tokenizer, presented in the expert's vocabulary through
@@ -34,7 +37,7 @@
 //    tools/make-cross-pair.sh's draft-unigram:
 //      bench_contrastive --gguf-cross M/target-mid.gguf X/draft-unigram.gguf M/draft.gguf
 //
-// Usage: bench_contrastive [--kjv] [--gguf EXPERT AMATEUR]
+// Usage: bench_contrastive [--kjv] [--gguf EXPERT AMATEUR | --models DIR [--pair NAME]]
 //                          [--gguf-cross EXPERT AMATEUR BASE_SMALL] [--prompts N]
 //                          [--tokens N] [--repeats N]
 // One JSON object per case on stdout, a table on stderr.
@@ -642,6 +645,7 @@ int main(int argc, char** argv) {
   const char* gguf_expert = nullptr;
   const char* gguf_amateur = nullptr;
   const char* cross[3] = {nullptr, nullptr, nullptr};  // --gguf-cross EXPERT AMATEUR BASE
+  std::string models_dir, pair_name = "trained";
   std::size_t prompts = 100, tokens = 128;
   int repeats = 15;
   for (int i = 1; i < argc; ++i) {
@@ -658,12 +662,17 @@ int main(int argc, char** argv) {
       cross[0] = argv[++i];
       cross[1] = argv[++i];
       cross[2] = argv[++i];
-    } else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
+    } else if (!std::strcmp(argv[i], "--models") && i + 1 < argc)
+      models_dir = argv[++i];
+    else if (!std::strcmp(argv[i], "--pair") && i + 1 < argc)
+      pair_name = argv[++i];
+    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
       repeats = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr,
-                   "usage: %s [--kjv] [--gguf EXPERT AMATEUR] [--gguf-cross EXPERT AMATEUR "
-                   "BASE_SMALL] [--prompts N] [--tokens N] [--repeats N]\n",
+                   "usage: %s [--kjv] [--gguf EXPERT AMATEUR | --models DIR [--pair NAME]] "
+                   "[--gguf-cross EXPERT AMATEUR BASE_SMALL] [--prompts N] [--tokens N] "
+                   "[--repeats N]\n",
                    argv[0]);
       return 2;
     }
@@ -675,6 +684,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--gguf-cross needs llama.cpp (tandem::llama_cpp); not built in\n");
     return 1;
 #endif
+  }
+  std::string models_expert, models_amateur;
+  if (!models_dir.empty()) {
+    models_expert = models_dir + "/target-" + pair_name + ".gguf";
+    models_amateur = models_dir + "/draft.gguf";
+    gguf_expert = models_expert.c_str();
+    gguf_amateur = models_amateur.c_str();
   }
   if (gguf_expert != nullptr) {
 #if defined(TANDEM_BENCH_HAVE_LLAMA)

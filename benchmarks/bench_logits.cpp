@@ -5,7 +5,13 @@
 // of a same-sized buffer) in the same run, and, when built with llama.cpp, beside
 // llama.cpp's sampler chain over the same logits.
 //
-// Usage: bench_logits [--quick]
+// With --gguf FILE (built with llama.cpp), every case also runs on one row of logits that
+// model computed for an English prompt encoded with its own tokenizer, at its own
+// vocabulary width: for the Qwen3 vocabulary fixture (tools/make-qwen-gguf.sh; random
+// weights) a 151,936-wide row of a real byte-level BPE vocabulary, whose 267 padding tokens
+// are masked to -infinity as a real model's never-sampled rows would be.
+//
+// Usage: bench_logits [--quick] [--gguf FILE]
 // Prints one JSON object per case per line on stdout and a table on stderr. Timings are
 // medians of repeated batches; allocations are counted by replacing operator new here.
 #include <algorithm>
@@ -53,6 +59,7 @@ using clock_type = std::chrono::steady_clock;
 volatile std::int64_t g_sink = 0;  // keeps results alive
 
 bool g_quick = false;
+const char* g_source = "synthetic";  // where the current row of logits came from
 
 /// Median ns per call of f: batches of calls lasting at least ~1 ms (5 in quick mode).
 template <class F>
@@ -153,6 +160,47 @@ struct scalar_chain {
 };
 
 #ifdef TANDEM_BENCH_HAVE_LLAMA
+/// One row of logits from the model in `path` for a fixed prompt (no BOS/EOS added), its
+/// unused (padding) tokens set to -infinity; exits with a message on failure.
+std::vector<float> gguf_logits(const char* path) {
+  auto fail = [&](const char* what) {
+    std::fprintf(stderr, "bench_logits: %s: %s\n", path, what);
+    std::exit(1);
+  };
+  llama_log_set([](ggml_log_level, const char*, void*) {}, nullptr);
+  llama_backend_init();
+  llama_model* model = llama_model_load_from_file(path, llama_model_default_params());
+  if (model == nullptr) fail("llama.cpp could not load the model");
+  const llama_vocab* vocab = llama_model_get_vocab(model);
+  const std::string prompt = "The quick brown fox jumps over the lazy dog because";
+  std::vector<llama_token> ids(prompt.size() + 8);
+  const std::int32_t n_ids =
+      llama_tokenize(vocab, prompt.data(), static_cast<std::int32_t>(prompt.size()), ids.data(),
+                     static_cast<std::int32_t>(ids.size()), false, false);
+  if (n_ids <= 0) fail("the prompt did not tokenize");
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = 64;
+  cp.n_threads = cp.n_threads_batch = 1;
+  llama_context* ctx = llama_init_from_model(model, cp);
+  if (ctx == nullptr) fail("no context");
+  if (llama_decode(ctx, llama_batch_get_one(ids.data(), n_ids)) != 0) fail("decode failed");
+  const std::int32_t n_vocab = llama_vocab_n_tokens(vocab);
+  const float* row = llama_get_logits_ith(ctx, -1);
+  if (row == nullptr) fail("no logits");
+  std::vector<float> v(row, row + n_vocab);
+  std::size_t masked = 0;
+  for (std::int32_t i = 0; i < n_vocab; ++i)
+    if (llama_vocab_get_attr(vocab, i) & LLAMA_TOKEN_ATTR_UNUSED) {
+      v[static_cast<std::size_t>(i)] = -INFINITY;
+      ++masked;
+    }
+  std::fprintf(stderr, "bench_logits: %s: %d tokens, %zu padding tokens masked, prompt %d tokens\n",
+               path, n_vocab, masked, n_ids);
+  llama_free(ctx);
+  llama_model_free(model);
+  return v;
+}
+
 struct llama_chain {
   llama_sampler* s = nullptr;
   std::vector<llama_token_data> data;
@@ -185,17 +233,18 @@ struct row {
 
 void print_row(const row& r) {
   std::printf(
-      "{\"bench\":\"logits\",\"case\":\"%s\",\"vocab\":%zu,\"arch\":\"%s\",\"ns_per_call\":%.1f,"
-      "\"scalar_ns_per_call\":%.1f,\"speedup_vs_scalar\":%.2f,\"floor_ns\":%.1f,"
-      "\"ratio_to_floor\":%.2f,\"allocs_per_call\":%.2f",
-      r.name.c_str(), r.vocab, xsimd::default_arch::name(), r.ns, r.scalar_ns, r.scalar_ns / r.ns,
-      r.floor_ns, r.ns / r.floor_ns, r.allocs);
+      "{\"bench\":\"logits\",\"case\":\"%s\",\"vocab\":%zu,\"logits\":\"%s\",\"arch\":\"%s\","
+      "\"ns_per_call\":%.1f,\"scalar_ns_per_call\":%.1f,\"speedup_vs_scalar\":%.2f,"
+      "\"floor_ns\":%.1f,\"ratio_to_floor\":%.2f,\"allocs_per_call\":%.2f",
+      r.name.c_str(), r.vocab, g_source, xsimd::default_arch::name(), r.ns, r.scalar_ns,
+      r.scalar_ns / r.ns, r.floor_ns, r.ns / r.floor_ns, r.allocs);
   if (r.llama_ns > 0)
     std::printf(",\"llamacpp_ns_per_call\":%.1f,\"speedup_vs_llamacpp\":%.2f", r.llama_ns,
                 r.llama_ns / r.ns);
   std::printf("}\n");
   std::fflush(stdout);
-  std::fprintf(stderr, "%-22s %7zu %11.0f %11.0f %8.2fx %9.0f %7.2f %7.2f", r.name.c_str(), r.vocab,
+  const std::string label = std::strcmp(g_source, "synthetic") == 0 ? r.name : "gguf:" + r.name;
+  std::fprintf(stderr, "%-27s %7zu %11.0f %11.0f %8.2fx %9.0f %7.2f %7.2f", label.c_str(), r.vocab,
                r.ns, r.scalar_ns, r.scalar_ns / r.ns, r.floor_ns, r.ns / r.floor_ns, r.allocs);
   if (r.llama_ns > 0) std::fprintf(stderr, " %11.0f %7.2fx", r.llama_ns, r.llama_ns / r.ns);
   std::fprintf(stderr, "\n");
@@ -212,16 +261,38 @@ int check(tandem::errc e) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], "--quick") == 0) g_quick = true;
+  const char* gguf = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      g_quick = true;
+    } else if (std::strcmp(argv[i], "--gguf") == 0 && i + 1 < argc) {
+      gguf = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: bench_logits [--quick] [--gguf FILE]\n");
+      return 2;
+    }
+  }
+  // The synthetic rows, then (with --gguf) the model's own row.
+  std::vector<std::pair<std::string, std::vector<float>>> inputs;
+  for (const std::size_t n : {std::size_t{32000}, std::size_t{128256}, std::size_t{151936}})
+    inputs.emplace_back("synthetic", realistic_logits(n, 2024));
+  if (gguf != nullptr) {
+#ifdef TANDEM_BENCH_HAVE_LLAMA
+    inputs.emplace_back("gguf", gguf_logits(gguf));
+#else
+    std::fprintf(stderr, "bench_logits: --gguf needs a build with llama.cpp\n");
+    return 2;
+#endif
+  }
   namespace k = tandem::kernels;
   namespace s = tandem::sampling;
   std::fprintf(stderr, "bench_logits: xsimd arch %s, %zu floats per batch\n",
                xsimd::default_arch::name(), tandem::detail::simd_width);
-  std::fprintf(stderr, "%-22s %7s %11s %11s %9s %9s %7s %7s %11s %8s\n", "case", "vocab", "ns/call",
+  std::fprintf(stderr, "%-27s %7s %11s %11s %9s %9s %7s %7s %11s %8s\n", "case", "vocab", "ns/call",
                "scalar ns", "speedup", "floor ns", "x floor", "allocs", "llama ns", "vs llama");
-  for (const std::size_t n : {std::size_t{32000}, std::size_t{128256}, std::size_t{151936}}) {
-    const auto logits = realistic_logits(n, 2024);
+  for (const auto& [source, logits] : inputs) {
+    g_source = source.c_str();
+    const std::size_t n = logits.size();
     std::vector<float> out(n), copy_dst(n);
     // Copy bandwidth of a same-sized buffer: memcpy reads n floats and writes n floats.
     const double memcpy_ns = median_ns([&] {
@@ -261,6 +332,8 @@ int main(int argc, char** argv) {
     for (const chain_case cc :
          {chain_case{"chain_t_topk_topp_dist", 40, true}, chain_case{"chain_t_topp_dist", 0, true},
           chain_case{"chain_t_topp_dist_flat", 0, false}}) {
+      // The flat variant replaces the row: a model's own row is used as it is.
+      if (!cc.peaked && std::strcmp(g_source, "synthetic") != 0) continue;
       std::vector<float> lg = logits;
       if (!cc.peaked) {
         std::mt19937 g(7);

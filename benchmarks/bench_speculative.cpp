@@ -32,14 +32,17 @@
 // several times dearer (a 9-token pass of the 512x8 target at context 200: 38 ms with it,
 // 11 ms without). "both" runs every pair with auto, then with off (cases "NAME-fa-off/...").
 //
-// The table (synthetic part, then the pairs of tools/make-model-pair.sh: close and
-// mid at draft max 8, random at draft max 16, flash attention auto and off), under 8
-// minutes on an idle machine:
+// The table (synthetic part, then the pairs of tools/make-model-pair.sh: close,
+// mid and trained at draft max 8, random at draft max 16, flash attention auto and off):
 //   bench_speculative --reps 3 --tokens 200 --flash-attn both --models ~/.cache/tandem/models/<key>
-// (<key>: the MODEL_DIR line that tools/make-model-pair.sh prints).
+// (<key>: the MODEL_DIR line that tools/make-model-pair.sh prints). With --models, a bare
+// --pair NAME (close, mid, random, trained) runs only that pair of the folder:
+//   bench_speculative --real-only --models ~/.cache/tandem/models/<key> --pair trained
+// Folders made before the trained target existed have no "trained" pair.
 //
 //   bench_speculative [--reps N] [--tokens N] [--synthetic-only | --real-only] [--models DIR]
-//                     [--pair NAME:TARGET:DRAFT[:DRAFT_MAX]]... [--llama-bin DIR] [--threads N]
+//                     [--pair NAME:TARGET:DRAFT[:DRAFT_MAX] | --pair NAME]... [--llama-bin DIR]
+//                     [--threads N]
 //                     [--draft-max N] [--p-min P] [--policy-p-min P]
 //                     [--flash-attn on|off|auto|both]
 //                     [--svg DIR] [--cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX]]...
@@ -197,8 +200,8 @@ struct options {
   int threads = 1;
   std::size_t draft_max = 8;
   float p_min = 0.0f;
-  // --models DIR: the pairs of tools/make-model-pair.sh (close and mid at draft max 8,
-  // random at 16).
+  // --models DIR: the pairs of tools/make-model-pair.sh (close, mid and trained at draft
+  // max 8, random at 16).
   std::string models;
   int flash_attn = -1;        // -1 auto, 0 off, 1 on: tandem's sessions and llama.cpp's -fa
   float policy_p_min = 0.2f;  // the p_min policy's threshold (fixed draft max, stop below)
@@ -836,10 +839,31 @@ int main(int argc, char** argv) {
     o.cross_pairs.push_back("cross-mid:" + m + "target-mid.gguf:" + x + m + "draft.gguf:8");
   }
   if (!o.models.empty() && !o.cross_only) {
+    // Bare --pair NAMEs pick pairs of the folder; none: all of them.
+    std::vector<std::string> names;
+    std::erase_if(o.pairs, [&](const std::string& p) {
+      if (p.find(':') != std::string::npos) return false;
+      names.push_back(p);
+      return true;
+    });
     const std::string m = o.models + "/", d = m + "draft.gguf";
-    o.pairs.push_back("close:" + m + "target-close.gguf:" + d + ":8");
-    o.pairs.push_back("mid:" + m + "target-mid.gguf:" + d + ":8");
-    o.pairs.push_back("random:" + m + "target-random.gguf:" + d + ":16");
+    auto exists = [](const std::string& path) {
+      std::FILE* f = std::fopen(path.c_str(), "rb");
+      if (f != nullptr) std::fclose(f);
+      return f != nullptr;
+    };
+    if (names.empty()) {
+      names = {"close", "mid", "random"};
+      if (exists(m + "target-trained.gguf")) names.emplace_back("trained");  // newer folders
+    }
+    for (const std::string& name : names) {
+      const std::string target = m + "target-" + name + ".gguf";
+      if (!exists(target)) {
+        std::fprintf(stderr, "bench_speculative: %s not found\n", target.c_str());
+        return 2;
+      }
+      o.pairs.push_back(name + ":" + target + ":" + d + (name == "random" ? ":16" : ":8"));
+    }
   }
   if (!svg_dir.empty()) o.charts = &chart_cases;
   if (!o.real_only && !o.cross_only) synthetic(o);

@@ -280,7 +280,7 @@ std::vector<tandem::token_id> gguf_prompt(const args& a, tandem::llama_text_mode
     auto tmpl = tandem::llama_chat_template::from_model(m.model(), &info);
     if (!tmpl) fail(tmpl.error(), info, a.model + ": chat template");
     if (const tandem::errc e = tmpl->render(*messages, true, ids); e != tandem::errc::ok)
-      fail(e, tmpl->last_error(), "--chat: rendering");
+      die(1, "--chat: rendering the template: " + std::string(tandem::to_string(e)));
   } else if (const tandem::errc e = m.tokenizer().encode(a.prompt, ids); e != tandem::errc::ok) {
     die(1, "--prompt: " + std::string(tandem::to_string(e)));
   }

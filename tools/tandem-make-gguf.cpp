@@ -25,7 +25,7 @@
 #include <cstring>
 #include <string>
 
-#include "gguf_writer.hpp"
+#include "gguf_cli.hpp"
 #include "tandem/core/detail/bytes.hpp"
 
 namespace {
@@ -40,13 +40,7 @@ void usage() {
       stderr);
 }
 
-bool parse_u32(const char* s, std::uint32_t& out) {
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(s, &end, 10);
-  if (end == s || *end != '\0' || v > 0xFFFFFFFFull) return false;
-  out = static_cast<std::uint32_t>(v);
-  return true;
-}
+using tandem::tools::parse_u32;
 
 }  // namespace
 
@@ -82,18 +76,8 @@ int main(int argc, char** argv) {
       chat_file = argv[++i];
     else if (std::strcmp(a, "--name") == 0 && v)
       cfg.name = argv[++i];
-    else if (std::strcmp(a, "--n-embd") == 0)
-      u32(cfg.n_embd);
-    else if (std::strcmp(a, "--n-layer") == 0)
-      u32(cfg.n_layer);
-    else if (std::strcmp(a, "--n-head") == 0)
-      u32(cfg.n_head);
-    else if (std::strcmp(a, "--n-head-kv") == 0)
-      u32(cfg.n_head_kv);
-    else if (std::strcmp(a, "--n-ff") == 0)
-      u32(cfg.n_ff);
-    else if (std::strcmp(a, "--n-ctx-train") == 0)
-      u32(cfg.n_ctx_train);
+    else if (std::uint32_t* field = tt::shape_field(cfg, a))
+      u32(*field);
     else if (std::strcmp(a, "--pad-vocab") == 0)
       u32(pad_to);
     else if (std::strcmp(a, "--seed") == 0 && v) {
