@@ -23,6 +23,17 @@
 
 namespace tandem_test {
 
+/// Masks `logits` by brute force with `c.allows` (entries past c's vocabulary disallowed).
+template <class C, class Counters>
+tandem::errc mask_by(const C& c, std::span<float> logits, Counters& counters) noexcept {
+  if (logits.size() < c.vocab_size()) return tandem::errc::size_mismatch;
+  ++counters.masks;
+  for (std::size_t j = 0; j < logits.size(); ++j)
+    if (!c.allows(static_cast<tandem::token_id>(j)))
+      logits[j] = -std::numeric_limits<float>::infinity();
+  return tandem::errc::ok;
+}
+
 /// How often a test constraint was used.
 struct constraint_counters {
   std::size_t masks = 0;
@@ -51,14 +62,7 @@ class trie_constraint {
                        [&](const auto& s) { return extends(s) && s[history_.size()] == t; });
   }
 
-  tandem::errc mask(std::span<float> logits) noexcept {
-    if (logits.size() < vocab_) return tandem::errc::size_mismatch;
-    ++counters_.masks;
-    for (std::size_t j = 0; j < logits.size(); ++j)
-      if (!allows(static_cast<tandem::token_id>(j)))
-        logits[j] = -std::numeric_limits<float>::infinity();
-    return tandem::errc::ok;
-  }
+  tandem::errc mask(std::span<float> logits) noexcept { return mask_by(*this, logits, counters_); }
 
   tandem::errc advance(tandem::token_id t) noexcept {
     if (t < 0 || static_cast<std::size_t>(t) >= vocab_) return tandem::errc::invalid_token;
@@ -131,14 +135,7 @@ class token_set_constraint {
   bool allows(tandem::token_id t) const noexcept {
     return t >= 0 && static_cast<std::size_t>(t) < vocab_ && allowed_[static_cast<std::size_t>(t)];
   }
-  tandem::errc mask(std::span<float> logits) noexcept {
-    if (logits.size() < vocab_) return tandem::errc::size_mismatch;
-    ++counters_.masks;
-    for (std::size_t j = 0; j < logits.size(); ++j)
-      if (!allows(static_cast<tandem::token_id>(j)))
-        logits[j] = -std::numeric_limits<float>::infinity();
-    return tandem::errc::ok;
-  }
+  tandem::errc mask(std::span<float> logits) noexcept { return mask_by(*this, logits, counters_); }
   tandem::errc advance(tandem::token_id t) noexcept {
     if (t < 0 || static_cast<std::size_t>(t) >= vocab_) return tandem::errc::invalid_token;
     if (!allows(t)) return tandem::errc::constraint_violation;

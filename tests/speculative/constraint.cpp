@@ -16,6 +16,7 @@
 #include "common/counting_new.hpp"
 #include "common/mock_model.hpp"
 #include "common/test_constraint.hpp"
+#include "speculative/chi_square.hpp"
 #include "speculative/helpers.hpp"
 
 namespace {
@@ -25,32 +26,26 @@ using tandem::errc;
 using tandem::finish_reason;
 using tandem::generation_options;
 using tandem::token_id;
+using tandem_test::first_two_chi_square;
+using tandem_test::fixed_drafter;
 using tandem_test::greedy_chain;
+using tandem_test::lying_drafter;
 using tandem_test::mock_model;
 using tandem_test::mock_options;
 using tandem_test::partly_agreeing;
 using tandem_test::successors;
-using tandem_test::temperature_chain;
 using tandem_test::token_set_constraint;
 using tandem_test::trie_constraint;
 
 using tokens = std::vector<token_id>;
 
-// Proposes the same tokens every time, without probabilities, ignoring the constraint; counts
-// its calls.
-struct fixed_drafter {
-  std::size_t vocab;
-  tokens proposal;
-  std::size_t calls = 0;
-  std::size_t vocab_size() const noexcept { return vocab; }
-  tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) {
-    ++calls;
-    const std::size_t n = std::min(r.max_tokens, proposal.size());
-    std::copy_n(proposal.begin(), n, r.tokens.begin());
-    return tandem::draft_result{n, false};
-  }
+// A 16-token target (t -> 5t + 3) and a greedy model drafter over a draft model that
+// disagrees with it after every third token.
+struct mock_pair {
+  mock_model target{mock_options{16, {}, successors(16, 5, 3)}};
+  mock_model draft_model{mock_options{16, {}, partly_agreeing(successors(16, 5, 3), 3)}};
+  tandem::model_drafter<mock_model> drafter{draft_model, greedy_chain()};
 };
-static_assert(tandem::Drafter<fixed_drafter>);
 
 // A fixed-length policy that records what each round told it.
 struct recording_policy {
@@ -211,10 +206,9 @@ TEST_CASE("speculative: a forced run is drafted without the drafter and counted"
 TEST_CASE("speculative: the policy sees only the drafter's tokens and forced ones are free",
           "[speculative][constraint][policy]") {
   const std::size_t vocab = 16;
-  const auto succ = successors(vocab, 5, 3);
-  mock_model target(mock_options{vocab, {}, succ});
-  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
-  tandem::model_drafter drafter(dm, greedy_chain());
+  mock_pair pair;
+  mock_model& target = pair.target;
+  auto& drafter = pair.drafter;
   std::vector<tandem::draft_round> rounds;
   tandem::speculative_decoder dec(target, drafter, recording_policy{2, &rounds});
   // A free first token, then a forced run of six or seven tokens either way.
@@ -242,122 +236,34 @@ TEST_CASE("speculative: the policy sees only the drafter's tokens and forced one
 }
 
 namespace {
-
-// Chi-square of the first two tokens' joint counts against the constrained target's exact
-// joint distribution: the first token among {0, 2, 3}, the second among {1, 2} (a trie over
-// those six outputs). Cells the constraint forbids must never be seen (returns +Inf if one is).
-template <class MakeDrafter>
-double constrained_chi_square(MakeDrafter make_drafter, std::size_t runs) {
-  const std::size_t vocab = 4;
-  const float temp = 2.0f;
-  const mock_options to{vocab, {}, successors(vocab, 1, 1)};
-  const tokens prompt = {0, 1};
-  const tokens first = {0, 2, 3}, second = {1, 2};
-  std::vector<tokens> outputs;
-  for (const token_id a : first)
-    for (const token_id b : second) outputs.push_back({a, b});
-  mock_model ref(to);
-  auto masked_probs = [&](std::size_t n, token_id last, const tokens& allowed) {
-    std::vector<float> l(vocab);
-    ref.fill(l, n, last);
-    std::vector<double> p(vocab, 0.0);
-    double z = 0;
-    for (const token_id t : allowed)
-      z += p[static_cast<std::size_t>(t)] = std::exp(static_cast<double>(l[t]) / temp);
-    for (double& x : p) x /= z;
-    return p;
-  };
-  const auto p1 = masked_probs(prompt.size(), prompt.back(), first);
-  std::vector<double> expected(vocab * vocab, 0.0);
-  for (std::size_t a = 0; a < vocab; ++a) {
-    const auto p2 = masked_probs(prompt.size() + 1, static_cast<token_id>(a), second);
-    for (std::size_t b = 0; b < vocab; ++b)
-      expected[a * vocab + b] = p1[a] * p2[b] * static_cast<double>(runs);
-  }
-  std::vector<double> seen(vocab * vocab, 0.0);
-  generation_options g;
-  g.max_tokens = 2;
-  for (std::size_t i = 0; i < runs; ++i) {
-    mock_model target(to);
-    auto drafter = make_drafter(i);
-    tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3},
-                                    tandem::speculative_options{1000 + i});
-    trie_constraint c(vocab, outputs);
-    g.constraint = c;
-    auto s = temperature_chain(temp, 7 * i + 1);
-    completion out;
-    REQUIRE(dec.generate(s, prompt, g, out) == errc::ok);
-    REQUIRE(out.tokens.size() == 2);
-    seen[static_cast<std::size_t>(out.tokens[0]) * vocab +
-         static_cast<std::size_t>(out.tokens[1])] += 1;
-  }
-  double chi = 0;
-  for (std::size_t i = 0; i < seen.size(); ++i) {
-    if (expected[i] == 0.0) {
-      if (seen[i] > 0) return INFINITY;
-      continue;
-    }
-    chi += (seen[i] - expected[i]) * (seen[i] - expected[i]) / expected[i];
-  }
-  return chi;
-}
-
-// 5 degrees of freedom (six allowed cells): P(chi-square > 20.52) = 0.001.
+// 5 degrees of freedom (six allowed pairs): P(chi-square > 20.52) = 0.001.
 constexpr double chi_square_5_at_0_001 = 20.52;
-
-// A model_drafter over a draft model favouring another successor, sampling like the target.
-struct model_drafter_holder {
-  mock_model model;
-  tandem::model_drafter<mock_model> drafter;
-  explicit model_drafter_holder(std::size_t i)
-      : model(mock_options{4, {}, successors(4, 1, 2)}),
-        drafter(model, temperature_chain(2.0f, 99 + i)) {}
-  std::size_t vocab_size() const { return drafter.vocab_size(); }
-  tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) {
-    return drafter.draft(r);
-  }
-};
-
+// The constraint of the chi-square runs: the first token among {0, 2, 3}, the second among
+// {1, 2}.
+const tokens first_allowed = {0, 2, 3}, second_allowed = {1, 2};
 }  // namespace
 
 TEST_CASE("speculative: sampled constrained output follows the constrained target distribution",
           "[speculative][constraint][sampling]") {
   // With a masked draft model (q from the masked logits) ...
-  CHECK(constrained_chi_square([](std::size_t i) { return model_drafter_holder(i); }, 10000) <
-        chi_square_5_at_0_001);
+  CHECK(first_two_chi_square([](std::size_t i) { return tandem_test::sampling_model_drafter(i); },
+                             10000, first_allowed, second_allowed) < chi_square_5_at_0_001);
   // ... and with one-hot drafts the constraint partly forbids.
-  CHECK(constrained_chi_square(
+  CHECK(first_two_chi_square(
             [](std::size_t) {
               return fixed_drafter{4, {2, 3, 0}};
             },
-            10000) < chi_square_5_at_0_001);
+            10000, first_allowed, second_allowed) < chi_square_5_at_0_001);
 }
-
-// Proposes `token` claiming q(token) = 1e-6, so verification accepts it every time: the
-// output no longer follows the target.
-struct lying_drafter {
-  std::size_t vocab;
-  token_id token;
-  std::size_t vocab_size() const noexcept { return vocab; }
-  tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) const {
-    const float rest = (1.0f - 1e-6f) / static_cast<float>(vocab - 1);
-    for (std::size_t i = 0; i < r.max_tokens; ++i) {
-      r.tokens[i] = token;
-      for (std::size_t j = 0; j < vocab; ++j)
-        r.probabilities[i * vocab + j] = j == static_cast<std::size_t>(token) ? 1e-6f : rest;
-    }
-    return tandem::draft_result{r.max_tokens, true};
-  }
-};
 
 TEST_CASE(
     "speculative: the constrained chi-square check detects a verifier that accepts every draft",
     "[speculative][constraint][sampling]") {
-  CHECK(constrained_chi_square(
+  CHECK(first_two_chi_square(
             [](std::size_t) {
               return lying_drafter{4, 3};
             },
-            2000) > chi_square_5_at_0_001);
+            2000, first_allowed, second_allowed) > chi_square_5_at_0_001);
 }
 
 TEST_CASE("speculative: a constraint not at its start is refused before the target is touched",
@@ -381,10 +287,9 @@ TEST_CASE("speculative: a constraint not at its start is refused before the targ
 TEST_CASE("speculative: a warm constrained decoder allocates nothing per token",
           "[speculative][constraint][alloc]") {
   const std::size_t vocab = 16;
-  const auto succ = successors(vocab, 5, 3);
-  mock_model target(mock_options{vocab, {}, succ});
-  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
-  tandem::model_drafter drafter(dm, greedy_chain());
+  mock_pair pair;
+  mock_model& target = pair.target;
+  auto& drafter = pair.drafter;
   drafter.reserve(256);
   tandem::speculative_decoder dec(target, drafter, tandem::adaptive_draft{});
   dec.reserve(256);
