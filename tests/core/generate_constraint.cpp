@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tandem/core/generate.hpp"
+#include "tandem/core/generator.hpp"
 #include "tandem/core/sampler.hpp"
 
 #include "common/catch.hpp"
@@ -228,4 +229,24 @@ TEST_CASE("generate: with a constraint a warm loop allocates nothing per token",
   const std::size_t long_run = run(64);
   CHECK(long_run == short_run);  // nothing per token
   CHECK(long_run <= 1);          // at most the per-call buffer of masked logits
+}
+
+TEST_CASE("model_generator: each request starts its constraint afresh",
+          "[core][generate][constraint]") {
+  tandem::model_generator<mock_model, tandem_test::mock_tokenizer> gen(
+      mock_model{}, tandem_test::mock_tokenizer{});
+  // "a" then "b" or "hello": the mock prefers "b" (2) after "a" (1).
+  trie_constraint c(16, {{1, 2}, {1, 10}});
+  tandem::generate_request req;
+  req.prompt = "S";
+  req.options.constraint = c;
+  auto first = gen.generate(req);
+  REQUIRE(first);
+  CHECK(first->tokens == tokens{1, 2});
+  CHECK(first->text == "ab");
+  CHECK(first->finish == finish_reason::constraint_complete);
+  auto second = gen.generate(req);  // the same state, now at position 2: reset, not refused
+  REQUIRE(second);
+  CHECK(second->tokens == first->tokens);
+  CHECK(c.position() == 2);
 }

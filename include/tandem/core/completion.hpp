@@ -136,8 +136,10 @@ using token_callback = function_ref<control(const token_event&)>;
 /// A text-level request: the prompt plus options, sampling settings and an optional
 /// streaming callback.
 struct generate_request {
-  std::string_view prompt;                   ///< the prompt text; borrowed for the call
-  generation_options options{};              ///< budget, stops, deadline, logprob recording
+  std::string_view prompt;  ///< the prompt text; borrowed for the call
+  /// budget, stops, deadline, logprob recording, output constraint (local generators reset
+  /// it at the start of each request; remote ones refuse it with `unsupported`)
+  generation_options options{};
   sampling_options sampling{};               ///< how tokens are chosen
   std::optional<token_callback> on_token{};  ///< streaming callback; may stop the generation
 };
