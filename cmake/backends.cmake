@@ -18,14 +18,19 @@ set(TANDEM_BACKEND_TARGETS "")
 # The opt-in backends: each needs a third-party library. Backends without one (the
 # built-in n-gram LM) stay in tandem::tandem.
 set(TANDEM_OPT_IN_BACKENDS sentencepiece llama_cpp http)
+# Headers of an opt-in backend whose names do not start with the backend's: they belong
+# to that backend's target (llama_grammar.hpp: tandem::llama_cpp).
+set(TANDEM_OPT_IN_BACKEND_HEADERS llama_grammar)
 
 # Removes the opt-in backends' headers from the list in <var>: for a backend <name>,
 # include/tandem/backends/[detail/]<name>.hpp, <name>_*.hpp and <name>/**.
 function(tandem_remove_backend_headers var)
   list(JOIN TANDEM_OPT_IN_BACKENDS "|" _names)
+  list(JOIN TANDEM_OPT_IN_BACKEND_HEADERS "|" _extra)
   set(_kept "")
   foreach(_h IN LISTS ${var})
-    if(NOT _h MATCHES "/include/tandem/backends/(detail/)?(${_names})(\\.hpp$|_|/)")
+    if(NOT _h MATCHES "/include/tandem/backends/(detail/)?(${_names})(\\.hpp$|_|/)" AND
+       NOT _h MATCHES "/include/tandem/backends/(${_extra})\\.hpp$")
       list(APPEND _kept "${_h}")
     endif()
   endforeach()
@@ -204,7 +209,8 @@ macro(_tandem_backend_llama_cpp)
       target_sources(tandem_llama_cpp INTERFACE FILE_SET HEADERS BASE_DIRS "${PROJECT_SOURCE_DIR}/include" FILES
                      "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_cpp.hpp"
                      "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_cpp_chat.hpp"
-                     "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_cpp_text.hpp")
+                     "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_cpp_text.hpp"
+                     "${PROJECT_SOURCE_DIR}/include/tandem/backends/llama_grammar.hpp")
       target_link_libraries(tandem_llama_cpp INTERFACE tandem::tandem llama Threads::Threads)
       list(APPEND TANDEM_BACKEND_TARGETS tandem_llama_cpp)
       set(TANDEM_BACKEND_llama_cpp_CONFIG [[

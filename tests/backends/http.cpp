@@ -13,6 +13,7 @@
 
 #include "backends/http_test_util.hpp"
 #include "common/catch.hpp"
+#include "common/test_constraint.hpp"
 #include "tandem/confidence/white_box.hpp"
 
 namespace {
@@ -166,6 +167,11 @@ TEST_CASE("http: requests outside the domain are named errors and send nothing",
   CHECK(g.generate(r).error() == errc::unsupported);
   CHECK(g.last_error().code == errc::unsupported);
   CHECK(g.last_error().context().find("stop token ids") != std::string_view::npos);
+  r = request();
+  tandem_test::token_set_constraint only_a(8, {1});
+  r.options.constraint = only_a;
+  CHECK(g.generate(r).error() == errc::unsupported);  // never silently unconstrained
+  CHECK(g.last_error().context().find("constraint") != std::string_view::npos);
   CHECK(g.last_attempts() == 0);
   CHECK(hits == 0);
 }

@@ -19,6 +19,7 @@
 #include "common/catch.hpp"
 #include "common/counting_new.hpp"
 #include "common/mock_model.hpp"
+#include "speculative/chi_square.hpp"
 #include "speculative/helpers.hpp"
 #include "tandem/backends/ngram_model.hpp"
 #include "tandem/core/generate.hpp"
@@ -31,9 +32,13 @@ using tandem::errc;
 using tandem::finish_reason;
 using tandem::generation_options;
 using tandem::token_id;
+using tandem_test::first_two_chi_square;
+using tandem_test::fixed_drafter;
 using tandem_test::greedy_chain;
+using tandem_test::lying_drafter;
 using tandem_test::mock_model;
 using tandem_test::mock_options;
+using tandem_test::mock_probs;
 using tandem_test::partly_agreeing;
 using tandem_test::successors;
 using tandem_test::temperature_chain;
@@ -207,84 +212,14 @@ TEST_CASE("speculative: prompt lookup backed by an n-gram model keeps greedy exa
 
 // ---- Sampling exactness ---------------------------------------------------------------------
 
-// The exact probabilities of the mock model at temperature t after (n, last).
-std::vector<double> mock_probs(const mock_model& m, std::size_t n, token_id last, float t) {
-  std::vector<float> l(m.vocab_size());
-  m.fill(l, n, last);
-  std::vector<double> p(l.size());
-  double z = 0;
-  for (std::size_t i = 0; i < l.size(); ++i) z += p[i] = std::exp(static_cast<double>(l[i]) / t);
-  for (double& x : p) x /= z;
-  return p;
-}
-
-// A drafter that always proposes the same tokens, without probabilities.
-struct fixed_drafter {
-  std::size_t vocab;
-  std::vector<token_id> proposal;
-  std::size_t vocab_size() const noexcept { return vocab; }
-  tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) const {
-    const std::size_t n = std::min(r.max_tokens, proposal.size());
-    std::copy_n(proposal.begin(), n, r.tokens.begin());
-    return tandem::draft_result{n, false};
-  }
-};
-static_assert(tandem::Drafter<fixed_drafter>);
-
-// Chi-square statistic of the first two tokens' joint counts against the target's exact
-// joint distribution.
-template <class MakeDrafter>
-double first_two_chi_square(MakeDrafter make_drafter, std::size_t runs) {
-  const std::size_t vocab = 4;
-  const float temp = 2.0f;
-  const mock_options to{vocab, {}, successors(vocab, 1, 1)};
-  const std::vector<token_id> prompt = {0, 1};
-  mock_model ref(to);
-  const auto p1 = mock_probs(ref, prompt.size(), prompt.back(), temp);
-  std::vector<double> expected(vocab * vocab);
-  for (std::size_t a = 0; a < vocab; ++a) {
-    const auto p2 = mock_probs(ref, prompt.size() + 1, static_cast<token_id>(a), temp);
-    for (std::size_t b = 0; b < vocab; ++b) expected[a * vocab + b] = p1[a] * p2[b] * runs;
-  }
-  std::vector<double> seen(vocab * vocab, 0.0);
-  generation_options g;
-  g.max_tokens = 2;
-  for (std::size_t i = 0; i < runs; ++i) {
-    mock_model target(to);
-    auto drafter = make_drafter(i);
-    tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3},
-                                    tandem::speculative_options{1000 + i});
-    auto s = temperature_chain(temp, 7 * i + 1);
-    completion c;
-    REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
-    REQUIRE(c.tokens.size() == 2);
-    seen[static_cast<std::size_t>(c.tokens[0]) * vocab + static_cast<std::size_t>(c.tokens[1])] +=
-        1;
-  }
-  double chi = 0;
-  for (std::size_t i = 0; i < seen.size(); ++i)
-    chi += (seen[i] - expected[i]) * (seen[i] - expected[i]) / expected[i];
-  return chi;
-}
-
 // 15 degrees of freedom: P(chi-square > 37.70) = 0.001.
 constexpr double chi_square_15_at_0_001 = 37.70;
 
 TEST_CASE("speculative: sampled first tokens follow the target's distribution (draft with q)",
           "[speculative][sampling]") {
   // The draft model favours another successor and samples with the target's settings.
-  struct holder {
-    mock_model model;
-    tandem::model_drafter<mock_model> drafter;
-    explicit holder(std::size_t i)
-        : model(mock_options{4, {}, successors(4, 1, 2)}),
-          drafter(model, temperature_chain(2.0f, 99 + i)) {}
-    std::size_t vocab_size() const { return drafter.vocab_size(); }
-    tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) {
-      return drafter.draft(r);
-    }
-  };
-  const double chi = first_two_chi_square([](std::size_t i) { return holder(i); }, 20000);
+  const double chi = first_two_chi_square(
+      [](std::size_t i) { return tandem_test::sampling_model_drafter(i); }, 20000);
   CHECK(chi < chi_square_15_at_0_001);
 }
 
@@ -297,25 +232,6 @@ TEST_CASE("speculative: sampled first tokens follow the target's distribution (o
       20000);
   CHECK(chi < chi_square_15_at_0_001);
 }
-
-// A drafter that proposes `token` every time and claims to have drawn it from a
-// distribution that almost never gives it (q(token) = 1e-6): verification, trusting q,
-// accepts every such draft, so the output no longer follows the target.
-struct lying_drafter {
-  std::size_t vocab;
-  token_id token;
-  std::size_t vocab_size() const noexcept { return vocab; }
-  tandem::result<tandem::draft_result> draft(const tandem::draft_request& r) const {
-    REQUIRE(r.probabilities.size() == r.max_tokens * vocab);
-    const float rest = (1.0f - 1e-6f) / static_cast<float>(vocab - 1);
-    for (std::size_t i = 0; i < r.max_tokens; ++i) {
-      r.tokens[i] = token;
-      for (std::size_t j = 0; j < vocab; ++j)
-        r.probabilities[i * vocab + j] = j == static_cast<std::size_t>(token) ? 1e-6f : rest;
-    }
-    return tandem::draft_result{r.max_tokens, true};
-  }
-};
 
 TEST_CASE("speculative: the chi-square check detects a verifier that accepts every draft",
           "[speculative][sampling]") {

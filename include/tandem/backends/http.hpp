@@ -360,10 +360,11 @@ class http_generator {
   /// Errors (nothing generated; `last_error()` has the details): `empty_input` (empty
   /// prompt), `invalid_argument` (max_tokens 0, top_p outside (0, 1], min_p outside [0, 1],
   /// an empty stop string), `invalid_temperature` (negative or NaN), `unsupported` (stop
-  /// token ids: the protocol has none), `network_error` (unreachable, refused, reset, TLS),
-  /// `timeout` (connect or read timeout), `http_error` (a status other than 200; the
-  /// status is `last_status()`, the server's message is in `last_error()`), `parse_error`
-  /// (malformed JSON or an unexpected type), `not_found` (a required field is missing).
+  /// token ids: the protocol has none; an output constraint: it would go unapplied),
+  /// `network_error` (unreachable, refused, reset, TLS), `timeout` (connect or read timeout),
+  /// `http_error` (a status other than 200; the status is `last_status()`, the server's message is
+  /// in `last_error()`), `parse_error` (malformed JSON or an unexpected type), `not_found` (a
+  /// required field is missing).
   [[nodiscard]] result<completion> generate(const generate_request& req) { return run(req, {}); }
 
   /// Sends the conversation `messages` (the whole history, oldest first, each with its
@@ -500,6 +501,8 @@ class http_generator {
     if (req.options.max_tokens == 0) return refuse(errc::invalid_argument, "max_tokens is 0");
     if (!req.options.stop_tokens.empty())
       return refuse(errc::unsupported, "stop token ids: the protocol has none");
+    if (req.options.constraint)
+      return refuse(errc::unsupported, "an output constraint: the server's logits are not seen");
     for (std::string_view s : req.options.stop_strings)
       if (s.empty()) return refuse(errc::invalid_argument, "an empty stop string");
     const sampling_options& s = req.sampling;

@@ -66,8 +66,9 @@ struct batch_request {
   std::span<const token_id> prompt{};
   /// The request's own sampler, moved into the scheduler.
   S sampler{};
-  /// Budget, stop tokens and strings, deadline, logprob recording: as for generate().
-  /// `stop_tokens` and `stop_strings` are only viewed: they must outlive the request.
+  /// Budget, stop tokens and strings, deadline, logprob recording, output constraint: as
+  /// for generate(). `stop_tokens`, `stop_strings` and the constraint are only viewed: they
+  /// must outlive the request (one constraint state per request, at position 0).
   generation_options options{};
   /// Higher is served first when the batch-token cap binds; ties in submission order.
   int priority = 0;
@@ -113,6 +114,14 @@ struct scheduler_stats {
 /// cap binds. A request's tokens are those generate() would give on a lone session of the
 /// same model fed the same prompt (bit for bit when the backend's batched logits equal
 /// its lone ones, as the n-gram model's do).
+///
+/// A request's output constraint (`options.constraint`, at position 0, one state per
+/// request) applies as in generate(): masked sampling, stop tokens only where it can end,
+/// finish `constraint_complete`, `forced_tokens` counted. A run of tokens it forces is kept
+/// without sampling and fed by the next step as one chunk (cut by `max_batch_tokens`, then
+/// continued), so forced tokens cost no extra forward passes. submit() refuses a constraint
+/// not at its start (`invalid_argument`) or of a larger vocabulary (`vocab_mismatch`), and
+/// sizes one buffer of masked logits for the request.
 ///
 /// When the model has no free sequence, a request waits (state `waiting`) until one is
 /// closed; submit() fails only when `max_requests` requests are held.
@@ -218,8 +227,9 @@ class scheduler {
     s.options = req.options;
     s.on_token = req.on_token;
     s.emitter.emplace(tokenizer(s), s.options, s.out, s.callback);
-    const errc e = s.emitter->begin(static_cast<std::size_t>(model_->vocab_size()), s.prompt, 0,
-                                    context_length_of(*model_));
+    const auto vocab = static_cast<std::size_t>(model_->vocab_size());
+    errc e = s.emitter->begin(vocab, s.prompt, 0, context_length_of(*model_));
+    if (e == errc::ok) e = detail::check_constraint(s.options.constraint, vocab, true);
     if (e != errc::ok) {
       s.emitter.reset();
       return detail::fail(&error_, e, "submit: request rejected (%zu prompt tokens)",
@@ -232,7 +242,9 @@ class scheduler {
     s.seq = -1;
     s.fed = 0;
     s.chunk = 0;
+    s.pending_from = 0;
     s.has_pending = s.ready = false;
+    if (s.options.constraint) s.masked.resize(vocab);
     return id_of(i);
   }
 
@@ -306,9 +318,11 @@ class scheduler {
       slot& s = slots_[i];
       if (budget == 0) break;
       if (s.state != request_state::decoding || !s.has_pending) continue;
-      batch_.push_back({s.seq, std::span<const token_id>(&s.pending, 1)});
-      s.chunk = 1;
-      --budget;
+      // The last kept token, or a run of tokens a constraint forced (as far as the cap lets).
+      const std::size_t n = std::min(budget, s.out.tokens.size() - s.pending_from);
+      batch_.push_back({s.seq, std::span<const token_id>(s.out.tokens).subspan(s.pending_from, n)});
+      s.chunk = n;
+      budget -= n;
     }
     if (!batch_.empty()) budget = std::min(budget, opts_.max_prefill_tokens);
     for (const std::uint32_t i : order_) {
@@ -328,9 +342,12 @@ class scheduler {
       slot& s = slots_[i];
       if (s.chunk == 0) continue;
       if (s.state == request_state::decoding) {
-        ++stats_.decode_tokens;
-        s.has_pending = false;
-        s.ready = true;
+        stats_.decode_tokens += s.chunk;
+        s.pending_from += s.chunk;
+        if (s.pending_from == s.out.tokens.size()) {
+          s.has_pending = false;
+          s.ready = true;
+        }
       } else {
         stats_.prefill_tokens += s.chunk;
         s.fed += s.chunk;
@@ -382,11 +399,12 @@ class scheduler {
     detail::no_tokenizer none{};
     std::optional<detail::token_emitter<T, forward_callback>> emitter;
     seq_id seq = -1;
-    std::size_t fed = 0;    // prompt tokens in the sequence
-    std::size_t chunk = 0;  // tokens of this step's batch
-    token_id pending = 0;   // the last kept token, fed by the next step
+    std::size_t fed = 0;           // prompt tokens in the sequence
+    std::size_t chunk = 0;         // tokens of this step's batch
+    std::size_t pending_from = 0;  // kept tokens from here on are not fed yet
     bool has_pending = false;
-    bool ready = false;  // the sequence's logits are fresh: sample next
+    std::vector<float> masked;  // the logits masked by the request's constraint
+    bool ready = false;         // the sequence's logits are fresh: sample next
     int priority = 0;
     std::uint64_t order = 0;
   };
@@ -474,24 +492,81 @@ class scheduler {
     return errc::ok;
   }
 
-  // Samples, keeps and streams one token of a request whose logits are fresh.
+  // Samples, keeps and streams one token of a request whose logits are fresh. With a
+  // constraint, as generate() does: first the run of tokens it forces (they need no logits),
+  // else a token sampled from the masked logits followed by the run it forces; what was
+  // kept is fed together by the next step.
   void sample(slot& s) {
     s.ready = false;
+    const constraint_ref con = s.options.constraint;
     if (const finish_reason f = s.emitter->budget_finish(); f != finish_reason::none)
       return finish(s, f, errc::ok);
-    const std::span<const float> logits = model_->logits(s.seq);
+    const std::size_t kept_before = s.out.tokens.size();
+    if (!keep_forced_run(s)) return;
+    if (s.out.tokens.size() > kept_before) {  // the logits are stale now
+      s.has_pending = true;
+      return;
+    }
+    std::span<const float> logits = model_->logits(s.seq);
     if (logits.size() != static_cast<std::size_t>(model_->vocab_size()))
       return finish(s, finish_reason::error, errc::size_mismatch);
+    if (con) {
+      if (const errc e = detail::constrain_logits(con, logits, s.masked, s.options.stop_tokens);
+          e != errc::ok)
+        return finish(s, finish_reason::error, e);
+      logits = s.masked;
+    }
     const result<token_id> t = s.sampler->sample(logits);
     if (!t) return finish(s, finish_reason::error, t.error());
     if (!s.emitter->in_vocab(*t)) return finish(s, finish_reason::error, errc::invalid_token);
     if (s.emitter->is_stop_token(*t)) return finish(s, finish_reason::stop_token, errc::ok);
+    if (con) {
+      if (const errc e = con.advance(*t); e != errc::ok) return finish(s, finish_reason::error, e);
+    }
     const auto k = s.emitter->keep(*t, logits, *s.sampler);
-    if (k.error != errc::ok) return finish(s, finish_reason::error, k.error);
+    if (k.error != errc::ok) {
+      if (con) (void)con.rewind(1);
+      return finish(s, finish_reason::error, k.error);
+    }
     ++stats_.generated_tokens;
     if (k.finish != finish_reason::none) return finish(s, k.finish, errc::ok);
-    s.pending = *t;
+    if (!keep_forced_run(s)) return;
     s.has_pending = true;
+  }
+
+  // Keeps the tokens the request's constraint forces (none without one), finishing the
+  // request when the budget, the constraint's completion, an error or a stop rule ends it.
+  // Returns false when it finished the request.
+  bool keep_forced_run(slot& s) {
+    const constraint_ref con = s.options.constraint;
+    if (!con) return true;
+    for (;;) {
+      if (const finish_reason f = s.emitter->budget_finish(); f != finish_reason::none) {
+        finish(s, f, errc::ok);
+        return false;
+      }
+      if (con.is_complete()) {
+        finish(s, finish_reason::constraint_complete, errc::ok);
+        return false;
+      }
+      const token_id f = detail::forced_token(con, s.options.stop_tokens);
+      if (f == no_token || s.emitter->is_stop_token(f)) return true;
+      errc e = s.emitter->in_vocab(f) ? con.advance(f) : errc::invalid_token;
+      if (e == errc::ok) {
+        const auto k = s.emitter->keep_forced(f, *s.sampler);
+        if (k.error == errc::ok) {
+          ++s.out.forced_tokens;
+          ++stats_.generated_tokens;
+          if (k.finish == finish_reason::none) continue;
+          finish(s, k.finish, errc::ok);
+          return false;
+        }
+        (void)con.rewind(1);
+        e = k.error;
+      }
+      finish(s, finish_reason::error, e);
+      return false;
+    }
   }
 
   void release_sequence(slot& s) {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tandem/core/constraint.hpp"
 #include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/function_ref.hpp"
@@ -29,6 +30,9 @@ enum class finish_reason : std::uint8_t {
   cancelled,     ///< the per-token callback asked to stop
   context_full,  ///< the model's context length was reached
   error,         ///< a backend or sampler error; see completion::error
+  /// the output constraint (generation_options::constraint) was complete: no token but an
+  /// end token could follow
+  constraint_complete,
 };
 
 /// Stable lower-case name of a finish reason, e.g. "stop_string".
@@ -50,6 +54,8 @@ enum class finish_reason : std::uint8_t {
       return "context_full";
     case finish_reason::error:
       return "error";
+    case finish_reason::constraint_complete:
+      return "constraint_complete";
   }
   return "unknown";
 }
@@ -69,6 +75,9 @@ struct completion {
   std::size_t prompt_tokens = 0;  ///< tokens fed as the prompt
   double cost = 0.0;              ///< caller-defined cost units (price x tokens, or seconds)
   double seconds = 0.0;           ///< wall time of the generation
+  /// Tokens the output constraint forced (the only token it allowed), kept without sampling;
+  /// 0 without a constraint.
+  std::size_t forced_tokens = 0;
 
   /// Empties the record, keeping capacity.
   void clear() noexcept {
@@ -81,6 +90,7 @@ struct completion {
     prompt_tokens = 0;
     cost = 0.0;
     seconds = 0.0;
+    forced_tokens = 0;
   }
 };
 
@@ -112,6 +122,11 @@ struct generation_options {
   std::span<const std::string_view> stop_strings{};  ///< need a tokenizer; removed from text
   std::optional<std::chrono::steady_clock::time_point> deadline{};  ///< time budget
   bool record_logprobs = true;  ///< fill completion::logprobs/entropies
+  /// Output constraint (a view: the state must outlive the call); empty: none. With one,
+  /// only tokens it allows are sampled, a token it forces is kept without sampling, stop
+  /// tokens are allowed exactly when it can end, and the generation ends when it is
+  /// complete (see generate()). It advances with every kept token.
+  constraint_ref constraint{};
 };
 
 /// Callback type used at the text level: sees every token as it is generated and may
@@ -121,8 +136,10 @@ using token_callback = function_ref<control(const token_event&)>;
 /// A text-level request: the prompt plus options, sampling settings and an optional
 /// streaming callback.
 struct generate_request {
-  std::string_view prompt;                   ///< the prompt text; borrowed for the call
-  generation_options options{};              ///< budget, stops, deadline, logprob recording
+  std::string_view prompt;  ///< the prompt text; borrowed for the call
+  /// budget, stops, deadline, logprob recording, output constraint (local generators reset
+  /// it at the start of each request; remote ones refuse it with `unsupported`)
+  generation_options options{};
   sampling_options sampling{};               ///< how tokens are chosen
   std::optional<token_callback> on_token{};  ///< streaming callback; may stop the generation
 };

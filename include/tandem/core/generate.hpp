@@ -12,10 +12,12 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "tandem/core/completion.hpp"
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/constraint.hpp"
 #include "tandem/core/detail/light_std.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/logits.hpp"
@@ -171,7 +173,21 @@ class token_emitter {
       logprob = st->logprob;
       entropy = st->entropy;
     }
+    return keep_with(t, logprob, entropy, sampler);
+  }
 
+  /// Keeps token `t` that the output constraint forced (its only allowed token), as
+  /// keep(): under the constrained distribution its log-probability and entropy are 0.
+  template <class S>
+  kept keep_forced(token_id t, S& sampler) {
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    const float zero = opts_.record_logprobs ? 0.0f : nan;
+    return keep_with(t, zero, zero, sampler);
+  }
+
+  /// keep() with the token's statistics given.
+  template <class S>
+  kept keep_with(token_id t, float logprob, float entropy, S& sampler) {
     // Text first (undoable), then the sampler's history, then the stream, so a failure
     // at any step leaves no trace of the token.
     std::string_view piece{};
@@ -254,6 +270,43 @@ class token_emitter {
   std::size_t vocab_ = 0, ctx_ = 0, base_ = 0;
 };
 
+/// Writes `logits` masked by the constraint `c` into `dst` (same size): entries `c` does
+/// not allow become -Inf, and each of `stop_tokens` is allowed (its logit kept) exactly when
+/// `c.can_end()`. Errors: the constraint's `mask` (size_mismatch). Allocates nothing.
+inline errc constrain_logits(const constraint_ref& c, std::span<const float> logits,
+                             std::span<float> dst, std::span<const token_id> stop_tokens) noexcept {
+  std::copy(logits.begin(), logits.end(), dst.begin());
+  TANDEM_TRY(c.mask(dst));
+  const bool end = c.can_end();
+  for (const token_id s : stop_tokens) {
+    const auto i = static_cast<std::size_t>(s);
+    if (s >= 0 && i < dst.size())
+      dst[i] = end ? logits[i] : -std::numeric_limits<float>::infinity();
+  }
+  return errc::ok;
+}
+
+/// The token `c` forces next, or no_token: none when it allows several, and none when it
+/// can end and a stop token other than its forced one could therefore be chosen.
+inline token_id forced_token(const constraint_ref& c,
+                             std::span<const token_id> stop_tokens) noexcept {
+  const token_id t = c.forced();
+  if (t == no_token || !c.can_end()) return t;
+  for (const token_id s : stop_tokens)
+    if (s != t) return no_token;
+  return t;
+}
+
+/// Checks an output constraint against a generation over a vocabulary of `vocab` tokens:
+/// invalid_argument when `fresh` and it is not at its start, vocab_mismatch when it was
+/// compiled for a larger vocabulary; ok without one.
+inline errc check_constraint(const constraint_ref& c, std::size_t vocab, bool fresh) noexcept {
+  if (!c) return errc::ok;
+  if (fresh && c.position() != 0) return errc::invalid_argument;
+  if (c.vocab_size() > vocab) return errc::vocab_mismatch;
+  return errc::ok;
+}
+
 /// Whether a generation starts from an empty context (generate()) or continues the one
 /// the model holds (continue_generation()).
 enum class context_use : bool { fresh, extend };
@@ -269,44 +322,61 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
   const auto vocab = static_cast<std::size_t>(model.vocab_size());
   if (errc e = em.begin(vocab, prompt, static_cast<std::size_t>(model.size()), ctx); e != errc::ok)
     return em.fail(e);
+  const constraint_ref con = opts.constraint;
+  if (errc e = check_constraint(con, vocab, use == context_use::fresh); e != errc::ok)
+    return em.fail(e);
+  std::vector<float> masked;  // the constrained logits: one buffer per call
+  if (con) masked.resize(vocab);
   if (errc e = model.append(prompt); e != errc::ok) return em.fail(e);
 
   errc err = errc::ok;
-  bool pending = false;  // the last kept token has not been fed to the model yet
-  token_id last = 0;
+  std::size_t fed = 0;  // kept tokens fed to the model; the rest are pending
   while (true) {
     if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
       out.finish = f;
       break;
     }
-    if (pending) {
-      if (static_cast<std::size_t>(model.size()) >= ctx) {
-        out.finish = finish_reason::context_full;
-        break;
-      }
-      const errc e = model.append(std::span<const token_id>(&last, 1));
-      if (e == errc::context_overflow) {  // a model that does not report its length
-        out.finish = finish_reason::context_full;
-        break;
-      }
-      if (e != errc::ok) {
-        err = e;
-        break;
-      }
-      pending = false;
-    }
-
-    const std::span<const float> logits = model.logits();
-    if (logits.size() != vocab) {
-      err = errc::size_mismatch;
+    if (con && con.is_complete()) {
+      out.finish = finish_reason::constraint_complete;
       break;
     }
-    const result<token_id> sampled = sampler.sample(logits);
-    if (!sampled) {
-      err = sampled.error();
-      break;
+    token_id t = con ? forced_token(con, opts.stop_tokens) : no_token;
+    const bool forced = t != no_token;
+    std::span<const float> dist{};
+    if (!forced) {
+      // Feed the pending tokens (the last kept one, or a forced run) in one append.
+      if (const std::size_t n = out.tokens.size() - fed; n > 0) {
+        if (static_cast<std::size_t>(model.size()) + n > ctx) {
+          out.finish = finish_reason::context_full;
+          break;
+        }
+        const errc e = model.append(std::span<const token_id>(out.tokens.data() + fed, n));
+        if (e == errc::context_overflow) {  // a model that does not report its length
+          out.finish = finish_reason::context_full;
+          break;
+        }
+        if (e != errc::ok) {
+          err = e;
+          break;
+        }
+        fed += n;
+      }
+      dist = model.logits();
+      if (dist.size() != vocab) {
+        err = errc::size_mismatch;
+        break;
+      }
+      if (con) {
+        if (err = constrain_logits(con, dist, masked, opts.stop_tokens); err != errc::ok) break;
+        dist = masked;
+      }
+      const result<token_id> sampled = sampler.sample(dist);
+      if (!sampled) {
+        err = sampled.error();
+        break;
+      }
+      t = *sampled;
     }
-    const token_id t = *sampled;
     if (!em.in_vocab(t)) {
       err = errc::invalid_token;
       break;
@@ -315,13 +385,16 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
       out.finish = finish_reason::stop_token;
       break;
     }
-    const auto k = em.keep(t, logits, sampler);
+    if (con) {
+      if (err = con.advance(t); err != errc::ok) break;
+    }
+    const auto k = forced ? em.keep_forced(t, sampler) : em.keep(t, dist, sampler);
     if (k.error != errc::ok) {
+      if (con) (void)con.rewind(1);  // the token left no trace
       err = k.error;
       break;
     }
-    last = t;
-    pending = true;
+    if (forced) ++out.forced_tokens;
     if (k.finish != finish_reason::none) {
       out.finish = k.finish;
       break;
@@ -355,6 +428,17 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
 /// (before the sampler's transforms) in `out.logprobs`/`out.entropies` (left empty
 /// otherwise). The sampler is neither reset nor shown the prompt.
 ///
+/// With an output constraint (`opts.constraint`, which must be at its start: position 0),
+/// each step first ends the generation with finish `constraint_complete` when the
+/// constraint is complete; else a token the constraint forces (`forced() != no_token`) is
+/// kept without calling the sampler or the model (a forced run is fed to the model in one
+/// append when logits are next needed; `out.forced_tokens` counts them, their recorded
+/// logprob and entropy are 0, those of the constrained distribution); else the sampler sees
+/// the model's logits masked by the constraint (copied into one buffer allocated per call),
+/// with `opts.stop_tokens` allowed exactly when the constraint can end. The constraint
+/// advances with every kept token. Logprobs and entropies are those of the masked
+/// distribution. Stop strings still apply to the text.
+///
 /// `out` is cleared first and keeps its capacity; tokens are reserved up front
 /// (max_tokens, bounded by the context's room and generate_reserve_limit), so a warm
 /// loop with a reused completion and a non-allocating sampler allocates nothing.
@@ -364,16 +448,20 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
 /// - before the model is touched: `context_not_empty` (`model.size() != 0`: rewind it,
 ///   or call continue_generation()), `empty_input` (empty prompt), `invalid_token` (a prompt
 ///   or stop token outside [0, vocab_size)), `invalid_argument` (stop strings given
-///   without a tokenizer), `context_overflow` (the prompt does not fit the context);
+///   without a tokenizer, or a constraint not at position 0), `vocab_mismatch` (a
+///   constraint compiled for a larger vocabulary than the model's), `context_overflow` (the
+///   prompt does not fit the context);
 /// - while feeding the prompt: the model's append error (the model is unchanged);
 /// - mid-run: the model's append error, the sampler's `sample` (or errc-returning
 ///   `accept`) error, `invalid_token` (a sampler returned an id outside the vocabulary),
-///   `size_mismatch` (logits of the wrong size), the logits kernels' errors (`non_finite`). The
-///   tokens kept so far stay in `out`.
+///   `size_mismatch` (logits of the wrong size), the logits kernels' errors (`non_finite`),
+///   the constraint's `mask`/`advance` errors (`constraint_violation` when a sampler picks a
+///   masked token). The tokens kept so far stay in `out`.
 ///
 /// State left: the model's context holds the prompt and the kept tokens, except that the last kept
 /// token is fed only when its logits were needed (the next token was sampled); `model.size()` tells
-/// which. The sampler has accepted every kept token. `out` is owned by the caller.
+/// which. The sampler, and the constraint when given, have accepted every kept token. `out` is
+/// owned by the caller.
 template <LanguageModel M, Sampler S, TokenCallback OnToken = no_callback>
 [[nodiscard]] errc generate(M& model, S& sampler, std::span<const token_id> prompt,
                             const generation_options& opts, completion& out,
@@ -417,7 +505,8 @@ template <LanguageModel M, Tokenizer T, Sampler S, TokenCallback OnToken = no_ca
 /// is appended after it (a chat's next turn, or the uncached rest of a prompt), so the
 /// output depends on everything fed before. On an empty model it is generate(). Errors
 /// and state left as generate(), without `context_not_empty`; `context_overflow` counts
-/// the tokens already held.
+/// the tokens already held. A constraint may be at any position: it goes on from there
+/// (e.g. resuming a constrained output cut short by `max_tokens`).
 template <LanguageModel M, Sampler S, TokenCallback OnToken = no_callback>
 [[nodiscard]] errc continue_generation(M& model, S& sampler, std::span<const token_id> prompt,
                                        const generation_options& opts, completion& out,

@@ -55,14 +55,16 @@ inline errc fail_completion(completion& out, errc e) noexcept {
   return e;
 }
 
-/// The start every text-level adapter shares: clears `out`, encodes `req.prompt` with
-/// `tok` into `ids` (cleared first). Errors, also recorded in `out`: the encode error,
-/// `empty_input` (no tokens).
+/// The start every text-level adapter shares: clears `out`, resets the request's output
+/// constraint (a request is a whole generation, so a request repeated with the same
+/// constraint state starts it afresh), encodes `req.prompt` with `tok` into `ids` (cleared
+/// first). Errors, also recorded in `out`: the encode error, `empty_input` (no tokens).
 template <class T>
 errc start_request(const T& tok, const generate_request& req, std::vector<token_id>& ids,
                    completion& out) {
   out.clear();
   ids.clear();
+  if (req.options.constraint) req.options.constraint.reset();
   if (errc e = tok.encode(req.prompt, ids); e != errc::ok) return fail_completion(out, e);
   if (ids.empty()) return fail_completion(out, errc::empty_input);
   return errc::ok;

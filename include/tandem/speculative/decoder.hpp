@@ -88,6 +88,10 @@ struct speculative_stats {
   /// shadow probes). Their draft calls and time are counted in draft_calls and
   /// draft_seconds, not in drafted or accepted.
   std::size_t probes = 0;
+  /// Draft tokens the output constraint forced (its only allowed token, or a forced run)
+  /// at the start of a round, drafted without calling the drafter and verified in the
+  /// round's pass; not counted in drafted or accepted.
+  std::size_t forced_drafts = 0;
 
   /// Per-token acceptance probability, estimated as accepted / (accepted + rejections)
   /// (the maximum-likelihood estimate of a geometric acceptance process; the a of the
@@ -143,7 +147,7 @@ class speculative_decoder {
   /// allocates. Allocates.
   void reserve(std::size_t tokens) {
     size_buffers(static_cast<std::size_t>(target_->vocab_size()));
-    history_.reserve(tokens + 1);
+    history_.reserve(tokens + 1 + max_draft_length);
   }
 
   /// Generates tokens after `prompt` as generate(target, sampler, prompt, opts, out,
@@ -165,6 +169,20 @@ class speculative_decoder {
   /// a stop rule can end the generation mid-round. `out.logprobs`/`entropies` come from the
   /// target's logits, as in generate().
   ///
+  /// With an output constraint (`opts.constraint`; at position 0 for generate()), the output
+  /// is exactly the constrained target's: every target row is masked by the constraint at
+  /// its position (stop tokens allowed exactly where it can end) before verification, so
+  /// greedy output equals constrained target-only generate() and sampled tokens follow the
+  /// constrained target distribution. A round first drafts the run of tokens the constraint
+  /// forces (up to the context's room, the token budget and max_draft_length, whatever the
+  /// policy's length) without calling the drafter (`stats().forced_drafts`); the drafter then
+  /// drafts up to the policy's length more, given the constraint in `draft_request` (a
+  /// model_drafter masks its model's logits with it); the decoder cuts the draft at its first
+  /// token the constraint disallows. The policy sees only the drafter's tokens
+  /// (draft_round::forced counts the free ones). The constraint advances with every kept
+  /// token, `out.forced_tokens` counts those it forced, and the generation ends with finish
+  /// `constraint_complete` when it is complete.
+  ///
   /// Returns `errc::ok` for every finish. Errors, also stored in `out.error` with
   /// `out.finish == finish_reason::error`:
   /// - before the target is touched: `context_not_empty` (the target already holds tokens:
@@ -176,8 +194,10 @@ class speculative_decoder {
   /// - mid-run: the target's append/score/rewind errors (`decode_failed`,
   ///   `rewind_failed`, ...), the drafter's errors, `invalid_token` (a draft token
   ///   outside the vocabulary), `invalid_argument` (a drafter returning more tokens than
-  ///   asked, or q(x) = 0 for its own token x), the sampler's errors. Tokens kept so far
-  ///   stay in `out`.
+  ///   asked, or q(x) = 0 for its own token x), the sampler's errors, the constraint's
+  ///   errors. Tokens kept so far stay in `out`. A constraint not at position 0 (generate())
+  ///   is `invalid_argument`, one of a larger vocabulary `vocab_mismatch`, before the target
+  ///   is touched.
   ///
   /// State left: the target holds its previous content, the prompt and the kept tokens
   /// except the very last of them (the last prompt token when none was kept), unless a
@@ -258,6 +278,7 @@ class speculative_decoder {
     q_.assign(max_draft_length * vocab, 0.0f);
     p_.assign(vocab, 0.0f);
     resid_.assign(vocab, 0.0f);
+    masked_.assign(vocab, 0.0f);
   }
 
   // One generation: validation, the prompt, then rounds of plan, draft, target pass,
@@ -273,14 +294,19 @@ class speculative_decoder {
                                   "continue_generation()",
                                   static_cast<std::size_t>(target_->size())));
     }
-    const errc e = run_rounds(tok, sampler, prompt, opts, out, on_token);
+    con_ = opts.constraint;
+    stops_ = opts.stop_tokens;
+    const errc e = run_rounds(tok, sampler, prompt, opts, out, on_token, use);
+    con_ = {};
+    stops_ = {};
     if (e != errc::ok && !last_error_) last_error_.code = e;
     return e;
   }
 
   template <class T, class S, class F>
   errc run_rounds(const T& tok, S& sampler, std::span<const token_id> prompt,
-                  const generation_options& opts, completion& out, F& on_token) {
+                  const generation_options& opts, completion& out, F& on_token,
+                  detail::context_use use) {
     Target& target = *target_;
     detail::token_emitter<T, F> em(tok, opts, out, on_token);
     const auto vocab = static_cast<std::size_t>(target.vocab_size());
@@ -297,6 +323,12 @@ class speculative_decoder {
                                   "draft vocabulary %zu, target vocabulary %zu", dv, vocab));
     if (errc e = detail::validate_of(policy_); e != errc::ok) return em.fail(e);
     if (errc e = detail::validate_of(*drafter_); e != errc::ok) return em.fail(e);
+    if (errc e = detail::check_constraint(con_, vocab, use == detail::context_use::fresh);
+        e != errc::ok)
+      return em.fail(detail::fail(&last_error_, e,
+                                  "the constraint is at position %zu (generate() needs 0) or "
+                                  "of vocabulary %zu (target %zu)",
+                                  con_.position(), con_.vocab_size(), vocab));
     if (errc e = start_step(prompt, opts, used); e != errc::ok) return em.fail(e);
 
     errc err = errc::ok;
@@ -305,9 +337,14 @@ class speculative_decoder {
         out.finish = f;
         break;
       }
+      if (con_ && con_.is_complete()) {
+        out.finish = finish_reason::constraint_complete;
+        break;
+      }
       draft_round round{};
-      const draft_plan plan = plan_step(ctx, opts.max_tokens - out.tokens.size());
-      if (err = draft_step(plan, em, round); err != errc::ok) break;
+      const std::size_t cap = draft_cap(ctx, opts.max_tokens - out.tokens.size());
+      const draft_plan plan = plan_step(cap);
+      if (err = draft_step(plan, cap, em, round); err != errc::ok) break;
       if (err = target_step(round, out); err != errc::ok || out.finish != finish_reason::none)
         break;
       err = judge_step(sampler, round);
@@ -327,7 +364,8 @@ class speculative_decoder {
     size_buffers(static_cast<std::size_t>(target_->vocab_size()));
     base_used_ = used;
     history_.clear();
-    history_.reserve(prompt.size() + std::min(opts.max_tokens, generate_reserve_limit) + 1);
+    history_.reserve(prompt.size() + std::min(opts.max_tokens, generate_reserve_limit) + 1 +
+                     max_draft_length);
     history_.insert(history_.end(), prompt.begin(), prompt.end());
     if (prompt.size() <= 1) return errc::ok;
     const double t0 = now();
@@ -346,44 +384,114 @@ class speculative_decoder {
     return finish_reason::none;
   }
 
-  // The policy's plan, its length bounded by max_draft_length, the context's room and the
-  // token budget (`remaining` >= 1 tokens); a probe only in a round without a draft.
-  draft_plan plan_step(std::size_t ctx, std::size_t remaining) {
-    const draft_plan p = plan_of(policy_);
+  // The longest draft this round can verify: max_draft_length, the context's room and the
+  // token budget (`remaining` >= 1 tokens).
+  [[nodiscard]] std::size_t draft_cap(std::size_t ctx, std::size_t remaining) const noexcept {
     const auto held = static_cast<std::size_t>(target_->size());
-    const std::size_t g = std::min({p.length, max_draft_length, ctx - held - 1, remaining - 1});
+    return std::min({max_draft_length, ctx - held - 1, remaining - 1});
+  }
+
+  // The policy's plan, its length bounded by `cap`; a probe only in a round without a draft.
+  draft_plan plan_step(std::size_t cap) {
+    const draft_plan p = plan_of(policy_);
+    const std::size_t g = std::min(p.length, cap);
     return draft_plan{g, g == 0 && p.probe};
   }
 
-  // Asks the drafter for the plan's tokens (the probe's one token, when planned) into
-  // draft_ and q_, and records them in `round`. Errors: the drafter's, invalid_argument
-  // (more tokens than asked), invalid_token (a token outside the vocabulary).
+  // Drafts the run of tokens the constraint forces (at most `cap`) into draft_, advancing
+  // the constraint along it; returns its length. Stops at a stop token (which ends the
+  // generation) and where the constraint is complete.
   template <class Em>
-  errc draft_step(const draft_plan& plan, const Em& em, draft_round& round) {
-    round.requested = plan.length;
-    round.probed = plan.probe;
+  result<std::size_t> forced_step(std::size_t cap, const Em& em) {
+    std::size_t n = 0;
+    if (!con_) return n;
+    while (n < cap && !con_.is_complete()) {
+      const token_id t = detail::forced_token(con_, stops_);
+      if (t == no_token || em.is_stop_token(t) || !em.in_vocab(t)) break;
+      if (errc e = con_.advance(t); e != errc::ok) {
+        (void)con_.rewind(n);
+        return e;
+      }
+      draft_[n++] = t;
+    }
+    return n;
+  }
+
+  // Cuts the drafter's `count` tokens (after the forced run of nf_) at the first one the
+  // constraint disallows (a stop token is allowed where it can end, and ends the draft),
+  // then rewinds the constraint to the kept position. Returns the tokens kept.
+  template <class Em>
+  std::size_t constrain_draft(std::size_t count, const Em& em) {
+    std::size_t ok = 0, advanced = nf_;
+    for (; ok < count; ++ok) {
+      const token_id t = draft_[nf_ + ok];
+      if (em.is_stop_token(t)) {
+        if (con_.can_end()) ++ok;
+        break;
+      }
+      if (!con_.allows(t) || con_.advance(t) != errc::ok) break;
+      ++advanced;
+    }
+    (void)con_.rewind(advanced);
+    return ok;
+  }
+
+  // With a constraint, first the run of tokens it forces (free drafts, at most `cap`), into
+  // draft_ [0, nf_). Then asks the drafter for the plan's tokens (the probe's one token,
+  // when planned and nothing was forced; at most `cap` in all) into draft_ and q_ after
+  // them, and records its tokens in `round`. Errors: the drafter's, invalid_argument (more
+  // tokens than asked), invalid_token (a token outside the vocabulary), the constraint's.
+  template <class Em>
+  errc draft_step(const draft_plan& plan, std::size_t cap, const Em& em, draft_round& round) {
     drafted_ = 0;
     has_q_ = false;
-    const std::size_t ask = plan.probe ? 1 : plan.length;
-    if (ask == 0) return errc::ok;
-    const draft_request req{history_, ask, std::span<token_id>(draft_.data(), ask),
-                            std::span<float>(q_.data(), ask * vocab_)};
+    const result<std::size_t> nf = forced_step(cap, em);
+    if (!nf) return nf.error();
+    nf_ = *nf;
+    round.forced = nf_;
+    const bool probe = plan.probe && nf_ == 0;
+    const bool done = con_ && con_.is_complete();  // the forced run completed it
+    const std::size_t ask = probe ? 1 : done ? 0 : std::min(plan.length, cap - nf_);
+    round.requested = probe ? 0 : ask;
+    round.probed = probe;
+    drafted_ = nf_;
+    if (ask == 0) {
+      if (con_) (void)con_.rewind(nf_);
+      return errc::ok;
+    }
+    // The drafter continues the history and the forced run (history_ has room for it).
+    history_.insert(history_.end(), draft_.begin(),
+                    draft_.begin() + static_cast<std::ptrdiff_t>(nf_));
+    const draft_request req{history_, ask, std::span<token_id>(draft_.data() + nf_, ask),
+                            std::span<float>(q_.data() + nf_ * vocab_, ask * vocab_), con_};
     const double t0 = now();
     const result<draft_result> r = drafter_->draft(req);
     round.draft_seconds = since(t0);
     stats_.draft_seconds += round.draft_seconds;
     ++stats_.draft_calls;
+    history_.resize(history_.size() - nf_);
+    std::size_t count = r ? r->count : 0;
+    if (r && count <= ask &&
+        std::all_of(draft_.begin() + static_cast<std::ptrdiff_t>(nf_),
+                    draft_.begin() + static_cast<std::ptrdiff_t>(nf_ + count),
+                    [&](token_id t) { return em.in_vocab(t); }) &&
+        con_ && !probe)
+      count = constrain_draft(count, em);  // rewinds the constraint
+    else if (con_)
+      (void)con_.rewind(nf_);
     if (!r) return r.error();
     if (r->count > ask) return errc::invalid_argument;
-    if (!std::all_of(draft_.begin(), draft_.begin() + static_cast<std::ptrdiff_t>(r->count),
+    if (!std::all_of(draft_.begin() + static_cast<std::ptrdiff_t>(nf_),
+                     draft_.begin() + static_cast<std::ptrdiff_t>(nf_ + count),
                      [&](token_id t) { return em.in_vocab(t); }))
       return errc::invalid_token;
-    drafted_ = r->count;
-    has_q_ = r->has_probabilities;
-    round.drafted = plan.probe ? 0 : drafted_;
-    round.tokens = std::span<const token_id>(draft_.data(), drafted_);
-    if (has_q_) round.probabilities = std::span<const float>(q_.data(), drafted_ * vocab_);
-    if (plan.probe) ++stats_.probes;
+    drafted_ = nf_ + count;
+    has_q_ = r->has_probabilities && count > 0;
+    round.drafted = probe ? 0 : count;
+    round.tokens = std::span<const token_id>(draft_.data() + nf_, count);
+    if (has_q_)
+      round.probabilities = std::span<const float>(q_.data() + nf_ * vocab_, count * vocab_);
+    if (probe) ++stats_.probes;
     return errc::ok;
   }
 
@@ -391,7 +499,7 @@ class speculative_decoder {
   // its rows. A model that does not report its context length and overflows on a plain
   // step ends the generation with context_full. Errors: the target's.
   errc target_step(draft_round& round, completion& out) {
-    const std::size_t n = round.drafted;
+    const std::size_t n = nf_ + round.drafted;
     batch_[0] = history_.back();
     std::copy_n(draft_.begin(), n, batch_.begin() + 1);
     const double t0 = now();
@@ -407,10 +515,11 @@ class speculative_decoder {
     }
     if (e != errc::ok) return e;
     ++stats_.rounds;
-    if (n > 0) {
+    stats_.forced_drafts += nf_;
+    if (round.drafted > 0) {
       ++stats_.drafting_rounds;
-      stats_.drafted += n;
-      for (std::size_t i = 0; i < n; ++i) ++stats_.drafted_at[i];
+      stats_.drafted += round.drafted;
+      for (std::size_t i = 0; i < round.drafted; ++i) ++stats_.drafted_at[i];
     }
     return errc::ok;
   }
@@ -421,7 +530,9 @@ class speculative_decoder {
   errc judge_step(S& sampler, draft_round& round) {
     if (!round.probed || drafted_ == 0) return errc::ok;
     const std::span<float> p(p_.data(), vocab_);
-    TANDEM_TRY(sampler.probabilities(row(0), p));
+    const result<std::span<const float>> d = dist_row(0);
+    if (!d) return d.error();
+    TANDEM_TRY(sampler.probabilities(*d, p));
     const float qx = q_at(0);
     verdicts_[0] = qx > 0.0f ? verdict(p[static_cast<std::size_t>(draft_[0])], qx) : 0.0;
     round.verdicts = std::span<const double>(verdicts_.data(), 1);
@@ -434,52 +545,74 @@ class speculative_decoder {
   // A stop rule may end the generation mid-round (out.finish). Errors: the sampler's,
   // invalid_argument (q(x) = 0 for the drafter's own token x), invalid_token (a token
   // outside the vocabulary), no_candidates, those of keeping a token.
+  // With a constraint, each position's row is masked by it first (dist_row); forced
+  // positions (before nf_) have a one-hot q and only the drafter's positions count in the
+  // statistics and the round.
   template <class Em, class S>
   errc commit_step(Em& em, S& sampler, draft_round& round, completion& out) {
-    const std::size_t n = round.drafted;
+    const std::size_t n = nf_ + round.drafted;
     const std::span<float> p(p_.data(), vocab_);
     std::size_t k = 0;
     token_id next = -1;
+    std::span<const float> dist{};
     for (; k < n; ++k) {
       const token_id x = draft_[k];
-      TANDEM_TRY(sampler.probabilities(row(k), p));
+      const result<std::span<const float>> d = dist_row(k);
+      if (!d) return d.error();
+      dist = *d;
+      TANDEM_TRY(sampler.probabilities(dist, p));
       const float qx = q_at(k);
       const float px = p[static_cast<std::size_t>(x)];
       if (!(qx > 0.0f)) return errc::invalid_argument;
-      verdicts_[k] = verdict(px, qx);
-      round.verdicts = std::span<const double>(verdicts_.data(), k + 1);
+      const bool drafted = k >= nf_;  // by the drafter, not forced
+      const std::size_t j = k - nf_;  // its index in the drafter's tokens
+      if (drafted) {
+        verdicts_[j] = verdict(px, qx);
+        round.verdicts = std::span<const double>(verdicts_.data(), j + 1);
+      }
       const bool accept = px >= qx || (px > 0.0f && rng_.uniform() * static_cast<double>(qx) <
                                                         static_cast<double>(px));
       if (!accept) {
-        ++stats_.rejections;
-        const result<token_id> r =
-            residual_draw(p,
-                          has_q_ ? std::span<const float>(q_.data() + k * vocab_, vocab_)
-                                 : std::span<const float>{},
-                          x);
+        if (drafted) ++stats_.rejections;
+        const result<token_id> r = residual_draw(p, q_row(k), x);
         if (!r) return r.error();
         next = *r;
         break;
       }
-      ++stats_.accepted;
-      ++stats_.accepted_at[k];
-      ++round.accepted;
-      TANDEM_TRY(keep(em, sampler, x, k, out));
+      if (drafted) {
+        ++stats_.accepted;
+        ++stats_.accepted_at[j];
+        ++round.accepted;
+      }
+      TANDEM_TRY(keep(em, sampler, x, dist, out));
       if (out.finish != finish_reason::none) return errc::ok;
     }
     if (next < 0) {  // every draft token accepted: a bonus token from the target
-      const result<token_id> r = sampler.sample(row(n));
+      const result<std::span<const float>> d = dist_row(n);
+      if (!d) return d.error();
+      dist = *d;
+      const result<token_id> r = sampler.sample(dist);
       if (!r) return r.error();
       next = *r;
     }
     if (!em.in_vocab(next)) return errc::invalid_token;
-    return keep(em, sampler, next, k, out);
+    return keep(em, sampler, next, dist, out);
   }
 
-  // Keeps token `t` chosen from row i, unless the budget, the deadline or a stop token ends
-  // the generation first (out.finish); keeping it may end it too. Errors: the emitter's.
+  // Row i of the target's last pass, masked by the constraint at its current position into
+  // masked_ when there is one. Errors: the constraint's mask.
+  result<std::span<const float>> dist_row(std::size_t i) {
+    if (!con_) return row(i);
+    TANDEM_TRY(detail::constrain_logits(con_, row(i), masked_, stops_));
+    return std::span<const float>(masked_);
+  }
+
+  // Keeps token `t` chosen from `dist` (a row, masked when constrained), unless the budget,
+  // the deadline or a stop token ends the generation first (out.finish); keeping it may end
+  // it too, and so may a constraint it completes. The constraint advances with it.
+  // Errors: the emitter's, the constraint's advance.
   template <class Em, class S>
-  errc keep(Em& em, S& sampler, token_id t, std::size_t i, completion& out) {
+  errc keep(Em& em, S& sampler, token_id t, std::span<const float> dist, completion& out) {
     if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
       out.finish = f;
       return errc::ok;
@@ -488,11 +621,19 @@ class speculative_decoder {
       out.finish = finish_reason::stop_token;
       return errc::ok;
     }
-    const auto k = em.keep(t, row(i), sampler);
-    if (k.error != errc::ok) return k.error;
+    const bool forced = con_ && detail::forced_token(con_, stops_) == t;
+    if (con_) TANDEM_TRY(con_.advance(t));
+    const auto k = em.keep(t, dist, sampler);
+    if (k.error != errc::ok) {
+      if (con_) (void)con_.rewind(1);
+      return k.error;
+    }
     history_.push_back(t);
     ++stats_.generated;
+    if (forced) ++out.forced_tokens;
     out.finish = k.finish;
+    if (out.finish == finish_reason::none && con_ && con_.is_complete())
+      out.finish = finish_reason::constraint_complete;
     return errc::ok;
   }
 
@@ -500,9 +641,16 @@ class speculative_decoder {
   [[nodiscard]] std::span<const float> row(std::size_t i) const noexcept {
     return std::span<const float>(rows_.data() + i * vocab_, vocab_);
   }
-  // q(x) of draft token i: from the drafter's row, or 1 (one-hot) when it gave none.
+  // q(x) of draft token i: from the drafter's row, or 1 (one-hot) when it gave none or the
+  // token was forced.
   [[nodiscard]] float q_at(std::size_t i) const noexcept {
-    return has_q_ ? q_[i * vocab_ + static_cast<std::size_t>(draft_[i])] : 1.0f;
+    return has_q_ && i >= nf_ ? q_[i * vocab_ + static_cast<std::size_t>(draft_[i])] : 1.0f;
+  }
+  // The drafter's row q of draft token i; empty (one-hot) when it gave none or the token was
+  // forced.
+  [[nodiscard]] std::span<const float> q_row(std::size_t i) const noexcept {
+    if (!has_q_ || i < nf_) return {};
+    return std::span<const float>(q_.data() + i * vocab_, vocab_);
   }
   // The chance min(1, p(x) / q(x)) that verification accepts x (q(x) > 0).
   [[nodiscard]] static double verdict(float px, float qx) noexcept {
@@ -550,14 +698,17 @@ class speculative_decoder {
   speculative_stats stats_{};
   std::size_t vocab_ = 0;
   std::size_t base_used_ = 0;
-  std::vector<float> rows_, q_, p_, resid_;
+  std::vector<float> rows_, q_, p_, resid_, masked_;
   std::vector<token_id> history_;
   std::array<token_id, max_draft_length> draft_{};
   std::array<token_id, max_draft_length + 1> batch_{};
   std::array<double, max_draft_length> verdicts_{};
-  std::size_t drafted_ = 0;  // tokens in draft_ this round (a probe's included)
-  bool has_q_ = false;       // q_ holds the drafter's distributions for them
-  error_info last_error_{};  // details of the last failed generate()
+  std::size_t drafted_ = 0;  // tokens in draft_ this round (forced ones and a probe's included)
+  std::size_t nf_ = 0;       // leading tokens of draft_ the constraint forced this round
+  constraint_ref con_{};     // the output constraint of the generation in progress
+  std::span<const token_id> stops_{};  // its stop tokens
+  bool has_q_ = false;                 // q_ holds the drafter's distributions for them
+  error_info last_error_{};            // details of the last failed generate()
 };
 
 /// One speculative generation with a decoder built for the call (its buffers allocate;

@@ -59,6 +59,10 @@ struct draft_round {
   /// and the first rejected one; fewer when a stop rule or an error ended the round
   /// first), and one for a probe's token, judged against the plain step's row.
   std::span<const double> verdicts{};
+  /// Tokens the output constraint forced ahead of the draft this round: verified in the
+  /// same target pass (`target_batch` counts them) but drafted without the drafter, so free
+  /// drafts; not counted in requested, drafted, accepted, tokens or verdicts.
+  std::size_t forced = 0;
 };
 
 /// Chooses draft lengths: `next()` is the length for the coming round (0 means "no

@@ -16,6 +16,7 @@
 
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
+#include "tandem/core/constraint.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/logits.hpp"
@@ -42,6 +43,12 @@ struct draft_request {
   /// untouched and reports `has_probabilities == false`; verification then treats q as
   /// one-hot on the drafted token.
   std::span<float> probabilities{};
+  /// The output constraint, at the position the draft starts from (after the history);
+  /// empty: none. A drafter may use it to draft only allowed tokens (model_drafter masks
+  /// its model's logits with it); one that advances it must rewind it before returning,
+  /// errors included. The decoder checks every drafted token against it anyway and cuts
+  /// the draft at the first disallowed one.
+  constraint_ref constraint{};
 };
 
 /// What a drafter produced.
@@ -169,11 +176,16 @@ class model_drafter {
 
   /// Brings the draft model's context to `req.history` (rewinding its own rejected
   /// drafts, feeding the new tokens in one append), then drafts up to `req.max_tokens`
-  /// tokens, feeding each but the last. Errors: empty_input (empty history),
+  /// tokens, feeding each but the last. With `req.constraint`, each token is sampled from
+  /// the model's logits masked by it (q is then the masked distribution), the draft stops
+  /// where the constraint is complete, and the constraint is left where it was given (the
+  /// masked logits use one buffer of the vocabulary's size, allocated at the first
+  /// constrained draft). Errors: empty_input (empty history),
   /// invalid_argument (the model's context was changed behind the drafter's back, or
   /// max_tokens outside [1, max_draft_length]), size_mismatch (probabilities of the wrong
   /// size), the model's append/rewind errors, the sampler's errors and invalid_token (the
-  /// sampler returned an id outside the vocabulary). After an error the drafter forgets
+  /// sampler returned an id outside the vocabulary), the constraint's mask/advance errors
+  /// (constraint_violation: the sampler chose a masked token). After an error the drafter forgets
   /// its mirror's unconfirmed tail and resynchronises on the next call (rewinding if it
   /// can); the model may hold extra draft tokens. An invalid drafter (options out of range)
   /// returns invalid_argument and touches nothing.
@@ -187,11 +199,27 @@ class model_drafter {
     const bool want_q = !req.probabilities.empty();
     if (want_q && req.probabilities.size() != req.max_tokens * vocab) return errc::size_mismatch;
     TANDEM_TRY(sync(req.history));
+    const constraint_ref con = req.constraint;
+    if (con && masked_.size() != vocab) masked_.resize(vocab);
+    // Leaves the constraint where it was given, on every return.
+    struct rewinder {
+      const constraint_ref& c;
+      std::size_t n = 0;
+      ~rewinder() {
+        if (n > 0) (void)c.rewind(n);
+      }
+    } advanced{con};
 
     draft_result r;
     for (std::size_t i = 0; i < req.max_tokens; ++i) {
-      const std::span<const float> logits = model_->logits();
+      std::span<const float> logits = model_->logits();
       if (logits.size() != vocab) return errc::size_mismatch;
+      if (con) {
+        if (con.is_complete()) break;
+        std::copy(logits.begin(), logits.end(), masked_.begin());
+        TANDEM_TRY(con.mask(masked_));
+        logits = masked_;
+      }
       if (options_.p_min > 0.0f) {
         const auto m = kernels::max_logit(logits);
         if (!m) return m.error();
@@ -209,6 +237,10 @@ class model_drafter {
       const result<token_id> t = sampler_.sample(logits);
       if (!t) return t.error();
       if (*t < 0 || static_cast<std::size_t>(*t) >= vocab) return errc::invalid_token;
+      if (con) {
+        TANDEM_TRY(con.advance(*t));
+        ++advanced.n;
+      }
       if constexpr (DistributionSampler<S>) {
         if (want_q)
           TANDEM_TRY(sampler_.probabilities(logits, req.probabilities.subspan(i * vocab, vocab)));
@@ -260,6 +292,7 @@ class model_drafter {
   model_drafter_options options_;
   std::vector<kernels::candidate> top_;  // kernels::top_k's buffer when p_min_top_k > 0
   std::vector<token_id> mirror_;         // the model's context, as this drafter fed it
+  std::vector<float> masked_;            // logits masked by a constraint
   bool logits_valid_ = false;
 };
 
