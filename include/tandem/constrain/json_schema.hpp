@@ -442,7 +442,7 @@ class pattern_translator {
 
   int hex(std::size_t digits) noexcept {
     if (p_.size() - i_ < digits) return -1;
-    const int v = json::hex_value(p_.substr(i_, digits));
+    const int v = detail::hex_value(p_.substr(i_, digits));
     if (v >= 0) i_ += digits;
     return v;
   }

@@ -14,6 +14,7 @@
 #include <system_error>
 #include <vector>
 
+#include "tandem/constrain/detail/hex.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
@@ -63,20 +64,6 @@ struct parse_options {
   /// is a `parse_error`, so a hostile text cannot exhaust the stack.
   std::size_t max_depth = 64;
 };
-
-/// The value of `digits`, all hex digits (either case), or -1 when one is not.
-[[nodiscard]] constexpr int hex_value(std::string_view digits) noexcept {
-  int v = 0;
-  for (const char c : digits) {
-    int d = -1;
-    if (c >= '0' && c <= '9') d = c - '0';
-    if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    if (d < 0) return -1;
-    v = v * 16 + d;
-  }
-  return v;
-}
 
 /// Decodes the well-formed UTF-8 character that starts `s` into `cp` and returns its length
 /// in bytes (1 to 4); 0 when `s` is empty or does not start with one (`cp` unchanged).

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tandem/constrain/detail/dfa.hpp"
+#include "tandem/constrain/detail/hex.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
@@ -242,16 +243,8 @@ class re_parser {
   // Reads n hex digits at pos_; -1 when they are not there.
   std::int64_t hex(std::size_t n) {
     if (pos_ + n > p_.size()) return -1;
-    std::int64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const char c = p_[pos_ + i];
-      int d = -1;
-      if (c >= '0' && c <= '9') d = c - '0';
-      if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      if (d < 0) return -1;
-      v = v * 16 + d;
-    }
+    const int v = hex_value(p_.substr(pos_, n));
+    if (v < 0) return -1;
     pos_ += n;
     return v;
   }
