@@ -8,8 +8,9 @@
 // exits non-zero. By default the model is a byte-level n-gram model trained on the bundled
 // KJV corpus (runs without GGUF files); --model FILE.gguf uses a llama.cpp model instead
 // (when built with llama.cpp). Heap allocations are counted per turn (generation only, not
-// the parse) with tests/common/counting_new.cpp: once warm, a turn allocates at most
-// generate()'s one masked-logits buffer per call, and nothing per token.
+// the parse) with tests/common/counting_new.cpp: once warm, a turn on the n-gram model
+// allocates at most generate()'s one masked-logits buffer per call, and nothing per token
+// (llama.cpp allocates inside its own decode calls, so --model does not check this).
 //
 // usage: npc_actions [--turns N] [--seed N] [--data DIR] [--model FILE.gguf]
 
@@ -101,7 +102,8 @@ std::string shorten(const std::string& s, std::size_t n) {
 
 // Plays the turns on `model` (a TextModel: session() and tokenizer()). Returns the exit code.
 template <class Model>
-int play(Model& model, std::span<const tandem::token_id> end_tokens, const settings& s) {
+int play(Model& model, std::span<const tandem::token_id> end_tokens, const settings& s,
+         bool check_allocations) {
   auto& session = model.session();
   const auto& tok = model.tokenizer();
   tandem::error_info info;
@@ -180,12 +182,14 @@ int play(Model& model, std::span<const tandem::token_id> end_tokens, const setti
   std::printf("turns: %d, valid actions: %d, invalid: %d\n", s.turns, s.turns - invalid, invalid);
   std::printf("tokens: %zu, forced by the schema: %zu\n", total_tokens, total_forced);
   const std::size_t warm_turns = static_cast<std::size_t>(s.turns - 1);
-  std::printf(
-      "allocations once warm: %.1f per turn (generate()'s masked-logits buffer), "
-      "%zu between tokens\n",
-      warm_turns > 0 ? static_cast<double>(warm_allocations) / warm_turns : 0.0,
-      warm_token_allocations);
-  return invalid == 0 && warm_token_allocations == 0 && warm_allocations <= warm_turns ? 0 : 1;
+  std::printf("allocations once warm: %.1f per turn, %zu between tokens%s\n",
+              warm_turns > 0 ? static_cast<double>(warm_allocations) / warm_turns : 0.0,
+              warm_token_allocations,
+              check_allocations ? " (per turn: generate()'s masked-logits buffer)"
+                                : " (llama.cpp allocates inside its decode calls: not checked)");
+  if (invalid != 0) return 1;
+  return !check_allocations || (warm_token_allocations == 0 && warm_allocations <= warm_turns) ? 0
+                                                                                               : 1;
 }
 
 }  // namespace
@@ -214,7 +218,7 @@ int main(int argc, char** argv) {
     auto m = tandem::open_llama(s.model, {}, &info);
     if (!m) return std::fprintf(stderr, "%s: %s\n", s.model.c_str(), info.text), 1;
     const std::vector<tandem::token_id> ends = tandem::llama_end_of_generation_tokens(m->model());
-    return play(*m, ends, s);
+    return play(*m, ends, s, false);
 #else
     return usage("--model needs a build with llama.cpp");
 #endif
@@ -222,5 +226,5 @@ int main(int argc, char** argv) {
   auto m = tandem::open_ngram_text_file(s.data + "/kjv/train.txt", {}, &info);
   if (!m) return std::fprintf(stderr, "n-gram model: %s\n", info.text), 1;
   std::printf("model: byte-level 6-gram on %s/kjv/train.txt\n", s.data.c_str());
-  return play(*m, {}, s);
+  return play(*m, {}, s, true);
 }
