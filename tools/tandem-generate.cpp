@@ -5,6 +5,7 @@
 //   tandem-generate --model M [--draft D] (--prompt TEXT | --chat FILE.json)
 //                   [--schema FILE.json | --regex RE | --choices a,b,c]
 //                   [--max-tokens N] [--seed N] [--temperature T] [--threads N] [--json]
+//                   [--verbose]
 //
 // M and D are GGUF files (llama.cpp), or `ngram:CORPUS` / `ngramN:CORPUS`: a byte-level
 // n-gram model of order N (default 6) trained on the text file CORPUS (the built-in
@@ -38,7 +39,7 @@ using json = nlohmann::ordered_json;
 constexpr const char* help_text =
     "usage: tandem-generate --model M [--draft D] (--prompt TEXT | --chat FILE.json)\n"
     "         [--schema FILE.json | --regex RE | --choices a,b,c]\n"
-    "         [--max-tokens N] [--seed N] [--temperature T] [--threads N] [--json]\n"
+    "         [--max-tokens N] [--seed N] [--temperature T] [--threads N] [--json] [--verbose]\n"
     "\n"
     "  --model M        a GGUF file, or ngram:CORPUS / ngramN:CORPUS (a byte-level n-gram\n"
     "                   model of order N [6] trained on the text file CORPUS)\n"
@@ -54,6 +55,7 @@ constexpr const char* help_text =
     "  --temperature T  0 is greedy [0]\n"
     "  --seed N         sampling seed [0]\n"
     "  --threads N      llama.cpp threads [llama.cpp's default]\n"
+    "  --verbose        keep llama.cpp's log output (errors only by default)\n"
     "  --json           print one JSON object: text, tokens, finish, statistics\n";
 
 [[noreturn]] void die(int status, const std::string& msg) {
@@ -77,7 +79,7 @@ std::string describe(tandem::errc e, const tandem::error_info& info) {
 
 struct args {
   std::string model, draft, prompt, chat, schema, regex, choices;
-  bool has_prompt = false, has_chat = false, json_out = false;
+  bool has_prompt = false, has_chat = false, json_out = false, verbose = false;
   std::size_t max_tokens = 256;
   float temperature = 0.0f;
   std::uint64_t seed = 0;
@@ -87,7 +89,8 @@ struct args {
 std::uint64_t parse_uint(const std::string& flag, const std::string& v) {
   char* end = nullptr;
   const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || v[0] == '-') usage_error(flag + " expects a count, got '" + v + "'");
+  if (v.empty() || *end != '\0' || v[0] == '-')
+    usage_error(flag + " expects a count, got '" + v + "'");
   return n;
 }
 
@@ -99,26 +102,37 @@ args parse(int argc, char** argv) {
       std::fputs(help_text, stdout);
       std::exit(0);
     }
-    if (flag == "--json") {
-      a.json_out = true;
+    if (flag == "--json" || flag == "--verbose") {
+      (flag == "--json" ? a.json_out : a.verbose) = true;
       continue;
     }
     if (i + 1 >= argc) usage_error(flag + " needs a value");
     const std::string v = argv[++i];
-    if (flag == "--model") a.model = v;
-    else if (flag == "--draft") a.draft = v;
-    else if (flag == "--prompt") a.prompt = v, a.has_prompt = true;
-    else if (flag == "--chat") a.chat = v, a.has_chat = true;
-    else if (flag == "--schema") a.schema = v;
-    else if (flag == "--regex") a.regex = v;
-    else if (flag == "--choices") a.choices = v;
-    else if (flag == "--max-tokens") a.max_tokens = parse_uint(flag, v);
-    else if (flag == "--seed") a.seed = parse_uint(flag, v);
-    else if (flag == "--threads") a.threads = static_cast<std::int32_t>(parse_uint(flag, v));
+    if (flag == "--model")
+      a.model = v;
+    else if (flag == "--draft")
+      a.draft = v;
+    else if (flag == "--prompt")
+      a.prompt = v, a.has_prompt = true;
+    else if (flag == "--chat")
+      a.chat = v, a.has_chat = true;
+    else if (flag == "--schema")
+      a.schema = v;
+    else if (flag == "--regex")
+      a.regex = v;
+    else if (flag == "--choices")
+      a.choices = v;
+    else if (flag == "--max-tokens")
+      a.max_tokens = parse_uint(flag, v);
+    else if (flag == "--seed")
+      a.seed = parse_uint(flag, v);
+    else if (flag == "--threads")
+      a.threads = static_cast<std::int32_t>(parse_uint(flag, v));
     else if (flag == "--temperature") {
       char* end = nullptr;
       const double t = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end != '\0' || !(t >= 0.0)) usage_error("--temperature expects a number >= 0");
+      if (v.empty() || *end != '\0' || !(t >= 0.0))
+        usage_error("--temperature expects a number >= 0");
       a.temperature = static_cast<float>(t);
     } else {
       usage_error("unknown option " + flag);
@@ -170,7 +184,8 @@ constraint_holder make_constraint(const args& a, const Tok& tok,
     std::size_t start = 0;
     for (;;) {
       const std::size_t p = a.choices.find(',', start);
-      choices.push_back(a.choices.substr(start, p == std::string::npos ? std::string::npos : p - start));
+      choices.push_back(
+          a.choices.substr(start, p == std::string::npos ? std::string::npos : p - start));
       if (p == std::string::npos) break;
       start = p + 1;
     }
@@ -212,7 +227,8 @@ int run(const args& a, Target& target, Draft* draft, std::span<const tandem::tok
       die(1, "vocab_mismatch: draft vocabulary " + std::to_string(ds.vocab_size()) +
                  ", target vocabulary " + std::to_string(ts.vocab_size()));
     using draft_session = std::remove_reference_t<decltype(ds)>;
-    tandem::model_drafter<draft_session, tandem::greedy_sampler> drafter(ds, tandem::greedy_sampler{});
+    tandem::model_drafter<draft_session, tandem::greedy_sampler> drafter(ds,
+                                                                         tandem::greedy_sampler{});
     tandem::speculative_decoder<std::remove_reference_t<decltype(ts)>, decltype(drafter)> dec(
         ts, drafter);
     e = dec.generate(tok, *sampler, prompt, opts, out);
@@ -226,7 +242,8 @@ int run(const args& a, Target& target, Draft* draft, std::span<const tandem::tok
     stats["acceptance"] = s.acceptance_rate();
     stats["forced_drafts"] = s.forced_drafts;
   }
-  if (e != tandem::errc::ok && out.tokens.empty()) die(1, "generation: " + std::string(tandem::to_string(e)));
+  if (e != tandem::errc::ok && out.tokens.empty())
+    die(1, "generation: " + std::string(tandem::to_string(e)));
 
   if (a.json_out) {
     json j;
@@ -236,8 +253,10 @@ int run(const args& a, Target& target, Draft* draft, std::span<const tandem::tok
     j["finish"] = std::string(tandem::to_string(out.finish));
     if (out.error != tandem::errc::ok) j["error"] = std::string(tandem::to_string(out.error));
     j["forced_tokens"] = out.forced_tokens;
-    j["constraint"] = !a.schema.empty() ? "schema" : !a.regex.empty() ? "regex"
-                      : !a.choices.empty() ? "choices" : "none";
+    j["constraint"] = !a.schema.empty()    ? "schema"
+                      : !a.regex.empty()   ? "regex"
+                      : !a.choices.empty() ? "choices"
+                                           : "none";
     if (con.state) j["constraint_satisfied"] = con.state->can_end();
     j["speculative"] = draft != nullptr;
     j["stats"] = stats;
@@ -292,13 +311,15 @@ std::vector<tandem::token_id> gguf_prompt(const args& a, tandem::llama_text_mode
 
 int main(int argc, char** argv) {
   const args a = parse(argc, argv);
+  if (!a.verbose) tandem::llama_quiet_logs();
   if (is_ngram(a.model)) {
     if (a.has_chat) usage_error("--chat needs a GGUF model with a chat template (ngram: has none)");
     auto target = open_ngram(a.model);
     std::vector<tandem::token_id> ids;
     (void)target.tokenizer().encode(a.prompt, ids);
     if (ids.empty()) die(1, "empty_input: the prompt is empty");
-    if (a.draft.empty()) return run(a, target, static_cast<tandem::ngram_text_model*>(nullptr), ids, {});
+    if (a.draft.empty())
+      return run(a, target, static_cast<tandem::ngram_text_model*>(nullptr), ids, {});
     if (!is_ngram(a.draft)) die(1, "vocab_mismatch: an ngram: target needs an ngram: draft");
     auto draft = open_ngram(a.draft);
     return run(a, target, &draft, ids, {});
@@ -306,8 +327,10 @@ int main(int argc, char** argv) {
   auto target = open_gguf(a.model, a);
   const std::vector<tandem::token_id> ids = gguf_prompt(a, target);
   const std::vector<tandem::token_id> ends = tandem::llama_end_of_generation_tokens(target.model());
-  if (a.draft.empty()) return run(a, target, static_cast<tandem::llama_text_model*>(nullptr), ids, ends);
-  if (is_ngram(a.draft)) die(1, "vocab_mismatch: a GGUF target needs a GGUF draft of its vocabulary");
+  if (a.draft.empty())
+    return run(a, target, static_cast<tandem::llama_text_model*>(nullptr), ids, ends);
+  if (is_ngram(a.draft))
+    die(1, "vocab_mismatch: a GGUF target needs a GGUF draft of its vocabulary");
   auto draft = open_gguf(a.draft, a);
   return run(a, target, &draft, ids, ends);
 }

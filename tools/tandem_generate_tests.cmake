@@ -31,3 +31,34 @@ tandem_generate_test("two constraints at once are a usage error"
   --choices "a,b")
 tandem_generate_test("--chat on an n-gram model is a usage error" "needs a GGUF model"
   --model ${_corpus} --chat "${PROJECT_SOURCE_DIR}/tests/tools/data/npc_action.schema.json")
+
+# On a GGUF (random weights, tandem-make-gguf's built-in vocabulary with a ChatML template):
+# --chat renders the messages with the model's own template; a constraint and a draft work
+# on llama.cpp models as on the n-gram one.
+if(TARGET tandem-make-gguf)
+  set(_gguf "${CMAKE_CURRENT_BINARY_DIR}/generate_chatml.gguf")
+  add_test(NAME "tandem-generate: a ChatML GGUF fixture is written"
+           COMMAND tandem-make-gguf --out "${_gguf}" --chat-template chatml --seed 7)
+  set_tests_properties("tandem-generate: a ChatML GGUF fixture is written"
+                       PROPERTIES FIXTURES_SETUP tandem_generate_gguf)
+  set(_chat "${PROJECT_SOURCE_DIR}/tests/tools/data/chat.json")
+  tandem_generate_test("--chat renders the conversation with the model's template and a choice holds"
+    "\"text\":\"(yes|no)\".*\"prompt_tokens\":[1-9][0-9]*,\"finish\":\"constraint_complete\""
+    --model "${_gguf}" --chat "${_chat}" --choices "yes,no" --json --threads 1)
+  tandem_generate_test("a GGUF target with a GGUF draft keeps a regular expression"
+    "\"text\":\"[a-z]+-[0-9][0-9]\".*\"speculative\":true.*\"drafted\":[1-9]"
+    --model "${_gguf}" --draft "${_gguf}" --prompt "code" --regex "[a-z]{2,6}-[0-9]{2}" --json
+    --threads 1)
+  tandem_generate_test("--chat with a model file that has no template is unknown_template"
+    "unknown_template" --model "${CMAKE_CURRENT_BINARY_DIR}/generate_plain.gguf" --chat "${_chat}")
+  add_test(NAME "tandem-generate: a GGUF fixture without a template is written"
+           COMMAND tandem-make-gguf --out "${CMAKE_CURRENT_BINARY_DIR}/generate_plain.gguf" --seed 7)
+  set_tests_properties("tandem-generate: a GGUF fixture without a template is written"
+                       PROPERTIES FIXTURES_SETUP tandem_generate_plain)
+  set_tests_properties(
+    "tandem-generate: --chat renders the conversation with the model's template and a choice holds"
+    "tandem-generate: a GGUF target with a GGUF draft keeps a regular expression"
+    PROPERTIES FIXTURES_REQUIRED tandem_generate_gguf)
+  set_tests_properties("tandem-generate: --chat with a model file that has no template is unknown_template"
+                       PROPERTIES FIXTURES_REQUIRED tandem_generate_plain)
+endif()
