@@ -9,10 +9,13 @@
 //
 // M and D are GGUF files (llama.cpp), or `ngram:CORPUS` / `ngramN:CORPUS`: a byte-level
 // n-gram model of order N (default 6) trained on the text file CORPUS (the built-in
-// backend; no chat template). Draft and
-// target must share a vocabulary. The text goes to stdout; with --json, one JSON object
-// holding the text and the decoding statistics instead. Exit status: 0 success, 1 a
-// failure (message on stderr, with its named error), 2 a usage error.
+// backend; no chat template). Draft and target must share a vocabulary. The text goes to
+// stdout; with --json, one JSON object holding the text and the decoding statistics
+// instead. Exit status: 0 success, 1 a failure (message on stderr, with its named error;
+// an output cut short before its constraint's language ends is one), 2 a usage error.
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -80,17 +83,22 @@ std::string describe(tandem::errc e, const tandem::error_info& info) {
 struct args {
   std::string model, draft, prompt, chat, schema, regex, choices;
   bool has_prompt = false, has_chat = false, json_out = false, verbose = false;
+  bool has_schema = false, has_regex = false, has_choices = false;  // given, even if empty
+  [[nodiscard]] bool constrained() const { return has_schema || has_regex || has_choices; }
   std::size_t max_tokens = 256;
   float temperature = 0.0f;
   std::uint64_t seed = 0;
   std::int32_t threads = 0;
 };
 
-std::uint64_t parse_uint(const std::string& flag, const std::string& v) {
+std::uint64_t parse_uint(const std::string& flag, const std::string& v,
+                         std::uint64_t max = UINT64_MAX) {
   char* end = nullptr;
+  errno = 0;
   const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || v[0] == '-')
-    usage_error(flag + " expects a count, got '" + v + "'");
+  if (v.empty() || v[0] < '0' || v[0] > '9' || *end != '\0' || errno == ERANGE || n > max)
+    usage_error(flag + " expects a whole number up to " + std::to_string(max) + ", got '" + v +
+                "'");
   return n;
 }
 
@@ -117,17 +125,17 @@ args parse(int argc, char** argv) {
     else if (flag == "--chat")
       a.chat = v, a.has_chat = true;
     else if (flag == "--schema")
-      a.schema = v;
+      a.schema = v, a.has_schema = true;
     else if (flag == "--regex")
-      a.regex = v;
+      a.regex = v, a.has_regex = true;
     else if (flag == "--choices")
-      a.choices = v;
+      a.choices = v, a.has_choices = true;
     else if (flag == "--max-tokens")
       a.max_tokens = parse_uint(flag, v);
     else if (flag == "--seed")
       a.seed = parse_uint(flag, v);
     else if (flag == "--threads")
-      a.threads = static_cast<std::int32_t>(parse_uint(flag, v));
+      a.threads = static_cast<std::int32_t>(parse_uint(flag, v, 1024));
     else if (flag == "--temperature") {
       char* end = nullptr;
       const double t = std::strtod(v.c_str(), &end);
@@ -140,8 +148,9 @@ args parse(int argc, char** argv) {
   }
   if (a.model.empty()) usage_error("--model is required");
   if (a.has_prompt == a.has_chat) usage_error("give exactly one of --prompt and --chat");
-  const int constraints = !a.schema.empty() + !a.regex.empty() + !a.choices.empty();
-  if (constraints > 1) usage_error("give at most one of --schema, --regex and --choices");
+  if (a.has_schema + a.has_regex + a.has_choices > 1)
+    usage_error("give at most one of --schema, --regex and --choices");
+  if (a.has_schema && a.schema.empty()) usage_error("--schema needs a file");
   if (a.max_tokens == 0) usage_error("--max-tokens must be at least 1");
   return a;
 }
@@ -166,17 +175,17 @@ template <class Tok>
 constraint_holder make_constraint(const args& a, const Tok& tok,
                                   std::span<const tandem::token_id> end_tokens) {
   constraint_holder h;
-  if (a.schema.empty() && a.regex.empty() && a.choices.empty()) return h;
+  if (!a.constrained()) return h;
   tandem::error_info info;
   auto vocab = tandem::token_vocabulary::from_tokenizer(tok, end_tokens, &info);
   if (!vocab) fail(vocab.error(), info, "the model's vocabulary");
   tandem::result<tandem::compiled_constraint> c = tandem::errc::invalid_argument;
-  if (!a.schema.empty()) {
+  if (a.has_schema) {
     auto text = tandem::detail::read_text_file(a.schema, &info);
     if (!text) fail(text.error(), info, "--schema " + a.schema);
     c = tandem::compile_json_schema(*text, *vocab, {}, &info);
     if (!c) fail(c.error(), info, "--schema " + a.schema);
-  } else if (!a.regex.empty()) {
+  } else if (a.has_regex) {
     c = tandem::compile_regex(a.regex, *vocab, {}, &info);
     if (!c) fail(c.error(), info, "--regex");
   } else {
@@ -193,7 +202,8 @@ constraint_holder make_constraint(const args& a, const Tok& tok,
     if (!c) fail(c.error(), info, "--choices");
   }
   h.compiled.emplace(std::move(*c));
-  h.state.emplace(*h.compiled, a.max_tokens);
+  // History for the whole budget when it is modest; beyond that it grows as needed.
+  h.state.emplace(*h.compiled, std::min<std::size_t>(a.max_tokens, std::size_t{1} << 16));
   return h;
 }
 
@@ -253,10 +263,10 @@ int run(const args& a, Target& target, Draft* draft, std::span<const tandem::tok
     j["finish"] = std::string(tandem::to_string(out.finish));
     if (out.error != tandem::errc::ok) j["error"] = std::string(tandem::to_string(out.error));
     j["forced_tokens"] = out.forced_tokens;
-    j["constraint"] = !a.schema.empty()    ? "schema"
-                      : !a.regex.empty()   ? "regex"
-                      : !a.choices.empty() ? "choices"
-                                           : "none";
+    j["constraint"] = a.has_schema    ? "schema"
+                      : a.has_regex   ? "regex"
+                      : a.has_choices ? "choices"
+                                      : "none";
     if (con.state) j["constraint_satisfied"] = con.state->can_end();
     j["speculative"] = draft != nullptr;
     j["stats"] = stats;
@@ -266,7 +276,21 @@ int run(const args& a, Target& target, Draft* draft, std::span<const tandem::tok
     std::fwrite(out.text.data(), 1, out.text.size(), stdout);
     std::fputc('\n', stdout);
   }
-  return out.error == tandem::errc::ok ? 0 : 1;
+  std::fflush(stdout);  // the text first, then any error after it
+  if (out.error != tandem::errc::ok) {
+    std::fprintf(stderr, "tandem-generate: error: generation stopped after %zu tokens: %s\n",
+                 out.tokens.size(), std::string(tandem::to_string(out.error)).c_str());
+    return 1;
+  }
+  if (con.state && !con.state->can_end()) {
+    // Cut short (the token budget, a stop token): the text is not in the language.
+    std::fprintf(stderr,
+                 "tandem-generate: error: the output ended (%s) before the constraint allows "
+                 "it to: raise --max-tokens\n",
+                 std::string(tandem::to_string(out.finish)).c_str());
+    return 1;
+  }
+  return 0;
 }
 
 tandem::ngram_text_model open_ngram(const std::string& spec) {

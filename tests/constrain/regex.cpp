@@ -274,6 +274,15 @@ TEST_CASE("regex: automata over the limits and empty languages are named errors"
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error() == tandem::errc::constraint_too_large);
   CHECK(tandem::compile_regex("[ab]*a[ab]{8}", vocab, thousand).has_value());
+  // Groups nested deeper than the stack may take: a named error, not a crash; 256 is fine.
+  const auto nested = [](std::size_t depth) {
+    return std::string(depth, '(') + "a" + std::string(depth, ')');
+  };
+  CHECK(tandem::compile_regex(nested(256), vocab).has_value());
+  r = tandem::compile_regex(nested(20000), vocab, {}, &info);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error() == tandem::errc::constraint_too_large);
+  CHECK(info.column == 257);
   // Nothing matches: an empty class.
   r = tandem::compile_regex("a[^\\s\\S]", vocab, {}, &info);
   REQUIRE_FALSE(r.has_value());

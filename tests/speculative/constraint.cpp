@@ -308,3 +308,84 @@ TEST_CASE("speculative: a warm constrained decoder allocates nothing per token",
   CHECK(scope.allocations() == 0);
   CHECK(out.tokens.size() == 100);
 }
+
+namespace {
+
+// A 3-token target with equal logits that scores any draft.
+struct flat_target3 {
+  std::size_t n = 0;
+  std::vector<float> l = std::vector<float>(3, 0.0f);
+  std::size_t vocab_size() const { return 3; }
+  std::size_t size() const { return n; }
+  errc append(std::span<const token_id> t) {
+    n += t.size();
+    return errc::ok;
+  }
+  std::span<const float> logits() const { return l; }
+  errc rewind(std::size_t k) {
+    if (k > n) return errc::rewind_out_of_range;
+    n -= k;
+    return errc::ok;
+  }
+  errc score(std::span<const token_id> t, std::span<float> rows) {
+    if (rows.size() != t.size() * 3) return errc::size_mismatch;
+    std::fill(rows.begin(), rows.end(), 0.0f);
+    n += t.size();
+    return errc::ok;
+  }
+};
+
+// A drafter that ignores the constraint (the concept allows it): q = (0.5, 0, 0.5), and it
+// draws token 0 or 2 from it.
+struct unconstrained_drafter3 {
+  std::uint64_t s;
+  std::size_t vocab_size() const { return 3; }
+  tandem::result<tandem::draft_result> draft(const tandem::draft_request& req) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    req.tokens[0] = ((s >> 33) & 1) != 0 ? 2 : 0;
+    if (!req.probabilities.empty()) {
+      req.probabilities[0] = 0.5f;
+      req.probabilities[1] = 0.0f;
+      req.probabilities[2] = 0.5f;
+    }
+    return tandem::draft_result{1, !req.probabilities.empty()};
+  }
+};
+
+struct one_token_drafts {
+  std::size_t next() const { return 1; }
+  void update(const tandem::draft_round&) {}
+};
+
+}  // namespace
+
+TEST_CASE("speculative: a draft token the constraint cuts is rejected, not replaced by a draw "
+          "from the target (sampling stays exact)",
+          "[speculative][constraint][exact]") {
+  // Target uniform over {0, 1, 2}, constraint {0, 1}: the constrained target is (1/2, 1/2).
+  // The drafter proposes 0 or 2 with q = (1/2, 0, 1/2). Drawing the token after a cut 2 from
+  // p instead of the residual max(0, p - q) would give token 0 three times in four.
+  const int runs = 4000;
+  int count[3] = {0, 0, 0};
+  for (int i = 0; i < runs; ++i) {
+    flat_target3 t;
+    unconstrained_drafter3 d{static_cast<std::uint64_t>(i) * 7919 + 1};
+    token_set_constraint c(3, {0, 1});
+    tandem::speculative_options so;
+    so.seed = 1000 + static_cast<std::uint64_t>(i);
+    tandem::speculative_decoder<flat_target3, unconstrained_drafter3, one_token_drafts> dec(
+        t, d, one_token_drafts{}, so);
+    tandem::categorical_sampler smp(1.0f, 5000 + static_cast<std::uint64_t>(i));
+    generation_options g;
+    g.max_tokens = 1;
+    g.constraint = c;
+    completion out;
+    const token_id prompt[] = {0};
+    REQUIRE(dec.generate(smp, prompt, g, out) == errc::ok);
+    REQUIRE(out.tokens.size() == 1);
+    ++count[out.tokens[0]];
+  }
+  CHECK(count[2] == 0);
+  // Binomial(4000, 1/2): standard deviation 0.0079; the biased draw sits at 0.75.
+  CHECK(std::abs(count[0] / static_cast<double>(runs) - 0.5) < 0.04);
+}

@@ -441,7 +441,8 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
 ///
 /// `out` is cleared first and keeps its capacity; tokens are reserved up front
 /// (max_tokens, bounded by the context's room and generate_reserve_limit), so a warm
-/// loop with a reused completion and a non-allocating sampler allocates nothing.
+/// loop with a reused completion and a non-allocating sampler allocates nothing, except,
+/// with a constraint, the one masked-logits buffer of each call.
 ///
 /// Returns `errc::ok` for every finish above. Errors, each also stored in `out.error`
 /// with `out.finish == finish_reason::error`:
@@ -458,10 +459,12 @@ errc generate_impl(M& model, const T& tok, S& sampler, std::span<const token_id>
 ///   the constraint's `mask`/`advance` errors (`constraint_violation` when a sampler picks a
 ///   masked token). The tokens kept so far stay in `out`.
 ///
-/// State left: the model's context holds the prompt and the kept tokens, except that the last kept
-/// token is fed only when its logits were needed (the next token was sampled); `model.size()` tells
-/// which. The sampler, and the constraint when given, have accepted every kept token. `out` is
-/// owned by the caller.
+/// State left: the model's context holds the prompt and the kept tokens, except the trailing
+/// ones whose logits were never needed: the last kept token, and with a constraint the whole
+/// forced run the generation ended in (forced tokens are fed together, before the next sampled
+/// position). `model.size()` tells how many: `out.tokens` past `model.size() - prompt.size()`
+/// were not fed (feed them before continuing). The sampler, and the constraint when given, have
+/// accepted every kept token. `out` is owned by the caller.
 template <LanguageModel M, Sampler S, TokenCallback OnToken = no_callback>
 [[nodiscard]] errc generate(M& model, S& sampler, std::span<const token_id> prompt,
                             const generation_options& opts, completion& out,
@@ -506,7 +509,8 @@ template <LanguageModel M, Tokenizer T, Sampler S, TokenCallback OnToken = no_ca
 /// output depends on everything fed before. On an empty model it is generate(). Errors
 /// and state left as generate(), without `context_not_empty`; `context_overflow` counts
 /// the tokens already held. A constraint may be at any position: it goes on from there
-/// (e.g. resuming a constrained output cut short by `max_tokens`).
+/// (e.g. resuming a constrained output cut short by `max_tokens`: pass the kept tokens the
+/// model was not fed, see generate()'s "State left", as `prompt`).
 template <LanguageModel M, Sampler S, TokenCallback OnToken = no_callback>
 [[nodiscard]] errc continue_generation(M& model, S& sampler, std::span<const token_id> prompt,
                                        const generation_options& opts, completion& out,

@@ -419,17 +419,24 @@ class speculative_decoder {
 
   // Cuts the drafter's `count` tokens (after the forced run of nf_) at the first one the
   // constraint disallows (a stop token is allowed where it can end, and ends the draft),
-  // then rewinds the constraint to the kept position. Returns the tokens kept.
+  // then rewinds the constraint to the kept position. Returns the tokens kept; cut_ says
+  // whether a disallowed token was cut (verification then rejects it: see commit_step).
   template <class Em>
   std::size_t constrain_draft(std::size_t count, const Em& em) {
     std::size_t ok = 0, advanced = nf_;
     for (; ok < count; ++ok) {
       const token_id t = draft_[nf_ + ok];
       if (em.is_stop_token(t)) {
-        if (con_.can_end()) ++ok;
+        if (con_.can_end())
+          ++ok;
+        else
+          cut_ = true;
         break;
       }
-      if (!con_.allows(t) || con_.advance(t) != errc::ok) break;
+      if (!con_.allows(t) || con_.advance(t) != errc::ok) {
+        cut_ = true;
+        break;
+      }
       ++advanced;
     }
     (void)con_.rewind(advanced);
@@ -445,6 +452,7 @@ class speculative_decoder {
   errc draft_step(const draft_plan& plan, std::size_t cap, const Em& em, draft_round& round) {
     drafted_ = 0;
     has_q_ = false;
+    cut_ = false;
     const result<std::size_t> nf = forced_step(cap, em);
     if (!nf) return nf.error();
     nf_ = *nf;
@@ -486,7 +494,7 @@ class speculative_decoder {
                      [&](token_id t) { return em.in_vocab(t); }))
       return errc::invalid_token;
     drafted_ = nf_ + count;
-    has_q_ = r->has_probabilities && count > 0;
+    has_q_ = r->has_probabilities && (count > 0 || cut_);
     round.drafted = probe ? 0 : count;
     round.tokens = std::span<const token_id>(draft_.data() + nf_, count);
     if (has_q_)
@@ -591,9 +599,20 @@ class speculative_decoder {
       const result<std::span<const float>> d = dist_row(n);
       if (!d) return d.error();
       dist = *d;
-      const result<token_id> r = sampler.sample(dist);
-      if (!r) return r.error();
-      next = *r;
+      if (cut_ && has_q_) {
+        // The drafter proposed a token here that the constraint disallows (cut from the
+        // draft): under the masked target p(x) = 0, so verification rejects it for sure and
+        // the token comes from the residual norm(max(0, p - q)), not from p, or the output
+        // would lean towards the tokens the drafter left out.
+        TANDEM_TRY(sampler.probabilities(dist, p));
+        const result<token_id> r = residual_draw(p, q_row(n), draft_[n]);
+        if (!r) return r.error();
+        next = *r;
+      } else {
+        const result<token_id> r = sampler.sample(dist);
+        if (!r) return r.error();
+        next = *r;
+      }
     }
     if (!em.in_vocab(next)) return errc::invalid_token;
     return keep(em, sampler, next, dist, out);
@@ -708,7 +727,8 @@ class speculative_decoder {
   constraint_ref con_{};     // the output constraint of the generation in progress
   std::span<const token_id> stops_{};  // its stop tokens
   bool has_q_ = false;                 // q_ holds the drafter's distributions for them
-  error_info last_error_{};            // details of the last failed generate()
+  bool cut_ = false;  // the constraint cut a disallowed drafter token at draft_[nf_ + drafted]
+  error_info last_error_{};  // details of the last failed generate()
 };
 
 /// One speculative generation with a decoder built for the call (its buffers allocate;

@@ -61,6 +61,9 @@ inline std::vector<cp_range> complement(const std::vector<cp_range>& r) {
   return clean;
 }
 
+/// Deepest nesting of groups a pattern may have (`constraint_too_large` beyond it).
+inline constexpr std::size_t max_group_depth = 256;
+
 /// A syntax tree node. Leaves are code-point sets; inner nodes concatenate, alternate or
 /// repeat their children (max = -1: unbounded).
 struct re_node {
@@ -375,7 +378,15 @@ class re_parser {
             return fail(errc::unsupported, at, "%s '(?%c'", what, k), -1;
           }
         }
+        // The parser and the automaton builder recurse once per group level: a cap keeps a
+        // hostile pattern from exhausting the stack.
+        if (depth_ >= max_group_depth)
+          return fail(errc::constraint_too_large, at, "groups nested over %zu deep",
+                      max_group_depth),
+                 -1;
+        ++depth_;
         const std::int32_t inner = alternation();
+        --depth_;
         if (err_ != errc::ok) return -1;
         if (done() || peek() != ')') return fail(errc::parse_error, at, "unmatched '('"), -1;
         ++pos_;
@@ -473,6 +484,7 @@ class re_parser {
 
   std::string_view p_;
   std::size_t pos_ = 0;
+  std::size_t depth_ = 0;  // groups open at pos_
   std::size_t max_repeat_;
   error_info* info_;
   errc err_ = errc::ok;
