@@ -334,8 +334,8 @@ void speculative_case(const settings& s) {
     e = dec.generate(target->tokenizer(), g, ids, opts, out_s);
     sec_s += seconds_since(t0);
     if (e != tandem::errc::ok)
-      return (void)std::fprintf(stderr, "speculative: %s\n",
-                                std::string(tandem::to_string(e)).c_str());
+      return (void)std::fprintf(stderr, "speculative (prompt %zu): %s: %s\n", i,
+                                std::string(tandem::to_string(e)).c_str(), dec.last_error().text);
     tokens_t += out_t.tokens.size();
     tokens_s += out_s.tokens.size();
     forced += out_s.forced_tokens;

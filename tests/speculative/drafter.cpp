@@ -53,6 +53,28 @@ TEST_CASE("speculative: p_min stops the model drafter on an unsure draft",
   CHECK(drafter.set_p_min(1.5f) == errc::invalid_argument);
 }
 
+TEST_CASE(
+    "speculative: a draft model the caller rewound between generations is fed again, "
+    "and drafts as a fresh drafter would",
+    "[speculative][drafter]") {
+  mock_model dm(mock_options{16});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  std::array<token_id, 4> out{};
+  const std::vector<token_id> first = {1, 2, 3};
+  REQUIRE(drafter.draft({first, 4, out, {}}).has_value());
+  REQUIRE(dm.rewind(dm.size()) == errc::ok);  // behind the drafter's back
+  const std::vector<token_id> second = {4, 5};
+  auto r = drafter.draft({second, 4, out, {}});
+  REQUIRE(r.has_value());
+  mock_model fresh_model(mock_options{16});
+  tandem::model_drafter fresh(fresh_model, greedy_chain());
+  std::array<token_id, 4> expected{};
+  auto f = fresh.draft({second, 4, expected, {}});
+  REQUIRE(f.has_value());
+  CHECK(r->count == f->count);
+  CHECK(out == expected);
+}
+
 TEST_CASE("speculative: p_min over the top k tokens renormalises among them, as llama.cpp's draft",
           "[speculative][drafter]") {
   // Logits 3, -0.25, -0.5, ...: the top probability is about 0.85 over the 16 tokens and

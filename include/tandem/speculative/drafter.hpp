@@ -263,10 +263,13 @@ class model_drafter {
   // Makes the model's context equal to `history` with valid logits.
   errc sync(std::span<const token_id> history) {
     if (static_cast<std::size_t>(model_->size()) != mirror_.size()) {
-      // An earlier failure left the model and the mirror apart: drop the model's tail
-      // back to the confirmed prefix, or give up.
-      if (static_cast<std::size_t>(model_->size()) < mirror_.size()) return errc::invalid_argument;
-      TANDEM_TRY(model_->rewind(static_cast<std::size_t>(model_->size()) - mirror_.size()));
+      // An earlier failure left the model and the mirror apart (drop the model's tail back
+      // to the confirmed prefix), or the caller rewound the model between generations (its
+      // context is then a prefix of the mirror: a model only loses tokens by rewind).
+      if (static_cast<std::size_t>(model_->size()) < mirror_.size())
+        mirror_.resize(static_cast<std::size_t>(model_->size()));
+      else
+        TANDEM_TRY(model_->rewind(static_cast<std::size_t>(model_->size()) - mirror_.size()));
       logits_valid_ = false;
     }
     const std::size_t n = std::min(mirror_.size(), history.size());
