@@ -23,10 +23,7 @@ const tandem::llama_model_handle& tiny_model() {
     tandem::llama_quiet_logs(true);
     tandem::tools::tiny_llama_config cfg;
     cfg.seed = 7;
-    auto m = tandem::llama_model_handle::load(
-        tandem_test::write_tiny_gguf(dir.path(), "tiny.gguf", cfg));
-    REQUIRE(m.has_value());
-    return std::move(*m);
+    return tandem_test::load_tiny_gguf(dir.path(), "tiny.gguf", cfg);
   }();
   return model;
 }
