@@ -664,33 +664,53 @@ struct buffer_tally {
   }
 };
 
-// One side of the memory case: its resident-set growth, llama.cpp's buffers and the
-// context's sizes.
+// One side of a memory setup: its resident-set growth, llama.cpp's buffers and the sizes
+// of its (first) context.
 struct memory_side {
   double rss = -1.0;
   buffer_tally buffers;
   std::uint32_t n_ctx = 0, n_batch = 0;
 };
 
-// Makes one context for all `tokens` (a sequence each) with batch size `batch`, fills it
-// in one append and keeps it in `keep`.
+// What a memory setup holds: every sequence starts with `prefix` (maybe empty) and goes on
+// with its own tokens.
+struct memory_load {
+  std::vector<token_id> prefix;
+  std::vector<std::vector<token_id>> own;
+  std::size_t per_sequence() const { return prefix.size() + own[0].size(); }
+  std::size_t cells() const { return prefix.size() + own.size() * own[0].size(); }
+};
+
+// One context for all the sequences, sized for the cells they fill together, with batch
+// size `batch` (n_batch = n_ubatch) and the default max_outputs (one row per sequence): a
+// prefix is appended once to a sequence of its own, which each sequence forks (sharing
+// its cells, as the scheduler's add_prefix does), then every sequence's own tokens go in
+// one append. Kept alive in `keep`.
 memory_side one_context(const options& o, const tandem::llama_model_handle& model,
-                        const std::vector<std::vector<token_id>>& tokens, std::size_t batch,
+                        const memory_load& l, std::size_t batch,
                         std::vector<tandem::llama_multi_session>& keep) {
   memory_side m;
   const double r0 = rss_bytes();
   tandem::llama_multi_session_options mo;
-  mo.session = session_options(o, tokens.size() * tokens[0].size(), batch);
-  mo.max_sequences = static_cast<std::uint32_t>(tokens.size());
+  mo.session = session_options(o, l.cells(), batch);
+  mo.max_sequences = static_cast<std::uint32_t>(l.own.size() + (l.prefix.empty() ? 0 : 1));
   llama_log_set(buffer_tally::log, &m.buffers);
   auto ms = tandem::llama_multi_session::create(model, mo);
   tandem::llama_quiet_logs();
   if (!ms) return m;
   m.n_ctx = llama_n_ctx(ms->get());
   m.n_batch = llama_n_batch(ms->get());
+  std::optional<tandem::seq_id> root;
+  if (!l.prefix.empty()) {
+    const auto r = ms->open();
+    if (!r) return m;
+    const tandem::seq_tokens entry{*r, l.prefix};
+    if (ms->append(std::span<const tandem::seq_tokens>(&entry, 1)) != errc::ok) return m;
+    root = *r;
+  }
   std::vector<tandem::seq_tokens> entries;
-  for (const auto& t : tokens) {
-    const auto s = ms->open();
+  for (const auto& t : l.own) {
+    const auto s = root ? ms->fork(*root) : ms->open();
     if (!s) return m;
     entries.push_back({*s, t});
   }
@@ -699,79 +719,120 @@ memory_side one_context(const options& o, const tandem::llama_model_handle& mode
   return m;
 }
 
-// 16 sequences of 96 tokens in one context against 16 contexts holding one each, over
-// the one shared llama_model (its weights count on neither side). Each side is sized as
-// its user would size it: the one context for all the sequences' tokens (16 x 96), each
-// separate context for one sequence's 96 (llama.cpp pads both to a multiple of 256 cells
-// and caps a context's batch at its requested size), with the same options otherwise
-// (llama_session's default batch size, threads, flash attention off). A second one-context
-// setup takes the separate contexts' batch size, so that both sides compute as many tokens
-// per forward pass. Measured two ways: the growth of the resident set (/proc/self/statm)
-// from creating and filling each setup in turn, every setup kept alive until the end (so
-// none reuses pages another freed), and llama.cpp's buffer sizes (KV cache, compute and
-// output buffers) from its log.
-void case_memory(const options& o, const tandem::llama_model_handle& model) {
-  const std::size_t n = o.quick ? 4 : 16, fill = o.quick ? 16 : 96;
+// One llama_session per sequence, each sized for its own sequence (prefix included) with
+// llama_session's default batch size (llama.cpp caps n_batch at the requested context),
+// each fed its whole sequence. Kept alive in `keep`.
+memory_side separate_contexts(const options& o, const tandem::llama_model_handle& model,
+                              const memory_load& l, std::vector<tandem::llama_session>& keep) {
+  memory_side m;
   const tandem::llama_session_options defaults;
-  std::mt19937_64 rng(o.seed + 2000);
-  std::vector<std::vector<token_id>> tokens;
-  for (std::size_t i = 0; i < n; ++i)
-    tokens.push_back(random_tokens(rng, fill, model.vocab_size()));
-  std::vector<tandem::llama_multi_session> keep;
-  const memory_side one = one_context(o, model, tokens, defaults.batch_size, keep);
-  memory_side many;
-  std::vector<tandem::llama_session> sessions;
-  {
-    const double r0 = rss_bytes();
-    bool ok = true;
-    llama_log_set(buffer_tally::log, &many.buffers);
-    for (std::size_t i = 0; i < n && ok; ++i) {
-      auto s = tandem::llama_session::create(model, session_options(o, fill, defaults.batch_size));
-      ok = s.has_value();
-      if (ok) sessions.push_back(std::move(*s));
-    }
-    tandem::llama_quiet_logs();
-    for (std::size_t i = 0; i < sessions.size() && ok; ++i)
-      ok = sessions[i].append(tokens[i]) == errc::ok;
-    if (ok) {
-      many.rss = rss_bytes() - r0;
-      many.n_ctx = llama_n_ctx(sessions[0].get());
-      many.n_batch = llama_n_batch(sessions[0].get());
-    }
+  const std::size_t first = keep.size();
+  const double r0 = rss_bytes();
+  llama_log_set(buffer_tally::log, &m.buffers);
+  for (std::size_t i = 0; i < l.own.size(); ++i) {
+    auto s = tandem::llama_session::create(
+        model, session_options(o, l.per_sequence(), defaults.batch_size));
+    if (!s) break;
+    keep.push_back(std::move(*s));
   }
-  const memory_side same =
-      many.n_batch > 0 ? one_context(o, model, tokens, many.n_batch, keep) : memory_side{};
-  const auto ratio = [](double a, double b) { return a > 0 && b > 0 ? a / b : 0.0; };
-  const double r = ratio(one.rss, many.rss), rb = ratio(one.buffers.total(), many.buffers.total()),
-               rs = ratio(same.rss, many.rss),
-               rsb = ratio(same.buffers.total(), many.buffers.total());
+  tandem::llama_quiet_logs();
+  if (keep.size() - first != l.own.size()) return m;
+  for (std::size_t i = 0; i < l.own.size(); ++i) {
+    tandem::llama_session& s = keep[first + i];
+    if ((!l.prefix.empty() && s.append(l.prefix) != errc::ok) || s.append(l.own[i]) != errc::ok)
+      return m;
+  }
+  m.rss = rss_bytes() - r0;
+  m.n_ctx = llama_n_ctx(keep[first].get());
+  m.n_batch = llama_n_batch(keep[first].get());
+  return m;
+}
+
+double ratio_of(double a, double b) { return a > 0 && b > 0 ? a / b : 0.0; }
+
+// One JSON line and one table line for a memory setup: one context against separate
+// contexts (and, when `same` is given, the one context with the separate ones' n_batch).
+void print_memory(const char* name, const options& o, const memory_load& l, const char* method,
+                  const memory_side& one, const memory_side& many, const memory_side* same) {
   const double mib = 1048576.0;
+  const double r = ratio_of(one.rss, many.rss),
+               rb = ratio_of(one.buffers.total(), many.buffers.total());
   std::printf(
-      "{\"case\":\"memory\",\"n_seq\":%zu,\"tokens_per_seq\":%zu,\"threads\":%d,"
-      "\"flash_attn\":\"off\",\"method\":\"one context of n_ctx %u (n_batch %u, n_seq_max %zu, "
-      "unified KV) for all sequences against %zu contexts of n_ctx %u (n_batch %u) for one "
-      "each, over one shared llama_model; same_batch: one context of n_ctx %u with n_batch %u; "
-      "resident: growth of /proc/self/statm's resident pages from creating and filling each "
-      "setup in turn, first of all cases, every setup kept alive; buffers: llama.cpp's KV, "
-      "compute and output buffer sizes from its log\",\"one_context_bytes\":%.0f,"
-      "\"separate_contexts_bytes\":%.0f,\"one_over_separate\":%.3f,\"le_0_3\":%s,"
-      "\"one_context_kv_mib\":%.2f,\"one_context_compute_mib\":%.2f,"
-      "\"one_context_output_mib\":%.2f,\"separate_kv_mib\":%.2f,\"separate_compute_mib\":%.2f,"
-      "\"separate_output_mib\":%.2f,\"buffers_one_over_separate\":%.3f,"
-      "\"same_batch_bytes\":%.0f,\"same_batch_over_separate\":%.3f,"
-      "\"same_batch_compute_mib\":%.2f,\"same_batch_buffers_over_separate\":%.3f}\n",
-      n, fill, o.threads, one.n_ctx, one.n_batch, n, n, many.n_ctx, many.n_batch, same.n_ctx,
-      same.n_batch, one.rss, many.rss, r, r > 0 && r <= 0.3 ? "true" : "false",
+      "{\"case\":\"%s\",\"n_seq\":%zu,\"shared_prefix_tokens\":%zu,\"own_tokens\":%zu,"
+      "\"threads\":%d,\"flash_attn\":\"off\",\"method\":\"%s; one context: n_ctx %u, n_batch = "
+      "n_ubatch %u (llama_multi_session's default, scheduler_options' default "
+      "max_batch_tokens), n_outputs_max = n_seq_max, unified KV; %zu separate contexts: n_ctx "
+      "%u, n_batch %u each, over one shared llama_model; resident: growth of /proc/self/statm's "
+      "resident pages from creating and filling each setup in turn, every setup kept alive; "
+      "buffers: llama.cpp's KV, compute and output buffer sizes from its log\","
+      "\"one_context_n_ctx\":%u,\"one_context_n_batch\":%u,\"separate_n_ctx\":%u,"
+      "\"separate_n_batch\":%u,\"one_context_bytes\":%.0f,\"separate_contexts_bytes\":%.0f,"
+      "\"one_over_separate\":%.3f,\"le_0_3\":%s,\"one_context_kv_mib\":%.2f,"
+      "\"one_context_compute_mib\":%.2f,\"one_context_output_mib\":%.2f,"
+      "\"separate_kv_mib\":%.2f,\"separate_compute_mib\":%.2f,\"separate_output_mib\":%.2f,"
+      "\"buffers_one_over_separate\":%.3f",
+      name, l.own.size(), l.prefix.size(), l.own[0].size(), o.threads, method, one.n_ctx,
+      one.n_batch, l.own.size(), many.n_ctx, many.n_batch, one.n_ctx, one.n_batch, many.n_ctx,
+      many.n_batch, one.rss, many.rss, r, r > 0 && r <= 0.3 ? "true" : "false",
       one.buffers.kv / mib, one.buffers.compute / mib, one.buffers.output / mib,
-      many.buffers.kv / mib, many.buffers.compute / mib, many.buffers.output / mib, rb, same.rss,
-      rs, same.buffers.compute / mib, rsb);
+      many.buffers.kv / mib, many.buffers.compute / mib, many.buffers.output / mib, rb);
+  if (same != nullptr)
+    std::printf(
+        ",\"same_batch_n_batch\":%u,\"same_batch_bytes\":%.0f,\"same_batch_over_separate\":%.3f,"
+        "\"same_batch_compute_mib\":%.2f,\"same_batch_buffers_over_separate\":%.3f",
+        same->n_batch, same->rss, ratio_of(same->rss, many.rss), same->buffers.compute / mib,
+        ratio_of(same->buffers.total(), many.buffers.total()));
+  std::printf("}\n");
   std::fflush(stdout);
   std::fprintf(stderr,
-               "memory         resident: one context %.1f MiB, %zu contexts %.1f MiB (%.3fx); "
-               "llama.cpp buffers: %.1f MiB vs %.1f MiB (%.3fx); with n_batch %u: %.3fx, "
-               "buffers %.3fx\n",
-               one.rss / mib, n, many.rss / mib, r, one.buffers.total() / mib,
-               many.buffers.total() / mib, rb, same.n_batch, rs, rsb);
+               "%-14s resident: one context %.1f MiB, %zu contexts %.1f MiB (%.3fx); llama.cpp "
+               "buffers (KV + compute + output): %.1f + %.1f + %.1f MiB vs %.1f + %.1f + %.1f "
+               "MiB (%.3fx)\n",
+               name, one.rss / mib, l.own.size(), many.rss / mib, r, one.buffers.kv / mib,
+               one.buffers.compute / mib, one.buffers.output / mib, many.buffers.kv / mib,
+               many.buffers.compute / mib, many.buffers.output / mib, rb);
+}
+
+// Two setups, each one context against separate contexts over the one shared llama_model
+// (its weights count on neither side), each side sized as its user would size it and with
+// the same options otherwise (threads, flash attention off):
+// - "memory", like for like: 16 sequences of 96 tokens; the one context for all 16 x 96
+//   tokens, each separate context for one sequence's 96 (llama.cpp pads n_ctx to a
+//   multiple of 256 cells). A third setup, same_batch, is the one context with the
+//   separate contexts' n_batch, so that both sides compute as many tokens per pass.
+// - "memory/shared_prompt", what the issue's users run: 16 NPCs over a common 256-token
+//   system prompt and 96 tokens of their own; the one context holds the prompt once and
+//   forks it, each separate context holds its own copy (sized 256 + 96).
+// Measured two ways: the growth of the resident set (/proc/self/statm) from creating and
+// filling each setup in turn, every setup kept alive until the end (so none reuses pages
+// another freed), and llama.cpp's buffer sizes (KV cache, compute, output) from its log.
+void case_memory(const options& o, const tandem::llama_model_handle& model) {
+  const std::size_t n = o.quick ? 4 : 16, fill = o.quick ? 16 : 96, sys = o.quick ? 32 : 256;
+  std::mt19937_64 rng(o.seed + 2000);
+  memory_load plain, shared;
+  for (std::size_t i = 0; i < n; ++i)
+    plain.own.push_back(random_tokens(rng, fill, model.vocab_size()));
+  shared.prefix = random_tokens(rng, sys, model.vocab_size());
+  shared.own = plain.own;
+  const std::size_t batch = tandem::llama_multi_session_options{}.session.batch_size;
+  std::vector<tandem::llama_multi_session> keep;
+  std::vector<tandem::llama_session> keep_sessions;
+  std::fprintf(stderr, "memory         like for like ...\n");
+  const memory_side one = one_context(o, model, plain, batch, keep);
+  const memory_side many = separate_contexts(o, model, plain, keep_sessions);
+  const memory_side same =
+      many.n_batch > 0 ? one_context(o, model, plain, many.n_batch, keep) : memory_side{};
+  std::fprintf(stderr, "memory         shared system prompt ...\n");
+  const memory_side one_shared = one_context(o, model, shared, batch, keep);
+  const memory_side many_shared = separate_contexts(o, model, shared, keep_sessions);
+  print_memory("memory", o, plain,
+               "like for like: every sequence's tokens its own, in one context or one context "
+               "each",
+               one, many, &same);
+  print_memory("memory/shared_prompt", o, shared,
+               "a common system prompt: held once and forked (cells shared) in the one context, "
+               "a copy in each separate context",
+               one_shared, many_shared, nullptr);
 }
 
 }  // namespace

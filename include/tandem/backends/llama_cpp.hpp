@@ -497,13 +497,26 @@ static_assert(LanguageModel<llama_session> && Rewindable<llama_session> && Scori
 // ---- Many sequences in one context -------------------------------------------------------
 
 /// Settings of a llama_multi_session: those of one session, and the number of sequences.
+///
+/// Memory: besides the KV cache (`context_size` cells for all sequences together), the
+/// context's compute buffer is sized for one ubatch of `session.batch_size` tokens
+/// against the whole cache, and its logits for `max_outputs` rows. Set
+/// `session.batch_size` to the most tokens one append carries: under a `scheduler`, its
+/// `max_batch_tokens` (a larger batch size only reserves memory no step uses; a smaller
+/// one splits a step into several forward passes). The default, 256, is
+/// scheduler_options' default cap.
 struct llama_multi_session_options {
   /// Context size (here: the shared KV cache, in tokens, for all sequences together),
-  /// batch size (most tokens per llama_decode), threads, flash attention and abort
-  /// callback, as for llama_session.
-  llama_session_options session{};
+  /// batch size (most tokens per llama_decode, and llama.cpp's n_ubatch), threads, flash
+  /// attention and abort callback, as for llama_session.
+  llama_session_options session{.batch_size = 256};
   /// Most sequences open at once: llama.cpp's n_seq_max, in [1, 256].
   std::uint32_t max_sequences = 4;
+  /// Most logits rows one llama_decode produces (llama.cpp's n_outputs_max); 0 or less
+  /// than `max_sequences`: `max_sequences`, the rows an append requests (one per entry).
+  /// `score` computes every position's row, so it decodes in chunks of at most this many
+  /// tokens: raise it for long scores (speculative verification of many draft tokens).
+  std::uint32_t max_outputs = 0;
 };
 
 /// Up to `max_sequences()` sequences in one llama.cpp context: one unified KV cache
@@ -514,8 +527,9 @@ struct llama_multi_session_options {
 /// conformance suite's default tolerance). Move-only; borrows the model.
 ///
 /// Logits are requested only for the last token of each batch entry (every token of a
-/// score). Each sequence keeps two logits buffers, sized at creation: a call writes the
-/// spare one and swaps on success, so a failed call leaves the old logits in place.
+/// score), and llama.cpp reserves rows for `max_outputs` of them (see
+/// llama_multi_session_options). Each sequence keeps two logits buffers, sized at creation: a call
+/// writes the spare one and swaps on success, so a failed call leaves the old logits in place.
 /// Allocation: none on tandem's side after create.
 ///
 /// Errors are MultiSequenceModel's. Per-sequence context: context_length() is the
@@ -546,11 +560,13 @@ class llama_multi_session {
     llama_context_params p =
         detail::llama_context_params_of(o, static_cast<std::uint32_t>(options.max_sequences));
     p.kv_unified = true;
+    // The compute buffer's logits and the output buffer get this many rows, not n_batch.
+    p.n_outputs_max = std::max(options.max_outputs, options.max_sequences);
     ::llama_context* ctx = llama_init_from_model(model.get(), p);
     if (ctx == nullptr)
       return detail::fail(info, errc::out_of_memory,
                           "llama_multi_session: llama.cpp could not create the context");
-    return llama_multi_session(model, ctx, options.max_sequences);
+    return llama_multi_session(model, ctx, options.max_sequences, p.n_outputs_max);
   }
 
   ///@{
@@ -561,6 +577,7 @@ class llama_multi_session {
         n_vocab_(o.n_vocab_),
         n_ctx_(o.n_ctx_),
         n_batch_(o.n_batch_),
+        n_score_batch_(o.n_score_batch_),
         slots_(std::move(o.slots_)),
         error_(o.error_) {}
   llama_multi_session& operator=(llama_multi_session&& o) noexcept {
@@ -571,6 +588,7 @@ class llama_multi_session {
       n_vocab_ = o.n_vocab_;
       n_ctx_ = o.n_ctx_;
       n_batch_ = o.n_batch_;
+      n_score_batch_ = o.n_score_batch_;
       slots_ = std::move(o.slots_);
       error_ = o.error_;
     }
@@ -637,7 +655,9 @@ class llama_multi_session {
   }
 
   /// Appends `t` to `s` with logits for every position, written into `rows` (rows
-  /// unspecified after an error). Errors: those of a one-entry append, `size_mismatch`.
+  /// unspecified after an error), in llama_decode calls of at most
+  /// min(batch_size(), max_outputs) tokens. Errors: those of a one-entry append,
+  /// `size_mismatch`.
   [[nodiscard]] errc score(seq_id s, std::span<const token_id> t, std::span<float> rows) noexcept {
     const seq_tokens one{s, t};
     const std::span<const seq_tokens> batch(&one, 1);
@@ -695,11 +715,13 @@ class llama_multi_session {
     std::vector<float> logits;  // two rows of n_vocab_
   };
 
-  llama_multi_session(const llama_model_handle& model, ::llama_context* ctx, std::size_t n_seq)
+  llama_multi_session(const llama_model_handle& model, ::llama_context* ctx, std::size_t n_seq,
+                      std::size_t n_outputs)
       : ctx_(ctx),
         n_vocab_(model.vocab_size()),
         n_ctx_(llama_n_ctx_seq(ctx)),
         n_batch_(llama_n_batch(ctx)),
+        n_score_batch_(std::min(n_batch_, n_outputs)),
         slots_(n_seq) {
     for (slot& e : slots_) e.logits.assign(2 * n_vocab_, 0.0f);
     batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
@@ -758,11 +780,14 @@ class llama_multi_session {
     }
   }
 
-  // Decodes the batch (validated) in chunks of n_batch_ tokens. With `rows` (a one-entry
-  // score) every position's logits go there; else each entry's last logits go to its
-  // spare buffer. Sizes and buffers are committed only when every chunk succeeded.
+  // Decodes the batch (validated) in chunks of n_batch_ tokens (n_score_batch_ with
+  // `rows`: llama.cpp aborts on more outputs per decode than n_outputs_max). With `rows`
+  // (a one-entry score) every position's logits go there; else each entry's last logits
+  // go to its spare buffer (one row per entry, so at most n_seq_max per chunk). Sizes
+  // and buffers are committed only when every chunk succeeded.
   [[nodiscard]] errc decode(std::span<const seq_tokens> batch, std::span<float> rows) noexcept {
     const bool all = !rows.empty();
+    const std::size_t chunk = all ? n_score_batch_ : n_batch_;
     std::size_t entry = 0, offset = 0, filled = 0;
     auto skip_empty = [&] {
       while (entry < batch.size() && offset == batch[entry].tokens.size()) ++entry, offset = 0;
@@ -771,7 +796,7 @@ class llama_multi_session {
     while (entry < batch.size()) {
       filled = 0;
       std::size_t first_entry = entry, first_offset = offset;
-      while (entry < batch.size() && filled < n_batch_) {
+      while (entry < batch.size() && filled < chunk) {
         const seq_tokens& b = batch[entry];
         const std::size_t i = filled++;
         batch_.token[i] = b.tokens[offset];
@@ -822,6 +847,7 @@ class llama_multi_session {
   std::size_t n_vocab_ = 0;
   std::size_t n_ctx_ = 0;
   std::size_t n_batch_ = 0;
+  std::size_t n_score_batch_ = 0;  // most tokens per llama_decode in a score
   detail::sequence_table<slot> slots_;
   error_info error_;
 };
