@@ -125,6 +125,23 @@ tandem::llama_session_options session_options(const options& o, std::size_t ctx,
 
 using batch_scheduler = tandem::scheduler<tandem::llama_multi_session, tandem::greedy_sampler>;
 
+// A llama_multi_session that sums the time spent in its appends (batch building,
+// llama_decode, logits copies): the model's part of a scheduler step, the rest being the
+// scheduler's own work (batch planning, sampling over the vocabulary, stop rules,
+// bookkeeping). generate/N reports the model's share of the steps' time.
+class timed_multi_session : public tandem::llama_multi_session {
+ public:
+  explicit timed_multi_session(tandem::llama_multi_session&& m)
+      : tandem::llama_multi_session(std::move(m)) {}
+  [[nodiscard]] errc append(std::span<const tandem::seq_tokens> batch) noexcept {
+    const auto t0 = clock_type::now();
+    const errc r = tandem::llama_multi_session::append(batch);
+    append_seconds += seconds_since(t0);
+    return r;
+  }
+  double append_seconds = 0;
+};
+
 // Runs `cmd` and returns its output lines (stdout; stderr too with `with_stderr`).
 std::vector<std::string> run_lines(const std::string& cmd, bool with_stderr = false) {
   std::vector<std::string> lines;
@@ -188,10 +205,11 @@ double llamacpp_batched(const options& o, const gen_sizes& z, std::size_t n) {
 // llama-batched-bench's, n_seq_max = n), reused by every run(); each run's figure is the
 // tokens generated after the first (prefill) step over the time of those steps.
 struct tandem_generator {
-  std::optional<tandem::llama_multi_session> ms;
-  std::optional<batch_scheduler> sch;
+  std::optional<timed_multi_session> ms;
+  std::optional<tandem::scheduler<timed_multi_session, tandem::greedy_sampler>> sch;
   std::vector<std::vector<token_id>> prompts;
   std::size_t gen = 0;
+  double model_share = -1.0;  // the last run's share of step time spent in the model's appends
 
   tandem_generator(const options& o, const tandem::llama_model_handle& model, const gen_sizes& z,
                    std::size_t n)
@@ -222,10 +240,12 @@ struct tandem_generator {
     }
     if (sch->step() != errc::ok) return -1.0;
     const std::size_t after_prefill = sch->stats().generated_tokens;
+    const double append0 = ms->append_seconds;
     const auto t0 = clock_type::now();
     while (sch->active() > 0)
       if (sch->step() != errc::ok) return -1.0;
     const double secs = seconds_since(t0);
+    model_share = secs > 0 ? (ms->append_seconds - append0) / secs : -1.0;
     const std::size_t generated = sch->stats().generated_tokens - after_prefill;
     tandem::completion c;
     for (const auto id : ids) (void)sch->take(id, c);
@@ -286,34 +306,36 @@ void case_generate(const options& o, const tandem::llama_model_handle& model) {
     z.n_seq =
         o.quick ? std::vector<std::size_t>{1, 2, 4} : std::vector<std::size_t>{1, 2, 4, 8, 16, 32};
   if (o.quick) z.prompt = 8, z.gen = 8;
-  std::fprintf(stderr, "%-14s %10s %12s %10s %12s %10s %10s\n", "case", "tandem t/s",
-               "llama.cpp t/s", "ratio", "separate t/s", "ratio", "llama/sep");
+  std::fprintf(stderr, "%-14s %10s %12s %10s %12s %10s %10s %10s\n", "case", "tandem t/s",
+               "llama.cpp t/s", "ratio", "separate t/s", "ratio", "llama/sep", "model");
   for (const std::size_t n : z.n_seq) {
     // Per N, one after the other so a loaded machine weighs on all three alike:
     // llama-batched-bench's runs, then tandem's and the separate sessions' runs in turn.
     const double l = llamacpp_batched(o, z, n);
     tandem_generator tg(o, model, z, n);
     separate_generator sg(o, model, z, n);
-    std::vector<double> tr, sr;
+    std::vector<double> tr, sr, share;
     (void)tg.run();  // warm-up runs, not counted (llama-batched-bench warms up too)
     (void)sg.run();
     for (std::size_t r = 0; r < o.reps; ++r) {
       tr.push_back(tg.run());
+      share.push_back(tg.model_share);
       sr.push_back(sg.run());
     }
-    const double t = median(tr), s = median(sr);
+    const double t = median(tr), s = median(sr), model_share = median(share);
     const double over_l = l > 0 && t > 0 ? t / l : 0.0, over_s = s > 0 && t > 0 ? t / s : 0.0,
                  l_over_s = s > 0 && l > 0 ? l / s : 0.0;
     std::printf(
         "{\"case\":\"generate/%zu\",\"n_seq\":%zu,\"prompt_tokens\":%zu,\"gen_tokens\":%zu,"
         "\"threads\":%d,\"flash_attn\":\"off\",\"ctx\":%zu,\"batch\":%zu,\"reps\":%zu,"
         "\"tandem_tps\":%.2f,\"llamacpp_tps\":%.2f,\"tandem_over_llamacpp\":%.3f,"
-        "\"separate_tps\":%.2f,\"over_separate\":%.3f,\"llamacpp_over_separate\":%.3f}\n",
+        "\"separate_tps\":%.2f,\"over_separate\":%.3f,\"llamacpp_over_separate\":%.3f,"
+        "\"model_share\":%.4f}\n",
         n, n, z.prompt, z.gen, o.threads, z.ctx(), z.batch(), o.reps, t, l, over_l, s, over_s,
-        l_over_s);
+        l_over_s, model_share);
     std::fflush(stdout);
-    std::fprintf(stderr, "generate/%-5zu %10.1f %12.1f %9.2fx %12.1f %9.2fx %9.2fx\n", n, t, l,
-                 over_l, s, over_s, l_over_s);
+    std::fprintf(stderr, "generate/%-5zu %10.1f %12.1f %9.2fx %12.1f %9.2fx %9.2fx %10.4f\n", n, t,
+                 l, over_l, s, over_s, l_over_s, model_share);
   }
 }
 
