@@ -77,6 +77,8 @@ struct options {
   std::vector<std::size_t> n_seq;  // generate/N's N; empty: the defaults
   std::string cases = "memory,generate,poisson,shared_prefix";
   double step_ratio = 1.75;  // poisson's prefill policy; <= 1: max_batch_tokens only
+  std::size_t requests = 0;  // poisson's requests; 0: 64 (--quick: 6)
+  clock_type::time_point start = clock_type::now();
   bool runs(const char* name) const {
     const std::string n(name);
     for (std::size_t at = 0; at <= cases.size();) {
@@ -90,6 +92,13 @@ struct options {
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// A progress line on stderr, with the seconds since the run started.
+void progress(const options& o, const char* what, std::size_t n = 0) {
+  std::fprintf(stderr, "[%7.1f s] %s", seconds_since(o.start), what);
+  if (n > 0) std::fprintf(stderr, " %zu", n);
+  std::fprintf(stderr, "\n");
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -142,10 +151,11 @@ class timed_multi_session : public tandem::llama_multi_session {
   double append_seconds = 0;
 };
 
-// Runs `cmd` and returns its output lines (stdout; stderr too with `with_stderr`).
+// Runs `cmd` (killed after 300 s, so a hung tool cannot hold the run) and returns its
+// output lines (stdout; stderr too with `with_stderr`).
 std::vector<std::string> run_lines(const std::string& cmd, bool with_stderr = false) {
   std::vector<std::string> lines;
-  FILE* f = popen((cmd + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
+  FILE* f = popen(("timeout 300 " + cmd + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
   if (!f) return lines;
   char line[8192];
   while (std::fgets(line, sizeof line, f)) lines.emplace_back(line);
@@ -311,7 +321,9 @@ void case_generate(const options& o, const tandem::llama_model_handle& model) {
   for (const std::size_t n : z.n_seq) {
     // Per N, one after the other so a loaded machine weighs on all three alike:
     // llama-batched-bench's runs, then tandem's and the separate sessions' runs in turn.
+    progress(o, "generate: llama-batched-bench, n_seq", n);
     const double l = llamacpp_batched(o, z, n);
+    progress(o, "generate: tandem and separate sessions, n_seq", n);
     tandem_generator tg(o, model, z, n);
     separate_generator sg(o, model, z, n);
     std::vector<double> tr, sr, share;
@@ -394,44 +406,54 @@ parallel_result llamacpp_parallel(const options& o, std::size_t n_parallel, std:
 
 // The policy that picks each step's max_prefill_tokens from step times measured in this
 // run: a step that feeds prompt tokens beside d decode tokens should cost at most `ratio`
-// times a pure decode step of d tokens. With c_d the time per decode token of recent pure
-// decode steps (step time / d, the step's fixed cost included) and c_p the extra time per
-// prompt token of recent mixed steps (exponential moving averages, alpha 0.2), the cap is
-// (ratio - 1) * d * c_d / c_p, at least 1 (so prefill progresses), at most what
-// max_batch_tokens leaves. Until c_d is measured, and every `probe_every`-th step while
-// requests decode, the cap is 0 (a pure decode step that measures c_d); before c_p is
-// measured c_d / c_p is taken as 1.
+// times a pure decode step of d tokens. A pure decode step's time is not proportional to
+// d (its fixed cost, the pass over the weights, weighs most at small d), so it is measured
+// per d: t_d, the exponential moving average (alpha 0.2) of the pure decode steps with d
+// decoding requests. c_p is the extra time per prompt token of recent mixed steps (their
+// time less t_d, over their prompt tokens; same average). The cap is
+// (ratio - 1) * t_d / c_p, at least 1 (so prefill progresses), at most what
+// max_batch_tokens leaves. While t_d is not measured yet, and every `probe_every`-th step
+// with decoding requests, the cap is 0 (a pure decode step that measures t_d); before c_p
+// is measured the cap is (ratio - 1) * d (a prompt token taken to cost a decode token).
 struct prefill_governor {
   double ratio = 1.75;
   std::size_t probe_every = 16;
-  double per_decode = 0, per_prefill = 0;  // seconds per token; 0: not measured yet
-  std::size_t decode_steps = 0;            // steps with decode tokens seen
-  std::vector<double> mixed_over_pure;     // each mixed step's time over d * c_d then
+  std::vector<double> pure_step;        // t_d by d, seconds; 0: not measured yet
+  double per_decode = 0;                // t_d / d of the latest pure steps, for the report
+  double per_prefill = 0;               // c_p, seconds per prompt token; 0: not measured
+  std::size_t decode_steps = 0;         // steps with decode tokens seen
+  std::vector<double> mixed_over_pure;  // each mixed step's time over t_d then
 
+  double pure(std::size_t d) const { return d < pure_step.size() ? pure_step[d] : 0.0; }
   std::size_t cap(std::size_t decoding, std::size_t max_batch) const {
     if (decoding == 0 || decoding >= max_batch) return max_batch;
-    if (per_decode == 0 || decode_steps % probe_every == probe_every - 1) return 0;
-    const double rho = per_prefill > 0 ? per_decode / per_prefill : 1.0;
-    const double k = std::floor((ratio - 1.0) * static_cast<double>(decoding) * rho);
-    return static_cast<std::size_t>(std::clamp(k, 1.0, static_cast<double>(max_batch - decoding)));
+    if (pure(decoding) == 0 || decode_steps % probe_every == probe_every - 1) return 0;
+    const double k = per_prefill > 0 ? (ratio - 1.0) * pure(decoding) / per_prefill
+                                     : (ratio - 1.0) * static_cast<double>(decoding);
+    return static_cast<std::size_t>(
+        std::clamp(std::floor(k), 1.0, static_cast<double>(max_batch - decoding)));
   }
   void observe(double secs, std::size_t decoded, std::size_t prefilled) {
     constexpr double a = 0.2;
     const auto ema = [](double& x, double v) { x = x == 0 ? v : (1 - a) * x + a * v; };
     if (decoded == 0) return;
     ++decode_steps;
-    const double pure = static_cast<double>(decoded) * per_decode;
     if (prefilled == 0) {
+      if (pure_step.size() <= decoded) pure_step.resize(decoded + 1, 0.0);
+      ema(pure_step[decoded], secs);
       ema(per_decode, secs / static_cast<double>(decoded));
-    } else if (per_decode > 0) {
-      mixed_over_pure.push_back(secs / pure);
-      ema(per_prefill, std::max(0.0, secs - pure) / static_cast<double>(prefilled));
+    } else if (pure(decoded) > 0) {
+      mixed_over_pure.push_back(secs / pure(decoded));
+      ema(per_prefill, std::max(0.0, secs - pure(decoded)) / static_cast<double>(prefilled));
     }
   }
 };
 
 void case_poisson(const options& o, const tandem::llama_model_handle& model) {
-  const std::size_t n_req = o.quick ? 6 : 64, n_seq = o.quick ? 4 : 16;
+  const std::size_t n_req = o.requests > 0 ? o.requests
+                            : o.quick      ? 6
+                                           : 64,
+                    n_seq = o.quick ? 4 : 16;
   const std::size_t p_min = 16, p_max = o.quick ? 64 : 512, g_min = o.quick ? 4 : 16,
                     g_max = o.quick ? 8 : 128, long_prompt = p_max / 2;
   const double rate = o.quick ? 20.0 : 4.0;  // requests per second
@@ -468,8 +490,16 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
   std::size_t next = 0, done = 0, generated = 0;
   tandem::completion c;
   const auto t0 = clock_type::now();
+  // The stream stops early (and says so) after this long: a bound on the run's wall time
+  // on a machine too loaded to keep up with the arrivals.
+  const double time_limit_s = 300.0;
+  bool truncated = false;
   while (done < n_req) {
     const double now = seconds_since(t0);
+    if (now > time_limit_s) {
+      truncated = true;
+      break;
+    }
     for (; next < n_req && at[next] <= now; ++next) {
       request_clock& rc = clocks[next];
       rc.arrival = t0 + std::chrono::duration_cast<clock_type::duration>(
@@ -522,15 +552,18 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
   }
   const double wall = seconds_since(t0);
   std::vector<double> ttft;
-  for (const auto& rc : clocks) ttft.push_back(rc.ttft);
+  for (const auto& rc : clocks)
+    if (rc.any) ttft.push_back(rc.ttft);  // a truncated stream leaves some unserved
   std::size_t n_long = 0;
   for (const auto& p : prompts) n_long += p.size() >= long_prompt;
   const double tbt_med = percentile(gaps, 0.5), tbt_p95 = percentile(gaps, 0.95),
                tbt_p95_pf = percentile(gaps_prefill, 0.95);
+  progress(o, "poisson: llama-parallel");
   const parallel_result lp = llamacpp_parallel(o, n_seq, n_req, g_max);
   const double thr = wall > 0 ? static_cast<double>(generated) / wall : 0.0;
   std::printf(
-      "{\"case\":\"poisson\",\"seed\":%llu,\"requests\":%zu,\"rate_per_s\":%.2f,"
+      "{\"case\":\"poisson\",\"seed\":%llu,\"requests\":%zu,\"finished\":%zu,\"truncated\":%s,"
+      "\"rate_per_s\":%.2f,"
       "\"prompt_tokens\":[%zu,%zu],\"gen_tokens\":[%zu,%zu],\"long_prompts\":%zu,"
       "\"max_sequences\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
       "\"prefill_policy\":\"%s\",\"step_ratio\":%.2f,\"decode_token_ms\":%.3f,"
@@ -548,8 +581,8 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       "queued at once (no Poisson arrivals), up to %zu tokens each or end of sequence, "
       "its own batch size and no cap on prompt tokens per step; wall time includes model "
       "load\"}\n",
-      static_cast<unsigned long long>(o.seed), n_req, rate, p_min, p_max, g_min, g_max, n_long,
-      n_seq, cap, o.threads,
+      static_cast<unsigned long long>(o.seed), n_req, done, truncated ? "true" : "false", rate,
+      p_min, p_max, g_min, g_max, n_long, n_seq, cap, o.threads,
       o.step_ratio > 1.0 ? "max_prefill_tokens from measured step costs" : "max_batch_tokens only",
       o.step_ratio, 1e3 * gov.per_decode, 1e3 * gov.per_prefill,
       gov.per_decode > 0 ? gov.per_prefill / gov.per_decode : 0.0, pure_steps, mixed_steps,
@@ -839,12 +872,11 @@ void case_memory(const options& o, const tandem::llama_model_handle& model) {
   const std::size_t batch = tandem::llama_multi_session_options{}.session.batch_size;
   std::vector<tandem::llama_multi_session> keep;
   std::vector<tandem::llama_session> keep_sessions;
-  std::fprintf(stderr, "memory         like for like ...\n");
   const memory_side one = one_context(o, model, plain, batch, keep);
   const memory_side many = separate_contexts(o, model, plain, keep_sessions);
   const memory_side same =
       many.n_batch > 0 ? one_context(o, model, plain, many.n_batch, keep) : memory_side{};
-  std::fprintf(stderr, "memory         shared system prompt ...\n");
+  progress(o, "memory: shared system prompt");
   const memory_side one_shared = one_context(o, model, shared, batch, keep);
   const memory_side many_shared = separate_contexts(o, model, shared, keep_sessions);
   print_memory("memory", o, plain,
@@ -879,6 +911,8 @@ int main(int argc, char** argv) {
       o.cases = argv[++i];
     else if (a == "--step-ratio" && v)
       o.step_ratio = std::atof(argv[++i]);
+    else if (a == "--requests" && v)
+      o.requests = static_cast<std::size_t>(std::max(1, std::atoi(argv[++i])));
     else if (a == "--n-seq" && v) {
       for (const char* p = argv[++i]; *p != '\0';) {
         char* end = nullptr;
@@ -892,7 +926,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] "
-                   "[--seed N] [--reps N] [--n-seq N,N,...] [--step-ratio R] "
+                   "[--seed N] [--reps N] [--n-seq N,N,...] [--step-ratio R] [--requests N] "
                    "[--cases memory,generate,poisson,shared_prefix]\n");
       return 2;
     }
@@ -911,9 +945,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Memory first: later cases leave freed pages the setups could reuse.
-  if (o.runs("memory")) case_memory(o, *model);
+  if (o.runs("memory")) progress(o, "memory"), case_memory(o, *model);
   if (o.runs("generate")) case_generate(o, *model);
-  if (o.runs("poisson")) case_poisson(o, *model);
-  if (o.runs("shared_prefix")) case_shared_prefix(o, *model);
+  if (o.runs("poisson")) progress(o, "poisson"), case_poisson(o, *model);
+  if (o.runs("shared_prefix")) progress(o, "shared_prefix"), case_shared_prefix(o, *model);
+  progress(o, "done");
   return 0;
 }
