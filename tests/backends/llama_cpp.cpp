@@ -624,6 +624,24 @@ TEST_CASE("llama_cpp: a forked sequence equals a recomputed one and closing one 
   CHECK(h.size() == prompt.size() + tail.size());
 }
 
+TEST_CASE("llama_cpp: a multi-sequence score longer than its logits rows equals a lone score",
+          "[backends][llama_cpp][multi_sequence]") {
+  // Two sequences reserve two logits rows per llama_decode (n_outputs_max), so a score of
+  // the whole prompt runs in chunks of two tokens; every row still equals a lone session's.
+  auto ms = tandem::llama_multi_session::create(
+      tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 2});
+  REQUIRE(ms);
+  const tandem::seq_id a = *ms->open();
+  const std::size_t v = ms->vocab_size();
+  std::vector<float> rows(prompt.size() * v), lone_rows(prompt.size() * v);
+  REQUIRE(ms->score(a, prompt, rows) == errc::ok);
+  CHECK(ms->size(a) == prompt.size());
+  auto lone = make_session({.context_size = 256, .threads = 1});
+  REQUIRE(lone.score(prompt, lone_rows) == errc::ok);
+  CHECK(max_abs_diff(rows, lone_rows) < 1e-3f);
+  CHECK(max_abs_diff(copy(ms->logits(a)), lone.logits()) < 1e-3f);
+}
+
 TEST_CASE("llama_cpp: a failed batch decode leaves every sequence as before",
           "[backends][llama_cpp][multi_sequence]") {
   // Two sequences share one cache of context_length() cells: each may hold that many
