@@ -3,7 +3,7 @@
 // attention off (tandem's contexts and llama.cpp's -fa off); timings are wall clock.
 //
 //   bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] [--seed N]
-//               [--reps N] [--n-seq N,N,...] [--step-ratio R] [--cases LIST]
+//               [--reps N] [--n-seq N,N,...] [--step-ratio R] [--requests N] [--cases LIST]
 //
 // a. "generate/N", N = 1, 2, 4, 8, 16, 32 (--n-seq): N requests of 32 prompt tokens, 64
 //    generated, greedy, through the scheduler over one llama_multi_session; "tandem_tps"
@@ -15,7 +15,8 @@
 //    three run one after the other, tandem's and the separate sessions' --reps runs in
 //    turn over contexts made once (after one warm-up run each, as llama-batched-bench
 //    warms up), and each figure is the median of its runs, so a loaded machine weighs on
-//    all alike; "llamacpp_over_separate" is llama.cpp's own factor.
+//    all alike; "llamacpp_over_separate" is llama.cpp's own factor, "model_share" the share
+//    of tandem's step time spent in the model's appends.
 // b. "poisson": a seeded Poisson stream of requests (prompts 16-512 tokens, outputs 16-128)
 //    through the scheduler with a batch-token cap that chunks long prompts, and a prefill
 //    policy (--step-ratio R, default 1.75; <= 1: none) that sets max_prefill_tokens before
@@ -24,14 +25,18 @@
 //    p95), time between tokens (median, p95, and p95 of the gaps that ended in a step
 //    which also prefilled a prompt), the measured per-token costs and step-cost ratios,
 //    beside llama-parallel where it runs ("llamaparallel_differs" says what is not like
-//    for like).
+//    for like). --requests N: the stream's length (default 64); it stops after 300 s.
 // c. "shared_prefix": 16 requests over a common 256-token system prompt, without and with
 //    the scheduler's shared prefix (add_prefix, timed as part of the run): prompt tokens
 //    computed and time to first token.
-// d. "memory": 16 sequences in one context (sized for 16 x 96 tokens) against 16 contexts
-//    (sized for 96 each), each filled with 96 tokens, before the other cases: growth of
-//    the resident set (/proc/self/statm), and llama.cpp's KV, compute and output buffer
-//    sizes (from its log).
+// d. "memory": 16 sequences in one context (sized for 16 x 96 tokens, llama_multi_session's
+//    default batch size) against 16 contexts (sized for 96 each), each filled with 96
+//    tokens, before the other cases; "memory/shared_prompt": 16 sequences over a common
+//    256-token prompt, held once and forked in the one context, copied into each separate
+//    one. Growth of the resident set (/proc/self/statm), and llama.cpp's KV, compute and
+//    output buffer sizes (from its log).
+// Progress lines go to stderr with the seconds since the start; every llama.cpp tool runs
+// under `timeout 300`.
 // --quick: tiny sizes (N up to 4, few tokens, few requests, one rep) to check that every
 // case runs. --cases: a comma list of memory, generate, poisson, shared_prefix.
 //
