@@ -1,8 +1,11 @@
 // Tests of the HTTP generator against an in-process server whose answers each test sets:
 // option and URL validation, response parsing, named errors, retries, timeouts, streams.
 #include "tandem/backends/http.hpp"
-// Included after http.hpp on purpose: cpp-httplib's <resolv.h> must not break Eigen.
 #include "tandem/tandem.hpp"
+
+// The fake server's request bodies are decoded, and its answers built, with nlohmann-json
+// (a test-only dependency: the header no longer includes it).
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
