@@ -899,7 +899,7 @@ class http_generator {
       o.finish = st.stop_reason;
       return o;
     }
-    if (head_.status != 0 && head_.status != 200 && out.what == failure::none)
+    if (head_.status != 0 && head_.status != 200)
       return status_failure(head_.status, response_, head_.retry_after);
     if (st.bad.error != errc::ok) {
       o = std::move(st.bad);

@@ -523,34 +523,35 @@ class tls_context {
 class sigpipe_guard {
  public:
   sigpipe_guard() noexcept {
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    was_pending_ = pending();
+    const sigset_t pipe = pipe_set();
     pthread_sigmask(SIG_BLOCK, &pipe, &old_);
   }
   sigpipe_guard(const sigpipe_guard&) = delete;
   sigpipe_guard& operator=(const sigpipe_guard&) = delete;
   ~sigpipe_guard() {
-    if (!was_pending_) {
-      sigset_t pipe;
-      sigemptyset(&pipe);
-      sigaddset(&pipe, SIGPIPE);
-      sigset_t pending;
-      sigemptyset(&pending);
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        const timespec zero{0, 0};
-        (void)sigtimedwait(&pipe, nullptr, &zero);
-      }
+    if (!was_pending_ && pending()) {
+      const sigset_t pipe = pipe_set();
+      const timespec zero{0, 0};
+      (void)sigtimedwait(&pipe, nullptr, &zero);
     }
     pthread_sigmask(SIG_SETMASK, &old_, nullptr);
   }
 
  private:
+  static sigset_t pipe_set() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    return set;
+  }
+  static bool pending() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    sigpending(&set);
+    return sigismember(&set, SIGPIPE) == 1;
+  }
+
   sigset_t old_{};
   bool was_pending_ = false;
 };
@@ -754,13 +755,15 @@ class connection {
       const int e = SSL_get_error(ssl_, rc);
       if (e == SSL_ERROR_ZERO_RETURN) return failure::none;  // close_notify: the end
       if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && rc == 0) return failure::none;
-      // OpenSSL 3 reports an end of the socket without close_notify as an error; for a
-      // framed body the caller's count notices a short one, as with plain HTTP.
+        // OpenSSL 3 reports an end of the socket without close_notify as an error; for a
+        // framed body the caller's count notices a short one, as with plain HTTP.
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
       if (e == SSL_ERROR_SSL &&
           ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
         ERR_clear_error();
         return failure::none;
       }
+#endif
       const failure f = tls_retry(rc, failure::read, reason);
       again = f == failure::none;
       return f;
@@ -871,7 +874,8 @@ inline void write_post_head(std::string& out, const target& t, std::string_view 
 
 /// One exchange on a fresh connection: connects to `t`, sends `request` (head and body),
 /// reads the response head (skipping 1xx answers) into `head`, calls `on_head(head)`,
-/// then passes the body to `on_data(const char*, std::size_t)` as it arrives. Either
+/// then passes the body to `on_data(const char*, std::size_t)` as it arrives. `head.status`
+/// stays 0 when no final head arrived. Either
 /// callback returns false to stop (`failure::stopped`). `stop` is checked at least every
 /// `poll_slice` while waiting. `scratch` is the receive buffer (reused; grows to 16 KiB).
 template <class OnHead, class OnData>
@@ -879,6 +883,7 @@ template <class OnHead, class OnData>
                                std::string_view request, stop_check stop, response_head& head,
                                std::string& scratch, OnHead&& on_head, OnData&& on_data) {
   outcome out;
+  head = response_head{};  // status 0 until a final head arrives
   connection conn;
   if ((out.what = conn.open(t, tls, to.connect, stop, out.reason)) != failure::none) return out;
   if ((out.what = conn.write_all(request, to.read, stop, out.reason)) != failure::none) return out;
@@ -905,6 +910,7 @@ template <class OnHead, class OnData>
       return out;
     pending.erase(0, end);
     if (head.status >= 200 || head.status == 101) break;
+    head = response_head{};
     if (++interim > max_interim_answers) return {failure::too_many_interim, ""};
   }
   if (!on_head(static_cast<const response_head&>(head))) return {failure::stopped, ""};
