@@ -463,7 +463,7 @@ struct target {
 
 /// How long the client waits.
 struct timeouts {
-  std::chrono::milliseconds connect{5000};  ///< resolution + TCP connect + TLS handshake
+  std::chrono::milliseconds connect{5000};  ///< TCP connect + TLS handshake (not getaddrinfo)
   std::chrono::milliseconds read{60000};    ///< longest silence while reading or writing
 };
 
@@ -573,8 +573,9 @@ class connection {
 
   /// Resolves `t.host`, connects (non-blocking connect + poll) to each address in turn
   /// until one answers, then does the TLS handshake (SNI, certificate and host-name
-  /// verification) for a TLS target, all within `limit`. Returns none, resolve, connect,
-  /// connect_timeout, tls or stopped, with the reason in `reason`.
+  /// verification) for a TLS target, all within `limit` (the name lookup, a blocking
+  /// getaddrinfo, is not bounded by it). Returns none, resolve, connect, connect_timeout,
+  /// tls or stopped, with the reason in `reason`.
   [[nodiscard]] failure open(const target& t, tls_context& tls, std::chrono::milliseconds limit,
                              stop_check stop, std::string& reason) {
     close();
