@@ -566,6 +566,34 @@ TEST_CASE("http client: HTTPS verifies the server certificate against the CA fil
     CHECK(f.out.reason.find("certificate") != std::string::npos);
   }
 }
+
+TEST_CASE("http: an https generator with the server's CA file completes a request",
+          "[backends][http]") {
+  tandem_test::scratch_dir dir("http_tls_gen");
+  const std::string cert = (dir.path() / "cert.pem").string();
+  const std::string key = (dir.path() / "key.pem").string();
+  REQUIRE(tandem::detail::write_file(cert, std::string_view(k_cert)) == tandem::errc::ok);
+  REQUIRE(tandem::detail::write_file(key, std::string_view(k_key)) == tandem::errc::ok);
+  const std::string body =
+      R"({"choices":[{"text":" over TLS","finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":2}})";
+  tls_listener s(
+      cert, key,
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  tandem::http_options o;
+  o.base_url = "https://127.0.0.1:" + std::to_string(s.port) + "/v1";
+  o.ca_cert_file = cert;
+  o.max_retries = 0;
+  auto g = tandem::http_generator::create(o);
+  REQUIRE(g.has_value());
+  CHECK(g->uses_tls());
+  tandem::generate_request req;
+  req.prompt = "x";
+  const auto r = g->generate(req);
+  REQUIRE(r.has_value());
+  CHECK(r->text == " over TLS");
+  CHECK(r->prompt_tokens == 2);
+  CHECK(s.request.find("POST /v1/completions HTTP/1.1\r\n") == 0);
+}
 #else
 TEST_CASE("http: without TLS support an https base URL is unsupported", "[backends][http]") {
   tandem::http_options o;
