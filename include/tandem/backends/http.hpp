@@ -359,10 +359,11 @@ class http_generator {
   /// prompt), `invalid_argument` (max_tokens 0, top_p outside (0, 1], min_p outside [0, 1],
   /// an empty stop string), `invalid_temperature` (negative or NaN), `unsupported` (stop
   /// token ids: the protocol has none; an output constraint: it would go unapplied),
-  /// `network_error` (unreachable, refused, reset, TLS), `timeout` (connect or read timeout),
-  /// `http_error` (a status other than 200; the status is `last_status()`, the server's message is
-  /// in `last_error()`), `parse_error` (malformed JSON or an unexpected type), `not_found` (a
-  /// required field is missing).
+  /// `network_error` (unreachable, refused, reset, TLS, a response that breaks HTTP/1.1
+  /// or a limit of detail/http_client.hpp, e.g. a head above 64 KiB), `timeout` (connect,
+  /// read or write timeout), `http_error` (a status other than 200, redirects included; the
+  /// status is `last_status()`, the server's message is in `last_error()`), `parse_error`
+  /// (malformed JSON or an unexpected type), `not_found` (a required field is missing).
   [[nodiscard]] result<completion> generate(const generate_request& req) { return run(req, {}); }
 
   /// Sends the conversation `messages` (the whole history, oldest first, each with its
