@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/http_loopback.hpp"
 #include "common/catch.hpp"
 #include "common/scratch_dir.hpp"
 #include "tandem/backends/http.hpp"
@@ -33,21 +34,6 @@ namespace h = tandem::detail::http;
 using h::failure;
 using namespace std::chrono_literals;
 
-// A socket listening on 127.0.0.1 at a free port, which it sets.
-int listen_loopback(int& port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 4) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  port = ntohs(a.sin_port);
-  return fd;
-}
-
 // A server on 127.0.0.1 that accepts one connection, reads the request (head and
 // Content-Length body) into `request`, then runs `script` on the socket.
 struct script_server {
@@ -58,7 +44,7 @@ struct script_server {
   std::atomic<bool> done{false};
 
   explicit script_server(std::function<void(int)> script) {
-    fd = listen_loopback(port);
+    fd = tandem_test::listen_loopback(port, 4);
     thread = std::thread([this, script = std::move(script)] {
       const int c = ::accept(fd, nullptr, nullptr);
       if (c < 0) return;
@@ -507,7 +493,7 @@ struct tls_listener {
     REQUIRE(ctx != nullptr);
     REQUIRE(SSL_CTX_use_certificate_file(ctx, cert_path.c_str(), SSL_FILETYPE_PEM) == 1);
     REQUIRE(SSL_CTX_use_PrivateKey_file(ctx, key_path.c_str(), SSL_FILETYPE_PEM) == 1);
-    fd = listen_loopback(port);
+    fd = tandem_test::listen_loopback(port, 4);
     thread = std::thread([this, response = std::move(response)] {
       const int c = ::accept(fd, nullptr, nullptr);
       if (c < 0) return;
