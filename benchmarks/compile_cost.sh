@@ -17,7 +17,7 @@
 # compiler's maximum resident set size (/usr/bin/time -f %M; apt package `time`).
 #
 # Backend headers are measured only when their dependency is found (llama.h through
-# TANDEM_LLAMA_PREFIX or the usual cache prefix, sentencepiece and httplib/nlohmann in
+# TANDEM_LLAMA_PREFIX or the usual cache prefix, sentencepiece in
 # the system include path).
 #
 # Usage: benchmarks/compile_cost.sh [header-regex]     (run from anywhere)
@@ -115,7 +115,7 @@ for h in "${headers[@]}"; do
     tandem/backends/sentencepiece.hpp)
       have_header sentencepiece_processor.h || continue ;;
     tandem/backends/http.hpp)
-      { have_header httplib.h && have_header nlohmann/json.hpp; } || continue ;;
+      ;;  # its own HTTP client and JSON: nothing to find (HTTPS adds OpenSSL, not measured)
     tandem/testing/catch2.hpp)
       { have_header catch2/catch_test_macros.hpp || have_header catch2/catch.hpp; } || continue ;;
   esac

@@ -1,8 +1,11 @@
 // Tests of the HTTP generator against an in-process server whose answers each test sets:
 // option and URL validation, response parsing, named errors, retries, timeouts, streams.
 #include "tandem/backends/http.hpp"
-// Included after http.hpp on purpose: cpp-httplib's <resolv.h> must not break Eigen.
 #include "tandem/tandem.hpp"
+
+// The fake server's request bodies are decoded, and its answers built, with nlohmann-json
+// (a test-only dependency: the header no longer includes it).
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -555,4 +558,50 @@ TEST_CASE("http: a passed deadline ends a slow request with finish deadline", "[
   REQUIRE(c.has_value());
   CHECK(c->finish == finish_reason::deadline);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+}
+
+TEST_CASE("http: request bodies are byte for byte what nlohmann-json writes for them",
+          "[backends][http]") {
+  // nlohmann-json wrote them before tandem had its own writer: keys sorted, floats widened
+  // to double in their shortest form, controls escaped, UTF-8 and invalid bytes replaced.
+  fake_server fs;
+  std::vector<std::string> bodies;
+  const auto answer = [&](const httplib::Request& req, httplib::Response& res) {
+    bodies.push_back(req.body);
+    res.set_content(
+        R"({"choices":[{"text":"x","message":{"content":"x"},"finish_reason":"stop"}]})",
+        "application/json");
+  };
+  fs.server.Post("/v1/completions", answer);
+  fs.server.Post("/v1/chat/completions", answer);
+  fs.start();
+  const std::string_view stops[] = {"\x01\x1f\"\\/", "\xc3\xa9\xe2\x82\xac", "a\xffz"};
+  auto r = request("line\n\ttab \x7f \xf0\x9f\x98\x80 bad\xc3");
+  r.options.stop_strings = stops;
+  r.options.record_logprobs = true;
+  r.sampling.temperature = 0.7f;
+  r.sampling.top_p = 0.95f;
+  r.sampling.top_k = 40;
+  r.sampling.min_p = 0.05f;
+  r.sampling.seed = 18446744073709551615u;
+  for (const auto endpoint : {http_endpoint::completions, http_endpoint::chat_completions}) {
+    auto o = fast_options(fs.url());
+    o.endpoint = endpoint;
+    o.model = "m\xc3\xa9";
+    o.top_logprobs = 3;
+    auto g = make(o);
+    REQUIRE(g.generate(r).has_value());
+    o.stream = true;
+    auto streamed = make(o);
+    (void)streamed.generate(r);  // the answer is no stream; only the body matters here
+  }
+  auto plain = make(fast_options(fs.url()));
+  REQUIRE(plain.generate(request("\x01")).has_value());
+  REQUIRE(bodies.size() == 5);
+  for (const std::string& body : bodies) {
+    INFO(body);
+    const json j = json::parse(body);
+    CHECK(body == j.dump());
+  }
+  CHECK(json::parse(bodies[4])["temperature"].is_number_float());
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "backends/http_loopback.hpp"
 #include "common/catch.hpp"
 #include "tandem/backends/http.hpp"
 
@@ -46,34 +47,15 @@ struct fake_server {
 struct silent_port {
   int fd = -1;
   int port = -1;
-  silent_port() {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd, 16) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port = ntohs(a.sin_port);
-  }
+  silent_port() { fd = listen_loopback(port); }
   ~silent_port() { ::close(fd); }
 };
 
-// A port on 127.0.0.1 that nothing listens on (bound, then released).
+// A port on 127.0.0.1 that nothing listens on (taken, then released).
 inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  int port = -1;
+  ::close(listen_loopback(port));
+  return port;
 }
 
 }  // namespace tandem_test

@@ -4,25 +4,13 @@
 // per-token log-probabilities, so the white-box confidence estimators work on remote
 // answers too.
 //
-// Opt-in: link `tandem::http` (cpp-httplib and nlohmann-json). HTTPS works when
-// cpp-httplib was built with OpenSSL (CPPHTTPLIB_OPENSSL_SUPPORT, as Debian's
-// libcpp-httplib is; the CMake target passes the library's own compile definitions);
-// otherwise an https:// base URL is refused with `errc::unsupported`.
-//
-// cpp-httplib and nlohmann-json are libraries that may throw. This adapter never calls
-// what throws for the inputs it gives: JSON is parsed with exceptions off and read through
-// type-checked accessors, it is serialized with invalid UTF-8 replaced, and the client is
-// constructed from host and port (not from a URL, which cpp-httplib parses with a regex).
+// Opt-in: link `tandem::http`. It needs no third-party library for plain HTTP: requests go
+// through a small HTTP/1.1 client of its own over POSIX sockets (detail/http_client.hpp)
+// and JSON through tandem's own reader and writer (core/detail/json.hpp,
+// json_writer.hpp). HTTPS needs OpenSSL: the CMake target defines TANDEM_HTTP_OPENSSL
+// and links OpenSSL when it finds it (TANDEM_WITH_HTTP_TLS); without it an https:// base
+// URL is refused with `errc::unsupported`.
 #pragma once
-
-#include <httplib.h>
-// <resolv.h>, which cpp-httplib includes, defines the macro `_res`; it breaks any later
-// header that uses the name (Eigen does). cpp-httplib's own code is already parsed here.
-#ifdef _res
-#undef _res
-#endif
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -33,7 +21,6 @@
 #include <cstdlib>
 #include <ctime>
 #include <limits>
-#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -42,8 +29,11 @@
 #include <utility>
 #include <vector>
 
+#include "tandem/backends/detail/http_client.hpp"
 #include "tandem/core/chat.hpp"
 #include "tandem/core/completion.hpp"
+#include "tandem/core/detail/json.hpp"
+#include "tandem/core/detail/json_writer.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
@@ -93,7 +83,7 @@ struct http_options {
 
 namespace detail::http {
 
-using json = nlohmann::json;
+using json = tandem::detail::json::value;
 
 struct parsed_url {
   bool tls = false;
@@ -171,20 +161,29 @@ struct parsed_url {
 }
 
 [[nodiscard]] inline const json* field(const json& j, const char* key) noexcept {
-  if (!j.is_object()) return nullptr;
-  const auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
+  return j.type == tandem::detail::json::kind::object ? j.find(key) : nullptr;
+}
+
+[[nodiscard]] inline bool is_string(const json* j) noexcept {
+  return j != nullptr && j->type == tandem::detail::json::kind::string;
 }
 
 [[nodiscard]] inline const std::string* string_field(const json& j, const char* key) noexcept {
   const json* f = field(j, key);
-  return f != nullptr && f->is_string() ? &f->get_ref<const std::string&>() : nullptr;
+  return is_string(f) ? &f->text : nullptr;
 }
 
 [[nodiscard]] inline std::optional<double> number_field(const json& j, const char* key) noexcept {
   const json* f = field(j, key);
-  if (f == nullptr || !f->is_number()) return std::nullopt;
-  return f->get<double>();
+  if (f == nullptr || f->type != tandem::detail::json::kind::number) return std::nullopt;
+  return f->number;
+}
+
+/// Parses a response or event body; nullopt when it is not JSON.
+[[nodiscard]] inline std::optional<json> parse_json(std::string_view text) {
+  auto r = tandem::detail::json::parse(text);
+  if (!r) return std::nullopt;
+  return std::move(*r);
 }
 
 /// Replaces every occurrence of `secret` (when non-empty) in `s` with "***".
@@ -197,13 +196,12 @@ inline void scrub(std::string& s, std::string_view secret) {
 /// The server's message from an error body: error.message, error (a string), message, or
 /// else the body itself (cut to 512 bytes).
 [[nodiscard]] inline std::string error_message(std::string_view body) {
-  const json j = json::parse(body.begin(), body.end(), nullptr, false);
-  if (!j.is_discarded()) {
-    if (const json* e = field(j, "error")) {
+  if (const auto j = parse_json(body)) {
+    if (const json* e = field(*j, "error")) {
       if (const std::string* m = string_field(*e, "message")) return *m;
-      if (e->is_string()) return e->get_ref<const std::string&>();
+      if (is_string(e)) return e->text;
     }
-    if (const std::string* m = string_field(j, "message")) return *m;
+    if (const std::string* m = string_field(*j, "message")) return *m;
   }
   return std::string(body.substr(0, 512));
 }
@@ -221,12 +219,13 @@ inline void scrub(std::string& s, std::string_view secret) {
 /// with (id, piece, logprob) for each token.
 template <class F>
 [[nodiscard]] errc read_logprobs(const json& choice, completion& c, bool& ids_ok, F&& on_entry) {
+  using tandem::detail::json::kind;
   const json* lp = field(choice, "logprobs");
-  if (lp == nullptr || lp->is_null()) return errc::ok;
+  if (lp == nullptr || lp->type == kind::null) return errc::ok;
   if (const json* content = field(*lp, "content")) {
-    if (content->is_null()) return errc::ok;
-    if (!content->is_array()) return errc::parse_error;
-    for (const json& e : *content) {
+    if (content->type == kind::null) return errc::ok;
+    if (content->type != kind::array) return errc::parse_error;
+    for (const json& e : content->items) {
       const auto l = number_field(e, "logprob");
       if (!l) return errc::not_found;
       token_id id = 0;
@@ -245,19 +244,18 @@ template <class F>
   const json* toks = field(*lp, "tokens");
   const json* vals = field(*lp, "token_logprobs");
   if (toks == nullptr || vals == nullptr) return errc::not_found;
-  if (!toks->is_array() || !vals->is_array() || toks->size() != vals->size())
+  if (toks->type != kind::array || vals->type != kind::array ||
+      toks->items.size() != vals->items.size())
     return errc::parse_error;
   ids_ok = false;
-  for (std::size_t i = 0; i < vals->size(); ++i) {
-    const json& v = (*vals)[i];
-    const float l = v.is_number() ? static_cast<float>(std::min(v.get<double>(), 0.0))
-                                  : std::numeric_limits<float>::quiet_NaN();
-    const json& t = (*toks)[i];
+  for (std::size_t i = 0; i < vals->items.size(); ++i) {
+    const json& v = vals->items[i];
+    const float l = v.type == kind::number ? static_cast<float>(std::min(v.number, 0.0))
+                                           : std::numeric_limits<float>::quiet_NaN();
+    const json& t = toks->items[i];
     c.logprobs.push_back(l);
     c.tokens.push_back(0);
-    on_entry(token_id{0},
-             t.is_string() ? std::string_view(t.get_ref<const std::string&>()) : std::string_view{},
-             l);
+    on_entry(token_id{0}, is_string(&t) ? std::string_view(t.text) : std::string_view{}, l);
   }
   return errc::ok;
 }
@@ -272,20 +270,21 @@ template <class F>
     present = t != nullptr;
     return t;
   }
+  using tandem::detail::json::kind;
   const json* m = field(choice, delta ? "delta" : "message");
-  if (m == nullptr || !m->is_object()) return nullptr;
+  if (m == nullptr || m->type != kind::object) return nullptr;
   const json* content = field(*m, "content");
   if (content == nullptr) {
     present = delta;  // a delta may carry only the role
     return nullptr;
   }
-  if (content->is_null()) {
+  if (content->type == kind::null) {
     present = true;
     return nullptr;
   }
-  if (!content->is_string()) return nullptr;
+  if (!is_string(content)) return nullptr;
   present = true;
-  return &content->get_ref<const std::string&>();
+  return &content->text;
 }
 
 }  // namespace detail::http
@@ -298,8 +297,8 @@ class http_generator {
   /// option at fault named in `*info` when not null (never the API key's value):
   /// `invalid_argument` (bad base URL, non-positive timeout, more than 16 retries,
   /// backoff_max < backoff_initial, negative or non-finite price, top_logprobs > 20, an API
-  /// key or model with control characters), `unsupported` (https:// in a build of
-  /// cpp-httplib without TLS).
+  /// key or model with control characters), `unsupported` (https:// in a build without
+  /// OpenSSL, i.e. without TANDEM_HTTP_OPENSSL).
   [[nodiscard]] static result<http_generator> create(http_options opts,
                                                      error_info* info = nullptr) {
     const auto bad = [info](const char* what) {
@@ -307,11 +306,10 @@ class http_generator {
     };
     auto url = detail::http::parse_base_url(opts.base_url);
     if (!url) return bad("base_url is not scheme://host[:port][/prefix] with scheme http(s)");
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-    if (url->tls)
-      return detail::fail(info, errc::unsupported,
-                          "http_options: https:// needs cpp-httplib built with OpenSSL");
-#endif
+    if (url->tls && !detail::http::tls_supported)
+      return detail::fail(
+          info, errc::unsupported,
+          "http_options: https:// needs a build with OpenSSL (TANDEM_HTTP_OPENSSL)");
     using ms = std::chrono::milliseconds;
     if (opts.connect_timeout <= ms::zero() || opts.read_timeout <= ms::zero())
       return bad("a timeout is not positive");
@@ -361,10 +359,11 @@ class http_generator {
   /// prompt), `invalid_argument` (max_tokens 0, top_p outside (0, 1], min_p outside [0, 1],
   /// an empty stop string), `invalid_temperature` (negative or NaN), `unsupported` (stop
   /// token ids: the protocol has none; an output constraint: it would go unapplied),
-  /// `network_error` (unreachable, refused, reset, TLS), `timeout` (connect or read timeout),
-  /// `http_error` (a status other than 200; the status is `last_status()`, the server's message is
-  /// in `last_error()`), `parse_error` (malformed JSON or an unexpected type), `not_found` (a
-  /// required field is missing).
+  /// `network_error` (unreachable, refused, reset, TLS, a response that breaks HTTP/1.1
+  /// or a limit of detail/http_client.hpp, e.g. a head above 64 KiB), `timeout` (connect,
+  /// read or write timeout), `http_error` (a status other than 200, redirects included; the
+  /// status is `last_status()`, the server's message is in `last_error()`), `parse_error`
+  /// (malformed JSON or an unexpected type), `not_found` (a required field is missing).
   [[nodiscard]] result<completion> generate(const generate_request& req) { return run(req, {}); }
 
   /// Sends the conversation `messages` (the whole history, oldest first, each with its
@@ -466,27 +465,11 @@ class http_generator {
       : opts_(std::move(opts)), url_(std::move(url)), rng_(opts_.retry_seed) {
     path_ = url_.prefix + (opts_.endpoint == http_endpoint::chat_completions ? "/chat/completions"
                                                                              : "/completions");
-#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-    if (url_.tls) {
-      auto ssl = std::make_unique<httplib::SSLClient>(url_.host, url_.port);
-      if (!opts_.ca_cert_file.empty()) ssl->set_ca_cert_path(opts_.ca_cert_file);
-      ssl->enable_server_certificate_verification(true);
-      client_ = std::move(ssl);
-    }
-#endif
-    if (!client_) client_ = std::make_unique<httplib::ClientImpl>(url_.host, url_.port);
-    const auto usec = [](std::chrono::milliseconds d) {
-      return std::pair<time_t, time_t>(static_cast<time_t>(d.count() / 1000),
-                                       static_cast<time_t>((d.count() % 1000) * 1000));
-    };
-    const auto [cs, cu] = usec(opts_.connect_timeout);
-    client_->set_connection_timeout(cs, cu);
-    const auto [rs, ru] = usec(opts_.read_timeout);
-    client_->set_read_timeout(rs, ru);
-    client_->set_write_timeout(rs, ru);
-    client_->set_keep_alive(false);
-    line_.reserve(4096);
-    event_.reserve(4096);
+    target_.host = url_.host;
+    target_.port = url_.port;
+    target_.tls = url_.tls;
+    target_.ca_cert_file = opts_.ca_cert_file;
+    sse_.reserve(4096);
   }
 
   // Checks a request before anything is sent; `why` names the problem.
@@ -515,70 +498,87 @@ class http_generator {
     return errc::ok;
   }
 
+  // The request body, its keys in sorted order (as nlohmann-json, which wrote it before,
+  // ordered them), then the request head before it.
   void build_body(const generate_request& req, std::span<const chat_message> messages) {
-    using json = detail::http::json;
-    json b = json::object();
-    if (!opts_.model.empty()) b["model"] = opts_.model;
-    if (opts_.endpoint == http_endpoint::chat_completions) {
+    body_.clear();
+    detail::json::writer w(body_);
+    const bool chat = opts_.endpoint == http_endpoint::chat_completions;
+    const bool stream = req.on_token.has_value() || opts_.stream;
+    w.begin_object();
+    if (req.options.record_logprobs) {
+      w.key("logprobs");
+      // The legacy field counts alternatives; 1 is the least that every server answers
+      // with the chosen token's log-probability.
+      if (chat)
+        w.value(true);
+      else
+        w.value(static_cast<std::uint64_t>(std::max<std::size_t>(opts_.top_logprobs, 1)));
+    }
+    w.key("max_tokens");
+    w.value(static_cast<std::uint64_t>(req.options.max_tokens));
+    if (chat) {
       const chat_message one{chat_role::user, std::string(req.prompt)};
       if (messages.empty()) messages = std::span<const chat_message>(&one, 1);
-      json list = json::array();
+      w.key("messages");
+      w.begin_array();
       for (const chat_message& m : messages) {
-        json msg = json::object();
-        msg["role"] = std::string(to_string(m.role));
-        msg["content"] = m.content;
-        list.push_back(std::move(msg));
+        w.begin_object();
+        w.key("content");
+        w.value(std::string_view(m.content));
+        w.key("role");
+        w.value(to_string(m.role));
+        w.end_object();
       }
-      b["messages"] = std::move(list);
-    } else {
-      b["prompt"] = std::string(req.prompt);
+      w.end_array();
     }
-    b["max_tokens"] = req.options.max_tokens;
-    b["temperature"] = req.sampling.temperature;
-    if (req.sampling.top_p < 1.0f) b["top_p"] = req.sampling.top_p;
-    if (req.sampling.top_k > 0) b["top_k"] = req.sampling.top_k;
-    if (req.sampling.min_p > 0.0f) b["min_p"] = req.sampling.min_p;
-    b["seed"] = req.sampling.seed;
+    if (req.sampling.min_p > 0.0f) {
+      w.key("min_p");
+      w.value(req.sampling.min_p);
+    }
+    if (!opts_.model.empty()) {
+      w.key("model");
+      w.value(std::string_view(opts_.model));
+    }
+    if (!chat) {
+      w.key("prompt");
+      w.value(req.prompt);
+    }
+    w.key("seed");
+    w.value(static_cast<std::uint64_t>(req.sampling.seed));
     if (!req.options.stop_strings.empty()) {
-      json stop = json::array();
-      for (std::string_view s : req.options.stop_strings) stop.push_back(std::string(s));
-      b["stop"] = std::move(stop);
+      w.key("stop");
+      w.begin_array();
+      for (std::string_view s : req.options.stop_strings) w.value(s);
+      w.end_array();
     }
-    if (req.options.record_logprobs) {
-      if (opts_.endpoint == http_endpoint::chat_completions) {
-        b["logprobs"] = true;
-        b["top_logprobs"] = opts_.top_logprobs;
-      } else {
-        // The legacy field counts alternatives; 1 is the least that every server answers
-        // with the chosen token's log-probability.
-        b["logprobs"] = std::max<std::size_t>(opts_.top_logprobs, 1);
-      }
+    if (stream) {
+      w.key("stream");
+      w.value(true);
+      w.key("stream_options");
+      w.begin_object();
+      w.key("include_usage");
+      w.value(true);
+      w.end_object();
     }
-    if (req.on_token.has_value() || opts_.stream) {
-      b["stream"] = true;
-      json so = json::object();
-      so["include_usage"] = true;
-      b["stream_options"] = std::move(so);
+    w.key("temperature");
+    w.value(req.sampling.temperature);
+    if (req.sampling.top_k > 0) {
+      w.key("top_k");
+      w.value(static_cast<std::uint64_t>(req.sampling.top_k));
     }
-    body_ = b.dump(-1, ' ', false, json::error_handler_t::replace);
-  }
-
-  [[nodiscard]] httplib::Headers headers() const {
-    httplib::Headers h;
-    h.emplace("Accept", "application/json, text/event-stream");
-    if (!opts_.api_key.empty()) h.emplace("Authorization", "Bearer " + opts_.api_key);
-    return h;
-  }
-
-  // The POST of the prepared body to the endpoint, with the JSON content type.
-  [[nodiscard]] httplib::Request post_request() const {
-    httplib::Request r;
-    r.method = "POST";
-    r.path = path_;
-    r.headers = headers();
-    r.headers.emplace("Content-Type", "application/json");
-    r.body = body_;
-    return r;
+    if (req.options.record_logprobs && chat) {
+      w.key("top_logprobs");
+      w.value(static_cast<std::uint64_t>(opts_.top_logprobs));
+    }
+    if (req.sampling.top_p < 1.0f) {
+      w.key("top_p");
+      w.value(req.sampling.top_p);
+    }
+    w.end_object();
+    request_.clear();
+    detail::http::write_post_head(request_, target_, path_, opts_.api_key, body_.size());
+    request_.append(body_);
   }
 
   [[nodiscard]] std::chrono::milliseconds backoff(std::size_t attempt) noexcept {
@@ -613,7 +613,7 @@ class http_generator {
 
   void read_usage(const detail::http::json& j) noexcept {
     const detail::http::json* u = detail::http::field(j, "usage");
-    if (u == nullptr || !u->is_object()) return;
+    if (u == nullptr || u->type != tandem::detail::json::kind::object) return;
     const auto p = detail::http::number_field(*u, "prompt_tokens");
     const auto c = detail::http::number_field(*u, "completion_tokens");
     if (p && *p >= 0) prompt_tokens_ = static_cast<std::size_t>(*p);
@@ -623,50 +623,83 @@ class http_generator {
     }
   }
 
-  // Classifies a transport failure; `idle` is the silence before it.
-  [[nodiscard]] attempt_outcome transport_failure(httplib::Error err,
-                                                  std::chrono::steady_clock::duration idle) const {
+  // Classifies a failed exchange: the errc, whether a retry may help, and the message.
+  [[nodiscard]] attempt_outcome transport_failure(const detail::http::outcome& out) const {
+    using detail::http::failure;
     attempt_outcome o;
-    o.message = httplib::to_string(err);
-    switch (err) {
-      case httplib::Error::ConnectionTimeout:
+    o.message = std::string(detail::http::describe(out.what));
+    if (out.what == failure::resolve || out.what == failure::connect ||
+        out.what == failure::connect_timeout || out.what == failure::tls) {
+      o.message += " (" + url_.host + ":" + std::to_string(url_.port) + ")";
+    }
+    if (!out.reason.empty()) o.message += ": " + out.reason;
+    switch (out.what) {
+      case failure::connect_timeout:
+      case failure::read_timeout:
+      case failure::write_timeout:
         o.error = errc::timeout;
         break;
-      case httplib::Error::Read:
-        // cpp-httplib reports a read timeout as a read error; the silence tells them apart.
-        if (idle + std::chrono::milliseconds(50) >= read_timeout_now_) {
-          o.error = errc::timeout;
-          o.message = "read timeout";
-        } else {
-          o.error = errc::network_error;
-          o.retryable = true;
-        }
-        break;
-      case httplib::Error::Connection:
-      case httplib::Error::Write:
+      case failure::resolve:
+      case failure::connect:
+      case failure::write:
+      case failure::read:
+      case failure::closed_early:
         o.error = errc::network_error;
         o.retryable = true;
         break;
-      default:
+      default:  // TLS, and a response that breaks the protocol or the client's limits
         o.error = errc::network_error;
         break;
     }
     return o;
   }
 
-  [[nodiscard]] attempt_outcome status_failure(int status, std::string_view body,
-                                               const httplib::Response* res) const {
+  [[nodiscard]] static attempt_outcome status_failure(int status, std::string_view body,
+                                                      std::string_view retry_after) {
     attempt_outcome o;
     o.error = errc::http_error;
     o.status = status;
     o.message = "HTTP " + std::to_string(status) + ": " + detail::http::error_message(body);
     o.retryable = status == 429 || (status >= 500 && status <= 599);
-    if (res != nullptr && res->has_header("Retry-After")) {
-      const std::string v = res->get_header_value("Retry-After");
-      char* end = nullptr;
-      const long s = std::strtol(v.c_str(), &end, 10);
-      if (end != v.c_str() && *end == '\0' && s > 0 && s < 3600)
-        o.retry_after = std::chrono::milliseconds(s * 1000);
+    if (!retry_after.empty() && retry_after.size() <= 4) {
+      long s = 0;
+      bool digits = true;
+      for (char ch : retry_after) {
+        if (ch < '0' || ch > '9') digits = false;
+        s = s * 10 + (ch - '0');
+      }
+      if (digits && s > 0 && s < 3600) o.retry_after = std::chrono::milliseconds(s * 1000);
+    }
+    return o;
+  }
+
+  // The stop check of an exchange: the request's deadline passed.
+  [[nodiscard]] static detail::http::stop_check deadline_check(const generate_request& req) {
+    if (!req.options.deadline) return {};
+    return {[](const void* r) { return deadline_passed(*static_cast<const generate_request*>(r)); },
+            &req};
+  }
+
+  // Sends the prepared request; `on_head` and `on_data` as in detail::http::exchange.
+  template <class OnHead, class OnData>
+  [[nodiscard]] detail::http::outcome exchange(const generate_request& req, OnHead&& on_head,
+                                               OnData&& on_data) {
+    detail::http::timeouts to;
+    to.connect = opts_.connect_timeout;
+    to.read = opts_.read_timeout;
+    return detail::http::exchange(target_, tls_, to, request_, deadline_check(req), head_, scratch_,
+                                  on_head, on_data);
+  }
+
+  // A failed exchange as an attempt outcome; a deadline that stopped it ends the request.
+  [[nodiscard]] attempt_outcome failed_exchange(const detail::http::outcome& out,
+                                                const generate_request& req) const {
+    attempt_outcome o = transport_failure(out);
+    if (out.what == detail::http::failure::stopped || deadline_passed(req)) {
+      o.error = errc::timeout;
+      o.message = "deadline passed";
+      o.partial = true;
+      o.finish = finish_reason::deadline;
     }
     return o;
   }
@@ -674,36 +707,37 @@ class http_generator {
   attempt_outcome send_plain(const generate_request& req, completion& c) {
     using detail::http::json;
     reset_counts();
-    httplib::Request hreq = post_request();
-    set_deadline_timeout(req);
-    httplib::Response res;
-    httplib::Error err = httplib::Error::Success;
-    const auto sent = std::chrono::steady_clock::now();
-    const bool ok = client_->send(hreq, res, err);
-    if (!ok) {
-      attempt_outcome o = transport_failure(err, std::chrono::steady_clock::now() - sent);
-      // The read timeout shortened to the deadline may fire a hair before it.
-      if (deadline_passed(req) || (o.error == errc::timeout && deadline_bound_)) {
-        o.partial = true;
-        o.finish = finish_reason::deadline;
-      }
-      return o;
-    }
-    if (res.status != 200) return status_failure(res.status, res.body, &res);
-    const json j = json::parse(res.body, nullptr, false);
+    response_.clear();
+    bool too_large = false;
+    const detail::http::outcome out = exchange(
+        req, [](const detail::http::response_head&) { return true; },
+        [this, &too_large](const char* d, std::size_t n) {
+          if (response_.size() + n > detail::http::max_body_bytes) {
+            too_large = true;
+            return false;
+          }
+          response_.append(d, n);
+          return true;
+        });
+    if (too_large) return transport_failure({detail::http::failure::body_too_large, ""});
+    if (out.what != detail::http::failure::none) return failed_exchange(out, req);
+    if (head_.status != 200) return status_failure(head_.status, response_, head_.retry_after);
+    const std::optional<json> parsed = detail::http::parse_json(response_);
     attempt_outcome o;
-    if (j.is_discarded()) {
+    if (!parsed) {
       o.error = errc::parse_error;
       o.message = "malformed JSON in the response";
       return o;
     }
+    const json& j = *parsed;
     const json* choices = detail::http::field(j, "choices");
-    if (choices == nullptr || !choices->is_array() || choices->empty()) {
+    if (choices == nullptr || choices->type != tandem::detail::json::kind::array ||
+        choices->items.empty()) {
       o.error = choices == nullptr ? errc::not_found : errc::parse_error;
       o.message = "no choices in the response";
       return o;
     }
-    const json& ch = (*choices)[0];
+    const json& ch = choices->items[0];
     bool present = false;
     const std::string* text = detail::http::choice_text(
         ch, opts_.endpoint == http_endpoint::chat_completions, false, present);
@@ -730,19 +764,6 @@ class http_generator {
     return o;
   }
 
-  void set_deadline_timeout(const generate_request& req) {
-    auto rt = opts_.read_timeout;
-    if (req.options.deadline) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          *req.options.deadline - std::chrono::steady_clock::now());
-      rt = std::clamp(left, std::chrono::milliseconds(1), opts_.read_timeout);
-    }
-    read_timeout_now_ = rt;
-    deadline_bound_ = rt < opts_.read_timeout;
-    client_->set_read_timeout(static_cast<time_t>(rt.count() / 1000),
-                              static_cast<time_t>((rt.count() % 1000) * 1000));
-  }
-
   [[nodiscard]] static bool deadline_passed(const generate_request& req) noexcept {
     return req.options.deadline && std::chrono::steady_clock::now() >= *req.options.deadline;
   }
@@ -751,43 +772,42 @@ class http_generator {
   struct stream_state {
     const generate_request* req = nullptr;
     completion* out = nullptr;
-    int status = 0;
-    std::string error_body;
     bool done = false;     // [DONE] or a finish reason seen
     bool stopped = false;  // the callback or the deadline stopped it
     finish_reason stop_reason = finish_reason::none;
     attempt_outcome bad;  // set when an event is malformed or an error event came
-    std::chrono::steady_clock::time_point last_byte{};
   };
 
   // Handles one complete SSE event (its joined data lines). Returns false to stop reading.
   bool on_event(stream_state& st, std::string_view data, bool is_error_event) {
     using detail::http::json;
+    using tandem::detail::json::kind;
     if (data == "[DONE]") {
       st.done = true;
       return true;
     }
-    const json j = json::parse(data.begin(), data.end(), nullptr, false);
-    if (j.is_discarded()) {
+    const std::optional<json> parsed = detail::http::parse_json(data);
+    if (!parsed) {
       st.bad.error = errc::parse_error;
       st.bad.message = "malformed JSON in a stream event";
       return false;
     }
-    const detail::http::json* err = detail::http::field(j, "error");
-    if (is_error_event || (err != nullptr && !err->is_null())) {
+    const json& j = *parsed;
+    const json* err = detail::http::field(j, "error");
+    if (is_error_event || (err != nullptr && err->type != kind::null)) {
       st.bad.error = errc::http_error;
       st.bad.message = "error event: " + detail::http::error_message(data);
       return false;
     }
     read_usage(j);
     const json* choices = detail::http::field(j, "choices");
-    if (choices == nullptr || !choices->is_array()) {
+    if (choices == nullptr || choices->type != kind::array) {
       st.bad.error = choices == nullptr ? errc::not_found : errc::parse_error;
       st.bad.message = "no choices in a stream event";
       return false;
     }
-    if (choices->empty()) return true;  // the usage-only chunk
-    const json& ch = (*choices)[0];
+    if (choices->items.empty()) return true;  // the usage-only chunk
+    const json& ch = choices->items[0];
     const bool chat = opts_.endpoint == http_endpoint::chat_completions;
     bool present = false;
     const std::string* text = detail::http::choice_text(ch, chat, true, present);
@@ -816,7 +836,7 @@ class http_generator {
       std::size_t n_entries = 0;
       if (const json* lp = detail::http::field(ch, "logprobs"))
         if (const json* content = detail::http::field(*lp, "content"))
-          if (content->is_array()) n_entries = content->size();
+          if (content->type == kind::array) n_entries = content->items.size();
       const errc e = detail::http::read_logprobs(
           ch, c, ids_ok_, [&](token_id id, std::string_view piece, float lp) {
             emit(id, n_entries == 1 ? delta : piece, lp);
@@ -847,77 +867,31 @@ class http_generator {
     return true;
   }
 
-  // Feeds received bytes through the SSE line parser. Returns false to stop reading.
-  bool on_bytes(stream_state& st, const char* data, std::size_t n) {
-    st.last_byte = std::chrono::steady_clock::now();
-    if (st.status != 200) {
-      if (st.error_body.size() < 65536) st.error_body.append(data, std::min<std::size_t>(n, 65536));
-      return true;
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      const char ch = data[i];
-      if (ch != '\n') {
-        line_.push_back(ch);
-        continue;
-      }
-      if (!line_.empty() && line_.back() == '\r') line_.pop_back();
-      if (line_.empty()) {  // end of an event
-        if (has_event_) {
-          const bool go = on_event(st, event_, error_event_);
-          event_.clear();
-          has_event_ = false;
-          error_event_ = false;
-          if (!go) return false;
-        }
-        continue;
-      }
-      std::string_view line(line_);
-      if (!line.starts_with(':')) {
-        const std::size_t colon = line.find(':');
-        const std::string_view name = line.substr(0, colon);
-        std::string_view value =
-            colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
-        if (value.starts_with(' ')) value.remove_prefix(1);
-        if (name == "data" || name == "error") {
-          if (has_event_) event_.push_back('\n');
-          event_.append(value);
-          has_event_ = true;
-          if (name == "error") error_event_ = true;
-        } else if (name == "event" && value == "error") {
-          error_event_ = true;
-        }
-      }
-      line_.clear();
-    }
-    return true;
-  }
-
   attempt_outcome send_stream(const generate_request& req, completion& c) {
+    using detail::http::failure;
     reset_counts();
-    line_.clear();
-    event_.clear();
-    has_event_ = false;
-    error_event_ = false;
+    sse_.reset();
+    response_.clear();
     stream_state st;
     st.req = &req;
     st.out = &c;
-    st.last_byte = std::chrono::steady_clock::now();
-    httplib::Request hreq = post_request();
-    hreq.response_handler = [&st](const httplib::Response& r) {
-      st.status = r.status;
-      return true;
+    failure sse_failure = failure::none;
+    const auto event = [this, &st](std::string_view data, bool is_error) {
+      return on_event(st, data, is_error);
     };
-    hreq.content_receiver = [this, &st](const char* d, std::size_t n, std::uint64_t,
-                                        std::uint64_t) { return on_bytes(st, d, n); };
-    set_deadline_timeout(req);
-    httplib::Response res;
-    httplib::Error err = httplib::Error::Success;
-    const bool ok = client_->send(hreq, res, err);
+    const detail::http::outcome out = exchange(
+        req, [](const detail::http::response_head&) { return true; },
+        [&](const char* d, std::size_t n) {
+          if (head_.status != 200) {  // an error body: keep its start for the message
+            if (response_.size() < 65536) response_.append(d, std::min<std::size_t>(n, 65536));
+            return true;
+          }
+          sse_failure = sse_.feed(std::string_view(d, n), event);
+          return sse_failure == failure::none;
+        });
     // The last event may lack its blank line when the server closes right after it.
-    if (ok && has_event_ && st.bad.error == errc::ok && !st.stopped) {
-      (void)on_event(st, event_, error_event_);
-      has_event_ = false;
-    }
+    if (out.what == failure::none && head_.status == 200 && st.bad.error == errc::ok && !st.stopped)
+      sse_.finish(event);
     const bool reached_caller = events_ > 0 || !c.text.empty();
     attempt_outcome o;
     if (st.stopped) {
@@ -926,7 +900,8 @@ class http_generator {
       o.finish = st.stop_reason;
       return o;
     }
-    if (st.status != 0 && st.status != 200) return status_failure(st.status, st.error_body, &res);
+    if (head_.status != 0 && head_.status != 200)
+      return status_failure(head_.status, response_, head_.retry_after);
     if (st.bad.error != errc::ok) {
       o = std::move(st.bad);
       o.status = 200;
@@ -934,15 +909,13 @@ class http_generator {
       o.finish = finish_reason::error;
       return o;
     }
-    if (!ok && !st.done) {
-      o = transport_failure(err, std::chrono::steady_clock::now() - st.last_byte);
-      // The read timeout shortened to the deadline may fire a hair before it.
-      if (deadline_passed(req) || (o.error == errc::timeout && deadline_bound_)) {
-        o.partial = true;
-        o.finish = finish_reason::deadline;
-        return o;
-      }
-      if (st.status == 200 && reached_caller) {  // the server answered, then broke off
+    if (sse_failure != failure::none && sse_failure != failure::stopped)
+      o = transport_failure({sse_failure, ""});
+    else if (out.what != failure::none && !st.done)
+      o = failed_exchange(out, req);
+    if (o.error != errc::ok) {
+      if (o.finish == finish_reason::deadline) return o;
+      if (head_.status == 200 && reached_caller) {  // the server answered, then broke off
         o.partial = true;
         o.retryable = false;
         o.finish = finish_reason::error;
@@ -963,24 +936,24 @@ class http_generator {
 
   http_options opts_;
   detail::http::parsed_url url_;
+  detail::http::target target_;
   std::string path_;
-  std::unique_ptr<httplib::ClientImpl> client_;
+  detail::http::tls_context tls_;  // made on the first https request, then reused
   tandem::rng rng_;
   error_info error_;
   int status_ = 0;
   std::size_t attempts_ = 0;
-  std::string body_;
-  std::string line_;
-  std::string event_;
-  bool has_event_ = false;
-  bool error_event_ = false;
+  std::string body_;      // the JSON body of the request being sent
+  std::string request_;   // its head and body, as sent
+  std::string response_;  // a body read whole, or an error body's start
+  std::string scratch_;   // the receive buffer
+  detail::http::response_head head_;
+  detail::http::sse_parser sse_;
   std::size_t prompt_tokens_ = 0;
   std::size_t completion_tokens_ = 0;
   std::size_t events_ = 0;
   bool got_usage_ = false;
   bool ids_ok_ = true;
-  std::chrono::milliseconds read_timeout_now_{0};  // this request's read timeout
-  bool deadline_bound_ = false;  // read_timeout_now_ was shortened to the deadline
 };
 
 static_assert(Generator<http_generator>);
