@@ -196,7 +196,11 @@ TEST_CASE("speculative: the cost model drafts short when verification cost grows
   CHECK(mean_flat >= 6.0);
   CHECK(mean_steep >= 1.0);
   CHECK(mean_steep <= 3.5);
-  CHECK(steep.target_cost(9) == Approx(5.0).epsilon(0.05));
+  // The sizes it drafts are measured; a size not drafted lately (9 tokens, tried at the
+  // start) falls back to an optimistic guess, so that it is tried again when it could pay.
+  CHECK(steep.target_cost(3) == Approx(2.0).epsilon(0.05));
+  CHECK(steep.target_cost(9) <= 5.0 * 1.05);
+  CHECK(steep.target_cost(9) >= steep.target_cost(4));
   CHECK(steep.best_predicted_speedup() > 1.0);
   CHECK(steep.best_predicted_speedup() < 1.4);
 }
