@@ -181,7 +181,9 @@ struct cost_model_options {
   double position_prior_weight = 2.0;  ///< must be > 0
   /// With per_position: pseudo-rounds behind the model's expected tokens for a length,
   /// against the rounds actually run at that length (see expected_tokens); 0: the model
-  /// alone.
+  /// alone. 1 by default: on a repeating text a round's start depends on the length, and
+  /// a length's own rounds are the one measure of that (1-token drafts on a 3-token loop
+  /// the draft gets wrong once see acceptance 0.5 where 2-token drafts keep 3 tokens).
   double length_prior_weight = 1.0;  ///< must be >= 0
   /// While speculation is off, probe after this many rounds (so the estimates can
   /// recover): a shadow probe (one draft token judged by the target's plain step, a
@@ -238,9 +240,14 @@ struct cost_model_options {
 ///   backends (a 9-token pass of a CPU model costs several single passes): a decayed mean
 ///   per batch size b that was measured, linear interpolation between measured sizes,
 ///   below them the slope of a decayed least-squares line T(b) = t0 + t1 (b - 1), above
-///   them half that slope (optimistic, so that a longer draft is tried and measured); all
-///   times a shared level that follows drifts common to every size (a growing context,
-///   a busier machine), so a size last measured long ago stays comparable;
+///   them half that slope (optimistic, so that a longer draft is tried and measured), and
+///   never below a smaller size's figure; all times a shared level that follows drifts
+///   common to every size (a growing context, a busier machine), so a size last measured
+///   long ago stays comparable. Robust to stalls (another process on the core inflates a
+///   pass several times): a pass counts as at most 1.5 times its estimate, a size drafted
+///   neither lately nor often (decayed weight under 0.5) is forgotten and guessed again
+///   from the sizes in use, and only a size measured twice moves the level, by at most
+///   1.25x a round;
 /// - the draft cost d per drafted token (rounds right after a round without drafting are
 ///   left out: their draft time includes the drafter catching up on the tokens it missed).
 /// Acceptance and draft cost forget old observations by `decay` per drafting round, the
@@ -250,15 +257,20 @@ struct cost_model_options {
 /// the expected tokens per round over the expected time per round. With one rate a and a
 /// batch-independent target cost this is Leviathan et al.'s
 /// (1 - a^(g+1)) / ((1 - a)(g c + 1)), c = d / T(1). It drafts the g of largest S(g) when
-/// S(g) > min_gain, else nothing, probing then after probe_interval rounds with
+/// S(g) > min_gain, else nothing. While drafting, every 32 rounds a neighbouring length
+/// (g - 1 or g + 1) predicted at least 0.8 S(g) and not drafted lately gets a trial of 3
+/// rounds: on a repeating text where a round starts depends on the length, so the
+/// acceptance measured at one length misjudges its neighbours (see trial_length). While
+/// not drafting, it probes after probe_interval rounds with
 /// probe_shadows shadow probes in a row (the wait doubling after each probe that leaves
 /// speculation off, and never shorter than probe_budget allows, so probes cost a small,
 /// then vanishing share).
 /// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
 /// target alone), the next probe_shadows carry shadow probes (a first acceptance for the
 /// price of a draft token each); until a pass over several tokens was measured, T(b) is taken as
-/// T(1) (1 + (b - 1) / 2), and when that prior rules drafting out but the draft would
-/// pay with a flat T, one real 1-token draft measures T(2). Against a draft that never agrees,
+/// T(1) (1 + (b - 1) / 2), and when that prior (or a T(2) resting on fewer than 2 decayed
+/// passes, perhaps a stall) rules drafting out but the draft would pay with a flat T, a real
+/// 1-token draft measures T(2). Against a draft that never agrees,
 /// speculation then costs shadow probes only. With a decoder or wrapper that does not carry shadow
 /// probes (a requested one that does not arrive), probes and the start-up's second round are
 /// 1-token drafts instead. Allocates nothing.
