@@ -268,9 +268,10 @@ struct cost_model_options {
 /// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
 /// target alone), the next probe_shadows carry shadow probes (a first acceptance for the
 /// price of a draft token each); until a pass over several tokens was measured, T(b) is taken as
-/// T(1) (1 + (b - 1) / 2), and when that prior (or a T(2) resting on fewer than 2 decayed
-/// passes, perhaps a stall) rules drafting out but the draft would pay with a flat T, a real
-/// 1-token draft measures T(2). Against a draft that never agrees,
+/// T(1) (1 + (b - 1) / 2), and when that prior (or a single 2-token pass, perhaps a stall)
+/// rules drafting out but the draft would pay with a flat T, a real 1-token draft measures
+/// T(2); later, while T(2) rests on fewer than 2 decayed passes and keeps speculation off
+/// that way, probes are such 1-token drafts. Against a draft that never agrees,
 /// speculation then costs shadow probes only. With a decoder or wrapper that does not carry shadow
 /// probes (a requested one that does not arrive), probes and the start-up's second round are
 /// 1-token drafts instead. Allocates nothing.
@@ -391,6 +392,7 @@ class cost_model_draft {
         const double ratio = t / (level_ * tsum_[b - 1] / tw_[b - 1]);
         level_ *= std::pow(std::clamp(ratio, 1.0 / level_step, level_step), level_rate);
       }
+      if (b == 2) ++pair_passes_;
       const double u = t / level_;
       tw_[b - 1] += 1.0;
       tsum_[b - 1] += u;
@@ -478,8 +480,8 @@ class cost_model_draft {
   static constexpr double level_weight = 2.0;  // decayed samples of a size before it moves it
   static constexpr double level_step = 1.25;   // largest ratio one round's sample counts as
   static constexpr double stall_ratio = 1.5;   // most a pass counts above its estimate
-  // Decayed 2-token passes below which the 2-token cost is re-measured when it decides
-  // (see choose).
+  // Decayed 2-token passes below which a probe re-measures the 2-token cost when it is
+  // what keeps speculation off (see choose).
   static constexpr double min_pair_weight = 2.0;
   // Decayed weight below which a measured size > 1 is forgotten (see known): one pass,
   // after 35 rounds at decay 0.98.
@@ -611,15 +613,17 @@ class cost_model_draft {
       }
     }
     best_ = best;
-    if ((best_g == 0 || best <= o_.min_gain) && seen(0) && tw_[1] < min_pair_weight) {
-      // Few 2-token passes measured (none: the prior T(b) decided; one or two long ago: a
-      // stall may have decided, and shadow probes never measure T(2)): when the draft would
-      // pay with a flat T, a real 1-token draft measures T(2) instead of trusting them.
+    // Whether a 1-token draft would pay with a flat T (T(2) = T(1)).
+    const auto flat_pays = [this] {
       const double t1 = target_cost(1);
-      if (expected_tokens(1) * t1 / (draft_cost() + t1) > o_.min_gain) {
-        next_ = 1;
-        return;
-      }
+      return seen(0) && expected_tokens(1) * t1 / (draft_cost() + t1) > o_.min_gain;
+    };
+    if ((best_g == 0 || best <= o_.min_gain) && pair_passes_ < 2 && flat_pays()) {
+      // Fewer than two 2-token passes ever measured (none: the prior T(b) decided; one:
+      // perhaps a stall): when the draft would pay with a flat T, a real 1-token draft
+      // measures T(2) instead of trusting them.
+      next_ = 1;
+      return;
     }
     if (best_g == 0 || best <= o_.min_gain) {
       if (!off_) {  // speculation turns off: the first wait
@@ -637,8 +641,16 @@ class cost_model_draft {
         next_ = 0;
         probing_ = true;
       } else if (until_probe_ == 0) {
-        burst_ = shadow_ok_ ? o_.probe_shadows - 1 : 0;
-        request_probe();
+        if (tw_[1] < min_pair_weight && flat_pays()) {
+          // T(2) rests on fewer than min_pair_weight passes (perhaps a stall) and is what
+          // keeps speculation off: shadow probes never measure it, so this probe is a real
+          // 1-token draft (on the probes' schedule, so it costs what they do).
+          burst_ = 0;
+          next_ = 1;
+        } else {
+          burst_ = shadow_ok_ ? o_.probe_shadows - 1 : 0;
+          request_probe();
+        }
         probing_ = true;
       } else {
         --until_probe_;
@@ -694,6 +706,7 @@ class cost_model_draft {
   std::size_t burst_ = 0;                   // shadow probes left in the current probe
   std::size_t shadows_seen_ = 0;
   std::size_t since_trial_ = 0, trial_g_ = 0, trial_left_ = 0;  // see trial_length
+  std::size_t pair_passes_ = 0;  // 2-token passes measured (not decayed)
   double best_ = 1.0;
   bool valid_ = true;  // made with options in range
 };
