@@ -579,7 +579,7 @@ class cost_model_draft {
     // Above the largest measured size, half the slope: an optimistic guess (a pass often
     // jumps from one token to two and then grows slowly, so the first step overstates
     // the slope), so that a longer draft is tried and measured when it could pay instead
-    // of being ruled out for good; a size once measured is known.
+    // of being ruled out for good; a size measured lately is known (see known()).
     if (lo < n) return std::max(floor, mean(lo) + 0.5 * t1 * static_cast<double>(i - lo));
     if (hi < n) return std::max(0.0, mean(hi) - t1 * static_cast<double>(hi - i));
     const double t0 = std::max(0.0, (st_ - t1 * sb_) / sw_);  // the line alone
