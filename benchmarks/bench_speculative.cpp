@@ -42,7 +42,7 @@
 //
 //   bench_speculative [--reps N] [--tokens N] [--synthetic-only | --real-only] [--models DIR]
 //                     [--pair NAME:TARGET:DRAFT[:DRAFT_MAX] | --pair NAME]... [--llama-bin DIR]
-//                     [--threads N]
+//                     [--threads N] [--policies fixed,adaptive,p_min,cost_model,...]
 //                     [--draft-max N] [--p-min P] [--policy-p-min P]
 //                     [--flash-attn on|off|auto|both]
 //                     [--svg DIR] [--cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX]]...
@@ -55,6 +55,9 @@
 //    1 and 2:
 //   bench_speculative --cross-only --reps 3 --tokens 200 --models ~/.cache/tandem/models/<key>
 //                     --cross-models ~/.cache/tandem/models/cross-<key>
+// --policies A,B,... runs only the named tandem policies of part 2 (e.g. fixed,adaptive,
+// p_min,cost_model: the cost model against the policies it must match); each case's JSON has
+// the per-rep paired ratios against target-only ("tandem_over_target_reps").
 // --svg DIR writes speedup-against-draft-length and acceptance-by-position charts of the
 // synthetic part, per cost-model shape (benchmarks/speculative_charts.hpp).
 #include <algorithm>
@@ -213,6 +216,8 @@ struct options {
   std::vector<std::string> cross_pairs;
   std::string cross_models;
   bool cross_only = false;
+  // --policies A,B,...: run only these tandem policies of part 2 (all when empty).
+  std::string policies;
 };
 
 // The decoders' clock for statistics and the cost model: this thread's CPU time, the same
@@ -540,6 +545,9 @@ void real_pair(const options& base_options, const std::string& spec) {
   };
   best_run best, cost, cost_lookup;
   auto report = [&](const char* policy, auto make, const llama_ref& ref, bool lookup = false) {
+    if (!o.policies.empty() &&
+        o.policies.find("," + std::string(policy) + ",") == std::string::npos)
+      return;
     const speed llama = ref.s;
     const double llama_accept = ref.accept;
     std::vector<speed> runs;
@@ -561,6 +569,15 @@ void real_pair(const options& base_options, const std::string& spec) {
     }
     const speed m = median_speed(runs);
     const double over_target = paired.empty() ? m.cpu_tps / base.cpu_tps : median(paired);
+    // The per-rep paired ratios, in rep order (a policy that settles low in one run shows
+    // there, where the median hides it).
+    std::string reps_json = "[";
+    for (std::size_t i = 0; i < paired.size(); ++i) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%s%.3f", i > 0 ? "," : "", paired[i]);
+      reps_json += buf;
+    }
+    reps_json += "]";
     const bool same = toks == ref_tokens;
     if (same && m.cpu_tps > best.cpu_tps) best = {policy, m.cpu_tps, over_target};
     if (std::strcmp(policy, "cost_model") == 0) cost = {policy, m.cpu_tps, over_target};
@@ -574,6 +591,7 @@ void real_pair(const options& base_options, const std::string& spec) {
         "\"tokens_per_round\":%.3f,\"target_only_cpu_tps\":%.2f,\"tandem_cpu_tps\":%.2f,"
         "\"llamacpp_spec_cpu_tps\":%.2f,\"target_only_wall_tps\":%.2f,\"tandem_wall_tps\":%.2f,"
         "\"llamacpp_spec_wall_tps\":%.2f,\"tandem_over_target\":%.3f,"
+        "\"tandem_over_target_reps\":%s,"
         "\"llamacpp_over_target\":%.3f,\"tandem_over_llamacpp\":%.3f,"
         "\"tandem_over_llamacpp_wall\":%.3f,\"llamacpp_acceptance\":%.4f,\"output_equals_target\":%"
         "s}\n",
@@ -584,14 +602,14 @@ void real_pair(const options& base_options, const std::string& spec) {
         policy, name.c_str(), policy, o.tokens, o.draft_max, static_cast<double>(ref.p_min),
         o.threads, o.flash_attn, st.acceptance_rate(), st.tokens_per_round(), base.cpu_tps,
         m.cpu_tps, llama.cpu_tps, base.wall_tps, m.wall_tps, llama.wall_tps, over_target,
-        llama.cpu_tps / base.cpu_tps, over_llama,
+        reps_json.c_str(), llama.cpu_tps / base.cpu_tps, over_llama,
         llama.wall_tps > 0 ? m.wall_tps / llama.wall_tps : 0.0, llama_accept / 100.0,
         same ? "true" : "false");
     std::fprintf(stderr,
-                 "%-10s %-10s accept %.3f | CPU t/s: target %7.1f tandem %7.1f (%.2fx) "
+                 "%-10s %-10s accept %.3f | CPU t/s: target %7.1f tandem %7.1f (%.2fx %s) "
                  "llama.cpp %7.1f (%.2fx) tandem/llama %.2f | wall tandem/llama %.2f%s\n",
                  name.c_str(), policy, st.acceptance_rate(), base.cpu_tps, m.cpu_tps, over_target,
-                 llama.cpu_tps, llama.cpu_tps / base.cpu_tps, over_llama,
+                 reps_json.c_str(), llama.cpu_tps, llama.cpu_tps / base.cpu_tps, over_llama,
                  llama.wall_tps > 0 ? m.wall_tps / llama.wall_tps : 0.0,
                  same ? "" : "  OUTPUT DIFFERS");
     std::fflush(stdout);
@@ -816,6 +834,8 @@ int main(int argc, char** argv) {
                                                          : -1;
     else if (a == "--models" && v)
       o.models = argv[++i];
+    else if (a == "--policies" && v)
+      o.policies = "," + std::string(argv[++i]) + ",";
     else if (a == "--svg" && v)
       svg_dir = argv[++i];
     else if (a == "--cross-pair" && v)

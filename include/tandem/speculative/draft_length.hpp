@@ -181,8 +181,10 @@ struct cost_model_options {
   double position_prior_weight = 2.0;  ///< must be > 0
   /// With per_position: pseudo-rounds behind the model's expected tokens for a length,
   /// against the rounds actually run at that length (see expected_tokens); 0: the model
-  /// alone.
-  double length_prior_weight = 0.0;  ///< must be >= 0
+  /// alone. 1 by default: on a repeating text a round's start depends on the length, and
+  /// a length's own rounds are the one measure of that (1-token drafts on a 3-token loop
+  /// the draft gets wrong once see acceptance 0.5 where 2-token drafts keep 3 tokens).
+  double length_prior_weight = 1.0;  ///< must be >= 0
   /// While speculation is off, probe after this many rounds (so the estimates can
   /// recover): a shadow probe (one draft token judged by the target's plain step, a
   /// draft_plan with `probe`), or a 1-token draft with a decoder that offers none; each probe
@@ -238,9 +240,14 @@ struct cost_model_options {
 ///   backends (a 9-token pass of a CPU model costs several single passes): a decayed mean
 ///   per batch size b that was measured, linear interpolation between measured sizes,
 ///   below them the slope of a decayed least-squares line T(b) = t0 + t1 (b - 1), above
-///   them half that slope (optimistic, so that a longer draft is tried and measured); all
-///   times a shared level that follows drifts common to every size (a growing context,
-///   a busier machine), so a size last measured long ago stays comparable;
+///   them half that slope (optimistic, so that a longer draft is tried and measured), and
+///   never below a smaller size's figure; all times a shared level that follows drifts
+///   common to every size (a growing context, a busier machine), so a size last measured
+///   long ago stays comparable. Robust to stalls (another process on the core inflates a
+///   pass several times): a pass counts as at most 1.5 times its estimate, a size drafted
+///   neither lately nor often (decayed weight under 0.5) is forgotten and guessed again
+///   from the sizes in use, and only a size measured twice moves the level, by at most
+///   1.25x a round;
 /// - the draft cost d per drafted token (rounds right after a round without drafting are
 ///   left out: their draft time includes the drafter catching up on the tokens it missed).
 /// Acceptance and draft cost forget old observations by `decay` per drafting round, the
@@ -250,15 +257,21 @@ struct cost_model_options {
 /// the expected tokens per round over the expected time per round. With one rate a and a
 /// batch-independent target cost this is Leviathan et al.'s
 /// (1 - a^(g+1)) / ((1 - a)(g c + 1)), c = d / T(1). It drafts the g of largest S(g) when
-/// S(g) > min_gain, else nothing, probing then after probe_interval rounds with
+/// S(g) > min_gain, else nothing. While drafting, every 32 rounds a neighbouring length
+/// (g - 1 or g + 1) predicted at least 0.8 S(g) and not drafted lately gets a trial of 3
+/// rounds: on a repeating text where a round starts depends on the length, so the
+/// acceptance measured at one length misjudges its neighbours (see trial_length). While
+/// not drafting, it probes after probe_interval rounds with
 /// probe_shadows shadow probes in a row (the wait doubling after each probe that leaves
 /// speculation off, and never shorter than probe_budget allows, so probes cost a small,
 /// then vanishing share).
 /// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
 /// target alone), the next probe_shadows carry shadow probes (a first acceptance for the
 /// price of a draft token each); until a pass over several tokens was measured, T(b) is taken as
-/// T(1) (1 + (b - 1) / 2), and when that prior rules drafting out but the draft would
-/// pay with a flat T, one real 1-token draft measures T(2). Against a draft that never agrees,
+/// T(1) (1 + (b - 1) / 2), and when that prior (or a single 2-token pass, perhaps a stall)
+/// rules drafting out but the draft would pay with a flat T, a real 1-token draft measures
+/// T(2); later, while T(2) rests on fewer than 2 decayed passes and keeps speculation off
+/// that way, probes are such 1-token drafts. Against a draft that never agrees,
 /// speculation then costs shadow probes only. With a decoder or wrapper that does not carry shadow
 /// probes (a requested one that does not arrive), probes and the start-up's second round are
 /// 1-token drafts instead. Allocates nothing.
@@ -356,19 +369,30 @@ class cost_model_draft {
       }
     }
     if (r.target_batch > 0 && r.target_seconds > 0.0) {
-      // A pass over b tokens costs at most b single passes: a longer time is a stall
-      // (another process, a page fault) and is capped, so one does not switch speculation off.
+      const std::size_t b = std::min(r.target_batch, o_.max_length + 1);
+      // A stall (another process on the core, a page fault) inflates a pass several times.
+      // One stalled sample must not decide: a size the controller then stops drafting is
+      // never measured again, and interpolation spreads it to the sizes around it (on a
+      // loaded machine this left the controller at 1-token drafts or off for the rest of a
+      // generation). So a pass over b > 1 tokens counts as at most stall_ratio times its
+      // current estimate and never more than b single passes; a real rise still comes
+      // through, by up to stall_ratio per round.
       double t = r.target_seconds;
       if (r.target_batch > 1 && seen(0))
-        t = std::min(t, static_cast<double>(r.target_batch) * level_ * tsum_[0] / tw_[0]);
-      const std::size_t b = std::min(r.target_batch, o_.max_length + 1);
+        t = std::min({t, static_cast<double>(r.target_batch) * level_ * tsum_[0] / tw_[0],
+                      stall_ratio * target_cost(b)});
       // The level follows drifts shared by all batch sizes (a longer context, a busier
       // machine), so sizes measured long ago stay comparable with fresh ones; the table
       // and the line hold times divided by the level at their measurement.
-      if (seen(b - 1)) {
+      // Only a size measured at least twice (decayed) says what is typical of it, and one
+      // round moves the level by at most level_step: a size's first samples, or a stall in
+      // its mean, are no drift (read as one, the next normal pass would lower every
+      // estimate, T(1) included, and make every draft look worse).
+      if (tw_[b - 1] >= level_weight) {
         const double ratio = t / (level_ * tsum_[b - 1] / tw_[b - 1]);
-        level_ *= std::pow(std::clamp(ratio, 0.5, 2.0), level_rate);
+        level_ *= std::pow(std::clamp(ratio, 1.0 / level_step, level_step), level_rate);
       }
+      if (b == 2) ++pair_passes_;
       const double u = t / level_;
       tw_[b - 1] += 1.0;
       tsum_[b - 1] += u;
@@ -452,7 +476,20 @@ class cost_model_draft {
   [[nodiscard]] double best_predicted_speedup() const noexcept { return best_; }
 
  private:
-  static constexpr double level_rate = 0.25;  // share of a measured drift taken per round
+  static constexpr double level_rate = 0.25;   // share of a measured drift taken per round
+  static constexpr double level_weight = 2.0;  // decayed samples of a size before it moves it
+  static constexpr double level_step = 1.25;   // largest ratio one round's sample counts as
+  static constexpr double stall_ratio = 1.5;   // most a pass counts above its estimate
+  // Decayed 2-token passes below which a probe re-measures the 2-token cost when it is
+  // what keeps speculation off (see choose).
+  static constexpr double min_pair_weight = 2.0;
+  // Decayed weight below which a measured size > 1 is forgotten (see known): one pass,
+  // after 35 rounds at decay 0.98.
+  static constexpr double known_weight = 0.5;
+  // Trials of a neighbouring length (see trial_length).
+  static constexpr std::size_t trial_interval = 32, trial_rounds = 3;
+  static constexpr double trial_margin = 0.8;
+  static constexpr double trial_rounds_d = static_cast<double>(trial_rounds);
 
   // Rounds a probe must wait so that it costs at most probe_budget of the plain steps in
   // between (capped at max_probe_interval; 0 without a budget or measurements).
@@ -467,6 +504,14 @@ class cost_model_draft {
   }
 
   [[nodiscard]] bool seen(std::size_t i) const noexcept { return tw_[i] > 1e-3; }
+  // Whether the pass over i + 1 tokens counts as measured for the estimates: T(1) once
+  // seen; a larger size while its decayed weight is at least known_weight, so that a size
+  // measured a few times long ago (perhaps in a stall) falls back to the optimistic
+  // interpolation and extrapolation from the sizes in use, and gets drafted and measured
+  // again when that says it could pay (else one unlucky sample rules a length out for good).
+  [[nodiscard]] bool known(std::size_t i) const noexcept {
+    return i == 0 ? seen(0) : tw_[i] >= known_weight;
+  }
 
   // Decays the pooled and per-position acceptance counts by k (once per observed round).
   void forget_acceptance(double k) noexcept {
@@ -502,36 +547,40 @@ class cost_model_draft {
     }
   }
 
-  // The target cost of a pass over b tokens in units of the current level.
+  // The target cost of a pass over b tokens in units of the current level: never below
+  // a smaller size's measured cost (a pass over more tokens does not cost less; two
+  // noisy samples can say so, and a long draft would then look cheaper than a short one).
   [[nodiscard]] double relative_target_cost(std::size_t b) const noexcept {
     if (sw_ <= 0.0 || b == 0) return 0.0;
     const std::size_t n = o_.max_length + 1;
     const std::size_t i = b - 1;
-    if (i < n && seen(i)) return tsum_[i] / tw_[i];
+    const auto mean = [&](std::size_t j) { return tsum_[j] / tw_[j]; };
+    // Nearest measured size below, and the dearest measured size below.
+    std::size_t lo = n;
+    double floor = 0.0;
+    for (std::size_t j = std::min(i, n); j-- > 0;)
+      if (known(j)) {
+        if (lo == n) lo = j;
+        floor = std::max(floor, mean(j));
+      }
+    if (i < n && known(i)) return std::max(floor, mean(i));
     if (!(sb_ > 0.0) && seen(0))  // single passes only: T(1) (1 + (b - 1) / 2), a prior
       return tsum_[0] / tw_[0] * (1.0 + 0.5 * static_cast<double>(i));
-    // Nearest measured sizes below and above.
-    std::size_t lo = n, hi = n;
-    for (std::size_t j = std::min(i, n); j-- > 0;)
-      if (seen(j)) {
-        lo = j;
-        break;
-      }
+    std::size_t hi = n;  // nearest measured size above
     for (std::size_t j = i + 1; j < n; ++j)
-      if (seen(j)) {
+      if (known(j)) {
         hi = j;
         break;
       }
-    const auto mean = [&](std::size_t j) { return tsum_[j] / tw_[j]; };
     if (lo < n && hi < n)
-      return mean(lo) +
-             (mean(hi) - mean(lo)) * static_cast<double>(i - lo) / static_cast<double>(hi - lo);
+      return std::max(floor, mean(lo) + (mean(hi) - mean(lo)) * static_cast<double>(i - lo) /
+                                            static_cast<double>(hi - lo));
     const double t1 = slope();
     // Above the largest measured size, half the slope: an optimistic guess (a pass often
     // jumps from one token to two and then grows slowly, so the first step overstates
     // the slope), so that a longer draft is tried and measured when it could pay instead
-    // of being ruled out for good; a size once measured is known.
-    if (lo < n) return mean(lo) + 0.5 * t1 * static_cast<double>(i - lo);
+    // of being ruled out for good; a size measured lately is known (see known()).
+    if (lo < n) return std::max(floor, mean(lo) + 0.5 * t1 * static_cast<double>(i - lo));
     if (hi < n) return std::max(0.0, mean(hi) - t1 * static_cast<double>(hi - i));
     const double t0 = std::max(0.0, (st_ - t1 * sb_) / sw_);  // the line alone
     return t0 + t1 * static_cast<double>(i);
@@ -564,14 +613,17 @@ class cost_model_draft {
       }
     }
     best_ = best;
-    if ((best_g == 0 || best <= o_.min_gain) && seen(0) && !seen(1)) {
-      // No 2-token pass measured (the prior T(b) decided): when the draft would pay with
-      // a flat T, one real 1-token draft measures T(2) instead of trusting the prior.
+    // Whether a 1-token draft would pay with a flat T (T(2) = T(1)).
+    const auto flat_pays = [this] {
       const double t1 = target_cost(1);
-      if (expected_tokens(1) * t1 / (draft_cost() + t1) > o_.min_gain) {
-        next_ = 1;
-        return;
-      }
+      return seen(0) && expected_tokens(1) * t1 / (draft_cost() + t1) > o_.min_gain;
+    };
+    if ((best_g == 0 || best <= o_.min_gain) && pair_passes_ < 2 && flat_pays()) {
+      // Fewer than two 2-token passes ever measured (none: the prior T(b) decided; one:
+      // perhaps a stall): when the draft would pay with a flat T, a real 1-token draft
+      // measures T(2) instead of trusting them.
+      next_ = 1;
+      return;
     }
     if (best_g == 0 || best <= o_.min_gain) {
       if (!off_) {  // speculation turns off: the first wait
@@ -589,8 +641,16 @@ class cost_model_draft {
         next_ = 0;
         probing_ = true;
       } else if (until_probe_ == 0) {
-        burst_ = shadow_ok_ ? o_.probe_shadows - 1 : 0;
-        request_probe();
+        if (tw_[1] < min_pair_weight && flat_pays()) {
+          // T(2) rests on fewer than min_pair_weight passes (perhaps a stall) and is what
+          // keeps speculation off: shadow probes never measure it, so this probe is a real
+          // 1-token draft (on the probes' schedule, so it costs what they do).
+          burst_ = 0;
+          next_ = 1;
+        } else {
+          burst_ = shadow_ok_ ? o_.probe_shadows - 1 : 0;
+          request_probe();
+        }
         probing_ = true;
       } else {
         --until_probe_;
@@ -600,8 +660,38 @@ class cost_model_draft {
       interval_ = o_.probe_interval;
       off_ = probed_ = false;
       burst_ = 0;
-      next_ = best_g;
+      next_ = trial_length(best_g, best);
     }
+  }
+
+  // The length to draft while speculation is on: best_g, except for a short trial of a
+  // neighbouring length every trial_interval rounds. Where a round starts in a repeating
+  // text depends on the length drafted (1-token drafts alternate between a position the
+  // draft gets right and one it gets wrong; 2-token drafts can lock onto the right ones),
+  // so the acceptance measured at one length misjudges its neighbours and a length never
+  // drafted is never measured: the trial gives a neighbour its own figures (expected_tokens
+  // per length), in trial_rounds consecutive rounds (locking takes a round or two). Only a
+  // neighbour predicted at least trial_margin of the best and not drafted lately is tried,
+  // so a trial costs at most about trial_rounds (1 - trial_margin) / trial_interval.
+  [[nodiscard]] std::size_t trial_length(std::size_t best_g, double best) noexcept {
+    if (trial_left_ > 0 && trial_g_ != best_g) {
+      --trial_left_;
+      return trial_g_;
+    }
+    trial_left_ = 0;
+    if (++since_trial_ < trial_interval) return best_g;
+    since_trial_ = 0;
+    std::size_t g = 0;
+    double s = trial_margin * best;
+    for (const std::size_t c : {best_g - 1, best_g + 1})
+      if (c >= 1 && c <= o_.max_length && runs_[c] < trial_rounds_d && predicted_speedup(c) > s) {
+        g = c;
+        s = predicted_speedup(c);
+      }
+    if (g == 0) return best_g;
+    trial_g_ = g;
+    trial_left_ = trial_rounds - 1;
+    return g;
   }
 
   cost_model_options o_;
@@ -615,6 +705,8 @@ class cost_model_draft {
   bool started_ = false;                    // the start-up's acceptance probe was made
   std::size_t burst_ = 0;                   // shadow probes left in the current probe
   std::size_t shadows_seen_ = 0;
+  std::size_t since_trial_ = 0, trial_g_ = 0, trial_left_ = 0;  // see trial_length
+  std::size_t pair_passes_ = 0;  // 2-token passes measured (not decayed)
   double best_ = 1.0;
   bool valid_ = true;  // made with options in range
 };
