@@ -46,20 +46,8 @@ class synthetic_tree_model {
   std::size_t vocab_size() const noexcept { return vocab_; }
   std::size_t size() const noexcept { return ctx_.size(); }
   std::span<const float> logits() const noexcept { return logits_; }
-  errc append(std::span<const token_id> t) {
-    spin(t0_ + t1_ * static_cast<double>(t.size() - 1));
-    ctx_.insert(ctx_.end(), t.begin(), t.end());
-    fill(logits_, ctx_.size());
-    return errc::ok;
-  }
-  errc score(std::span<const token_id> t, std::span<float> rows) {
-    spin(t0_ + t1_ * static_cast<double>(t.size() - 1));
-    for (std::size_t i = 0; i < t.size(); ++i)
-      fill(rows.subspan(i * vocab_, vocab_), ctx_.size() + i + 1);
-    ctx_.insert(ctx_.end(), t.begin(), t.end());
-    fill(logits_, ctx_.size());
-    return errc::ok;
-  }
+  errc append(std::span<const token_id> t) { return feed(t, {}); }
+  errc score(std::span<const token_id> t, std::span<float> rows) { return feed(t, rows); }
   errc rewind(std::size_t n) {
     ctx_.resize(ctx_.size() - n);
     return errc::ok;
@@ -83,6 +71,16 @@ class synthetic_tree_model {
   }
 
  private:
+  // One pass over `t` (rows, when given, after each of its tokens).
+  errc feed(std::span<const token_id> t, std::span<float> rows) {
+    spin(t0_ + t1_ * static_cast<double>(t.size() - 1));
+    if (!rows.empty())
+      for (std::size_t i = 0; i < t.size(); ++i)
+        fill(rows.subspan(i * vocab_, vocab_), ctx_.size() + i + 1);
+    ctx_.insert(ctx_.end(), t.begin(), t.end());
+    fill(logits_, ctx_.size());
+    return errc::ok;
+  }
   // The target's favourite after n tokens is a hash of n; the draft agrees with
   // probability agree_, else prefers the next token (with the target's favourite second
   // when runner_up_).

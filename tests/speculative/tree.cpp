@@ -207,11 +207,20 @@ std::vector<token_id> target_greedy(const mock_options& target_opts,
   return c.tokens;
 }
 
+// The mock target most tests use (vocab 16, t -> 5 t + 3) and its prompt.
+struct mock_setup {
+  static constexpr std::size_t vocab = 16;
+  std::vector<token_id> succ = successors(vocab, 5, 3);
+  mock_options to{vocab, {}, succ};
+  std::vector<token_id> prompt = {1, 2};
+};
+
 TEST_CASE("tree: greedy output equals target-only greedy for every tree shape", "[tree]") {
-  const std::size_t vocab = 16;
-  const auto succ = successors(vocab, 5, 3);
-  const mock_options to{vocab, {}, succ};
-  const std::vector<token_id> prompt = {1, 2};
+  const mock_setup m;
+  const std::size_t vocab = m.vocab;
+  const auto& succ = m.succ;
+  const auto& to = m.to;
+  const auto& prompt = m.prompt;
   const auto want = target_greedy(to, prompt, 60);
   const tandem::fixed_tree shapes[] = {
       {1, 1, 1, 1}, {6, 6, 1, 1}, {8, 3, 3, 3}, {24, 6, 4, 4}, {64, 16, 8, 8}};
@@ -267,10 +276,9 @@ TEST_CASE("tree: greedy output on an n-gram pair equals target-only greedy", "[t
 }
 
 TEST_CASE("tree: stop tokens and the token budget end a tree round mid-path", "[tree]") {
-  const std::size_t vocab = 16;
-  const auto succ = successors(vocab, 5, 3);
-  const mock_options to{vocab, {}, succ};
-  const std::vector<token_id> prompt = {1, 2};
+  const mock_setup m;
+  const auto& to = m.to;
+  const auto& prompt = m.prompt;
   const auto full = target_greedy(to, prompt, 30);
   for (std::size_t n : {1u, 2u, 5u, 13u}) {
     mock_model target(to), dm(to);  // the draft agrees: whole paths are accepted
@@ -446,16 +454,16 @@ TEST_CASE("tree: the achieved tokens per round match the theory on a determinist
           "[tree]") {
   // Draft and target agree except after tokens t with t % 3 == 0: with greedy decoding every
   // node's acceptance is 0 or 1, so the theory's E is the walk's kept tokens exactly.
-  const std::size_t vocab = 16;
-  const auto succ = successors(vocab, 5, 3);
+  const mock_setup m;
+  const auto& succ = m.succ;
+  const auto& prompt = m.prompt;
   const auto dsucc = partly_agreeing(succ, 3);
-  mock_model target(mock_options{vocab, {}, succ}), dm(mock_options{vocab, {}, dsucc});
+  mock_model target(m.to), dm(mock_options{m.vocab, {}, dsucc});
   tandem::tree_speculative_decoder dec(target, dm, tandem::fixed_tree{1, 1, 1, 1});
   auto s = greedy_chain();
   generation_options g;
   g.max_tokens = 40;
   completion c;
-  const std::vector<token_id> prompt = {1, 2};
   REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
   // One-node chains: a round accepts its node when the draft agrees after the last token.
   std::size_t agree = 0, rounds = 0;
@@ -474,21 +482,18 @@ TEST_CASE("tree: the achieved tokens per round match the theory on a determinist
 
 TEST_CASE("tree: the cost model turns speculation off against a draft that never agrees",
           "[tree]") {
-  const std::size_t vocab = 16;
-  const auto succ = successors(vocab, 5, 3);
-  std::vector<token_id> wrong(vocab);
-  for (std::size_t t = 0; t < vocab; ++t) wrong[t] = static_cast<token_id>((succ[t] + 7) % vocab);
-  mock_model target(mock_options{vocab, {}, succ}), dm(mock_options{vocab, {}, wrong});
-  // A clock in which a pass costs the same whatever its size, drafting is dear.
-  tandem::tree_cost_model policy;
-  tandem::tree_speculative_decoder dec(target, dm, policy);
+  const mock_setup m;
+  std::vector<token_id> wrong(m.vocab);
+  for (std::size_t t = 0; t < m.vocab; ++t)
+    wrong[t] = static_cast<token_id>((static_cast<std::size_t>(m.succ[t]) + 7) % m.vocab);
+  mock_model target(m.to), dm(mock_options{m.vocab, {}, wrong});
+  tandem::tree_speculative_decoder dec(target, dm, tandem::tree_cost_model{});
   auto s = greedy_chain();
   generation_options g;
   g.max_tokens = 200;
   completion c;
-  const std::vector<token_id> prompt = {1, 2};
-  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
-  CHECK(c.tokens == target_greedy(mock_options{vocab, {}, succ}, prompt, 200));
+  REQUIRE(dec.generate(s, m.prompt, g, c) == errc::ok);
+  CHECK(c.tokens == target_greedy(m.to, m.prompt, 200));
   CHECK(dec.stats().accepted == 0);
   CHECK(dec.policy().off());
   CHECK(dec.stats().drafting_rounds < dec.stats().rounds / 4);

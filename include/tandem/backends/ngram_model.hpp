@@ -865,12 +865,8 @@ class ngram_session {
                                 std::span<const std::int32_t> parents, std::span<float> rows) {
     pending_ = false;
     const std::size_t v = vocab_size(), n = tokens.size();
-    if (parents.size() != n || rows.size() / v != n || rows.size() % v != 0)
-      return errc::size_mismatch;
+    TANDEM_TRY(detail::check_tree_input(n, parents, rows.size(), v));
     TANDEM_TRY(check(tokens));
-    for (std::size_t i = 0; i < n; ++i)
-      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i))
-        return errc::invalid_argument;
     // The context of node i: the held tokens' tail, then the path root..i, cut to the
     // model's order - 1 tokens.
     const std::size_t keep = model_->order() - 1;
@@ -895,14 +891,7 @@ class ngram_session {
   /// the tree; logits() then equals the row of path.back(). Errors: invalid_argument (no
   /// tree pending, or `path` not such a chain; the tree stays pending, nothing changes).
   [[nodiscard]] errc commit_tree(std::span<const std::int32_t> path) noexcept {
-    if (!pending_) return errc::invalid_argument;
-    std::int32_t prev = -1;
-    for (const std::int32_t i : path) {
-      if (i < 0 || static_cast<std::size_t>(i) >= pending_tokens_.size() ||
-          pending_parents_[static_cast<std::size_t>(i)] != prev)
-        return errc::invalid_argument;
-      prev = i;
-    }
+    if (!pending_ || !detail::is_tree_chain(pending_parents_, path)) return errc::invalid_argument;
     pending_ = false;
     if (path.empty()) return errc::ok;
     for (const std::int32_t i : path)

@@ -78,6 +78,37 @@ concept TreeScoring = LanguageModel<M> &&
   { m.commit_tree(path) } -> std::same_as<errc>;
 };
 
+namespace detail {
+/// True when every parents[i] is -1 or in [0, i) (a tree in parents-first order).
+[[nodiscard]] inline bool is_parents_first(std::span<const std::int32_t> parents) noexcept {
+  for (std::size_t i = 0; i < parents.size(); ++i)
+    if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i)) return false;
+  return true;
+}
+/// The input checks of score_tree (TreeScoring) before the tokens' own: size_mismatch,
+/// empty_input, invalid_argument (a parent out of order), else ok. `rows` and `vocab` are
+/// the row buffer's size and the vocabulary's.
+[[nodiscard]] inline errc check_tree_input(std::size_t n, std::span<const std::int32_t> parents,
+                                           std::size_t rows, std::size_t vocab) noexcept {
+  if (parents.size() != n || rows / vocab != n || rows % vocab != 0) return errc::size_mismatch;
+  if (n == 0) return errc::empty_input;
+  return is_parents_first(parents) ? errc::ok : errc::invalid_argument;
+}
+/// True when `path` is a chain of the tree `parents` starting at a root (path[0] a root,
+/// each next node a child of the one before; an empty path is one).
+[[nodiscard]] inline bool is_tree_chain(std::span<const std::int32_t> parents,
+                                        std::span<const std::int32_t> path) noexcept {
+  std::int32_t prev = -1;
+  for (const std::int32_t i : path) {
+    if (i < 0 || static_cast<std::size_t>(i) >= parents.size() ||
+        parents[static_cast<std::size_t>(i)] != prev)
+      return false;
+    prev = i;
+  }
+  return true;
+}
+}  // namespace detail
+
 /// Optional capability: the maximum number of tokens the context can hold.
 template <class M>
 concept HasContextLength = requires(const M& cm) {

@@ -54,9 +54,9 @@ inline constexpr std::size_t max_tree_children = 8;
 [[nodiscard]] inline double expected_accepted_tokens(std::span<const std::int32_t> parents,
                                                      std::span<const double> accept) noexcept {
   if (parents.size() != accept.size()) return 0.0;
+  if (!detail::is_parents_first(parents)) return 0.0;
   double e = 1.0;
   for (std::size_t i = 0; i < parents.size(); ++i) {
-    if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i)) return 0.0;
     double r = 1.0;
     for (std::int32_t j = static_cast<std::int32_t>(i); j >= 0;
          j = parents[static_cast<std::size_t>(j)])
@@ -120,14 +120,9 @@ class tree_scoring_adapter {
                                 std::span<const std::int32_t> parents, std::span<float> rows) {
     pending_ = false;
     const std::size_t v = vocab_size(), n = tokens.size();
-    if (parents.size() != n || rows.size() / v != n || rows.size() % v != 0)
-      return errc::size_mismatch;
-    if (n == 0) return errc::empty_input;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i))
-        return errc::invalid_argument;
-      if (tokens[i] < 0 || static_cast<std::size_t>(tokens[i]) >= v) return errc::invalid_token;
-    }
+    TANDEM_TRY(detail::check_tree_input(n, parents, rows.size(), v));
+    for (const token_id t : tokens)
+      if (t < 0 || static_cast<std::size_t>(t) >= v) return errc::invalid_token;
     if (n > context_length() - std::min(context_length(), size())) return errc::context_overflow;
     if (leaf_.size() < n) {
       leaf_.resize(n);
@@ -182,16 +177,8 @@ class tree_scoring_adapter {
   /// invalid_argument (no tree pending, or `path` not a chain of it), the model's append
   /// errors; the tree then stays pending and the model unchanged.
   [[nodiscard]] errc commit_tree(std::span<const std::int32_t> path) {
-    if (!pending_) return errc::invalid_argument;
-    std::int32_t prev = -1;
-    for (std::size_t j = 0; j < path.size(); ++j) {
-      const std::int32_t i = path[j];
-      if (i < 0 || static_cast<std::size_t>(i) >= tok_.size() ||
-          par_[static_cast<std::size_t>(i)] != prev)
-        return errc::invalid_argument;
-      seq_[j] = tok_[static_cast<std::size_t>(i)];
-      prev = i;
-    }
+    if (!pending_ || !detail::is_tree_chain(par_, path)) return errc::invalid_argument;
+    for (std::size_t j = 0; j < path.size(); ++j) seq_[j] = tok_[static_cast<std::size_t>(path[j])];
     if (!path.empty()) TANDEM_TRY(m_->append(std::span<const token_id>(seq_.data(), path.size())));
     pending_ = false;
     return errc::ok;
