@@ -1,7 +1,7 @@
 // tandem: the built-in n-gram language model. Interpolated modified Kneser-Ney (Chen &
 // Goodman 1998) of order 1 to 8, trained from token-id sentences, stored in sorted flat
 // arrays, saved in a versioned, checksummed binary file, and decoded through sessions that
-// satisfy LanguageModel, Rewindable and Scoring.
+// satisfy LanguageModel, Rewindable, Scoring and TreeScoring.
 //
 // Estimate, for an n-gram model of order N over vocabulary V:
 //   P_k(w | h) = max(a(hw) - D_k(a(hw)), 0) / a(h.) + gamma(h) P_{k-1}(w | h'),

@@ -728,6 +728,7 @@ class tree_speculative_decoder {
     history_.clear();
     history_.reserve(prompt.size() + std::min(opts.max_tokens, generate_reserve_limit) + 1);
     history_.insert(history_.end(), prompt.begin(), prompt.end());
+    mirror_.reserve(history_.capacity());
     if (prompt.size() > 1) {
       const double t0 = now();
       const errc e = target.append(prompt.first(prompt.size() - 1));
