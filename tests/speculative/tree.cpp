@@ -327,13 +327,14 @@ TEST_CASE(
 }
 
 // Chi-square statistic of the first two tokens over `runs` tree generations (vocab 4, the
-// target t -> t + 1, the draft t -> t + 2, both at temperature 2) against the target's
-// exact joint distribution.
-double tree_chi_square(const tandem::fixed_tree& shape, bool sampled, std::size_t runs) {
+// target t -> t + 1, the draft t -> t + `draft_add`, both at temperature 2) against the
+// target's exact joint distribution.
+template <class Policy>
+double tree_chi_square(const Policy& shape, bool sampled, std::size_t runs, std::size_t draft_add) {
   const std::size_t vocab = 4;
   const float temp = 2.0f;
   const mock_options to{vocab, {}, successors(vocab, 1, 1)};
-  const mock_options dopt{vocab, {}, successors(vocab, 1, 2)};
+  const mock_options dopt{vocab, {}, successors(vocab, 1, draft_add)};
   const std::vector<token_id> prompt = {0, 1};
   mock_model ref(to);
   const auto p1 = tandem_test::mock_probs(ref, prompt.size(), prompt.back(), temp);
@@ -371,13 +372,21 @@ constexpr double chi_square_15_at_0_001 = 37.70;
 
 TEST_CASE("tree: sampled output follows the target's distribution with multi-child trees",
           "[tree][chi]") {
+  // Draft pairs: the draft favours t + 2 (disagrees), t + 1 (the target's own table), t + 3.
+  for (const std::size_t draft_add : {2u, 1u, 3u})
+    for (const bool sampled : {false, true})
+      for (const tandem::fixed_tree shape :
+           {tandem::fixed_tree{6, 2, 3, 3}, tandem::fixed_tree{12, 3, 4, 4}}) {
+        const double chi = tree_chi_square(shape, sampled, 4000, draft_add);
+        INFO("draft t + " << draft_add << ", sampled children " << sampled << ", nodes "
+                          << shape.nodes << ": chi-square " << chi);
+        CHECK(chi < chi_square_15_at_0_001);
+      }
+  // The cost model's shapes (its choices vary with measured times), both child modes.
   for (const bool sampled : {false, true}) {
-    for (const tandem::fixed_tree shape :
-         {tandem::fixed_tree{6, 2, 3, 3}, tandem::fixed_tree{12, 3, 4, 4}}) {
-      const double chi = tree_chi_square(shape, sampled, 4000);
-      INFO("sampled children " << sampled << ", nodes " << shape.nodes << ": chi-square " << chi);
-      CHECK(chi < chi_square_15_at_0_001);
-    }
+    const double chi = tree_chi_square(tandem::tree_cost_model{}, sampled, 4000, 2);
+    INFO("cost model, sampled children " << sampled << ": chi-square " << chi);
+    CHECK(chi < chi_square_15_at_0_001);
   }
 }
 

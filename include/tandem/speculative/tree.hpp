@@ -281,20 +281,23 @@ struct tree_plan {
 };
 
 /// What one tree round did, reported to the policy's update(). Per draft node of the
-/// verified tree (in tree order): its depth (0: a child of the last kept token), its rank
-/// among its siblings (0: first drawn or most likely), the draft probability its value
-/// was estimated from, whether verification tested it (its parent was reached) and
-/// whether it was accepted. Views into the decoder's buffers, valid during update().
+/// verified tree (in tree order): its depth, its rank among its siblings (0: first drawn
+/// or most likely), the draft probability its value was estimated from, whether its parent
+/// was reached and whether it was accepted. Views into the decoder's buffers, valid during
+/// update().
 struct tree_round {
-  std::size_t nodes = 0;         ///< draft nodes in the verified tree
-  std::size_t levels = 0;        ///< draft passes that built it
-  std::size_t accepted = 0;      ///< draft tokens accepted (the accepted path's length)
-  double draft_seconds = 0.0;    ///< time in the draft model this round
-  double target_seconds = 0.0;   ///< time in the target's pass
-  std::size_t target_batch = 0;  ///< tokens in that pass (nodes + 1)
-  bool forced = false;           ///< the plan forced a node (a probe)
-  std::span<const std::uint8_t> depth{}, rank{}, tried{}, accepted_node{};
-  std::span<const double> q{};
+  std::size_t nodes = 0;                  ///< draft nodes in the verified tree
+  std::size_t levels = 0;                 ///< draft passes that built it
+  std::size_t accepted = 0;               ///< draft tokens accepted (the accepted path's length)
+  double draft_seconds = 0.0;             ///< time in the draft model this round
+  double target_seconds = 0.0;            ///< time in the target's pass
+  std::size_t target_batch = 0;           ///< tokens in that pass (nodes + 1)
+  bool forced = false;                    ///< the plan forced a probe tree
+  std::span<const std::uint8_t> depth{};  ///< per node: its depth (0: under the last kept token)
+  std::span<const std::uint8_t> rank{};   ///< per node: its rank among its siblings
+  std::span<const std::uint8_t> tried{};  ///< per node: 1 when its parent was reached
+  std::span<const std::uint8_t> accepted_node{};  ///< per node: 1 when it was accepted
+  std::span<const double> q{};  ///< per node: the draft probability its value was estimated from
   /// Each node's parent among these nodes (-1: a child of the last kept token).
   std::span<const std::int32_t> parents{};
 };
@@ -317,7 +320,10 @@ concept TreeSizePolicy = requires(P& p, const P& cp, const tree_round& r, std::s
 /// `children` per node, `width` nodes expanded per level; acceptance taken as the draft's
 /// probability. 0 nodes: never speculate.
 struct fixed_tree {
-  std::size_t nodes = 16, depth = 6, children = 4, width = 4;
+  std::size_t nodes = 16;    ///< node budget (0: never speculate; at most max_tree_nodes)
+  std::size_t depth = 6;     ///< depth limit (1 to max_tree_depth)
+  std::size_t children = 4;  ///< children per node (1 to max_tree_children; 1: a chain)
+  std::size_t width = 4;     ///< nodes expanded per level
   /// The shape above.
   [[nodiscard]] tree_plan plan() const noexcept {
     return {std::min(nodes, max_tree_nodes),
@@ -520,6 +526,12 @@ struct tree_options {
   /// Temperature of the draft's distribution q (softmax of its logits / temperature);
   /// must be > 0.
   float draft_temperature = 1.0f;
+  /// With sample_children: a node gets the fewest children whose largest draft
+  /// probabilities add up to this (at most the plan's max_children), so more where the
+  /// draft is unsure; the tree is then grown breadth-first and cut by a stopping rule (the
+  /// shape may depend on the draft's distributions only, never on which children were
+  /// drawn, or verification would not be exact). In (0, 1].
+  float children_mass = 0.9f;
 };
 
 /// What a tree_speculative_decoder measured, accumulated until reset_stats().
@@ -706,6 +718,9 @@ class tree_speculative_decoder {
         return detail::fail(&last_error_, errc::vocab_mismatch,
                             "draft vocabulary %zu, target vocabulary %zu", dv, vocab);
       if (errc pe = detail::validate_of(policy_); pe != errc::ok) return pe;
+      if (!(opt_.children_mass > 0.0f && opt_.children_mass <= 1.0f))
+        return detail::fail(&last_error_, errc::invalid_argument, "children_mass %g outside (0, 1]",
+                            static_cast<double>(opt_.children_mass));
       if (!(opt_.draft_temperature > 0.0f))
         return detail::fail(&last_error_, errc::invalid_argument, "draft_temperature %g not > 0",
                             static_cast<double>(opt_.draft_temperature));
@@ -829,6 +844,13 @@ class tree_speculative_decoder {
       top[i] = static_cast<token_id>(j);
     }
     if (opt_.sample_children) {
+      // As many children as it takes for the top ones to hold children_mass of q (more
+      // where the draft is unsure): a function of q alone, as exactness needs.
+      double mass = 0.0;
+      std::size_t want = 0;
+      while (want < k && mass < static_cast<double>(opt_.children_mass))
+        mass += static_cast<double>(topq[want++]);
+      k = std::max<std::size_t>(want, 1);
       double rest = 0.0;
       for (std::size_t j = 0; j < vocab_; ++j) rest += static_cast<double>(q[j]);
       for (std::size_t i = 0; i < k; ++i) {
@@ -888,6 +910,10 @@ class tree_speculative_decoder {
       const std::size_t level_end = used_;
       // The most valuable nodes of the newest level, at most expand_width, that still rank
       // within the node budget.
+      // Sampled children: the newest level in breadth-first order, while the pool is within
+      // the budget (see bfs_choose); else the most valuable first, within the budget.
+      const bool bfs = opt_.sample_children;
+      if (bfs && used_ >= plan.max_nodes) break;
       std::size_t m = 0;
       for (std::size_t i = level_begin; i < level_end; ++i)
         order_[m++] = static_cast<std::int32_t>(i);
@@ -895,8 +921,9 @@ class tree_speculative_decoder {
         const node &x = pool_[static_cast<std::size_t>(a)], &y = pool_[static_cast<std::size_t>(b)];
         return x.value > y.value || (x.value == y.value && a < b);
       };
-      std::sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(m), by_value);
-      const double cutoff = budget_value(plan.max_nodes);
+      if (!bfs)
+        std::sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(m), by_value);
+      const double cutoff = bfs ? 0.0 : budget_value(plan.max_nodes);
       // The pass holds the expanded nodes and their ancestors (marked sel == -2), at most
       // pass_cap of them.
       for (std::size_t i = 0; i < used_; ++i) pool_[i].sel = -1;
@@ -953,16 +980,19 @@ class tree_speculative_decoder {
       order_[i] = static_cast<std::int32_t>(i);
       pool_[i].sel = -1;
     }
-    std::sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(used_),
-              [&](std::int32_t a, std::int32_t b) {
-                const node &x = pool_[static_cast<std::size_t>(a)],
-                           &y = pool_[static_cast<std::size_t>(b)];
-                return x.value > y.value || (x.value == y.value && a < b);
-              });
+    if (!opt_.sample_children)
+      std::sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(used_),
+                [&](std::int32_t a, std::int32_t b) {
+                  const node &x = pool_[static_cast<std::size_t>(a)],
+                             &y = pool_[static_cast<std::size_t>(b)];
+                  return x.value > y.value || (x.value == y.value && a < b);
+                });
     const std::size_t cand = std::min(used_, plan.max_nodes);
     for (std::size_t i = 0; i < cand; ++i)
       values_[i] = pool_[static_cast<std::size_t>(order_[i])].value;
-    std::size_t n = policy_.choose(std::span<const double>(values_.data(), cand), levels);
+    std::size_t n = opt_.sample_children
+                        ? bfs_choose(cand, levels)
+                        : policy_.choose(std::span<const double>(values_.data(), cand), levels);
     if (plan.force) n = std::max(n, std::min(cand, probe_nodes));
     n = std::min(n, cand);
     for (std::size_t i = 0; i < n; ++i) pool_[static_cast<std::size_t>(order_[i])].sel = 0;
@@ -973,6 +1003,19 @@ class tree_speculative_decoder {
     round.draft_seconds = now() - t0;
     stats_.draft_seconds += round.draft_seconds;
     return errc::ok;
+  }
+
+  // With sampled children, whether a child enters the tree must not depend on its own draw
+  // or later ones at its node (recursive rejection sampling without replacement is exact
+  // only then). The candidates are in breadth-first order (children after all shallower
+  // nodes and after earlier siblings), and node p is kept while the policy's best prefix
+  // of the first p + 1 is all of them: a stopping rule that looks only at nodes before it.
+  std::size_t bfs_choose(std::size_t cand, std::size_t levels) {
+    std::size_t n = 0;
+    while (n < cand &&
+           policy_.choose(std::span<const double>(values_.data(), n + 1), levels) == n + 1)
+      ++n;
+    return n;
   }
 
   // The value of the max_nodes-th most valuable pool node (0 when fewer): a node below it
