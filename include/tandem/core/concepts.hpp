@@ -4,6 +4,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,6 +51,64 @@ concept Scoring = LanguageModel<M> &&
   { m.score(t, rows) } -> std::same_as<errc>;
 };
 
+/// Optional capability of a LanguageModel: score a token tree hung after the held tokens
+/// in one pass, then keep one root-to-node path of it.
+/// score_tree(tokens, parents, rows): node i holds tokens[i]; parents[i] == -1 makes it a
+/// child of the last held token (a root), else 0 <= parents[i] < i (nodes come parents
+/// first). Writes rows[i*V .. (i+1)*V), V = vocab_size(): the next-token logits after the
+/// held tokens followed by the path root..i. Afterwards a tree is *pending*: size() and
+/// the held tokens are unchanged. commit_tree(path): `path` lists node indices of the
+/// pending tree forming a chain (path[0] a root, parents[path[j]] == path[j-1]), possibly
+/// empty; the model then holds the old tokens followed by those nodes' tokens (size()
+/// grows by path.size()), logits() equals row path.back() (unspecified for an empty
+/// path), and the other nodes are gone (a KV-cache backend drops their cells). Any other
+/// mutating call (append, score, rewind, score_tree) while a tree is pending first drops
+/// it, as commit_tree({}) would.
+/// Errors of score_tree (the model and any pending tree unchanged... a pending tree is
+/// dropped first): size_mismatch (parents.size() != tokens.size() or rows.size() !=
+/// tokens.size() * V), empty_input (no tokens), invalid_argument (a parent out of order),
+/// invalid_token, context_overflow (size() + tokens.size() > context length), decode_failed.
+/// Errors of commit_tree: invalid_argument (no pending tree, or `path` not a chain of it;
+/// the pending tree stays pending).
+template <class M>
+concept TreeScoring = LanguageModel<M> &&
+    requires(M& m, std::span<const token_id> tokens, std::span<const std::int32_t> parents,
+             std::span<float> rows, std::span<const std::int32_t> path) {
+  { m.score_tree(tokens, parents, rows) } -> std::same_as<errc>;
+  { m.commit_tree(path) } -> std::same_as<errc>;
+};
+
+namespace detail {
+/// True when every parents[i] is -1 or in [0, i) (a tree in parents-first order).
+[[nodiscard]] inline bool is_parents_first(std::span<const std::int32_t> parents) noexcept {
+  for (std::size_t i = 0; i < parents.size(); ++i)
+    if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i)) return false;
+  return true;
+}
+/// The input checks of score_tree (TreeScoring) before the tokens' own: size_mismatch,
+/// empty_input, invalid_argument (a parent out of order), else ok. `rows` and `vocab` are
+/// the row buffer's size and the vocabulary's.
+[[nodiscard]] inline errc check_tree_input(std::size_t n, std::span<const std::int32_t> parents,
+                                           std::size_t rows, std::size_t vocab) noexcept {
+  if (parents.size() != n || rows / vocab != n || rows % vocab != 0) return errc::size_mismatch;
+  if (n == 0) return errc::empty_input;
+  return is_parents_first(parents) ? errc::ok : errc::invalid_argument;
+}
+/// True when `path` is a chain of the tree `parents` starting at a root (path[0] a root,
+/// each next node a child of the one before; an empty path is one).
+[[nodiscard]] inline bool is_tree_chain(std::span<const std::int32_t> parents,
+                                        std::span<const std::int32_t> path) noexcept {
+  std::int32_t prev = -1;
+  for (const std::int32_t i : path) {
+    if (i < 0 || static_cast<std::size_t>(i) >= parents.size() ||
+        parents[static_cast<std::size_t>(i)] != prev)
+      return false;
+    prev = i;
+  }
+  return true;
+}
+}  // namespace detail
+
 /// Optional capability: the maximum number of tokens the context can hold.
 template <class M>
 concept HasContextLength = requires(const M& cm) {
@@ -57,12 +116,14 @@ concept HasContextLength = requires(const M& cm) {
 };
 
 ///@{
-/// Detected capabilities as constants, for `if constexpr`: Rewindable, Scoring and
-/// HasContextLength.
+/// Detected capabilities as constants, for `if constexpr`: Rewindable, Scoring,
+/// TreeScoring and HasContextLength.
 template <class M>
 inline constexpr bool can_rewind_v = Rewindable<M>;
 template <class M>
 inline constexpr bool can_score_v = Scoring<M>;
+template <class M>
+inline constexpr bool can_score_tree_v = TreeScoring<M>;
 template <class M>
 inline constexpr bool has_context_length_v = HasContextLength<M>;
 ///@}
