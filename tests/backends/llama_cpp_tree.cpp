@@ -269,6 +269,14 @@ TEST_CASE("llama_cpp tree: score_tree errors leave the session as before, with n
     CHECK(s.score_tree(long_chain, chain, rows17) == errc::capacity_exceeded);
     CHECK(s.last_error().code == errc::capacity_exceeded);
   }
+  SECTION("tree_leaves over 255 is refused at create") {
+    tandem::llama_session_options o;
+    o.context_size = 32;
+    o.tree_leaves = 256;
+    const auto made = tandem::llama_session::create(tree_model(), o);
+    REQUIRE_FALSE(made.has_value());
+    CHECK(made.error() == errc::invalid_argument);
+  }
   SECTION("a session without tree leaves refuses every tree") {
     auto plain = open_session(0, 32, 16);
     CHECK(plain.max_tree_leaves() == 0);
