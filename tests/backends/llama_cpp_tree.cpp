@@ -36,15 +36,20 @@ const tandem::llama_model_handle& tree_model() {
 // One thread: deterministic reductions. Flash attention off: llama.cpp's CPU flash
 // attention accumulates in f16, so its result depends on the order of the cells, and a
 // committed path leaves its cells between freed ones (see the flash-attention case).
-tandem::llama_session open_session(std::uint32_t leaves, std::uint32_t context = 512,
-                                   std::uint32_t batch = 64, std::int32_t flash = 0) {
+tandem::llama_session_options tree_options(std::uint32_t leaves, std::uint32_t context = 512,
+                                           std::uint32_t batch = 64, std::int32_t flash = 0) {
   tandem::llama_session_options o;
   o.context_size = context;
   o.batch_size = batch;
   o.threads = 1;
   o.tree_leaves = leaves;
   o.flash_attention = flash;
-  auto s = tandem::llama_session::create(tree_model(), o);
+  return o;
+}
+
+tandem::llama_session open_session(std::uint32_t leaves, std::uint32_t context = 512,
+                                   std::uint32_t batch = 64, std::int32_t flash = 0) {
+  auto s = tandem::llama_session::create(tree_model(), tree_options(leaves, context, batch, flash));
   REQUIRE(s.has_value());
   return std::move(*s);
 }
@@ -270,10 +275,7 @@ TEST_CASE("llama_cpp tree: score_tree errors leave the session as before, with n
     CHECK(s.last_error().code == errc::capacity_exceeded);
   }
   SECTION("tree_leaves over 255 is refused at create") {
-    tandem::llama_session_options o;
-    o.context_size = 32;
-    o.tree_leaves = 256;
-    const auto made = tandem::llama_session::create(tree_model(), o);
+    const auto made = tandem::llama_session::create(tree_model(), tree_options(256, 32));
     REQUIRE_FALSE(made.has_value());
     CHECK(made.error() == errc::invalid_argument);
   }
@@ -291,12 +293,7 @@ TEST_CASE("llama_cpp tree: score_tree errors leave the session as before, with n
 TEST_CASE("llama_cpp tree: a cancelled score_tree removes every cell it wrote",
           "[backends][llama_cpp][tree]") {
   bool abort_now = false;
-  tandem::llama_session_options o;
-  o.context_size = 64;
-  o.batch_size = 16;
-  o.threads = 1;
-  o.tree_leaves = 4;
-  o.flash_attention = 0;
+  tandem::llama_session_options o = tree_options(4, 64, 16);
   o.abort_callback = [](void* flag) { return *static_cast<bool*>(flag); };
   o.abort_data = &abort_now;
   auto made = tandem::llama_session::create(tree_model(), o);
