@@ -54,9 +54,17 @@ tandem::llama_session open_session(std::uint32_t leaves, std::uint32_t context =
   return std::move(*s);
 }
 
-// Whether `got` matches `want` within `tol` (by default the conformance suite's).
+// The tolerance of rows against a plain session: the conformance suite's default (1e-3
+// absolute, 1e-3 relative) with 2e-3 absolute, because once a commit has freed the cells
+// between a path's cells, later tokens land in the gaps and llama.cpp's f16 K/V products
+// round differently than over contiguous cells: on this model by up to 1.2e-3 at a logit
+// of 0.16, just past the default (measured over these tests). A wrong mask moves logits
+// by 1 or more.
+constexpr tandem::conformance_tolerance tree_tol{2e-3f, 1e-3f};
+
+// Whether `got` matches `want` within `tol`.
 bool rows_match(std::span<const float> got, std::span<const float> want,
-                const tandem::conformance_tolerance& tol = {}) {
+                const tandem::conformance_tolerance& tol = tree_tol) {
   if (got.size() != want.size() || got.empty()) return false;
   for (std::size_t i = 0; i < got.size(); ++i)
     if (!tandem::detail::conformance_close(got[i], want[i], tol)) return false;
@@ -257,15 +265,8 @@ TEST_CASE("llama_cpp tree: score_tree errors leave the session as before, with n
     CHECK(s.score_tree(three, fan, rows) == errc::context_overflow);
     CHECK(cache_is_clean(s));
   }
-  SECTION("capacity_exceeded: more leaves than tree_leaves, more nodes than batch_size") {
-    const std::vector<token_id> six = {310, 311, 312, 313, 314, 315};
-    const std::vector<std::int32_t> five_leaves = {-1, 0, 0, 0, 0, 0};
-    std::vector<float> rows6(6 * v);
-    CHECK(s.max_tree_leaves() == 4);
+  SECTION("capacity_exceeded: more nodes than batch_size") {
     pend();
-    CHECK(s.score_tree(six, five_leaves, rows6) == errc::capacity_exceeded);
-    const std::vector<std::int32_t> four_leaves = {-1, 0, 0, 0, 0, 1};
-    REQUIRE(s.score_tree(six, four_leaves, rows6) == errc::ok);  // the limit itself fits
     CHECK(s.max_tree_nodes() == 16);
     const std::vector<token_id> long_chain(17, 320);
     std::vector<std::int32_t> chain(17);
@@ -278,12 +279,6 @@ TEST_CASE("llama_cpp tree: score_tree errors leave the session as before, with n
     const auto made = tandem::llama_session::create(tree_model(), tree_options(256, 32));
     REQUIRE_FALSE(made.has_value());
     CHECK(made.error() == errc::invalid_argument);
-  }
-  SECTION("a session without tree leaves refuses every tree") {
-    auto plain = open_session(0, 32, 16);
-    CHECK(plain.max_tree_leaves() == 0);
-    CHECK(plain.score_tree(std::span(three).first(1), std::span(fan).first(1),
-                           std::span(rows).first(v)) == errc::capacity_exceeded);
   }
   CHECK(s.size() == held.size());
   CHECK(std::equal(before.begin(), before.end(), s.logits().begin(), s.logits().end()));
@@ -305,6 +300,8 @@ TEST_CASE("llama_cpp tree: a cancelled score_tree removes every cell it wrote",
   abort_now = true;
   const std::vector<std::int32_t> chain = {-1, 0, 1, 2, 3, 4, 5, 6, 7};
   CHECK(s.score_tree(tree_tokens, chain, rows) == errc::cancelled);
+  CHECK(s.commit_tree({}) == errc::invalid_argument);
+  CHECK(s.score_tree(tree_tokens, tree_parents, rows) == errc::cancelled);  // 5 leaves: by paths
   CHECK(s.commit_tree({}) == errc::invalid_argument);
   CHECK(s.size() == held_prompt.size());
   CHECK(std::equal(before.begin(), before.end(), s.logits().begin(), s.logits().end()));
@@ -342,16 +339,20 @@ TEST_CASE("llama_cpp tree: commit_tree refuses a path that is not a chain of the
   check_continues_like_fresh(s, held, std::span(tree_tokens).first(2));
 }
 
-TEST_CASE("llama_cpp tree: random score and commit rounds keep matching a plain session",
-          "[backends][llama_cpp][tree]") {
-  auto s = open_session(6);
+namespace {
+// 24 rounds of a random tree (up to 10 nodes, up to 6 leaves) scored and a random path
+// of it committed, on a session with `leaves` tree leaves, each checked against a plain
+// session fed the same tokens.
+void check_random_rounds(std::uint32_t leaves, std::uint32_t seed) {
+  auto s = open_session(leaves);
   auto ref = open_session(0);
+  constexpr std::size_t most_leaves = 6;
   const std::size_t v = s.vocab_size();
-  std::mt19937 rng(2024);
+  std::mt19937 rng(seed);
   std::vector<token_id> held = held_prompt;
   REQUIRE(s.append(held) == errc::ok);
   REQUIRE(ref.append(held) == errc::ok);
-  std::size_t committed = 0;
+  std::size_t committed = 0, scored_by_paths = 0;
   for (int round = 0; round < 24; ++round) {
     INFO("round " << round);
     // A random tree: each node hangs under a random earlier node or is a root; nodes
@@ -360,18 +361,21 @@ TEST_CASE("llama_cpp tree: random score and commit rounds keep matching a plain 
     std::vector<token_id> tokens(n);
     std::vector<std::int32_t> parents(n);
     std::vector<bool> has_child(n, false);
-    std::size_t leaves = 0;
+    std::size_t tree_leaves = 0;
     for (std::size_t i = 0; i < n; ++i) {
       tokens[i] = static_cast<token_id>(rng() % v);
       auto p = static_cast<std::int32_t>(rng() % (i + 1)) - 1;
       const bool adds_leaf = p < 0 || has_child[static_cast<std::size_t>(p)];
-      if (adds_leaf && leaves == s.max_tree_leaves()) p = static_cast<std::int32_t>(i) - 1;
+      if (adds_leaf && tree_leaves == most_leaves) p = static_cast<std::int32_t>(i) - 1;
       parents[i] = p;
-      if (p < 0 || has_child[static_cast<std::size_t>(p)]) ++leaves;
+      if (p < 0 || has_child[static_cast<std::size_t>(p)]) ++tree_leaves;
       if (p >= 0) has_child[static_cast<std::size_t>(p)] = true;
     }
     std::vector<float> rows(n * v);
     REQUIRE(s.score_tree(tokens, parents, rows) == errc::ok);
+    // One decode (cells under helper ids) exactly when the tree's leaves fit.
+    CHECK(cache_is_clean(s) == (tree_leaves > leaves));
+    scored_by_paths += tree_leaves > leaves ? 1 : 0;
     check_rows(ref, tokens, parents, rows);
     // Keep the path to a random node, or nothing one round in five.
     std::vector<std::int32_t> path;
@@ -393,6 +397,16 @@ TEST_CASE("llama_cpp tree: random score and commit rounds keep matching a plain 
     CHECK(rows_match(s.logits(), ref.logits()));
   }
   CHECK(committed > 0);
+  if (leaves == 0) CHECK(scored_by_paths == 24);
+  if (leaves >= most_leaves) CHECK(scored_by_paths == 0);
+}
+}  // namespace
+
+TEST_CASE("llama_cpp tree: random score and commit rounds keep matching a plain session",
+          "[backends][llama_cpp][tree]") {
+  SECTION("every tree in one decode") { check_random_rounds(6, 2024); }
+  SECTION("trees of more than 2 leaves path by path") { check_random_rounds(2, 7); }
+  SECTION("without tree leaves, every tree path by path") { check_random_rounds(0, 99); }
 }
 
 TEST_CASE("llama_cpp tree: warm score and commit rounds allocate the same every round",
@@ -443,4 +457,28 @@ TEST_CASE("llama_cpp tree: with flash attention on, a committed path continues w
   REQUIRE(fresh.append(more) == errc::ok);
   CHECK(rows_match(s.logits(), fresh.logits(), f16));
   CHECK(cache_is_clean(s));
+}
+
+TEST_CASE("llama_cpp tree: a tree with more leaves than tree_leaves is scored path by path",
+          "[backends][llama_cpp][tree]") {
+  auto s = open_session(4);
+  auto ref = open_session(0);
+  const std::size_t v = s.vocab_size();
+  std::vector<float> rows(tree_tokens.size() * v);
+  REQUIRE(s.append(held_prompt) == errc::ok);
+  REQUIRE(ref.append(held_prompt) == errc::ok);
+  const std::vector<float> before(s.logits().begin(), s.logits().end());
+  REQUIRE(s.score_tree(tree_tokens, tree_parents, rows) == errc::ok);  // 5 leaves
+  CHECK(cache_is_clean(s));  // no helper ids: scored on sequence 0, then rewound
+  CHECK(s.size() == held_prompt.size());
+  CHECK(std::equal(before.begin(), before.end(), s.logits().begin(), s.logits().end()));
+  check_rows(ref, tree_tokens, tree_parents, rows);
+  const std::vector<std::int32_t> bad = {0, 2};
+  CHECK(s.commit_tree(bad) == errc::invalid_argument);
+  const std::vector<std::int32_t> keep = {0, 1, 4};
+  REQUIRE(s.commit_tree(keep) == errc::ok);
+  CHECK(rows_match(s.logits(), std::span<const float>(rows).subspan(4 * v, v)));
+  std::vector<token_id> held = held_prompt;
+  for (const std::int32_t u : keep) held.push_back(tree_tokens[static_cast<std::size_t>(u)]);
+  check_continues_like_fresh(s, held, std::span(tree_tokens).first(2));
 }

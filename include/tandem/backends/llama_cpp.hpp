@@ -226,17 +226,18 @@ struct llama_session_options {
   /// call returns `errc::cancelled`. Null: never abort. `abort_data` is passed through.
   ggml_abort_callback abort_callback = nullptr;
   void* abort_data = nullptr;  ///< passed to `abort_callback`; not owned
-  /// Most leaves of a token tree `llama_session::score_tree` takes (each leaf path gets
-  /// a llama.cpp sequence id of its own), in [0, 255]; 0 (the default): score_tree gives
-  /// capacity_exceeded. With leaves, the context has n_seq_max = 1 + tree_leaves and a
-  /// unified KV cache. Cost (measured on this llama.cpp version, CPU): the KV cache keeps
-  /// its size (`context_size` cells shared by all ids); the logits buffer grows by
+  /// Most leaves of a token tree that `llama_session::score_tree` scores in one
+  /// llama_decode (each leaf path gets a llama.cpp sequence id of its own), in [0, 255];
+  /// a tree with more leaves, or any tree when 0 (the default), is scored path by path
+  /// (one decode per node). With leaves, the context has n_seq_max = 1 + tree_leaves and
+  /// a unified KV cache. Cost (measured on this llama.cpp version, CPU): the KV cache
+  /// keeps its size (`context_size` cells shared by all ids); the logits buffer grows by
   /// tree_leaves rows and the compute buffer by about 0.5 MiB (270.0 to 270.5 MiB on a
   /// 92 MB model at 4096 tokens); every llama_decode, plain ones included, costs about
   /// 50 microseconds more CPU time whatever the number of leaves (llama.cpp then checks
   /// its batches against all 256 possible sequences): nothing measurable on a model of
-  /// 90 MB, about 40% of a one-token step on a 2.6 MB draft model. So leave it 0 for
-  /// sessions that never score trees (drafters). llama_multi_session ignores it.
+  /// 90 MB, about 40% of a one-token step on a 2.6 MB draft model. So set it on a target
+  /// that verifies trees and leave it 0 elsewhere. llama_multi_session ignores it.
   std::uint32_t tree_leaves = 0;
 };
 
@@ -292,7 +293,9 @@ inline void llama_release(llama_batch& batch, ::llama_context*& ctx) noexcept {
 /// with the helper ids by llama_memory_seq_cp (the unified cache shares cells, it copies
 /// no data). llama.cpp masks a token by its first id, whose sequence is exactly the held
 /// tokens and the node's ancestors. `commit_tree` gives the kept path's cells id 0 and
-/// removes every helper id (so the other nodes' cells are freed).
+/// removes every helper id (so the other nodes' cells are freed). A tree with more leaves
+/// than `tree_leaves` (every tree when it is 0, the default) is scored path by path
+/// instead, one decode per node (see `score_tree`).
 ///
 /// Allocation: the llama_batch, the logits buffer, the tree's bookkeeping and
 /// llama.cpp's context are sized at creation; `append`, `score`, `rewind`, `score_tree`
@@ -361,7 +364,7 @@ class llama_session {
   [[nodiscard]] std::size_t context_length() const noexcept { return n_ctx_; }
   /// Most tokens one llama_decode takes (n_batch).
   [[nodiscard]] std::size_t batch_size() const noexcept { return n_batch_; }
-  /// Most leaves of a tree `score_tree` takes (`llama_session_options::tree_leaves`).
+  /// Most leaves of a tree `score_tree` scores in one llama_decode (`tree_leaves`).
   [[nodiscard]] std::size_t max_tree_leaves() const noexcept { return tree_.leaves; }
   /// Most nodes of a tree `score_tree` takes: `batch_size()` (one llama_decode).
   [[nodiscard]] std::size_t max_tree_nodes() const noexcept { return n_batch_; }
@@ -432,21 +435,25 @@ class llama_session {
     tree_.used = 0;
   }
 
-  /// Scores the token tree `tokens`/`parents` hung after the held tokens, in one
-  /// llama_decode with tree attention (see the class comment). Node i holds tokens[i];
-  /// parents[i] == -1 makes it a root (a child of the last held token), else
+  /// Scores the token tree `tokens`/`parents` hung after the held tokens. Node i holds
+  /// tokens[i]; parents[i] == -1 makes it a root (a child of the last held token), else
   /// 0 <= parents[i] < i. Writes rows[i*V .. (i+1)*V), V = vocab_size(): the next-token
-  /// logits after the held tokens followed by the path root..i. A pending tree is dropped
-  /// first; afterwards this tree is pending (`size()` and `logits()` unchanged) until
-  /// `commit_tree` or any other mutating call.
+  /// logits after the held tokens followed by the path root..i. A tree of at most
+  /// max_tree_leaves() leaves takes one llama_decode with tree attention (see the class
+  /// comment); a tree with more leaves (any tree when tree_leaves is 0) is scored path by
+  /// path instead: one llama_decode per node, with rewinds between branches, the same
+  /// rows within float rounding, and `commit_tree` then decodes the kept path once more.
+  /// A pending tree is dropped first; afterwards this tree is pending (`size()` and
+  /// `logits()` unchanged) until `commit_tree` or any other mutating call.
   /// Errors, each leaving the session as before with no tree pending (no cells under any
   /// id but the held ones): size_mismatch (parents.size() != tokens.size() or
   /// rows.size() != tokens.size() * V), empty_input (no tokens), invalid_argument (a
   /// parent out of order), invalid_token, context_overflow (size() + tokens.size() >
   /// context_length(), or no KV slot), capacity_exceeded (more nodes than
-  /// max_tree_nodes() or more leaves than max_tree_leaves(): such a tree is not split
-  /// into several decodes), cancelled (the abort callback), decode_failed (any other
-  /// llama.cpp failure). `last_error()` has the details. `rows` is unspecified after an
+  /// max_tree_nodes()), cancelled (the abort callback), invalid_argument (llama.cpp
+  /// rejected the batch), decode_failed (any other llama.cpp failure), rewind_failed
+  /// (path by path on a model that cannot drop a partial tail: the session is cleared, as
+  /// `append` documents). `last_error()` has the details. `rows` is unspecified after an
   /// error.
   [[nodiscard]] errc score_tree(std::span<const token_id> tokens,
                                 std::span<const std::int32_t> parents,
@@ -475,50 +482,13 @@ class llama_session {
       if (parents[i] >= 0) tree_.leaf[static_cast<std::size_t>(parents[i])] = 1;
     const auto leaves =
         static_cast<std::size_t>(std::count(tree_.leaf.begin(), tree_.leaf.begin() + n, 0));
-    if (leaves > tree_.leaves)
-      return detail::fail(&error_, errc::capacity_exceeded,
-                          "score_tree: %zu leaves, at most %zu (tree_leaves)", leaves,
-                          static_cast<std::size_t>(tree_.leaves));
-    batch_.n_tokens = static_cast<std::int32_t>(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::int32_t p = parents[i];
-      batch_.token[i] = tokens[i];
-      batch_.pos[i] =
-          p < 0 ? static_cast<llama_pos>(size_) : batch_.pos[static_cast<std::size_t>(p)] + 1;
-      batch_.n_seq_id[i] = 0;
-      batch_.logits[i] = 1;
-    }
-    // Leaf j gets id 1 + j, given to every node from it up to its root.
-    llama_seq_id id = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (tree_.leaf[i] != 0) continue;
-      ++id;
-      for (auto u = static_cast<std::int32_t>(i); u >= 0; u = parents[static_cast<std::size_t>(u)])
-        batch_.seq_id[u][batch_.n_seq_id[u]++] = id;
-    }
-    tree_.used = static_cast<std::uint32_t>(id);
-    llama_memory_t mem = llama_get_memory(ctx_);
-    if (size_ > 0)
-      for (llama_seq_id s = 1; s <= id; ++s) llama_memory_seq_cp(mem, 0, s, -1, -1);
-    const std::int32_t rc = llama_decode(ctx_, batch_);
-    if (rc != 0) {
-      remove_tree_ids();
-      return detail::fail(&error_, map_decode_error(rc),
-                          "score_tree: llama_decode returned %d for %zu nodes, %zu leaves",
-                          static_cast<int>(rc), n, leaves);
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
-      if (row == nullptr) {
-        remove_tree_ids();
-        return detail::fail(&error_, errc::decode_failed, "score_tree: no logits for node %zu", i);
-      }
-      std::memcpy(rows.data() + i * n_vocab_, row, n_vocab_ * sizeof(float));
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      tree_.parent[i] = parents[i];
-      tree_.leaf[i] = batch_.seq_id[i][0];
-    }
+    tree_.by_paths = leaves > tree_.leaves;
+    if (const errc e = tree_.by_paths ? score_by_paths(tokens, parents, rows)
+                                      : score_at_once(tokens, parents, rows, leaves);
+        e != errc::ok)
+      return e;
+    std::copy(parents.begin(), parents.end(), tree_.parent.begin());
+    std::copy(tokens.begin(), tokens.end(), tree_.token.begin());
     tree_.nodes = n;
     tree_.pending = true;
     return errc::ok;
@@ -530,8 +500,10 @@ class llama_session {
   /// and `logits()` equals row path.back() of the `score_tree` call. An empty path drops
   /// the tree and leaves the session as before `score_tree`.
   /// Errors: invalid_argument (no pending tree, or `path` not a chain of it; a pending
-  /// tree stays pending), decode_failed (llama.cpp lost the tree's logits: only when
-  /// the context was used directly through `get()`; the tree is dropped).
+  /// tree stays pending); after a tree scored path by path, `append`'s errors (the tree is
+  /// dropped and the session as before `score_tree`); decode_failed (llama.cpp lost the
+  /// tree's logits: only when the context was used directly through `get()`; the tree is
+  /// dropped).
   [[nodiscard]] errc commit_tree(std::span<const std::int32_t> path) noexcept {
     if (!tree_.pending)
       return detail::fail(&error_, errc::invalid_argument, "commit_tree: no pending tree");
@@ -546,6 +518,15 @@ class llama_session {
     }
     if (path.empty()) {
       drop_tree();
+      return errc::ok;
+    }
+    if (tree_.by_paths) {
+      tree_.pending = false;
+      for (std::size_t j = 0; j < path.size(); ++j)
+        tree_.scratch[j] = tree_.token[static_cast<std::size_t>(path[j])];
+      if (const errc e = decode(std::span(tree_.scratch.data(), path.size()), {}); e != errc::ok)
+        return detail::fail(&error_, e, "commit_tree: appending a path of %zu tokens failed",
+                            path.size());
       return errc::ok;
     }
     const float* row = llama_get_logits_ith(ctx_, path.back());
@@ -583,9 +564,110 @@ class llama_session {
     tree_.leaves = leaves;
     tree_.parent.assign(n_batch_, -1);
     tree_.leaf.assign(n_batch_, 0);
+    tree_.chain.assign(n_batch_, 0);
+    tree_.token.assign(n_batch_, 0);
+    tree_.scratch.assign(n_batch_, 0);
+    tree_.saved.assign(n_vocab_, 0.0f);
   }
 
   void release() noexcept { detail::llama_release(batch_, ctx_); }
+
+  // score_tree in one llama_decode: leaf j gets helper id 1 + j, given to every node from
+  // it up to its root; tree_.leaf[i] becomes the first id of node i.
+  [[nodiscard]] errc score_at_once(std::span<const token_id> tokens,
+                                   std::span<const std::int32_t> parents, std::span<float> rows,
+                                   std::size_t leaves) noexcept {
+    const std::size_t n = tokens.size();
+    batch_.n_tokens = static_cast<std::int32_t>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int32_t p = parents[i];
+      batch_.token[i] = tokens[i];
+      batch_.pos[i] =
+          p < 0 ? static_cast<llama_pos>(size_) : batch_.pos[static_cast<std::size_t>(p)] + 1;
+      batch_.n_seq_id[i] = 0;
+      batch_.logits[i] = 1;
+    }
+    llama_seq_id id = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (tree_.leaf[i] != 0) continue;
+      ++id;
+      for (auto u = static_cast<std::int32_t>(i); u >= 0; u = parents[static_cast<std::size_t>(u)])
+        batch_.seq_id[u][batch_.n_seq_id[u]++] = id;
+    }
+    tree_.used = static_cast<std::uint32_t>(id);
+    llama_memory_t mem = llama_get_memory(ctx_);
+    if (size_ > 0)
+      for (llama_seq_id s = 1; s <= id; ++s) llama_memory_seq_cp(mem, 0, s, -1, -1);
+    const std::int32_t rc = llama_decode(ctx_, batch_);
+    if (rc != 0) {
+      remove_tree_ids();
+      return detail::fail(&error_, map_decode_error(rc),
+                          "score_tree: llama_decode returned %d for %zu nodes, %zu leaves",
+                          static_cast<int>(rc), n, leaves);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
+      if (row == nullptr) {
+        remove_tree_ids();
+        return detail::fail(&error_, errc::decode_failed, "score_tree: no logits for node %zu", i);
+      }
+      std::memcpy(rows.data() + i * n_vocab_, row, n_vocab_ * sizeof(float));
+    }
+    for (std::size_t i = 0; i < n; ++i) tree_.leaf[i] = batch_.seq_id[i][0];
+    return errc::ok;
+  }
+
+  // score_tree path by path on sequence 0: for each node, rewind to the part of its path
+  // already held (tree_.chain) and append the rest; its logits are its row. Ends with the
+  // session as before (size and logits).
+  [[nodiscard]] errc score_by_paths(std::span<const token_id> tokens,
+                                    std::span<const std::int32_t> parents,
+                                    std::span<float> rows) noexcept {
+    const std::size_t base = size_;
+    const bool had_logits = has_logits_;
+    std::copy(logits_.begin(), logits_.end(), tree_.saved.begin());
+    std::size_t held = 0;  // tree nodes held after `base`: tree_.chain[0, held)
+    errc e = errc::ok;
+    std::size_t i = 0;
+    for (; i < tokens.size(); ++i) {
+      std::size_t d = 0;  // the path root..i into tree_.leaf[0, d), root first
+      for (auto u = static_cast<std::int32_t>(i); u >= 0; u = parents[static_cast<std::size_t>(u)])
+        tree_.leaf[d++] = u;
+      std::reverse(tree_.leaf.begin(), tree_.leaf.begin() + static_cast<std::ptrdiff_t>(d));
+      std::size_t c = 0;
+      while (c < held && c < d && tree_.chain[c] == tree_.leaf[c]) ++c;
+      if (c < held) {
+        if (!llama_memory_seq_rm(llama_get_memory(ctx_), 0, static_cast<llama_pos>(base + c), -1)) {
+          e = errc::rewind_failed;
+          break;
+        }
+        size_ = base + c;
+      }
+      for (std::size_t k = c; k < d; ++k) {
+        tree_.chain[k] = tree_.leaf[k];
+        tree_.scratch[k - c] = tokens[static_cast<std::size_t>(tree_.leaf[k])];
+      }
+      held = c;
+      e = decode(std::span(tree_.scratch.data(), d - c), {});
+      if (e != errc::ok) break;
+      held = d;
+      std::memcpy(rows.data() + i * n_vocab_, logits_.data(), n_vocab_ * sizeof(float));
+    }
+    if (size_ > base &&
+        !llama_memory_seq_rm(llama_get_memory(ctx_), 0, static_cast<llama_pos>(base), -1)) {
+      clear();
+      if (e == errc::ok) e = errc::rewind_failed;
+    }
+    if (size_ >= base) {
+      size_ = base;
+      has_logits_ = had_logits;
+      std::copy(tree_.saved.begin(), tree_.saved.end(), logits_.begin());
+    }
+    if (e != errc::ok)
+      return detail::fail(&error_, e, "score_tree: node %zu of %zu, scored path by path", i,
+                          tokens.size());
+    return errc::ok;
+  }
 
   // Removes every helper sequence id a tree used: its cells (which carry only helper
   // ids) are freed, the held cells keep id 0. Removing a whole sequence never fails.
@@ -691,10 +773,15 @@ class llama_session {
   struct tree_state {
     std::vector<std::int32_t> parent;  // parent of each node (n_batch entries)
     std::vector<llama_seq_id> leaf;    // first helper id of each node: a leaf below it
+    std::vector<std::int32_t> chain;   // score_by_paths: the tree nodes held, root first
+    std::vector<token_id> token;       // token of each node (commit after score_by_paths)
+    std::vector<token_id> scratch;     // tokens of one append
+    std::vector<float> saved;          // score_by_paths: logits() before the tree
     std::size_t nodes = 0;             // nodes of the pending tree
     std::uint32_t leaves = 0;          // most leaves (tree_leaves)
     std::uint32_t used = 0;            // helper ids 1..used carry cells
     bool pending = false;
+    bool by_paths = false;  // scored path by path: no cells, commit appends the path
   } tree_;
   error_info error_;
 };
