@@ -777,8 +777,8 @@ class ngram_builder {
 
 /// A decoding session over an ngram_model: one growing token sequence and its next-token
 /// log-probabilities (softmax(logits()) is the model's distribution). Satisfies
-/// LanguageModel, Rewindable and Scoring. The model must outlive the session and is only
-/// read; the session owns its buffers, sized at construction, so appending, scoring and
+/// LanguageModel, Rewindable, Scoring and TreeScoring. The model must outlive the session and is
+/// only read; the session owns its buffers, sized at construction, so appending, scoring and
 /// rewinding allocate nothing. Cost per prediction: O(vocab) plus O(continuations of the
 /// last token). One session per thread; sessions over one model are independent.
 class ngram_session {
@@ -819,6 +819,7 @@ class ngram_session {
   /// session unchanged: `empty_input` for an empty span, `invalid_token` for an id outside
   /// the vocabulary, `context_overflow` past context_length().
   [[nodiscard]] errc append(std::span<const token_id> t) noexcept {
+    pending_ = false;
     TANDEM_TRY(check(t));
     history_.insert(history_.end(), t.begin(), t.end());
     refresh();
@@ -828,6 +829,7 @@ class ngram_session {
   /// Drops the last `n` tokens and recomputes the logits for the shorter context.
   /// Errors: `rewind_out_of_range` when n > size() (nothing changes).
   [[nodiscard]] errc rewind(std::size_t n) noexcept {
+    pending_ = false;
     if (n > history_.size()) return errc::rewind_out_of_range;
     history_.resize(history_.size() - n);
     refresh();
@@ -839,6 +841,7 @@ class ngram_session {
   /// the session unchanged: those of `append`, and `size_mismatch` when rows.size() !=
   /// t.size() * vocab_size().
   [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) noexcept {
+    pending_ = false;
     TANDEM_TRY(check(t));
     const std::size_t v = vocab_size();
     if (rows.size() / v != t.size() || rows.size() % v != 0) return errc::size_mismatch;
@@ -850,8 +853,68 @@ class ngram_session {
     return errc::ok;
   }
 
-  /// Empties the context (capacity kept); logits() becomes P_1 again.
+  /// TreeScoring (core/concepts.hpp): writes into rows[i * V, (i + 1) * V) the logits after
+  /// the held tokens followed by the path from a root to node i (parents[i] == -1: a root,
+  /// else 0 <= parents[i] < i), and keeps the tree pending for commit_tree(); the held
+  /// tokens and logits() are unchanged. A pending tree is dropped first. Errors, leaving
+  /// the session unchanged (no tree pending): size_mismatch (parents or rows of the wrong
+  /// size), empty_input, invalid_argument (a parent out of order), invalid_token,
+  /// context_overflow (size() + tokens.size() > context_length()). Allocates only when the
+  /// tree is larger than every earlier one.
+  [[nodiscard]] errc score_tree(std::span<const token_id> tokens,
+                                std::span<const std::int32_t> parents, std::span<float> rows) {
+    pending_ = false;
+    const std::size_t v = vocab_size(), n = tokens.size();
+    if (parents.size() != n || rows.size() / v != n || rows.size() % v != 0)
+      return errc::size_mismatch;
+    TANDEM_TRY(check(tokens));
+    for (std::size_t i = 0; i < n; ++i)
+      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i))
+        return errc::invalid_argument;
+    // The context of node i: the held tokens' tail, then the path root..i, cut to the
+    // model's order - 1 tokens.
+    const std::size_t keep = model_->order() - 1;
+    std::array<token_id, ngram_max_order> ctx{};
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t m = 0;
+      for (std::int32_t j = static_cast<std::int32_t>(i); j >= 0 && m < keep; j = parents[j])
+        ctx[keep - 1 - m++] = tokens[static_cast<std::size_t>(j)];
+      for (std::size_t h = history_.size(); h > 0 && m < keep; --h)
+        ctx[keep - 1 - m++] = history_[h - 1];
+      model_->fill_log_probs(std::span<const token_id>(ctx.data() + keep - m, m),
+                             rows.data() + i * v, scratch_.data());
+    }
+    pending_tokens_.assign(tokens.begin(), tokens.end());
+    pending_parents_.assign(parents.begin(), parents.end());
+    pending_ = true;
+    return errc::ok;
+  }
+
+  /// TreeScoring: appends the tokens of `path`, a chain of the pending tree's nodes (a
+  /// root first, each next one a child of the one before; empty keeps none), and drops
+  /// the tree; logits() then equals the row of path.back(). Errors: invalid_argument (no
+  /// tree pending, or `path` not such a chain; the tree stays pending, nothing changes).
+  [[nodiscard]] errc commit_tree(std::span<const std::int32_t> path) noexcept {
+    if (!pending_) return errc::invalid_argument;
+    std::int32_t prev = -1;
+    for (const std::int32_t i : path) {
+      if (i < 0 || static_cast<std::size_t>(i) >= pending_tokens_.size() ||
+          pending_parents_[static_cast<std::size_t>(i)] != prev)
+        return errc::invalid_argument;
+      prev = i;
+    }
+    pending_ = false;
+    if (path.empty()) return errc::ok;
+    for (const std::int32_t i : path)
+      history_.push_back(pending_tokens_[static_cast<std::size_t>(i)]);
+    refresh();
+    return errc::ok;
+  }
+
+  /// Empties the context (capacity kept); logits() becomes P_1 again. Drops a pending
+  /// tree.
   void reset() noexcept {
+    pending_ = false;
     history_.clear();
     refresh();
   }
@@ -875,6 +938,9 @@ class ngram_session {
   std::vector<token_id> history_;
   std::vector<float> logits_;
   std::vector<float> scratch_;
+  std::vector<token_id> pending_tokens_;  // the pending tree (score_tree), when pending_
+  std::vector<std::int32_t> pending_parents_;
+  bool pending_ = false;
 };
 
 /// Many sequences over one ngram_model: a MultiSequenceModel (with score and a
@@ -1043,6 +1109,8 @@ class ngram_multi_session {
   error_info error_;
 };
 
+static_assert(LanguageModel<ngram_session> && Rewindable<ngram_session> && Scoring<ngram_session> &&
+              TreeScoring<ngram_session>);
 static_assert(MultiSequenceModel<ngram_multi_session> &&
               MultiSequenceScoring<ngram_multi_session> && HasContextLength<ngram_multi_session>);
 static_assert(LanguageModel<sequence<ngram_multi_session>> &&

@@ -4,6 +4,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,6 +51,33 @@ concept Scoring = LanguageModel<M> &&
   { m.score(t, rows) } -> std::same_as<errc>;
 };
 
+/// Optional capability of a LanguageModel: score a token tree hung after the held tokens
+/// in one pass, then keep one root-to-node path of it.
+/// score_tree(tokens, parents, rows): node i holds tokens[i]; parents[i] == -1 makes it a
+/// child of the last held token (a root), else 0 <= parents[i] < i (nodes come parents
+/// first). Writes rows[i*V .. (i+1)*V), V = vocab_size(): the next-token logits after the
+/// held tokens followed by the path root..i. Afterwards a tree is *pending*: size() and
+/// the held tokens are unchanged. commit_tree(path): `path` lists node indices of the
+/// pending tree forming a chain (path[0] a root, parents[path[j]] == path[j-1]), possibly
+/// empty; the model then holds the old tokens followed by those nodes' tokens (size()
+/// grows by path.size()), logits() equals row path.back() (unspecified for an empty
+/// path), and the other nodes are gone (a KV-cache backend drops their cells). Any other
+/// mutating call (append, score, rewind, score_tree) while a tree is pending first drops
+/// it, as commit_tree({}) would.
+/// Errors of score_tree (the model and any pending tree unchanged... a pending tree is
+/// dropped first): size_mismatch (parents.size() != tokens.size() or rows.size() !=
+/// tokens.size() * V), empty_input (no tokens), invalid_argument (a parent out of order),
+/// invalid_token, context_overflow (size() + tokens.size() > context length), decode_failed.
+/// Errors of commit_tree: invalid_argument (no pending tree, or `path` not a chain of it;
+/// the pending tree stays pending).
+template <class M>
+concept TreeScoring = LanguageModel<M> &&
+    requires(M& m, std::span<const token_id> tokens, std::span<const std::int32_t> parents,
+             std::span<float> rows, std::span<const std::int32_t> path) {
+  { m.score_tree(tokens, parents, rows) } -> std::same_as<errc>;
+  { m.commit_tree(path) } -> std::same_as<errc>;
+};
+
 /// Optional capability: the maximum number of tokens the context can hold.
 template <class M>
 concept HasContextLength = requires(const M& cm) {
@@ -57,12 +85,14 @@ concept HasContextLength = requires(const M& cm) {
 };
 
 ///@{
-/// Detected capabilities as constants, for `if constexpr`: Rewindable, Scoring and
-/// HasContextLength.
+/// Detected capabilities as constants, for `if constexpr`: Rewindable, Scoring,
+/// TreeScoring and HasContextLength.
 template <class M>
 inline constexpr bool can_rewind_v = Rewindable<M>;
 template <class M>
 inline constexpr bool can_score_v = Scoring<M>;
+template <class M>
+inline constexpr bool can_score_tree_v = TreeScoring<M>;
 template <class M>
 inline constexpr bool has_context_length_v = HasContextLength<M>;
 ///@}

@@ -1,0 +1,1150 @@
+// tandem: speculative decoding over token trees. A draft model proposes a tree of
+// continuations, branching where it is unsure (best-first on the estimated chance that a
+// node is accepted, under a node budget and a depth limit, as EAGLE-2, Sequoia and
+// SpecInfer do); the target scores the whole tree in one pass (TreeScoring, or a fallback
+// of several passes for any Rewindable + Scoring model); verification walks the tree and
+// keeps exactly what the target alone would produce: its greedy tokens under greedy
+// decoding, its distribution under sampling (multi-draft rejection sampling, recursive and
+// without replacement when the children were drawn from the draft). A cost model chooses
+// the tree's size, down to a chain or no speculation. docs/speculative.md, "Token trees".
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tandem/core/completion.hpp"
+#include "tandem/core/concepts.hpp"
+#include "tandem/core/config.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/error_info.hpp"
+#include "tandem/core/generate.hpp"
+#include "tandem/core/rng.hpp"
+#include "tandem/core/types.hpp"
+#include "tandem/speculative/draft_length.hpp"
+#include "tandem/speculative/drafter.hpp"
+
+namespace tandem::inline v0 {
+
+/// Most draft nodes a token tree holds (the target's pass then scores up to one more: the
+/// last kept token).
+inline constexpr std::size_t max_tree_nodes = 64;
+/// Deepest draft tree (the most draft tokens one round can accept).
+inline constexpr std::size_t max_tree_depth = 16;
+/// Most children a draft node proposes.
+inline constexpr std::size_t max_tree_children = 8;
+
+/// The theory of a token tree: the expected number of tokens a verification round keeps,
+///   E = 1 + sum over nodes i of prod_{j on the path root..i} a_j,
+/// where a_j is the chance that node j is accepted once its parent was (`accept[j]`;
+/// parents[j] == -1: a child of the last kept token, else 0 <= parents[j] < j). The 1 is
+/// the target's own token (a correction or a bonus). Greedy: a_j is 1 when token j is
+/// the target's choice after its path, else 0. Sampling with the draft's top tokens as
+/// children (one-hot q): a_j = p(token j | path), the target's probability. A chain with
+/// a_j = a is Leviathan et al.'s (1 - a^(g+1)) / (1 - a). Returns 0 for spans of
+/// different sizes or a parent out of order.
+[[nodiscard]] inline double expected_accepted_tokens(std::span<const std::int32_t> parents,
+                                                     std::span<const double> accept) noexcept {
+  if (parents.size() != accept.size()) return 0.0;
+  double e = 1.0;
+  for (std::size_t i = 0; i < parents.size(); ++i) {
+    if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i)) return 0.0;
+    double r = 1.0;
+    for (std::int32_t j = static_cast<std::int32_t>(i); j >= 0;
+         j = parents[static_cast<std::size_t>(j)])
+      r *= accept[static_cast<std::size_t>(j)];
+    e += r;
+  }
+  return e;
+}
+
+/// TreeScoring for any Rewindable + Scoring model, in several passes: score_tree scores
+/// each root-to-leaf path with score() (sharing the prefix it holds with the previous
+/// path, rewinding the rest) and rewinds to the held tokens; commit_tree appends the
+/// chosen path (one more pass). Correct, not fast: a pass per leaf instead of one; meant
+/// so that every SpeculativeTarget can run tree speculation, and as the reference that a
+/// one-pass backend is tested against. Borrows the model (which must outlive the
+/// adapter); forwards LanguageModel, Rewindable, Scoring and the context length to it.
+/// Allocation: buffers grow to the largest tree seen, then nothing.
+template <class M>
+class tree_scoring_adapter {
+  static_assert(LanguageModel<M> && Rewindable<M> && Scoring<M>,
+                "tree_scoring_adapter: the model must be a LanguageModel with rewind and score");
+
+ public:
+  /// An adapter over `model` (borrowed).
+  explicit tree_scoring_adapter(M& model) : m_(&model) {}
+
+  /// The model's vocabulary size.
+  [[nodiscard]] std::size_t vocab_size() const noexcept {
+    return static_cast<std::size_t>(m_->vocab_size());
+  }
+  /// The model's held tokens (a pending tree is not held).
+  [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(m_->size()); }
+  /// The model's context length (SIZE_MAX when it reports none).
+  [[nodiscard]] std::size_t context_length() const noexcept { return context_length_of(*m_); }
+  /// The model's logits.
+  [[nodiscard]] std::span<const float> logits() const noexcept { return m_->logits(); }
+  /// The model.
+  [[nodiscard]] M& model() noexcept { return *m_; }
+
+  ///@{
+  /// The model's append, rewind and score; each first drops a pending tree.
+  [[nodiscard]] errc append(std::span<const token_id> t) {
+    pending_ = false;
+    return m_->append(t);
+  }
+  [[nodiscard]] errc rewind(std::size_t n) {
+    pending_ = false;
+    return m_->rewind(n);
+  }
+  [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) {
+    pending_ = false;
+    return m_->score(t, rows);
+  }
+  ///@}
+
+  /// TreeScoring's score_tree (core/concepts.hpp), one score() per leaf. Errors as the
+  /// concept's, and the model's score/rewind errors; after an error the model holds its
+  /// old tokens again (unless a rewind failed: rewind_failed, and it holds more) and no
+  /// tree is pending.
+  [[nodiscard]] errc score_tree(std::span<const token_id> tokens,
+                                std::span<const std::int32_t> parents, std::span<float> rows) {
+    pending_ = false;
+    const std::size_t v = vocab_size(), n = tokens.size();
+    if (parents.size() != n || rows.size() / v != n || rows.size() % v != 0)
+      return errc::size_mismatch;
+    if (n == 0) return errc::empty_input;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i))
+        return errc::invalid_argument;
+      if (tokens[i] < 0 || static_cast<std::size_t>(tokens[i]) >= v) return errc::invalid_token;
+    }
+    if (n > context_length() - std::min(context_length(), size())) return errc::context_overflow;
+    if (leaf_.size() < n) {
+      leaf_.resize(n);
+      path_.resize(n);
+      held_.resize(n);
+      seq_.resize(n);
+      buf_.resize(n * v);
+    }
+    std::fill_n(leaf_.begin(), n, char{1});
+    for (std::size_t i = 0; i < n; ++i)
+      if (parents[i] >= 0) leaf_[static_cast<std::size_t>(parents[i])] = 0;
+    std::size_t held = 0;  // nodes of held_ the model holds beyond its tokens
+    errc err = errc::ok;
+    for (std::size_t i = 0; i < n && err == errc::ok; ++i) {
+      if (!leaf_[i]) continue;
+      std::size_t len = 0;  // path root..i, reversed into path_
+      for (std::int32_t j = static_cast<std::int32_t>(i); j >= 0;
+           j = parents[static_cast<std::size_t>(j)])
+        path_[len++] = j;
+      std::reverse(path_.begin(), path_.begin() + static_cast<std::ptrdiff_t>(len));
+      std::size_t common = 0;
+      while (common < held && common < len && held_[common] == path_[common]) ++common;
+      if (common == len) --common;  // a leaf is never inside a held path; kept for safety
+      if (held > common) {
+        if (err = m_->rewind(held - common); err != errc::ok) break;
+        held = common;
+      }
+      const std::size_t k = len - common;
+      for (std::size_t j = 0; j < k; ++j)
+        seq_[j] = tokens[static_cast<std::size_t>(path_[common + j])];
+      err = m_->score(std::span<const token_id>(seq_.data(), k),
+                      std::span<float>(buf_.data(), k * v));
+      if (err != errc::ok) break;
+      for (std::size_t j = 0; j < k; ++j) {
+        const auto node = static_cast<std::size_t>(path_[common + j]);
+        std::copy_n(buf_.data() + j * v, v, rows.data() + node * v);
+        held_[common + j] = path_[common + j];
+      }
+      held = len;
+    }
+    if (held > 0) {
+      if (const errc e = m_->rewind(held); e != errc::ok) return errc::rewind_failed;
+    }
+    if (err != errc::ok) return err;
+    tok_.assign(tokens.begin(), tokens.end());
+    par_.assign(parents.begin(), parents.end());
+    pending_ = true;
+    return errc::ok;
+  }
+
+  /// TreeScoring's commit_tree: appends the path's tokens (one pass). Errors:
+  /// invalid_argument (no tree pending, or `path` not a chain of it), the model's append
+  /// errors; the tree then stays pending and the model unchanged.
+  [[nodiscard]] errc commit_tree(std::span<const std::int32_t> path) {
+    if (!pending_) return errc::invalid_argument;
+    std::int32_t prev = -1;
+    for (std::size_t j = 0; j < path.size(); ++j) {
+      const std::int32_t i = path[j];
+      if (i < 0 || static_cast<std::size_t>(i) >= tok_.size() ||
+          par_[static_cast<std::size_t>(i)] != prev)
+        return errc::invalid_argument;
+      seq_[j] = tok_[static_cast<std::size_t>(i)];
+      prev = i;
+    }
+    if (!path.empty()) TANDEM_TRY(m_->append(std::span<const token_id>(seq_.data(), path.size())));
+    pending_ = false;
+    return errc::ok;
+  }
+
+ private:
+  M* m_;
+  std::vector<char> leaf_;
+  std::vector<std::int32_t> path_, held_, par_;
+  std::vector<token_id> seq_, tok_;
+  std::vector<float> buf_;
+  bool pending_ = false;
+};
+
+namespace detail {
+
+/// A borrowed TreeScoring model, or a tree_scoring_adapter over a model without it.
+template <class M>
+class tree_scorer {
+ public:
+  explicit tree_scorer(M& m) : m_(&m) {}
+  [[nodiscard]] M& get() noexcept { return *m_; }
+
+ private:
+  M* m_;
+};
+template <class M>
+requires(!TreeScoring<M>) class tree_scorer<M> {
+ public:
+  explicit tree_scorer(M& m) : a_(m) {}
+  [[nodiscard]] tree_scoring_adapter<M>& get() noexcept { return a_; }
+
+ private:
+  tree_scoring_adapter<M> a_;
+};
+
+/// One step of multi-draft verification at a node, in double precision so that its
+/// exactness can be checked by enumeration. `p` is the target's distribution there, `q`
+/// the distribution the children were drawn from without replacement (empty: the
+/// children are fixed tokens, q one-hot on each in turn). accept_chance is the chance
+/// min(1, p(x) / q(x)) of accepting child x; reject_child updates p to the residual
+/// norm(max(p - q, 0)) and q to q without x, renormalised (one-hot: p without x,
+/// renormalised). A residual of zero mass (rounding only: it needs p <= q everywhere,
+/// when x is accepted for sure) leaves p as it was.
+[[nodiscard]] inline double accept_chance(std::span<const double> p, std::span<const double> q,
+                                          token_id x) noexcept {
+  const auto i = static_cast<std::size_t>(x);
+  const double qx = q.empty() ? 1.0 : q[i];
+  if (!(qx > 0.0)) return 0.0;
+  return std::min(1.0, p[i] / qx);
+}
+/// See accept_chance.
+inline void reject_child(std::span<double> p, std::span<double> q, token_id x) noexcept {
+  const auto xi = static_cast<std::size_t>(x);
+  double z = 0.0;
+  if (q.empty()) {
+    for (std::size_t j = 0; j < p.size(); ++j) z += j == xi ? 0.0 : p[j];
+    if (!(z > 0.0)) return;
+    for (std::size_t j = 0; j < p.size(); ++j) p[j] = j == xi ? 0.0 : p[j] / z;
+    return;
+  }
+  for (std::size_t j = 0; j < p.size(); ++j) z += std::max(0.0, p[j] - q[j]);
+  if (z > 0.0)
+    for (std::size_t j = 0; j < p.size(); ++j) p[j] = std::max(0.0, p[j] - q[j]) / z;
+  double zq = 0.0;
+  for (std::size_t j = 0; j < q.size(); ++j) zq += j == xi ? 0.0 : q[j];
+  for (std::size_t j = 0; j < q.size(); ++j) q[j] = (j == xi || !(zq > 0.0)) ? 0.0 : q[j] / zq;
+}
+/// A draw from the distribution `p` (sums to about 1) with uniform `u` in [0, 1); the
+/// last token of positive mass when rounding runs past the end; -1 when all are zero.
+[[nodiscard]] inline token_id draw_from(std::span<const double> p, double u) noexcept {
+  double z = 0.0;
+  for (double x : p) z += x;
+  const double t = u * z;
+  double c = 0.0;
+  token_id last = -1;
+  for (std::size_t j = 0; j < p.size(); ++j) {
+    if (!(p[j] > 0.0)) continue;
+    c += p[j];
+    last = static_cast<token_id>(j);
+    if (c > t) return last;
+  }
+  return last;
+}
+
+}  // namespace detail
+
+/// What a tree-size policy plans for the coming round.
+struct tree_plan {
+  std::size_t max_nodes = 0;     ///< most draft nodes (0: no speculation, one plain target step)
+  std::size_t max_depth = 0;     ///< deepest node (1 to max_tree_depth)
+  std::size_t max_children = 0;  ///< most children per node (1: a chain)
+  std::size_t expand_width = 0;  ///< nodes expanded per depth level (one draft pass per level)
+  /// A further level is drafted only while the summed estimated value of the nodes it
+  /// would expand exceeds this (the value a level must promise to pay for its draft pass).
+  double expand_threshold = 0.0;
+  /// Keep at least one node whatever choose() says (a probe: measures while off).
+  bool force = false;
+};
+
+/// What one tree round did, reported to the policy's update(). Per draft node of the
+/// verified tree (in tree order): its depth (0: a child of the last kept token), its rank
+/// among its siblings (0: first drawn or most likely), the draft probability its value
+/// was estimated from, whether verification tested it (its parent was reached) and
+/// whether it was accepted. Views into the decoder's buffers, valid during update().
+struct tree_round {
+  std::size_t nodes = 0;         ///< draft nodes in the verified tree
+  std::size_t levels = 0;        ///< draft passes that built it
+  std::size_t accepted = 0;      ///< draft tokens accepted (the accepted path's length)
+  double draft_seconds = 0.0;    ///< time in the draft model this round
+  double target_seconds = 0.0;   ///< time in the target's pass
+  std::size_t target_batch = 0;  ///< tokens in that pass (nodes + 1)
+  bool forced = false;           ///< the plan forced a node (a probe)
+  std::span<const std::uint8_t> depth{}, rank{}, tried{}, accepted_node{};
+  std::span<const double> q{};
+};
+
+/// Chooses token-tree shapes: plan() for the coming round; acceptance(depth, rank, q) the
+/// estimated chance that a node is accepted once its parent was, given its slot and the
+/// draft probability q of its slot; choose(values, levels): how many of the candidate
+/// nodes (their estimated values, the chance of being on the accepted path, in
+/// non-increasing order) to verify after `levels` draft passes; update(round) learns.
+template <class P>
+concept TreeSizePolicy = requires(P& p, const P& cp, const tree_round& r, std::span<const double> v,
+                                  std::size_t n, double q) {
+  { p.plan() } -> std::convertible_to<tree_plan>;
+  { cp.acceptance(n, n, q) } -> std::convertible_to<double>;
+  { p.choose(v, n) } -> std::convertible_to<std::size_t>;
+  p.update(r);
+};
+
+/// A fixed tree shape: the best `nodes` nodes by draft probability within `depth` levels,
+/// `children` per node, `width` nodes expanded per level; acceptance taken as the draft's
+/// probability. 0 nodes: never speculate.
+struct fixed_tree {
+  std::size_t nodes = 16, depth = 6, children = 4, width = 4;
+  /// The shape above.
+  [[nodiscard]] tree_plan plan() const noexcept {
+    return {std::min(nodes, max_tree_nodes),
+            std::clamp<std::size_t>(depth, 1, max_tree_depth),
+            std::clamp<std::size_t>(children, 1, max_tree_children),
+            std::clamp<std::size_t>(width, 1, max_tree_nodes),
+            0.0,
+            false};
+  }
+  /// q: the draft's probability.
+  [[nodiscard]] double acceptance(std::size_t, std::size_t, double q) const noexcept { return q; }
+  /// Every candidate.
+  [[nodiscard]] std::size_t choose(std::span<const double> v, std::size_t) const noexcept {
+    return v.size();
+  }
+  /// Learns nothing.
+  void update(const tree_round&) noexcept {}
+};
+
+/// Settings of tree_cost_model.
+struct tree_cost_options {
+  std::size_t max_nodes = 32;    ///< node budget (1 to max_tree_nodes)
+  std::size_t max_depth = 8;     ///< depth limit (1 to max_tree_depth)
+  std::size_t max_children = 4;  ///< children per node (1 to max_tree_children; 1: chains)
+  std::size_t expand_width = 4;  ///< nodes expanded per level (1 to max_tree_nodes)
+  double prior_weight = 2.0;     ///< pseudo-observations (of draft mass) behind the prior ratio 1
+  double decay = 0.98;           ///< per-round forgetting, in (0, 1]
+  double min_gain = 1.05;        ///< speculate only when the predicted speedup exceeds this
+  std::size_t probe_interval = 16;  ///< while off, draft a probe tree after this many rounds
+};
+
+/// Checks tree_cost_model options: invalid_argument for a field out of range (named in
+/// `*info` when given); else ok.
+[[nodiscard]] inline errc validate(const tree_cost_options& o,
+                                   error_info* info = nullptr) noexcept {
+  const auto bad = [info](const char* what) {
+    return detail::fail(info, errc::invalid_argument, "tree_cost_model: %s", what);
+  };
+  if (!(o.max_nodes >= 1 && o.max_nodes <= max_tree_nodes)) return bad("max_nodes out of range");
+  if (!(o.max_depth >= 1 && o.max_depth <= max_tree_depth)) return bad("max_depth out of range");
+  if (!(o.max_children >= 1 && o.max_children <= max_tree_children))
+    return bad("max_children out of range");
+  if (!(o.expand_width >= 1 && o.expand_width <= max_tree_nodes))
+    return bad("expand_width out of range");
+  if (!(o.prior_weight > 0.0)) return bad("prior_weight not > 0");
+  if (!(o.decay > 0.0 && o.decay <= 1.0)) return bad("decay outside (0, 1]");
+  if (o.probe_interval < 1) return bad("probe_interval not >= 1");
+  if (std::isnan(o.min_gain)) return bad("min_gain is NaN");
+  return errc::ok;
+}
+
+/// The tree cost model. Estimates online
+/// - the acceptance of a node given its depth d and rank r among its siblings:
+///   a(d, r, q) = min(1, q c(d, r)), with c(d, r) a calibration ratio (accepted nodes over
+///   their summed draft probability q, among the nodes of that slot whose parent was
+///   reached; decayed; prior 1, i.e. the draft's probability, with prior_weight);
+/// - the target's cost T(b) of a pass over b tokens and the draft's cost d per draft pass,
+///   with cost_model_draft's measurement (its table, interpolation, slope and level; one
+///   of its "draft tokens" is one draft pass here).
+/// A node's value is its estimated chance of lying on the accepted path, the product of a
+/// over its path (made non-increasing across siblings). The drafter grows the tree
+/// best-first on value; choose() keeps the n best nodes maximising the predicted speedup
+///   S(n) = (1 + sum of the n best values) T(1) / (L d + T(n + 1))
+/// over target-only decoding (L draft passes), so a node is kept only while its expected
+/// accepted tokens pay for its share of the pass; n = 0 (no speculation, probing every
+/// probe_interval rounds) when no S(n) exceeds min_gain. With one child per node the
+/// tree is a chain and S is cost_model_draft's formula. Allocates nothing.
+class tree_cost_model {
+ public:
+  /// A cost model with options `o` (out of range: validate() is invalid_argument, and
+  /// the decoder refuses it).
+  explicit tree_cost_model(tree_cost_options o = {}) noexcept
+      : o_(o), cost_(cost_options(o)), valid_(tandem::validate(o) == errc::ok) {
+    for (auto& row : acc_) row.fill(0.0);
+    for (auto& row : mass_) row.fill(0.0);
+  }
+  /// invalid_argument when made with options out of range, else ok.
+  [[nodiscard]] errc validate() const noexcept {
+    return valid_ ? errc::ok : errc::invalid_argument;
+  }
+
+  /// The coming round: no speculation at start-up (measures T(1)) and while off, a forced
+  /// probe tree every probe_interval rounds while off, else the options' shape.
+  [[nodiscard]] tree_plan plan() const noexcept {
+    if (!valid_ || rounds_ == 0) return {};
+    tree_plan p{o_.max_nodes, o_.max_depth, o_.max_children, o_.expand_width, 0.0, false};
+    const double t1 = cost_.target_cost(1);
+    if (t1 > 0.0) p.expand_threshold = cost_.draft_cost() / t1;
+    if (off_) {
+      if (until_probe_ > 0) return {};
+      p.force = true;
+    }
+    return p;
+  }
+
+  /// a(d, r, q) (see the class comment).
+  [[nodiscard]] double acceptance(std::size_t depth, std::size_t rank, double q) const noexcept {
+    const std::size_t d = std::min(depth, max_tree_depth - 1);
+    const std::size_t r = std::min(rank, max_tree_children - 1);
+    const double w = o_.prior_weight;
+    return std::min(1.0, q * (acc_[d][r] + w) / (mass_[d][r] + w));
+  }
+
+  /// The n maximising S(n) (class comment) for the candidates' non-increasing values after
+  /// `levels` draft passes; 0 when no S(n) exceeds min_gain. Also remembers the best S.
+  [[nodiscard]] std::size_t choose(std::span<const double> values, std::size_t levels) noexcept {
+    const double t1 = cost_.target_cost(1);
+    const double dd = static_cast<double>(levels) * cost_.draft_cost();
+    double e = 1.0, best = 1.0;
+    std::size_t best_n = 0;
+    for (std::size_t n = 1; n <= values.size(); ++n) {
+      e += values[n - 1];
+      const double s = t1 > 0.0 ? e * t1 / (dd + cost_.target_cost(n + 1)) : e;
+      if (s > best) {
+        best = s;
+        best_n = n;
+      }
+    }
+    best_ = best;
+    chose_ = true;
+    return best > o_.min_gain ? best_n : 0;
+  }
+
+  /// Learns the round's acceptance per slot and its timings; decides whether speculation
+  /// stays on.
+  void update(const tree_round& r) noexcept {
+    if (!valid_) return;
+    const double k = o_.decay;
+    if (r.nodes > 0) {
+      for (auto& row : acc_)
+        for (double& x : row) x *= k;
+      for (auto& row : mass_)
+        for (double& x : row) x *= k;
+      for (std::size_t i = 0; i < r.nodes; ++i) {
+        if (!r.tried[i]) continue;
+        const std::size_t d = std::min<std::size_t>(r.depth[i], max_tree_depth - 1);
+        const std::size_t s = std::min<std::size_t>(r.rank[i], max_tree_children - 1);
+        mass_[d][s] += r.q[i];
+        acc_[d][s] += r.accepted_node[i] ? 1.0 : 0.0;
+      }
+    }
+    draft_round dr{};
+    dr.requested = dr.drafted = r.levels;
+    dr.accepted = std::min(r.accepted, r.levels);
+    dr.draft_seconds = r.draft_seconds;
+    dr.target_seconds = r.target_seconds;
+    dr.target_batch = r.target_batch;
+    cost_.update(dr);
+    ++rounds_;
+    if (chose_) {  // a drafting round: speculation stays on while it pays
+      off_ = best_ <= o_.min_gain;
+      until_probe_ = o_.probe_interval;
+      chose_ = false;
+    } else if (off_ && until_probe_ > 0) {
+      --until_probe_;
+    }
+  }
+
+  /// The best predicted speedup of the last choose().
+  [[nodiscard]] double best_predicted_speedup() const noexcept { return best_; }
+  /// The timing estimates (T(b) and the draft pass's cost).
+  [[nodiscard]] const cost_model_draft& costs() const noexcept { return cost_; }
+  /// True while speculation is off (between probes).
+  [[nodiscard]] bool off() const noexcept { return off_; }
+
+ private:
+  static cost_model_options cost_options(const tree_cost_options& o) noexcept {
+    cost_model_options c{};
+    c.max_length = std::clamp<std::size_t>(o.max_nodes, 1, max_draft_length);
+    c.decay = o.decay > 0.0 && o.decay <= 1.0 ? o.decay : 0.98;
+    return c;
+  }
+
+  tree_cost_options o_;
+  cost_model_draft cost_;
+  std::array<std::array<double, max_tree_children>, max_tree_depth> acc_{}, mass_{};
+  std::size_t rounds_ = 0, until_probe_ = 0;
+  double best_ = 1.0;
+  bool off_ = false, chose_ = false, valid_ = true;
+};
+
+static_assert(TreeSizePolicy<fixed_tree>);
+static_assert(TreeSizePolicy<tree_cost_model>);
+
+/// Settings of a tree_speculative_decoder.
+struct tree_options {
+  /// Seed of the decoder's rng: the draws of sampled children and the acceptance tests.
+  std::uint64_t seed = 0;
+  /// Clock for statistics and the policy, as speculative_options::clock.
+  double (*clock)() noexcept = nullptr;
+  /// false: a node's children are the draft's most likely tokens, verified as fixed
+  /// proposals (exact for any sampler; greedy-exact). true: children are drawn from the
+  /// draft's distribution without replacement and verified by recursive rejection
+  /// sampling without replacement (better acceptance under sampling at high temperature).
+  bool sample_children = false;
+  /// Temperature of the draft's distribution q (softmax of its logits / temperature);
+  /// must be > 0.
+  float draft_temperature = 1.0f;
+};
+
+/// What a tree_speculative_decoder measured, accumulated until reset_stats().
+struct tree_stats {
+  std::size_t rounds = 0;           ///< verification rounds (one target tree pass each)
+  std::size_t target_calls = 0;     ///< target passes, the prompt's included
+  std::size_t draft_calls = 0;      ///< draft passes (feeding the kept tokens, tree levels)
+  std::size_t drafting_rounds = 0;  ///< rounds that verified a tree of at least one node
+  std::size_t drafted = 0;          ///< draft nodes verified (summed tree sizes)
+  std::size_t nodes_scored = 0;     ///< tokens in the target's tree passes (drafted + 1 each)
+  std::size_t accepted = 0;         ///< draft tokens accepted
+  std::size_t generated = 0;        ///< tokens kept
+  std::size_t max_tree = 0;         ///< largest tree verified (draft nodes)
+  double target_seconds = 0.0;      ///< time in the target
+  double draft_seconds = 0.0;       ///< time in the draft model
+  /// accepted_per_round[k]: drafting rounds that accepted k draft tokens.
+  std::array<std::size_t, max_tree_depth + 1> accepted_per_round{};
+
+  /// Mean draft nodes per drafting round.
+  [[nodiscard]] double mean_tree_size() const noexcept {
+    return drafting_rounds == 0
+               ? 0.0
+               : static_cast<double>(drafted) / static_cast<double>(drafting_rounds);
+  }
+  /// Mean draft tokens accepted per drafting round.
+  [[nodiscard]] double mean_accepted_length() const noexcept {
+    return drafting_rounds == 0
+               ? 0.0
+               : static_cast<double>(accepted) / static_cast<double>(drafting_rounds);
+  }
+  /// Tokens kept per round.
+  [[nodiscard]] double tokens_per_round() const noexcept {
+    return rounds == 0 ? 0.0 : static_cast<double>(generated) / static_cast<double>(rounds);
+  }
+};
+
+/// Speculative decoding over token trees: `Target` is a SpeculativeTarget (its own
+/// TreeScoring when it has it, else tree_scoring_adapter's passes), `Draft` a
+/// LanguageModel with rewind and score (its TreeScoring, when present, drafts a whole
+/// depth level in one pass), `Policy` a TreeSizePolicy (tree_cost_model, fixed_tree).
+/// A separate decoder rather than a mode of speculative_decoder: the round (a tree
+/// instead of a sequence, a walk instead of a prefix test) and the policy interface
+/// differ throughout, and the linear decoder stays as it is (and as light).
+/// Each round: the draft is fed the kept tokens; a tree grows best-first from the last
+/// kept token, each level the `expand_width` most valuable unexpanded nodes (one draft
+/// pass), up to the plan's depth, as long as the level promises its threshold; the
+/// policy chooses how many of the best nodes to verify; the target scores the last kept
+/// token and those nodes in one tree pass; verification walks down from the root (at
+/// each node the children in order: accept child x with min(1, p(x)/q(x)), else p <-
+/// norm(max(p - q, 0)) and q loses x; a token from the remaining p after all were
+/// rejected, or at a leaf); the target commits the accepted path.
+/// Borrows target and draft (which must outlive the decoder and be used by nothing else
+/// while it runs: the decoder mirrors the draft's context); owns the policy and buffers
+/// (about (2 max_tree_nodes + 2) rows of vocab_size floats, sized at the first generation
+/// or by reserve()). One decoder per thread.
+template <class Target, class Draft, class Policy = tree_cost_model>
+class tree_speculative_decoder {
+  static_assert(LanguageModel<Target> && Rewindable<Target> && Scoring<Target>,
+                "tree_speculative_decoder: the target must be a LanguageModel with rewind and "
+                "score (a SpeculativeTarget)");
+  static_assert(
+      LanguageModel<Draft> && Rewindable<Draft> && Scoring<Draft>,
+      "tree_speculative_decoder: the draft must be a LanguageModel with rewind and score");
+  static_assert(TreeSizePolicy<Policy>,
+                "tree_speculative_decoder: Policy must be a TreeSizePolicy");
+
+ public:
+  /// A decoder verifying `draft`'s trees with `target` (both borrowed).
+  tree_speculative_decoder(Target& target, Draft& draft, Policy policy = Policy{},
+                           tree_options options = {})
+      : target_(target),
+        draft_(draft),
+        policy_(std::move(policy)),
+        opt_(options),
+        rng_(options.seed) {}
+
+  /// Sizes the buffers for sequences of up to `tokens` tokens (prompt plus generated), so
+  /// that no generation within them allocates (given non-allocating models). Allocates.
+  void reserve(std::size_t tokens) {
+    size_buffers(static_cast<std::size_t>(target_.get().vocab_size()));
+    history_.reserve(tokens + 1);
+    mirror_.reserve(tokens + 1);
+  }
+
+  /// Generates after `prompt` as speculative_decoder::generate does (same stop rules,
+  /// streaming events, budget, deadline, cancellation and completion record), in tree
+  /// rounds (class comment). Greedy `sampler`: the tokens equal target-only greedy
+  /// decoding exactly. Otherwise each token follows the target's distribution under
+  /// `sampler` exactly (p from sampler.probabilities, after every kept token).
+  /// Errors, also in `out.error`: before the target is touched, context_not_empty,
+  /// generate()'s (empty_input, invalid_token, invalid_argument, context_overflow),
+  /// vocab_mismatch (draft and target vocabularies differ; details in last_error()),
+  /// invalid_argument (a policy made with options out of range, a draft temperature not
+  /// > 0), unsupported (an output constraint: tree rounds do not mask by one yet);
+  /// mid-run the models' errors, the sampler's, no_candidates. Tokens kept so far stay
+  /// in `out`.
+  /// State left: the target holds its previous content, the prompt and the kept tokens
+  /// but the last (as speculative_decoder); after a target error mid-round, what it held
+  /// before that round. The draft holds some prefix of that sequence (resynchronised at
+  /// the next call). The sampler has accepted every kept token.
+  template <DistributionSampler S, TokenCallback OnToken = no_callback>
+  [[nodiscard]] errc generate(S& sampler, std::span<const token_id> prompt,
+                              const generation_options& opts, completion& out,
+                              OnToken&& on_token = {}) {
+    return run(detail::no_tokenizer{}, sampler, prompt, opts, out, on_token);
+  }
+
+  /// As above, rendering text with `tokenizer` and honouring `opts.stop_strings`, as the
+  /// tokenizer overload of generate() (vocab_mismatch for a tokenizer of another size).
+  template <Tokenizer T, DistributionSampler S, TokenCallback OnToken = no_callback>
+  [[nodiscard]] errc generate(const T& tokenizer, S& sampler, std::span<const token_id> prompt,
+                              const generation_options& opts, completion& out,
+                              OnToken&& on_token = {}) {
+    return run(tokenizer, sampler, prompt, opts, out, on_token);
+  }
+
+  /// Measurements since construction or reset_stats().
+  [[nodiscard]] const tree_stats& stats() const noexcept { return stats_; }
+  /// Forgets the measurements.
+  void reset_stats() noexcept { stats_ = {}; }
+  ///@{
+  /// The tree-size policy (its learned state persists across generations).
+  [[nodiscard]] Policy& policy() noexcept { return policy_; }
+  [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
+  ///@}
+  /// Restarts the rng as if constructed with `seed`.
+  void reseed(std::uint64_t seed) noexcept { rng_.reseed(seed); }
+  /// Details of the last failed generate() (code ok after a successful one).
+  [[nodiscard]] const error_info& last_error() const noexcept { return last_error_; }
+
+ private:
+  // A candidate node of the draft tree.
+  struct node {
+    token_id token = 0;
+    std::int32_t parent = -1;  // pool index; -1: a child of the last kept token
+    std::uint8_t depth = 0, rank = 0;
+    double q = 0.0;         // draft probability of its slot (rank-th largest q at its parent)
+    double value = 0.0;     // estimated chance of lying on the accepted path
+    std::int32_t row = -1;  // its own draft distribution in qrows_ (expanded nodes), else -1
+    std::int32_t sel = -1;  // its index in the target's tree (0 is the last kept token)
+  };
+
+  static constexpr std::size_t pool_cap = 1 + max_tree_nodes * max_tree_children;
+  static constexpr std::size_t pass_cap = max_tree_nodes;
+
+  [[nodiscard]] double now() const noexcept {
+    if (opt_.clock != nullptr) return opt_.clock();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void size_buffers(std::size_t v) {
+    if (vocab_ == v) return;
+    vocab_ = v;
+    rows_.assign((max_tree_nodes + 1) * v, 0.0f);
+    drows_.assign(pass_cap * v, 0.0f);
+    qrows_.assign((max_tree_nodes + 1) * v, 0.0f);
+    pd_.assign(v, 0.0);
+    qd_.assign(v, 0.0);
+    pf_.assign(v, 0.0f);
+    pool_.resize(pool_cap);
+    order_.resize(pool_cap);
+    values_.resize(pool_cap);
+  }
+
+  template <class T, class S, class F>
+  errc run(const T& tok, S& sampler, std::span<const token_id> prompt,
+           const generation_options& opts, completion& out, F& on_token) {
+    last_error_.clear();
+    detail::token_emitter<T, F> em(tok, opts, out, on_token);
+    auto& target = target_.get();
+    const errc e = [&]() -> errc {
+      if (target.size() != 0)
+        return detail::fail(&last_error_, errc::context_not_empty,
+                            "the target already holds %zu tokens",
+                            static_cast<std::size_t>(target.size()));
+      if (opts.constraint)
+        return detail::fail(&last_error_, errc::unsupported,
+                            "tree speculation does not take an output constraint");
+      const auto vocab = static_cast<std::size_t>(target.vocab_size());
+      TANDEM_TRY(em.begin(vocab, prompt, 0, context_length_of(target)));
+      if (const auto dv = static_cast<std::size_t>(draft_.get().vocab_size()); dv != vocab)
+        return detail::fail(&last_error_, errc::vocab_mismatch,
+                            "draft vocabulary %zu, target vocabulary %zu", dv, vocab);
+      if (errc pe = detail::validate_of(policy_); pe != errc::ok) return pe;
+      if (!(opt_.draft_temperature > 0.0f))
+        return detail::fail(&last_error_, errc::invalid_argument, "draft_temperature %g not > 0",
+                            static_cast<double>(opt_.draft_temperature));
+      return errc::ok;
+    }();
+    if (e != errc::ok) {
+      if (!last_error_) last_error_.code = e;
+      return em.fail(e);
+    }
+    errc err = rounds(em, sampler, prompt, opts, out);
+    if (err != errc::ok && !last_error_) last_error_.code = err;
+    return em.end(err);
+  }
+
+  template <class Em, class S>
+  errc rounds(Em& em, S& sampler, std::span<const token_id> prompt, const generation_options& opts,
+              completion& out) {
+    auto& target = target_.get();
+    size_buffers(static_cast<std::size_t>(target.vocab_size()));
+    history_.clear();
+    history_.reserve(prompt.size() + std::min(opts.max_tokens, generate_reserve_limit) + 1);
+    history_.insert(history_.end(), prompt.begin(), prompt.end());
+    if (prompt.size() > 1) {
+      const double t0 = now();
+      const errc e = target.append(prompt.first(prompt.size() - 1));
+      stats_.target_seconds += now() - t0;
+      ++stats_.target_calls;
+      TANDEM_TRY(e);
+    }
+    const std::size_t ctx = context_length_of(target);
+    for (;;) {
+      if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
+        out.finish = f;
+        return errc::ok;
+      }
+      const auto held = static_cast<std::size_t>(target.size());
+      if (held >= ctx) {
+        out.finish = finish_reason::context_full;
+        return errc::ok;
+      }
+      tree_plan plan = policy_.plan();
+      const std::size_t remaining = opts.max_tokens - out.tokens.size();
+      plan.max_nodes = std::min({plan.max_nodes, max_tree_nodes, ctx - held - 1});
+      plan.max_depth = std::min({plan.max_depth, max_tree_depth, remaining - 1});
+      tree_round round{};
+      round.forced = plan.force;
+      used_ = chosen_ = 0;
+      if (plan.max_nodes > 0 && plan.max_depth > 0) TANDEM_TRY(draft_tree(plan, round));
+      TANDEM_TRY(target_pass(round, out));
+      if (out.finish != finish_reason::none) return errc::ok;
+      const errc ve = verify(em, sampler, round, out);
+      policy_.update(round);
+      TANDEM_TRY(ve);
+      if (out.finish != finish_reason::none) return errc::ok;
+    }
+  }
+
+  // Brings the draft to the history (rewinding what it holds beyond the common prefix,
+  // feeding the rest in one append; at least the last token, so that its logits are
+  // fresh). Errors: the draft's.
+  errc sync_draft() {
+    auto& d = draft_.get();
+    std::size_t c = 0;
+    while (c < mirror_.size() && c < history_.size() && mirror_[c] == history_[c]) ++c;
+    if (c == history_.size()) --c;
+    if (mirror_.size() > c) {
+      const errc e = d.rewind(mirror_.size() - c);
+      if (e != errc::ok) {
+        mirror_.clear();
+        return e;
+      }
+      mirror_.resize(c);
+    }
+    const std::span<const token_id> feed(history_.data() + c, history_.size() - c);
+    ++stats_.draft_calls;
+    TANDEM_TRY(d.append(feed));
+    mirror_.insert(mirror_.end(), feed.begin(), feed.end());
+    return errc::ok;
+  }
+
+  // q = softmax(logits / temperature) into qrows_ row `r`.
+  void fill_q(std::span<const float> logits, std::size_t r) {
+    float* q = qrows_.data() + r * vocab_;
+    const double inv = 1.0 / static_cast<double>(opt_.draft_temperature);
+    double mx = -INFINITY;
+    for (float l : logits) mx = std::max(mx, static_cast<double>(l));
+    double z = 0.0;
+    for (std::size_t j = 0; j < vocab_; ++j) {
+      const double x = std::isfinite(logits[j]) ? std::exp((logits[j] - mx) * inv) : 0.0;
+      q[j] = static_cast<float>(x);
+      z += x;
+    }
+    if (z > 0.0)
+      for (std::size_t j = 0; j < vocab_; ++j) q[j] = static_cast<float>(q[j] / z);
+  }
+
+  // Adds the children slots of `parent` (pool index; -1 for the root, whose q is row 0) to
+  // the pool: the draft's most likely tokens, or tokens drawn from q without replacement;
+  // each slot's value from the parent's and the policy's acceptance of the slot's rank and
+  // the rank-th largest q (never above the previous sibling's).
+  void add_children(std::int32_t parent, std::size_t row, std::size_t depth, std::size_t children) {
+    const float* q = qrows_.data() + row * vocab_;
+    std::array<token_id, max_tree_children> top{};
+    std::array<float, max_tree_children> topq{};
+    std::size_t k = 0;
+    for (std::size_t j = 0; j < vocab_; ++j) {
+      const float x = q[j];
+      if (!(x > 0.0f)) continue;
+      if (k < children)
+        ++k;
+      else if (!(x > topq[k - 1]))
+        continue;
+      std::size_t i = k - 1;
+      while (i > 0 && topq[i - 1] < x) {
+        topq[i] = topq[i - 1];
+        top[i] = top[i - 1];
+        --i;
+      }
+      topq[i] = x;
+      top[i] = static_cast<token_id>(j);
+    }
+    if (opt_.sample_children) {
+      double rest = 0.0;
+      for (std::size_t j = 0; j < vocab_; ++j) rest += static_cast<double>(q[j]);
+      for (std::size_t i = 0; i < k; ++i) {
+        const double t = rng_.uniform() * rest;
+        double c = 0.0;
+        token_id pick = -1;
+        for (std::size_t j = 0; j < vocab_; ++j) {
+          const auto tj = static_cast<token_id>(j);
+          if (!(q[j] > 0.0f) || std::find(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(i),
+                                          tj) != top.begin() + static_cast<std::ptrdiff_t>(i))
+            continue;
+          c += static_cast<double>(q[j]);
+          pick = tj;
+          if (c > t) break;
+        }
+        if (pick < 0) {
+          k = i;
+          break;
+        }
+        top[i] = pick;
+        rest -= static_cast<double>(q[static_cast<std::size_t>(pick)]);
+      }
+    }
+    const double pv = parent < 0 ? 1.0 : pool_[static_cast<std::size_t>(parent)].value;
+    double prev = pv;
+    for (std::size_t i = 0; i < k && used_ < pool_cap; ++i) {
+      node& n = pool_[used_++];
+      n = node{};
+      n.token = top[i];
+      n.parent = parent;
+      n.depth = static_cast<std::uint8_t>(depth);
+      n.rank = static_cast<std::uint8_t>(i);
+      n.q = static_cast<double>(topq[i]);
+      n.value = std::min(prev, pv * policy_.acceptance(depth, i, n.q));
+      prev = n.value;
+    }
+  }
+
+  // Grows the draft tree (see the class comment) and chooses its nodes: pool_ entries with
+  // sel >= 1 in pool order, chosen_ of them. Errors: the draft's (context_overflow of a
+  // level's pass ends the growth instead).
+  errc draft_tree(const tree_plan& plan, tree_round& round) {
+    auto& d = draft_.get();
+    const double t0 = now();
+    used_ = 0;
+    nrows_ = 1;
+    const errc se = sync_draft();
+    if (se != errc::ok) {
+      stats_.draft_seconds += now() - t0;
+      return se;
+    }
+    fill_q(d.logits(), 0);
+    std::size_t levels = 1;
+    add_children(-1, 0, 0, plan.max_children);
+    std::size_t level_begin = 0;
+    for (std::size_t depth = 1; depth < plan.max_depth; ++depth) {
+      const std::size_t level_end = used_;
+      // The most valuable nodes of the newest level, at most expand_width, that still rank
+      // within the node budget.
+      std::size_t m = 0;
+      for (std::size_t i = level_begin; i < level_end; ++i)
+        order_[m++] = static_cast<std::int32_t>(i);
+      const auto by_value = [&](std::int32_t a, std::int32_t b) {
+        const node &x = pool_[static_cast<std::size_t>(a)], &y = pool_[static_cast<std::size_t>(b)];
+        return x.value > y.value || (x.value == y.value && a < b);
+      };
+      std::sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(m), by_value);
+      const double cutoff = budget_value(plan.max_nodes);
+      // The pass holds the expanded nodes and their ancestors (marked sel == -2), at most
+      // pass_cap of them.
+      for (std::size_t i = 0; i < used_; ++i) pool_[i].sel = -1;
+      std::size_t w = 0, marked = 0;
+      double promise = 0.0;
+      while (w < m && w < plan.expand_width && nrows_ + w <= max_tree_nodes) {
+        const node& c = pool_[static_cast<std::size_t>(order_[w])];
+        if (!(c.value >= cutoff && c.value > 0.0)) break;
+        std::size_t fresh = 0;
+        for (std::int32_t j = order_[w]; j >= 0 && pool_[static_cast<std::size_t>(j)].sel != -2;
+             j = pool_[static_cast<std::size_t>(j)].parent)
+          ++fresh;
+        if (marked + fresh > pass_cap) break;
+        for (std::int32_t j = order_[w]; j >= 0 && pool_[static_cast<std::size_t>(j)].sel != -2;
+             j = pool_[static_cast<std::size_t>(j)].parent)
+          pool_[static_cast<std::size_t>(j)].sel = -2;
+        marked += fresh;
+        promise += c.value;
+        ++w;
+      }
+      if (w == 0 || promise <= plan.expand_threshold) break;
+      // One draft pass over the expanded nodes and their ancestors.
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < used_; ++i) {
+        if (pool_[i].sel != -2) continue;
+        pool_[i].sel = static_cast<std::int32_t>(n);
+        ptok_[n] = pool_[i].token;
+        ppar_[n] = pool_[i].parent < 0 ? -1 : pool_[static_cast<std::size_t>(pool_[i].parent)].sel;
+        ++n;
+      }
+      const errc e = d.score_tree(std::span<const token_id>(ptok_.data(), n),
+                                  std::span<const std::int32_t>(ppar_.data(), n),
+                                  std::span<float>(drows_.data(), n * vocab_));
+      ++stats_.draft_calls;
+      ++levels;
+      if (e == errc::context_overflow) break;
+      if (e != errc::ok) {
+        stats_.draft_seconds += now() - t0;
+        return e;
+      }
+      level_begin = used_;
+      for (std::size_t i = 0; i < w; ++i) {
+        node& x = pool_[static_cast<std::size_t>(order_[i])];
+        x.row = static_cast<std::int32_t>(nrows_);
+        fill_q(std::span<const float>(drows_.data() + static_cast<std::size_t>(x.sel) * vocab_,
+                                      vocab_),
+               nrows_++);
+        add_children(order_[i], static_cast<std::size_t>(x.row), depth, plan.max_children);
+      }
+      if (level_begin == used_) break;
+    }
+    // Choose: the pool in value order (parents and earlier siblings rank first).
+    for (std::size_t i = 0; i < used_; ++i) {
+      order_[i] = static_cast<std::int32_t>(i);
+      pool_[i].sel = -1;
+    }
+    std::sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(used_),
+              [&](std::int32_t a, std::int32_t b) {
+                const node &x = pool_[static_cast<std::size_t>(a)],
+                           &y = pool_[static_cast<std::size_t>(b)];
+                return x.value > y.value || (x.value == y.value && a < b);
+              });
+    const std::size_t cand = std::min(used_, plan.max_nodes);
+    for (std::size_t i = 0; i < cand; ++i)
+      values_[i] = pool_[static_cast<std::size_t>(order_[i])].value;
+    std::size_t n = policy_.choose(std::span<const double>(values_.data(), cand), levels);
+    if (plan.force && n == 0 && cand > 0) n = 1;
+    n = std::min(n, cand);
+    for (std::size_t i = 0; i < n; ++i) pool_[static_cast<std::size_t>(order_[i])].sel = 0;
+    chosen_ = 0;
+    for (std::size_t i = 0; i < used_; ++i)
+      if (pool_[i].sel == 0) pool_[i].sel = static_cast<std::int32_t>(++chosen_);
+    round.levels = levels;
+    round.draft_seconds = now() - t0;
+    stats_.draft_seconds += round.draft_seconds;
+    return errc::ok;
+  }
+
+  // The value of the max_nodes-th most valuable pool node (0 when fewer): a node below it
+  // cannot enter the tree, nor can its children.
+  double budget_value(std::size_t max_nodes) {
+    if (used_ <= max_nodes) return 0.0;
+    for (std::size_t i = 0; i < used_; ++i) values_[i] = pool_[i].value;
+    std::nth_element(values_.begin(), values_.begin() + static_cast<std::ptrdiff_t>(max_nodes - 1),
+                     values_.begin() + static_cast<std::ptrdiff_t>(used_), std::greater<double>());
+    return values_[max_nodes - 1];
+  }
+
+  // The target's tree pass: node 0 the last kept token, then the chosen nodes.
+  errc target_pass(tree_round& round, completion& out) {
+    auto& target = target_.get();
+    ttok_[0] = history_.back();
+    tpar_[0] = -1;
+    std::size_t n = 1;
+    for (std::size_t i = 0; i < used_ && n <= chosen_; ++i) {
+      const node& x = pool_[i];
+      if (x.sel <= 0) continue;
+      tnode_[static_cast<std::size_t>(x.sel)] = static_cast<std::int32_t>(i);
+      ttok_[n] = x.token;
+      tpar_[n] = x.parent < 0 ? 0 : pool_[static_cast<std::size_t>(x.parent)].sel;
+      ++n;
+    }
+    const double t0 = now();
+    const errc e = target.score_tree(std::span<const token_id>(ttok_.data(), n),
+                                     std::span<const std::int32_t>(tpar_.data(), n),
+                                     std::span<float>(rows_.data(), n * vocab_));
+    round.target_seconds = now() - t0;
+    round.target_batch = n;
+    round.nodes = n - 1;
+    stats_.target_seconds += round.target_seconds;
+    ++stats_.target_calls;
+    if (e == errc::context_overflow && n == 1) {
+      out.finish = finish_reason::context_full;
+      return errc::ok;
+    }
+    TANDEM_TRY(e);
+    ++stats_.rounds;
+    stats_.nodes_scored += n;
+    if (n > 1) {
+      ++stats_.drafting_rounds;
+      stats_.drafted += n - 1;
+      stats_.max_tree = std::max(stats_.max_tree, n - 1);
+    }
+    for (std::size_t i = 1; i < n; ++i) {
+      const node& x = pool_[static_cast<std::size_t>(tnode_[i])];
+      rdepth_[i - 1] = x.depth;
+      rrank_[i - 1] = x.rank;
+      rq_[i - 1] = x.q;
+      rtried_[i - 1] = 0;
+      racc_[i - 1] = 0;
+    }
+    round.depth = std::span<const std::uint8_t>(rdepth_.data(), n - 1);
+    round.rank = std::span<const std::uint8_t>(rrank_.data(), n - 1);
+    round.tried = std::span<const std::uint8_t>(rtried_.data(), n - 1);
+    round.accepted_node = std::span<const std::uint8_t>(racc_.data(), n - 1);
+    round.q = std::span<const double>(rq_.data(), n - 1);
+    return errc::ok;
+  }
+
+  // Walks the target's tree from node 0, keeping accepted tokens and finally one of the
+  // target's, then commits the fed path. Errors: the sampler's, no_candidates, keeping a
+  // token's, the target's commit.
+  template <class Em, class S>
+  errc verify(Em& em, S& sampler, tree_round& round, completion& out) {
+    const std::size_t n = round.nodes + 1;
+    std::size_t cur = 0, fed = 1;
+    path_[0] = 0;
+    bool own = false;  // the round's last kept token is the target's own (not in the tree)
+    errc err = errc::ok;
+    for (;;) {
+      const std::span<const float> dist(rows_.data() + cur * vocab_, vocab_);
+      if (err = sampler.probabilities(dist, std::span<float>(pf_)); err != errc::ok) break;
+      for (std::size_t j = 0; j < vocab_; ++j) pd_[j] = static_cast<double>(pf_[j]);
+      const bool sampled = opt_.sample_children;
+      bool have_q = false;
+      std::size_t next = 0;
+      for (std::size_t c = cur + 1; c < n; ++c) {
+        if (tpar_[c] != static_cast<std::int32_t>(cur)) continue;
+        if (sampled && !have_q) {
+          const std::int32_t row = cur == 0 ? 0 : pool_[static_cast<std::size_t>(tnode_[cur])].row;
+          const float* q = qrows_.data() + static_cast<std::size_t>(row) * vocab_;
+          for (std::size_t j = 0; j < vocab_; ++j) qd_[j] = static_cast<double>(q[j]);
+          have_q = true;
+        }
+        const std::span<double> q = sampled ? std::span<double>(qd_) : std::span<double>();
+        rtried_[c - 1] = 1;
+        const double a = detail::accept_chance(pd_, q, ttok_[c]);
+        if (a >= 1.0 || rng_.uniform() < a) {
+          next = c;
+          break;
+        }
+        detail::reject_child(pd_, q, ttok_[c]);
+      }
+      if (next == 0) {
+        const token_id t = detail::draw_from(pd_, rng_.uniform());
+        if (t < 0) {
+          err = errc::no_candidates;
+          break;
+        }
+        err = keep(em, sampler, t, dist, out);
+        own = err == errc::ok && kept_last_;
+        break;
+      }
+      racc_[next - 1] = 1;
+      ++round.accepted;
+      ++stats_.accepted;
+      err = keep(em, sampler, ttok_[next], dist, out);
+      if (err != errc::ok) break;
+      if (!kept_last_) break;  // a stop rule ended it before keeping the token
+      path_[fed++] = static_cast<std::int32_t>(next);
+      cur = next;
+      if (out.finish != finish_reason::none) break;
+    }
+    if (round.nodes > 0) ++stats_.accepted_per_round[std::min(round.accepted, max_tree_depth)];
+    // The target holds the history but its last token: the fed path, less its last node
+    // unless the last kept token is the target's own.
+    const std::size_t commit = own ? fed : fed - 1;
+    const double t0 = now();
+    const errc ce = target_.get().commit_tree(std::span<const std::int32_t>(path_.data(), commit));
+    stats_.target_seconds += now() - t0;
+    if (err != errc::ok) return err;
+    return ce;
+  }
+
+  // Keeps token `t` unless the budget, the deadline or a stop token ends the generation
+  // first (kept_last_ says whether it was kept).
+  template <class Em, class S>
+  errc keep(Em& em, S& sampler, token_id t, std::span<const float> dist, completion& out) {
+    kept_last_ = false;
+    if (const finish_reason f = em.budget_finish(); f != finish_reason::none) {
+      out.finish = f;
+      return errc::ok;
+    }
+    if (em.is_stop_token(t)) {
+      out.finish = finish_reason::stop_token;
+      return errc::ok;
+    }
+    const auto k = em.keep(t, dist, sampler);
+    if (k.error != errc::ok) return k.error;
+    history_.push_back(t);
+    ++stats_.generated;
+    kept_last_ = true;
+    out.finish = k.finish;
+    return errc::ok;
+  }
+
+  detail::tree_scorer<Target> target_;
+  detail::tree_scorer<Draft> draft_;
+  Policy policy_;
+  tree_options opt_;
+  rng rng_;
+  tree_stats stats_{};
+  error_info last_error_{};
+  std::size_t vocab_ = 0, used_ = 0, nrows_ = 0, chosen_ = 0;
+  bool kept_last_ = false;
+  std::vector<token_id> history_, mirror_;
+  std::vector<float> rows_, drows_, qrows_, pf_;
+  std::vector<double> pd_, qd_, values_;
+  std::vector<node> pool_;
+  std::vector<std::int32_t> order_;
+  std::array<token_id, max_tree_nodes + 1> ttok_{}, ptok_{};
+  std::array<std::int32_t, max_tree_nodes + 1> tpar_{}, tnode_{}, ppar_{}, path_{};
+  std::array<std::uint8_t, max_tree_nodes> rdepth_{}, rrank_{}, rtried_{}, racc_{};
+  std::array<double, max_tree_nodes> rq_{};
+};
+
+}  // namespace tandem::inline v0
