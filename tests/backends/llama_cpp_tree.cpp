@@ -14,6 +14,9 @@
 #include "common/scratch_dir.hpp"
 #include "common/tiny_gguf.hpp"
 #include "tandem/backends/llama_cpp.hpp"
+#include "tandem/core/generate.hpp"
+#include "tandem/core/sampler.hpp"
+#include "tandem/speculative/tree.hpp"
 #include "tandem/testing/conformance.hpp"
 
 namespace {
@@ -481,4 +484,41 @@ TEST_CASE("llama_cpp tree: a tree with more leaves than tree_leaves is scored pa
   std::vector<token_id> held = held_prompt;
   for (const std::int32_t u : keep) held.push_back(tree_tokens[static_cast<std::size_t>(u)]);
   check_continues_like_fresh(s, held, std::span(tree_tokens).first(2));
+}
+
+TEST_CASE("llama_cpp tree: tree speculation over llama sessions gives the target's greedy output",
+          "[backends][llama_cpp][tree]") {
+  // The draft: another tiny model of the same vocabulary, so that some nodes are
+  // rejected; the target verifies with tree_leaves 8 (one decode per tree) or 0 (path by
+  // path), the draft drafts path by path (tree_leaves 0).
+  static tandem_test::scratch_dir dir("tandem-llama-tree-draft-");
+  tandem::tools::tiny_llama_config cfg;
+  cfg.seed = 12;
+  const auto draft_model = tandem_test::load_tiny_gguf(dir.path(), "draft.gguf", cfg);
+  const std::vector<token_id> prompt = {1, 300, 301, 302, 7};
+  tandem::generation_options g;
+  g.max_tokens = 40;
+  tandem::sampler_chain greedy(0);
+  REQUIRE(greedy.add(tandem::sampling::greedy{}) == errc::ok);
+  auto lone = open_session(0);
+  tandem::completion want;
+  REQUIRE(tandem::generate(lone, greedy, prompt, g, want) == errc::ok);
+  REQUIRE(want.tokens.size() == g.max_tokens);
+  for (const std::uint32_t leaves : {8u, 0u}) {
+    for (const tandem::fixed_tree shape :
+         {tandem::fixed_tree{6, 3, 2, 2}, tandem::fixed_tree{12, 4, 3, 3}}) {
+      INFO("tree_leaves " << leaves << ", " << shape.nodes << " nodes");
+      auto target = open_session(leaves);
+      auto made = tandem::llama_session::create(draft_model, tree_options(0));
+      REQUIRE(made.has_value());
+      tandem::tree_speculative_decoder dec(target, *made, shape);
+      tandem::sampler_chain s(0);
+      REQUIRE(s.add(tandem::sampling::greedy{}) == errc::ok);
+      tandem::completion c;
+      REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+      CHECK(c.tokens == want.tokens);
+      CHECK(dec.stats().drafted > dec.stats().accepted);  // some nodes were rejected
+      CHECK(cache_is_clean(target));
+    }
+  }
 }

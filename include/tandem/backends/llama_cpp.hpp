@@ -788,6 +788,7 @@ class llama_session {
 
 static_assert(LanguageModel<llama_session> && Rewindable<llama_session> && Scoring<llama_session> &&
               HasContextLength<llama_session>);
+static_assert(TreeScoring<llama_session>);
 
 // ---- Many sequences in one context -------------------------------------------------------
 
