@@ -145,7 +145,10 @@ const std::vector<std::int32_t> tree_parents = {-1, 0, 1, 2, 1, 0, -1, 6, 6};
 
 TEST_CASE("llama_cpp tree: every row of score_tree equals the logits after its path",
           "[backends][llama_cpp][tree]") {
-  auto s = open_session(8);
+  // 8 leaves: the tree's 5 leaves fit, one decode; 4: scored path by path.
+  const std::uint32_t leaves = GENERATE(8u, 4u);
+  INFO("tree_leaves " << leaves);
+  auto s = open_session(leaves);
   auto ref = open_session(0);
   const std::size_t v = s.vocab_size();
   std::vector<float> rows(tree_tokens.size() * v);
@@ -161,6 +164,7 @@ TEST_CASE("llama_cpp tree: every row of score_tree equals the logits after its p
     REQUIRE(s.score_tree(tree_tokens, tree_parents, rows) == errc::ok);
     CHECK(s.size() == held_prompt.size());
     CHECK(std::equal(before.begin(), before.end(), s.logits().begin(), s.logits().end()));
+    CHECK(cache_is_clean(s) == (leaves < 5));  // path by path: no helper ids hold cells
     check_rows(ref, tree_tokens, tree_parents, rows);
     // Siblings differ: the tree is not scoring one chain.
     CHECK_FALSE(rows_match(std::span<const float>(rows).subspan(2 * v, v),
@@ -173,13 +177,14 @@ TEST_CASE("llama_cpp tree: commit_tree then append equals a lone session fed the
   const std::size_t v = tree_model().vocab_size();
   std::vector<float> rows(tree_tokens.size() * v);
   const std::vector<token_id> more = {50, 51};
+  const std::uint32_t leaves = GENERATE(8u, 4u);  // one decode, path by path
   for (const std::int32_t end : {3, 4, 5, 8, 0}) {
-    auto s = open_session(8);
+    auto s = open_session(leaves);
     REQUIRE(s.append(held_prompt) == errc::ok);
     REQUIRE(s.score_tree(tree_tokens, tree_parents, rows) == errc::ok);
     const auto nodes = path_nodes(tree_parents, end);
     REQUIRE(s.commit_tree(nodes) == errc::ok);
-    INFO("path to node " << end);
+    INFO("path to node " << end << ", tree_leaves " << leaves);
     CHECK(s.size() == held_prompt.size() + nodes.size());
     CHECK(rows_match(s.logits(),
                      std::span<const float>(rows).subspan(static_cast<std::size_t>(end) * v, v)));
@@ -460,65 +465,4 @@ TEST_CASE("llama_cpp tree: with flash attention on, a committed path continues w
   REQUIRE(fresh.append(more) == errc::ok);
   CHECK(rows_match(s.logits(), fresh.logits(), f16));
   CHECK(cache_is_clean(s));
-}
-
-TEST_CASE("llama_cpp tree: a tree with more leaves than tree_leaves is scored path by path",
-          "[backends][llama_cpp][tree]") {
-  auto s = open_session(4);
-  auto ref = open_session(0);
-  const std::size_t v = s.vocab_size();
-  std::vector<float> rows(tree_tokens.size() * v);
-  REQUIRE(s.append(held_prompt) == errc::ok);
-  REQUIRE(ref.append(held_prompt) == errc::ok);
-  const std::vector<float> before(s.logits().begin(), s.logits().end());
-  REQUIRE(s.score_tree(tree_tokens, tree_parents, rows) == errc::ok);  // 5 leaves
-  CHECK(cache_is_clean(s));  // no helper ids: scored on sequence 0, then rewound
-  CHECK(s.size() == held_prompt.size());
-  CHECK(std::equal(before.begin(), before.end(), s.logits().begin(), s.logits().end()));
-  check_rows(ref, tree_tokens, tree_parents, rows);
-  const std::vector<std::int32_t> bad = {0, 2};
-  CHECK(s.commit_tree(bad) == errc::invalid_argument);
-  const std::vector<std::int32_t> keep = {0, 1, 4};
-  REQUIRE(s.commit_tree(keep) == errc::ok);
-  CHECK(rows_match(s.logits(), std::span<const float>(rows).subspan(4 * v, v)));
-  std::vector<token_id> held = held_prompt;
-  for (const std::int32_t u : keep) held.push_back(tree_tokens[static_cast<std::size_t>(u)]);
-  check_continues_like_fresh(s, held, std::span(tree_tokens).first(2));
-}
-
-TEST_CASE("llama_cpp tree: tree speculation over llama sessions gives the target's greedy output",
-          "[backends][llama_cpp][tree]") {
-  // The draft: another tiny model of the same vocabulary, so that some nodes are
-  // rejected; the target verifies with tree_leaves 8 (one decode per tree) or 0 (path by
-  // path), the draft drafts path by path (tree_leaves 0).
-  static tandem_test::scratch_dir dir("tandem-llama-tree-draft-");
-  tandem::tools::tiny_llama_config cfg;
-  cfg.seed = 12;
-  const auto draft_model = tandem_test::load_tiny_gguf(dir.path(), "draft.gguf", cfg);
-  const std::vector<token_id> prompt = {1, 300, 301, 302, 7};
-  tandem::generation_options g;
-  g.max_tokens = 40;
-  tandem::sampler_chain greedy(0);
-  REQUIRE(greedy.add(tandem::sampling::greedy{}) == errc::ok);
-  auto lone = open_session(0);
-  tandem::completion want;
-  REQUIRE(tandem::generate(lone, greedy, prompt, g, want) == errc::ok);
-  REQUIRE(want.tokens.size() == g.max_tokens);
-  for (const std::uint32_t leaves : {8u, 0u}) {
-    for (const tandem::fixed_tree shape :
-         {tandem::fixed_tree{6, 3, 2, 2}, tandem::fixed_tree{12, 4, 3, 3}}) {
-      INFO("tree_leaves " << leaves << ", " << shape.nodes << " nodes");
-      auto target = open_session(leaves);
-      auto made = tandem::llama_session::create(draft_model, tree_options(0));
-      REQUIRE(made.has_value());
-      tandem::tree_speculative_decoder dec(target, *made, shape);
-      tandem::sampler_chain s(0);
-      REQUIRE(s.add(tandem::sampling::greedy{}) == errc::ok);
-      tandem::completion c;
-      REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
-      CHECK(c.tokens == want.tokens);
-      CHECK(dec.stats().drafted > dec.stats().accepted);  // some nodes were rejected
-      CHECK(cache_is_clean(target));
-    }
-  }
 }
