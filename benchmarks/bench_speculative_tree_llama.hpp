@@ -19,7 +19,7 @@
 //
 // Entry points: llamacpp_tree_best(options, &sweep) for the best setting (and every
 // setting's result), llamacpp_tree_measure(options, setting) for one, and
-// tree_target_session_options(...) for the llama_session options tandem's target needs.
+// tree_session_options(...) for the llama_session options tandem's sessions need.
 #pragma once
 
 #include <sys/resource.h>
@@ -150,10 +150,12 @@ inline std::string llamacpp_tree_flags(const llamacpp_tree_speed& r, std::size_t
   return b;
 }
 
-/// `base` with room for a tree of up to `leaves` leaves in llama_session::score_tree (the
-/// target of tandem's tree decoder; a drafter keeps tree_leaves 0, which is cheaper).
-inline tandem::llama_session_options tree_target_session_options(tandem::llama_session_options base,
-                                                                 std::uint32_t leaves = 64) {
+/// `base` with room for trees of up to `leaves` leaves in one llama_decode of
+/// llama_session::score_tree: for the target of tandem's tree decoder (verification) and
+/// for its draft (which scores each depth level of its tree as a tree). A session with
+/// tree_leaves 0 scores trees path by path, one decode per node.
+inline tandem::llama_session_options tree_session_options(tandem::llama_session_options base,
+                                                          std::uint32_t leaves = 64) {
   base.tree_leaves = leaves;
   return base;
 }
