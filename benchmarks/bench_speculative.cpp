@@ -213,6 +213,7 @@ struct options {
   std::vector<std::string> cross_pairs;
   std::string cross_models;
   bool cross_only = false;
+  bool tree_only = false;  // --tree-only: only the token-tree cases (bench_speculative_tree.hpp)
 };
 
 // The decoders' clock for statistics and the cost model: this thread's CPU time, the same
@@ -782,6 +783,8 @@ void cross_pair(const options& base_options, const std::string& spec) {
 
 }  // namespace
 
+#include "bench_speculative_tree.hpp"  // the token-tree cases, over the helpers above
+
 int main(int argc, char** argv) {
   options o;
   std::string svg_dir;  // --svg DIR: speedup and acceptance charts of the synthetic part
@@ -824,6 +827,8 @@ int main(int argc, char** argv) {
       o.cross_models = argv[++i];
     else if (a == "--cross-only")
       o.cross_only = true;
+    else if (a == "--tree-only")
+      o.tree_only = true;
     else {
       std::fprintf(stderr, "bench_speculative: unknown or incomplete flag %s\n", a.c_str());
       return 2;
@@ -866,7 +871,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!svg_dir.empty()) o.charts = &chart_cases;
-  if (!o.real_only && !o.cross_only) synthetic(o);
+  if (!o.real_only && !o.cross_only && !o.tree_only) synthetic(o);
+  if (!o.real_only && !o.cross_only) synthetic_trees(o);
   if (!svg_dir.empty() && !o.real_only &&
       !tandem_bench::write_speculative_charts(svg_dir, chart_cases))
     return 1;
@@ -880,8 +886,11 @@ int main(int argc, char** argv) {
       for (const auto& p : o.pairs) real_pair(f, p);
     }
   } else {
-    for (const auto& p : o.pairs) real_pair(o, p);
+    for (const auto& p : o.pairs)
+      if (!o.tree_only) real_pair(o, p);
   }
+  if (!o.cross_only)
+    for (const auto& p : o.pairs) tree_pair(o, p);
   for (const auto& p : o.cross_pairs) cross_pair(o, p);
 #else
   if (!o.pairs.empty())

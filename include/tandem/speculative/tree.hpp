@@ -288,7 +288,8 @@ struct tree_plan {
   /// A further level is drafted only while the summed estimated value of the nodes it
   /// would expand exceeds this (the value a level must promise to pay for its draft pass).
   double expand_threshold = 0.0;
-  /// Keep at least one node whatever choose() says (a probe: measures while off).
+  /// Verify a probe tree whatever choose() says: at least the probe_nodes most valuable
+  /// nodes (measures acceptance and pass costs while speculation is off or unproven).
   bool force = false;
 };
 
@@ -307,6 +308,8 @@ struct tree_round {
   bool forced = false;           ///< the plan forced a node (a probe)
   std::span<const std::uint8_t> depth{}, rank{}, tried{}, accepted_node{};
   std::span<const double> q{};
+  /// Each node's parent among these nodes (-1: a child of the last kept token).
+  std::span<const std::int32_t> parents{};
 };
 
 /// Chooses token-tree shapes: plan() for the coming round; acceptance(depth, rank, q) the
@@ -353,10 +356,12 @@ struct tree_cost_options {
   std::size_t max_depth = 8;     ///< depth limit (1 to max_tree_depth)
   std::size_t max_children = 4;  ///< children per node (1 to max_tree_children; 1: chains)
   std::size_t expand_width = 4;  ///< nodes expanded per level (1 to max_tree_nodes)
-  double prior_weight = 2.0;     ///< pseudo-observations (of draft mass) behind the prior ratio 1
+  double prior_weight = 0.5;     ///< pseudo-observations (of draft mass) behind the prior ratio 1
   double decay = 0.98;           ///< per-round forgetting, in (0, 1]
   double min_gain = 1.05;        ///< speculate only when the predicted speedup exceeds this
   std::size_t probe_interval = 16;  ///< while off, draft a probe tree after this many rounds
+  /// Drafting rounds forced at start-up (probe trees), before the estimates decide.
+  std::size_t startup_probes = 3;
 };
 
 /// Checks tree_cost_model options: invalid_argument for a field out of range (named in
@@ -420,6 +425,7 @@ class tree_cost_model {
       if (until_probe_ > 0) return {};
       p.force = true;
     }
+    if (probes_done_ < o_.startup_probes) p.force = true;
     return p;
   }
 
@@ -478,6 +484,7 @@ class tree_cost_model {
     cost_.update(dr);
     ++rounds_;
     if (chose_) {  // a drafting round: speculation stays on while it pays
+      if (probes_done_ < o_.startup_probes) ++probes_done_;
       off_ = best_ <= o_.min_gain;
       until_probe_ = o_.probe_interval;
       chose_ = false;
@@ -504,7 +511,7 @@ class tree_cost_model {
   tree_cost_options o_;
   cost_model_draft cost_;
   std::array<std::array<double, max_tree_children>, max_tree_depth> acc_{}, mass_{};
-  std::size_t rounds_ = 0, until_probe_ = 0;
+  std::size_t rounds_ = 0, until_probe_ = 0, probes_done_ = 0;
   double best_ = 1.0;
   bool off_ = false, chose_ = false, valid_ = true;
 };
@@ -669,6 +676,7 @@ class tree_speculative_decoder {
   };
 
   static constexpr std::size_t pool_cap = 1 + max_tree_nodes * max_tree_children;
+  static constexpr std::size_t probe_nodes = 4;  // nodes of a forced probe tree
   static constexpr std::size_t pass_cap = max_tree_nodes;
 
   [[nodiscard]] double now() const noexcept {
@@ -967,7 +975,7 @@ class tree_speculative_decoder {
     for (std::size_t i = 0; i < cand; ++i)
       values_[i] = pool_[static_cast<std::size_t>(order_[i])].value;
     std::size_t n = policy_.choose(std::span<const double>(values_.data(), cand), levels);
-    if (plan.force && n == 0 && cand > 0) n = 1;
+    if (plan.force) n = std::max(n, std::min(cand, probe_nodes));
     n = std::min(n, cand);
     for (std::size_t i = 0; i < n; ++i) pool_[static_cast<std::size_t>(order_[i])].sel = 0;
     chosen_ = 0;
@@ -1031,12 +1039,14 @@ class tree_speculative_decoder {
       rq_[i - 1] = x.q;
       rtried_[i - 1] = 0;
       racc_[i - 1] = 0;
+      rpar_[i - 1] = tpar_[i] - 1;
     }
     round.depth = std::span<const std::uint8_t>(rdepth_.data(), n - 1);
     round.rank = std::span<const std::uint8_t>(rrank_.data(), n - 1);
     round.tried = std::span<const std::uint8_t>(rtried_.data(), n - 1);
     round.accepted_node = std::span<const std::uint8_t>(racc_.data(), n - 1);
     round.q = std::span<const double>(rq_.data(), n - 1);
+    round.parents = std::span<const std::int32_t>(rpar_.data(), n - 1);
     return errc::ok;
   }
 
@@ -1057,6 +1067,8 @@ class tree_speculative_decoder {
       const bool sampled = opt_.sample_children;
       bool have_q = false;
       std::size_t next = 0;
+      for (std::size_t c = cur + 1; c < n; ++c)  // the node is reached: its children are tried
+        if (tpar_[c] == static_cast<std::int32_t>(cur)) rtried_[c - 1] = 1;
       for (std::size_t c = cur + 1; c < n; ++c) {
         if (tpar_[c] != static_cast<std::int32_t>(cur)) continue;
         if (sampled && !have_q) {
@@ -1066,7 +1078,6 @@ class tree_speculative_decoder {
           have_q = true;
         }
         const std::span<double> q = sampled ? std::span<double>(qd_) : std::span<double>();
-        rtried_[c - 1] = 1;
         const double a = detail::accept_chance(pd_, q, ttok_[c]);
         if (a >= 1.0 || rng_.uniform() < a) {
           next = c;
@@ -1145,6 +1156,7 @@ class tree_speculative_decoder {
   std::array<std::int32_t, max_tree_nodes + 1> tpar_{}, tnode_{}, ppar_{}, path_{};
   std::array<std::uint8_t, max_tree_nodes> rdepth_{}, rrank_{}, rtried_{}, racc_{};
   std::array<double, max_tree_nodes> rq_{};
+  std::array<std::int32_t, max_tree_nodes> rpar_{};
 };
 
 }  // namespace tandem::inline v0
