@@ -466,3 +466,40 @@ TEST_CASE("llama_cpp tree: with flash attention on, a committed path continues w
   CHECK(rows_match(s.logits(), fresh.logits(), f16));
   CHECK(cache_is_clean(s));
 }
+
+TEST_CASE("llama_cpp tree: tree speculation over llama sessions gives the target's greedy output",
+          "[backends][llama_cpp][tree]") {
+  // The draft: another tiny model of the same vocabulary, so that some nodes are
+  // rejected. Both sessions have tree_leaves 8 (the target verifies a tree, the draft
+  // scores a level, in one decode when the leaves fit) or 0 (every tree path by path).
+  static tandem_test::scratch_dir dir("tandem-llama-tree-draft-");
+  tandem::tools::tiny_llama_config cfg;
+  cfg.seed = 12;
+  const auto draft_model = tandem_test::load_tiny_gguf(dir.path(), "draft.gguf", cfg);
+  const std::vector<token_id> prompt = {1, 300, 301, 302, 7};
+  tandem::generation_options g;
+  g.max_tokens = 40;
+  tandem::sampler_chain greedy(0);
+  REQUIRE(greedy.add(tandem::sampling::greedy{}) == errc::ok);
+  auto lone = open_session(0);
+  tandem::completion want;
+  REQUIRE(tandem::generate(lone, greedy, prompt, g, want) == errc::ok);
+  REQUIRE(want.tokens.size() == g.max_tokens);
+  for (const std::uint32_t leaves : {8u, 0u}) {
+    for (const tandem::fixed_tree shape :
+         {tandem::fixed_tree{6, 3, 2, 2}, tandem::fixed_tree{12, 4, 3, 3}}) {
+      INFO("tree_leaves " << leaves << ", " << shape.nodes << " nodes");
+      auto target = open_session(leaves);
+      auto made = tandem::llama_session::create(draft_model, tree_options(leaves));
+      REQUIRE(made.has_value());
+      tandem::tree_speculative_decoder dec(target, *made, shape);
+      tandem::sampler_chain s(0);
+      REQUIRE(s.add(tandem::sampling::greedy{}) == errc::ok);
+      tandem::completion c;
+      REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+      CHECK(c.tokens == want.tokens);
+      CHECK(dec.stats().drafted > dec.stats().accepted);  // some nodes were rejected
+      CHECK(cache_is_clean(target));
+    }
+  }
+}
