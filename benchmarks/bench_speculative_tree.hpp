@@ -17,7 +17,13 @@
 //    ("tree_over_linear"), both beside target-only. The llama.cpp session scores a tree in
 //    one pass when it offers TreeScoring, else through tree_scoring_adapter (several passes).
 //    The results are a tree_pair_result, so further comparisons (tree_over_llamacpp) extend
-//    it.
+//    it. Both sessions get tree_leaves (tree_session_options): the target verifies a tree
+//    in one llama_decode, the draft scores a depth level in one.
+// 3. In the same "PAIR/tree" line, "tree_over_llamacpp": the tree decoder's CPU tokens/s
+//    over llama.cpp's llama-speculative (--llama-bin) at its best tree setting, swept over
+//    -np 1, 2, 4, 8 and --spec-draft-p-split 0.05, 0.1, 0.2 at the pair's draft max
+//    (bench_speculative_tree_llama.hpp; "llamacpp_tree_setting" names the best,
+//    "llamacpp_tree_cpu_tps" its speed), measured as llama-speculative-simple is.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +31,9 @@
 #include <vector>
 
 #include "tandem/speculative/tree.hpp"
+#ifdef TANDEM_BENCH_HAVE_LLAMA
+#include "bench_speculative_tree_llama.hpp"
+#endif
 
 namespace {
 
@@ -227,6 +236,8 @@ struct tree_pair_result {
   bool same_output = true;           // tree and linear tokens equal target-only greedy
   tandem::tree_stats stats{};        // the last tree run's
   double tree_over_llamacpp = -1.0;  // filled by a llama.cpp tree comparison (-1: not run)
+  tandem_bench::llamacpp_tree_speed llamacpp{};  // llama-speculative at its best setting
+  std::size_t draft_max = 0;                     // the pair's draft max (llama-speculative's)
 };
 
 // One greedy tree generation on fresh sessions, timed in process CPU time.
@@ -234,8 +245,10 @@ run_result tandem_tree(const options& o, const tandem::llama_model_handle& tm,
                        const tandem::llama_model_handle& dm, std::span<const token_id> prompt,
                        std::size_t max_tokens, tandem::tree_stats* stats,
                        std::vector<token_id>* tokens) {
-  auto target = tandem::llama_session::create(tm, session_options(o));
-  auto draft = tandem::llama_session::create(dm, session_options(o));
+  auto target =
+      tandem::llama_session::create(tm, tandem_bench::tree_session_options(session_options(o)));
+  auto draft =
+      tandem::llama_session::create(dm, tandem_bench::tree_session_options(session_options(o)));
   if (!target || !draft) return {};
   tandem::tree_options to;
   to.clock = thread_cpu;
@@ -290,6 +303,20 @@ tree_pair_result measure_tree_pair(const options& o, const std::string& spec) {
   res.tree_over_target = median(tree_paired);
   res.linear_over_target = median(linear_paired);
   if (res.linear.cpu_tps > 0) res.tree_over_linear = res.tree.cpu_tps / res.linear.cpu_tps;
+  tandem_bench::llamacpp_tree_options lo;
+  lo.llama_bin = o.llama_bin;
+  lo.target = tpath;
+  lo.draft = dpath;
+  lo.prompt = bench_prompt;
+  lo.tokens = o.tokens;
+  lo.draft_max = res.draft_max = c == std::string::npos
+                                     ? o.draft_max
+                                     : static_cast<std::size_t>(std::atol(spec.c_str() + c + 1));
+  lo.threads = o.threads;
+  lo.flash_attn = o.flash_attn < 0 ? "auto" : o.flash_attn == 0 ? "off" : "on";
+  res.llamacpp = tandem_bench::llamacpp_tree_best(lo);
+  if (res.llamacpp.cpu_tps > 0 && res.tree.cpu_tps > 0)
+    res.tree_over_llamacpp = res.tree.cpu_tps / res.llamacpp.cpu_tps;
   return res;
 }
 
@@ -305,7 +332,11 @@ void print_tree_pair(const options& o, const tree_pair_result& r) {
       r.tree_over_linear, r.stats.mean_tree_size(), r.stats.mean_accepted_length(),
       r.same_output ? "true" : "false");
   if (r.tree_over_llamacpp >= 0.0)
-    std::printf(",\"tree_over_llamacpp\":%.3f", r.tree_over_llamacpp);
+    std::printf(
+        ",\"tree_over_llamacpp\":%.3f,\"llamacpp_tree_cpu_tps\":%.2f,"
+        "\"llamacpp_tree_accept_pct\":%.1f,\"llamacpp_tree_setting\":\"%s\"",
+        r.tree_over_llamacpp, r.llamacpp.cpu_tps, r.llamacpp.accept_pct,
+        tandem_bench::llamacpp_tree_flags(r.llamacpp, r.draft_max).c_str());
   std::printf("}\n");
   std::fprintf(stderr, "%-8s tree: %.2f tok/s cpu, linear %.2f, tree/linear %.3f, nodes %.2f%s\n",
                r.name.c_str(), r.tree.cpu_tps, r.linear.cpu_tps, r.tree_over_linear,

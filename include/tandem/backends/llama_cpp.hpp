@@ -226,6 +226,19 @@ struct llama_session_options {
   /// call returns `errc::cancelled`. Null: never abort. `abort_data` is passed through.
   ggml_abort_callback abort_callback = nullptr;
   void* abort_data = nullptr;  ///< passed to `abort_callback`; not owned
+  /// Most leaves of a token tree that `llama_session::score_tree` scores in one
+  /// llama_decode (each leaf path gets a llama.cpp sequence id of its own), in [0, 255];
+  /// a tree with more leaves, or any tree when 0 (the default), is scored path by path
+  /// (one decode per node). With leaves, the context has n_seq_max = 1 + tree_leaves and
+  /// a unified KV cache. Cost (measured on this llama.cpp version, CPU): the KV cache
+  /// keeps its size (`context_size` cells shared by all ids); the logits buffer grows by
+  /// tree_leaves rows and the compute buffer by about 0.5 MiB (270.0 to 270.5 MiB on a
+  /// 92 MB model at 4096 tokens); every llama_decode, plain ones included, costs about
+  /// 50 microseconds more CPU time whatever the number of leaves (llama.cpp then checks
+  /// its batches against all 256 possible sequences): nothing measurable on a model of
+  /// 90 MB, about 40% of a one-token step on a 2.6 MB draft model. So set it on a target
+  /// that verifies trees and leave it 0 elsewhere. llama_multi_session ignores it.
+  std::uint32_t tree_leaves = 0;
 };
 
 namespace detail {
@@ -273,22 +286,36 @@ inline void llama_release(llama_batch& batch, ::llama_context*& ctx) noexcept {
 /// models): the session is then cleared (`size() == 0`, no logits), as documented on
 /// `append`.
 ///
-/// Allocation: the llama_batch, the logits buffer and llama.cpp's context are sized at
-/// creation; `append`, `score` and `rewind` allocate nothing on tandem's side.
+/// Token trees (`TreeScoring`): `score_tree` scores a whole tree hung after the held
+/// tokens in one llama_decode with tree attention. Each leaf gets a helper sequence id
+/// (1 .. tree_leaves; the session's own tokens are sequence 0); a node carries the ids
+/// of every leaf below it, at position size() + its depth; the held cells are shared
+/// with the helper ids by llama_memory_seq_cp (the unified cache shares cells, it copies
+/// no data). llama.cpp masks a token by its first id, whose sequence is exactly the held
+/// tokens and the node's ancestors. `commit_tree` gives the kept path's cells id 0 and
+/// removes every helper id (so the other nodes' cells are freed). A tree with more leaves
+/// than `tree_leaves` (every tree when it is 0, the default) is scored path by path
+/// instead, one decode per node (see `score_tree`).
+///
+/// Allocation: the llama_batch, the logits buffer, the tree's bookkeeping and
+/// llama.cpp's context are sized at creation; `append`, `score`, `rewind`, `score_tree`
+/// and `commit_tree` allocate nothing on tandem's side.
 class llama_session {
  public:
   /// Creates a context over `model`.
   /// Errors: invalid_argument (batch_size 0, negative thread counts, flash_attention
-  /// outside [-1, 1], a vocab-only or empty model), out_of_memory (llama.cpp could not
-  /// create the context, usually the KV cache or compute buffers).
+  /// outside [-1, 1], tree_leaves over 255, a vocab-only or empty model), out_of_memory
+  /// (llama.cpp could not create the context, usually the KV cache or compute buffers).
   [[nodiscard]] static result<llama_session> create(const llama_model_handle& model,
                                                     const llama_session_options& options = {}) {
     if (model.get() == nullptr || model.vocab_only()) return errc::invalid_argument;
-    if (!detail::llama_options_valid(options)) return errc::invalid_argument;
-    const llama_context_params p = detail::llama_context_params_of(options, 1);
+    if (!detail::llama_options_valid(options) || options.tree_leaves > 255)
+      return errc::invalid_argument;
+    const llama_context_params p =
+        detail::llama_context_params_of(options, 1 + options.tree_leaves);
     ::llama_context* ctx = llama_init_from_model(model.get(), p);
     if (ctx == nullptr) return errc::out_of_memory;
-    return llama_session(model, ctx);
+    return llama_session(model, ctx, options.tree_leaves);
   }
 
   ///@{
@@ -303,7 +330,9 @@ class llama_session {
         n_batch_(o.n_batch_),
         size_(std::exchange(o.size_, 0)),
         has_logits_(std::exchange(o.has_logits_, false)),
-        logits_(std::move(o.logits_)) {}
+        logits_(std::move(o.logits_)),
+        tree_(std::exchange(o.tree_, tree_state{})),
+        error_(o.error_) {}
   llama_session& operator=(llama_session&& o) noexcept {
     if (this != &o) {
       release();
@@ -316,6 +345,8 @@ class llama_session {
       size_ = std::exchange(o.size_, 0);
       has_logits_ = std::exchange(o.has_logits_, false);
       logits_ = std::move(o.logits_);
+      tree_ = std::exchange(o.tree_, tree_state{});
+      error_ = o.error_;
     }
     return *this;
   }
@@ -333,6 +364,13 @@ class llama_session {
   [[nodiscard]] std::size_t context_length() const noexcept { return n_ctx_; }
   /// Most tokens one llama_decode takes (n_batch).
   [[nodiscard]] std::size_t batch_size() const noexcept { return n_batch_; }
+  /// Most leaves of a tree `score_tree` scores in one llama_decode (`tree_leaves`).
+  [[nodiscard]] std::size_t max_tree_leaves() const noexcept { return tree_.leaves; }
+  /// Most nodes of a tree `score_tree` takes: `batch_size()` (one llama_decode).
+  [[nodiscard]] std::size_t max_tree_nodes() const noexcept { return n_batch_; }
+  /// The details of the last failed `score_tree` or `commit_tree` (the other calls'
+  /// errors carry no more than their errc).
+  [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
 
   /// Feeds `t` after the context, in llama_decode calls of at most `batch_size()`
   /// tokens; only the last position's logits are computed. An empty `t` is a no-op.
@@ -343,7 +381,9 @@ class llama_session {
   /// the batch), decode_failed (any other llama.cpp failure). On error the tokens of this
   /// call that llama.cpp had already processed are removed again; if the model's memory
   /// cannot remove them (recurrent models), the session is cleared instead.
+  /// A pending tree (see `score_tree`) is dropped first, as by `commit_tree({})`.
   [[nodiscard]] errc append(std::span<const token_id> t) noexcept {
+    drop_tree();
     return decode(t, std::span<float>{});
   }
 
@@ -360,8 +400,10 @@ class llama_session {
   /// with logits for every position when `t.size() <= batch_size()`, else one per
   /// batch-sized chunk. Afterwards `logits()` equals the last row.
   /// Errors: size_mismatch (rows.size() != t.size() * vocab_size()), then those of
-  /// `append`, with the same guarantees; `rows` is unspecified after an error.
+  /// `append`, with the same guarantees; `rows` is unspecified after an error. A
+  /// pending tree is dropped first.
   [[nodiscard]] errc score(std::span<const token_id> t, std::span<float> rows) noexcept {
+    drop_tree();
     if (rows.size() != t.size() * n_vocab_) return errc::size_mismatch;
     if (t.empty()) return errc::ok;
     return decode(t, rows);
@@ -371,7 +413,9 @@ class llama_session {
   /// least one token `logits()` is empty until the next append.
   /// Errors: rewind_out_of_range (n > size()), rewind_failed (llama.cpp could not remove
   /// a partial sequence, e.g. a recurrent model; the session is unchanged and usable).
+  /// A pending tree is dropped first.
   [[nodiscard]] errc rewind(std::size_t n) noexcept {
+    drop_tree();
     if (n > size_) return errc::rewind_out_of_range;
     if (n == 0) return errc::ok;
     const auto p0 = static_cast<llama_pos>(size_ - n);
@@ -381,11 +425,126 @@ class llama_session {
     return errc::ok;
   }
 
-  /// Empties the context (never fails). `logits()` is empty afterwards.
+  /// Empties the context and drops a pending tree (never fails). `logits()` is empty
+  /// afterwards.
   void clear() noexcept {
     llama_memory_clear(llama_get_memory(ctx_), true);
     size_ = 0;
     has_logits_ = false;
+    tree_.pending = false;
+    tree_.used = 0;
+  }
+
+  /// Scores the token tree `tokens`/`parents` hung after the held tokens. Node i holds
+  /// tokens[i]; parents[i] == -1 makes it a root (a child of the last held token), else
+  /// 0 <= parents[i] < i. Writes rows[i*V .. (i+1)*V), V = vocab_size(): the next-token
+  /// logits after the held tokens followed by the path root..i. A tree of at most
+  /// max_tree_leaves() leaves takes one llama_decode with tree attention (see the class
+  /// comment); a tree with more leaves (any tree when tree_leaves is 0) is scored path by
+  /// path instead: one llama_decode per node, with rewinds between branches, the same
+  /// rows within float rounding, and `commit_tree` then decodes the kept path once more.
+  /// A pending tree is dropped first; afterwards this tree is pending (`size()` and
+  /// `logits()` unchanged) until `commit_tree` or any other mutating call.
+  /// Errors, each leaving the session as before with no tree pending (no cells under any
+  /// id but the held ones): size_mismatch (parents.size() != tokens.size() or
+  /// rows.size() != tokens.size() * V), empty_input (no tokens), invalid_argument (a
+  /// parent out of order), invalid_token, context_overflow (size() + tokens.size() >
+  /// context_length(), or no KV slot), capacity_exceeded (more nodes than
+  /// max_tree_nodes()), cancelled (the abort callback), invalid_argument (llama.cpp
+  /// rejected the batch), decode_failed (any other llama.cpp failure), rewind_failed
+  /// (path by path on a model that cannot drop a partial tail: the session is cleared, as
+  /// `append` documents). `last_error()` has the details. `rows` is unspecified after an
+  /// error.
+  [[nodiscard]] errc score_tree(std::span<const token_id> tokens,
+                                std::span<const std::int32_t> parents,
+                                std::span<float> rows) noexcept {
+    drop_tree();
+    const std::size_t n = tokens.size();
+    if (parents.size() != n || rows.size() != n * n_vocab_)
+      return detail::fail(&error_, errc::size_mismatch,
+                          "score_tree: %zu tokens, %zu parents, %zu floats for rows of %zu", n,
+                          parents.size(), rows.size(), n_vocab_);
+    if (n == 0) return detail::fail(&error_, errc::empty_input, "score_tree: an empty tree");
+    for (std::size_t i = 0; i < n; ++i)
+      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i))
+        return detail::fail(&error_, errc::invalid_argument,
+                            "score_tree: node %zu has parent %d (a parent comes first)", i,
+                            static_cast<int>(parents[i]));
+    if (const errc e = check(tokens); e != errc::ok)
+      return detail::fail(&error_, e, "score_tree: %zu nodes after %zu of %zu tokens", n, size_,
+                          n_ctx_);
+    if (n > n_batch_)
+      return detail::fail(&error_, errc::capacity_exceeded,
+                          "score_tree: %zu nodes, at most %zu (batch_size)", n, n_batch_);
+    // tree_.leaf[i], for now: whether node i has a child.
+    std::fill_n(tree_.leaf.begin(), n, 0);
+    for (std::size_t i = 0; i < n; ++i)
+      if (parents[i] >= 0) tree_.leaf[static_cast<std::size_t>(parents[i])] = 1;
+    const auto leaves =
+        static_cast<std::size_t>(std::count(tree_.leaf.begin(), tree_.leaf.begin() + n, 0));
+    tree_.by_paths = leaves > tree_.leaves;
+    if (const errc e = tree_.by_paths ? score_by_paths(tokens, parents, rows)
+                                      : score_at_once(tokens, parents, rows, leaves);
+        e != errc::ok)
+      return e;
+    std::copy(parents.begin(), parents.end(), tree_.parent.begin());
+    std::copy(tokens.begin(), tokens.end(), tree_.token.begin());
+    tree_.nodes = n;
+    tree_.pending = true;
+    return errc::ok;
+  }
+
+  /// Keeps the root-to-node chain `path` of the pending tree (path[0] a root,
+  /// parents[path[j]] == path[j-1]) and drops the other nodes' cells. The session then
+  /// holds the old tokens followed by the path's tokens (`size()` grows by path.size())
+  /// and `logits()` equals row path.back() of the `score_tree` call. An empty path drops
+  /// the tree and leaves the session as before `score_tree`.
+  /// Errors: invalid_argument (no pending tree, or `path` not a chain of it; a pending
+  /// tree stays pending); after a tree scored path by path, `append`'s errors (the tree is
+  /// dropped and the session as before `score_tree`); decode_failed (llama.cpp lost the
+  /// tree's logits: only when the context was used directly through `get()`; the tree is
+  /// dropped).
+  [[nodiscard]] errc commit_tree(std::span<const std::int32_t> path) noexcept {
+    if (!tree_.pending)
+      return detail::fail(&error_, errc::invalid_argument, "commit_tree: no pending tree");
+    for (std::size_t j = 0; j < path.size(); ++j) {
+      const std::int32_t want = j == 0 ? -1 : path[j - 1];
+      if (path[j] < 0 || static_cast<std::size_t>(path[j]) >= tree_.nodes ||
+          tree_.parent[static_cast<std::size_t>(path[j])] != want)
+        return detail::fail(&error_, errc::invalid_argument,
+                            "commit_tree: path[%zu] = %d is not a child of %d in the tree of %zu "
+                            "nodes",
+                            j, static_cast<int>(path[j]), static_cast<int>(want), tree_.nodes);
+    }
+    if (path.empty()) {
+      drop_tree();
+      return errc::ok;
+    }
+    if (tree_.by_paths) {
+      tree_.pending = false;
+      for (std::size_t j = 0; j < path.size(); ++j)
+        tree_.scratch[j] = tree_.token[static_cast<std::size_t>(path[j])];
+      if (const errc e = decode(std::span(tree_.scratch.data(), path.size()), {}); e != errc::ok)
+        return detail::fail(&error_, e, "commit_tree: appending a path of %zu tokens failed",
+                            path.size());
+      return errc::ok;
+    }
+    const float* row = llama_get_logits_ith(ctx_, path.back());
+    if (row == nullptr) {
+      drop_tree();
+      return detail::fail(&error_, errc::decode_failed,
+                          "commit_tree: llama.cpp has no logits for node %d",
+                          static_cast<int>(path.back()));
+    }
+    std::memcpy(logits_.data(), row, n_vocab_ * sizeof(float));
+    // A leaf below path.back(): its cells at the path's positions are the path's nodes.
+    const auto p0 = static_cast<llama_pos>(size_);
+    llama_memory_seq_cp(llama_get_memory(ctx_), tree_.leaf[static_cast<std::size_t>(path.back())],
+                        0, p0, p0 + static_cast<llama_pos>(path.size()));
+    drop_tree();
+    size_ += path.size();
+    has_logits_ = true;
+    return errc::ok;
   }
 
   /// The llama.cpp context, still owned by this session. Changing its memory directly
@@ -393,17 +552,138 @@ class llama_session {
   [[nodiscard]] ::llama_context* get() const noexcept { return ctx_; }
 
  private:
-  llama_session(const llama_model_handle& model, ::llama_context* ctx)
+  llama_session(const llama_model_handle& model, ::llama_context* ctx, std::uint32_t leaves)
       : ctx_(ctx),
         vocab_(model.vocab()),
         n_vocab_(model.vocab_size()),
         n_ctx_(llama_n_ctx(ctx)),
         n_batch_(llama_n_batch(ctx)),
         logits_(n_vocab_, 0.0f) {
-    batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
+    batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0,
+                              static_cast<std::int32_t>(std::max<std::uint32_t>(leaves, 1)));
+    tree_.leaves = leaves;
+    tree_.parent.assign(n_batch_, -1);
+    tree_.leaf.assign(n_batch_, 0);
+    tree_.chain.assign(n_batch_, 0);
+    tree_.token.assign(n_batch_, 0);
+    tree_.scratch.assign(n_batch_, 0);
+    tree_.saved.assign(n_vocab_, 0.0f);
   }
 
   void release() noexcept { detail::llama_release(batch_, ctx_); }
+
+  // score_tree in one llama_decode: leaf j gets helper id 1 + j, given to every node from
+  // it up to its root; tree_.leaf[i] becomes the first id of node i.
+  [[nodiscard]] errc score_at_once(std::span<const token_id> tokens,
+                                   std::span<const std::int32_t> parents, std::span<float> rows,
+                                   std::size_t leaves) noexcept {
+    const std::size_t n = tokens.size();
+    batch_.n_tokens = static_cast<std::int32_t>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int32_t p = parents[i];
+      batch_.token[i] = tokens[i];
+      batch_.pos[i] =
+          p < 0 ? static_cast<llama_pos>(size_) : batch_.pos[static_cast<std::size_t>(p)] + 1;
+      batch_.n_seq_id[i] = 0;
+      batch_.logits[i] = 1;
+    }
+    llama_seq_id id = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (tree_.leaf[i] != 0) continue;
+      ++id;
+      for (auto u = static_cast<std::int32_t>(i); u >= 0; u = parents[static_cast<std::size_t>(u)])
+        batch_.seq_id[u][batch_.n_seq_id[u]++] = id;
+    }
+    tree_.used = static_cast<std::uint32_t>(id);
+    llama_memory_t mem = llama_get_memory(ctx_);
+    if (size_ > 0)
+      for (llama_seq_id s = 1; s <= id; ++s) llama_memory_seq_cp(mem, 0, s, -1, -1);
+    const std::int32_t rc = llama_decode(ctx_, batch_);
+    if (rc != 0) {
+      remove_tree_ids();
+      return detail::fail(&error_, map_decode_error(rc),
+                          "score_tree: llama_decode returned %d for %zu nodes, %zu leaves",
+                          static_cast<int>(rc), n, leaves);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
+      if (row == nullptr) {
+        remove_tree_ids();
+        return detail::fail(&error_, errc::decode_failed, "score_tree: no logits for node %zu", i);
+      }
+      std::memcpy(rows.data() + i * n_vocab_, row, n_vocab_ * sizeof(float));
+    }
+    for (std::size_t i = 0; i < n; ++i) tree_.leaf[i] = batch_.seq_id[i][0];
+    return errc::ok;
+  }
+
+  // score_tree path by path on sequence 0: for each node, rewind to the part of its path
+  // already held (tree_.chain) and append the rest; its logits are its row. Ends with the
+  // session as before (size and logits).
+  [[nodiscard]] errc score_by_paths(std::span<const token_id> tokens,
+                                    std::span<const std::int32_t> parents,
+                                    std::span<float> rows) noexcept {
+    const std::size_t base = size_;
+    const bool had_logits = has_logits_;
+    std::copy(logits_.begin(), logits_.end(), tree_.saved.begin());
+    std::size_t held = 0;  // tree nodes held after `base`: tree_.chain[0, held)
+    errc e = errc::ok;
+    std::size_t i = 0;
+    for (; i < tokens.size(); ++i) {
+      std::size_t d = 0;  // the path root..i into tree_.leaf[0, d), root first
+      for (auto u = static_cast<std::int32_t>(i); u >= 0; u = parents[static_cast<std::size_t>(u)])
+        tree_.leaf[d++] = u;
+      std::reverse(tree_.leaf.begin(), tree_.leaf.begin() + static_cast<std::ptrdiff_t>(d));
+      std::size_t c = 0;
+      while (c < held && c < d && tree_.chain[c] == tree_.leaf[c]) ++c;
+      if (c < held) {
+        if (!llama_memory_seq_rm(llama_get_memory(ctx_), 0, static_cast<llama_pos>(base + c), -1)) {
+          e = errc::rewind_failed;
+          break;
+        }
+        size_ = base + c;
+      }
+      for (std::size_t k = c; k < d; ++k) {
+        tree_.chain[k] = tree_.leaf[k];
+        tree_.scratch[k - c] = tokens[static_cast<std::size_t>(tree_.leaf[k])];
+      }
+      held = c;
+      e = decode(std::span(tree_.scratch.data(), d - c), {});
+      if (e != errc::ok) break;
+      held = d;
+      std::memcpy(rows.data() + i * n_vocab_, logits_.data(), n_vocab_ * sizeof(float));
+    }
+    if (size_ > base &&
+        !llama_memory_seq_rm(llama_get_memory(ctx_), 0, static_cast<llama_pos>(base), -1)) {
+      clear();
+      if (e == errc::ok) e = errc::rewind_failed;
+    }
+    if (size_ >= base) {
+      size_ = base;
+      has_logits_ = had_logits;
+      std::copy(tree_.saved.begin(), tree_.saved.end(), logits_.begin());
+    }
+    if (e != errc::ok)
+      return detail::fail(&error_, e, "score_tree: node %zu of %zu, scored path by path", i,
+                          tokens.size());
+    return errc::ok;
+  }
+
+  // Removes every helper sequence id a tree used: its cells (which carry only helper
+  // ids) are freed, the held cells keep id 0. Removing a whole sequence never fails.
+  void remove_tree_ids() noexcept {
+    llama_memory_t mem = llama_get_memory(ctx_);
+    for (std::uint32_t s = 1; s <= tree_.used; ++s)
+      llama_memory_seq_rm(mem, static_cast<llama_seq_id>(s), -1, -1);
+    tree_.used = 0;
+  }
+
+  // Drops a pending tree, as commit_tree({}) would.
+  void drop_tree() noexcept {
+    if (!tree_.pending) return;
+    remove_tree_ids();
+    tree_.pending = false;
+  }
 
   [[nodiscard]] errc check(std::span<const token_id> t) const noexcept {
     for (const token_id x : t)
@@ -489,10 +769,26 @@ class llama_session {
   std::size_t size_ = 0;
   bool has_logits_ = false;
   std::vector<float> logits_;
+  // The pending tree of score_tree.
+  struct tree_state {
+    std::vector<std::int32_t> parent;  // parent of each node (n_batch entries)
+    std::vector<llama_seq_id> leaf;    // first helper id of each node: a leaf below it
+    std::vector<std::int32_t> chain;   // score_by_paths: the tree nodes held, root first
+    std::vector<token_id> token;       // token of each node (commit after score_by_paths)
+    std::vector<token_id> scratch;     // tokens of one append
+    std::vector<float> saved;          // score_by_paths: logits() before the tree
+    std::size_t nodes = 0;             // nodes of the pending tree
+    std::uint32_t leaves = 0;          // most leaves (tree_leaves)
+    std::uint32_t used = 0;            // helper ids 1..used carry cells
+    bool pending = false;
+    bool by_paths = false;  // scored path by path: no cells, commit appends the path
+  } tree_;
+  error_info error_;
 };
 
 static_assert(LanguageModel<llama_session> && Rewindable<llama_session> && Scoring<llama_session> &&
               HasContextLength<llama_session>);
+static_assert(TreeScoring<llama_session>);
 
 // ---- Many sequences in one context -------------------------------------------------------
 
