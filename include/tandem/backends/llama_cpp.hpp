@@ -513,8 +513,8 @@ struct llama_multi_session_options {
 /// predicts as a lone llama_session fed the same tokens, within float rounding (the
 /// conformance suite's default tolerance). Move-only; borrows the model.
 ///
-/// Logits are requested only for the last token of each batch entry (every token of a
-/// score). Each sequence keeps two logits buffers, sized at creation: a call writes the
+/// Logits are requested only for the last token of each batch entry (and the scored
+/// tokens of a score). Each sequence keeps two logits buffers, sized at creation: a call writes the
 /// spare one and swaps on success, so a failed call leaves the old logits in place.
 /// Allocation: none on tandem's side after create.
 ///
@@ -633,7 +633,7 @@ class llama_multi_session {
   /// left: see the class comment.
   [[nodiscard]] errc append(std::span<const seq_tokens> batch) noexcept {
     TANDEM_TRY(validate(batch));
-    return decode(batch, std::span<float>{});
+    return decode(batch, {}, {});
   }
 
   /// Appends `t` to `s` with logits for every position, written into `rows` (rows
@@ -645,7 +645,19 @@ class llama_multi_session {
     if (rows.size() != t.size() * n_vocab_)
       return detail::fail(&error_, errc::size_mismatch, "score: %zu floats for %zu tokens",
                           rows.size(), t.size());
-    return decode(batch, rows);
+    const std::size_t all = t.size();
+    return decode(batch, std::span<const std::size_t>(&all, 1), rows);
+  }
+
+  /// Appends every entry in one batch (llama_decode calls of at most batch_size() tokens),
+  /// logits requested for exactly the last `scored[i]` tokens of entry i (and its last
+  /// token), those rows written into `rows` in entry order (MultiSequenceBatchScoring).
+  /// Errors and state left: append's, `size_mismatch` (rows unspecified after an error).
+  [[nodiscard]] errc score(std::span<const seq_tokens> batch, std::span<const std::size_t> scored,
+                           std::span<float> rows) noexcept {
+    TANDEM_TRY(validate(batch));
+    TANDEM_TRY(detail::check_score_rows(batch, scored, n_vocab_, rows.size(), &error_));
+    return decode(batch, scored, rows);
   }
 
   /// Drops the last `n` tokens of `s` (llama_memory_seq_rm); its logits are empty until
@@ -758,12 +770,16 @@ class llama_multi_session {
     }
   }
 
-  // Decodes the batch (validated) in chunks of n_batch_ tokens. With `rows` (a one-entry
-  // score) every position's logits go there; else each entry's last logits go to its
+  // Decodes the batch (validated) in chunks of n_batch_ tokens, logits requested for the
+  // last token of each entry and, with `scored` (a score), for the last scored[i] tokens of
+  // entry i, whose rows go to `rows` in entry order; each entry's last logits go to its
   // spare buffer. Sizes and buffers are committed only when every chunk succeeded.
-  [[nodiscard]] errc decode(std::span<const seq_tokens> batch, std::span<float> rows) noexcept {
-    const bool all = !rows.empty();
-    std::size_t entry = 0, offset = 0, filled = 0;
+  [[nodiscard]] errc decode(std::span<const seq_tokens> batch, std::span<const std::size_t> scored,
+                            std::span<float> rows) noexcept {
+    const auto wants_row = [&](std::size_t entry, std::size_t offset) {
+      return !scored.empty() && offset + scored[entry] >= batch[entry].tokens.size();
+    };
+    std::size_t entry = 0, offset = 0, filled = 0, row = 0;
     auto skip_empty = [&] {
       while (entry < batch.size() && offset == batch[entry].tokens.size()) ++entry, offset = 0;
     };
@@ -778,7 +794,7 @@ class llama_multi_session {
         batch_.pos[i] = static_cast<llama_pos>(at(b.seq).size + offset);
         batch_.n_seq_id[i] = 1;
         batch_.seq_id[i][0] = b.seq;
-        batch_.logits[i] = (all || offset + 1 == b.tokens.size()) ? 1 : 0;
+        batch_.logits[i] = (wants_row(entry, offset) || offset + 1 == b.tokens.size()) ? 1 : 0;
         ++offset;
         skip_empty();
       }
@@ -790,14 +806,14 @@ class llama_multi_session {
       for (std::size_t i = 0; i < filled; ++i) {
         const seq_tokens& b = batch[e];
         const bool last = o + 1 == b.tokens.size();
-        if (all || last) {
-          const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
-          if (row == nullptr) return roll_back(batch, errc::decode_failed, "no logits row");
-          if (all) std::memcpy(rows.data() + o * n_vocab_, row, n_vocab_ * sizeof(float));
+        const bool scored_row = wants_row(e, o);
+        if (scored_row || last) {
+          const float* r = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
+          if (r == nullptr) return roll_back(batch, errc::decode_failed, "no logits row");
+          if (scored_row) std::memcpy(rows.data() + row++ * n_vocab_, r, n_vocab_ * sizeof(float));
           if (last) {
             slot& s = at(b.seq);
-            std::memcpy(s.logits.data() + (1 - s.current) * n_vocab_, row,
-                        n_vocab_ * sizeof(float));
+            std::memcpy(s.logits.data() + (1 - s.current) * n_vocab_, r, n_vocab_ * sizeof(float));
           }
         }
         if (++o == b.tokens.size()) {
@@ -827,7 +843,9 @@ class llama_multi_session {
 };
 
 static_assert(MultiSequenceModel<llama_multi_session> &&
-              MultiSequenceScoring<llama_multi_session> && HasContextLength<llama_multi_session>);
+              MultiSequenceScoring<llama_multi_session> &&
+              MultiSequenceBatchScoring<llama_multi_session> &&
+              HasContextLength<llama_multi_session>);
 static_assert(LanguageModel<sequence<llama_multi_session>> &&
               Rewindable<sequence<llama_multi_session>> && Scoring<sequence<llama_multi_session>>);
 
