@@ -298,8 +298,8 @@ class batch_cost_model {
 /// Draft sequences mirror the target's: a request whose prompt starts with a registered
 /// prefix forks the draft's copy of that prefix too (add_prefix prefills both models).
 /// A draft sequence is opened when its request first drafts and closed when it
-/// finishes (cancel, finish, take; a request finished inside the target's step closes its
-/// draft sequence at the next step). When the draft model has no free sequence, or a
+/// finishes (at cancel and take; a request that finished inside a step closes its draft
+/// sequence at the next step). When the draft model has no free sequence, or a
 /// draft append fails, the request simply does not draft (its draft sequence is closed
 /// and rebuilt later); draft failures never fail a step.
 ///
@@ -410,6 +410,13 @@ class speculative_scheduler : public scheduler<M, S, T> {
   /// As scheduler::cancel; closes the request's draft sequence too.
   [[nodiscard]] errc cancel(request_id id) {
     TANDEM_TRY(base::cancel(id));
+    close_draft(extra_[static_cast<std::size_t>(id & 0xffffffffu)]);
+    return errc::ok;
+  }
+
+  /// As scheduler::take; closes the request's draft sequence if it is still open.
+  [[nodiscard]] errc take(request_id id, completion& out) {
+    TANDEM_TRY(base::take(id, out));
     close_draft(extra_[static_cast<std::size_t>(id & 0xffffffffu)]);
     return errc::ok;
   }
