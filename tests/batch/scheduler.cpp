@@ -24,11 +24,13 @@ using tandem::errc;
 using tandem::finish_reason;
 using tandem::request_state;
 using tandem::token_id;
+using tandem_test::budget;
 using tandem_test::counting_multi;
 using tandem_test::mock_model;
 using tandem_test::mock_multi_model;
 using tandem_test::mock_multi_options;
 using tandem_test::random_ngram;
+using tandem_test::run;
 using tokens = std::vector<token_id>;
 using greedy_scheduler = tandem::scheduler<mock_multi_model, tandem::greedy_sampler>;
 
@@ -40,19 +42,6 @@ tokens lone_greedy(const tokens& prompt, std::size_t max_tokens) {
   completion c;
   REQUIRE(tandem::generate(m, s, prompt, o, c) == errc::ok);
   return c.tokens;
-}
-
-tandem::generation_options budget(std::size_t n) {
-  tandem::generation_options o;
-  o.max_tokens = n;
-  return o;
-}
-
-// Steps until nothing is active (bounded).
-template <class Sch>
-void run(Sch& sch) {
-  for (int i = 0; i < 10000 && sch.active() > 0; ++i) REQUIRE(sch.step() == errc::ok);
-  REQUIRE(sch.active() == 0);
 }
 
 }  // namespace

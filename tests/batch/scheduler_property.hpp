@@ -86,6 +86,20 @@ inline tandem::ngram_model random_ngram(std::uint64_t seed, std::size_t vocab) {
   return std::move(*m);
 }
 
+/// Generation options with a budget of `n` tokens.
+inline tandem::generation_options budget(std::size_t n) {
+  tandem::generation_options o;
+  o.max_tokens = n;
+  return o;
+}
+
+/// Steps `sch` until nothing is active (bounded), every step ok.
+template <class Sch>
+void run(Sch& sch) {
+  for (int i = 0; i < 10000 && sch.active() > 0; ++i) REQUIRE(sch.step() == tandem::errc::ok);
+  REQUIRE(sch.active() == 0);
+}
+
 /// Settings of one property run.
 struct property_case {
   std::uint64_t seed = 1;

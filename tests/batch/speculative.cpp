@@ -21,14 +21,10 @@
 
 namespace {
 
+using namespace tandem_test;  // the mocks, budget(), run(), the property test
 using tandem::completion;
 using tandem::errc;
-using tandem::request_state;
 using tandem::token_id;
-using tandem_test::counting_multi;
-using tandem_test::mock_model;
-using tandem_test::mock_multi_model;
-using tandem_test::mock_options;
 using tokens = std::vector<token_id>;
 
 // A draft table that agrees with the default mock (t -> t + 1) on most tokens but not all.
@@ -38,18 +34,6 @@ mock_options half_right_draft(std::size_t vocab = 16) {
   for (std::size_t t = 0; t < vocab; ++t)
     o.successor.push_back(static_cast<token_id>((t + (t % 3 == 0 ? 2 : 1)) % vocab));
   return o;
-}
-
-tandem::generation_options budget(std::size_t n) {
-  tandem::generation_options o;
-  o.max_tokens = n;
-  return o;
-}
-
-template <class Sch>
-void run(Sch& sch) {
-  for (int i = 0; i < 10000 && sch.active() > 0; ++i) REQUIRE(sch.step() == errc::ok);
-  REQUIRE(sch.active() == 0);
 }
 
 // A property run of the speculative scheduler over `inner` with draft model `draft`.
