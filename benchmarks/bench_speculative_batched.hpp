@@ -6,7 +6,10 @@
 // Aggregate tokens per second in wall time (both models run in this process), the two
 // sides alternating within each rep, medians over the reps. One JSON line per case:
 //   {"case":"PAIR/batched/N","n_seq":N,"tokens":T,"plain_tps":..,"speculative_tps":..,
-//    "batched_over_plain":..,"acceptance":..,"drafted_per_step":..,"same_output":true}
+//    "batched_over_plain":..,"acceptance":..,"drafted_per_step":..,"drafting_steps":..,
+//    "draft_time_share":..,"same_output":true}
+// ("drafting_steps": the share of steps that drafted; "draft_time_share": the draft
+// model's share of the two models' time).
 // "same_output": every sequence's speculative tokens equal its plain ones (greedy).
 #pragma once
 
@@ -49,6 +52,8 @@ struct run_out {
   std::vector<std::vector<tandem::token_id>> tokens;
   double acceptance = 0.0;
   double drafted_per_step = 0.0;
+  double drafting_steps = 0.0;  // share of the steps that drafted
+  double draft_share = 0.0;     // draft seconds over draft plus target seconds
 };
 
 // Submits one greedy request per prompt, steps until all finish, takes the outputs.
@@ -123,7 +128,7 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
       return false;
     }
     const tandem::scheduler_options so{.max_requests = n, .max_batch_tokens = 512};
-    std::vector<double> plain_tps, spec_tps, acceptance, per_step;
+    std::vector<double> plain_tps, spec_tps, acceptance, per_step, drafting, draft_share;
     bool same = true;
     for (int rep = 0; rep < o.reps; ++rep) {
       run_out plain, spec;
@@ -140,8 +145,11 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
           }
           const auto& st = sch.speculative_stats();
           spec.acceptance = st.acceptance_rate();
-          spec.drafted_per_step = static_cast<double>(st.drafted) /
-                                  static_cast<double>(std::max<std::size_t>(sch.stats().steps, 1));
+          const auto steps = static_cast<double>(std::max<std::size_t>(sch.stats().steps, 1));
+          spec.drafted_per_step = static_cast<double>(st.drafted) / steps;
+          spec.drafting_steps = static_cast<double>(st.drafting_steps) / steps;
+          spec.draft_share =
+              st.draft_seconds / std::max(st.draft_seconds + st.target_seconds, 1e-12);
         } else {
           tandem::scheduler<tandem::llama_multi_session, tandem::greedy_sampler> sch(*target, so);
           if (!run_all(sch, prompts, o.tokens, plain)) {
@@ -162,14 +170,17 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
       spec_tps.push_back(static_cast<double>(spec_produced) / spec.seconds);
       acceptance.push_back(spec.acceptance);
       per_step.push_back(spec.drafted_per_step);
+      drafting.push_back(spec.drafting_steps);
+      draft_share.push_back(spec.draft_share);
     }
     const double p = median_of(plain_tps), s = median_of(spec_tps);
     std::printf(
         "{\"case\":\"%s/batched/%zu\",\"n_seq\":%zu,\"tokens\":%zu,\"plain_tps\":%.2f,"
         "\"speculative_tps\":%.2f,\"batched_over_plain\":%.3f,\"acceptance\":%.3f,"
-        "\"drafted_per_step\":%.2f,\"same_output\":%s}\n",
+        "\"drafted_per_step\":%.2f,\"drafting_steps\":%.3f,\"draft_time_share\":%.3f,"
+        "\"same_output\":%s}\n",
         name.c_str(), n, n, o.tokens, p, s, p > 0.0 ? s / p : 0.0, median_of(acceptance),
-        median_of(per_step), same ? "true" : "false");
+        median_of(per_step), median_of(drafting), median_of(draft_share), same ? "true" : "false");
     std::fflush(stdout);
     std::fprintf(stderr, "%-8s N=%-3zu plain %8.1f tok/s  speculative %8.1f tok/s  x%.3f%s\n",
                  name.c_str(), n, p, s, p > 0.0 ? s / p : 0.0, same ? "" : "  (outputs differ)");

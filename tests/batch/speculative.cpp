@@ -36,6 +36,14 @@ mock_options half_right_draft(std::size_t vocab = 16) {
   return o;
 }
 
+tokens lone_greedy(const tokens& prompt, std::size_t max_tokens) {
+  mock_model lone;
+  tandem::greedy_sampler g;
+  completion c;
+  REQUIRE(tandem::generate(lone, g, prompt, budget(max_tokens), c) == errc::ok);
+  return c.tokens;
+}
+
 // A property run of the speculative scheduler over `inner` with draft model `draft`.
 template <class Multi, class Draft, class MakeLone>
 void check_speculative(Multi& inner, Draft& draft, MakeLone make_lone,
@@ -109,6 +117,28 @@ TEST_CASE("speculative scheduler: a draft that always agrees cuts the target pas
   CHECK(st.accepted == st.drafted);
   // 40 tokens each, five per pass once drafting: far fewer than the plain scheduler's 40.
   CHECK(sch.stats().forward_passes <= 12);
+}
+
+TEST_CASE("speculative scheduler: a target pass with drafts that fails is retried without them",
+          "[batch][speculative]") {
+  for (std::size_t fail_at = 1; fail_at < 8; ++fail_at) {
+    mock_multi_model m({.model = {.fail_at_append = fail_at}, .max_sequences = 2});
+    mock_multi_model d({.max_sequences = 2});
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = 3;
+    tandem::speculative_scheduler<mock_multi_model, mock_multi_model, tandem::greedy_sampler> sch(
+        m, d, {.max_requests = 2}, spec);
+    const tokens p0 = {1, 2}, p1 = {5};
+    const auto a = *sch.submit({p0, {}, budget(12)});
+    const auto b = *sch.submit({p1, {}, budget(12)});
+    run(sch);
+    completion ca, cb;
+    REQUIRE(sch.take(a, ca) == errc::ok);
+    REQUIRE(sch.take(b, cb) == errc::ok);
+    CAPTURE(fail_at);
+    CHECK(ca.tokens == lone_greedy(p0, 12));
+    CHECK(cb.tokens == lone_greedy(p1, 12));
+  }
 }
 
 TEST_CASE("speculative scheduler: cancelling one request leaves the others' outputs unchanged",

@@ -297,9 +297,7 @@ class scheduler {
   /// bits of a request_id: "... requests in slots 0 3").
   [[nodiscard]] errc step() {
     begin_step();
-    build_batch([](slot& s, std::uint32_t) {
-      return std::span<const token_id>(s.out.tokens).subspan(s.pending_from);
-    });
+    build_batch([](slot& s, std::uint32_t) { return pending_tokens(s); });
     if (!batch_.empty()) {
       ++stats_.forward_passes;
       if (const errc e = model_->append(batch_); e != errc::ok) return fail_batch(e);
@@ -398,6 +396,11 @@ class scheduler {
       if (e != errc::ok) finish(slots_[i], finish_reason::error, e);
     }
     sort_by_priority(request_state::unknown);  // prefilling and decoding
+  }
+
+  // The kept tokens of `s` not fed yet: its decode entry.
+  static std::span<const token_id> pending_tokens(const slot& s) noexcept {
+    return std::span<const token_id>(s.out.tokens).subspan(s.pending_from);
   }
 
   // Fills batch_ under max_batch_tokens: first the tokens `decode_tokens(slot, index)` of

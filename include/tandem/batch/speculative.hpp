@@ -422,8 +422,10 @@ class speculative_scheduler : public scheduler<M, S, T> {
   }
 
   /// One step (see the class comment). Errors and state left: scheduler::step's (a failed
-  /// target pass finishes the requests of the batch with its error); draft failures only
-  /// stop the affected requests from drafting this step.
+  /// target pass finishes the requests of the batch with its error). A target pass with
+  /// drafts that fails (e.g. a shared cache too full for them) is retried once without
+  /// them, as the plain scheduler's append; draft failures only stop the affected requests
+  /// from drafting this step.
   [[nodiscard]] errc step() {
     for (std::size_t i = 0; i < extra_.size(); ++i)
       if (!base::is_active(this->slots_[i].state)) close_draft(extra_[i]);
@@ -437,11 +439,16 @@ class speculative_scheduler : public scheduler<M, S, T> {
     this->build_batch([this](slot& s, std::uint32_t i) {
       const extra& x = extra_[i];
       if (x.length > 0) return std::span<const token_id>(x.verify.data(), x.length + 1);
-      return std::span<const token_id>(s.out.tokens).subspan(s.pending_from);
+      return base::pending_tokens(s);
     });
     if (!this->batch_.empty()) {
       ++this->stats_.forward_passes;
-      if (const errc e = target_pass(); e != errc::ok) return this->fail_batch(e);
+      if (errc e = target_pass(); e != errc::ok) {
+        // The drafts may be what the model could not hold (a shared cache that is full):
+        // the pass changed nothing, so the step goes on without them, as the plain one.
+        if (!drop_drafts()) return this->fail_batch(e);
+        if (e = this->model_->append(this->batch_); e != errc::ok) return this->fail_batch(e);
+      }
     }
     verify_all();
     this->commit_batch();
@@ -713,6 +720,24 @@ class speculative_scheduler : public scheduler<M, S, T> {
     if (e == errc::ok) cost_.observe_target(tokens, dt);
     if (rows > 0) ++spec_stats_.target_passes;
     return e;
+  }
+
+  // After a failed target pass: forgets this step's drafts (closing the draft sequences
+  // that hold draft tokens) and rebuilds the batch without them. False when there were
+  // none.
+  bool drop_drafts() {
+    bool any = false;
+    for (const std::uint32_t i : cand_) {
+      extra& x = extra_[i];
+      if (x.length == 0) continue;
+      any = true;
+      if (x.dsize > history_size(this->slots_[i])) close_draft(x);
+      x.length = 0;
+    }
+    if (!any) return false;
+    for (const std::uint32_t i : this->order_) this->slots_[i].chunk = 0;
+    this->build_batch([](slot& s, std::uint32_t) { return base::pending_tokens(s); });
+    return true;
   }
 
   // Verifies every draft of the pass and keeps its tokens; the slots it handled get chunk 0
