@@ -308,6 +308,12 @@ class batch_cost_model {
 /// all grown to their largest size during warm-up; a warm step() allocates nothing when
 /// the sampler, the tokenizer's piece and the callback do not.
 ///
+/// It derives from the scheduler, whose other calls (state, peek, active, stats, options,
+/// set_max_prefill_tokens, last_error) it offers unchanged; submit, cancel, take,
+/// add_prefix, remove_prefix and step hide the scheduler's: call them on this type
+/// (through a `scheduler&`, step() decodes without drafts and draft sequences lag behind
+/// until the next speculative step catches them up).
+///
 /// Both models (and the tokenizer) must outlive the scheduler. Not copyable or movable;
 /// one per thread.
 template <MultiSequenceModel M, MultiSequenceModel D, DistributionSampler S,
@@ -498,6 +504,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
     seq_slot_.assign(static_cast<std::size_t>(this->model_->max_sequences()), -1);
     p_.resize(vocab_);
     resid_.resize(vocab_);
+    probe_wait_ = spec_.probe_interval;
   }
 
   double now() const noexcept {
