@@ -94,6 +94,39 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "speculative scheduler: a llama.cpp draft of the same model is accepted and cuts the "
+    "target passes",
+    "[batch][speculative][llama_cpp]") {
+  const tandem::llama_multi_session_options mo{.session = {.context_size = 256, .threads = 1},
+                                               .max_sequences = 2};
+  auto m = tandem::llama_multi_session::create(tiny_model(), mo);
+  auto d = tandem::llama_multi_session::create(tiny_model(), mo);
+  REQUIRE(m);
+  REQUIRE(d);
+  tandem::speculative_scheduler_options spec;
+  spec.fixed_draft = 4;
+  tandem::speculative_scheduler<tandem::llama_multi_session, tandem::llama_multi_session,
+                                tandem::greedy_sampler>
+      sch(*m, *d, {.max_requests = 2}, spec);
+  const std::vector<token_id> p0 = {5, 80, 200, 12}, p1 = {7, 7, 31};
+  const auto a = sch.submit({p0, {}, tandem_test::budget(20)});
+  const auto b = sch.submit({p1, {}, tandem_test::budget(20)});
+  REQUIRE(a);
+  REQUIRE(b);
+  tandem_test::run(sch);
+  for (const auto& [id, prompt] : {std::pair{*a, p0}, std::pair{*b, p1}}) {
+    tandem::completion got, want;
+    REQUIRE(sch.take(id, got) == errc::ok);
+    auto lone = lone_session();
+    tandem::greedy_sampler g;
+    REQUIRE(tandem::generate(lone, g, prompt, tandem_test::budget(20), want) == errc::ok);
+    CHECK(got.tokens == want.tokens);
+  }
+  CHECK(sch.speculative_stats().accepted > 10);
+  CHECK(sch.stats().forward_passes < 20);
+}
+
 TEST_CASE("sample_k: k greedy samples from one llama.cpp prefill equal a lone run",
           "[batch][sample_k][llama_cpp]") {
   auto m = tandem::llama_multi_session::create(
