@@ -98,6 +98,9 @@ struct scheduler_stats {
   std::size_t finished = 0;          ///< requests that finished, for any reason
 };
 
+template <class M, class D, class S, class T>
+class speculative_scheduler;
+
 /// A continuous-batching scheduler over the MultiSequenceModel `M`; every request samples
 /// with its own `S` (a Sampler); `T` is a Tokenizer for text and stop strings, or
 /// `detail::no_tokenizer` (token level only).
@@ -325,9 +328,11 @@ class scheduler {
   /// step).
   [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
 
- protected:
-  // The pieces of step(), shared with the speculative scheduler (batch/speculative.hpp),
-  // which derives from this class.
+ private:
+  // The speculative scheduler (batch/speculative.hpp) derives from this class and builds its
+  // step from the same pieces (begin_step, build_batch, commit_batch, sample_ready).
+  template <class, class, class, class>
+  friend class speculative_scheduler;
 
   // Calls a request's optional streaming callback.
   struct forward_callback {

@@ -316,9 +316,13 @@ class batch_cost_model {
 ///
 /// Both models (and the tokenizer) must outlive the scheduler. Not copyable or movable;
 /// one per thread.
-template <MultiSequenceModel M, MultiSequenceModel D, DistributionSampler S,
-          class T = detail::no_tokenizer>
+template <class M, class D, class S, class T = detail::no_tokenizer>
 class speculative_scheduler : public scheduler<M, S, T> {
+  static_assert(MultiSequenceModel<D>,
+                "speculative_scheduler: the draft must be a MultiSequenceModel");
+  static_assert(DistributionSampler<S>,
+                "speculative_scheduler: the sampler must offer probabilities(logits, out) "
+                "(DistributionSampler) for the acceptance test");
   static_assert(MultiSequenceBatchScoring<M>,
                 "speculative_scheduler: the target must offer score(batch, scored, rows) "
                 "(MultiSequenceBatchScoring) to verify every draft in one pass");
