@@ -561,6 +561,7 @@ class llama_multi_session {
         n_vocab_(o.n_vocab_),
         n_ctx_(o.n_ctx_),
         n_batch_(o.n_batch_),
+        max_outputs_(o.max_outputs_),
         slots_(std::move(o.slots_)),
         error_(o.error_) {}
   llama_multi_session& operator=(llama_multi_session&& o) noexcept {
@@ -571,6 +572,7 @@ class llama_multi_session {
       n_vocab_ = o.n_vocab_;
       n_ctx_ = o.n_ctx_;
       n_batch_ = o.n_batch_;
+      max_outputs_ = o.max_outputs_;
       slots_ = std::move(o.slots_);
       error_ = o.error_;
     }
@@ -712,6 +714,7 @@ class llama_multi_session {
         n_vocab_(model.vocab_size()),
         n_ctx_(llama_n_ctx_seq(ctx)),
         n_batch_(llama_n_batch(ctx)),
+        max_outputs_(n_batch_),
         slots_(n_seq) {
     for (slot& e : slots_) e.logits.assign(2 * n_vocab_, 0.0f);
     batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
@@ -787,14 +790,18 @@ class llama_multi_session {
     while (entry < batch.size()) {
       filled = 0;
       std::size_t first_entry = entry, first_offset = offset;
+      std::size_t outputs = 0;  // rows this chunk requests: at most max_outputs_
       while (entry < batch.size() && filled < n_batch_) {
         const seq_tokens& b = batch[entry];
+        const bool out = wants_row(entry, offset) || offset + 1 == b.tokens.size();
+        if (out && outputs == max_outputs_) break;
+        outputs += out ? 1 : 0;
         const std::size_t i = filled++;
         batch_.token[i] = b.tokens[offset];
         batch_.pos[i] = static_cast<llama_pos>(at(b.seq).size + offset);
         batch_.n_seq_id[i] = 1;
         batch_.seq_id[i][0] = b.seq;
-        batch_.logits[i] = (wants_row(entry, offset) || offset + 1 == b.tokens.size()) ? 1 : 0;
+        batch_.logits[i] = out ? 1 : 0;
         ++offset;
         skip_empty();
       }
@@ -838,6 +845,10 @@ class llama_multi_session {
   std::size_t n_vocab_ = 0;
   std::size_t n_ctx_ = 0;
   std::size_t n_batch_ = 0;
+  // Most logits rows one llama_decode may request (a chunk ends before the next one): here
+  // n_batch_; wherever llama.cpp's n_outputs_max is set lower, that value, since llama.cpp
+  // aborts on more.
+  std::size_t max_outputs_ = 0;
   detail::sequence_table<slot> slots_;
   error_info error_;
 };
