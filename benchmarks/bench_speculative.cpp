@@ -47,6 +47,11 @@
 //                     [--flash-attn on|off|auto|both]
 //                     [--svg DIR] [--cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX]]...
 //                     [--cross-models DIR] [--cross-only]
+// 4. Case a, batched (bench_speculative_batched.hpp): for every pair of part 2, N greedy
+//    sequences (--batched-n LIST, default 1,4,16; 0: none) through the speculative
+//    scheduler and through the plain scheduler, aggregate wall tokens/s
+//    ("PAIR/batched/N", "batched_over_plain"); --batched-only runs nothing else:
+//   bench_speculative --batched-only --reps 3 --tokens 200 --flash-attn off --models DIR
 // 3. Cross-tokenizer pairs (--cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX], or
 //    --cross-models DIR with --models: tools/make-cross-pair.sh's draft over the unigram
 //    2000 tokenizer against target-close and target-mid, with the BPE draft as the
@@ -82,6 +87,7 @@
 #include "speculative_charts.hpp"
 
 #ifdef TANDEM_BENCH_HAVE_LLAMA
+#include "bench_speculative_batched.hpp"
 #include "tandem/backends/llama_cpp.hpp"
 #include "tandem/contrastive/vocab_map.hpp"
 #endif
@@ -807,6 +813,10 @@ int main(int argc, char** argv) {
   options o;
   std::string svg_dir;  // --svg DIR: speedup and acceptance charts of the synthetic part
   std::vector<tandem_bench::speculative_case> chart_cases;
+  // Case a (bench_speculative_batched.hpp): --batched-n LIST (default 1,4,16; "0": off),
+  // --batched-only (nothing else); runs over the same pairs as part 2.
+  std::string batched_n = "1,4,16";
+  bool batched_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -849,6 +859,10 @@ int main(int argc, char** argv) {
       o.cross_only = true;
     else if (a == "--tree-only")
       o.tree_only = true;
+    else if (a == "--batched-n" && v)
+      batched_n = argv[++i];
+    else if (a == "--batched-only")
+      batched_only = o.real_only = true;
     else {
       std::fprintf(stderr, "bench_speculative: unknown or incomplete flag %s\n", a.c_str());
       return 2;
@@ -899,6 +913,11 @@ int main(int argc, char** argv) {
   if (o.synthetic_only) return 0;
 #ifdef TANDEM_BENCH_HAVE_LLAMA
   tandem::llama_quiet_logs();
+  const std::vector<std::string> batched_pairs = o.pairs;
+  if (batched_only) {
+    o.pairs.clear();  // part 2 skipped; case a below keeps its own list
+    o.cross_pairs.clear();
+  }
   if (o.flash_attn == 2) {  // --flash-attn both: every pair with auto, then with off
     for (const int fa : {-1, 0}) {
       options f = o;
@@ -912,6 +931,16 @@ int main(int argc, char** argv) {
   if (!o.cross_only)
     for (const auto& p : o.pairs) tree_pair(o, p);
   for (const auto& p : o.cross_pairs) cross_pair(o, p);
+  tandem_bench::batched_options bo{
+      o.reps, o.tokens, o.threads, o.flash_attn == 2 ? 0 : o.flash_attn, {}};
+  for (const char* c = batched_n.c_str(); *c != '\0';) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(c, &end, 10);
+    if (end == c) break;
+    if (n > 0) bo.n_seq.push_back(n);
+    c = *end == ',' ? end + 1 : end;
+  }
+  for (const auto& p : batched_pairs) tandem_bench::batched_pair(p, bench_prompt, bo);
 #else
   if (!o.pairs.empty())
     std::fprintf(stderr, "bench_speculative: built without llama.cpp; --pair ignored\n");

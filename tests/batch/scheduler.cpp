@@ -24,10 +24,13 @@ using tandem::errc;
 using tandem::finish_reason;
 using tandem::request_state;
 using tandem::token_id;
+using tandem_test::budget;
 using tandem_test::counting_multi;
 using tandem_test::mock_model;
 using tandem_test::mock_multi_model;
 using tandem_test::mock_multi_options;
+using tandem_test::random_ngram;
+using tandem_test::run;
 using tokens = std::vector<token_id>;
 using greedy_scheduler = tandem::scheduler<mock_multi_model, tandem::greedy_sampler>;
 
@@ -39,38 +42,6 @@ tokens lone_greedy(const tokens& prompt, std::size_t max_tokens) {
   completion c;
   REQUIRE(tandem::generate(m, s, prompt, o, c) == errc::ok);
   return c.tokens;
-}
-
-tandem::generation_options budget(std::size_t n) {
-  tandem::generation_options o;
-  o.max_tokens = n;
-  return o;
-}
-
-// Steps until nothing is active (bounded).
-template <class Sch>
-void run(Sch& sch) {
-  for (int i = 0; i < 10000 && sch.active() > 0; ++i) REQUIRE(sch.step() == errc::ok);
-  REQUIRE(sch.active() == 0);
-}
-
-// An n-gram model trained on seeded random sentences with some structure.
-tandem::ngram_model random_ngram(std::uint64_t seed, std::size_t vocab) {
-  std::mt19937_64 rng(seed);
-  std::vector<tokens> data(200);
-  for (auto& s : data) {
-    token_id t = static_cast<token_id>(2 + rng() % (vocab - 2));
-    for (std::size_t n = 3 + rng() % 12; n > 0; --n) {
-      s.push_back(t);
-      t = static_cast<token_id>(2 + (t * 7 + static_cast<token_id>(rng() % 3)) % (vocab - 2));
-    }
-  }
-  auto b = tandem::ngram_builder::create(tandem::ngram_options{3, vocab, 0, 1});
-  REQUIRE(b);
-  REQUIRE(b->add_sentences(data) == errc::ok);
-  auto m = b->build();
-  REQUIRE(m);
-  return std::move(*m);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // The scheduler over llama.cpp's multi-sequence session: requests joining and leaving in
-// random orders give the greedy tokens of lone llama_sessions, and k samples from one
-// prefill equal lone runs.
+// random orders give the greedy tokens of lone llama_sessions (with the plain and the
+// speculative scheduler), and k samples from one prefill equal lone runs.
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "batch/scheduler_property.hpp"
@@ -52,6 +53,78 @@ TEST_CASE("scheduler: random join, leave and cancel orders give the tokens of lo
                                               .max_requests = 5,
                                               .compare_logprobs = false});
   }
+}
+
+TEST_CASE(
+    "speculative scheduler: greedy requests joining and leaving give the tokens of lone "
+    "llama.cpp runs",
+    "[batch][speculative][llama_cpp]") {
+  // The draft: the same tiny model in its own context (every draft accepted, up to rounding)
+  // for odd seeds, a differently seeded tiny model (most drafts rejected) for even ones.
+  static tandem_test::scratch_dir dir("tandem-batch-llama-draft-");
+  static const tandem::llama_model_handle other = [] {
+    tandem::tools::tiny_llama_config cfg;
+    cfg.seed = 8;
+    return tandem_test::load_tiny_gguf(dir.path(), "draft.gguf", cfg);
+  }();
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    auto m = tandem::llama_multi_session::create(
+        tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4});
+    auto d = tandem::llama_multi_session::create(
+        seed % 2 == 1 ? tiny_model() : other,
+        {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4});
+    REQUIRE(m);
+    REQUIRE(d);
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = seed <= 2 ? 3 : 0;
+    tandem_test::check_scheduler_equals_lone_with(
+        *m, [] { return lone_session(); },
+        {.seed = seed,
+         .requests = 8,
+         .max_prompt = 16,
+         .max_new = 12,
+         .max_requests = 4,
+         .compare_logprobs = false,
+         .greedy_only = true},
+        [&](auto& model, const tandem::scheduler_options& so) {
+          return tandem::speculative_scheduler<std::remove_reference_t<decltype(model)>,
+                                               tandem::llama_multi_session, tandem::sampler_chain>(
+              model, *d, so, spec);
+        });
+  }
+}
+
+TEST_CASE(
+    "speculative scheduler: a llama.cpp draft of the same model is accepted and cuts the "
+    "target passes",
+    "[batch][speculative][llama_cpp]") {
+  const tandem::llama_multi_session_options mo{.session = {.context_size = 256, .threads = 1},
+                                               .max_sequences = 2};
+  auto m = tandem::llama_multi_session::create(tiny_model(), mo);
+  auto d = tandem::llama_multi_session::create(tiny_model(), mo);
+  REQUIRE(m);
+  REQUIRE(d);
+  tandem::speculative_scheduler_options spec;
+  spec.fixed_draft = 4;
+  tandem::speculative_scheduler<tandem::llama_multi_session, tandem::llama_multi_session,
+                                tandem::greedy_sampler>
+      sch(*m, *d, {.max_requests = 2}, spec);
+  const std::vector<token_id> p0 = {5, 80, 200, 12}, p1 = {7, 7, 31};
+  const auto a = sch.submit({p0, {}, tandem_test::budget(20)});
+  const auto b = sch.submit({p1, {}, tandem_test::budget(20)});
+  REQUIRE(a);
+  REQUIRE(b);
+  tandem_test::run(sch);
+  for (const auto& [id, prompt] : {std::pair{*a, p0}, std::pair{*b, p1}}) {
+    tandem::completion got, want;
+    REQUIRE(sch.take(id, got) == errc::ok);
+    auto lone = lone_session();
+    tandem::greedy_sampler g;
+    REQUIRE(tandem::generate(lone, g, prompt, tandem_test::budget(20), want) == errc::ok);
+    CHECK(got.tokens == want.tokens);
+  }
+  CHECK(sch.speculative_stats().accepted > 10);
+  CHECK(sch.stats().forward_passes < 20);
 }
 
 TEST_CASE("sample_k: k greedy samples from one llama.cpp prefill equal a lone run",

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/catch.hpp"
+#include "tandem/backends/ngram_model.hpp"
 #include "tandem/batch/scheduler.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/multi_sequence.hpp"
@@ -39,6 +40,15 @@ class counting_multi {
     return e;
   }
   std::span<const float> logits(tandem::seq_id s) const noexcept { return m_->logits(s); }
+  tandem::errc score(std::span<const tandem::seq_tokens> batch, std::span<const std::size_t> scored,
+                     std::span<float> rows) requires tandem::MultiSequenceBatchScoring<M> {
+    const tandem::errc e = m_->score(batch, scored, rows);
+    if (e == tandem::errc::ok) {
+      ++passes;
+      for (const auto& b : batch) tokens += b.tokens.size();
+    }
+    return e;
+  }
   tandem::errc rewind(tandem::seq_id s, std::size_t n) { return m_->rewind(s, n); }
   tandem::result<tandem::seq_id> fork(tandem::seq_id s) { return m_->fork(s); }
   /// Open sequences now.
@@ -56,6 +66,40 @@ class counting_multi {
   M* m_;
 };
 
+// An n-gram model trained on seeded random sentences with some structure.
+inline tandem::ngram_model random_ngram(std::uint64_t seed, std::size_t vocab) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<tandem::token_id>> data(200);
+  for (auto& s : data) {
+    tandem::token_id t = static_cast<tandem::token_id>(2 + rng() % (vocab - 2));
+    for (std::size_t n = 3 + rng() % 12; n > 0; --n) {
+      s.push_back(t);
+      t = static_cast<tandem::token_id>(2 + (t * 7 + static_cast<tandem::token_id>(rng() % 3)) %
+                                                (vocab - 2));
+    }
+  }
+  auto b = tandem::ngram_builder::create(tandem::ngram_options{3, vocab, 0, 1});
+  REQUIRE(b);
+  REQUIRE(b->add_sentences(data) == tandem::errc::ok);
+  auto m = b->build();
+  REQUIRE(m);
+  return std::move(*m);
+}
+
+/// Generation options with a budget of `n` tokens.
+inline tandem::generation_options budget(std::size_t n) {
+  tandem::generation_options o;
+  o.max_tokens = n;
+  return o;
+}
+
+/// Steps `sch` until nothing is active (bounded), every step ok.
+template <class Sch>
+void run(Sch& sch) {
+  for (int i = 0; i < 10000 && sch.active() > 0; ++i) REQUIRE(sch.step() == tandem::errc::ok);
+  REQUIRE(sch.active() == 0);
+}
+
 /// Settings of one property run.
 struct property_case {
   std::uint64_t seed = 1;
@@ -64,15 +108,15 @@ struct property_case {
   std::size_t max_new = 10;
   std::size_t max_requests = 5;
   bool compare_logprobs = true;  ///< bit for bit (false: tokens and finish only)
+  bool greedy_only = false;      ///< every request greedy (else half of them sample)
 };
 
-/// Runs `pc.requests` random requests through one scheduler over `model`, joining,
-/// cancelling and leaving at random steps, and checks each against a lone generate() on
-/// `make_lone()` with the same prompt, options and sampler: equal tokens and finish, or,
-/// for a cancelled one, a prefix of the lone tokens.
-template <class Multi, class MakeLone>
-void check_scheduler_equals_lone(Multi& inner, MakeLone make_lone, const property_case& pc) {
-  using sch_t = tandem::scheduler<counting_multi<Multi>, tandem::sampler_chain>;
+/// As check_scheduler_equals_lone, with the scheduler made by
+/// `make_scheduler(counting_multi<Multi>&, const scheduler_options&)` (returned by value:
+/// e.g. a speculative_scheduler).
+template <class Multi, class MakeLone, class MakeScheduler>
+void check_scheduler_equals_lone_with(Multi& inner, MakeLone make_lone, const property_case& pc,
+                                      MakeScheduler make_scheduler) {
   std::mt19937_64 rng(pc.seed);
   auto pick = [&](std::size_t lo, std::size_t hi) {  // in [lo, hi]
     return lo + static_cast<std::size_t>(rng() % (hi - lo + 1));
@@ -105,7 +149,7 @@ void check_scheduler_equals_lone(Multi& inner, MakeLone make_lone, const propert
     } else {
       r.prompt = random_tokens(pick(1, pc.max_prompt));
     }
-    r.sampling.temperature = pick(0, 1) == 1 ? 0.0f : 0.9f;
+    r.sampling.temperature = pick(0, 1) == 1 || pc.greedy_only ? 0.0f : 0.9f;
     r.sampling.seed = pc.seed * 1000 + i;
     r.options.max_tokens = pick(0, pc.max_new);
     r.stop = static_cast<tandem::token_id>(pick(0, vocab - 1));
@@ -117,7 +161,7 @@ void check_scheduler_equals_lone(Multi& inner, MakeLone make_lone, const propert
   const tandem::scheduler_options so{
       .max_requests = pc.max_requests, .max_batch_tokens = pick(1, 24), .max_prefixes = 2};
   CAPTURE(pc.seed, so.max_batch_tokens);
-  sch_t sch(model, so);
+  auto sch = make_scheduler(model, so);
   if (pick(0, 3) != 0) REQUIRE(sch.add_prefix(shared));
 
   std::size_t next = 0, taken = 0;
@@ -177,6 +221,18 @@ void check_scheduler_equals_lone(Multi& inner, MakeLone make_lone, const propert
     CHECK(r.got.finish == want.finish);
     if (pc.compare_logprobs) CHECK(r.got.logprobs == want.logprobs);
   }
+}
+
+/// Runs `pc.requests` random requests through one scheduler over `model`, joining,
+/// cancelling and leaving at random steps, and checks each against a lone generate() on
+/// `make_lone()` with the same prompt, options and sampler: equal tokens and finish, or,
+/// for a cancelled one, a prefix of the lone tokens.
+template <class Multi, class MakeLone>
+void check_scheduler_equals_lone(Multi& inner, MakeLone make_lone, const property_case& pc) {
+  check_scheduler_equals_lone_with(
+      inner, make_lone, pc, [](counting_multi<Multi>& m, const tandem::scheduler_options& so) {
+        return tandem::scheduler<counting_multi<Multi>, tandem::sampler_chain>(m, so);
+      });
 }
 
 }  // namespace tandem_test

@@ -247,6 +247,30 @@ class mock_multi_model {
     return errc::ok;
   }
 
+  /// Batched score (MultiSequenceBatchScoring): every entry checked first, then each one
+  /// scored in turn (rows for its last scored[i] tokens). Counts as one append call.
+  errc score(std::span<const tandem::seq_tokens> batch, std::span<const std::size_t> scored,
+             std::span<float> rows) {
+    const std::size_t call = append_calls_++;
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      if (errc e = check(batch, i); e != errc::ok) return e;
+    TANDEM_TRY(tandem::detail::check_score_rows(batch, scored, vocab_size(), rows.size(), &error_));
+    if (call == opts_.model.fail_at_append)
+      return tandem::detail::fail(&error_, errc::decode_failed, "injected failure of call %zu",
+                                  call);
+    std::size_t row = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const tandem::seq_tokens& b = batch[i];
+      slot& e = at(b.seq);
+      const std::size_t head = b.tokens.size() - scored[i];
+      for (std::size_t j = head; j < b.tokens.size(); ++j, ++row)
+        table_.fill(rows.subspan(row * vocab_size(), vocab_size()), e.tokens.size() + j + 1,
+                    b.tokens[j]);
+    }
+    apply(batch);
+    return errc::ok;
+  }
+
   errc rewind(tandem::seq_id s, std::size_t n) {
     if (!is_open(s)) return errc::invalid_sequence;
     if (n > at(s).tokens.size()) return errc::rewind_out_of_range;
@@ -310,6 +334,7 @@ class mock_multi_model {
 
 static_assert(tandem::MultiSequenceModel<mock_multi_model> &&
               tandem::MultiSequenceScoring<mock_multi_model> &&
+              tandem::MultiSequenceBatchScoring<mock_multi_model> &&
               tandem::HasContextLength<mock_multi_model> && tandem::HasLastError<mock_multi_model>);
 
 /// Pieces of the default mock vocabulary (16 tokens). Token 0 is the end-of-sequence

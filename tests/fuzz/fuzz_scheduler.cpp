@@ -6,7 +6,9 @@
 // step() fails only with the injected decode_failed, a step that decodes feeds at most
 // max_prefill_tokens prompt tokens, and every taken completion respects its budget and is
 // the lone greedy run's output (exactly when it ended by length or stop token, a prefix
-// otherwise).
+// otherwise). Half the inputs run the same script through the speculative scheduler with a
+// draft mock (its failures never fail a step; it holds at most one sequence per request
+// not taken and per prefix).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 
 #include "common/mock_model.hpp"
 #include "tandem/batch/scheduler.hpp"
+#include "tandem/batch/speculative.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/sampler.hpp"
 
@@ -45,6 +48,11 @@ struct live_request {
   bool has_stop = false;
 };
 
+template <class Sch>
+int run_script(reader& r, Sch& sch, const tandem_test::mock_multi_model& model,
+               const tandem_test::mock_multi_model* draft,
+               const tandem_test::mock_multi_options& mo, std::size_t max_sequences);
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -58,7 +66,38 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const tandem::scheduler_options so{.max_requests = 1 + r.next(6),
                                      .max_batch_tokens = 1 + r.next(20),
                                      .max_prefixes = 1 + r.next(2)};
+  // Half the inputs drive the speculative scheduler (batch/speculative.hpp) instead, with a
+  // draft mock of its own sizes, table (the target's, or one that disagrees on a third of
+  // the tokens), injected failure and fixed draft length (0: the cost model).
+  const bool speculative = r.next(2) == 1;
+  tandem_test::mock_multi_options dmo;
+  dmo.max_sequences = 1 + r.next(6);
+  dmo.model.context_length = 4 + r.next(48);
+  if (r.next(2) == 0)
+    for (std::size_t t = 0; t < dmo.model.vocab; ++t)
+      dmo.model.successor.push_back(static_cast<token_id>((t + (t % 3 == 0 ? 2 : 1)) % 16));
+  if (r.next(4) == 0) dmo.model.fail_at_append = r.next(32);
+  tandem_test::mock_multi_model draft(dmo);
+  tandem::speculative_scheduler_options spec;
+  spec.fixed_draft = r.next(5);
+  if (speculative) {
+    tandem::speculative_scheduler<tandem_test::mock_multi_model, tandem_test::mock_multi_model,
+                                  tandem::greedy_sampler>
+        sch(model, draft, so, spec);
+    return run_script(r, sch, model, &draft, mo, max_sequences);
+  }
   tandem::scheduler<tandem_test::mock_multi_model, tandem::greedy_sampler> sch(model, so);
+  return run_script(r, sch, model, nullptr, mo, max_sequences);
+}
+
+namespace {
+
+// The operations of one input over scheduler `sch` (plain or speculative; `draft` is the
+// speculative one's draft model, else null).
+template <class Sch>
+int run_script(reader& r, Sch& sch, const tandem_test::mock_multi_model& model,
+               const tandem_test::mock_multi_model* draft,
+               const tandem_test::mock_multi_options& mo, std::size_t max_sequences) {
   std::vector<live_request> live;
   std::vector<tandem::prefix_id> prefixes;
   tandem::completion out;
@@ -153,6 +192,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       open += model.is_open(static_cast<tandem::seq_id>(s)) ? 1 : 0;
     check(open == running + prefixes.size());
     check(sch.active() <= live.size());
+    if (draft != nullptr) {  // draft sequences: at most one per request not taken, and prefix
+      std::size_t drafts = 0;
+      for (std::size_t s = 0; s < draft->max_sequences(); ++s)
+        drafts += draft->is_open(static_cast<tandem::seq_id>(s)) ? 1 : 0;
+      check(drafts <= live.size() + prefixes.size());
+    }
   }
   return 0;
 }
+
+}  // namespace

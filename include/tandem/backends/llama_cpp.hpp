@@ -822,10 +822,11 @@ struct llama_multi_session_options {
 /// predicts as a lone llama_session fed the same tokens, within float rounding (the
 /// conformance suite's default tolerance). Move-only; borrows the model.
 ///
-/// Logits are requested only for the last token of each batch entry (every token of a
-/// score), and llama.cpp reserves rows for `max_outputs` of them (see
-/// llama_multi_session_options). Each sequence keeps two logits buffers, sized at creation: a call
-/// writes the spare one and swaps on success, so a failed call leaves the old logits in place.
+/// Logits are requested only for the last token of each batch entry (and the scored
+/// tokens of a score), and llama.cpp reserves rows for `max_outputs` of them (see
+/// llama_multi_session_options): a call that needs more rows decodes in several chunks.
+/// Each sequence keeps two logits buffers, sized at creation: a call writes the
+/// spare one and swaps on success, so a failed call leaves the old logits in place.
 /// Allocation: none on tandem's side after create.
 ///
 /// Errors are MultiSequenceModel's. Per-sequence context: context_length() is the
@@ -873,7 +874,7 @@ class llama_multi_session {
         n_vocab_(o.n_vocab_),
         n_ctx_(o.n_ctx_),
         n_batch_(o.n_batch_),
-        n_score_batch_(o.n_score_batch_),
+        max_outputs_(o.max_outputs_),
         slots_(std::move(o.slots_)),
         error_(o.error_) {}
   llama_multi_session& operator=(llama_multi_session&& o) noexcept {
@@ -884,7 +885,7 @@ class llama_multi_session {
       n_vocab_ = o.n_vocab_;
       n_ctx_ = o.n_ctx_;
       n_batch_ = o.n_batch_;
-      n_score_batch_ = o.n_score_batch_;
+      max_outputs_ = o.max_outputs_;
       slots_ = std::move(o.slots_);
       error_ = o.error_;
     }
@@ -947,7 +948,7 @@ class llama_multi_session {
   /// left: see the class comment.
   [[nodiscard]] errc append(std::span<const seq_tokens> batch) noexcept {
     TANDEM_TRY(validate(batch));
-    return decode(batch, std::span<float>{});
+    return decode(batch, {}, {});
   }
 
   /// Appends `t` to `s` with logits for every position, written into `rows` (rows
@@ -961,7 +962,19 @@ class llama_multi_session {
     if (rows.size() != t.size() * n_vocab_)
       return detail::fail(&error_, errc::size_mismatch, "score: %zu floats for %zu tokens",
                           rows.size(), t.size());
-    return decode(batch, rows);
+    const std::size_t all = t.size();
+    return decode(batch, std::span<const std::size_t>(&all, 1), rows);
+  }
+
+  /// Appends every entry in one batch (llama_decode calls of at most batch_size() tokens),
+  /// logits requested for exactly the last `scored[i]` tokens of entry i (and its last
+  /// token), those rows written into `rows` in entry order (MultiSequenceBatchScoring).
+  /// Errors and state left: append's, `size_mismatch` (rows unspecified after an error).
+  [[nodiscard]] errc score(std::span<const seq_tokens> batch, std::span<const std::size_t> scored,
+                           std::span<float> rows) noexcept {
+    TANDEM_TRY(validate(batch));
+    TANDEM_TRY(detail::check_score_rows(batch, scored, n_vocab_, rows.size(), &error_));
+    return decode(batch, scored, rows);
   }
 
   /// Drops the last `n` tokens of `s` (llama_memory_seq_rm); its logits are empty until
@@ -1017,7 +1030,7 @@ class llama_multi_session {
         n_vocab_(model.vocab_size()),
         n_ctx_(llama_n_ctx_seq(ctx)),
         n_batch_(llama_n_batch(ctx)),
-        n_score_batch_(std::min(n_batch_, n_outputs)),
+        max_outputs_(std::min(n_batch_, n_outputs)),
         slots_(n_seq) {
     for (slot& e : slots_) e.logits.assign(2 * n_vocab_, 0.0f);
     batch_ = llama_batch_init(static_cast<std::int32_t>(n_batch_), 0, 1);
@@ -1076,15 +1089,16 @@ class llama_multi_session {
     }
   }
 
-  // Decodes the batch (validated) in chunks of n_batch_ tokens (n_score_batch_ with
-  // `rows`: llama.cpp aborts on more outputs per decode than n_outputs_max). With `rows`
-  // (a one-entry score) every position's logits go there; else each entry's last logits
-  // go to its spare buffer (one row per entry, so at most n_seq_max per chunk). Sizes
-  // and buffers are committed only when every chunk succeeded.
-  [[nodiscard]] errc decode(std::span<const seq_tokens> batch, std::span<float> rows) noexcept {
-    const bool all = !rows.empty();
-    const std::size_t chunk = all ? n_score_batch_ : n_batch_;
-    std::size_t entry = 0, offset = 0, filled = 0;
+  // Decodes the batch (validated) in chunks of n_batch_ tokens, logits requested for the
+  // last token of each entry and, with `scored` (a score), for the last scored[i] tokens of
+  // entry i, whose rows go to `rows` in entry order; each entry's last logits go to its
+  // spare buffer. Sizes and buffers are committed only when every chunk succeeded.
+  [[nodiscard]] errc decode(std::span<const seq_tokens> batch, std::span<const std::size_t> scored,
+                            std::span<float> rows) noexcept {
+    const auto wants_row = [&](std::size_t entry, std::size_t offset) {
+      return !scored.empty() && offset + scored[entry] >= batch[entry].tokens.size();
+    };
+    std::size_t entry = 0, offset = 0, filled = 0, row = 0;
     auto skip_empty = [&] {
       while (entry < batch.size() && offset == batch[entry].tokens.size()) ++entry, offset = 0;
     };
@@ -1092,14 +1106,18 @@ class llama_multi_session {
     while (entry < batch.size()) {
       filled = 0;
       std::size_t first_entry = entry, first_offset = offset;
-      while (entry < batch.size() && filled < chunk) {
+      std::size_t outputs = 0;  // rows this chunk requests: at most max_outputs_
+      while (entry < batch.size() && filled < n_batch_) {
         const seq_tokens& b = batch[entry];
+        const bool out = wants_row(entry, offset) || offset + 1 == b.tokens.size();
+        if (out && outputs == max_outputs_) break;
+        outputs += out ? 1 : 0;
         const std::size_t i = filled++;
         batch_.token[i] = b.tokens[offset];
         batch_.pos[i] = static_cast<llama_pos>(at(b.seq).size + offset);
         batch_.n_seq_id[i] = 1;
         batch_.seq_id[i][0] = b.seq;
-        batch_.logits[i] = (all || offset + 1 == b.tokens.size()) ? 1 : 0;
+        batch_.logits[i] = out ? 1 : 0;
         ++offset;
         skip_empty();
       }
@@ -1111,14 +1129,14 @@ class llama_multi_session {
       for (std::size_t i = 0; i < filled; ++i) {
         const seq_tokens& b = batch[e];
         const bool last = o + 1 == b.tokens.size();
-        if (all || last) {
-          const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
-          if (row == nullptr) return roll_back(batch, errc::decode_failed, "no logits row");
-          if (all) std::memcpy(rows.data() + o * n_vocab_, row, n_vocab_ * sizeof(float));
+        const bool scored_row = wants_row(e, o);
+        if (scored_row || last) {
+          const float* r = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
+          if (r == nullptr) return roll_back(batch, errc::decode_failed, "no logits row");
+          if (scored_row) std::memcpy(rows.data() + row++ * n_vocab_, r, n_vocab_ * sizeof(float));
           if (last) {
             slot& s = at(b.seq);
-            std::memcpy(s.logits.data() + (1 - s.current) * n_vocab_, row,
-                        n_vocab_ * sizeof(float));
+            std::memcpy(s.logits.data() + (1 - s.current) * n_vocab_, r, n_vocab_ * sizeof(float));
           }
         }
         if (++o == b.tokens.size()) {
@@ -1143,13 +1161,18 @@ class llama_multi_session {
   std::size_t n_vocab_ = 0;
   std::size_t n_ctx_ = 0;
   std::size_t n_batch_ = 0;
-  std::size_t n_score_batch_ = 0;  // most tokens per llama_decode in a score
+  // Most logits rows one llama_decode may request (a chunk ends before the next one):
+  // llama.cpp's n_outputs_max, min(n_batch_, max(max_outputs, n_seq_max)), since
+  // llama.cpp aborts on more.
+  std::size_t max_outputs_ = 0;
   detail::sequence_table<slot> slots_;
   error_info error_;
 };
 
 static_assert(MultiSequenceModel<llama_multi_session> &&
-              MultiSequenceScoring<llama_multi_session> && HasContextLength<llama_multi_session>);
+              MultiSequenceScoring<llama_multi_session> &&
+              MultiSequenceBatchScoring<llama_multi_session> &&
+              HasContextLength<llama_multi_session>);
 static_assert(LanguageModel<sequence<llama_multi_session>> &&
               Rewindable<sequence<llama_multi_session>> && Scoring<sequence<llama_multi_session>>);
 

@@ -1039,6 +1039,33 @@ class ngram_multi_session {
     return errc::ok;
   }
 
+  /// Appends every entry and writes the logits after each of the last `scored[i]` tokens
+  /// of entry i into `rows` (MultiSequenceBatchScoring). Errors (nothing changed): those of
+  /// append, `size_mismatch`.
+  [[nodiscard]] errc score(std::span<const seq_tokens> batch, std::span<const std::size_t> scored,
+                           std::span<float> rows) noexcept {
+    TANDEM_TRY(validate(batch));
+    const std::size_t v = vocab_size();
+    TANDEM_TRY(detail::check_score_rows(batch, scored, v, rows.size(), &error_));
+    float* row = rows.data();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const seq_tokens& b = batch[i];
+      if (b.tokens.empty()) continue;
+      slot& e = at(b.seq);
+      const std::size_t head = b.tokens.size() - scored[i];
+      e.history.insert(e.history.end(), b.tokens.begin(), b.tokens.begin() + head);
+      for (std::size_t j = head; j < b.tokens.size(); ++j, row += v) {
+        e.history.push_back(b.tokens[j]);
+        model_->fill_log_probs(context(e), row, scratch_.data());
+      }
+      if (scored[i] > 0)
+        std::copy_n(row - v, v, e.logits.data());
+      else
+        refresh(e);
+    }
+    return errc::ok;
+  }
+
   /// Drops the last `n` tokens of `s` and recomputes its logits. Errors:
   /// `invalid_sequence`, `rewind_out_of_range` (nothing changed).
   [[nodiscard]] errc rewind(seq_id s, std::size_t n) noexcept {
@@ -1101,7 +1128,9 @@ class ngram_multi_session {
 static_assert(LanguageModel<ngram_session> && Rewindable<ngram_session> && Scoring<ngram_session> &&
               TreeScoring<ngram_session>);
 static_assert(MultiSequenceModel<ngram_multi_session> &&
-              MultiSequenceScoring<ngram_multi_session> && HasContextLength<ngram_multi_session>);
+              MultiSequenceScoring<ngram_multi_session> &&
+              MultiSequenceBatchScoring<ngram_multi_session> &&
+              HasContextLength<ngram_multi_session>);
 static_assert(LanguageModel<sequence<ngram_multi_session>> &&
               Rewindable<sequence<ngram_multi_session>> && Scoring<sequence<ngram_multi_session>>);
 

@@ -98,6 +98,9 @@ struct scheduler_stats {
   std::size_t finished = 0;          ///< requests that finished, for any reason
 };
 
+template <class M, class D, class S, class T>
+class speculative_scheduler;
+
 /// A continuous-batching scheduler over the MultiSequenceModel `M`; every request samples
 /// with its own `S` (a Sampler); `T` is a Tokenizer for text and stop strings, or
 /// `detail::no_tokenizer` (token level only).
@@ -296,69 +299,14 @@ class scheduler {
   /// others are unchanged, and last_error() names the failed requests by slot (the low 32
   /// bits of a request_id: "... requests in slots 0 3").
   [[nodiscard]] errc step() {
-    ++stats_.steps;
-    for (slot& s : slots_) {
-      s.chunk = 0;
-      if (is_active(s.state))
-        if (const finish_reason f = s.emitter->budget_finish(); f != finish_reason::none)
-          finish(s, f, errc::ok);
-    }
-
-    sort_by_priority(request_state::waiting);
-    for (const std::uint32_t i : order_) {
-      const errc e = acquire(slots_[i]);
-      if (e == errc::no_free_sequence) break;
-      if (e != errc::ok) finish(slots_[i], finish_reason::error, e);
-    }
-
-    sort_by_priority(request_state::unknown);  // prefilling and decoding
-    batch_.clear();
-    std::size_t budget = opts_.max_batch_tokens;
-    for (const std::uint32_t i : order_) {
-      slot& s = slots_[i];
-      if (budget == 0) break;
-      if (s.state != request_state::decoding || !s.has_pending) continue;
-      // The last kept token, or a run of tokens a constraint forced (as far as the cap lets).
-      const std::size_t n = std::min(budget, s.out.tokens.size() - s.pending_from);
-      batch_.push_back({s.seq, std::span<const token_id>(s.out.tokens).subspan(s.pending_from, n)});
-      s.chunk = n;
-      budget -= n;
-    }
-    if (!batch_.empty()) budget = std::min(budget, opts_.max_prefill_tokens);
-    for (const std::uint32_t i : order_) {
-      slot& s = slots_[i];
-      if (budget == 0) break;
-      if (s.state != request_state::prefilling) continue;
-      s.chunk = std::min(budget, s.prompt.size() - s.fed);
-      batch_.push_back({s.seq, std::span<const token_id>(s.prompt).subspan(s.fed, s.chunk)});
-      budget -= s.chunk;
-    }
-
+    begin_step();
+    build_batch([](slot& s, std::uint32_t) { return pending_tokens(s); });
     if (!batch_.empty()) {
       ++stats_.forward_passes;
       if (const errc e = model_->append(batch_); e != errc::ok) return fail_batch(e);
     }
-    for (const std::uint32_t i : order_) {
-      slot& s = slots_[i];
-      if (s.chunk == 0) continue;
-      if (s.state == request_state::decoding) {
-        stats_.decode_tokens += s.chunk;
-        s.pending_from += s.chunk;
-        if (s.pending_from == s.out.tokens.size()) {
-          s.has_pending = false;
-          s.ready = true;
-        }
-      } else {
-        stats_.prefill_tokens += s.chunk;
-        s.fed += s.chunk;
-        if (s.fed == s.prompt.size()) {
-          s.state = request_state::decoding;
-          s.ready = true;
-        }
-      }
-    }
-    for (const std::uint32_t i : order_)
-      if (slots_[i].state == request_state::decoding && slots_[i].ready) sample(slots_[i]);
+    commit_batch();
+    sample_ready();
     return errc::ok;
   }
 
@@ -381,6 +329,11 @@ class scheduler {
   [[nodiscard]] const error_info& last_error() const noexcept { return error_; }
 
  private:
+  // The speculative scheduler (batch/speculative.hpp) derives from this class and builds its
+  // step from the same pieces (begin_step, build_batch, commit_batch, sample_ready).
+  template <class, class, class, class>
+  friend class speculative_scheduler;
+
   // Calls a request's optional streaming callback.
   struct forward_callback {
     const std::optional<token_callback>* cb = nullptr;
@@ -427,6 +380,102 @@ class scheduler {
     for (slot& s : slots_) s.callback.cb = &s.on_token;
     batch_.reserve(opts.max_requests);
     order_.reserve(opts.max_requests);
+  }
+
+  // The start of a step: requests whose budget or deadline ran out finish; waiting ones
+  // get a sequence in priority order; order_ ends holding the running requests, highest
+  // priority first.
+  void begin_step() {
+    ++stats_.steps;
+    for (slot& s : slots_) {
+      s.chunk = 0;
+      if (is_active(s.state))
+        if (const finish_reason f = s.emitter->budget_finish(); f != finish_reason::none)
+          finish(s, f, errc::ok);
+    }
+
+    sort_by_priority(request_state::waiting);
+    for (const std::uint32_t i : order_) {
+      const errc e = acquire(slots_[i]);
+      if (e == errc::no_free_sequence) break;
+      if (e != errc::ok) finish(slots_[i], finish_reason::error, e);
+    }
+    sort_by_priority(request_state::unknown);  // prefilling and decoding
+  }
+
+  // The kept tokens of `s` not fed yet: its decode entry.
+  static std::span<const token_id> pending_tokens(const slot& s) noexcept {
+    return std::span<const token_id>(s.out.tokens).subspan(s.pending_from);
+  }
+
+  // Fills batch_ under max_batch_tokens: first the tokens `decode_tokens(slot, index)` of
+  // every decoding request with tokens to feed (its pending run, cut by the cap), then
+  // prefill chunks (under max_prefill_tokens too when the batch decodes); sets each
+  // slot's chunk.
+  template <class DecodeTokens>
+  void build_batch(DecodeTokens decode_tokens) {
+    batch_.clear();
+    std::size_t budget = opts_.max_batch_tokens;
+    for (const std::uint32_t i : order_) {
+      slot& s = slots_[i];
+      if (budget == 0) break;
+      if (s.state != request_state::decoding || !s.has_pending) continue;
+      const std::span<const token_id> t = decode_tokens(s, i);
+      const std::size_t n = std::min(budget, t.size());
+      batch_.push_back({s.seq, t.first(n)});
+      s.chunk = n;
+      budget -= n;
+    }
+    if (!batch_.empty()) budget = std::min(budget, opts_.max_prefill_tokens);
+    for (const std::uint32_t i : order_) {
+      slot& s = slots_[i];
+      if (budget == 0) break;
+      if (s.state != request_state::prefilling) continue;
+      s.chunk = std::min(budget, s.prompt.size() - s.fed);
+      batch_.push_back({s.seq, std::span<const token_id>(s.prompt).subspan(s.fed, s.chunk)});
+      budget -= s.chunk;
+    }
+  }
+
+  // After a successful pass over batch_: moves each slot with a chunk on (fed prompt
+  // tokens, fed pending tokens) and marks those with fresh logits ready.
+  void commit_batch() {
+    for (const std::uint32_t i : order_) {
+      slot& s = slots_[i];
+      if (s.chunk == 0) continue;
+      if (s.state == request_state::decoding) {
+        stats_.decode_tokens += s.chunk;
+        s.pending_from += s.chunk;
+        if (s.pending_from == s.out.tokens.size()) {
+          s.has_pending = false;
+          s.ready = true;
+        }
+      } else {
+        stats_.prefill_tokens += s.chunk;
+        s.fed += s.chunk;
+        if (s.fed == s.prompt.size()) {
+          s.state = request_state::decoding;
+          s.ready = true;
+        }
+      }
+    }
+  }
+
+  // Every decoding request with fresh logits samples one token.
+  void sample_ready() {
+    for (const std::uint32_t i : order_)
+      if (slots_[i].state == request_state::decoding && slots_[i].ready) sample(slots_[i]);
+  }
+
+  // The longest live prefix `prompt` starts with; null when none.
+  const prefix* best_prefix(std::span<const token_id> prompt) const noexcept {
+    const prefix* best = nullptr;
+    for (const prefix& p : prefixes_) {
+      if (!p.live || p.tokens.size() > prompt.size()) continue;
+      if (best != nullptr && p.tokens.size() <= best->tokens.size()) continue;
+      if (std::equal(p.tokens.begin(), p.tokens.end(), prompt.begin())) best = &p;
+    }
+    return best;
   }
 
   static bool is_active(request_state st) noexcept {
@@ -476,12 +525,7 @@ class scheduler {
   // Gives a waiting request a sequence: a fork of the longest prefix its prompt starts
   // with, else a fresh one.
   errc acquire(slot& s) {
-    const prefix* best = nullptr;
-    for (const prefix& p : prefixes_) {
-      if (!p.live || p.tokens.size() > s.prompt.size()) continue;
-      if (best != nullptr && p.tokens.size() <= best->tokens.size()) continue;
-      if (std::equal(p.tokens.begin(), p.tokens.end(), s.prompt.begin())) best = &p;
-    }
+    const prefix* best = best_prefix(s.prompt);
     const result<seq_id> r = best != nullptr ? model_->fork(best->seq) : model_->open();
     if (!r) return r.error();
     s.seq = *r;
@@ -518,20 +562,29 @@ class scheduler {
     }
     const result<token_id> t = s.sampler->sample(logits);
     if (!t) return finish(s, finish_reason::error, t.error());
-    if (!s.emitter->in_vocab(*t)) return finish(s, finish_reason::error, errc::invalid_token);
-    if (s.emitter->is_stop_token(*t)) return finish(s, finish_reason::stop_token, errc::ok);
+    if (!keep_token(s, *t, logits) || !keep_forced_run(s)) return;
+    s.has_pending = true;
+  }
+
+  // Keeps token `t` that request `s` chose from `logits` (masked when constrained): checks
+  // it, advances the constraint, streams it; finishes the request on a stop token, an error
+  // or a stop rule. Returns false when it finished the request.
+  bool keep_token(slot& s, token_id t, std::span<const float> logits) {
+    const constraint_ref con = s.options.constraint;
+    if (!s.emitter->in_vocab(t)) return finish(s, finish_reason::error, errc::invalid_token), false;
+    if (s.emitter->is_stop_token(t)) return finish(s, finish_reason::stop_token, errc::ok), false;
     if (con) {
-      if (const errc e = con.advance(*t); e != errc::ok) return finish(s, finish_reason::error, e);
+      if (const errc e = con.advance(t); e != errc::ok)
+        return finish(s, finish_reason::error, e), false;
     }
-    const auto k = s.emitter->keep(*t, logits, *s.sampler);
+    const auto k = s.emitter->keep(t, logits, *s.sampler);
     if (k.error != errc::ok) {
       if (con) (void)con.rewind(1);
-      return finish(s, finish_reason::error, k.error);
+      return finish(s, finish_reason::error, k.error), false;
     }
     ++stats_.generated_tokens;
-    if (k.finish != finish_reason::none) return finish(s, k.finish, errc::ok);
-    if (!keep_forced_run(s)) return;
-    s.has_pending = true;
+    if (k.finish != finish_reason::none) return finish(s, k.finish, errc::ok), false;
+    return true;
   }
 
   // Keeps the tokens the request's constraint forces (none without one), finishing the

@@ -148,6 +148,24 @@ concept MultiSequenceScoring = MultiSequenceModel<M> &&
   { m.score(s, t, rows) } -> std::same_as<errc>;
 };
 
+/// Optional capability: batched scoring, the target pass of batched speculative decoding
+/// (batch/speculative.hpp). `score(batch, scored, rows)` appends every entry of `batch` as
+/// `append(batch)` does, in one call (a batching backend: one forward pass), and writes,
+/// for the last `scored[i]` tokens of entry i, the next-token logits after each of them
+/// into `rows`: entries in order, `vocab_size()` floats per row. `scored[i] ==
+/// batch[i].tokens.size()` gives rows for every token, equal to a per-sequence
+/// `score(s, t, rows)` of that entry. logits(s) is then as after append (the entry's last
+/// row when it has one). All-or-nothing like append: on error no sequence changed (rows
+/// unspecified). Errors: append's, and `size_mismatch` when `scored.size() !=
+/// batch.size()`, some `scored[i]` exceeds its entry's tokens, or `rows.size()` is not
+/// `sum(scored) * vocab_size()`.
+template <class M>
+concept MultiSequenceBatchScoring = MultiSequenceModel<M> &&
+    requires(M& m, std::span<const seq_tokens> batch, std::span<const std::size_t> scored,
+             std::span<float> rows) {
+  { m.score(batch, scored, rows) } -> std::same_as<errc>;
+};
+
 /// Optional capabilities, detected: `context_length()`, the most tokens one sequence can
 /// hold (detect it with HasContextLength from core/concepts.hpp, the same name as for one
 /// sequence), and those below.
@@ -193,6 +211,27 @@ template <class IsOpen, class Size>
       return fail(info, errc::context_overflow, "append: sequence %d: %zu + %zu tokens > %zu",
                   b.seq, held, b.tokens.size(), context_length);
   }
+  return errc::ok;
+}
+
+/// Checks the row counts of a batched score (MultiSequenceBatchScoring) after
+/// validate_batch: `size_mismatch` (details to `*info`) unless `scored` has one count per
+/// entry, none above its entry's tokens, and `rows` holds sum(scored) rows of `vocab`.
+[[nodiscard]] inline errc check_score_rows(std::span<const seq_tokens> batch,
+                                           std::span<const std::size_t> scored, std::size_t vocab,
+                                           std::size_t rows, error_info* info) noexcept {
+  if (scored.size() != batch.size())
+    return fail(info, errc::size_mismatch, "score: %zu row counts for %zu entries", scored.size(),
+                batch.size());
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (scored[i] > batch[i].tokens.size())
+      return fail(info, errc::size_mismatch, "score: %zu rows for %zu tokens of sequence %d",
+                  scored[i], batch[i].tokens.size(), batch[i].seq);
+    n += scored[i];
+  }
+  if (rows != n * vocab)
+    return fail(info, errc::size_mismatch, "score: %zu floats for %zu rows of %zu", rows, n, vocab);
   return errc::ok;
 }
 

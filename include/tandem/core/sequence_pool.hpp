@@ -180,6 +180,40 @@ class sequence_pool {
     return errc::ok;
   }
 
+  /// Appends every entry, the last `scored[i]` tokens of entry i through the session's
+  /// score (rows into `rows`, entries in order), the tokens before them through its
+  /// append: one entry after another (MultiSequenceBatchScoring). Errors and state left:
+  /// append's (all-or-nothing, rolled back as append does), `size_mismatch`.
+  [[nodiscard]] errc score(std::span<const seq_tokens> batch, std::span<const std::size_t> scored,
+                           std::span<float> rows) requires Scoring<model_type> {
+    TANDEM_TRY(validate(batch));
+    TANDEM_TRY(detail::check_score_rows(batch, scored, vocab_, rows.size(), &error_));
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const seq_tokens& b = batch[i];
+      const std::size_t head = b.tokens.size() - scored[i];
+      const seq_tokens first{b.seq, b.tokens.first(head)};
+      entry& e = slot(b.seq);
+      errc r = head == 0 ? errc::ok : e.session->append(first.tokens);
+      const bool head_done = head > 0 && r == errc::ok;
+      if (head_done) e.tokens.insert(e.tokens.end(), first.tokens.begin(), first.tokens.end());
+      if (r == errc::ok && scored[i] > 0)
+        r = e.session->score(b.tokens.subspan(head), rows.subspan(at, scored[i] * vocab_));
+      if (r != errc::ok) {
+        std::size_t closed = roll_back(batch.first(i));
+        if (head_done) closed += roll_back(std::span<const seq_tokens>(&first, 1));
+        return detail::fail(&error_, r,
+                            "score: sequence %d failed (%s); the %zu entries before it rolled "
+                            "back, %zu of them closed as they could not be restored",
+                            b.seq, to_string(r).data(), i, closed);
+      }
+      e.tokens.insert(e.tokens.end(), b.tokens.begin() + static_cast<std::ptrdiff_t>(head),
+                      b.tokens.end());
+      at += scored[i] * vocab_;
+    }
+    return errc::ok;
+  }
+
   /// Drops the last `n` tokens of `s`: the session's rewind when it has one and it
   /// succeeds, else a fresh session fed the kept tokens. Errors: `invalid_sequence`,
   /// `rewind_out_of_range`, what the factory or the re-append returns (then `s` is as

@@ -17,6 +17,7 @@
 #include "tandem/core/concepts.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/detail/light_std.hpp"
+#include "tandem/core/detail/verification.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/generate.hpp"
@@ -578,9 +579,7 @@ class speculative_decoder {
         verdicts_[j] = verdict(px, qx);
         round.verdicts = std::span<const double>(verdicts_.data(), j + 1);
       }
-      const bool accept = px >= qx || (px > 0.0f && rng_.uniform() * static_cast<double>(qx) <
-                                                        static_cast<double>(px));
-      if (!accept) {
+      if (!detail::accept_draft(px, qx, rng_)) {
         if (drafted) ++stats_.rejections;
         const result<token_id> r = residual_draw(p, q_row(k), x);
         if (!r) return r.error();
@@ -673,7 +672,7 @@ class speculative_decoder {
   }
   // The chance min(1, p(x) / q(x)) that verification accepts x (q(x) > 0).
   [[nodiscard]] static double verdict(float px, float qx) noexcept {
-    return std::min(1.0, static_cast<double>(px) / static_cast<double>(qx));
+    return detail::acceptance_chance(px, qx);
   }
 
   // Rewinds the target to the history minus its last token.
@@ -687,26 +686,9 @@ class speculative_decoder {
     return e;
   }
 
-  // A draw from norm(max(0, p - q)), q one-hot on x when empty; from p when that is all
-  // zero (rounding).
+  // A draw from the residual norm(max(0, p - q)) (detail::residual_draw).
   result<token_id> residual_draw(std::span<const float> p, std::span<const float> q, token_id x) {
-    const std::size_t v = p.size();
-    double z = 0.0;
-    for (std::size_t j = 0; j < v; ++j) {
-      const float qj = q.empty() ? (j == static_cast<std::size_t>(x) ? 1.0f : 0.0f) : q[j];
-      const float r = std::max(0.0f, p[j] - qj);
-      resid_[j] = r;
-      z += static_cast<double>(r);
-    }
-    const double u = rng_.uniform();
-    if (!(z > 0.0)) {
-      double zp = 0.0;
-      for (float pj : p) zp += static_cast<double>(pj);
-      if (!(zp > 0.0)) return errc::no_candidates;
-      return static_cast<token_id>(detail::draw_index(p, zp, u));
-    }
-    return static_cast<token_id>(
-        detail::draw_index(std::span<const float>(resid_.data(), v), z, u));
+    return detail::residual_draw(p, q, x, resid_, rng_);
   }
 
   Target* target_;

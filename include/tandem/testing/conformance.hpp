@@ -1217,7 +1217,10 @@ bool conformance_append_one(conformance_recorder& rec, M& m, seq_id s, std::span
 ///   with every sequence open give no_free_sequence; after a close, open works again;
 /// - `sequence_overflow_changes_nothing` (context_length() <= max_context_fill): a batch
 ///   that would pass one sequence's context gives context_overflow and changes nothing;
-///   the last free slot can still be filled.
+///   the last free slot can still be filled;
+/// - `batch_score_equals_lone` (MultiSequenceBatchScoring): one score(batch, scored, rows)
+///   over up to three sequences, all rows of the first entry and a random tail of the
+///   others: every row, and each sequence's logits after it, equal the lone session's.
 /// Never fails itself; a factory that fails is a failed `make_fresh_model` check. The
 /// factory is called once per check; every model is gone when it returns.
 template <class MakeModel, class MakeLone>
@@ -1576,6 +1579,66 @@ requires std::invocable<MakeModel&> && std::invocable<MakeLone&>
   } else {
     report.add("sequence_overflow_changes_nothing", conformance_status::not_applicable,
                "the model has no context_length()");
+  }
+
+  if constexpr (MultiSequenceBatchScoring<model>) {  // batch_score_equals_lone
+    detail::conformance_recorder rec;
+    auto holder = make_fresh_model();
+    model& m = *detail::conformance_multi_get(holder);
+    const std::size_t n = std::min<std::size_t>(open_cap, 3);
+    const std::size_t chunk = std::max<std::size_t>(options.max_chunk, 1);
+    std::vector<std::vector<token_id>> held(n), added(n);
+    std::vector<seq_tokens> batch;
+    std::vector<std::size_t> scored(n);
+    std::size_t rows_n = 0;
+    for (std::size_t k = 0; k < n && !rec.failed(); ++k) {
+      const result<seq_id> s = m.open();
+      if (!s) {
+        rec.fail("open returned %s", to_string(s.error()).data());
+        break;
+      }
+      for (std::size_t j = 1 + draw(chunk); j > 0; --j)
+        held[k].push_back(static_cast<token_id>(draw(vocab)));
+      for (std::size_t j = 1 + draw(chunk); j > 0; --j)
+        added[k].push_back(static_cast<token_id>(draw(vocab)));
+      const seq_tokens first{*s, held[k]};
+      if (const errc e = m.append(std::span<const seq_tokens>(&first, 1)); e != errc::ok)
+        rec.fail("appending %zu tokens returned %s", held[k].size(), to_string(e).data());
+      batch.push_back({*s, added[k]});
+      scored[k] = k == 0 ? added[k].size() : draw(added[k].size() + 1);
+      rows_n += scored[k];
+    }
+    std::vector<float> rows(rows_n * vocab);
+    if (!rec.failed()) {
+      if (const errc e = m.score(batch, scored, rows); e != errc::ok)
+        rec.fail("score of %zu entries returned %s", batch.size(), to_string(e).data());
+    }
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < batch.size() && !rec.failed(); ++k) {
+      std::vector<token_id>& t = held[k];
+      const std::size_t head = added[k].size() - scored[k];
+      for (std::size_t j = 0; j < added[k].size() && !rec.failed(); ++j) {
+        t.push_back(added[k][j]);
+        if (j < head) continue;
+        const std::span<const float> want = lone.after(t);
+        if (want.empty()) {
+          rec.fail("the lone session failed with %s", to_string(lone.error()).data());
+          break;
+        }
+        (void)conformance_compare(rec, "score(batch, scored, rows)", t.size() - 1, t,
+                                  std::span<const float>(rows.data() + at++ * vocab, vocab), want,
+                                  options.tolerance);
+      }
+      if (rec.failed()) break;
+      const std::span<const float> want = lone.after(t);
+      if (!want.empty())
+        (void)conformance_compare(rec, "logits(s) after score(batch, scored, rows)", t.size() - 1,
+                                  t, m.logits(batch[k].seq), want, options.tolerance);
+    }
+    rec.record(report, "batch_score_equals_lone");
+  } else {
+    report.add("batch_score_equals_lone", conformance_status::not_applicable,
+               "the model has no score(batch, scored, rows)");
   }
   return report;
 }

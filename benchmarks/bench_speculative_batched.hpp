@@ -1,0 +1,191 @@
+// bench_speculative, case a (issue 16): batched speculative decoding against batched plain
+// decoding. For a model pair and N sequences, the same N greedy requests (the bench prompt
+// cut by 0..7 tokens, so the sequences differ) run through a speculative_scheduler (the
+// target and the draft each a llama_multi_session, the draft lengths from its
+// batch-aware cost model) and through a plain scheduler over the same target context.
+// Aggregate tokens per second in wall time (both models run in this process), the two
+// sides alternating within each rep, medians over the reps. One JSON line per case:
+//   {"case":"PAIR/batched/N","n_seq":N,"tokens":T,"plain_tps":..,"speculative_tps":..,
+//    "batched_over_plain":..,"acceptance":..,"drafted_per_step":..,"drafting_steps":..,
+//    "draft_time_share":..,"same_output":true}
+// ("drafting_steps": the share of steps that drafted; "draft_time_share": the draft
+// model's share of the two models' time).
+// "same_output": every sequence's speculative tokens equal its plain ones (greedy).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tandem/backends/llama_cpp.hpp"
+#include "tandem/batch/scheduler.hpp"
+#include "tandem/batch/speculative.hpp"
+#include "tandem/core/sampler.hpp"
+
+namespace tandem_bench {
+
+/// Settings of case a.
+struct batched_options {
+  int reps = 3;
+  std::size_t tokens = 200;  ///< tokens per sequence
+  int threads = 1;
+  int flash_attn = -1;
+  std::vector<std::size_t> n_seq{1, 4, 16};
+};
+
+namespace batched_detail {
+
+inline double wall_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+struct run_out {
+  double seconds = 0.0;
+  std::vector<std::vector<tandem::token_id>> tokens;
+  double acceptance = 0.0;
+  double drafted_per_step = 0.0;
+  double drafting_steps = 0.0;  // share of the steps that drafted
+  double draft_share = 0.0;     // draft seconds over draft plus target seconds
+};
+
+// Submits one greedy request per prompt, steps until all finish, takes the outputs.
+template <class Sch>
+bool run_all(Sch& sch, const std::vector<std::vector<tandem::token_id>>& prompts,
+             std::size_t tokens, run_out& out) {
+  std::vector<tandem::request_id> ids;
+  tandem::generation_options g;
+  g.max_tokens = tokens;
+  const double t0 = wall_now();
+  for (const auto& p : prompts) {
+    const auto id = sch.submit({p, tandem::greedy_sampler{}, g});
+    if (!id) return false;
+    ids.push_back(*id);
+  }
+  while (sch.active() > 0)
+    if (sch.step() != tandem::errc::ok) return false;
+  out.seconds = wall_now() - t0;
+  out.tokens.clear();
+  tandem::completion c;
+  for (const auto id : ids) {
+    if (sch.take(id, c) != tandem::errc::ok) return false;
+    out.tokens.push_back(c.tokens);
+  }
+  return true;
+}
+
+}  // namespace batched_detail
+
+/// Runs case a for `pair` (NAME:TARGET.gguf:DRAFT.gguf[:DRAFT_MAX], as bench_speculative's
+/// --pair; DRAFT_MAX is ignored: the cost model chooses) with prompt text `prompt_text`
+/// (BOS added): prints one JSON line per N to stdout and a table row to stderr. False when
+/// a model or context cannot be made or a run fails (the reason on stderr).
+inline bool batched_pair(const std::string& pair, const char* prompt_text,
+                         const batched_options& o) {
+  using namespace batched_detail;
+  const auto a = pair.find(':');
+  const auto b = a == std::string::npos ? a : pair.find(':', a + 1);
+  if (b == std::string::npos) {
+    std::fprintf(stderr, "bench_speculative: batched: --pair needs NAME:TARGET:DRAFT\n");
+    return false;
+  }
+  const auto c = pair.find(':', b + 1);
+  const std::string name = pair.substr(0, a), target_path = pair.substr(a + 1, b - a - 1),
+                    draft_path = pair.substr(b + 1, c == std::string::npos ? c : c - b - 1);
+  auto tm = tandem::llama_model_handle::load(target_path);
+  auto dm = tandem::llama_model_handle::load(draft_path);
+  if (!tm || !dm) {
+    std::fprintf(stderr, "bench_speculative: batched: cannot load %s or %s\n", target_path.c_str(),
+                 draft_path.c_str());
+    return false;
+  }
+  tandem::llama_tokenizer tok(*tm, {true});
+  std::vector<tandem::token_id> prompt;
+  if (tok.encode(prompt_text, prompt) != tandem::errc::ok || prompt.empty()) return false;
+  for (const std::size_t n : o.n_seq) {
+    std::vector<std::vector<tandem::token_id>> prompts;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t cut = std::min(i % 8, prompt.size() - 1);
+      prompts.emplace_back(prompt.begin(), prompt.end() - static_cast<std::ptrdiff_t>(cut));
+    }
+    tandem::llama_multi_session_options mo;
+    mo.max_sequences = static_cast<std::uint32_t>(n);
+    mo.session.threads = o.threads;
+    mo.session.flash_attention = o.flash_attn;
+    mo.session.context_size = static_cast<std::uint32_t>(n * (prompt.size() + o.tokens + 64) + 256);
+    tandem::error_info info;
+    auto target = tandem::llama_multi_session::create(*tm, mo, &info);
+    auto draft = tandem::llama_multi_session::create(*dm, mo, &info);
+    if (!target || !draft) {
+      std::fprintf(stderr, "bench_speculative: batched: no context for N=%zu: %s\n", n, info.text);
+      return false;
+    }
+    const tandem::scheduler_options so{.max_requests = n, .max_batch_tokens = 512};
+    std::vector<double> plain_tps, spec_tps, acceptance, per_step, drafting, draft_share;
+    bool same = true;
+    for (int rep = 0; rep < o.reps; ++rep) {
+      run_out plain, spec;
+      for (int side = 0; side < 2; ++side) {
+        const bool spec_side = (side == 0) == (rep % 2 == 0);  // alternate which runs first
+        if (spec_side) {
+          tandem::speculative_scheduler<tandem::llama_multi_session, tandem::llama_multi_session,
+                                        tandem::greedy_sampler>
+              sch(*target, *draft, so);
+          if (!run_all(sch, prompts, o.tokens, spec)) {
+            std::fprintf(stderr, "bench_speculative: batched: speculative run failed: %s\n",
+                         sch.last_error().text);
+            return false;
+          }
+          const auto& st = sch.speculative_stats();
+          spec.acceptance = st.acceptance_rate();
+          const auto steps = static_cast<double>(std::max<std::size_t>(sch.stats().steps, 1));
+          spec.drafted_per_step = static_cast<double>(st.drafted) / steps;
+          spec.drafting_steps = static_cast<double>(st.drafting_steps) / steps;
+          spec.draft_share =
+              st.draft_seconds / std::max(st.draft_seconds + st.target_seconds, 1e-12);
+        } else {
+          tandem::scheduler<tandem::llama_multi_session, tandem::greedy_sampler> sch(*target, so);
+          if (!run_all(sch, prompts, o.tokens, plain)) {
+            std::fprintf(stderr, "bench_speculative: batched: plain run failed: %s\n",
+                         sch.last_error().text);
+            return false;
+          }
+        }
+      }
+      std::size_t produced = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        produced += plain.tokens[i].size();
+        same = same && plain.tokens[i] == spec.tokens[i];
+      }
+      plain_tps.push_back(static_cast<double>(produced) / plain.seconds);
+      std::size_t spec_produced = 0;
+      for (const auto& t : spec.tokens) spec_produced += t.size();
+      spec_tps.push_back(static_cast<double>(spec_produced) / spec.seconds);
+      acceptance.push_back(spec.acceptance);
+      per_step.push_back(spec.drafted_per_step);
+      drafting.push_back(spec.drafting_steps);
+      draft_share.push_back(spec.draft_share);
+    }
+    const double p = median_of(plain_tps), s = median_of(spec_tps);
+    std::printf(
+        "{\"case\":\"%s/batched/%zu\",\"n_seq\":%zu,\"tokens\":%zu,\"plain_tps\":%.2f,"
+        "\"speculative_tps\":%.2f,\"batched_over_plain\":%.3f,\"acceptance\":%.3f,"
+        "\"drafted_per_step\":%.2f,\"drafting_steps\":%.3f,\"draft_time_share\":%.3f,"
+        "\"same_output\":%s}\n",
+        name.c_str(), n, n, o.tokens, p, s, p > 0.0 ? s / p : 0.0, median_of(acceptance),
+        median_of(per_step), median_of(drafting), median_of(draft_share), same ? "true" : "false");
+    std::fflush(stdout);
+    std::fprintf(stderr, "%-8s N=%-3zu plain %8.1f tok/s  speculative %8.1f tok/s  x%.3f%s\n",
+                 name.c_str(), n, p, s, p > 0.0 ? s / p : 0.0, same ? "" : "  (outputs differ)");
+  }
+  return true;
+}
+
+}  // namespace tandem_bench

@@ -1,0 +1,858 @@
+// tandem: batched speculative decoding. The continuous-batching scheduler with a draft
+// model: every running request drafts, the draft model batched across requests (one draft
+// pass per draft position), and one target pass verifies every draft.
+/// \file
+/// `speculative_scheduler<M, D, S, T>` is a `scheduler<M, S, T>` (batch/scheduler.hpp)
+/// whose step() first lets a batch-aware cost model (`batch_cost_model`) choose a draft
+/// length per running request, drafts those tokens with the draft model `D` (one batched
+/// append per draft position, for all drafting requests), then makes one batched
+/// `score` of the target `M` over every request's last kept token and draft, the other
+/// requests' decode tokens and the prefill chunks, and verifies each draft as the linear
+/// speculative decoder does (greedy: the target's choice; sampling: Leviathan et al.'s
+/// rejection sampling, exact in distribution). docs/speculative.md, "Batched speculative
+/// decoding", describes it.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "tandem/batch/scheduler.hpp"
+#include "tandem/core/detail/verification.hpp"
+#include "tandem/core/errc.hpp"
+#include "tandem/core/multi_sequence.hpp"
+#include "tandem/core/rng.hpp"
+#include "tandem/core/sampler.hpp"
+#include "tandem/core/types.hpp"
+#include "tandem/speculative/drafter.hpp"
+
+namespace tandem::inline v0 {
+
+/// Settings of a speculative_scheduler and of its batch_cost_model.
+struct speculative_scheduler_options {
+  /// Longest draft of one request in one step, in [1, max_draft_length].
+  std::size_t max_draft = 8;
+  /// Seed of the draft draws and acceptance tests; each request gets its own stream (the
+  /// seed and its submission number), so its tokens do not depend on the others'.
+  std::uint64_t seed = 0;
+  /// Clock of the cost model's measurements, in seconds from any origin; nullptr:
+  /// std::chrono::steady_clock (tests pass a virtual clock).
+  double (*clock)() noexcept = nullptr;
+  /// Per-position acceptance assumed before any measurement, in (0, 1).
+  double prior_acceptance = 0.6;
+  /// Pseudo-observations behind the pooled estimate that shrinks each request's own (> 0).
+  double prior_weight = 2.0;
+  /// Per-observation forgetting of every estimate, in (0, 1].
+  double decay = 0.98;
+  /// Speculate only when the predicted tokens per second beat plain decoding by this
+  /// factor (a margin for the estimates' noise).
+  double min_gain = 1.02;
+  /// While speculation is off, every running request drafts one token after this many
+  /// steps (a probe, so the estimates can recover); each probe after which it stays off
+  /// doubles the wait, up to max_probe_interval.
+  std::size_t probe_interval = 16;
+  std::size_t max_probe_interval = 512;  ///< the longest wait between probes
+  /// Not 0: every request that may draft drafts this many tokens (at most max_draft and its
+  /// room) every step, without the cost model (for tests and comparisons).
+  std::size_t fixed_draft = 0;
+};
+
+/// Counters of a speculative_scheduler since construction (beyond scheduler_stats).
+struct speculative_scheduler_stats {
+  std::size_t draft_passes = 0;    ///< batched draft appends
+  std::size_t target_passes = 0;   ///< batched target scores (steps that verified drafts)
+  std::size_t drafted = 0;         ///< draft tokens verified
+  std::size_t accepted = 0;        ///< draft tokens accepted
+  std::size_t drafting_steps = 0;  ///< steps in which some request drafted
+  std::size_t probes = 0;          ///< steps that drafted only because a probe was due
+  std::size_t last_planned = 0;    ///< draft tokens the last step planned in total
+  double target_seconds = 0.0;     ///< clock time in the target's batched calls
+  double draft_seconds = 0.0;      ///< clock time in the draft model's batched appends
+  /// Accepted over drafted tokens (0 when nothing was drafted).
+  [[nodiscard]] double acceptance_rate() const noexcept {
+    return drafted == 0 ? 0.0 : static_cast<double>(accepted) / static_cast<double>(drafted);
+  }
+};
+
+/// What the cost model knows of one request: decayed counts of drafts tried and accepted
+/// at each draft position.
+struct draft_acceptance {
+  std::array<double, max_draft_length> tried{};     ///< decayed drafts that reached position i
+  std::array<double, max_draft_length> accepted{};  ///< of those, decayed accepted ones
+};
+
+/// The batch-aware cost model of batched speculative decoding. Estimates online
+/// - T(B), the target's cost of one batched pass over B tokens: a decayed mean per B that
+///   was measured, linear interpolation between measured sizes; below the smallest, the
+///   slope of a decayed least-squares line through the measurements (proportional to B
+///   until two sizes were measured: a plain step is never taken for dearer than it is),
+///   and above the largest half that slope (flat until two sizes were measured):
+///   optimistic, so that a larger pass is tried and measured, as cost_model_draft does
+///   for its T(b);
+/// - d, the draft model's cost of one batched draft pass (a decayed mean);
+/// - per request and draft position i, the chance a_i that draft token i is accepted when
+///   tokens 0..i-1 were: the request's decayed counts shrunk towards the pooled counts of
+///   every request (themselves shrunk towards prior_acceptance).
+/// plan() chooses per-request draft lengths g_r maximising the predicted tokens per
+/// second of the step, (sum_r E_r(g_r)) / (T(B0 + sum_r g_r) + K d), with E_r(g) = 1 +
+/// sum_{i=1..g} a_0 ... a_{i-1} and K = max_r g_r draft passes: for each K it adds, one at a
+/// time, the draft token of largest expected gain while that raises the rate (the gains
+/// of a request fall with its length, so this is the best allocation for that K); it
+/// keeps the best K, and no drafts unless that beats plain decoding by min_gain. As the
+/// batch grows and T(B) stops being flat, the marginal token costs more than it brings:
+/// drafts shorten and speculation turns itself off. Allocates only at construction.
+class batch_cost_model {
+ public:
+  /// A model for passes of up to `max_batch_tokens` tokens with options `o` (their
+  /// ranges: speculative_scheduler::validate; out-of-range values are clamped).
+  batch_cost_model(const speculative_scheduler_options& o, std::size_t max_batch_tokens)
+      : o_(o),
+        sum_(max_batch_tokens + 1),
+        weight_(max_batch_tokens + 1),
+        table_(max_batch_tokens + 1) {
+    o_.max_draft = std::clamp<std::size_t>(o_.max_draft, 1, max_draft_length);
+    for (std::size_t i = 0; i < max_draft_length; ++i) pooled_.tried[i] = pooled_.accepted[i] = 0;
+  }
+
+  /// Records one target pass over `tokens` tokens that took `seconds`.
+  void observe_target(std::size_t tokens, double seconds) noexcept {
+    if (tokens == 0 || tokens >= sum_.size() || !(seconds >= 0.0)) return;
+    sum_[tokens] = sum_[tokens] * o_.decay + seconds;
+    weight_[tokens] = weight_[tokens] * o_.decay + 1.0;
+    const auto x = static_cast<double>(tokens);
+    lw_ = lw_ * o_.decay + 1.0;
+    lx_ = lx_ * o_.decay + x;
+    ly_ = ly_ * o_.decay + seconds;
+    lxx_ = lxx_ * o_.decay + x * x;
+    lxy_ = lxy_ * o_.decay + x * seconds;
+    dirty_ = true;
+  }
+  /// Records one draft pass that took `seconds`.
+  void observe_draft(double seconds) noexcept {
+    if (!(seconds >= 0.0)) return;
+    dsum_ = dsum_ * o_.decay + seconds;
+    dweight_ = dweight_ * o_.decay + 1.0;
+  }
+  /// Records a verified draft of `drafted` tokens of which the first `accepted` were
+  /// accepted (the next one rejected when accepted < drafted), in `mine` and the pool.
+  void observe_round(draft_acceptance& mine, std::size_t drafted, std::size_t accepted) noexcept {
+    for (draft_acceptance* a : {&mine, &pooled_})
+      for (std::size_t i = 0; i < drafted && i <= accepted && i < max_draft_length; ++i) {
+        a->tried[i] = a->tried[i] * o_.decay + 1.0;
+        a->accepted[i] = a->accepted[i] * o_.decay + (i < accepted ? 1.0 : 0.0);
+      }
+  }
+
+  /// Estimated seconds of a target pass over `b` tokens (0 before any measurement).
+  [[nodiscard]] double target_seconds(std::size_t b) noexcept {
+    if (dirty_) rebuild();
+    return table_[std::min(b, table_.size() - 1)];
+  }
+  /// Estimated seconds of one draft pass (0 before any measurement).
+  [[nodiscard]] double draft_seconds() const noexcept {
+    return dweight_ > 0.0 ? dsum_ / dweight_ : 0.0;
+  }
+  /// The estimated chance that draft position `i` of a request with counts `mine` is
+  /// accepted when the positions before it were.
+  [[nodiscard]] double acceptance(const draft_acceptance& mine, std::size_t i) const noexcept {
+    i = std::min(i, max_draft_length - 1);
+    const double w = o_.prior_weight;
+    const double pooled = (pooled_.accepted[i] + w * o_.prior_acceptance) / (pooled_.tried[i] + w);
+    return (mine.accepted[i] + w * pooled) / (mine.tried[i] + w);
+  }
+  /// True once a target pass was measured (plan() drafts nothing before).
+  [[nodiscard]] bool measured() const noexcept { return lw_ > 0.0; }
+
+  /// Chooses draft lengths for one step (see the class comment): `base_tokens` is the
+  /// pass's size without drafts, `decoding` the requests that will each keep at least one
+  /// token, `counts[r]` and `caps[r]` the acceptance counts and the longest draft of
+  /// candidate r (0: it may not draft); writes each length to `lengths[r]` (same size as
+  /// counts and caps) and returns their sum. `extra_tokens` bounds the sum. Allocates
+  /// nothing.
+  std::size_t plan(std::size_t base_tokens, std::size_t decoding,
+                   std::span<const draft_acceptance* const> counts,
+                   std::span<const std::size_t> caps, std::size_t extra_tokens,
+                   std::span<std::size_t> lengths) noexcept {
+    std::fill(lengths.begin(), lengths.end(), std::size_t{0});
+    if (!measured() || decoding == 0 || counts.empty()) return 0;
+    const double d = draft_seconds();
+    const double plain =
+        static_cast<double>(decoding) / std::max(target_seconds(base_tokens), 1e-12);
+    double best_rate = plain * o_.min_gain;
+    std::size_t best_k = 0;
+    std::size_t kmax = 0;
+    for (const std::size_t c : caps) kmax = std::max(kmax, std::min(c, o_.max_draft));
+    for (std::size_t k = 1; k <= kmax; ++k) {
+      const double rate = fill(k, base_tokens, decoding, counts, caps, extra_tokens, d, lengths);
+      if (rate > best_rate) {
+        best_rate = rate;
+        best_k = k;
+      }
+    }
+    if (best_k == 0) {
+      std::fill(lengths.begin(), lengths.end(), std::size_t{0});
+      return 0;
+    }
+    (void)fill(best_k, base_tokens, decoding, counts, caps, extra_tokens, d, lengths);
+    std::size_t total = 0;
+    for (const std::size_t g : lengths) total += g;
+    return total;
+  }
+
+ private:
+  // The greedy allocation for K = k draft passes; returns its predicted rate.
+  double fill(std::size_t k, std::size_t base, std::size_t decoding,
+              std::span<const draft_acceptance* const> counts, std::span<const std::size_t> caps,
+              std::size_t extra, double d, std::span<std::size_t> lengths) noexcept {
+    std::fill(lengths.begin(), lengths.end(), std::size_t{0});
+    auto expected = static_cast<double>(decoding);
+    std::size_t b = base, added = 0;
+    const double passes = static_cast<double>(k) * d;
+    for (;;) {
+      if (added == extra) break;
+      double gain = 0.0;
+      std::size_t pick = counts.size();
+      for (std::size_t r = 0; r < counts.size(); ++r) {
+        if (lengths[r] >= std::min({caps[r], k, o_.max_draft})) continue;
+        double g = 1.0;  // the chance the request's first lengths[r] + 1 drafts are accepted
+        for (std::size_t i = 0; i <= lengths[r]; ++i) g *= acceptance(*counts[r], i);
+        if (g > gain) gain = g, pick = r;
+      }
+      if (pick == counts.size()) break;
+      const double now = expected / (target_seconds(b) + passes);
+      const double next = (expected + gain) / (target_seconds(b + 1) + passes);
+      if (!(next > now)) break;
+      ++lengths[pick];
+      expected += gain;
+      ++b;
+      ++added;
+    }
+    return added == 0 ? 0.0 : expected / std::max(target_seconds(b) + passes, 1e-12);
+  }
+
+  // Fills table_ with T(b) for every b (see the class comment).
+  void rebuild() noexcept {
+    dirty_ = false;
+    double slope = 0.0;
+    const double den = lw_ * lxx_ - lx_ * lx_;
+    if (lw_ > 0.0 && den > 1e-9 * lw_ * lxx_) slope = std::max(0.0, (lw_ * lxy_ - lx_ * ly_) / den);
+    std::size_t prev = 0;  // last measured size (0: none yet)
+    for (std::size_t b = 1; b < table_.size(); ++b) {
+      if (weight_[b] <= 0.0) continue;
+      const double t = sum_[b] / weight_[b];
+      if (prev == 0) {  // below the smallest size: the line's slope, else proportional
+        for (std::size_t j = 0; j < b; ++j)
+          table_[j] = slope > 0.0 ? std::max(t - slope * static_cast<double>(b - j), 0.0)
+                                  : t * static_cast<double>(j) / static_cast<double>(b);
+      } else {
+        const double t0 = table_[prev];
+        for (std::size_t j = prev + 1; j <= b; ++j)
+          table_[j] = t0 + (t - t0) * static_cast<double>(j - prev) / static_cast<double>(b - prev);
+      }
+      prev = b;
+    }
+    if (prev == 0) return;
+    for (std::size_t j = prev + 1; j < table_.size(); ++j)
+      table_[j] = table_[prev] + 0.5 * slope * static_cast<double>(j - prev);
+    for (std::size_t j = 1; j < table_.size(); ++j) table_[j] = std::max(table_[j], table_[j - 1]);
+  }
+
+  speculative_scheduler_options o_;
+  std::vector<double> sum_, weight_, table_;
+  double lw_ = 0.0, lx_ = 0.0, ly_ = 0.0, lxx_ = 0.0, lxy_ = 0.0;
+  double dsum_ = 0.0, dweight_ = 0.0;
+  draft_acceptance pooled_{};
+  bool dirty_ = false;
+};
+
+/// A continuous-batching scheduler with batched speculative decoding: target `M` (a
+/// MultiSequenceModel with MultiSequenceBatchScoring), draft `D` (a MultiSequenceModel of
+/// the same vocabulary), per-request samplers `S` (a DistributionSampler: the acceptance
+/// test needs its probabilities) and tokenizer `T` (or detail::no_tokenizer).
+///
+/// Requests, prefixes, streaming, stop rules, deadlines, cancel, take, priorities and the
+/// batch caps are the scheduler's (batch/scheduler.hpp): same calls, same errors. Per
+/// step(): requests whose budget or deadline ran out finish, waiting ones get a sequence;
+/// the cost model chooses a draft length per decoding request (batch_cost_model; drafts
+/// never take the tokens the step's prefill chunks need under max_batch_tokens); the
+/// draft model drafts them, one batched append per draft position (each request's draft
+/// sequence first catches up with the tokens it has not seen); one batched target score
+/// feeds every request's last kept token and draft, the other decode tokens and the
+/// prefill chunks, with rows for the drafts; each draft is verified and its accepted
+/// prefix plus one token of the target's is kept, the rest rewound on both models;
+/// requests without a draft sample from their logits as in the scheduler.
+///
+/// Exactness: a greedy request's tokens are those of the plain scheduler and of a lone
+/// generate() (bit for bit when the backend's batched rows equal its lone logits); a
+/// sampling request's tokens follow the same distribution (the draft token is drawn from
+/// q, the request's sampler's probabilities on the draft logits, accepted with
+/// min(1, p/q), else replaced by a draw from norm(max(0, p - q))). A request with an
+/// output constraint never drafts: it decodes as in the plain scheduler (masked
+/// sampling, forced runs), so constraints keep their exact semantics.
+///
+/// Draft sequences mirror the target's: a request whose prompt starts with a registered
+/// prefix forks the draft's copy of that prefix too (add_prefix prefills both models).
+/// A draft sequence is opened when its request first drafts and closed when it
+/// finishes (at cancel and take; a request that finished inside a step closes its draft
+/// sequence at the next step). When the draft model has no free sequence, or a
+/// draft append fails, the request simply does not draft (its draft sequence is closed
+/// and rebuilt later); draft failures never fail a step.
+///
+/// Allocation: as the scheduler's, plus per slot the rows of its draft distributions
+/// (max_draft x vocab floats) and its history, and the target rows of a step's drafts,
+/// all grown to their largest size during warm-up; a warm step() allocates nothing when
+/// the sampler, the tokenizer's piece and the callback do not.
+///
+/// It derives from the scheduler, whose other calls (state, peek, active, stats, options,
+/// set_max_prefill_tokens, last_error) it offers unchanged; submit, cancel, take,
+/// add_prefix, remove_prefix and step hide the scheduler's: call them on this type
+/// (through a `scheduler&`, step() decodes without drafts and draft sequences lag behind
+/// until the next speculative step catches them up).
+///
+/// Both models (and the tokenizer) must outlive the scheduler. Not copyable or movable;
+/// one per thread.
+template <class M, class D, class S, class T = detail::no_tokenizer>
+class speculative_scheduler : public scheduler<M, S, T> {
+  static_assert(MultiSequenceModel<D>,
+                "speculative_scheduler: the draft must be a MultiSequenceModel");
+  static_assert(DistributionSampler<S>,
+                "speculative_scheduler: the sampler must offer probabilities(logits, out) "
+                "(DistributionSampler) for the acceptance test");
+  static_assert(MultiSequenceBatchScoring<M>,
+                "speculative_scheduler: the target must offer score(batch, scored, rows) "
+                "(MultiSequenceBatchScoring) to verify every draft in one pass");
+  using base = scheduler<M, S, T>;
+  using slot = typename base::slot;
+  static constexpr bool has_tok = !std::is_same_v<T, detail::no_tokenizer>;
+
+ public:
+  /// Checks the options: invalid_argument unless 1 <= max_draft <= max_draft_length,
+  /// prior_acceptance in (0, 1), prior_weight > 0, decay in (0, 1], 1 <= probe_interval
+  /// <= max_probe_interval and min_gain not NaN (the first offending field in `*info`).
+  [[nodiscard]] static errc validate(const speculative_scheduler_options& o,
+                                     error_info* info = nullptr) noexcept {
+    if (o.max_draft < 1 || o.max_draft > max_draft_length)
+      return detail::fail(info, errc::invalid_argument, "max_draft %zu outside [1, %zu]",
+                          o.max_draft, max_draft_length);
+    if (!(o.prior_acceptance > 0.0 && o.prior_acceptance < 1.0))
+      return detail::fail(info, errc::invalid_argument, "prior_acceptance outside (0, 1)");
+    if (!(o.prior_weight > 0.0))
+      return detail::fail(info, errc::invalid_argument, "prior_weight <= 0");
+    if (!(o.decay > 0.0 && o.decay <= 1.0))
+      return detail::fail(info, errc::invalid_argument, "decay outside (0, 1]");
+    if (o.probe_interval < 1 || o.probe_interval > o.max_probe_interval)
+      return detail::fail(info, errc::invalid_argument, "probe_interval outside [1, max]");
+    if (o.min_gain != o.min_gain) return detail::fail(info, errc::invalid_argument, "min_gain NaN");
+    return errc::ok;
+  }
+
+  /// A speculative scheduler over `target` with `draft` (token level). Preconditions
+  /// (TANDEM_ASSERT): the scheduler's, validate(spec) ok, and equal vocabulary sizes.
+  speculative_scheduler(M& target, D& draft, const scheduler_options& opts = {},
+                        const speculative_scheduler_options& spec = {}) requires(!has_tok)
+      : base(target, nullptr, opts),
+        draft_(&draft),
+        spec_(spec),
+        cost_(spec, opts.max_batch_tokens) {
+    init();
+  }
+  /// As above, rendering text with `tokenizer` (which must outlive the scheduler).
+  speculative_scheduler(M& target, D& draft, const T& tokenizer, const scheduler_options& opts = {},
+                        const speculative_scheduler_options& spec = {}) requires has_tok
+      : base(target, &tokenizer, opts),
+        draft_(&draft),
+        spec_(spec),
+        cost_(spec, opts.max_batch_tokens) {
+    init();
+  }
+  speculative_scheduler(const speculative_scheduler&) = delete;
+  speculative_scheduler& operator=(const speculative_scheduler&) = delete;
+
+  /// Closes the draft sequences it holds (the base closes the target's).
+  ~speculative_scheduler() {
+    for (extra& x : extra_) close_draft(x);
+    for (seq_id& p : draft_prefix_)
+      if (p >= 0) (void)draft_->close(p);
+  }
+
+  /// As scheduler::add_prefix; the draft model gets a prefilled copy too (when that
+  /// fails, the prefix is still registered and requests' draft sequences compute it).
+  [[nodiscard]] result<prefix_id> add_prefix(std::span<const token_id> tokens) {
+    const result<prefix_id> id = base::add_prefix(tokens);
+    if (!id) return id;
+    seq_id& d = draft_prefix_[*id];
+    const result<seq_id> s = draft_->open();
+    if (!s) return id;
+    const seq_tokens all{*s, tokens};
+    if (draft_->append(std::span<const seq_tokens>(&all, 1)) != errc::ok) {
+      (void)draft_->close(*s);
+      return id;
+    }
+    d = *s;
+    return id;
+  }
+
+  /// As scheduler::remove_prefix; closes the draft's copy too.
+  [[nodiscard]] errc remove_prefix(prefix_id id) {
+    TANDEM_TRY(base::remove_prefix(id));
+    if (draft_prefix_[id] >= 0) (void)draft_->close(draft_prefix_[id]);
+    draft_prefix_[id] = -1;
+    return errc::ok;
+  }
+
+  /// As scheduler::submit; also resets the request's acceptance estimates.
+  [[nodiscard]] result<request_id> submit(batch_request<S> req) {
+    const result<request_id> id = base::submit(std::move(req));
+    if (!id) return id;
+    const auto i = static_cast<std::size_t>(*id & 0xffffffffu);
+    extra& x = extra_[i];
+    close_draft(x);
+    x.counts = draft_acceptance{};
+    x.gen.reseed(spec_.seed ^ (0x9e3779b97f4a7c15ULL * (this->slots_[i].order + 1)));
+    return id;
+  }
+
+  /// As scheduler::cancel; closes the request's draft sequence too.
+  [[nodiscard]] errc cancel(request_id id) {
+    TANDEM_TRY(base::cancel(id));
+    close_draft(extra_[static_cast<std::size_t>(id & 0xffffffffu)]);
+    return errc::ok;
+  }
+
+  /// As scheduler::take; closes the request's draft sequence if it is still open.
+  [[nodiscard]] errc take(request_id id, completion& out) {
+    TANDEM_TRY(base::take(id, out));
+    close_draft(extra_[static_cast<std::size_t>(id & 0xffffffffu)]);
+    return errc::ok;
+  }
+
+  /// One step (see the class comment). Errors and state left: scheduler::step's (a failed
+  /// target pass finishes the requests of the batch with its error). A target pass with
+  /// drafts that fails (e.g. a shared cache too full for them) is retried once without
+  /// them, as the plain scheduler's append; draft failures only stop the affected requests
+  /// from drafting this step.
+  [[nodiscard]] errc step() {
+    for (std::size_t i = 0; i < extra_.size(); ++i)
+      if (!base::is_active(this->slots_[i].state)) close_draft(extra_[i]);
+    this->begin_step();
+    const std::size_t planned = plan();
+    spec_stats_.last_planned = planned;
+    if (planned > 0) {
+      ++spec_stats_.drafting_steps;
+      draft_all();
+    }
+    this->build_batch([this](slot& s, std::uint32_t i) {
+      const extra& x = extra_[i];
+      if (x.length > 0) return std::span<const token_id>(x.verify.data(), x.length + 1);
+      return base::pending_tokens(s);
+    });
+    if (!this->batch_.empty()) {
+      ++this->stats_.forward_passes;
+      if (errc e = target_pass(); e != errc::ok) {
+        // The drafts may be what the model could not hold (a shared cache that is full):
+        // the pass changed nothing, so the step goes on without them, as the plain one.
+        if (!drop_drafts()) return this->fail_batch(e);
+        if (e = this->model_->append(this->batch_); e != errc::ok) return this->fail_batch(e);
+      }
+    }
+    verify_all();
+    this->commit_batch();
+    this->sample_ready();
+    return errc::ok;
+  }
+
+  /// Counters of the speculation since construction.
+  [[nodiscard]] const speculative_scheduler_stats& speculative_stats() const noexcept {
+    return spec_stats_;
+  }
+  /// The cost model (its estimates, for statistics and tests).
+  [[nodiscard]] batch_cost_model& cost_model() noexcept { return cost_; }
+  /// The draft model.
+  [[nodiscard]] D& draft_model() const noexcept { return *draft_; }
+
+ private:
+  // What a slot needs beyond the scheduler's.
+  struct extra {
+    seq_id dseq = -1;              // its draft sequence (-1: none)
+    std::size_t dsize = 0;         // tokens of the history in it
+    std::vector<token_id> verify;  // the last kept token and the draft
+    std::vector<float> q;          // the draft distributions, one row per draft token
+    std::size_t length = 0;        // draft tokens this step (0: none)
+    std::size_t cap = 0;           // longest draft allowed this step
+    std::size_t rows_at = 0;       // its first row in rows_
+    draft_acceptance counts{};
+    rng gen{0};
+  };
+
+  void init() {
+    TANDEM_ASSERT(validate(spec_) == errc::ok, "speculative_scheduler: options out of range");
+    TANDEM_ASSERT(static_cast<std::size_t>(draft_->vocab_size()) ==
+                      static_cast<std::size_t>(this->model_->vocab_size()),
+                  "speculative_scheduler: the draft and target vocabularies differ");
+    vocab_ = static_cast<std::size_t>(this->model_->vocab_size());
+    const std::size_t n = this->slots_.size();
+    extra_.resize(n);
+    for (extra& x : extra_) x.verify.resize(spec_.max_draft + 1);
+    draft_prefix_.assign(this->prefixes_.size(), -1);
+    counts_.resize(n);
+    caps_.resize(n);
+    lengths_.resize(n);
+    cand_.reserve(n);
+    dbatch_.reserve(n);
+    scored_.reserve(n);
+    seq_slot_.assign(static_cast<std::size_t>(this->model_->max_sequences()), -1);
+    p_.resize(vocab_);
+    resid_.resize(vocab_);
+    probe_wait_ = spec_.probe_interval;
+  }
+
+  double now() const noexcept {
+    if (spec_.clock != nullptr) return spec_.clock();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void close_draft(extra& x) noexcept {
+    if (x.dseq >= 0) (void)draft_->close(x.dseq);
+    x.dseq = -1;
+    x.dsize = 0;
+    x.length = 0;
+  }
+
+  // The history of slot `s` (prompt, then kept tokens), token j.
+  static token_id history_at(const slot& s, std::size_t j) noexcept {
+    return j < s.prompt.size() ? s.prompt[j] : s.out.tokens[j - s.prompt.size()];
+  }
+  static std::size_t history_size(const slot& s) noexcept {
+    return s.prompt.size() + s.out.tokens.size();
+  }
+
+  // Chooses this step's draft lengths (extra::length) with the cost model; a probe when
+  // due. Returns the planned total.
+  std::size_t plan() {
+    std::size_t decode_tokens = 0, prefill_tokens = 0, decoding = 0;
+    cand_.clear();
+    for (const std::uint32_t i : this->order_) {
+      slot& s = this->slots_[i];
+      extra& x = extra_[i];
+      x.length = 0;
+      if (s.state == request_state::prefilling) {
+        prefill_tokens += s.prompt.size() - s.fed;
+        continue;
+      }
+      if (s.state != request_state::decoding || !s.has_pending) continue;
+      ++decoding;
+      const std::size_t pending = s.out.tokens.size() - s.pending_from;
+      decode_tokens += pending;
+      if (pending != 1 || s.options.constraint) continue;
+      const std::size_t room = std::min(
+          context_length_of(*this->model_) - this->model_->size(s.seq),
+          context_length_of(*draft_) - std::min(context_length_of(*draft_), history_size(s)));
+      const std::size_t left =
+          s.options.max_tokens - std::min(s.options.max_tokens, s.out.tokens.size());
+      const std::size_t cap =
+          std::min({spec_.max_draft, room > 1 ? room - 1 : 0, left > 1 ? left - 1 : 0});
+      if (cap == 0) continue;
+      x.cap = cap;
+      cand_.push_back(i);
+    }
+    const std::size_t cap_tokens = this->opts_.max_batch_tokens;
+    if (decode_tokens >= cap_tokens || cand_.empty()) return 0;
+    const std::size_t prefill = std::min(
+        prefill_tokens, decode_tokens > 0 ? this->opts_.max_prefill_tokens : prefill_tokens);
+    const std::size_t extra_tokens =
+        cap_tokens - decode_tokens - std::min(prefill, cap_tokens - decode_tokens);
+    if (extra_tokens == 0) return 0;
+    const std::size_t n = cand_.size();
+    for (std::size_t r = 0; r < n; ++r) {
+      counts_[r] = &extra_[cand_[r]].counts;
+      caps_[r] = extra_[cand_[r]].cap;
+    }
+    const std::size_t base_tokens = decode_tokens + std::min(prefill, cap_tokens - decode_tokens);
+    if (spec_.fixed_draft > 0) {
+      std::size_t total = 0;
+      for (std::size_t r = 0; r < n; ++r) {
+        extra_[cand_[r]].length = std::min({spec_.fixed_draft, caps_[r], extra_tokens - total});
+        total += extra_[cand_[r]].length;
+      }
+      return total;
+    }
+    std::size_t total = cost_.plan(base_tokens, decoding,
+                                   std::span<const draft_acceptance* const>(counts_.data(), n),
+                                   std::span<const std::size_t>(caps_.data(), n), extra_tokens,
+                                   std::span<std::size_t>(lengths_.data(), n));
+    if (total == 0 && cost_.measured()) {
+      if (++off_steps_ >= probe_wait_) {  // a probe: one draft token each
+        off_steps_ = 0;
+        probe_wait_ = std::min(probe_wait_ * 2, spec_.max_probe_interval);
+        ++spec_stats_.probes;
+        for (std::size_t r = 0; r < n && total < extra_tokens; ++r) lengths_[r] = 1, ++total;
+      }
+    } else if (total > 0) {
+      off_steps_ = 0;
+      probe_wait_ = spec_.probe_interval;
+    }
+    for (std::size_t r = 0; r < n; ++r) extra_[cand_[r]].length = lengths_[r];
+    return total;
+  }
+
+  // Gives slot i a draft sequence holding a prefix of its history (a fork of the draft's
+  // copy of its prefix when there is one). False when the draft model has none free.
+  bool ensure_draft(std::uint32_t i) {
+    extra& x = extra_[i];
+    if (x.dseq >= 0) return true;
+    const slot& s = this->slots_[i];
+    const auto* p = this->best_prefix(s.prompt);
+    const seq_id dp =
+        p == nullptr ? -1 : draft_prefix_[static_cast<std::size_t>(p - this->prefixes_.data())];
+    const result<seq_id> r = dp >= 0 ? draft_->fork(dp) : draft_->open();
+    if (!r) return false;
+    x.dseq = *r;
+    x.dsize = dp >= 0 ? p->tokens.size() : 0;
+    if (x.q.size() < spec_.max_draft * vocab_) x.q.resize(spec_.max_draft * vocab_);
+    return true;
+  }
+
+  // Drafts every planned token: pass k feeds each drafting request's next tokens (pass 0:
+  // all of its history its draft sequence lacks; then its previous draft token) and draws
+  // draft token k from the sampler's probabilities on the draft logits.
+  void draft_all() {
+    std::size_t passes = 0;
+    for (const std::uint32_t i : cand_) {
+      extra& x = extra_[i];
+      if (x.length == 0) continue;
+      if (!ensure_draft(i)) {
+        x.length = 0;
+        continue;
+      }
+      passes = std::max(passes, x.length);
+      slot& s = this->slots_[i];
+      // The history is contiguous only in two parts (prompt, kept tokens): a draft sequence
+      // that lacks part of the prompt gets it here, alone, once per request.
+      if (x.dsize < s.prompt.size()) {
+        const seq_tokens head{x.dseq, std::span<const token_id>(s.prompt).subspan(x.dsize)};
+        const double t0 = now();
+        const errc e = draft_->append(std::span<const seq_tokens>(&head, 1));
+        spec_stats_.draft_seconds += now() - t0;
+        if (e != errc::ok) {
+          close_draft(x);
+          continue;
+        }
+        x.dsize = s.prompt.size();
+      }
+    }
+    for (std::size_t k = 0; k < passes; ++k) {
+      dbatch_.clear();
+      for (const std::uint32_t i : cand_) {
+        extra& x = extra_[i];
+        if (x.length <= k || x.dseq < 0) continue;
+        const slot& s = this->slots_[i];
+        if (k == 0) {
+          const std::size_t from = x.dsize - s.prompt.size();
+          dbatch_.push_back({x.dseq, std::span<const token_id>(s.out.tokens).subspan(from)});
+        } else {
+          dbatch_.push_back({x.dseq, std::span<const token_id>(&x.verify[k], 1)});
+        }
+      }
+      if (dbatch_.empty()) break;
+      const double t0 = now();
+      const errc e = draft_->append(dbatch_);
+      const double dt = now() - t0;
+      spec_stats_.draft_seconds += dt;
+      ++spec_stats_.draft_passes;
+      if (k > 0 || passes == 1) cost_.observe_draft(dt);
+      for (const std::uint32_t i : cand_) {
+        extra& x = extra_[i];
+        if (x.length <= k || x.dseq < 0) continue;
+        if (e != errc::ok) {  // no draft sequence of the pass changed: stop drafting here
+          x.length = k;
+          continue;
+        }
+        x.dsize += dbatch_entry_size(x.dseq);
+        if (!draw(this->slots_[i], x, k)) x.length = k;
+      }
+    }
+    for (const std::uint32_t i : cand_) extra_[i].verify[0] = this->slots_[i].out.tokens.back();
+  }
+
+  std::size_t dbatch_entry_size(seq_id d) const noexcept {
+    for (const seq_tokens& b : dbatch_)
+      if (b.seq == d) return b.tokens.size();
+    return 0;
+  }
+
+  // Draft token k of slot `s`: q = the sampler's probabilities on the draft logits, a draw
+  // from q into verify[k + 1]. False when the sampler fails (the request drafts k tokens).
+  bool draw(slot& s, extra& x, std::size_t k) {
+    const std::span<const float> logits = draft_->logits(x.dseq);
+    if (logits.size() != vocab_) return false;
+    const std::span<float> q(x.q.data() + k * vocab_, vocab_);
+    if (s.sampler->probabilities(logits, q) != errc::ok) return false;
+    double z = 0.0;
+    for (const float v : q) z += static_cast<double>(v);
+    if (!(z > 0.0)) return false;
+    x.verify[k + 1] = static_cast<token_id>(detail::draw_index(q, z, x.gen.uniform()));
+    return true;
+  }
+
+  // The target pass: one batched score with rows for every drafting request's entry.
+  errc target_pass() {
+    scored_.clear();
+    std::size_t rows = 0;
+    for (const std::uint32_t i : this->order_) {
+      const slot& s = this->slots_[i];
+      if (s.seq >= 0 && static_cast<std::size_t>(s.seq) < seq_slot_.size())
+        seq_slot_[static_cast<std::size_t>(s.seq)] = static_cast<std::int32_t>(i);
+    }
+    std::size_t tokens = 0;
+    for (const seq_tokens& b : this->batch_) {
+      tokens += b.tokens.size();
+      const std::int32_t i = seq_slot_[static_cast<std::size_t>(b.seq)];
+      extra& x = extra_[static_cast<std::size_t>(i)];
+      const bool drafting = x.length > 0 && this->slots_[static_cast<std::size_t>(i)].state ==
+                                                request_state::decoding;
+      x.length = drafting ? b.tokens.size() - 1 : 0;  // the cap may have cut the draft
+      x.rows_at = rows;
+      const std::size_t n = drafting ? b.tokens.size() : 0;
+      scored_.push_back(n);
+      rows += n;
+    }
+    if (rows_.size() < rows * vocab_) rows_.resize(rows * vocab_);
+    const double t0 = now();
+    const errc e =
+        this->model_->score(this->batch_, scored_, std::span<float>(rows_.data(), rows * vocab_));
+    const double dt = now() - t0;
+    spec_stats_.target_seconds += dt;
+    if (e == errc::ok) cost_.observe_target(tokens, dt);
+    if (rows > 0) ++spec_stats_.target_passes;
+    return e;
+  }
+
+  // After a failed target pass: forgets this step's drafts (closing the draft sequences
+  // that hold draft tokens) and rebuilds the batch without them. False when there were
+  // none.
+  bool drop_drafts() {
+    bool any = false;
+    for (const std::uint32_t i : cand_) {
+      extra& x = extra_[i];
+      if (x.length == 0) continue;
+      any = true;
+      if (x.dsize > history_size(this->slots_[i])) close_draft(x);
+      x.length = 0;
+    }
+    if (!any) return false;
+    for (const std::uint32_t i : this->order_) this->slots_[i].chunk = 0;
+    this->build_batch([](slot& s, std::uint32_t) { return base::pending_tokens(s); });
+    return true;
+  }
+
+  // Verifies every draft of the pass and keeps its tokens; the slots it handled get chunk 0
+  // so that commit_batch leaves them alone.
+  void verify_all() {
+    for (const std::uint32_t i : cand_) {
+      extra& x = extra_[i];
+      slot& s = this->slots_[i];
+      if (x.length == 0 || s.chunk == 0 || s.state != request_state::decoding) {
+        if (x.dseq >= 0 && x.dsize > history_size(s)) close_draft(x);  // drafted, never verified
+        x.length = 0;
+        continue;
+      }
+      this->stats_.decode_tokens += s.chunk;
+      s.chunk = 0;
+      s.has_pending = false;
+      verify(s, x);
+      x.length = 0;
+    }
+  }
+
+  // Verifies slot s's draft against its rows (see the class comment), keeps the accepted
+  // prefix and one token of the target's, and rewinds both models past what was kept.
+  void verify(slot& s, extra& x) {
+    const std::size_t n = x.length;
+    const std::size_t held = history_size(s);  // the history before this step's drafts
+    std::size_t m = 0;
+    token_id next = -1;
+    std::span<const float> dist{};
+    spec_stats_.drafted += n;
+    for (; m < n; ++m) {
+      dist = row(x, m);
+      if (const errc e = s.sampler->probabilities(dist, p_); e != errc::ok)
+        return this->finish(s, finish_reason::error, e);
+      const token_id t = x.verify[m + 1];
+      const float qx = x.q[m * vocab_ + static_cast<std::size_t>(t)];
+      if (!detail::accept_draft(p_[static_cast<std::size_t>(t)], qx, x.gen)) {
+        const result<token_id> r = detail::residual_draw(
+            p_, std::span<const float>(x.q.data() + m * vocab_, vocab_), t, resid_, x.gen);
+        if (!r) return this->finish(s, finish_reason::error, r.error());
+        next = *r;
+        break;
+      }
+      ++spec_stats_.accepted;
+      if (!keep(s, t, dist)) return cost_.observe_round(x.counts, n, m + 1);
+    }
+    cost_.observe_round(x.counts, n, m);
+    if (next < 0) {  // the whole draft accepted: a bonus token from the target
+      dist = row(x, n);
+      const result<token_id> r = s.sampler->sample(dist);
+      if (!r) return this->finish(s, finish_reason::error, r.error());
+      next = *r;
+    } else {
+      dist = row(x, m);
+    }
+    if (!keep(s, next, dist)) return;
+    // The target holds the history, the previous pending token and all n drafts; the
+    // accepted m stay.
+    if (n > m) {
+      if (const errc e = this->model_->rewind(s.seq, n - m); e != errc::ok)
+        return this->finish(s, finish_reason::error, e);
+    }
+    s.pending_from = s.out.tokens.size() - 1;
+    s.has_pending = true;
+    s.ready = false;
+    // The draft holds the history and drafts 0..n-2; keep those accepted.
+    const std::size_t valid = held + std::min(m, n - 1);
+    if (x.dseq >= 0 && x.dsize > valid) {
+      if (draft_->rewind(x.dseq, x.dsize - valid) == errc::ok)
+        x.dsize = valid;
+      else
+        close_draft(x);
+    }
+  }
+
+  // Keeps token t chosen from `dist` unless the budget or deadline ended the request
+  // first; false when the request finished.
+  bool keep(slot& s, token_id t, std::span<const float> dist) {
+    if (const finish_reason f = s.emitter->budget_finish(); f != finish_reason::none) {
+      this->finish(s, f, errc::ok);
+      return false;
+    }
+    return this->keep_token(s, t, dist);
+  }
+
+  std::span<const float> row(const extra& x, std::size_t j) const noexcept {
+    return std::span<const float>(rows_.data() + (x.rows_at + j) * vocab_, vocab_);
+  }
+
+  D* draft_;
+  speculative_scheduler_options spec_;
+  batch_cost_model cost_;
+  speculative_scheduler_stats spec_stats_{};
+  std::size_t vocab_ = 0;
+  std::vector<extra> extra_;
+  std::vector<seq_id> draft_prefix_;
+  std::vector<const draft_acceptance*> counts_;
+  std::vector<std::size_t> caps_, lengths_, scored_;
+  std::vector<std::uint32_t> cand_;
+  std::vector<seq_tokens> dbatch_;
+  std::vector<std::int32_t> seq_slot_;
+  std::vector<float> rows_, p_, resid_;
+  std::size_t off_steps_ = 0;
+  std::size_t probe_wait_ = 16;
+};
+
+}  // namespace tandem::inline v0

@@ -1,0 +1,429 @@
+// Batched speculative decoding (batch/speculative.hpp): greedy requests joining and leaving
+// at random steps give exactly the tokens of lone runs and of the plain scheduler (mock and
+// n-gram backends, fixed drafts and the cost model), sampling is exact in distribution per
+// sequence (chi-square), cancelling one request leaves the others alone, a warm step
+// allocates nothing, the batched score equals per-sequence scores, and the batch-aware
+// cost model shortens drafts and turns speculation off as the batch grows (virtual clock).
+#include "tandem/batch/speculative.hpp"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "batch/scheduler_property.hpp"
+#include "common/catch.hpp"
+#include "common/counting_new.hpp"
+#include "common/mock_model.hpp"
+#include "tandem/backends/ngram_model.hpp"
+#include "tandem/core/generate.hpp"
+#include "tandem/core/sampler.hpp"
+#include "tandem/core/sequence_pool.hpp"
+
+namespace {
+
+using namespace tandem_test;  // the mocks, budget(), run(), the property test
+using tandem::completion;
+using tandem::errc;
+using tandem::token_id;
+using tokens = std::vector<token_id>;
+
+// A draft table that agrees with the default mock (t -> t + 1) on most tokens but not all.
+mock_options half_right_draft(std::size_t vocab = 16) {
+  mock_options o;
+  o.vocab = vocab;
+  for (std::size_t t = 0; t < vocab; ++t)
+    o.successor.push_back(static_cast<token_id>((t + (t % 3 == 0 ? 2 : 1)) % vocab));
+  return o;
+}
+
+tokens lone_greedy(const tokens& prompt, std::size_t max_tokens) {
+  mock_model lone;
+  tandem::greedy_sampler g;
+  completion c;
+  REQUIRE(tandem::generate(lone, g, prompt, budget(max_tokens), c) == errc::ok);
+  return c.tokens;
+}
+
+// A property run of the speculative scheduler over `inner` with draft model `draft`.
+template <class Multi, class Draft, class MakeLone>
+void check_speculative(Multi& inner, Draft& draft, MakeLone make_lone,
+                       tandem_test::property_case pc, tandem::speculative_scheduler_options spec) {
+  pc.greedy_only = true;
+  tandem_test::check_scheduler_equals_lone_with(
+      inner, make_lone, pc, [&](counting_multi<Multi>& m, const tandem::scheduler_options& so) {
+        return tandem::speculative_scheduler<counting_multi<Multi>, Draft, tandem::sampler_chain>(
+            m, draft, so, spec);
+      });
+}
+
+}  // namespace
+
+TEST_CASE(
+    "speculative scheduler: greedy requests joining and leaving give the tokens of lone "
+    "runs (mock, fixed drafts and cost model)",
+    "[batch][speculative]") {
+  for (std::uint64_t seed = 1; seed <= 30; ++seed) {
+    mock_multi_model m({.max_sequences = 3});
+    mock_multi_model d({.model = half_right_draft(), .max_sequences = 4});
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = seed % 3 == 0 ? 0 : 1 + seed % 5;
+    spec.seed = seed;
+    check_speculative(
+        m, d, [] { return mock_model(); }, {.seed = seed}, spec);
+  }
+}
+
+TEST_CASE(
+    "speculative scheduler: greedy requests joining and leaving give the tokens of lone "
+    "runs (n-gram, a different draft model)",
+    "[batch][speculative]") {
+  const tandem::ngram_model model = tandem_test::random_ngram(11, 40);
+  const tandem::ngram_model other = tandem_test::random_ngram(12, 40);
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    tandem::ngram_multi_session m(model, 4, 128);
+    tandem::ngram_multi_session d(seed % 2 == 0 ? model : other, 3, 128);
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = seed % 4 == 0 ? 0 : seed % 7 + 1;
+    check_speculative(
+        m, d, [&] { return tandem::ngram_session(model, 128); },
+        {.seed = seed, .max_prompt = 30, .max_new = 16, .max_requests = 6}, spec);
+  }
+}
+
+TEST_CASE("speculative scheduler: a draft that always agrees cuts the target passes",
+          "[batch][speculative]") {
+  const tandem::ngram_model model = tandem_test::random_ngram(3, 40);
+  tandem::ngram_multi_session target(model, 4, 256), draft(model, 4, 256);
+  tandem::speculative_scheduler_options spec;
+  spec.fixed_draft = 4;
+  tandem::speculative_scheduler<tandem::ngram_multi_session, tandem::ngram_multi_session,
+                                tandem::greedy_sampler>
+      sch(target, draft, {.max_requests = 4}, spec);
+  std::vector<tandem::request_id> ids;
+  const std::vector<tokens> prompts = {{2, 5, 9}, {7, 3}, {4, 4, 4, 4}, {11}};
+  for (const tokens& p : prompts) ids.push_back(*sch.submit({p, {}, budget(40)}));
+  run(sch);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    completion got;
+    REQUIRE(sch.take(ids[i], got) == errc::ok);
+    tandem::ngram_session lone(model, 256);
+    tandem::greedy_sampler g;
+    completion want;
+    REQUIRE(tandem::generate(lone, g, prompts[i], budget(40), want) == errc::ok);
+    CHECK(got.tokens == want.tokens);
+  }
+  const auto& st = sch.speculative_stats();
+  CHECK(st.drafted > 0);
+  CHECK(st.accepted == st.drafted);
+  // 40 tokens each, five per pass once drafting: far fewer than the plain scheduler's 40.
+  CHECK(sch.stats().forward_passes <= 12);
+}
+
+TEST_CASE("speculative scheduler: a target pass with drafts that fails is retried without them",
+          "[batch][speculative]") {
+  for (std::size_t fail_at = 1; fail_at < 8; ++fail_at) {
+    mock_multi_model m({.model = {.fail_at_append = fail_at}, .max_sequences = 2});
+    mock_multi_model d({.max_sequences = 2});
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = 3;
+    tandem::speculative_scheduler<mock_multi_model, mock_multi_model, tandem::greedy_sampler> sch(
+        m, d, {.max_requests = 2}, spec);
+    const tokens p0 = {1, 2}, p1 = {5};
+    const auto a = *sch.submit({p0, {}, budget(12)});
+    const auto b = *sch.submit({p1, {}, budget(12)});
+    run(sch);
+    completion ca, cb;
+    REQUIRE(sch.take(a, ca) == errc::ok);
+    REQUIRE(sch.take(b, cb) == errc::ok);
+    CAPTURE(fail_at);
+    CHECK(ca.tokens == lone_greedy(p0, 12));
+    CHECK(cb.tokens == lone_greedy(p1, 12));
+  }
+}
+
+TEST_CASE("speculative scheduler: cancelling one request leaves the others' outputs unchanged",
+          "[batch][speculative]") {
+  auto outputs = [](bool cancel) {
+    mock_multi_model m({.max_sequences = 3});
+    mock_multi_model d({.model = half_right_draft(), .max_sequences = 3});
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = 3;
+    tandem::speculative_scheduler<mock_multi_model, mock_multi_model, tandem::sampler_chain> sch(
+        m, d, {.max_requests = 3}, spec);
+    std::vector<tandem::request_id> ids;
+    for (int i = 0; i < 3; ++i) {
+      auto s =
+          tandem::make_sampler({.temperature = 0.8f, .seed = 7u + static_cast<unsigned>(i)}, 16);
+      REQUIRE(s);
+      ids.push_back(
+          *sch.submit({tokens{static_cast<token_id>(i + 1), 3}, std::move(*s), budget(25)}));
+    }
+    for (int k = 0; k < 3; ++k) REQUIRE(sch.step() == errc::ok);
+    auto open_drafts = [&] {
+      std::size_t n = 0;
+      for (tandem::seq_id q = 0; q < 3; ++q) n += d.is_open(q) ? 1 : 0;
+      return n;
+    };
+    if (cancel) {
+      const std::size_t before = open_drafts();
+      REQUIRE(sch.cancel(ids[1]) == errc::ok);
+      CHECK(open_drafts() == before - 1);  // its draft sequence is closed with it
+    }
+    run(sch);
+    std::vector<tokens> out;
+    for (const auto id : ids) {
+      completion c;
+      REQUIRE(sch.take(id, c) == errc::ok);
+      out.push_back(c.tokens);
+    }
+    return out;
+  };
+  const auto plain = outputs(false);
+  const auto cancelled = outputs(true);
+  CHECK(cancelled[0] == plain[0]);
+  CHECK(cancelled[2] == plain[2]);
+  CHECK(cancelled[1].size() < plain[1].size());
+}
+
+TEST_CASE("speculative scheduler: sampling is exact in distribution for every sequence of a batch",
+          "[batch][speculative]") {
+  // Four sequences per batch, each generating four tokens at temperature 2 over a 4-token
+  // mock; the draft favours t -> t + 2 where the target favours t -> t + 1. The first token
+  // comes from the prefill's logits, the next ones from verified drafts (two draft
+  // positions, then the bonus or a correction). Chi-square of each
+  // sequence's (t1, t2, t3) against the exact joint; 63 degrees of freedom:
+  // P(chi-square > 103.4) = 0.001.
+  const std::size_t vocab = 4, runs = 2500, seqs = 4;
+  const float temp = 2.0f;
+  mock_options to;
+  to.vocab = vocab;
+  mock_options dop;
+  dop.vocab = vocab;
+  for (std::size_t t = 0; t < vocab; ++t)
+    dop.successor.push_back(static_cast<token_id>((t + 2) % vocab));
+  const mock_model ref(to);
+  auto probs = [&](std::size_t n, token_id last) {
+    std::vector<float> l(vocab);
+    ref.fill(l, n, last);
+    std::vector<double> p(vocab);
+    double z = 0;
+    for (std::size_t i = 0; i < vocab; ++i) z += p[i] = std::exp(static_cast<double>(l[i]) / temp);
+    for (double& x : p) x /= z;
+    return p;
+  };
+  const tokens prompt = {0, 1};
+  std::vector<double> expected(vocab * vocab * vocab);
+  const auto p1 = probs(2, 1);
+  for (std::size_t a = 0; a < vocab; ++a) {
+    const auto p2 = probs(3, static_cast<token_id>(a));
+    for (std::size_t b = 0; b < vocab; ++b) {
+      const auto p3 = probs(4, static_cast<token_id>(b));
+      for (std::size_t c = 0; c < vocab; ++c)
+        expected[(a * vocab + b) * vocab + c] = p1[a] * p2[b] * p3[c] * static_cast<double>(runs);
+    }
+  }
+  std::vector<std::vector<double>> seen(seqs, std::vector<double>(expected.size(), 0.0));
+  std::size_t drafted = 0, rejected = 0;
+  for (std::size_t run_i = 0; run_i < runs; ++run_i) {
+    mock_multi_model m({.model = to, .max_sequences = seqs});
+    mock_multi_model d({.model = dop, .max_sequences = seqs});
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = 3;
+    spec.seed = run_i;
+    tandem::speculative_scheduler<mock_multi_model, mock_multi_model, tandem::sampler_chain> sch(
+        m, d, {.max_requests = seqs}, spec);
+    std::vector<tandem::request_id> ids;
+    for (std::size_t k = 0; k < seqs; ++k) {
+      auto s = tandem::make_sampler({.temperature = temp, .seed = run_i * seqs + k + 1}, vocab);
+      REQUIRE(s);
+      ids.push_back(*sch.submit({prompt, std::move(*s), budget(4)}));
+    }
+    run(sch);
+    drafted += sch.speculative_stats().drafted;
+    rejected += sch.speculative_stats().drafted - sch.speculative_stats().accepted;
+    for (std::size_t k = 0; k < seqs; ++k) {
+      completion c;
+      REQUIRE(sch.take(ids[k], c) == errc::ok);
+      REQUIRE(c.tokens.size() == 4);
+      seen[k]
+          [(static_cast<std::size_t>(c.tokens[0]) * vocab + static_cast<std::size_t>(c.tokens[1])) *
+               vocab +
+           static_cast<std::size_t>(c.tokens[2])] += 1.0;
+    }
+  }
+  CHECK(drafted > runs * seqs);  // verification did the work
+  CHECK(rejected > runs);        // and rejected often: the draft disagrees
+  for (std::size_t k = 0; k < seqs; ++k) {
+    double chi = 0.0;
+    for (std::size_t i = 0; i < expected.size(); ++i)
+      chi += (seen[k][i] - expected[i]) * (seen[k][i] - expected[i]) / expected[i];
+    CAPTURE(k);
+    CHECK(chi < 103.4);
+  }
+}
+
+TEST_CASE("speculative scheduler: step() allocates nothing once warm", "[batch][speculative]") {
+  mock_multi_model m({.max_sequences = 4});
+  mock_multi_model d({.model = half_right_draft(), .max_sequences = 5});
+  tandem::speculative_scheduler_options spec;
+  spec.fixed_draft = 4;
+  tandem::speculative_scheduler<mock_multi_model, mock_multi_model, tandem::greedy_sampler> sch(
+      m, d, {.max_requests = 4, .max_batch_tokens = 16}, spec);
+  REQUIRE(sch.add_prefix(tokens{3, 4, 5}));
+  const std::vector<tokens> prompts = {{3, 4, 5, 6}, {1, 2}, {3, 4, 5}, tokens(20, 7)};
+  std::vector<tandem::request_id> ids(4);
+  std::size_t allocations = 0;
+  completion out;
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < 4; ++i) ids[i] = *sch.submit({prompts[i], {}, budget(30)});
+    tandem_test::allocation_scope scope;
+    run(sch);
+    allocations = scope.allocations();
+    for (std::size_t i = 0; i < 4; ++i) REQUIRE(sch.take(ids[i], out) == errc::ok);
+  }
+  CHECK(allocations == 0);
+  CHECK(sch.speculative_stats().accepted > 0);
+}
+
+TEST_CASE("multi-sequence score: batched rows equal per-sequence scores (n-gram, pool, mock)",
+          "[batch][speculative]") {
+  const tandem::ngram_model model = tandem_test::random_ngram(5, 30);
+  auto check = [](auto& a, auto& b) {
+    const std::size_t v = a.vocab_size();
+    const tokens p0 = {2, 3, 4}, p1 = {5}, t0 = {6, 7, 8}, t1 = {9, 10};
+    const tandem::seq_id s0 = *a.open(), s1 = *a.open(), r0 = *b.open(), r1 = *b.open();
+    const tandem::seq_tokens pre[] = {{s0, p0}, {s1, p1}};
+    const tandem::seq_tokens rpre[] = {{r0, p0}, {r1, p1}};
+    REQUIRE(a.append(pre) == errc::ok);
+    REQUIRE(b.append(rpre) == errc::ok);
+    // Batched: all rows of entry 0, the last row of entry 1.
+    const tandem::seq_tokens batch[] = {{s0, t0}, {s1, t1}};
+    const std::size_t scored[] = {3, 1};
+    std::vector<float> rows(4 * v);
+    REQUIRE(a.score(batch, scored, rows) == errc::ok);
+    std::vector<float> w0(3 * v), w1(2 * v);
+    REQUIRE(b.score(r0, t0, w0) == errc::ok);
+    REQUIRE(b.score(r1, t1, w1) == errc::ok);
+    CHECK(std::equal(w0.begin(), w0.end(), rows.begin()));
+    CHECK(std::equal(w1.begin() + static_cast<std::ptrdiff_t>(v), w1.end(),
+                     rows.begin() + static_cast<std::ptrdiff_t>(3 * v)));
+    CHECK(std::equal(a.logits(s1).begin(), a.logits(s1).end(), b.logits(r1).begin()));
+    // Wrong row counts change nothing.
+    const std::size_t bad[] = {3, 3};
+    CHECK(a.score(batch, bad, rows) == errc::size_mismatch);
+    CHECK(a.size(s0) == 6);
+  };
+  tandem::ngram_multi_session n1(model, 2), n2(model, 2);
+  check(n1, n2);
+  auto pool = tandem::sequence_pool<std::function<tandem::ngram_session()>>::create(
+      [&] { return tandem::ngram_session(model); }, 2);
+  REQUIRE(pool);
+  tandem::ngram_multi_session n3(model, 2);
+  check(*pool, n3);
+  mock_multi_model m1({.model = {.vocab = 30}, .max_sequences = 2});
+  mock_multi_model m2({.model = {.vocab = 30}, .max_sequences = 2});
+  check(m1, m2);
+}
+
+TEST_CASE("batch cost model: drafts shorten and speculation turns off as T(B) stops being flat",
+          "[batch][speculative]") {
+  // A target whose pass costs T(B) = 1 + c B, a draft pass 0.05, and requests whose draft
+  // tokens are each accepted with chance 0.8 once the ones before them were.
+  auto per_sequence = [](double c, std::size_t n_seq) {
+    tandem::speculative_scheduler_options o;
+    tandem::batch_cost_model cm(o, 1024);
+    for (std::size_t b = 1; b <= 1024; b *= 2)
+      cm.observe_target(b, 1.0 + c * static_cast<double>(b));
+    cm.observe_draft(0.05);
+    std::mt19937_64 rng(3);
+    std::vector<tandem::draft_acceptance> acc(n_seq);
+    for (auto& a : acc)
+      for (int r = 0; r < 300; ++r) {
+        std::size_t k = 0;
+        while (k < 8 && rng() % 10 < 8) ++k;
+        cm.observe_round(a, 8, k);
+      }
+    std::vector<const tandem::draft_acceptance*> counts;
+    for (auto& a : acc) counts.push_back(&a);
+    std::vector<std::size_t> caps(n_seq, 8), lengths(n_seq);
+    return static_cast<double>(cm.plan(n_seq, n_seq, counts, caps, 1024, lengths)) /
+           static_cast<double>(n_seq);
+  };
+  // Nearly free verification: long drafts at every batch size.
+  CHECK(per_sequence(0.001, 1) >= 4.0);
+  CHECK(per_sequence(0.001, 16) >= 4.0);
+  // Verification that costs: drafts shorten as the batch grows, then stop.
+  const double at1 = per_sequence(0.1, 1), at4 = per_sequence(0.1, 4);
+  const double at16 = per_sequence(0.1, 16), at64 = per_sequence(0.1, 64);
+  CAPTURE(at1, at4, at16, at64);
+  CHECK(at1 >= 3.0);
+  CHECK(at4 <= at1);
+  CHECK(at16 <= at4);
+  CHECK(at16 < at1);
+  CHECK(at64 == 0.0);
+  CHECK(per_sequence(1.0, 16) == 0.0);
+}
+
+namespace {
+double virtual_now = 0.0;
+double virtual_clock() noexcept { return virtual_now; }
+
+// Forwards to a mock and advances the virtual clock: a target pass by 1 + slope x tokens,
+// a draft pass by 0.05.
+struct timed_multi : mock_multi_model {
+  double fixed = 1.0, slope = 0.0;
+  using mock_multi_model::mock_multi_model;
+  errc append(std::span<const tandem::seq_tokens> b) {
+    std::size_t n = 0;
+    for (const auto& e : b) n += e.tokens.size();
+    virtual_now += fixed + slope * static_cast<double>(n);
+    return mock_multi_model::append(b);
+  }
+  errc score(std::span<const tandem::seq_tokens> b, std::span<const std::size_t> s,
+             std::span<float> rows) {
+    std::size_t n = 0;
+    for (const auto& e : b) n += e.tokens.size();
+    virtual_now += fixed + slope * static_cast<double>(n);
+    return mock_multi_model::score(b, s, rows);
+  }
+  using mock_multi_model::score;
+};
+}  // namespace
+
+TEST_CASE(
+    "speculative scheduler: on a virtual clock it speculates while verification is "
+    "nearly free and stops when the batch makes it dear",
+    "[batch][speculative]") {
+  auto drafting_share = [](std::size_t n_seq, double slope) {
+    timed_multi m({.max_sequences = n_seq});
+    m.slope = slope;
+    timed_multi d({.max_sequences = n_seq});  // the same table: every draft is accepted
+    d.fixed = 0.05;
+    tandem::speculative_scheduler_options o;
+    o.clock = virtual_clock;
+    tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
+        m, d, {.max_requests = n_seq, .max_batch_tokens = 512}, o);
+    for (std::size_t i = 0; i < n_seq; ++i)
+      REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(200)}));
+    std::size_t steps = 0, drafted_steps = 0, tokens_planned = 0;
+    for (int i = 0; i < 10000 && sch.active() > 0; ++i) {
+      REQUIRE(sch.step() == errc::ok);
+      if (i >= 10) {
+        ++steps;
+        drafted_steps += sch.speculative_stats().last_planned > 0 ? 1 : 0;
+        tokens_planned += sch.speculative_stats().last_planned;
+      }
+    }
+    REQUIRE(steps > 0);
+    return std::pair<double, double>(
+        static_cast<double>(drafted_steps) / static_cast<double>(steps),
+        static_cast<double>(tokens_planned) / static_cast<double>(steps * n_seq));
+  };
+  const auto [share1, len1] = drafting_share(1, 0.01);
+  CHECK(share1 > 0.9);
+  CHECK(len1 >= 4.0);
+  // Verification costs as much as a token per token: no draft can pay.
+  const auto [share16, len16] = drafting_share(16, 1.0);
+  CHECK(share16 < 0.15);
+  CHECK(len16 < 0.2);
+}
