@@ -120,6 +120,10 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
     mo.session.threads = o.threads;
     mo.session.flash_attention = o.flash_attn;
     mo.session.context_size = static_cast<std::uint32_t>(n * (prompt.size() + o.tokens + 64) + 256);
+    // One step carries up to max_batch_tokens (512) tokens and, verifying drafts, a logits
+    // row for most of them: size the context's ubatch and rows for that, or a step splits.
+    mo.session.batch_size = 512;
+    mo.max_outputs = 512;
     tandem::error_info info;
     auto target = tandem::llama_multi_session::create(*tm, mo, &info);
     auto draft = tandem::llama_multi_session::create(*dm, mo, &info);
