@@ -1,6 +1,9 @@
 // tandem: calibrators that map a raw confidence score to a probability of being correct:
 // temperature scaling, Platt scaling, isotonic regression (pool-adjacent-violators) and
 // histogram binning. Fit, apply, save and load (versioned, checksummed files).
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -77,6 +80,7 @@ class calibrator {
   /// a finite logit, i.e. all scores 0 or 1). Scores of exactly 0 or 1 do not enter those
   /// two fits and map to 0 or 1. Temperature is the constrained maximum-likelihood fit over
   /// T in [1e-6, 1e6].
+  template <int = 0>
   [[nodiscard]] static result<calibrator> fit(calibration_method method,
                                               std::span<const double> scores,
                                               std::span<const int> labels,
@@ -157,6 +161,7 @@ class calibrator {
   /// The calibrator as bytes: a frame of core/detail/bytes.hpp (magic "TNDMCAL1", version
   /// file_version, payload size, FNV-1a-64 checksum) around u8 method, u8 scale, f64 a,
   /// f64 b, then the knots and the values (each a u64 count and f64s), little-endian.
+  template <int = 0>
   [[nodiscard]] std::vector<std::byte> to_bytes() const {
     detail::byte_writer w;
     w.u8(static_cast<std::uint8_t>(method_));
@@ -172,6 +177,7 @@ class calibrator {
   /// when not null: `corrupt_file` (bad magic, checksum, sizes, truncation, or parameters
   /// no fit could produce), `unsupported_version` (another format version; the details
   /// state it and file_version).
+  template <int = 0>
   [[nodiscard]] static result<calibrator> from_bytes(std::span<const std::byte> bytes,
                                                      error_info* info = nullptr) {
     auto payload = detail::unframe(bytes, file_magic, file_version, "calibrator", info);
@@ -202,12 +208,14 @@ class calibrator {
   /// Writes `to_bytes()` to `path`, replacing any file there as a whole. Errors: `io_error`
   /// (details in `*info`: the path). The object is unchanged; on failure an earlier file at
   /// `path` is intact.
+  template <int = 0>
   [[nodiscard]] errc save(std::string_view path, error_info* info = nullptr) const {
     return detail::write_file(path, to_bytes(), info);
   }
 
   /// Reads a calibrator from `path`. Errors: `file_not_found`, `invalid_argument` (a
   /// directory), `io_error`, and those of `from_bytes`; details (the path first) in `*info`.
+  template <int = 0>
   [[nodiscard]] static result<calibrator> load(std::string_view path, error_info* info = nullptr) {
     return detail::parse_file(
         path, info, [](std::span<const std::byte> b, error_info* i) { return from_bytes(b, i); });
@@ -257,6 +265,7 @@ class calibrator {
     return false;
   }
 
+  template <int = 0>
   errc fit_temperature(std::span<const double> scores, std::span<const int> labels) {
     std::vector<double> z;
     std::vector<int> y;
@@ -290,6 +299,7 @@ class calibrator {
     return errc::ok;
   }
 
+  template <int = 0>
   errc fit_platt(std::span<const double> all_scores, std::span<const int> all_labels) {
     std::vector<double> z;
     std::vector<int> y;
@@ -354,6 +364,7 @@ class calibrator {
     return errc::ok;
   }
 
+  template <int = 0>
   void fit_isotonic(std::span<const double> scores, std::span<const int> labels) {
     std::vector<std::size_t> idx(scores.size());
     std::iota(idx.begin(), idx.end(), std::size_t{0});
@@ -403,6 +414,7 @@ class calibrator {
     return ys_[k - 1] + (ys_[k] - ys_[k - 1]) * (s - x0) / (x1 - x0);
   }
 
+  template <int = 0>
   void fit_histogram(std::span<const double> scores, std::span<const int> labels,
                      std::size_t bins) {
     const std::size_t n = scores.size();

@@ -3,6 +3,9 @@
 // lexical similarity (ROUGE-L, Jaccard), and graph measures over the pairwise similarity
 // matrix (number of semantic sets, degree, eccentricity, eigenvalues of the graph
 // Laplacian; Lin, Trivedi & Sun 2023), computed with Eigen.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -155,6 +158,7 @@ template <AnswerExtractor Extract>
 
 /// ROUGE-L F1 between two texts over lower-cased words: LCS length l, precision l/|b|,
 /// recall l/|a|, F1 = 2PR/(P+R). Two texts without words score 1; one empty scores 0.
+template <int = 0>
 [[nodiscard]] inline double rouge_l(std::string_view a, std::string_view b) {
   std::vector<std::string> wa, wb;
   detail::conf::split_words(a, wa);
@@ -175,6 +179,7 @@ template <AnswerExtractor Extract>
 
 /// Jaccard similarity of the two texts' sets of lower-cased words. Two texts without
 /// words score 1; one empty scores 0.
+template <int = 0>
 [[nodiscard]] inline double jaccard(std::string_view a, std::string_view b) {
   std::vector<std::string> wa, wb;
   detail::conf::split_words(a, wa);

@@ -3,6 +3,9 @@
 // the answer, plus any dense features (white-box scores, lengths...). Trained full-batch
 // with L-BFGS (deterministic: the same data gives the same weights), saved and loaded as
 // a versioned, checksummed file.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -50,6 +53,7 @@ struct learned_example {
 namespace detail::conf {
 /// Appends the hashed 1-2 grams of one field, each weighted 1/sqrt(number of n-grams)
 /// so long texts do not dominate; `tag` separates the question and answer spaces.
+template <int = 0>
 inline void hash_field(std::string_view text, char tag, unsigned bits, bool bigrams,
                        std::vector<std::string>& words, std::vector<hashed_entry>& out) {
   split_words(text, words);
@@ -68,6 +72,7 @@ inline void hash_field(std::string_view text, char tag, unsigned bits, bool bigr
   }
 }
 /// Sorted, merged hashed features of a (question, answer) pair.
+template <int = 0>
 inline void hash_pair(std::string_view q, std::string_view a, unsigned bits, bool bigrams,
                       std::vector<std::string>& words, std::vector<hashed_entry>& out) {
   out.clear();
@@ -195,6 +200,7 @@ class learned_evaluator {
 
   /// Log-odds that `answer` to `question` is correct. `features` must have the count
   /// used in training (`size_mismatch`) and be finite (`non_finite`). Reads only.
+  template <int = 0>
   [[nodiscard]] result<double> logit(std::string_view question, std::string_view answer,
                                      std::span<const double> features = {}) const {
     if (features.size() != mean_.size()) return errc::size_mismatch;
@@ -216,6 +222,7 @@ class learned_evaluator {
 
   /// Probability that `answer` to `question` is correct (the logistic of `logit`).
   /// Errors: as `logit`.
+  template <int = 0>
   [[nodiscard]] result<double> predict(std::string_view question, std::string_view answer,
                                        std::span<const double> features = {}) const {
     auto z = logit(question, answer, features);
@@ -231,6 +238,7 @@ class learned_evaluator {
   /// The evaluator as bytes: the common frame (magic "TNDMLRN1", file_version, size,
   /// payload, FNV-1a) around hash bits, bigram flag, bias, dense standardisation and
   /// weights, and the non-zero bucket weights.
+  template <int = 0>
   [[nodiscard]] std::vector<std::byte> to_bytes() const {
     detail::byte_writer w;
     w.u32(bits_);
@@ -254,6 +262,7 @@ class learned_evaluator {
   /// checksum, sizes, truncation, non-finite weights, bucket indices unsorted or out of
   /// range), `unsupported_version` (another version; the details state both). `info`, when
   /// not null, receives the details.
+  template <int = 0>
   [[nodiscard]] static result<learned_evaluator> from_bytes(std::span<const std::byte> bytes,
                                                             error_info* info = nullptr) {
     auto payload = detail::unframe(bytes, file_magic, file_version, "learned evaluator", info);
@@ -295,6 +304,7 @@ class learned_evaluator {
   /// Writes the evaluator to `path`, replacing the file as a whole (a failure leaves an
   /// earlier file intact). Errors: `io_error` (the details name the path). The object is
   /// unchanged.
+  template <int = 0>
   [[nodiscard]] errc save(std::string_view path, error_info* info = nullptr) const {
     return detail::write_file(path, to_bytes(), info);
   }
@@ -302,6 +312,7 @@ class learned_evaluator {
   /// Reads an evaluator from `path`. Errors: `file_not_found`, `io_error`,
   /// `invalid_argument` (a directory), and those of `from_bytes`; `info`, when not null,
   /// receives the details.
+  template <int = 0>
   [[nodiscard]] static result<learned_evaluator> load(std::string_view path,
                                                       error_info* info = nullptr) {
     auto bytes = detail::read_file(path, info);

@@ -2,6 +2,9 @@
 // and equal-mass bins), Brier, AUROC, AUPRC, PRR (LM-Polygraph) and the risk-coverage
 // curve with its area. Tied scores are handled exactly: every metric equals its
 // expectation over the orders in which tied items could be ranked.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -42,6 +45,7 @@ namespace detail::conf {
   return errc::ok;
 }
 /// Indices sorted by score, descending (most confident first); ties keep index order.
+template <int = 0>
 inline std::vector<std::size_t> order_descending(std::span<const double> scores) {
   std::vector<std::size_t> idx(scores.size());
   std::iota(idx.begin(), idx.end(), std::size_t{0});
@@ -51,6 +55,7 @@ inline std::vector<std::size_t> order_descending(std::span<const double> scores)
 }
 /// Expected number of correct items among the m most confident, m = 0..n, averaging over
 /// the orders of tied scores (linear inside each tie group). out has n + 1 entries.
+template <int = 0>
 inline std::vector<double> expected_correct_prefix(std::span<const double> scores,
                                                    std::span<const int> labels) {
   const auto idx = order_descending(scores);
@@ -74,6 +79,7 @@ inline std::vector<double> expected_correct_prefix(std::span<const double> score
 
 /// Brier score: mean of (score - label)^2. Scores must be probabilities in [0, 1]
 /// (`invalid_argument` otherwise). Errors: besides, the common ones (metrics.hpp).
+template <int = 0>
 [[nodiscard]] inline result<double> brier_score(std::span<const double> scores,
                                                 std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -89,6 +95,7 @@ inline std::vector<double> expected_correct_prefix(std::span<const double> score
 /// Area under the ROC curve: the probability that a random correct item scores above a
 /// random wrong one, ties counting one half (Mann-Whitney with mid-ranks). Needs both
 /// classes (`insufficient_data`). Errors: besides, the common ones (metrics.hpp).
+template <int = 0>
 [[nodiscard]] inline result<double> auroc(std::span<const double> scores,
                                           std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -120,6 +127,7 @@ inline std::vector<double> expected_correct_prefix(std::span<const double> score
 /// group entering as one threshold. Needs at least one correct item
 /// (`insufficient_data`); equals the positive rate when all scores tie. Errors: besides,
 /// the common ones (metrics.hpp).
+template <int = 0>
 [[nodiscard]] inline result<double> auprc(std::span<const double> scores,
                                           std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -154,6 +162,7 @@ struct risk_coverage {
 
 /// The risk-coverage curve and its area (see `risk_coverage`). Errors: the common ones
 /// (metrics.hpp).
+template <int = 0>
 [[nodiscard]] inline result<risk_coverage> risk_coverage_curve(std::span<const double> scores,
                                                                std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -178,6 +187,7 @@ struct risk_coverage {
 /// keeps accuracy at the base rate and the oracle rejects wrong items first. 1 is
 /// perfect, 0 is no better than random, negative is worse. Needs both classes
 /// (`insufficient_data`). Errors: besides, the common ones (metrics.hpp).
+template <int = 0>
 [[nodiscard]] inline result<double> prediction_rejection_ratio(std::span<const double> scores,
                                                                std::span<const int> labels) {
   TANDEM_TRY(detail::conf::check_scored(scores, labels));
@@ -215,6 +225,7 @@ struct reliability_bin {
 /// Reliability diagram with `bins` bins. Scores must be probabilities in [0, 1].
 /// Errors: the common ones (metrics.hpp), `invalid_argument` (bins == 0 or a score outside
 /// [0, 1]).
+template <int = 0>
 [[nodiscard]] inline result<std::vector<reliability_bin>> reliability_diagram(
     std::span<const double> scores, std::span<const int> labels, std::size_t bins,
     binning layout = binning::equal_width) {
@@ -271,6 +282,7 @@ struct reliability_bin {
 
 /// Expected calibration error: sum over bins of (bin count / n) x |accuracy - mean
 /// confidence|. Report the bin count with it. Errors: as `reliability_diagram`.
+template <int = 0>
 [[nodiscard]] inline result<double> expected_calibration_error(
     std::span<const double> scores, std::span<const int> labels, std::size_t bins = 10,
     binning layout = binning::equal_width) {

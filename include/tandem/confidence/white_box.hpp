@@ -3,6 +3,9 @@
 // perplexity, minimum token probability, mean/max entropy, top-1/top-2 margin and
 // token-quantile scores (a quantile of per-token confidence, free of the length bias of
 // sums and means).
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -44,6 +47,7 @@ namespace detail::conf {
   return errc::ok;
 }
 /// q-quantile of non-empty, NaN-free `v` (reordered), linear between order statistics.
+template <int = 0>
 [[nodiscard]] inline double quantile_in_place(std::vector<double>& v, double q) noexcept {
   std::sort(v.begin(), v.end());
   const double pos = q * static_cast<double>(v.size() - 1);
@@ -109,6 +113,7 @@ namespace detail::conf {
 /// statistics (q = 0 is the minimum, 0.5 the median). Errors: `empty_input`,
 /// `invalid_argument` (q outside [0, 1] or NaN), `non_finite` (a NaN value). `scratch`
 /// receives a sorted copy (its capacity is reused, so a warm call does not allocate).
+template <int = 0>
 [[nodiscard]] inline result<double> quantile(std::span<const double> values, double q,
                                              std::vector<double>& scratch) {
   if (values.empty()) return errc::empty_input;
@@ -123,6 +128,7 @@ namespace detail::conf {
 /// q = 0 gives the minimum token probability; a small q (e.g. 0.1) flags answers with a
 /// few doubtful tokens whatever their length. `scratch` is reused as a buffer. Errors: the common
 /// ones, and `invalid_argument` for q outside [0, 1].
+template <int = 0>
 [[nodiscard]] inline result<double> token_quantile_probability(std::span<const float> logprobs,
                                                                double q,
                                                                std::vector<double>& scratch) {

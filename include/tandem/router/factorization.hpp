@@ -3,6 +3,9 @@
 // predicted quality is sigmoid(u_m . (P x) + b_m). Trained by AdaGrad SGD on the
 // cross-entropy of every (query, model) outcome, with early stopping on a held-out slice
 // of the training rows.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -39,6 +42,7 @@ class factorization_predictor {
   /// Errors: empty_input, size_mismatch, invalid_argument (bad options, models or dims 0,
   /// a target outside [0, 1], an index >= dims), non_finite, insufficient_data (fewer than
   /// 2 rows). On error the previous state is kept.
+  template <int = 0>
   [[nodiscard]] errc fit(std::span<const sparse_vector> x, std::span<const double> y,
                          std::size_t models, std::size_t dims, const factorization_options& o,
                          rng& g) {
@@ -140,6 +144,7 @@ class factorization_predictor {
   /// Sets the parameters (used by fit and loading). Errors: corrupt_file (sizes that do
   /// not match dims x rank, models x rank, models; a non-finite value), invalid_argument
   /// (a zero size).
+  template <int = 0>
   [[nodiscard]] errc restore(std::size_t dims, std::size_t models, std::size_t rank,
                              std::vector<float> p, std::vector<float> u, std::vector<float> b) {
     if (dims == 0 || models == 0 || rank == 0) return errc::invalid_argument;
@@ -159,6 +164,7 @@ class factorization_predictor {
 
   /// Writes each model's predicted quality for `v` to `out` (size models()). Errors:
   /// size_mismatch, invalid_argument (an index >= dims()). Precondition: fitted().
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& v, std::span<double> out) const {
     TANDEM_ASSERT(fitted(), "factorization_predictor used before fit");
     if (out.size() != models_) return errc::size_mismatch;

@@ -1,6 +1,9 @@
 // tandem: query featurizers for routers. Hashed word and character n-grams with TF-IDF
 // weighting (no model needed), and user-supplied dense embeddings. Both give L2-normalised
 // sparse vectors, so every predictor sees one feature type.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -89,6 +92,7 @@ class tfidf_featurizer {
   /// Checks `o` and keeps it. Errors: invalid_argument (dims_log2 outside [4, 26], a min
   /// above its max, a zero min with a non-zero max, no n-gram kind at all, max_df outside
   /// (0, 1], min_df == 0). Leaves the featurizer unfitted.
+  template <int = 0>
   [[nodiscard]] errc configure(const featurizer_options& o) {
     if (o.dims_log2 < 4 || o.dims_log2 > 26) return errc::invalid_argument;
     if (o.word_min > o.word_max || o.char_min > o.char_max) return errc::invalid_argument;
@@ -105,6 +109,7 @@ class tfidf_featurizer {
   /// Learns smoothed IDF weights ln((1 + N) / (1 + df)) + 1 from `corpus` (0, i.e.
   /// dropped, for a hashed feature in more than max_df * N or fewer than min_df documents).
   /// Errors: empty_input (no documents). On error the featurizer is left unfitted.
+  template <int = 0>
   [[nodiscard]] errc fit(std::span<const std::string> corpus) {
     idf_.clear();
     if (corpus.empty()) return errc::empty_input;
@@ -130,6 +135,7 @@ class tfidf_featurizer {
 
   /// Maps `text` to an L2-normalised TF-IDF vector in `out` (overwritten). An empty text
   /// (or one with no n-grams) gives an empty vector. Precondition: fitted().
+  template <int = 0>
   void transform(std::string_view text, sparse_vector& out) const {
     TANDEM_ASSERT(fitted(), "tfidf_featurizer::transform before fit");
     std::vector<std::uint32_t> raw;
@@ -163,6 +169,7 @@ class tfidf_featurizer {
 
   /// Restores a fitted state. Errors: those of configure, corrupt_file (idf of the wrong
   /// size, or a negative or non-finite weight). On error the featurizer is left unfitted.
+  template <int = 0>
   [[nodiscard]] errc restore(const featurizer_options& o, std::vector<float> idf) {
     idf_.clear();
     TANDEM_TRY(configure(o));
@@ -175,6 +182,7 @@ class tfidf_featurizer {
 
   /// Appends the options and the IDF weights to `w` (part of a router's file).
   /// Precondition: fitted().
+  template <int = 0>
   void write(detail::byte_writer& w) const {
     TANDEM_ASSERT(fitted(), "tfidf_featurizer::write before fit");
     w.u32(options_.word_min);
@@ -192,6 +200,7 @@ class tfidf_featurizer {
   /// Reads what write() wrote. Errors: corrupt_file (truncation, a flag other than 0/1,
   /// options configure() refuses, IDF weights of the wrong size or value; the details say
   /// which). On error the featurizer is left unfitted.
+  template <int = 0>
   [[nodiscard]] errc read(detail::byte_reader& r, error_info* info = nullptr) {
     idf_.clear();
     featurizer_options g;
@@ -264,6 +273,7 @@ class tfidf_featurizer {
 /// Turns a user-supplied dense embedding into a sparse vector (every entry kept, so
 /// predictors treat embeddings and n-grams alike), L2-normalised when `normalize`.
 /// Errors: empty_input, non_finite. `out` is overwritten; on error it is left empty.
+template <int = 0>
 [[nodiscard]] inline errc embedding_features(std::span<const float> embedding, bool normalize,
                                              sparse_vector& out) {
   out.clear();

@@ -1,6 +1,9 @@
 // tandem: k-nearest-neighbour quality predictor over L2-normalised sparse features (cosine
 // similarity through an inverted index), with shrinkage toward the training mean and a
 // leave-one-out choice of k and of the shrinkage strength.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -40,6 +43,7 @@ class knn_predictor {
   /// in [0, 1]). Errors: empty_input, size_mismatch, invalid_argument (targets == 0,
   /// dims == 0, k == 0, max_terms == 0, prior < 0, a target outside [0, 1], an index >=
   /// dims), non_finite. On error the previous state is kept.
+  template <int = 0>
   [[nodiscard]] errc fit(std::span<const sparse_vector> x, std::span<const double> y,
                          std::size_t targets, std::size_t dims, const knn_options& o) {
     if (targets == 0 || dims == 0 || o.k == 0 || o.max_terms == 0 || !(o.prior >= 0) ||
@@ -78,6 +82,7 @@ class knn_predictor {
   /// Rebuilds from stored rows (CSR) and targets; used by fit and by loading. Errors:
   /// invalid_argument, corrupt_file (inconsistent sizes or offsets, an index >= dims, a
   /// target outside [0, 1], a non-finite value).
+  template <int = 0>
   [[nodiscard]] errc restore(std::size_t dims, std::size_t targets, const knn_options& o,
                              std::vector<std::uint64_t> row_off, std::vector<std::uint32_t> cols,
                              std::vector<float> vals, std::vector<double> y) {
@@ -125,6 +130,7 @@ class knn_predictor {
   /// The `k` most similar stored rows to `v` (positive similarity only), best first, as
   /// (similarity, row) pairs in `out`; row `exclude` is skipped (leave-one-out). Errors:
   /// invalid_argument (an index of v >= dims()). Precondition: fitted().
+  template <int = 0>
   [[nodiscard]] errc neighbours(
       const sparse_vector& v, std::size_t k, std::vector<std::pair<float, std::uint32_t>>& out,
       std::size_t exclude = std::numeric_limits<std::size_t>::max()) const {
@@ -163,6 +169,7 @@ class knn_predictor {
 
   /// Writes the predicted targets for `v` to `out` (size targets()). Errors:
   /// size_mismatch, invalid_argument (an index of v >= dims()). Precondition: fitted().
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& v, std::span<double> out) const {
     if (out.size() != targets_) return errc::size_mismatch;
     std::vector<std::pair<float, std::uint32_t>> nb;
@@ -243,6 +250,7 @@ class knn_predictor {
 /// leave-one-out predictions under the chosen setting (row-major, like y) to `loo` when
 /// non-null. Errors: those of knn_predictor::fit, invalid_argument (an empty grid, a k of
 /// 0, a negative prior or power).
+template <int = 0>
 [[nodiscard]] inline errc fit_knn_loo(knn_predictor& model, std::span<const sparse_vector> x,
                                       std::span<const double> y, std::size_t targets,
                                       std::size_t dims, std::span<const std::size_t> k_grid,

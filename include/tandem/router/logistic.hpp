@@ -1,5 +1,8 @@
 // tandem: L2-regularised logistic regression over sparse features (soft labels in [0, 1]),
 // fitted by L-BFGS with Eigen, and a k-fold cross-validated choice of the L2 strength.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <Eigen/Core>
@@ -91,6 +94,7 @@ class logistic_regression {
   }
 
   /// Probability of the positive class for `v`. Precondition: fitted(), indices < dims().
+  template <int = 0>
   [[nodiscard]] double predict(const sparse_vector& v) const noexcept {
     TANDEM_ASSERT(fitted(), "logistic_regression::predict before fit");
     double s = b_;
@@ -110,6 +114,7 @@ class logistic_regression {
   /// The bias.
   [[nodiscard]] double bias() const noexcept { return b_; }
   /// Sets the weights and bias (used by loading). Errors: empty_input, non_finite.
+  template <int = 0>
   [[nodiscard]] errc restore(Eigen::VectorXd w, double b) {
     if (w.size() == 0) return errc::empty_input;
     if (!w.allFinite() || !std::isfinite(b)) return errc::non_finite;
@@ -125,6 +130,7 @@ class logistic_regression {
 
 /// Mean cross-entropy of probabilities `p` against soft targets `y` (probabilities kept
 /// within [1e-12, 1 - 1e-12]). Precondition: equal sizes.
+template <int = 0>
 [[nodiscard]] inline double log_loss(std::span<const double> p,
                                      std::span<const double> y) noexcept {
   TANDEM_ASSERT(p.size() == y.size(), "log_loss: size mismatch");
@@ -139,6 +145,7 @@ class logistic_regression {
 
 /// Assigns each of n rows to one of `folds` folds at random (balanced sizes). Precondition:
 /// folds >= 1.
+template <int = 0>
 [[nodiscard]] inline std::vector<std::uint32_t> random_folds(std::size_t n, std::size_t folds,
                                                              rng& g) {
   TANDEM_ASSERT(folds >= 1, "random_folds: zero folds");

@@ -2,6 +2,9 @@
 // interface (the QualityPredictor concept): fit on training rows (hyper-parameters chosen
 // on those rows only), predict every model's quality for a query, and write / read their
 // own part of a router file. A router holds one of them in a `quality_predictor` variant.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -163,11 +166,13 @@ errc cv_l2_path(std::size_t n, std::span<const double> y, std::size_t m,
 }
 
 // Writes `v` as an array of doubles.
+template <int = 0>
 inline void write_vector(detail::byte_writer& w, const Eigen::VectorXd& v) {
   w.array(std::span<const double>(v.data(), static_cast<std::size_t>(v.size())));
 }
 
 // Reads an array of doubles into `v`.
+template <int = 0>
 [[nodiscard]] inline bool read_vector(detail::byte_reader& r, Eigen::VectorXd& v) {
   std::vector<double> d;
   if (!r.array(d)) return false;
@@ -241,6 +246,7 @@ class logistic_quality_predictor {
 
   /// Writes each model's predicted quality for `main` to `out` (one per model; the router
   /// checked the sizes and indices). The k-NN view is not read.
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& main, const sparse_vector& /*knn*/,
                              std::span<double> out) const {
     for (std::size_t m = 0; m < models_.size(); ++m) out[m] = models_[m].predict(main);
@@ -248,6 +254,7 @@ class logistic_quality_predictor {
   }
 
   /// Appends the chosen strength and each model's weights and bias.
+  template <int = 0>
   void write(detail::byte_writer& w) const {
     w.f64(l2_);
     for (const logistic_regression& lr : models_) {
@@ -258,6 +265,7 @@ class logistic_quality_predictor {
 
   /// Reads what write() wrote for `s.models` models over `s.dims` features. Errors:
   /// corrupt_file (truncation, weights of another length, non-finite values).
+  template <int = 0>
   [[nodiscard]] errc read(detail::byte_reader& r, const predictor_shape& s, error_info* info) {
     if (!r.f64(l2_)) return detail::route::corrupt(info, "logistic predictor truncated");
     models_.assign(s.models, logistic_regression{});
@@ -293,6 +301,7 @@ class knn_quality_predictor {
   /// Fits on `rows` (k-NN view) with `o.k_grid`, `o.prior_grid`, `o.power_grid` and
   /// `o.knn`; `loo`, when not null, receives the leave-one-out predictions under the chosen
   /// setting. `g` is not used. Errors: those of fit_knn_loo.
+  template <int = 0>
   [[nodiscard]] errc fit(const router_rows& rows, const router_options& o, rng& /*g*/,
                          std::vector<double>* loo = nullptr) {
     return fit_knn_loo(knn_, rows.knn, rows.quality, rows.models, rows.knn_dims, o.k_grid,
@@ -301,12 +310,14 @@ class knn_quality_predictor {
 
   /// Writes each model's predicted quality for `knn` to `out`. Errors: those of
   /// knn_predictor::predict.
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& /*main*/, const sparse_vector& knn,
                              std::span<double> out) const {
     return knn_.predict(knn, out);
   }
 
   /// Appends the dimension, the tuned settings, the stored rows (CSR) and their targets.
+  template <int = 0>
   void write(detail::byte_writer& w) const {
     w.u64(knn_.dims());
     w.u64(knn_.options().k);
@@ -322,6 +333,7 @@ class knn_quality_predictor {
   /// Reads what write() wrote. Errors: corrupt_file (truncation, a dimension of 0, above
   /// 2^32 or other than `s.knn_dims` when that is set, rows or targets knn_predictor::restore
   /// refuses).
+  template <int = 0>
   [[nodiscard]] errc read(detail::byte_reader& r, const predictor_shape& s, error_info* info) {
     knn_options ko;
     std::uint64_t dims = 0, k = 0, max_terms = 0;
@@ -358,18 +370,21 @@ class factorization_quality_predictor {
 
   /// Fits on `rows` (main view) with `o.factorization`, initialised and shuffled from `g`.
   /// Errors: those of factorization_predictor::fit.
+  template <int = 0>
   [[nodiscard]] errc fit(const router_rows& rows, const router_options& o, rng& g) {
     return mf_.fit(rows.main, rows.quality, rows.models, rows.dims, o.factorization, g);
   }
 
   /// Writes each model's predicted quality for `main` to `out`. Errors: those of
   /// factorization_predictor::predict.
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& main, const sparse_vector& /*knn*/,
                              std::span<double> out) const {
     return mf_.predict(main, out);
   }
 
   /// Appends the rank, the projection, the model vectors and the biases.
+  template <int = 0>
   void write(detail::byte_writer& w) const {
     w.u64(mf_.rank());
     w.array(mf_.projection());
@@ -379,6 +394,7 @@ class factorization_quality_predictor {
 
   /// Reads what write() wrote. Errors: corrupt_file (truncation, parameters that do not
   /// match `s.dims` x rank and `s.models`, non-finite values).
+  template <int = 0>
   [[nodiscard]] errc read(detail::byte_reader& r, const predictor_shape& s, error_info* info) {
     std::uint64_t rank = 0;
     std::vector<float> p, u, b;
@@ -435,6 +451,7 @@ class ensemble_quality_predictor {
   }
 
   /// Writes the blended prediction of each model to `out`. Errors: those of the k-NN part.
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& main, const sparse_vector& knn,
                              std::span<double> out) const {
     TANDEM_TRY(knn_.predict(main, knn, out));
@@ -445,6 +462,7 @@ class ensemble_quality_predictor {
   }
 
   /// Appends the blend weight, then the logistic part, then the k-NN part.
+  template <int = 0>
   void write(detail::byte_writer& w) const {
     w.f64(blend_);
     logistic_.write(w);
@@ -453,6 +471,7 @@ class ensemble_quality_predictor {
 
   /// Reads what write() wrote. Errors: corrupt_file (a weight outside [0, 1], and those of
   /// both parts).
+  template <int = 0>
   [[nodiscard]] errc read(detail::byte_reader& r, const predictor_shape& s, error_info* info) {
     if (!r.f64(blend_) || !(blend_ >= 0 && blend_ <= 1))
       return detail::route::corrupt(info, "ensemble blend weight truncated or outside [0, 1]");
@@ -525,12 +544,14 @@ class joint_quality_predictor {
 
   /// Writes each model's predicted quality for `main` to `out`. Errors: those of
   /// joint_logistic::predict.
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& main, const sparse_vector& /*knn*/,
                              std::span<double> out) const {
     return joint_.predict(main, out);
   }
 
   /// Appends the chosen strength, the reference model, the weights and the biases.
+  template <int = 0>
   void write(detail::byte_writer& w) const {
     w.f64(l2_);
     w.u64(joint_.reference());
@@ -541,6 +562,7 @@ class joint_quality_predictor {
   /// Reads what write() wrote. Errors: corrupt_file (truncation, a bias per model other
   /// than `s.models`, a reference out of range, weights not `s.dims` x models long,
   /// non-finite values).
+  template <int = 0>
   [[nodiscard]] errc read(detail::byte_reader& r, const predictor_shape& s, error_info* info) {
     std::uint64_t ref = 0;
     Eigen::VectorXd w, b;

@@ -6,6 +6,9 @@
 // checksummed save/load format. Every choice is scored by how well held-out predictions
 // order queries by each pair of models' recorded gain, which is what a routing policy
 // uses (see detail::route::routing_score).
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <cstddef>
@@ -119,6 +122,7 @@ class router {
 
   /// Features of `prompt` in `out` (each view this router reads). Errors: unsupported (an
   /// embedding router: the caller supplies features). Precondition: fitted().
+  template <int = 0>
   [[nodiscard]] errc featurize(std::string_view prompt, query_features& out) const {
     TANDEM_ASSERT(fitted(), "router used before fit");
     if (features_ != router_features::ngrams) return errc::unsupported;
@@ -132,6 +136,7 @@ class router {
   /// Predicted quality of each model (in models() order) for `prompt`, written to `out`.
   /// Errors: size_mismatch (out.size() != models().size()), unsupported (embedding
   /// router). Precondition: fitted().
+  template <int = 0>
   [[nodiscard]] errc predict(std::string_view prompt, std::span<double> out) const {
     query_features f;
     TANDEM_TRY(featurize(prompt, f));
@@ -141,6 +146,7 @@ class router {
   /// Predicted quality of each model for an embedding router's feature row `x`. Errors:
   /// size_mismatch, invalid_argument (an index >= the dimension), unsupported (an n-gram
   /// router, which reads text). Precondition: fitted().
+  template <int = 0>
   [[nodiscard]] errc predict(const sparse_vector& x, std::span<double> out) const {
     TANDEM_ASSERT(fitted(), "router used before fit");
     if (features_ != router_features::embeddings) return errc::unsupported;
@@ -149,6 +155,7 @@ class router {
 
   /// Predicted quality of each model for featurized views `f`. Errors: size_mismatch,
   /// invalid_argument (an index >= a view's dimension). Precondition: fitted().
+  template <int = 0>
   [[nodiscard]] errc predict(const query_features& f, std::span<double> out) const {
     TANDEM_ASSERT(fitted(), "router used before fit");
     return predict_views(f.main, f.knn, out);
@@ -197,6 +204,7 @@ class router {
   /// feature kind, predictor kind, main dimension, model names, the featurizers the
   /// predictor reads, then the predictor's own part. Errors: invalid_argument (not
   /// fitted). Leaves the router unchanged.
+  template <int = 0>
   [[nodiscard]] result<std::vector<std::byte>> to_bytes() const {
     if (!fitted()) return errc::invalid_argument;
     detail::byte_writer w;
@@ -218,6 +226,7 @@ class router {
   /// bytes), unsupported_version (another format version, e.g. 2: the details state the
   /// file's version and router_format_version). `info`, when not null, receives the
   /// details.
+  template <int = 0>
   [[nodiscard]] static result<router> from_bytes(std::span<const std::byte> bytes,
                                                  error_info* info = nullptr) {
     auto payload =
@@ -260,6 +269,7 @@ class router {
   /// Writes to_bytes()'s bytes to `path`, replacing the file as a whole (a failure leaves
   /// an earlier file intact). Errors: invalid_argument (not fitted), io_error (the details
   /// name the path).
+  template <int = 0>
   [[nodiscard]] errc save(std::string_view path, error_info* info = nullptr) const {
     auto bytes = to_bytes();
     if (!bytes) return detail::fail(info, bytes.error(), "router not fitted");
@@ -268,6 +278,7 @@ class router {
 
   /// Reads a router saved by save(). Errors: file_not_found, io_error, invalid_argument (a
   /// directory), and those of from_bytes; `info`, when not null, receives the details.
+  template <int = 0>
   [[nodiscard]] static result<router> load(std::string_view path, error_info* info = nullptr) {
     auto bytes = detail::read_file(path, info);
     if (!bytes) return bytes.error();
@@ -282,6 +293,7 @@ class router {
     return std::visit([](const auto& p) { return p.reads_knn; }, predictor_);
   }
 
+  template <int = 0>
   [[nodiscard]] errc predict_views(const sparse_vector& x, const sparse_vector& xk,
                                    std::span<double> out) const {
     if (out.size() != models_.size()) return errc::size_mismatch;

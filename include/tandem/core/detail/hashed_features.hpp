@@ -2,6 +2,9 @@
 // block (the learned evaluator) and the router block (the TF-IDF featurizer): what a word
 // is, ASCII lower-casing, word splitting, the 64-bit mixers that spread FNV-1a hashes
 // (detail::fnv1a64, bytes.hpp) over the buckets, and sparse rows merged by index.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -29,6 +32,7 @@ namespace tandem::inline v0::detail {
 
 /// Splits `text` into lower-cased words (maximal runs of word bytes); `out` is cleared
 /// first.
+template <int = 0>
 inline void split_words(std::string_view text, std::vector<std::string>& out) {
   out.clear();
   for (std::size_t i = 0; i < text.size();) {
@@ -65,6 +69,7 @@ struct hashed_entry {
 };
 
 /// Sorts `row` by index and merges entries of one index by adding their values.
+template <int = 0>
 inline void sort_and_merge(std::vector<hashed_entry>& row) {
   std::sort(row.begin(), row.end(),
             [](const hashed_entry& x, const hashed_entry& y) { return x.index < y.index; });

@@ -1,6 +1,9 @@
 // tandem (private): what the router predictors share besides the Eigen fits: row checks,
 // the contrast error and the routing score used to choose hyper-parameters. No Eigen, so
 // that the predictors that do not fit by L-BFGS (knn, factorization) compile without it.
+// Functions declared `template <int = 0>` are templates only so that their bodies are
+// compiled in the translation units that call them (compile cost, issue 20); call them
+// as usual, without template arguments.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +24,7 @@ namespace tandem::inline v0 {
 namespace detail::route {
 using detail::log1pexp;
 using detail::sigmoid;
+template <int = 0>
 inline errc check_rows(std::span<const sparse_vector> x, std::size_t dims) noexcept {
   for (const sparse_vector& v : x) {
     if (v.index.size() != v.value.size()) return errc::size_mismatch;
@@ -66,6 +70,7 @@ inline double contrast_sq_error(const double* pred, const double* truth, std::si
 /// returned. For two models this is APGR up to a positive factor (APGR's normaliser,
 /// the total gain, does not depend on the predictions), so choosing hyper-parameters by it
 /// chooses them for the routing curve, not for calibration. 0 when m < 2 or n == 0.
+template <int = 0>
 inline double routing_score(std::span<const double> pred, std::span<const double> truth,
                             std::size_t m) {
   const std::size_t n = m == 0 ? 0 : pred.size() / m;
