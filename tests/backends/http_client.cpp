@@ -149,6 +149,36 @@ TEST_CASE("http client: a chunked body split at every byte boundary decodes the 
   CHECK(out == "abc");
 }
 
+TEST_CASE("http client: a chunked body ends at the trailer's empty line and no sooner",
+          "[backends][http]") {
+  struct trailer_case {
+    std::string_view bytes;  // the whole body
+    bool done;               // whether it is complete
+  };
+  // After the last chunk come trailer lines; the first empty line (LF or CRLF) ends the
+  // body, whatever the line ends used before it.
+  for (const trailer_case t :
+       {trailer_case{"3\r\nabc\r\n0\n\r\n", true}, trailer_case{"3\r\nabc\r\n0\r\n\n", true},
+        trailer_case{"3\r\nabc\r\n0\r\nx\n", false}, trailer_case{"3\r\nabc\r\n0\r\nx\n\r\n", true},
+        trailer_case{"3\r\nabc\r\n0\r\nA: b\r\n\r", false},
+        trailer_case{"3\r\nabc\r\n0\r\nA: b\r\nC\n\n", true},
+        trailer_case{"3\r\nabc\r\n0;e\r\n\r\r\n", false}}) {
+    INFO(std::string(t.bytes));
+    for (std::size_t cut = 0; cut <= t.bytes.size(); ++cut) {
+      h::chunked_decoder d;
+      std::string out;
+      const auto sink = [&out](const char* p, std::size_t n) {
+        out.append(p, n);
+        return true;
+      };
+      REQUIRE(d.feed(t.bytes.substr(0, cut), sink) == failure::none);
+      REQUIRE(d.feed(t.bytes.substr(cut), sink) == failure::none);
+      CHECK(d.done() == t.done);
+      CHECK(out == "abc");
+    }
+  }
+}
+
 TEST_CASE("http client: broken chunked framing and oversized chunk lines are named failures",
           "[backends][http]") {
   const auto sink = [](const char*, std::size_t) { return true; };
@@ -189,6 +219,21 @@ TEST_CASE("http client: response heads parse, and malformed ones are named failu
   CHECK(h::parse_response_head("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n", head) ==
         failure::unsupported_coding);
   CHECK(h::parse_response_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n", head) ==
+        failure::unsupported_coding);
+  // Repeated Transfer-Encoding fields are one list, which must end in chunked.
+  REQUIRE(h::parse_response_head(
+              "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n",
+              head) == failure::none);
+  CHECK(head.chunked);
+  CHECK(h::parse_response_head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+            head) == failure::unsupported_coding);
+  CHECK(h::parse_response_head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            head) == failure::unsupported_coding);
+  CHECK(h::parse_response_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n", head) ==
+        failure::unsupported_coding);
+  CHECK(h::parse_response_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n", head) ==
         failure::unsupported_coding);
   std::string many = "HTTP/1.1 200 OK\r\n";
   for (std::size_t i = 0; i <= h::max_header_count; ++i) many += "X: y\r\n";

@@ -81,7 +81,7 @@ enum class failure : std::uint8_t {
   bad_status_line,      ///< the first line is not `HTTP/1.x NNN ...`
   bad_header,           ///< a header line without a name and colon, or folded
   bad_content_length,   ///< Content-Length not a number, or two that disagree
-  unsupported_coding,   ///< a transfer or content coding other than chunked/identity
+  unsupported_coding,   ///< a content coding, or a Transfer-Encoding not ending in chunked
   bad_chunk,            ///< chunked framing broken (size line, CRLF after data)
   head_too_large,       ///< status line + headers above max_head_bytes
   too_many_headers,     ///< more than max_header_count header fields
@@ -185,8 +185,9 @@ struct response_head {
 
 /// Parses a response head (`head`: the status line and header lines, each ending in LF
 /// or CRLF, the blank line optional). Fills `out` (reset first). Returns none, or
-/// bad_status_line, bad_header, bad_content_length, unsupported_coding, head_too_large,
-/// too_many_headers.
+/// bad_status_line, bad_header, bad_content_length, unsupported_coding (a content coding,
+/// or Transfer-Encoding fields, joined into one list, that do not end in chunked or
+/// name a coding other than identity), head_too_large, too_many_headers.
 [[nodiscard]] inline failure parse_response_head(std::string_view head, response_head& out) {
   out = response_head{};
   if (head.size() > max_head_bytes) return failure::head_too_large;
@@ -213,6 +214,7 @@ struct response_head {
   out.status = status;
   std::size_t count = 0;
   bool identity_content = true;
+  bool transfer_encoding = false;
   while (!head.empty()) {
     const std::string_view line = next_line();
     if (line.empty()) break;  // the blank line ends the head
@@ -237,9 +239,10 @@ struct response_head {
       if (out.content_length && *out.content_length != n) return failure::bad_content_length;
       out.content_length = n;
     } else if (iequals(name, "transfer-encoding")) {
-      // A list of codings; only "chunked" (last) and "identity" are understood.
+      // A list of codings, repeated fields joining into one list (RFC 9110, 5.3); only
+      // "identity" (ignored) and a final "chunked" are understood.
       std::string_view rest = value;
-      out.chunked = false;
+      transfer_encoding = true;
       while (!rest.empty()) {
         const std::size_t comma = rest.find(',');
         const std::string_view coding = trim_ows(rest.substr(0, comma));
@@ -260,6 +263,9 @@ struct response_head {
     }
   }
   if (!identity_content) return failure::unsupported_coding;
+  // A Transfer-Encoding that does not end in chunked leaves the body's end to the
+  // connection's close (RFC 9112, 6.3); the client refuses such framing.
+  if (transfer_encoding && !out.chunked) return failure::unsupported_coding;
   return failure::none;
 }
 
@@ -283,11 +289,13 @@ class chunked_decoder {
           ++i;
           if (c != '\n') {
             if (++line_len_ > max_chunk_line) return failure::chunk_line_too_long;
+            last_cr_ = c == '\r';
             if (state_ == state::size_line)
               if (const failure f = size_char(c); f != failure::none) return f;
             continue;
           }
           if (state_ == state::trailer) {
+            // An empty line (LF, or CR LF) ends the trailer; other lines are fields.
             if (line_len_ == 0 || (line_len_ == 1 && last_cr_)) state_ = state::done;
             line_len_ = 0;
             continue;
@@ -337,7 +345,6 @@ class chunked_decoder {
 
   // One character of a size line: hex digits, then optional spaces, `;extensions`, CR.
   failure size_char(char c) noexcept {
-    last_cr_ = c == '\r';
     if (in_ext_) return failure::none;
     if (c == ';') {
       in_ext_ = true;
@@ -364,7 +371,7 @@ class chunked_decoder {
   bool have_digit_ = false;
   bool in_ext_ = false;
   bool after_size_ = false;
-  bool last_cr_ = false;
+  bool last_cr_ = false;  // the last character of the current size or trailer line is CR
 };
 
 /// Incremental parser of a `text/event-stream` body (the WHATWG rules the generator
