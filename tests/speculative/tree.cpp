@@ -5,10 +5,12 @@
 // expected accepted length, the cost model's degenerate choices, and allocation.
 #include "tandem/speculative/tree.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "common/catch.hpp"
@@ -242,6 +244,39 @@ TEST_CASE("tree: greedy output equals target-only greedy for every tree shape", 
         CHECK(dec.stats().generated == want.size());
       }
     }
+  }
+}
+
+// A policy with a fixed plan of `children` children per node (out of range on purpose)
+// that records the highest sibling rank it was told about.
+struct wide_policy {
+  std::size_t children = 16;
+  std::size_t top_rank = 0;
+  tandem::tree_plan plan() const noexcept { return {16, 4, children, 4, 0.0, false}; }
+  double acceptance(std::size_t, std::size_t, double q) const noexcept { return q; }
+  std::size_t choose(std::span<const double> v, std::size_t) noexcept { return v.size(); }
+  void update(const tandem::tree_round& r) noexcept {
+    for (const std::uint8_t k : r.rank) top_rank = std::max<std::size_t>(top_rank, k);
+  }
+};
+
+TEST_CASE("tree: a plan with too many or no children per node is clamped to the buffers",
+          "[tree]") {
+  const mock_setup m;
+  const auto want = target_greedy(m.to, m.prompt, 30);
+  for (const std::size_t children : {std::size_t{0}, std::size_t{16}, std::size_t{1000}}) {
+    mock_model target(m.to);
+    mock_model dm(mock_options{m.vocab, {}, partly_agreeing(m.succ, 3)});
+    tandem::tree_speculative_decoder<mock_model, mock_model, wide_policy> dec(
+        target, dm, wide_policy{children});
+    auto s = greedy_chain();
+    generation_options g;
+    g.max_tokens = 30;
+    completion c;
+    REQUIRE(dec.generate(s, m.prompt, g, c) == errc::ok);
+    CHECK(c.tokens == want);
+    CHECK(dec.policy().top_rank < tandem::max_tree_children);
+    CHECK(dec.stats().drafted > 0);
   }
 }
 

@@ -766,6 +766,9 @@ class tree_speculative_decoder {
       const std::size_t remaining = opts.max_tokens - out.tokens.size();
       plan.max_nodes = std::min({plan.max_nodes, max_tree_nodes, ctx - held - 1});
       plan.max_depth = std::min({plan.max_depth, max_tree_depth, remaining - 1});
+      // A policy's plan is not trusted with the fixed per-node buffers.
+      plan.max_children = std::clamp<std::size_t>(plan.max_children, 1, max_tree_children);
+      plan.expand_width = std::clamp<std::size_t>(plan.expand_width, 1, max_tree_nodes);
       tree_round round{};
       round.forced = plan.force;
       used_ = chosen_ = 0;
