@@ -280,6 +280,52 @@ TEST_CASE("tree: a plan with too many or no children per node is clamped to the 
   }
 }
 
+// A tree-scoring mock whose tree pass takes at most `cap` nodes (as llama_session's
+// batch_size), refusing more with capacity_exceeded; records the largest pass.
+struct capped_model {
+  explicit capped_model(const mock_options& o, std::size_t c) : m(o), cap(c) {}
+  mock_model m;
+  tandem::tree_scoring_adapter<mock_model> a{m};
+  std::size_t cap = 0, largest = 0;
+  std::size_t max_tree_nodes() const noexcept { return cap; }
+  std::size_t vocab_size() const noexcept { return m.vocab_size(); }
+  std::size_t size() const noexcept { return m.size(); }
+  std::size_t context_length() const noexcept { return m.context_length(); }
+  std::span<const float> logits() const noexcept { return m.logits(); }
+  errc append(std::span<const token_id> t) { return a.append(t); }
+  errc rewind(std::size_t n) { return a.rewind(n); }
+  errc score(std::span<const token_id> t, std::span<float> r) { return a.score(t, r); }
+  errc score_tree(std::span<const token_id> t, std::span<const std::int32_t> p,
+                  std::span<float> r) {
+    largest = std::max(largest, t.size());
+    if (t.size() > cap) return errc::capacity_exceeded;
+    return a.score_tree(t, p, r);
+  }
+  errc commit_tree(std::span<const std::int32_t> path) { return a.commit_tree(path); }
+};
+
+TEST_CASE("tree: the tree stays within the models' max_tree_nodes", "[tree]") {
+  const mock_setup m;
+  const auto want = target_greedy(m.to, m.prompt, 40);
+  for (const bool sampled : {false, true}) {
+    capped_model target(m.to, 6);
+    capped_model dm(mock_options{m.vocab, {}, partly_agreeing(m.succ, 5)}, 3);
+    static_assert(tandem::TreeScoring<capped_model>);
+    tandem::tree_speculative_decoder dec(target, dm, tandem::fixed_tree{24, 6, 4, 4},
+                                         tandem::tree_options{.sample_children = sampled});
+    auto s = greedy_chain();
+    generation_options g;
+    g.max_tokens = 40;
+    completion c;
+    REQUIRE(dec.generate(s, m.prompt, g, c) == errc::ok);
+    CHECK(c.tokens == want);
+    CHECK(target.largest == 6);
+    CHECK(dm.largest <= 3);
+    CHECK(dm.largest > 0);
+    CHECK(dec.stats().max_tree == 5);
+  }
+}
+
 TEST_CASE("tree: greedy output on an n-gram pair equals target-only greedy", "[tree]") {
   const std::size_t vocab = 24;
   const auto tm = train_ngram(3, vocab, 200, 11);

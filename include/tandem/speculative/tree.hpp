@@ -195,6 +195,18 @@ class tree_scoring_adapter {
 
 namespace detail {
 
+/// The most nodes `m`'s tree pass takes (its `max_tree_nodes()`, e.g. llama_session's
+/// batch_size), or SIZE_MAX when it does not say.
+template <class M>
+[[nodiscard]] std::size_t tree_pass_limit(const M& m) noexcept {
+  if constexpr (requires {
+                  { m.max_tree_nodes() } -> std::convertible_to<std::size_t>;
+                })
+    return static_cast<std::size_t>(m.max_tree_nodes());
+  else
+    return static_cast<std::size_t>(-1);
+}
+
 /// A borrowed TreeScoring model, or a tree_scoring_adapter over a model without it.
 template <class M>
 class tree_scorer {
@@ -764,7 +776,10 @@ class tree_speculative_decoder {
       }
       tree_plan plan = policy_.plan();
       const std::size_t remaining = opts.max_tokens - out.tokens.size();
-      plan.max_nodes = std::min({plan.max_nodes, max_tree_nodes, ctx - held - 1});
+      // The target's pass holds the last kept token and the nodes.
+      const std::size_t tcap = detail::tree_pass_limit(target);
+      plan.max_nodes = std::min(
+          {plan.max_nodes, max_tree_nodes, ctx - held - 1, tcap - std::min<std::size_t>(tcap, 1)});
       plan.max_depth = std::min({plan.max_depth, max_tree_depth, remaining - 1});
       // A policy's plan is not trusted with the fixed per-node buffers.
       plan.max_children = std::clamp<std::size_t>(plan.max_children, 1, max_tree_children);
@@ -939,7 +954,7 @@ class tree_speculative_decoder {
         for (std::int32_t j = order_[w]; j >= 0 && pool_[static_cast<std::size_t>(j)].sel != -2;
              j = pool_[static_cast<std::size_t>(j)].parent)
           ++fresh;
-        if (marked + fresh > pass_cap) break;
+        if (marked + fresh > std::min(pass_cap, detail::tree_pass_limit(d))) break;
         for (std::int32_t j = order_[w]; j >= 0 && pool_[static_cast<std::size_t>(j)].sel != -2;
              j = pool_[static_cast<std::size_t>(j)].parent)
           pool_[static_cast<std::size_t>(j)].sel = -2;
