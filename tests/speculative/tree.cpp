@@ -326,6 +326,50 @@ TEST_CASE("tree: the tree stays within the models' max_tree_nodes", "[tree]") {
   }
 }
 
+// A mock draft whose rewind fails on the `fail_in`-th call from now (0: the next; -1:
+// never), leaving its tokens as they were.
+struct flaky_draft {
+  mock_model m;
+  int fail_in = -1;
+  std::size_t vocab_size() const noexcept { return m.vocab_size(); }
+  std::size_t size() const noexcept { return m.size(); }
+  std::size_t context_length() const noexcept { return m.context_length(); }
+  std::span<const float> logits() const noexcept { return m.logits(); }
+  errc append(std::span<const token_id> t) { return m.append(t); }
+  errc score(std::span<const token_id> t, std::span<float> r) { return m.score(t, r); }
+  errc rewind(std::size_t n) {
+    if (fail_in >= 0 && fail_in-- == 0) return errc::rewind_failed;
+    return m.rewind(n);
+  }
+};
+
+TEST_CASE("tree: after a failed draft rewind the next generation resyncs the draft", "[tree]") {
+  const mock_setup m;
+  const auto want = target_greedy(m.to, m.prompt, 20);
+  for (const int fail_in : {0, 1, 2}) {
+    mock_model target(m.to);
+    flaky_draft draft{mock_model(mock_options{m.vocab, {}, partly_agreeing(m.succ, 4)})};
+    tandem::tree_speculative_decoder dec(target, draft, tandem::fixed_tree{8, 3, 2, 2});
+    auto s = greedy_chain();
+    generation_options g;
+    g.max_tokens = 20;
+    completion c1;
+    REQUIRE(dec.generate(s, m.prompt, g, c1) == errc::ok);
+    const std::size_t after_first = draft.size();
+    REQUIRE(target.rewind(target.size()) == errc::ok);
+    draft.fail_in = fail_in;
+    completion c2;
+    (void)dec.generate(s, m.prompt, g, c2);  // fails or not, depending on where
+    REQUIRE(target.rewind(target.size()) == errc::ok);
+    completion c3;
+    REQUIRE(dec.generate(s, m.prompt, g, c3) == errc::ok);
+    CHECK(c3.tokens == want);
+    // The draft holds the history as after the first generation, not old tokens beneath it.
+    CHECK(draft.size() <= m.prompt.size() + c3.tokens.size());
+    CHECK(draft.size() == after_first);
+  }
+}
+
 TEST_CASE("tree: greedy output on an n-gram pair equals target-only greedy", "[tree]") {
   const std::size_t vocab = 24;
   const auto tm = train_ngram(3, vocab, 200, 11);

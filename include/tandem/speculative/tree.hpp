@@ -799,18 +799,21 @@ class tree_speculative_decoder {
 
   // Brings the draft to the history (rewinding what it holds beyond the common prefix,
   // feeding the rest in one append; at least the last token, so that its logits are
-  // fresh). Errors: the draft's.
+  // fresh). mirror_ records the draft's tokens; when the draft's size disagrees with it
+  // (a tree pass whose undo failed left tokens behind), the draft is rewound entirely and
+  // fed the whole history. Errors: the draft's; after a failed rewind mirror_ still
+  // records what the draft holds.
   errc sync_draft() {
     auto& d = draft_.get();
+    if (static_cast<std::size_t>(d.size()) != mirror_.size()) {
+      mirror_.clear();
+      if (d.size() > 0) TANDEM_TRY(d.rewind(static_cast<std::size_t>(d.size())));
+    }
     std::size_t c = 0;
     while (c < mirror_.size() && c < history_.size() && mirror_[c] == history_[c]) ++c;
     if (c == history_.size()) --c;
     if (mirror_.size() > c) {
-      const errc e = d.rewind(mirror_.size() - c);
-      if (e != errc::ok) {
-        mirror_.clear();
-        return e;
-      }
+      TANDEM_TRY(d.rewind(mirror_.size() - c));
       mirror_.resize(c);
     }
     const std::span<const token_id> feed(history_.data() + c, history_.size() - c);
