@@ -141,6 +141,49 @@ TEST_CASE("speculative scheduler: a target pass with drafts that fails is retrie
   }
 }
 
+namespace {
+// A draft model whose batched append call `fail_call` (0-based) fails and closes the
+// batch's first sequence, as a backend that could not undo a partial write does.
+struct closing_draft : mock_multi_model {
+  using mock_multi_model::mock_multi_model;
+  std::size_t fail_call = 0, calls = 0;
+  errc append(std::span<const tandem::seq_tokens> batch) {
+    if (calls++ == fail_call && !batch.empty()) {
+      (void)close(batch[0].seq);
+      return errc::decode_failed;
+    }
+    return mock_multi_model::append(batch);
+  }
+};
+}  // namespace
+
+TEST_CASE("speculative scheduler: a draft sequence the draft backend closed is rebuilt",
+          "[batch][speculative]") {
+  for (std::size_t fail_call = 0; fail_call < 8; ++fail_call) {
+    mock_multi_model m({.max_sequences = 2});
+    closing_draft d({.max_sequences = 2});
+    d.fail_call = fail_call;
+    tandem::speculative_scheduler_options spec;
+    spec.fixed_draft = 3;
+    tandem::speculative_scheduler<mock_multi_model, closing_draft, tandem::greedy_sampler> sch(
+        m, d, {.max_requests = 2}, spec);
+    const tokens p0 = {1, 2}, p1 = {5};
+    const auto a = *sch.submit({p0, {}, budget(40)});
+    const auto b = *sch.submit({p1, {}, budget(40)});
+    run(sch);
+    completion ca, cb;
+    REQUIRE(sch.take(a, ca) == errc::ok);
+    REQUIRE(sch.take(b, cb) == errc::ok);
+    CAPTURE(fail_call);
+    CHECK(ca.tokens == lone_greedy(p0, 40));
+    CHECK(cb.tokens == lone_greedy(p1, 40));
+    // The draft agrees with the target: four tokens per pass once drafting resumes, far
+    // fewer passes than the 40 of plain decoding.
+    CHECK(sch.stats().forward_passes <= 16);
+    CHECK(sch.speculative_stats().accepted == sch.speculative_stats().drafted);
+  }
+}
+
 TEST_CASE("speculative scheduler: cancelling one request leaves the others' outputs unchanged",
           "[batch][speculative]") {
   auto outputs = [](bool cancel) {
