@@ -38,7 +38,11 @@ struct speculative_scheduler_options {
   /// Longest draft of one request in one step, in [1, max_draft_length].
   std::size_t max_draft = 8;
   /// Seed of the draft draws and acceptance tests; each request gets its own stream (the
-  /// seed and its submission number), so its tokens do not depend on the others'.
+  /// seed and its submission number), so draws never pass between requests. A sampled
+  /// request's tokens still depend on the others': its draft lengths do (the shared draft
+  /// budget, the pooled acceptance, the batch-cost estimate, the pass's token cap), and
+  /// they decide how many draws it consumes. Their distribution is exact whatever the
+  /// others do; with fixed_draft and no cap cutting a draft the tokens are the same.
   std::uint64_t seed = 0;
   /// Clock of the cost model's measurements, in seconds from any origin; nullptr:
   /// std::chrono::steady_clock (tests pass a virtual clock).
