@@ -597,8 +597,13 @@ struct tree_stats {
 /// rejected, or at a leaf); the target commits the accepted path.
 /// Borrows target and draft (which must outlive the decoder and be used by nothing else
 /// while it runs: the decoder mirrors the draft's context); owns the policy and buffers
-/// (about (2 max_tree_nodes + 2) rows of vocab_size floats, sized at the first generation
-/// or by reserve()). One decoder per thread.
+/// (195 rows of vocab_size floats: 65 target rows, 64 draft-pass rows, 65 draft
+/// distributions, one more; and two rows of doubles: about 199 float rows in all, 25 MB at
+/// a 32k vocabulary; sized at the first generation or by reserve()). A plan's node budget
+/// is capped at the target's max_tree_nodes() - 1 and each draft pass at the draft's
+/// max_tree_nodes(), for models that report one (llama_session: its batch_size); the
+/// plan's max_children and expand_width are clamped to [1, max_tree_children] and
+/// [1, max_tree_nodes]. One decoder per thread.
 template <class Target, class Draft, class Policy = tree_cost_model>
 class tree_speculative_decoder {
   static_assert(LanguageModel<Target> && Rewindable<Target> && Scoring<Target>,
@@ -631,9 +636,11 @@ class tree_speculative_decoder {
   /// Generates after `prompt` as speculative_decoder::generate does (same stop rules,
   /// streaming events, budget, deadline, cancellation and completion record), in tree
   /// rounds (class comment). Greedy `sampler`: the tokens equal target-only greedy
-  /// decoding exactly. Otherwise each token follows the target's distribution under
-  /// `sampler` exactly (p from sampler.probabilities, after every kept token).
-  /// Errors, also in `out.error`: before the target is touched, context_not_empty,
+  /// decoding exactly when the target's tree rows equal its one-token rows (mocks, n-gram
+  /// models; on llama.cpp they differ by rounding, up to 2e-3 to 4e-3, docs/backends.md,
+  /// so a near-tie can flip and the output part from there). Otherwise each token follows the
+  /// target's distribution under `sampler` exactly (p from sampler.probabilities, after every kept
+  /// token). Errors, also in `out.error`: before the target is touched, context_not_empty,
   /// generate()'s (empty_input, invalid_token, invalid_argument, context_overflow),
   /// vocab_mismatch (draft and target vocabularies differ; details in last_error()),
   /// invalid_argument (a policy made with options out of range, a draft temperature not
