@@ -247,6 +247,17 @@ TEST_CASE("tree: greedy output equals target-only greedy for every tree shape", 
   }
 }
 
+// Greedy generation of `n` tokens after `prompt` with decoder `dec`, which must succeed.
+template <class Dec>
+completion greedy_run(Dec& dec, const std::vector<token_id>& prompt, std::size_t n) {
+  auto s = greedy_chain();
+  generation_options g;
+  g.max_tokens = n;
+  completion c;
+  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+  return c;
+}
+
 // A policy with a fixed plan of `children` children per node (out of range on purpose)
 // that records the highest sibling rank it was told about.
 struct wide_policy {
@@ -269,11 +280,7 @@ TEST_CASE("tree: a plan with too many or no children per node is clamped to the 
     mock_model dm(mock_options{m.vocab, {}, partly_agreeing(m.succ, 3)});
     tandem::tree_speculative_decoder<mock_model, mock_model, wide_policy> dec(
         target, dm, wide_policy{children});
-    auto s = greedy_chain();
-    generation_options g;
-    g.max_tokens = 30;
-    completion c;
-    REQUIRE(dec.generate(s, m.prompt, g, c) == errc::ok);
+    const completion c = greedy_run(dec, m.prompt, 30);
     CHECK(c.tokens == want);
     CHECK(dec.policy().top_rank < tandem::max_tree_children);
     CHECK(dec.stats().drafted > 0);
@@ -313,11 +320,7 @@ TEST_CASE("tree: the tree stays within the models' max_tree_nodes", "[tree]") {
     static_assert(tandem::TreeScoring<capped_model>);
     tandem::tree_speculative_decoder dec(target, dm, tandem::fixed_tree{24, 6, 4, 4},
                                          tandem::tree_options{.sample_children = sampled});
-    auto s = greedy_chain();
-    generation_options g;
-    g.max_tokens = 40;
-    completion c;
-    REQUIRE(dec.generate(s, m.prompt, g, c) == errc::ok);
+    const completion c = greedy_run(dec, m.prompt, 40);
     CHECK(c.tokens == want);
     CHECK(target.largest == 6);
     CHECK(dm.largest <= 3);
@@ -350,19 +353,17 @@ TEST_CASE("tree: after a failed draft rewind the next generation resyncs the dra
     mock_model target(m.to);
     flaky_draft draft{mock_model(mock_options{m.vocab, {}, partly_agreeing(m.succ, 4)})};
     tandem::tree_speculative_decoder dec(target, draft, tandem::fixed_tree{8, 3, 2, 2});
-    auto s = greedy_chain();
-    generation_options g;
-    g.max_tokens = 20;
-    completion c1;
-    REQUIRE(dec.generate(s, m.prompt, g, c1) == errc::ok);
+    (void)greedy_run(dec, m.prompt, 20);
     const std::size_t after_first = draft.size();
     REQUIRE(target.rewind(target.size()) == errc::ok);
     draft.fail_in = fail_in;
+    auto s = greedy_chain();
+    generation_options g;
+    g.max_tokens = 20;
     completion c2;
     (void)dec.generate(s, m.prompt, g, c2);  // fails or not, depending on where
     REQUIRE(target.rewind(target.size()) == errc::ok);
-    completion c3;
-    REQUIRE(dec.generate(s, m.prompt, g, c3) == errc::ok);
+    const completion c3 = greedy_run(dec, m.prompt, 20);
     CHECK(c3.tokens == want);
     // The draft holds the history as after the first generation, not old tokens beneath it.
     CHECK(draft.size() <= m.prompt.size() + c3.tokens.size());
