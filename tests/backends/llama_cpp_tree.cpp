@@ -502,4 +502,22 @@ TEST_CASE("llama_cpp tree: tree speculation over llama sessions gives the target
       CHECK(cache_is_clean(target));
     }
   }
+  SECTION("a tree plan larger than the sessions' batch_size is cut to fit") {
+    // Target batch 16 (so at most 15 nodes under the last kept token), draft batch 8; the
+    // plan asks for 24 nodes, 4 wide: whole trees and draft levels would be refused.
+    // (batch_size stays above tree_leaves: llama.cpp reserves n_seq_max output rows.)
+    auto target = open_session(8, 512, 16);
+    auto made = tandem::llama_session::create(draft_model, tree_options(4, 512, 8));
+    REQUIRE(made.has_value());
+    REQUIRE(target.max_tree_nodes() == 16);
+    tandem::tree_speculative_decoder dec(target, *made, tandem::fixed_tree{24, 6, 4, 4});
+    tandem::sampler_chain s(0);
+    REQUIRE(s.add(tandem::sampling::greedy{}) == errc::ok);
+    tandem::completion c;
+    REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+    CHECK(c.tokens == want.tokens);
+    CHECK(dec.stats().max_tree <= 15);
+    CHECK(dec.stats().max_tree > 4);
+    CHECK(cache_is_clean(target));
+  }
 }

@@ -5,10 +5,12 @@
 // expected accepted length, the cost model's degenerate choices, and allocation.
 #include "tandem/speculative/tree.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "common/catch.hpp"
@@ -242,6 +244,130 @@ TEST_CASE("tree: greedy output equals target-only greedy for every tree shape", 
         CHECK(dec.stats().generated == want.size());
       }
     }
+  }
+}
+
+// Greedy generation of `n` tokens after `prompt` with decoder `dec`, which must succeed.
+template <class Dec>
+completion greedy_run(Dec& dec, const std::vector<token_id>& prompt, std::size_t n) {
+  auto s = greedy_chain();
+  generation_options g;
+  g.max_tokens = n;
+  completion c;
+  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+  return c;
+}
+
+// A policy with a fixed plan of `children` children per node (out of range on purpose)
+// that records the highest sibling rank it was told about.
+struct wide_policy {
+  std::size_t children = 16;
+  std::size_t top_rank = 0;
+  tandem::tree_plan plan() const noexcept { return {16, 4, children, 4, 0.0, false}; }
+  double acceptance(std::size_t, std::size_t, double q) const noexcept { return q; }
+  std::size_t choose(std::span<const double> v, std::size_t) noexcept { return v.size(); }
+  void update(const tandem::tree_round& r) noexcept {
+    for (const std::uint8_t k : r.rank) top_rank = std::max<std::size_t>(top_rank, k);
+  }
+};
+
+TEST_CASE("tree: a plan with too many or no children per node is clamped to the buffers",
+          "[tree]") {
+  const mock_setup m;
+  const auto want = target_greedy(m.to, m.prompt, 30);
+  for (const std::size_t children : {std::size_t{0}, std::size_t{16}, std::size_t{1000}}) {
+    mock_model target(m.to);
+    mock_model dm(mock_options{m.vocab, {}, partly_agreeing(m.succ, 3)});
+    tandem::tree_speculative_decoder<mock_model, mock_model, wide_policy> dec(
+        target, dm, wide_policy{children});
+    const completion c = greedy_run(dec, m.prompt, 30);
+    CHECK(c.tokens == want);
+    CHECK(dec.policy().top_rank < tandem::max_tree_children);
+    CHECK(dec.stats().drafted > 0);
+  }
+}
+
+// A tree-scoring mock whose tree pass takes at most `cap` nodes (as llama_session's
+// batch_size), refusing more with capacity_exceeded; records the largest pass.
+struct capped_model {
+  explicit capped_model(const mock_options& o, std::size_t c) : m(o), cap(c) {}
+  mock_model m;
+  tandem::tree_scoring_adapter<mock_model> a{m};
+  std::size_t cap = 0, largest = 0;
+  std::size_t max_tree_nodes() const noexcept { return cap; }
+  std::size_t vocab_size() const noexcept { return m.vocab_size(); }
+  std::size_t size() const noexcept { return m.size(); }
+  std::size_t context_length() const noexcept { return m.context_length(); }
+  std::span<const float> logits() const noexcept { return m.logits(); }
+  errc append(std::span<const token_id> t) { return a.append(t); }
+  errc rewind(std::size_t n) { return a.rewind(n); }
+  errc score(std::span<const token_id> t, std::span<float> r) { return a.score(t, r); }
+  errc score_tree(std::span<const token_id> t, std::span<const std::int32_t> p,
+                  std::span<float> r) {
+    largest = std::max(largest, t.size());
+    if (t.size() > cap) return errc::capacity_exceeded;
+    return a.score_tree(t, p, r);
+  }
+  errc commit_tree(std::span<const std::int32_t> path) { return a.commit_tree(path); }
+};
+
+TEST_CASE("tree: the tree stays within the models' max_tree_nodes", "[tree]") {
+  const mock_setup m;
+  const auto want = target_greedy(m.to, m.prompt, 40);
+  for (const bool sampled : {false, true}) {
+    capped_model target(m.to, 6);
+    capped_model dm(mock_options{m.vocab, {}, partly_agreeing(m.succ, 5)}, 3);
+    static_assert(tandem::TreeScoring<capped_model>);
+    tandem::tree_speculative_decoder dec(target, dm, tandem::fixed_tree{24, 6, 4, 4},
+                                         tandem::tree_options{.sample_children = sampled});
+    const completion c = greedy_run(dec, m.prompt, 40);
+    CHECK(c.tokens == want);
+    CHECK(target.largest == 6);
+    CHECK(dm.largest <= 3);
+    CHECK(dm.largest > 0);
+    CHECK(dec.stats().max_tree == 5);
+  }
+}
+
+// A mock draft whose rewind fails on the `fail_in`-th call from now (0: the next; -1:
+// never), leaving its tokens as they were.
+struct flaky_draft {
+  mock_model m;
+  int fail_in = -1;
+  std::size_t vocab_size() const noexcept { return m.vocab_size(); }
+  std::size_t size() const noexcept { return m.size(); }
+  std::size_t context_length() const noexcept { return m.context_length(); }
+  std::span<const float> logits() const noexcept { return m.logits(); }
+  errc append(std::span<const token_id> t) { return m.append(t); }
+  errc score(std::span<const token_id> t, std::span<float> r) { return m.score(t, r); }
+  errc rewind(std::size_t n) {
+    if (fail_in >= 0 && fail_in-- == 0) return errc::rewind_failed;
+    return m.rewind(n);
+  }
+};
+
+TEST_CASE("tree: after a failed draft rewind the next generation resyncs the draft", "[tree]") {
+  const mock_setup m;
+  const auto want = target_greedy(m.to, m.prompt, 20);
+  for (const int fail_in : {0, 1, 2}) {
+    mock_model target(m.to);
+    flaky_draft draft{mock_model(mock_options{m.vocab, {}, partly_agreeing(m.succ, 4)})};
+    tandem::tree_speculative_decoder dec(target, draft, tandem::fixed_tree{8, 3, 2, 2});
+    (void)greedy_run(dec, m.prompt, 20);
+    const std::size_t after_first = draft.size();
+    REQUIRE(target.rewind(target.size()) == errc::ok);
+    draft.fail_in = fail_in;
+    auto s = greedy_chain();
+    generation_options g;
+    g.max_tokens = 20;
+    completion c2;
+    (void)dec.generate(s, m.prompt, g, c2);  // fails or not, depending on where
+    REQUIRE(target.rewind(target.size()) == errc::ok);
+    const completion c3 = greedy_run(dec, m.prompt, 20);
+    CHECK(c3.tokens == want);
+    // The draft holds the history as after the first generation, not old tokens beneath it.
+    CHECK(draft.size() <= m.prompt.size() + c3.tokens.size());
+    CHECK(draft.size() == after_first);
   }
 }
 

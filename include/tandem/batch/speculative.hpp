@@ -38,7 +38,11 @@ struct speculative_scheduler_options {
   /// Longest draft of one request in one step, in [1, max_draft_length].
   std::size_t max_draft = 8;
   /// Seed of the draft draws and acceptance tests; each request gets its own stream (the
-  /// seed and its submission number), so its tokens do not depend on the others'.
+  /// seed and its submission number), so draws never pass between requests. A sampled
+  /// request's tokens still depend on the others': its draft lengths do (the shared draft
+  /// budget, the pooled acceptance, the batch-cost estimate, the pass's token cap), and
+  /// they decide how many draws it consumes. Their distribution is exact whatever the
+  /// others do; with fixed_draft and no cap cutting a draft the tokens are the same.
   std::uint64_t seed = 0;
   /// Clock of the cost model's measurements, in seconds from any origin; nullptr:
   /// std::chrono::steady_clock (tests pass a virtual clock).
@@ -299,9 +303,12 @@ class batch_cost_model {
 /// prefix forks the draft's copy of that prefix too (add_prefix prefills both models).
 /// A draft sequence is opened when its request first drafts and closed when it
 /// finishes (at cancel and take; a request that finished inside a step closes its draft
-/// sequence at the next step). When the draft model has no free sequence, or a
-/// draft append fails, the request simply does not draft (its draft sequence is closed
-/// and rebuilt later); draft failures never fail a step.
+/// sequence at the next step). When the draft model has no free sequence, the request
+/// does not draft this step. A draft pass is one batched append for every drafting
+/// request: when it fails, all of them stop drafting there (the drafts drawn before it
+/// are still verified); a draft sequence the backend closed or left changed (it could not
+/// undo a partial write) is closed and rebuilt when its request next drafts. Draft
+/// failures never fail a step.
 ///
 /// Allocation: as the scheduler's, plus per slot the rows of its draft distributions
 /// (max_draft x vocab floats) and its history, and the target rows of a step's drafts,
@@ -669,7 +676,10 @@ class speculative_scheduler : public scheduler<M, S, T> {
       for (const std::uint32_t i : cand_) {
         extra& x = extra_[i];
         if (x.length <= k || x.dseq < 0) continue;
-        if (e != errc::ok) {  // no draft sequence of the pass changed: stop drafting here
+        if (e != errc::ok) {  // stop drafting here (the pass was one call for all of them)
+          // A sequence the backend closed, or left other than all-or-nothing (it could
+          // not undo a partial write), is dropped; the next draft rebuilds it.
+          if (!draft_->is_open(x.dseq) || draft_->size(x.dseq) != x.dsize) close_draft(x);
           x.length = k;
           continue;
         }

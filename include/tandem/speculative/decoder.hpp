@@ -158,8 +158,10 @@ class speculative_decoder {
   /// the last kept token and the draft in one pass, and verification keeps the accepted
   /// prefix plus one token from the target (a correction, or a bonus after a fully
   /// accepted draft). With a greedy `sampler` the tokens equal target-only greedy
-  /// decoding exactly; otherwise each token is distributed exactly as under target-only
-  /// sampling with `sampler` (accept x with min(1, p(x)/q(x)), else draw from
+  /// decoding exactly when the target's batched rows equal its one-token rows (mocks,
+  /// n-gram models; on llama.cpp they differ by rounding, docs/backends.md, so a near-tie
+  /// can flip and the output part from there); otherwise each token is distributed exactly as under
+  /// target-only sampling with `sampler` (accept x with min(1, p(x)/q(x)), else draw from
   /// norm(max(0, p - q)); p from sampler.probabilities, which sees every kept token, q
   /// from the drafter, one-hot when it gives none). When a DraftPlanningPolicy (such as
   /// cost_model_draft) plans a probe for a round without a draft, the drafter proposes one

@@ -195,6 +195,18 @@ class tree_scoring_adapter {
 
 namespace detail {
 
+/// The most nodes `m`'s tree pass takes (its `max_tree_nodes()`, e.g. llama_session's
+/// batch_size), or SIZE_MAX when it does not say.
+template <class M>
+[[nodiscard]] std::size_t tree_pass_limit(const M& m) noexcept {
+  if constexpr (requires {
+                  { m.max_tree_nodes() } -> std::convertible_to<std::size_t>;
+                })
+    return static_cast<std::size_t>(m.max_tree_nodes());
+  else
+    return static_cast<std::size_t>(-1);
+}
+
 /// A borrowed TreeScoring model, or a tree_scoring_adapter over a model without it.
 template <class M>
 class tree_scorer {
@@ -585,8 +597,13 @@ struct tree_stats {
 /// rejected, or at a leaf); the target commits the accepted path.
 /// Borrows target and draft (which must outlive the decoder and be used by nothing else
 /// while it runs: the decoder mirrors the draft's context); owns the policy and buffers
-/// (about (2 max_tree_nodes + 2) rows of vocab_size floats, sized at the first generation
-/// or by reserve()). One decoder per thread.
+/// (195 rows of vocab_size floats: 65 target rows, 64 draft-pass rows, 65 draft
+/// distributions, one more; and two rows of doubles: about 199 float rows in all, 25 MB at
+/// a 32k vocabulary; sized at the first generation or by reserve()). A plan's node budget
+/// is capped at the target's max_tree_nodes() - 1 and each draft pass at the draft's
+/// max_tree_nodes(), for models that report one (llama_session: its batch_size); the
+/// plan's max_children and expand_width are clamped to [1, max_tree_children] and
+/// [1, max_tree_nodes]. One decoder per thread.
 template <class Target, class Draft, class Policy = tree_cost_model>
 class tree_speculative_decoder {
   static_assert(LanguageModel<Target> && Rewindable<Target> && Scoring<Target>,
@@ -619,9 +636,11 @@ class tree_speculative_decoder {
   /// Generates after `prompt` as speculative_decoder::generate does (same stop rules,
   /// streaming events, budget, deadline, cancellation and completion record), in tree
   /// rounds (class comment). Greedy `sampler`: the tokens equal target-only greedy
-  /// decoding exactly. Otherwise each token follows the target's distribution under
-  /// `sampler` exactly (p from sampler.probabilities, after every kept token).
-  /// Errors, also in `out.error`: before the target is touched, context_not_empty,
+  /// decoding exactly when the target's tree rows equal its one-token rows (mocks, n-gram
+  /// models; on llama.cpp they differ by rounding, up to 2e-3 to 4e-3, docs/backends.md,
+  /// so a near-tie can flip and the output part from there). Otherwise each token follows the
+  /// target's distribution under `sampler` exactly (p from sampler.probabilities, after every kept
+  /// token). Errors, also in `out.error`: before the target is touched, context_not_empty,
   /// generate()'s (empty_input, invalid_token, invalid_argument, context_overflow),
   /// vocab_mismatch (draft and target vocabularies differ; details in last_error()),
   /// invalid_argument (a policy made with options out of range, a draft temperature not
@@ -764,8 +783,14 @@ class tree_speculative_decoder {
       }
       tree_plan plan = policy_.plan();
       const std::size_t remaining = opts.max_tokens - out.tokens.size();
-      plan.max_nodes = std::min({plan.max_nodes, max_tree_nodes, ctx - held - 1});
+      // The target's pass holds the last kept token and the nodes.
+      const std::size_t tcap = detail::tree_pass_limit(target);
+      plan.max_nodes = std::min(
+          {plan.max_nodes, max_tree_nodes, ctx - held - 1, tcap - std::min<std::size_t>(tcap, 1)});
       plan.max_depth = std::min({plan.max_depth, max_tree_depth, remaining - 1});
+      // A policy's plan is not trusted with the fixed per-node buffers.
+      plan.max_children = std::clamp<std::size_t>(plan.max_children, 1, max_tree_children);
+      plan.expand_width = std::clamp<std::size_t>(plan.expand_width, 1, max_tree_nodes);
       tree_round round{};
       round.forced = plan.force;
       used_ = chosen_ = 0;
@@ -781,18 +806,21 @@ class tree_speculative_decoder {
 
   // Brings the draft to the history (rewinding what it holds beyond the common prefix,
   // feeding the rest in one append; at least the last token, so that its logits are
-  // fresh). Errors: the draft's.
+  // fresh). mirror_ records the draft's tokens; when the draft's size disagrees with it
+  // (a tree pass whose undo failed left tokens behind), the draft is rewound entirely and
+  // fed the whole history. Errors: the draft's; after a failed rewind mirror_ still
+  // records what the draft holds.
   errc sync_draft() {
     auto& d = draft_.get();
+    if (static_cast<std::size_t>(d.size()) != mirror_.size()) {
+      mirror_.clear();
+      if (d.size() > 0) TANDEM_TRY(d.rewind(static_cast<std::size_t>(d.size())));
+    }
     std::size_t c = 0;
     while (c < mirror_.size() && c < history_.size() && mirror_[c] == history_[c]) ++c;
     if (c == history_.size()) --c;
     if (mirror_.size() > c) {
-      const errc e = d.rewind(mirror_.size() - c);
-      if (e != errc::ok) {
-        mirror_.clear();
-        return e;
-      }
+      TANDEM_TRY(d.rewind(mirror_.size() - c));
       mirror_.resize(c);
     }
     const std::span<const token_id> feed(history_.data() + c, history_.size() - c);
@@ -936,7 +964,7 @@ class tree_speculative_decoder {
         for (std::int32_t j = order_[w]; j >= 0 && pool_[static_cast<std::size_t>(j)].sel != -2;
              j = pool_[static_cast<std::size_t>(j)].parent)
           ++fresh;
-        if (marked + fresh > pass_cap) break;
+        if (marked + fresh > std::min(pass_cap, detail::tree_pass_limit(d))) break;
         for (std::int32_t j = order_[w]; j >= 0 && pool_[static_cast<std::size_t>(j)].sel != -2;
              j = pool_[static_cast<std::size_t>(j)].parent)
           pool_[static_cast<std::size_t>(j)].sel = -2;
