@@ -288,6 +288,12 @@ TEST_CASE("llama_cpp tree: score_tree errors leave the session as before, with n
     REQUIRE_FALSE(made.has_value());
     CHECK(made.error() == errc::invalid_argument);
   }
+  SECTION("tree_leaves not below batch_size is refused at create (llama.cpp would abort)") {
+    const auto made = tandem::llama_session::create(tree_model(), tree_options(16, 512, 16));
+    REQUIRE_FALSE(made.has_value());
+    CHECK(made.error() == errc::invalid_argument);
+    CHECK(tandem::llama_session::create(tree_model(), tree_options(15, 512, 16)).has_value());
+  }
   CHECK(s.size() == held.size());
   CHECK(std::equal(before.begin(), before.end(), s.logits().begin(), s.logits().end()));
   check_continues_like_fresh(s, held, std::span(three).first(2));

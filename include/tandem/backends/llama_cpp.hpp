@@ -227,7 +227,8 @@ struct llama_session_options {
   ggml_abort_callback abort_callback = nullptr;
   void* abort_data = nullptr;  ///< passed to `abort_callback`; not owned
   /// Most leaves of a token tree that `llama_session::score_tree` scores in one
-  /// llama_decode (each leaf path gets a llama.cpp sequence id of its own), in [0, 255];
+  /// llama_decode (each leaf path gets a llama.cpp sequence id of its own), in [0, 255]
+  /// and below `batch_size`;
   /// a tree with more leaves, or any tree when 0 (the default), is scored path by path
   /// (one decode per node). With leaves, the context has n_seq_max = 1 + tree_leaves and
   /// a unified KV cache. Cost (measured on this llama.cpp version, CPU): the KV cache
@@ -304,12 +305,15 @@ class llama_session {
  public:
   /// Creates a context over `model`.
   /// Errors: invalid_argument (batch_size 0, negative thread counts, flash_attention
-  /// outside [-1, 1], tree_leaves over 255, a vocab-only or empty model), out_of_memory
+  /// outside [-1, 1], tree_leaves over 255 or not below batch_size (llama.cpp reserves a
+  /// logits row per sequence and aborts when they pass the batch's), a vocab-only or empty
+  /// model), out_of_memory
   /// (llama.cpp could not create the context, usually the KV cache or compute buffers).
   [[nodiscard]] static result<llama_session> create(const llama_model_handle& model,
                                                     const llama_session_options& options = {}) {
     if (model.get() == nullptr || model.vocab_only()) return errc::invalid_argument;
-    if (!detail::llama_options_valid(options) || options.tree_leaves > 255)
+    if (!detail::llama_options_valid(options) || options.tree_leaves > 255 ||
+        options.tree_leaves >= options.batch_size)
       return errc::invalid_argument;
     const llama_context_params p =
         detail::llama_context_params_of(options, 1 + options.tree_leaves);
