@@ -22,6 +22,7 @@
 #include <ggml.h>
 #include <gguf.h>
 
+#include "tandem/core/detail/json.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/rng.hpp"
@@ -85,19 +86,6 @@ struct tiny_llama_config {
 };
 
 namespace detail {
-
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 inline std::string byte_piece(unsigned b) {
   constexpr char hex[] = "0123456789ABCDEF";
@@ -335,7 +323,7 @@ inline bool read_file(const char* path, std::string& data, errc& err) {
   for (unsigned b = 0; b < 256; ++b)
     v.entries.push_back({detail::byte_piece(b), 0.0f, token_type::byte});
   std::string space;
-  detail::append_utf8(space, 0x2581);
+  tandem::detail::json::append_utf8(space, 0x2581);
   float score = -1.0f;
   constexpr const char* words[] = {
       "the",  "and",  "of",      "to",    "that",     "in",     "he",   "shall", "unto",   "for",

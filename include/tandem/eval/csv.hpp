@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/ascii.hpp"
 #include "tandem/core/detail/bytes.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
@@ -185,16 +186,6 @@ inline std::string_view trim_ascii(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-inline bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 }  // namespace detail
 

@@ -42,6 +42,7 @@
 #endif
 
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/ascii.hpp"
 
 namespace tandem::inline v0::detail::http {
 
@@ -145,18 +146,6 @@ enum class failure : std::uint8_t {
   return "unknown failure";
 }
 
-/// ASCII case-insensitive equality (header names, tokens).
-[[nodiscard]] constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 /// `s` without leading and trailing spaces and tabs.
 [[nodiscard]] constexpr std::string_view trim_ows(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -229,7 +218,7 @@ struct response_head {
           c == '@' || c == '[' || c == '\\' || c == ']' || c == '{' || c == '}')
         return failure::bad_header;
     const std::string_view value = trim_ows(line.substr(colon + 1));
-    if (iequals(name, "content-length")) {
+    if (iequals_ascii(name, "content-length")) {
       if (value.empty() || value.size() > 18) return failure::bad_content_length;
       std::uint64_t n = 0;
       for (char c : value) {
@@ -238,7 +227,7 @@ struct response_head {
       }
       if (out.content_length && *out.content_length != n) return failure::bad_content_length;
       out.content_length = n;
-    } else if (iequals(name, "transfer-encoding")) {
+    } else if (iequals_ascii(name, "transfer-encoding")) {
       // A list of codings, repeated fields joining into one list (RFC 9110, 5.3); only
       // "identity" (ignored) and a final "chunked" are understood.
       std::string_view rest = value;
@@ -249,16 +238,16 @@ struct response_head {
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
         if (coding.empty()) continue;
         if (out.chunked) return failure::unsupported_coding;  // a coding after chunked
-        if (iequals(coding, "chunked"))
+        if (iequals_ascii(coding, "chunked"))
           out.chunked = true;
-        else if (!iequals(coding, "identity"))
+        else if (!iequals_ascii(coding, "identity"))
           return failure::unsupported_coding;
       }
-    } else if (iequals(name, "content-encoding")) {
-      identity_content = value.empty() || iequals(value, "identity");
-    } else if (iequals(name, "retry-after")) {
+    } else if (iequals_ascii(name, "content-encoding")) {
+      identity_content = value.empty() || iequals_ascii(value, "identity");
+    } else if (iequals_ascii(name, "retry-after")) {
       out.retry_after.assign(value);
-    } else if (iequals(name, "location")) {
+    } else if (iequals_ascii(name, "location")) {
       out.location.assign(value);
     }
   }
