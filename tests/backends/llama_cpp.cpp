@@ -574,13 +574,26 @@ TEST_CASE("gguf_writer: a text vocabulary gives types, special ids and byte toke
         errc::corrupt_file);
 }
 
+namespace {
+// Both KV layouts of llama_multi_session, for GENERATE: every multi-sequence test runs in each.
+tandem::kv_layout any_layout() {
+  return GENERATE(tandem::kv_layout::per_sequence, tandem::kv_layout::unified);
+}
+const char* layout_name(tandem::kv_layout l) {
+  return l == tandem::kv_layout::unified ? "unified" : "per_sequence";
+}
+}  // namespace
+
 TEST_CASE("llama_cpp: a multi-sequence session passes the multi-sequence conformance suite",
           "[backends][llama_cpp][multi_sequence]") {
-  // One thread. Each sequence is compared with a lone llama_session fed the same tokens
-  // in other chunks. Several sequences in one unified cache change llama.cpp's attention
-  // kernels and masks, so the rounding differs more than between one session's batched
-  // and single-token passes: up to about 2e-3 at 16 tokens of context on this model; the
-  // tolerance is 5e-3 * (1 + |x|). Fork and "unchanged" comparisons are exact.
+  // One thread, in both KV layouts. Each sequence is compared with a lone llama_session
+  // fed the same tokens in other chunks. Several sequences in one context change
+  // llama.cpp's attention kernels and masks, so the rounding differs more than between
+  // one session's batched and single-token passes: up to about 2e-3 at 16 tokens of
+  // context on this model; the tolerance is 5e-3 * (1 + |x|). Fork and "unchanged"
+  // comparisons are exact.
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(layout_name(layout));
   tandem::multi_sequence_conformance_options opts;
   opts.tolerance = {5e-3f, 5e-3f};
   opts.steps = 60;
@@ -588,7 +601,9 @@ TEST_CASE("llama_cpp: a multi-sequence session passes the multi-sequence conform
   for (std::uint32_t batch : {512u, 4u}) {
     CAPTURE(batch);
     const tandem::llama_multi_session_options mo{
-        .session = {.context_size = 256, .batch_size = batch, .threads = 1}, .max_sequences = 4};
+        .session = {.context_size = 256, .batch_size = batch, .threads = 1},
+        .max_sequences = 4,
+        .layout = layout};
     TANDEM_CHECK_CONFORMANCE(tandem::check_multi_sequence_model(
         [&] { return tandem::llama_multi_session::create(tiny_model(), mo); },
         [] {
@@ -600,21 +615,37 @@ TEST_CASE("llama_cpp: a multi-sequence session passes the multi-sequence conform
 
 TEST_CASE("llama_cpp: a forked sequence equals a recomputed one and closing one leaves the other",
           "[backends][llama_cpp][multi_sequence]") {
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(layout_name(layout));
   auto ms = tandem::llama_multi_session::create(
-      tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 3});
+      tiny_model(),
+      {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4, .layout = layout});
   REQUIRE(ms);
+  CHECK(ms->layout() == layout);
   const tandem::seq_id a = *ms->open();
   const tandem::seq_tokens first{a, prompt};
   REQUIRE(ms->append(std::span(&first, 1)) == errc::ok);
   const tandem::seq_id f = *ms->fork(a);
   CHECK(ms->size(f) == prompt.size());
+  // Before any decode (per_sequence: the stream copies are still pending): a fork of the
+  // fork, rewound by 3, and the parent rewound by 2. Each must hold its own tokens after
+  // the next decode.
+  const tandem::seq_id g = *ms->fork(f);
+  REQUIRE(ms->rewind(g, 3) == errc::ok);
+  REQUIRE(ms->rewind(a, 2) == errc::ok);
   const std::vector<token_id> tail = {400, 401};
-  const tandem::seq_tokens both[2] = {{f, tail}, {a, std::span(tail).first(1)}};
-  REQUIRE(ms->append(both) == errc::ok);
-  auto lone = make_session({.context_size = 256, .threads = 1});
-  REQUIRE(lone.append(prompt) == errc::ok);
-  REQUIRE(lone.append(tail) == errc::ok);
-  CHECK(max_abs_diff(copy(ms->logits(f)), lone.logits()) < 1e-3f);
+  const tandem::seq_tokens all[3] = {{g, tail}, {f, tail}, {a, std::span(tail).first(1)}};
+  REQUIRE(ms->append(all) == errc::ok);
+  const auto lone_logits = [&](std::size_t keep, std::span<const token_id> more) {
+    auto lone = make_session({.context_size = 256, .threads = 1});
+    REQUIRE(lone.append(std::span(prompt).first(keep)) == errc::ok);
+    REQUIRE(lone.append(more) == errc::ok);
+    return copy(lone.logits());
+  };
+  CHECK(max_abs_diff(copy(ms->logits(f)), lone_logits(prompt.size(), tail)) < 1e-3f);
+  CHECK(max_abs_diff(copy(ms->logits(g)), lone_logits(prompt.size() - 3, tail)) < 1e-3f);
+  CHECK(max_abs_diff(copy(ms->logits(a)),
+                     lone_logits(prompt.size() - 2, std::span(tail).first(1))) < 1e-3f);
   const auto before = copy(ms->logits(f));
   REQUIRE(ms->close(a) == errc::ok);
   CHECK(max_abs_diff(before, ms->logits(f)) == 0.0f);
@@ -628,8 +659,11 @@ TEST_CASE("llama_cpp: a multi-sequence score longer than its logits rows equals 
           "[backends][llama_cpp][multi_sequence]") {
   // Two sequences reserve two logits rows per llama_decode (n_outputs_max), so a score of
   // the whole prompt runs in chunks of two tokens; every row still equals a lone session's.
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(layout_name(layout));
   auto ms = tandem::llama_multi_session::create(
-      tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 2});
+      tiny_model(),
+      {.session = {.context_size = 256, .threads = 1}, .max_sequences = 2, .layout = layout});
   REQUIRE(ms);
   const tandem::seq_id a = *ms->open();
   const std::size_t v = ms->vocab_size();
@@ -642,13 +676,96 @@ TEST_CASE("llama_cpp: a multi-sequence score longer than its logits rows equals 
   CHECK(max_abs_diff(copy(ms->logits(a)), lone.logits()) < 1e-3f);
 }
 
+TEST_CASE(
+    "llama_cpp: a batched score with entries out of sequence order returns rows in entry order",
+    "[backends][llama_cpp][multi_sequence]") {
+  // The session feeds llama.cpp its tokens in sequence-id order (per_sequence streams need
+  // it); the rows must still come back in the caller's entry order, and a prompt chunk of
+  // one sequence beside one-token entries of others must decode as lone sessions do.
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(layout_name(layout));
+  auto ms = tandem::llama_multi_session::create(tiny_model(),
+                                                {.session = {.context_size = 256, .threads = 1},
+                                                 .max_sequences = 3,
+                                                 .max_outputs = 8,
+                                                 .layout = layout});
+  REQUIRE(ms);
+  const tandem::seq_id s0 = *ms->open(), s1 = *ms->open(), s2 = *ms->open();
+  const std::span<const token_id> p(prompt);
+  const tandem::seq_tokens warm[3] = {{s0, p.first(2)}, {s1, p.first(3)}, {s2, p.first(4)}};
+  REQUIRE(ms->append(warm) == errc::ok);
+  // Entries s2 (5 tokens, 3 scored), s0 (1 token, 1 scored), s1 (1 token, none).
+  const std::vector<token_id> more = {11, 12, 13, 14, 15};
+  const tandem::seq_tokens batch[3] = {
+      {s2, more}, {s0, std::span(more).first(1)}, {s1, std::span(more).subspan(1, 1)}};
+  const std::size_t scored[3] = {3, 1, 0};
+  const std::size_t v = ms->vocab_size();
+  std::vector<float> rows(4 * v);
+  REQUIRE(ms->score(batch, scored, rows) == errc::ok);
+  const auto lone_rows = [&](std::size_t keep, std::span<const token_id> t) {
+    auto lone = make_session({.context_size = 256, .threads = 1});
+    REQUIRE(lone.append(p.first(keep)) == errc::ok);
+    std::vector<float> r(t.size() * v);
+    REQUIRE(lone.score(t, r) == errc::ok);
+    return r;
+  };
+  const auto r2 = lone_rows(4, more), r0 = lone_rows(2, std::span(more).first(1)),
+             r1 = lone_rows(3, std::span(more).subspan(1, 1));
+  const std::span<const float> got(rows);
+  CHECK(max_abs_diff(got.first(3 * v), std::span<const float>(r2).subspan(2 * v)) < 1e-3f);
+  CHECK(max_abs_diff(got.subspan(3 * v), r0) < 1e-3f);
+  CHECK(max_abs_diff(copy(ms->logits(s1)), r1) < 1e-3f);
+  CHECK(max_abs_diff(copy(ms->logits(s2)), std::span<const float>(r2).subspan(4 * v)) < 1e-3f);
+  CHECK(ms->size(s0) == 3);
+  CHECK(ms->size(s1) == 4);
+  CHECK(ms->size(s2) == 9);
+}
+
+TEST_CASE("llama_cpp: an append past a sequence's context length fails and leaves it as before",
+          "[backends][llama_cpp][multi_sequence]") {
+  // context_length() is a stream's cells (per_sequence: 64 / 2, which llama.cpp rounds
+  // up to 256) or the whole cache's (unified: 64, rounded up to 256 too); one token more
+  // gives context_overflow before anything is decoded, in both layouts.
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(layout_name(layout));
+  auto ms = tandem::llama_multi_session::create(
+      tiny_model(),
+      {.session = {.context_size = 64, .threads = 1}, .max_sequences = 2, .layout = layout});
+  REQUIRE(ms);
+  const std::size_t cells = ms->context_length();
+  CHECK(cells == 256u);
+  const tandem::seq_id a = *ms->open(), b = *ms->open();
+  std::vector<token_id> fill(cells - 1, 7);
+  const tandem::seq_tokens one{a, fill};
+  REQUIRE(ms->append(std::span(&one, 1)) == errc::ok);
+  const auto before = copy(ms->logits(a));
+  const std::vector<token_id> two = {9, 9};
+  const tandem::seq_tokens over[2] = {{b, std::span(two).first(1)}, {a, two}};
+  CHECK(ms->append(over) == errc::context_overflow);
+  CHECK(ms->last_error().code == errc::context_overflow);
+  CHECK(ms->size(a) == cells - 1);
+  CHECK(ms->size(b) == 0);
+  CHECK(max_abs_diff(before, ms->logits(a)) == 0.0f);
+  const tandem::seq_tokens last{a, std::span(two).first(1)};
+  CHECK(ms->append(std::span(&last, 1)) == errc::ok);
+  CHECK(ms->size(a) == cells);
+  // Per_sequence: the other sequence's stream is its own, so it can fill it too; unified:
+  // the shared cache is full.
+  std::vector<token_id> fill_b(cells, 8);
+  const tandem::seq_tokens other{b, fill_b};
+  CHECK(ms->append(std::span(&other, 1)) ==
+        (layout == tandem::kv_layout::unified ? errc::context_overflow : errc::ok));
+}
+
 TEST_CASE("llama_cpp: a failed batch decode leaves every sequence as before",
           "[backends][llama_cpp][multi_sequence]") {
-  // Two sequences share one cache of context_length() cells: each may hold that many
-  // tokens alone, but a batch that needs more free cells than remain fails inside
-  // llama_decode ("no KV slot"), after the per-sequence checks passed.
-  auto ms = tandem::llama_multi_session::create(
-      tiny_model(), {.session = {.context_size = 64, .threads = 1}, .max_sequences = 2});
+  // Unified layout: two sequences share one cache of context_length() cells: each may
+  // hold that many tokens alone, but a batch that needs more free cells than remain fails
+  // inside llama_decode ("no KV slot"), after the per-sequence checks passed.
+  auto ms = tandem::llama_multi_session::create(tiny_model(),
+                                                {.session = {.context_size = 64, .threads = 1},
+                                                 .max_sequences = 2,
+                                                 .layout = tandem::kv_layout::unified});
   REQUIRE(ms);
   const std::size_t cells = ms->context_length();
   const tandem::seq_id a = *ms->open(), b = *ms->open();
