@@ -1,6 +1,7 @@
-// The scheduler over llama.cpp's multi-sequence session: requests joining and leaving in
-// random orders give the greedy tokens of lone llama_sessions (with the plain and the
-// speculative scheduler), and k samples from one prefill equal lone runs.
+// The scheduler over llama.cpp's multi-sequence session, in both KV layouts: requests
+// joining and leaving in random orders give the greedy tokens of lone llama_sessions (with
+// the plain and the speculative scheduler), and k samples from one prefill equal lone runs.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <type_traits>
@@ -29,6 +30,21 @@ const tandem::llama_model_handle& tiny_model() {
   return model;
 }
 
+// Both KV layouts of llama_multi_session, for GENERATE.
+tandem::kv_layout any_layout() {
+  return GENERATE(tandem::kv_layout::per_sequence, tandem::kv_layout::unified);
+}
+
+// A multi-sequence session of `n` sequences over `model` (256 tokens of context) in `layout`.
+tandem::llama_multi_session multi(const tandem::llama_model_handle& model, std::uint32_t n,
+                                  tandem::kv_layout layout) {
+  auto m = tandem::llama_multi_session::create(
+      model,
+      {.session = {.context_size = 256, .threads = 1}, .max_sequences = n, .layout = layout});
+  REQUIRE(m);
+  return std::move(*m);
+}
+
 tandem::llama_session lone_session() {
   auto s = tandem::llama_session::create(tiny_model(), {.context_size = 256, .threads = 1});
   REQUIRE(s);
@@ -41,11 +57,11 @@ TEST_CASE("scheduler: random join, leave and cancel orders give the tokens of lo
           "[batch][scheduler][llama_cpp]") {
   // Batched logits differ from a lone session's by rounding (docs/batching.md: about 2e-3),
   // so log-probabilities are not compared bit for bit; the sampled tokens must agree.
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(static_cast<int>(layout));
   for (std::uint64_t seed = 1; seed <= 4; ++seed) {
-    auto m = tandem::llama_multi_session::create(
-        tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4});
-    REQUIRE(m);
-    tandem_test::check_scheduler_equals_lone(*m, [] { return lone_session(); },
+    auto m = multi(tiny_model(), 4, layout);
+    tandem_test::check_scheduler_equals_lone(m, [] { return lone_session(); },
                                              {.seed = seed,
                                               .requests = 8,
                                               .max_prompt = 16,
@@ -67,18 +83,15 @@ TEST_CASE(
     cfg.seed = 8;
     return tandem_test::load_tiny_gguf(dir.path(), "draft.gguf", cfg);
   }();
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(static_cast<int>(layout));
   for (std::uint64_t seed = 1; seed <= 4; ++seed) {
-    auto m = tandem::llama_multi_session::create(
-        tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4});
-    auto d = tandem::llama_multi_session::create(
-        seed % 2 == 1 ? tiny_model() : other,
-        {.session = {.context_size = 256, .threads = 1}, .max_sequences = 4});
-    REQUIRE(m);
-    REQUIRE(d);
+    auto m = multi(tiny_model(), 4, layout);
+    auto d = multi(seed % 2 == 1 ? tiny_model() : other, 4, layout);
     tandem::speculative_scheduler_options spec;
     spec.fixed_draft = seed <= 2 ? 3 : 0;
     tandem_test::check_scheduler_equals_lone_with(
-        *m, [] { return lone_session(); },
+        m, [] { return lone_session(); },
         {.seed = seed,
          .requests = 8,
          .max_prompt = 16,
@@ -89,7 +102,7 @@ TEST_CASE(
         [&](auto& model, const tandem::scheduler_options& so) {
           return tandem::speculative_scheduler<std::remove_reference_t<decltype(model)>,
                                                tandem::llama_multi_session, tandem::sampler_chain>(
-              model, *d, so, spec);
+              model, d, so, spec);
         });
   }
 }
@@ -98,17 +111,15 @@ TEST_CASE(
     "speculative scheduler: a llama.cpp draft of the same model is accepted and cuts the "
     "target passes",
     "[batch][speculative][llama_cpp]") {
-  const tandem::llama_multi_session_options mo{.session = {.context_size = 256, .threads = 1},
-                                               .max_sequences = 2};
-  auto m = tandem::llama_multi_session::create(tiny_model(), mo);
-  auto d = tandem::llama_multi_session::create(tiny_model(), mo);
-  REQUIRE(m);
-  REQUIRE(d);
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(static_cast<int>(layout));
+  auto m = multi(tiny_model(), 2, layout);
+  auto d = multi(tiny_model(), 2, layout);
   tandem::speculative_scheduler_options spec;
   spec.fixed_draft = 4;
   tandem::speculative_scheduler<tandem::llama_multi_session, tandem::llama_multi_session,
                                 tandem::greedy_sampler>
-      sch(*m, *d, {.max_requests = 2}, spec);
+      sch(m, d, {.max_requests = 2}, spec);
   const std::vector<token_id> p0 = {5, 80, 200, 12}, p1 = {7, 7, 31};
   const auto a = sch.submit({p0, {}, tandem_test::budget(20)});
   const auto b = sch.submit({p1, {}, tandem_test::budget(20)});
@@ -129,15 +140,15 @@ TEST_CASE(
 
 TEST_CASE("sample_k: k greedy samples from one llama.cpp prefill equal a lone run",
           "[batch][sample_k][llama_cpp]") {
-  auto m = tandem::llama_multi_session::create(
-      tiny_model(), {.session = {.context_size = 256, .threads = 1}, .max_sequences = 5});
-  REQUIRE(m);
+  const tandem::kv_layout layout = any_layout();
+  CAPTURE(static_cast<int>(layout));
+  auto m = multi(tiny_model(), 5, layout);
   const std::vector<token_id> prompt = {5, 80, 200, 12, 99, 4};
   tandem::generation_options o;
   o.max_tokens = 10;
   std::vector<tandem::completion> out(4);
   REQUIRE(tandem::sample_k(
-              *m, prompt, [](std::size_t) { return tandem::greedy_sampler{}; }, o,
+              m, prompt, [](std::size_t) { return tandem::greedy_sampler{}; }, o,
               std::span<tandem::completion>(out)) == errc::ok);
   auto lone = lone_session();
   tandem::greedy_sampler g;
