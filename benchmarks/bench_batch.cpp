@@ -4,19 +4,23 @@
 //
 //   bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] [--seed N]
 //               [--reps N] [--n-seq N,N,...] [--step-ratio R] [--requests N] [--cases LIST]
+//               [--kv per_sequence|unified]
 //
+// --kv: the KV layout of the llama_multi_session in generate/N, poisson and shared_prefix
+// (default per_sequence, llama_multi_session's default), and the matching llama.cpp flag
+// (-kvu for unified only); every JSON line carries it as "kv".
 // a. "generate/N", N = 1, 2, 4, 8, 16, 32 (--n-seq): N requests of 32 prompt tokens, 64
 //    generated, greedy, through the scheduler over one llama_multi_session; "tandem_tps"
 //    counts the tokens generated after the prefill step over those steps' time, the figure
-//    llama-batched-bench reports as S_TG ("llamacpp_tps": DIR/llama-batched-bench -npl N
-//    repeated --reps times in one process, -kvu -fa off, same context, batch, threads and
-//    n_seq_max), and "separate_tps" the same for N llama_sessions stepped round-robin
-//    (greedy, one token each per round; each session sized for one sequence). Per N the
-//    three run one after the other, tandem's and the separate sessions' --reps runs in
-//    turn over contexts made once (after one warm-up run each, as llama-batched-bench
-//    warms up), and each figure is the median of its runs, so a loaded machine weighs on
-//    all alike; "llamacpp_over_separate" is llama.cpp's own factor, "model_share" the share
-//    of tandem's step time spent in the model's appends.
+//    llama-batched-bench reports as S_TG ("llamacpp_tps": DIR/llama-batched-bench -npl N,
+//    -fa off, -kvu when --kv unified, same context, batch, threads and n_seq_max), and
+//    "separate_tps" the same for N llama_sessions stepped round-robin (greedy, one token
+//    each per round; each session sized for one sequence). Per N the three take turns
+//    --reps times (one llama-batched-bench process, which warms up, then one tandem run
+//    and one separate run over contexts made once and warmed by one uncounted run each),
+//    and each figure is the median of its runs, so a loaded machine weighs on all alike;
+//    "llamacpp_over_separate" is llama.cpp's own factor, "model_share" the share of
+//    tandem's step time spent in the model's appends.
 // b. "poisson": a seeded Poisson stream of requests (prompts 16-512 tokens, outputs 16-128)
 //    through the scheduler with a batch-token cap that chunks long prompts, and a prefill
 //    policy (--step-ratio R, default 1.75; <= 1: none) that sets max_prefill_tokens before
@@ -29,7 +33,8 @@
 // c. "shared_prefix": 16 requests over a common 256-token system prompt, without and with
 //    the scheduler's shared prefix (add_prefix, timed as part of the run): prompt tokens
 //    computed and time to first token.
-// d. "memory": 16 sequences in one context (sized for 16 x 96 tokens, llama_multi_session's
+// d. "memory": 16 sequences in one context (unified KV whatever --kv says: the layout for
+//    memory, where forks share cells; sized for 16 x 96 tokens, llama_multi_session's
 //    default batch size) against 16 contexts (sized for 96 each), each filled with 96
 //    tokens, before the other cases; "memory/shared_prompt": 16 sequences over a common
 //    256-token prompt, held once and forked in the one context, copied into each separate
@@ -83,6 +88,7 @@ struct options {
   std::string cases = "memory,generate,poisson,shared_prefix";
   double step_ratio = 1.75;  // poisson's prefill policy; <= 1: max_batch_tokens only
   std::size_t requests = 0;  // poisson's requests; 0: 64 (--quick: 6)
+  tandem::kv_layout kv = tandem::kv_layout::per_sequence;  // --kv
   clock_type::time_point start = clock_type::now();
   bool runs(const char* name) const {
     const std::string n(name);
@@ -94,6 +100,12 @@ struct options {
     return false;
   }
 };
+
+const char* kv_name(tandem::kv_layout l) {
+  return l == tandem::kv_layout::unified ? "unified" : "per_sequence";
+}
+// llama.cpp tools' flag for the layout: -kvu for unified, nothing for one stream per sequence.
+const char* kv_flag(tandem::kv_layout l) { return l == tandem::kv_layout::unified ? " -kvu" : ""; }
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -188,32 +200,27 @@ struct gen_sizes {
 // The median of `v` (-1 when empty).
 double median(std::vector<double> v) { return v.empty() ? -1.0 : percentile(std::move(v), 0.5); }
 
-// llama-batched-bench's S_TG for n sequences: `reps` runs in one process (one context with
-// n_seq_max = n, as tandem's, warmed up by the tool and reused), the median of those that
-// reported; -1 when none did.
+// llama-batched-bench's S_TG for n sequences: one run in a process of its own (one context
+// with n_seq_max = n and the layout of --kv, as tandem's, warmed up by the tool); -1 when
+// it reported nothing.
 double llamacpp_batched(const options& o, const gen_sizes& z, std::size_t n) {
-  // A last run of one sequence follows the wanted ones: llama.cpp's logger prints from a
-  // worker thread that may drop the last lines at exit on a loaded machine, and the
-  // results are logged lines.
-  std::string npl;
-  for (std::size_t r = 0; r < o.reps; ++r) npl += std::to_string(n) + ",";
-  npl += "1";
+  // A run of one sequence follows the wanted one: llama.cpp's logger prints from a worker
+  // thread that may drop the last lines at exit on a loaded machine, and the results are
+  // logged lines.
   char cmd[4096];
   std::snprintf(cmd, sizeof cmd,
-                "%s/llama-batched-bench -m %s -c %zu -b %zu -ub %zu -npp %zu -ntg %zu -npl %s "
-                "-t %d -kvu -fa off --output-format jsonl",
+                "%s/llama-batched-bench -m %s -c %zu -b %zu -ub %zu -npp %zu -ntg %zu -npl %zu,1 "
+                "-t %d%s -fa off --output-format jsonl",
                 o.llama_bin.c_str(), o.model.c_str(), z.ctx(), z.batch(), z.batch(), z.prompt,
-                z.gen, npl.c_str(), o.threads);
-  std::vector<double> tps;
+                z.gen, n, o.threads, kv_flag(o.kv));
   // Two retries of a run that reported nothing (a transient failure on a busy machine).
-  for (int attempt = 0; attempt < 3 && tps.empty(); ++attempt) {
-    std::size_t seen = 0;  // with n == 1 the last line is the extra run's
+  for (int attempt = 0; attempt < 3; ++attempt)
     for (const std::string& l : run_lines(cmd)) {
+      // With n == 1 the first line is the wanted run's, the second the extra one's.
       const double pl = json_number(l, "pl"), s = json_number(l, "speed_tg");
-      if (pl == static_cast<double>(n) && s > 0 && seen++ < o.reps) tps.push_back(s);
+      if (pl == static_cast<double>(n) && s > 0) return s;
     }
-  }
-  return median(tps);
+  return -1.0;
 }
 
 // n requests through the scheduler over one llama_multi_session (context and batch as
@@ -232,6 +239,7 @@ struct tandem_generator {
     tandem::llama_multi_session_options mo;
     mo.session = session_options(o, z.ctx(), z.batch());
     mo.max_sequences = static_cast<std::uint32_t>(n);
+    mo.layout = o.kv;
     auto m = tandem::llama_multi_session::create(model, mo);
     if (!m) return;
     ms.emplace(std::move(*m));
@@ -324,32 +332,32 @@ void case_generate(const options& o, const tandem::llama_model_handle& model) {
   std::fprintf(stderr, "%-14s %10s %12s %10s %12s %10s %10s %10s\n", "case", "tandem t/s",
                "llama.cpp t/s", "ratio", "separate t/s", "ratio", "llama/sep", "model");
   for (const std::size_t n : z.n_seq) {
-    // Per N, one after the other so a loaded machine weighs on all three alike:
-    // llama-batched-bench's runs, then tandem's and the separate sessions' runs in turn.
-    progress(o, "generate: llama-batched-bench, n_seq", n);
-    const double l = llamacpp_batched(o, z, n);
-    progress(o, "generate: tandem and separate sessions, n_seq", n);
+    // Per N, the three take turns --reps times, so a loaded machine weighs on all alike:
+    // one llama-batched-bench process, one tandem run, one run of the separate sessions.
+    progress(o, "generate: llama-batched-bench, tandem and separate sessions, n_seq", n);
     tandem_generator tg(o, model, z, n);
     separate_generator sg(o, model, z, n);
-    std::vector<double> tr, sr, share;
+    std::vector<double> lr, tr, sr, share;
     (void)tg.run();  // warm-up runs, not counted (llama-batched-bench warms up too)
     (void)sg.run();
     for (std::size_t r = 0; r < o.reps; ++r) {
+      if (const double x = llamacpp_batched(o, z, n); x > 0) lr.push_back(x);
       tr.push_back(tg.run());
       share.push_back(tg.model_share);
       sr.push_back(sg.run());
     }
-    const double t = median(tr), s = median(sr), model_share = median(share);
+    const double l = median(lr), t = median(tr), s = median(sr), model_share = median(share);
     const double over_l = l > 0 && t > 0 ? t / l : 0.0, over_s = s > 0 && t > 0 ? t / s : 0.0,
                  l_over_s = s > 0 && l > 0 ? l / s : 0.0;
     std::printf(
         "{\"case\":\"generate/%zu\",\"n_seq\":%zu,\"prompt_tokens\":%zu,\"gen_tokens\":%zu,"
-        "\"threads\":%d,\"flash_attn\":\"off\",\"ctx\":%zu,\"batch\":%zu,\"reps\":%zu,"
+        "\"threads\":%d,\"flash_attn\":\"off\",\"kv\":\"%s\",\"ctx\":%zu,\"batch\":%zu,\"reps\":%"
+        "zu,"
         "\"tandem_tps\":%.2f,\"llamacpp_tps\":%.2f,\"tandem_over_llamacpp\":%.3f,"
         "\"separate_tps\":%.2f,\"over_separate\":%.3f,\"llamacpp_over_separate\":%.3f,"
         "\"model_share\":%.4f}\n",
-        n, n, z.prompt, z.gen, o.threads, z.ctx(), z.batch(), o.reps, t, l, over_l, s, over_s,
-        l_over_s, model_share);
+        n, n, z.prompt, z.gen, o.threads, kv_name(o.kv), z.ctx(), z.batch(), o.reps, t, l, over_l,
+        s, over_s, l_over_s, model_share);
     std::fflush(stdout);
     std::fprintf(stderr, "generate/%-5zu %10.1f %12.1f %9.2fx %12.1f %9.2fx %9.2fx %10.4f\n", n, t,
                  l, over_l, s, over_s, l_over_s, model_share);
@@ -391,10 +399,10 @@ parallel_result llamacpp_parallel(const options& o, std::size_t n_parallel, std:
                                   std::size_t n_predict) {
   char cmd[4096];
   std::snprintf(cmd, sizeof cmd,
-                "%s/llama-parallel -m %s -c %zu -np %zu -ns %zu -n %zu -t %d -kvu -fa off "
+                "%s/llama-parallel -m %s -c %zu -np %zu -ns %zu -n %zu -t %d%s -fa off "
                 "-s %llu --temp 0",
                 o.llama_bin.c_str(), o.model.c_str(), n_parallel * 2048, n_parallel, n_req,
-                n_predict, o.threads, static_cast<unsigned long long>(o.seed));
+                n_predict, o.threads, kv_flag(o.kv), static_cast<unsigned long long>(o.seed));
   parallel_result r;
   const auto t0 = clock_type::now();
   for (const std::string& l : run_lines(cmd, true)) {
@@ -466,6 +474,7 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
   tandem::llama_multi_session_options mo;
   mo.session = session_options(o, n_seq * (p_max + g_max), cap);
   mo.max_sequences = static_cast<std::uint32_t>(n_seq);
+  mo.layout = o.kv;
   auto ms = tandem::llama_multi_session::create(model, mo);
   if (!ms) {
     std::printf("{\"case\":\"poisson\",\"skipped\":\"llama_multi_session::create failed\"}\n");
@@ -571,6 +580,7 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       "\"rate_per_s\":%.2f,"
       "\"prompt_tokens\":[%zu,%zu],\"gen_tokens\":[%zu,%zu],\"long_prompts\":%zu,"
       "\"max_sequences\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
+      "\"kv\":\"%s\","
       "\"prefill_policy\":\"%s\",\"step_ratio\":%.2f,\"decode_token_ms\":%.3f,"
       "\"prefill_token_ms\":%.3f,\"prefill_over_decode_token_cost\":%.3f,\"pure_steps\":%zu,"
       "\"mixed_steps\":%zu,\"mixed_over_pure_median\":%.3f,\"mixed_over_pure_p95\":%.3f,"
@@ -582,12 +592,12 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       "\"llamaparallel_gen_tps\":%.2f,\"llamaparallel_total_tps\":%.2f,"
       "\"llamaparallel_prompt_tokens\":%.0f,\"llamaparallel_gen_tokens\":%.0f,"
       "\"llamaparallel_wall_s\":%.3f,\"llamaparallel_differs\":\"llama-parallel -np %zu -ns %zu "
-      "-n %zu -kvu --temp 0: its own built-in prompts after a shared system prompt, all requests "
+      "-n %zu%s --temp 0: its own built-in prompts after a shared system prompt, all requests "
       "queued at once (no Poisson arrivals), up to %zu tokens each or end of sequence, "
       "its own batch size and no cap on prompt tokens per step; wall time includes model "
       "load\"}\n",
       static_cast<unsigned long long>(o.seed), n_req, done, truncated ? "true" : "false", rate,
-      p_min, p_max, g_min, g_max, n_long, n_seq, cap, o.threads,
+      p_min, p_max, g_min, g_max, n_long, n_seq, cap, o.threads, kv_name(o.kv),
       o.step_ratio > 1.0 ? "max_prefill_tokens from measured step costs" : "max_batch_tokens only",
       o.step_ratio, 1e3 * gov.per_decode, 1e3 * gov.per_prefill,
       gov.per_decode > 0 ? gov.per_prefill / gov.per_decode : 0.0, pure_steps, mixed_steps,
@@ -597,7 +607,7 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       tbt_p95 <= 2 * tbt_med ? "true" : "false",
       !gaps_prefill.empty() && tbt_p95_pf <= 2 * tbt_med ? "true" : "false",
       sch.stats().prefill_tokens, lp.gen_tps, lp.total_tps, lp.prompt_tokens, lp.gen_tokens,
-      lp.wall, n_seq, n_req, g_max, g_max);
+      lp.wall, n_seq, n_req, g_max, kv_flag(o.kv), g_max);
   std::fflush(stdout);
   std::fprintf(stderr,
                "poisson        %zu requests, %.1f t/s, ttft mean %.1f ms p95 %.1f ms, tbt median "
@@ -626,6 +636,7 @@ prefix_run run_prefix(const options& o, const tandem::llama_model_handle& model,
   tandem::llama_multi_session_options mo;
   mo.session = session_options(o, (n + 1) * (prompts[0].size() + gen), cap);
   mo.max_sequences = static_cast<std::uint32_t>(n + 1);
+  mo.layout = o.kv;
   auto ms = tandem::llama_multi_session::create(model, mo);
   if (!ms) return r;
   batch_scheduler sch(*ms, {.max_requests = n, .max_batch_tokens = cap, .max_prefixes = 1});
@@ -678,11 +689,12 @@ void case_shared_prefix(const options& o, const tandem::llama_model_handle& mode
   std::printf(
       "{\"case\":\"shared_prefix\",\"requests\":%zu,\"system_tokens\":%zu,\"own_tokens\":%zu,"
       "\"gen_tokens\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
+      "\"kv\":\"%s\","
       "\"unshared_prefill_tokens\":%zu,\"shared_prefill_tokens\":%zu,\"prefill_ratio\":%.4f,"
       "\"prefill_ratio_le_1_8\":%s,\"unshared_ttft_mean_ms\":%.2f,\"unshared_ttft_max_ms\":%.2f,"
       "\"shared_ttft_mean_ms\":%.2f,\"shared_ttft_max_ms\":%.2f,\"unshared_wall_s\":%.3f,"
       "\"shared_wall_s\":%.3f}\n",
-      n, sys, own, gen, cap, o.threads, u.computed, s.computed, ratio,
+      n, sys, own, gen, cap, o.threads, kv_name(o.kv), u.computed, s.computed, ratio,
       ratio <= 0.125 ? "true" : "false", 1e3 * u.ttft_mean, 1e3 * u.ttft_max, 1e3 * s.ttft_mean,
       1e3 * s.ttft_max, u.wall, s.wall);
   std::fflush(stdout);
@@ -754,6 +766,9 @@ memory_side one_context(const options& o, const tandem::llama_model_handle& mode
   tandem::llama_multi_session_options mo;
   mo.session = session_options(o, l.cells(), batch);
   mo.max_sequences = static_cast<std::uint32_t>(l.own.size() + (l.prefix.empty() ? 0 : 1));
+  // Unified: the layout for memory (cells as the sequences fill them, forks share the
+  // prefix's cells); one stream per sequence rounds each to 256 cells and copies forks.
+  mo.layout = tandem::kv_layout::unified;
   llama_log_set(buffer_tally::log, &m.buffers);
   auto ms = tandem::llama_multi_session::create(model, mo);
   tandem::llama_quiet_logs();
@@ -818,7 +833,8 @@ void print_memory(const char* name, const options& o, const memory_load& l, cons
   const double r = ratio_of(one.rss, many.rss),
                rb = ratio_of(one.buffers.total(), many.buffers.total());
   std::printf(
-      "{\"case\":\"%s\",\"n_seq\":%zu,\"shared_prefix_tokens\":%zu,\"own_tokens\":%zu,"
+      "{\"case\":\"%s\",\"kv\":\"unified\",\"n_seq\":%zu,\"shared_prefix_tokens\":%zu,\"own_"
+      "tokens\":%zu,"
       "\"threads\":%d,\"flash_attn\":\"off\",\"method\":\"%s; one context: n_ctx %u, n_batch = "
       "n_ubatch %u (llama_multi_session's default, scheduler_options' default "
       "max_batch_tokens), n_outputs_max = n_seq_max, unified KV; %zu separate contexts: n_ctx "
@@ -916,6 +932,10 @@ int main(int argc, char** argv) {
       o.cases = argv[++i];
     else if (a == "--step-ratio" && v)
       o.step_ratio = std::atof(argv[++i]);
+    else if (a == "--kv" && v &&
+             (std::strcmp(v, "unified") == 0 || std::strcmp(v, "per_sequence") == 0))
+      o.kv = std::strcmp(argv[++i], "unified") == 0 ? tandem::kv_layout::unified
+                                                    : tandem::kv_layout::per_sequence;
     else if (a == "--requests" && v)
       o.requests = static_cast<std::size_t>(std::max(1, std::atoi(argv[++i])));
     else if (a == "--n-seq" && v) {
@@ -932,7 +952,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] "
                    "[--seed N] [--reps N] [--n-seq N,N,...] [--step-ratio R] [--requests N] "
-                   "[--cases memory,generate,poisson,shared_prefix]\n");
+                   "[--cases memory,generate,poisson,shared_prefix] [--kv per_sequence|unified]\n");
       return 2;
     }
   }
