@@ -124,6 +124,9 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
     // row for most of them: size the context's ubatch and rows for that, or a step splits.
     mo.session.batch_size = 512;
     mo.max_outputs = 512;
+    // Unified KV, as when this case's figures were measured: with one stream per sequence
+    // llama.cpp splits a verification of unequal draft lengths into several passes.
+    mo.layout = tandem::kv_layout::unified;
     tandem::error_info info;
     auto target = tandem::llama_multi_session::create(*tm, mo, &info);
     auto draft = tandem::llama_multi_session::create(*dm, mo, &info);

@@ -805,8 +805,12 @@ enum class kv_layout : std::uint8_t {
   /// attention over N short streams instead of over the whole shared cache: measured
   /// with llama-batched-bench on a 512x8 model (2 threads, 32 prompt and 64 generated
   /// tokens), 907 against 821 tokens/s at N = 8, 1102-1146 against 845-869 at N = 16 and
-  /// 1206 against 696 at N = 32. A fork copies the parent's whole stream (llama.cpp
-  /// copies the buffer at the next decode: memory per fork, no recompute).
+  /// 1206 against 696 at N = 32. Costs: a fork copies the parent's whole stream
+  /// (llama.cpp copies the buffer at the next decode: memory per fork, no recompute);
+  /// llama.cpp runs a batch as ubatches holding equally many tokens of each of a run of
+  /// consecutive sequence ids, so entries of unequal lengths (a prompt chunk beside
+  /// one-token decodes, per-request draft lengths in a speculative verification) take
+  /// several forward passes where the unified layout takes one.
   per_sequence,
   /// One KV buffer for all sequences (`kv_unified = true`): a sequence may grow into
   /// the whole `context_size` (all together may not), and a fork shares the parent's
