@@ -804,8 +804,8 @@ enum class kv_layout : std::uint8_t {
   /// each token attends only its own stream. A step of N one-token decodes then costs
   /// attention over N short streams instead of over the whole shared cache: measured
   /// with llama-batched-bench on a 512x8 model (2 threads, 32 prompt and 64 generated
-  /// tokens), 907 against 821 tokens/s at N = 8, 1102-1146 against 845-869 at N = 16 and
-  /// 1206 against 696 at N = 32. Costs: a fork copies the parent's whole stream
+  /// tokens), 907-914 against 821-832 tokens/s at N = 8, 1102-1146 against 845-869 at
+  /// N = 16 and 1206 against 696 at N = 32. Costs: a fork copies the parent's whole stream
   /// (llama.cpp copies the buffer at the next decode: memory per fork, no recompute);
   /// llama.cpp runs a batch as ubatches holding equally many tokens of each of a run of
   /// consecutive sequence ids, so entries of unequal lengths (a prompt chunk beside
