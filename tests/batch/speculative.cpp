@@ -406,25 +406,29 @@ namespace {
 double virtual_now = 0.0;
 double virtual_clock() noexcept { return virtual_now; }
 
-// Forwards to a mock and advances the virtual clock: a target pass by 1 + slope x tokens,
-// a draft pass by 0.05.
+// Forwards to a mock and advances the virtual clock: a pass by fixed + slope x tokens, the
+// slope growing by `growth` after each pass (as the attention over a growing context).
 struct timed_multi : mock_multi_model {
-  double fixed = 1.0, slope = 0.0;
+  double fixed = 1.0, slope = 0.0, growth = 0.0;
   using mock_multi_model::mock_multi_model;
   errc append(std::span<const tandem::seq_tokens> b) {
-    std::size_t n = 0;
-    for (const auto& e : b) n += e.tokens.size();
-    virtual_now += fixed + slope * static_cast<double>(n);
+    tick(b);
     return mock_multi_model::append(b);
   }
   errc score(std::span<const tandem::seq_tokens> b, std::span<const std::size_t> s,
              std::span<float> rows) {
-    std::size_t n = 0;
-    for (const auto& e : b) n += e.tokens.size();
-    virtual_now += fixed + slope * static_cast<double>(n);
+    tick(b);
     return mock_multi_model::score(b, s, rows);
   }
   using mock_multi_model::score;
+
+ private:
+  void tick(std::span<const tandem::seq_tokens> b) {
+    std::size_t n = 0;
+    for (const auto& e : b) n += e.tokens.size();
+    virtual_now += fixed + slope * static_cast<double>(n);
+    slope += growth;
+  }
 };
 }  // namespace
 
@@ -432,9 +436,10 @@ TEST_CASE(
     "speculative scheduler: on a virtual clock it speculates while verification is "
     "nearly free and stops when the batch makes it dear",
     "[batch][speculative]") {
-  auto drafting_share = [](std::size_t n_seq, double slope) {
+  auto drafting_share = [](std::size_t n_seq, double slope, double fixed) {
     timed_multi m({.max_sequences = n_seq});
     m.slope = slope;
+    m.fixed = fixed;
     timed_multi d({.max_sequences = n_seq});  // the same table: every draft is accepted
     d.fixed = 0.05;
     tandem::speculative_scheduler_options o;
@@ -457,11 +462,57 @@ TEST_CASE(
         static_cast<double>(drafted_steps) / static_cast<double>(steps),
         static_cast<double>(tokens_planned) / static_cast<double>(steps * n_seq));
   };
-  const auto [share1, len1] = drafting_share(1, 0.01);
+  const auto [share1, len1] = drafting_share(1, 0.01, 1.0);
   CHECK(share1 > 0.9);
   CHECK(len1 >= 4.0);
-  // Verification costs as much as a token per token: no draft can pay.
-  const auto [share16, len16] = drafting_share(16, 1.0);
+  // A pass costs its tokens and next to nothing more: no draft can pay (with a fixed
+  // cost of a pass, drafts that are always accepted would share it and pay a little).
+  const auto [share16, len16] = drafting_share(16, 1.0, 0.01);
   CHECK(share16 < 0.15);
   CHECK(len16 < 0.2);
+}
+
+TEST_CASE(
+    "speculative scheduler: when verification grows dear during a generation, it stops "
+    "drafting instead of trusting the cheap passes it measured early",
+    "[batch][speculative]") {
+  // 8 requests; the draft misses the target's token after 0, 5, 10 and 15 (acceptance
+  // about 0.75). A target pass costs 1 + slope B, the slope growing from 0.001 by 0.01
+  // per pass (as attention over a growing context): long drafts pay at first, so large
+  // passes are measured while they are cheap; from a slope of about 0.4 no draft pays (a
+  // token's expected gain, about 0.75, over its cost, the slope, is below the plain rate
+  // 8 / (1 + 8 slope)).
+  const std::size_t n_seq = 8;
+  timed_multi m({.max_sequences = n_seq});
+  m.slope = 0.001;
+  m.growth = 0.01;
+  mock_options miss;
+  for (token_id t = 0; t < 16; ++t) miss.successor.push_back((t + (t % 5 == 0 ? 2 : 1)) % 16);
+  timed_multi d({.model = miss, .max_sequences = n_seq});
+  d.fixed = 0.05;
+  tandem::speculative_scheduler_options o;
+  o.clock = virtual_clock;
+  tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
+      m, d, {.max_requests = n_seq, .max_batch_tokens = 512}, o);
+  for (std::size_t i = 0; i < n_seq; ++i)
+    REQUIRE(sch.submit({tokens{static_cast<token_id>(i), 1}, {}, budget(600)}));
+  std::size_t early = 0, longest = 0, late = 0, late_steps = 0;
+  for (int i = 0; i < 10000 && sch.active() > 0; ++i) {
+    REQUIRE(sch.step() == errc::ok);
+    const std::size_t planned = sch.speculative_stats().last_planned;
+    if (i < 20) {
+      early += planned > 0 ? 1 : 0;
+      longest = std::max(longest, planned);
+    }
+    if (m.slope > 1.0) {
+      ++late_steps;
+      late += planned > 0 ? 1 : 0;
+    }
+  }
+  CAPTURE(early, longest, late, late_steps);
+  CHECK(early >= 10);
+  CHECK(longest >= 3 * n_seq);
+  REQUIRE(late_steps >= 100);
+  // Probes only (one every 16 steps or fewer).
+  CHECK(static_cast<double>(late) <= 0.1 * static_cast<double>(late_steps));
 }
