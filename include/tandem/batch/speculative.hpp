@@ -707,7 +707,12 @@ class speculative_scheduler : public scheduler<M, S, T> {
       const double dt = now() - t0;
       spec_stats_.draft_seconds += dt;
       ++spec_stats_.draft_passes;
-      if (k > 0 || passes == 1) cost_.observe_draft(dt);
+      // d is the cost of a pass of one token per request: a first pass that also feeds
+      // tokens a draft sequence missed (after steps without drafts, as after a probe) is
+      // dearer and would keep speculation off.
+      bool single_tokens = true;
+      for (const seq_tokens& b : dbatch_) single_tokens = single_tokens && b.tokens.size() == 1;
+      if (single_tokens) cost_.observe_draft(dt);
       for (const std::uint32_t i : cand_) {
         extra& x = extra_[i];
         if (x.length <= k || x.dseq < 0) continue;
