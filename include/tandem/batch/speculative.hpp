@@ -707,12 +707,13 @@ class speculative_scheduler : public scheduler<M, S, T> {
       const double dt = now() - t0;
       spec_stats_.draft_seconds += dt;
       ++spec_stats_.draft_passes;
-      // d is the cost of a pass of one token per request: a first pass that also feeds
-      // tokens a draft sequence missed (after steps without drafts, as after a probe) is
-      // dearer and would keep speculation off.
-      bool single_tokens = true;
-      for (const seq_tokens& b : dbatch_) single_tokens = single_tokens && b.tokens.size() == 1;
-      if (single_tokens) cost_.observe_draft(dt);
+      // d is the cost of a pass of about a token per request: a first pass that catches
+      // a draft sequence up on many tokens it missed (after steps without drafts, as
+      // after a probe) is dearer and would keep speculation off. (A first pass after a
+      // draft fully accepted feeds 2 tokens: its last draft token and the bonus.)
+      bool in_step = true;
+      for (const seq_tokens& b : dbatch_) in_step = in_step && b.tokens.size() <= 2;
+      if (in_step) cost_.observe_draft(dt);
       for (const std::uint32_t i : cand_) {
         extra& x = extra_[i];
         if (x.length <= k || x.dseq < 0) continue;
