@@ -402,6 +402,26 @@ TEST_CASE("batch cost model: drafts shorten and speculation turns off as T(B) st
   CHECK(per_sequence(1.0, 16) == 0.0);
 }
 
+TEST_CASE(
+    "batch cost model: a pass size measured long ago is forgotten, and a drift moves every "
+    "size",
+    "[batch][speculative]") {
+  tandem::speculative_scheduler_options o;
+  tandem::batch_cost_model cm(o, 512);
+  cm.observe_target(64, 1.2);    // early in a generation: a large pass, cheap
+  for (int i = 0; i < 200; ++i)  // now: T(16) = 2, T(24) = 4
+    cm.observe_target(i % 2 == 0 ? 16 : 24, i % 2 == 0 ? 2.0 : 4.0);
+  CHECK(cm.target_seconds(16) == Approx(2.0).epsilon(0.02));
+  CHECK(cm.target_seconds(24) == Approx(4.0).epsilon(0.02));
+  // Guessed from the sizes in use (optimistic: half their slope), not the stale 1.2 that
+  // made every size up to 64 cost T(24).
+  CHECK(cm.target_seconds(64) > 1.5 * cm.target_seconds(24));
+  // Every pass 1% dearer, measured at 24 only: T(16), not measured, follows the level.
+  for (int i = 1; i <= 50; ++i) cm.observe_target(24, 4.0 * std::pow(1.01, i));
+  CHECK(cm.target_seconds(16) > 2.0 * 1.4);
+  CHECK(cm.target_seconds(24) == Approx(4.0 * std::pow(1.01, 50)).epsilon(0.05));
+}
+
 namespace {
 double virtual_now = 0.0;
 double virtual_clock() noexcept { return virtual_now; }

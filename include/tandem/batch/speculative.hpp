@@ -144,7 +144,7 @@ class batch_cost_model {
     }
     lw_ *= k, lx_ *= k, ly_ *= k, lxx_ *= k, lxy_ *= k;
     double t = seconds;
-    if (known(tokens)) {
+    if (known(tokens) && sum_[tokens] > 0.0) {  // (a coarse clock can measure 0)
       const double estimate = level_ * sum_[tokens] / weight_[tokens];
       t = std::min(t, stall_ratio * estimate);
       if (weight_[tokens] >= level_weight)
