@@ -450,6 +450,23 @@ struct timed_multi : mock_multi_model {
     slope += growth;
   }
 };
+
+// Runs n_seq greedy requests of `max_tokens` tokens on a speculative scheduler over `m`
+// and `d` (a virtual clock) to the end; calls each(step, planned draft tokens).
+template <class Each>
+void run_timed(timed_multi& m, timed_multi& d, std::size_t n_seq, std::size_t max_tokens,
+               Each each) {
+  tandem::speculative_scheduler_options o;
+  o.clock = virtual_clock;
+  tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
+      m, d, {.max_requests = n_seq, .max_batch_tokens = 512}, o);
+  for (std::size_t i = 0; i < n_seq; ++i)
+    REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(max_tokens)}));
+  for (int i = 0; i < 10000 && sch.active() > 0; ++i) {
+    REQUIRE(sch.step() == errc::ok);
+    each(i, sch.speculative_stats().last_planned);
+  }
+}
 }  // namespace
 
 TEST_CASE(
@@ -462,21 +479,13 @@ TEST_CASE(
     m.fixed = fixed;
     timed_multi d({.max_sequences = n_seq});  // the same table: every draft is accepted
     d.fixed = 0.05;
-    tandem::speculative_scheduler_options o;
-    o.clock = virtual_clock;
-    tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
-        m, d, {.max_requests = n_seq, .max_batch_tokens = 512}, o);
-    for (std::size_t i = 0; i < n_seq; ++i)
-      REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(200)}));
     std::size_t steps = 0, drafted_steps = 0, tokens_planned = 0;
-    for (int i = 0; i < 10000 && sch.active() > 0; ++i) {
-      REQUIRE(sch.step() == errc::ok);
-      if (i >= 10) {
-        ++steps;
-        drafted_steps += sch.speculative_stats().last_planned > 0 ? 1 : 0;
-        tokens_planned += sch.speculative_stats().last_planned;
-      }
-    }
+    run_timed(m, d, n_seq, 200, [&](int i, std::size_t planned) {
+      if (i < 10) return;
+      ++steps;
+      drafted_steps += planned > 0 ? 1 : 0;
+      tokens_planned += planned;
+    });
     REQUIRE(steps > 0);
     return std::pair<double, double>(
         static_cast<double>(drafted_steps) / static_cast<double>(steps),
@@ -510,16 +519,8 @@ TEST_CASE(
   for (token_id t = 0; t < 16; ++t) miss.successor.push_back((t + (t % 5 == 0 ? 2 : 1)) % 16);
   timed_multi d({.model = miss, .max_sequences = n_seq});
   d.fixed = 0.05;
-  tandem::speculative_scheduler_options o;
-  o.clock = virtual_clock;
-  tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
-      m, d, {.max_requests = n_seq, .max_batch_tokens = 512}, o);
-  for (std::size_t i = 0; i < n_seq; ++i)
-    REQUIRE(sch.submit({tokens{static_cast<token_id>(i), 1}, {}, budget(600)}));
   std::size_t early = 0, longest = 0, late = 0, late_steps = 0;
-  for (int i = 0; i < 10000 && sch.active() > 0; ++i) {
-    REQUIRE(sch.step() == errc::ok);
-    const std::size_t planned = sch.speculative_stats().last_planned;
+  run_timed(m, d, n_seq, 600, [&](int i, std::size_t planned) {
     if (i < 20) {
       early += planned > 0 ? 1 : 0;
       longest = std::max(longest, planned);
@@ -528,7 +529,7 @@ TEST_CASE(
       ++late_steps;
       late += planned > 0 ? 1 : 0;
     }
-  }
+  });
   CAPTURE(early, longest, late, late_steps);
   CHECK(early >= 10);
   CHECK(longest >= 3 * n_seq);
