@@ -107,7 +107,8 @@ struct draft_acceptance {
 ///   the passes around it look cheap for good). A pass counts as at most 1.5 times its
 ///   estimate (a stall), and only a size measured about twice moves the level, by at most
 ///   1.25x per pass, at a quarter of the measured ratio;
-/// - d, the draft model's cost of one batched draft pass (a decayed mean);
+/// - d, the draft model's cost of one batched draft pass (a decayed mean; the scheduler
+///   leaves out passes that catch draft sequences up on many missed tokens);
 /// - per request and draft position i, the chance a_i that draft token i is accepted when
 ///   tokens 0..i-1 were: the request's decayed counts shrunk towards the pooled counts of
 ///   every request (themselves shrunk towards prior_acceptance).
@@ -142,7 +143,7 @@ class batch_cost_model {
       sum_[b] *= k;
       weight_[b] *= k;
     }
-    lw_ *= k, lx_ *= k, ly_ *= k, lxx_ *= k, lxy_ *= k;
+    for (double* v : {&lw_, &lx_, &ly_, &lxx_, &lxy_}) *v *= k;
     double t = seconds;
     if (known(tokens) && sum_[tokens] > 0.0) {  // (a coarse clock can measure 0)
       const double estimate = level_ * sum_[tokens] / weight_[tokens];
