@@ -519,7 +519,7 @@ TEST_CASE(
   for (token_id t = 0; t < 16; ++t) miss.successor.push_back((t + (t % 5 == 0 ? 2 : 1)) % 16);
   timed_multi d({.model = miss, .max_sequences = n_seq});
   d.fixed = 0.05;
-  std::size_t early = 0, longest = 0, late = 0, late_steps = 0;
+  std::size_t early = 0, longest = 0, late = 0, late_steps = 0, late_probes = 0;
   run_timed(m, d, n_seq, 600, [&](int i, std::size_t planned) {
     if (i < 20) {
       early += planned > 0 ? 1 : 0;
@@ -528,12 +528,15 @@ TEST_CASE(
     if (m.slope > 1.0) {
       ++late_steps;
       late += planned > 0 ? 1 : 0;
+      late_probes += planned == 2 ? 1 : 0;
     }
   });
-  CAPTURE(early, longest, late, late_steps);
+  CAPTURE(early, longest, late, late_steps, late_probes);
   CHECK(early >= 10);
   CHECK(longest >= 3 * n_seq);
   REQUIRE(late_steps >= 100);
-  // Probes only (one every 16 steps or fewer).
+  // Probes (one every 16 steps or fewer, each a draft token for 2 of the 8 requests) and
+  // the odd step they lead to.
   CHECK(static_cast<double>(late) <= 0.1 * static_cast<double>(late_steps));
+  CHECK(late_probes > 0);
 }

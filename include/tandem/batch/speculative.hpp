@@ -57,9 +57,11 @@ struct speculative_scheduler_options {
   /// Speculate only when the predicted tokens per second beat plain decoding by this
   /// factor (a margin for the estimates' noise).
   double min_gain = 1.02;
-  /// While speculation is off, every running request drafts one token after this many
-  /// steps (a probe, so the estimates can recover); each probe after which it stays off
-  /// doubles the wait, up to max_probe_interval.
+  /// While speculation is off, a quarter of the requests that may draft (at least one,
+  /// taking turns) draft one token each after this many steps (a probe, so the estimates
+  /// can recover, at a quarter of the price of a draft token for every request: at a batch
+  /// where verification is dear, each probe costs about a step); each probe after which
+  /// it stays off doubles the wait, up to max_probe_interval.
   std::size_t probe_interval = 16;
   std::size_t max_probe_interval = 512;  ///< the longest wait between probes
   /// Not 0: every request that may draft drafts this many tokens (at most max_draft and its
@@ -630,11 +632,14 @@ class speculative_scheduler : public scheduler<M, S, T> {
                                    std::span<const std::size_t>(caps_.data(), n), extra_tokens,
                                    std::span<std::size_t>(lengths_.data(), n));
     if (total == 0 && cost_.measured()) {
-      if (++off_steps_ >= probe_wait_) {  // a probe: one draft token each
+      if (++off_steps_ >= probe_wait_) {  // a probe: one draft token for a quarter
         off_steps_ = 0;
         probe_wait_ = std::min(probe_wait_ * 2, spec_.max_probe_interval);
         ++spec_stats_.probes;
-        for (std::size_t r = 0; r < n && total < extra_tokens; ++r) lengths_[r] = 1, ++total;
+        const std::size_t m = std::min((n + 3) / 4, extra_tokens);
+        for (std::size_t j = 0; j < m; ++j) lengths_[(probe_from_ + j) % n] = 1;
+        probe_from_ += m;
+        total = m;
       }
     } else if (total > 0) {
       off_steps_ = 0;
@@ -908,6 +913,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
   std::vector<float> rows_, p_, resid_;
   std::size_t off_steps_ = 0;
   std::size_t probe_wait_ = 16;
+  std::size_t probe_from_ = 0;  // where the next probe's requests start (they take turns)
 };
 
 }  // namespace tandem::inline v0
