@@ -402,6 +402,25 @@ TEST_CASE("batch cost model: drafts shorten and speculation turns off as T(B) st
   CHECK(per_sequence(1.0, 16) == 0.0);
 }
 
+TEST_CASE("batch cost model: with one pass size measured, the first drafts stay short",
+          "[batch][speculative]") {
+  // 16 requests, only the plain pass of 16 tokens measured, the prior acceptance (0.6):
+  // a draft token costs half a plain token until a second size is measured, so only the
+  // first draft position pays (0.6 expected tokens for 0.5), not a free pass of 8 each.
+  tandem::speculative_scheduler_options o;
+  tandem::batch_cost_model cm(o, 512);
+  cm.observe_target(16, 1.0);
+  cm.observe_draft(0.01);
+  std::vector<tandem::draft_acceptance> acc(16);
+  std::vector<const tandem::draft_acceptance*> counts;
+  for (auto& a : acc) counts.push_back(&a);
+  std::vector<std::size_t> caps(16, 8), lengths(16);
+  const std::size_t total = cm.plan(16, 16, counts, caps, 496, lengths);
+  CHECK(total > 0);
+  CHECK(total <= 16);
+  CHECK(cm.target_seconds(32) == Approx(1.5));
+}
+
 TEST_CASE(
     "batch cost model: a pass size measured long ago is forgotten, and a drift moves every "
     "size",

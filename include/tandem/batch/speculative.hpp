@@ -99,8 +99,9 @@ struct draft_acceptance {
 ///   decayed mean per B that was measured lately, linear interpolation between such sizes;
 ///   below the smallest, the slope of a decayed least-squares line through the
 ///   measurements (proportional to B until two sizes were measured: a plain step is never
-///   taken for dearer than it is), and above the largest half that slope (flat until two
-///   sizes were measured): optimistic, so that a larger pass is tried and measured. The
+///   taken for dearer than it is), and above the largest half that slope (until two sizes
+///   were measured, half the measured size's cost per token): optimistic, so that a larger
+///   pass is tried and measured, but not free, so that the first drafts stay short. The
 ///   level follows drifts common to every size (a growing context, a busier machine), so
 ///   the plain pass measured many steps ago stays comparable with the drafting passes
 ///   measured now; every size's weight decays by `decay` per pass, and a size not
@@ -280,7 +281,8 @@ class batch_cost_model {
     dirty_ = false;
     double slope = 0.0;
     const double den = lw_ * lxx_ - lx_ * lx_;
-    if (lw_ > 0.0 && den > 1e-9 * lw_ * lxx_) slope = std::max(0.0, (lw_ * lxy_ - lx_ * ly_) / den);
+    const bool line = lw_ > 0.0 && den > 1e-9 * lw_ * lxx_;  // two sizes or more measured
+    if (line) slope = std::max(0.0, (lw_ * lxy_ - lx_ * ly_) / den);
     std::size_t prev = 0;  // last measured size (0: none yet)
     for (std::size_t b = 1; b < table_.size(); ++b) {
       if (!known(b)) continue;
@@ -298,8 +300,12 @@ class batch_cost_model {
       prev = b;
     }
     if (prev == 0) return;
+    // Above the largest size, half the line's slope; with one size measured, half of that
+    // size's cost per token (the first drafts of a batch then stay short: taken as free,
+    // every request drafted max_draft tokens, a pass several times a plain one's).
+    const double above = line ? 0.5 * slope : 0.5 * table_[prev] / static_cast<double>(prev);
     for (std::size_t j = prev + 1; j < table_.size(); ++j)
-      table_[j] = table_[prev] + 0.5 * slope * static_cast<double>(j - prev);
+      table_[j] = table_[prev] + above * static_cast<double>(j - prev);
     for (std::size_t j = 1; j < table_.size(); ++j) table_[j] = std::max(table_[j], table_[j - 1]);
   }
 
