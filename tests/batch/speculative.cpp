@@ -3,7 +3,9 @@
 // n-gram backends, fixed drafts and the cost model), sampling is exact in distribution per
 // sequence (chi-square), cancelling one request leaves the others alone, a warm step
 // allocates nothing, the batched score equals per-sequence scores, and the batch-aware
-// cost model shortens drafts and turns speculation off as the batch grows (virtual clock).
+// cost model shortens drafts and turns speculation off as the batch grows or as
+// verification grows dear during a generation (virtual clock), forgets pass sizes measured
+// long ago, follows drifts and keeps the first drafts short.
 #include "tandem/batch/speculative.hpp"
 
 #include <cmath>
