@@ -5,6 +5,10 @@
 //    microseconds, busy-waited; a draft call costs d microseconds) and a controlled
 //    acceptance rate: achieved speedup over target-only beside the prediction from the
 //    same cost model and the measured acceptance ("achieved_over_theory"), per policy.
+//    Each rep (--synthetic-tokens tokens, default 600) draws its own agreement pattern;
+//    the speedup is total CPU time over the reps, the theory pools their rounds and
+//    acceptance (few rejections make the expected tokens of long drafts overstated, see
+//    synthetic_case).
 // 2. With --pair NAME:TARGET.gguf:DRAFT.gguf (repeatable; built with llama.cpp): greedy
 //    tokens/s of target-only, tandem speculative per policy and llama.cpp's
 //    llama-speculative-simple (--llama-bin DIR) with the same models, prompt, token count
@@ -40,7 +44,8 @@
 //   bench_speculative --real-only --models ~/.cache/tandem/models/<key> --pair trained
 // Folders made before the trained target existed have no "trained" pair.
 //
-//   bench_speculative [--reps N] [--tokens N] [--synthetic-only | --real-only] [--models DIR]
+//   bench_speculative [--reps N] [--tokens N] [--synthetic-tokens N (600)]
+//                     [--synthetic-only | --real-only] [--models DIR]
 //                     [--pair NAME:TARGET:DRAFT[:DRAFT_MAX] | --pair NAME]... [--llama-bin DIR]
 //                     [--threads N] [--policies fixed,adaptive,p_min,cost_model,...]
 //                     [--draft-max N] [--p-min P] [--policy-p-min P]
@@ -133,12 +138,27 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Whether a synthetic draft agrees with the target at position n: a hash of n and `seed`
+// below `agree` (each rep draws a fresh pattern with its own seed).
+bool synthetic_agrees(std::size_t n, std::uint64_t seed, double agree) {
+  return static_cast<double>(mix(n ^ 0xabcdefULL ^ (seed * 0x9e3779b97f4a7c15ULL)) >> 11) *
+             0x1.0p-53 <
+         agree;
+}
+
 // A model whose favourite after n tokens is a hash of n; a draft flavour agrees with the
-// target's favourite at position n with probability `agree` (a hash of n again).
+// target's favourite at position n with probability `agree` (synthetic_agrees).
 class synthetic_model {
  public:
-  synthetic_model(std::size_t vocab, bool draft, double agree, double t0, double t1)
-      : vocab_(vocab), draft_(draft), agree_(agree), t0_(t0), t1_(t1), logits_(vocab, 0.0f) {
+  synthetic_model(std::size_t vocab, bool draft, double agree, double t0, double t1,
+                  std::uint64_t seed = 0)
+      : vocab_(vocab),
+        draft_(draft),
+        agree_(agree),
+        t0_(t0),
+        t1_(t1),
+        seed_(seed),
+        logits_(vocab, 0.0f) {
     ctx_.reserve(1 << 16);
   }
   std::size_t vocab_size() const noexcept { return vocab_; }
@@ -167,13 +187,13 @@ class synthetic_model {
   void fill(std::span<float> out, std::size_t n) const {
     std::fill(out.begin(), out.end(), 0.0f);
     std::size_t fav = mix(n) % vocab_;
-    if (draft_ && static_cast<double>(mix(n ^ 0xabcdefULL) >> 11) * 0x1.0p-53 >= agree_)
-      fav = (fav + 1) % vocab_;
+    if (draft_ && !synthetic_agrees(n, seed_, agree_)) fav = (fav + 1) % vocab_;
     out[fav] = 3.0f;
   }
   std::size_t vocab_;
   bool draft_;
   double agree_, t0_, t1_;
+  std::uint64_t seed_;
   std::vector<token_id> ctx_;
   std::vector<float> logits_;
 };
@@ -202,6 +222,10 @@ tandem::sampler_chain greedy_chain() {
 struct options {
   int reps = 5;
   std::size_t tokens = 200;
+  // --synthetic-tokens N: tokens per rep of the synthetic cases (parts 1 and the synthetic
+  // trees). At a = 0.9 one rep of 200 tokens holds about 17 rejections, too few for a
+  // theory whose expected tokens for long drafts, about 1 / (1 - a), move 6% per 1% of a.
+  std::size_t synthetic_tokens = 600;
   bool synthetic_only = false;
   bool real_only = false;  // --real-only: skip the synthetic part
   std::vector<std::string> pairs;
@@ -248,11 +272,17 @@ void synthetic_case(const options& o, const char* shape, const char* policy_name
   const std::size_t vocab = 64;
   const std::vector<token_id> prompt = {1, 2, 3, 4};
   tandem::generation_options g;
-  g.max_tokens = o.tokens;
+  g.max_tokens = o.synthetic_tokens;
   g.record_logprobs = false;
-  std::vector<double> base_s, spec_s, theory;
+  std::vector<double> base_s, spec_s;
   double acc = 0.0, tpr = 0.0;
   tandem::speculative_stats last_stats;  // the last rep's, for --svg
+  // Pooled over the reps (each with its own agreement pattern): draft lengths, shadow
+  // probes, accepted tokens and rejections, CPU seconds of both sides.
+  std::vector<std::size_t> lengths;
+  lengths.reserve(static_cast<std::size_t>(o.reps) * (o.synthetic_tokens + 8));
+  std::size_t shadows = 0, accepted = 0, rejections = 0;
+  double base_total = 0.0, spec_total = 0.0;
   for (int rep = 0; rep < o.reps; ++rep) {
     {
       synthetic_model target(vocab, false, 1.0, t0, t1);
@@ -263,11 +293,8 @@ void synthetic_case(const options& o, const char* shape, const char* policy_name
       base_s.push_back(cpu_now() - t);
     }
     synthetic_model target(vocab, false, 1.0, t0, t1);
-    synthetic_model draft(vocab, true, agree, d, 0.0);
+    synthetic_model draft(vocab, true, agree, d, 0.0, static_cast<std::uint64_t>(rep));
     tandem::model_drafter drafter(draft, greedy_chain());
-    std::vector<std::size_t> lengths;
-    lengths.reserve(o.tokens + 8);
-    std::size_t shadows = 0;
     tandem::speculative_decoder dec(
         target, drafter, logged<Policy>{make_policy(), &lengths, &shadows}, cpu_clock_options());
     auto s = greedy_chain();
@@ -275,24 +302,34 @@ void synthetic_case(const options& o, const char* shape, const char* policy_name
     const double t = cpu_now();
     (void)dec.generate(s, prompt, g, c);
     spec_s.push_back(cpu_now() - t);
+    base_total += base_s.back();
+    spec_total += spec_s.back();
     const auto& st = dec.stats();
-    const double a = std::min(st.acceptance_estimate(), 1.0 - 1e-9);
+    accepted += st.accepted;
+    rejections += st.rejections;
     acc = st.acceptance_rate();
     tpr = st.tokens_per_round();
     last_stats = st;
-    // Prediction from the cost model and the measured acceptance: expected tokens per
-    // unit of modelled time over the rounds actually run (g draft calls and one target
-    // pass of g + 1 tokens each, one draft call per shadow probe), against one token per
-    // t0 for target-only decoding.
-    double tok = 0.0, time = static_cast<double>(shadows) * d;
-    for (std::size_t gl : lengths) {
-      tok += (1.0 - std::pow(a, static_cast<double>(gl + 1))) / (1.0 - a);
-      time += static_cast<double>(gl) * d + t0 + t1 * static_cast<double>(gl);
-    }
-    theory.push_back(time > 0.0 ? tok * t0 / time : 1.0);
   }
-  const double speedup = median(base_s) / median(spec_s);
-  const double th = median(theory);
+  // Prediction from the cost model and the measured acceptance: expected tokens per unit
+  // of modelled time over the rounds actually run (g draft calls and one target pass of
+  // g + 1 tokens each, one draft call per shadow probe), against one token per t0 for
+  // target-only decoding. The acceptance and the rounds are pooled over the reps: with
+  // long drafts the expected tokens, about 1 / (1 - a), are so convex in a that a plug-in
+  // estimate from one rep's rejections (about 17 at a = 0.9 and 200 tokens) overstates
+  // them by about 1 / rejections on average (adaptive_draft, up to 16 tokens: 5%).
+  const double a =
+      accepted + rejections == 0
+          ? 0.0
+          : std::min(static_cast<double>(accepted) / static_cast<double>(accepted + rejections),
+                     1.0 - 1e-9);
+  double tok = 0.0, time = static_cast<double>(shadows) * d;
+  for (std::size_t gl : lengths) {
+    tok += (1.0 - std::pow(a, static_cast<double>(gl + 1))) / (1.0 - a);
+    time += static_cast<double>(gl) * d + t0 + t1 * static_cast<double>(gl);
+  }
+  const double th = time > 0.0 ? tok * t0 / time : 1.0;
+  const double speedup = spec_total > 0.0 ? base_total / spec_total : 0.0;
   std::printf(
       "{\"bench\":\"speculative\",\"case\":\"synthetic%s/a=%.2f/"
       "%s\",\"shape\":\"%s\",\"policy\":\"%s\",\"agree\":%.2f,"
@@ -300,7 +337,7 @@ void synthetic_case(const options& o, const char* shape, const char* policy_name
       "\"tokens_per_round\":%.3f,\"target_only_s\":%.6f,\"speculative_s\":%.6f,\"speedup\":%.3f,"
       "\"theory_speedup\":%.3f,\"achieved_over_theory\":%.3f}\n",
       std::strcmp(shape, "flat") == 0 ? "" : "-steep", agree, policy_name, shape, policy_name,
-      agree, t0, t1, d, o.tokens, acc, tpr, median(base_s), median(spec_s), speedup, th,
+      agree, t0, t1, d, o.synthetic_tokens, acc, tpr, median(base_s), median(spec_s), speedup, th,
       speedup / th);
   std::fprintf(stderr,
                "synthetic %-5s a=%.2f %-12s accept %.3f  speedup %6.3f  theory %6.3f  ratio %.3f\n",
@@ -824,6 +861,8 @@ int main(int argc, char** argv) {
       o.reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--tokens" && v)
       o.tokens = static_cast<std::size_t>(std::atol(argv[++i]));
+    else if (a == "--synthetic-tokens" && v)
+      o.synthetic_tokens = static_cast<std::size_t>(std::atol(argv[++i]));
     else if (a == "--synthetic-only")
       o.synthetic_only = true;
     else if (a == "--real-only")

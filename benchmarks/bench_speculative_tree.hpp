@@ -11,7 +11,8 @@
 //    kept tokens of its tree, E = 1 + sum over nodes of the product of the acceptance
 //    along the path (each node's acceptance the measured rate of its sibling rank), over
 //    the modelled time (levels d + t0 + t1 nodes), against one token per t0
-//    ("achieved_over_theory").
+//    ("achieved_over_theory"); rounds, acceptance and CPU time pooled over the reps, each
+//    with its own agreement pattern, as part 1's.
 // 2. tree_pair: "PAIR/tree": on a pair of GGUF models, greedy decode throughput (CPU time)
 //    of the tree decoder at the cost model's choice against the linear cost-model decoder
 //    ("tree_over_linear"), both beside target-only. The llama.cpp session scores a tree in
@@ -42,13 +43,14 @@ namespace {
 class synthetic_tree_model {
  public:
   synthetic_tree_model(std::size_t vocab, bool draft, bool runner_up, double agree, double t0,
-                       double t1)
+                       double t1, std::uint64_t seed = 0)
       : vocab_(vocab),
         draft_(draft),
         runner_up_(runner_up),
         agree_(agree),
         t0_(t0),
         t1_(t1),
+        seed_(seed),
         logits_(vocab, 0.0f) {
     ctx_.reserve(1 << 16);
   }
@@ -96,7 +98,7 @@ class synthetic_tree_model {
   void fill(std::span<float> out, std::size_t n) const {
     std::fill(out.begin(), out.end(), 0.0f);
     const std::size_t fav = mix(n) % vocab_;
-    if (draft_ && static_cast<double>(mix(n ^ 0xabcdefULL) >> 11) * 0x1.0p-53 >= agree_) {
+    if (draft_ && !synthetic_agrees(n, seed_, agree_)) {
       out[(fav + 1) % vocab_] = 3.0f;
       if (runner_up_) out[fav] = 2.0f;
       return;
@@ -106,6 +108,7 @@ class synthetic_tree_model {
   std::size_t vocab_;
   bool draft_, runner_up_;
   double agree_, t0_, t1_;
+  std::uint64_t seed_;
   std::vector<token_id> ctx_, tok_;
   std::vector<std::int32_t> par_;
   std::vector<std::size_t> depth_;
@@ -150,10 +153,16 @@ void synthetic_tree_case(const options& o, const char* shape, bool runner_up,
   const std::size_t vocab = 64;
   const std::vector<token_id> prompt = {1, 2, 3, 4};
   tandem::generation_options g;
-  g.max_tokens = o.tokens;
+  g.max_tokens = o.synthetic_tokens;
   g.record_logprobs = false;
-  std::vector<double> base_s, spec_s, theory;
+  std::vector<double> base_s, spec_s;
   double tpr = 0.0, mean_nodes = 0.0;
+  // Pooled over the reps (each with its own agreement pattern), as in synthetic_case:
+  // the verified trees, the acceptance per sibling rank, CPU seconds of both sides.
+  std::vector<typename tree_logged<Policy>::tree_record> trees;
+  trees.reserve(static_cast<std::size_t>(o.reps) * (o.synthetic_tokens + 8));
+  std::array<double, tandem::max_tree_children> tried{}, accepted{};
+  double base_total = 0.0, spec_total = 0.0;
   for (int rep = 0; rep < o.reps; ++rep) {
     {
       synthetic_tree_model target(vocab, false, false, 1.0, t0, t1);
@@ -164,10 +173,8 @@ void synthetic_tree_case(const options& o, const char* shape, bool runner_up,
       base_s.push_back(cpu_now() - t);
     }
     synthetic_tree_model target(vocab, false, false, 1.0, t0, t1);
-    synthetic_tree_model draft(vocab, true, runner_up, agree, d, 0.0);
-    std::vector<typename tree_logged<Policy>::tree_record> trees;
-    trees.reserve(o.tokens + 8);
-    std::array<double, tandem::max_tree_children> tried{}, accepted{};
+    synthetic_tree_model draft(vocab, true, runner_up, agree, d, 0.0,
+                               static_cast<std::uint64_t>(rep));
     tandem::tree_options to;
     to.clock = thread_cpu;
     tandem::tree_speculative_decoder dec(
@@ -177,22 +184,23 @@ void synthetic_tree_case(const options& o, const char* shape, bool runner_up,
     const double t = cpu_now();
     (void)dec.generate(s, prompt, g, c);
     spec_s.push_back(cpu_now() - t);
+    base_total += base_s.back();
+    spec_total += spec_s.back();
     tpr = dec.stats().tokens_per_round();
     mean_nodes = dec.stats().mean_tree_size();
-    // Theory: each round's E from the measured acceptance of each sibling rank, over the
-    // modelled time of the round, against one token per t0.
-    double tok = 0.0, time = 0.0;
-    std::vector<double> a;
-    for (const auto& tr : trees) {
-      a.clear();
-      for (std::uint8_t r : tr.rank) a.push_back(tried[r] > 0 ? accepted[r] / tried[r] : 0.0);
-      tok += tandem::expected_accepted_tokens(tr.parents, a);
-      time += static_cast<double>(tr.levels) * d + t0 + t1 * static_cast<double>(tr.parents.size());
-    }
-    theory.push_back(time > 0.0 ? tok * t0 / time : 1.0);
   }
-  const double speedup = median(base_s) / median(spec_s);
-  const double th = median(theory);
+  // Theory: each round's E from the measured acceptance of each sibling rank, over the
+  // modelled time of the round, against one token per t0.
+  double tok = 0.0, time = 0.0;
+  std::vector<double> a;
+  for (const auto& tr : trees) {
+    a.clear();
+    for (std::uint8_t r : tr.rank) a.push_back(tried[r] > 0 ? accepted[r] / tried[r] : 0.0);
+    tok += tandem::expected_accepted_tokens(tr.parents, a);
+    time += static_cast<double>(tr.levels) * d + t0 + t1 * static_cast<double>(tr.parents.size());
+  }
+  const double th = time > 0.0 ? tok * t0 / time : 1.0;
+  const double speedup = spec_total > 0.0 ? base_total / spec_total : 0.0;
   const char* draft_name = runner_up ? "runner-up" : "plain";
   std::printf(
       "{\"bench\":\"speculative\",\"case\":\"synthetic-tree%s/a=%.2f/%s/%s\",\"shape\":\"%s\","
@@ -201,8 +209,8 @@ void synthetic_tree_case(const options& o, const char* shape, bool runner_up,
       "\"target_only_s\":%.6f,\"speculative_s\":%.6f,\"speedup\":%.3f,\"theory_speedup\":%.3f,"
       "\"achieved_over_theory\":%.3f}\n",
       std::strcmp(shape, "flat") == 0 ? "" : "-steep", agree, policy_name, draft_name, shape,
-      policy_name, draft_name, agree, t0, t1, d, o.tokens, mean_nodes, tpr, median(base_s),
-      median(spec_s), speedup, th, speedup / th);
+      policy_name, draft_name, agree, t0, t1, d, o.synthetic_tokens, mean_nodes, tpr,
+      median(base_s), median(spec_s), speedup, th, speedup / th);
   std::fprintf(stderr,
                "synthetic-tree %-5s a=%.2f %-10s %-9s nodes %5.2f  speedup %6.3f  theory %6.3f  "
                "ratio %.3f\n",

@@ -3,7 +3,9 @@
 // n-gram backends, fixed drafts and the cost model), sampling is exact in distribution per
 // sequence (chi-square), cancelling one request leaves the others alone, a warm step
 // allocates nothing, the batched score equals per-sequence scores, and the batch-aware
-// cost model shortens drafts and turns speculation off as the batch grows (virtual clock).
+// cost model shortens drafts and turns speculation off as the batch grows or as
+// verification grows dear during a generation (virtual clock), forgets pass sizes measured
+// long ago, follows drifts and keeps the first drafts short.
 #include "tandem/batch/speculative.hpp"
 
 #include <cmath>
@@ -402,66 +404,160 @@ TEST_CASE("batch cost model: drafts shorten and speculation turns off as T(B) st
   CHECK(per_sequence(1.0, 16) == 0.0);
 }
 
+TEST_CASE("batch cost model: with one pass size measured, the first drafts stay short",
+          "[batch][speculative]") {
+  // 16 requests, only the plain pass of 16 tokens measured, the prior acceptance (0.6):
+  // a draft token costs half a plain token until a second size is measured, so only the
+  // first draft position pays (0.6 expected tokens for 0.5), not a free pass of 8 each.
+  tandem::speculative_scheduler_options o;
+  tandem::batch_cost_model cm(o, 512);
+  cm.observe_target(16, 1.0);
+  cm.observe_draft(0.01);
+  std::vector<tandem::draft_acceptance> acc(16);
+  std::vector<const tandem::draft_acceptance*> counts;
+  for (auto& a : acc) counts.push_back(&a);
+  std::vector<std::size_t> caps(16, 8), lengths(16);
+  const std::size_t total = cm.plan(16, 16, counts, caps, 496, lengths);
+  CHECK(total > 0);
+  CHECK(total <= 16);
+  CHECK(cm.target_seconds(32) == Approx(1.5));
+}
+
+TEST_CASE(
+    "batch cost model: a pass size measured long ago is forgotten, and a drift moves every "
+    "size",
+    "[batch][speculative]") {
+  tandem::speculative_scheduler_options o;
+  tandem::batch_cost_model cm(o, 512);
+  cm.observe_target(64, 1.2);    // early in a generation: a large pass, cheap
+  for (int i = 0; i < 200; ++i)  // now: T(16) = 2, T(24) = 4
+    cm.observe_target(i % 2 == 0 ? 16 : 24, i % 2 == 0 ? 2.0 : 4.0);
+  CHECK(cm.target_seconds(16) == Approx(2.0).epsilon(0.02));
+  CHECK(cm.target_seconds(24) == Approx(4.0).epsilon(0.02));
+  // Guessed from the sizes in use (optimistic: half their slope), not the stale 1.2 that
+  // made every size up to 64 cost T(24).
+  CHECK(cm.target_seconds(64) > 1.5 * cm.target_seconds(24));
+  // Every pass 1% dearer, measured at 24 only: T(16), not measured, follows the level.
+  for (int i = 1; i <= 50; ++i) cm.observe_target(24, 4.0 * std::pow(1.01, i));
+  CHECK(cm.target_seconds(16) > 2.0 * 1.4);
+  CHECK(cm.target_seconds(24) == Approx(4.0 * std::pow(1.01, 50)).epsilon(0.05));
+}
+
 namespace {
 double virtual_now = 0.0;
 double virtual_clock() noexcept { return virtual_now; }
 
-// Forwards to a mock and advances the virtual clock: a target pass by 1 + slope x tokens,
-// a draft pass by 0.05.
+// Forwards to a mock and advances the virtual clock: a pass by fixed + slope x tokens, the
+// slope growing by `growth` after each pass (as the attention over a growing context).
 struct timed_multi : mock_multi_model {
-  double fixed = 1.0, slope = 0.0;
+  double fixed = 1.0, slope = 0.0, growth = 0.0;
   using mock_multi_model::mock_multi_model;
   errc append(std::span<const tandem::seq_tokens> b) {
-    std::size_t n = 0;
-    for (const auto& e : b) n += e.tokens.size();
-    virtual_now += fixed + slope * static_cast<double>(n);
+    tick(b);
     return mock_multi_model::append(b);
   }
   errc score(std::span<const tandem::seq_tokens> b, std::span<const std::size_t> s,
              std::span<float> rows) {
-    std::size_t n = 0;
-    for (const auto& e : b) n += e.tokens.size();
-    virtual_now += fixed + slope * static_cast<double>(n);
+    tick(b);
     return mock_multi_model::score(b, s, rows);
   }
   using mock_multi_model::score;
+
+ private:
+  void tick(std::span<const tandem::seq_tokens> b) {
+    std::size_t n = 0;
+    for (const auto& e : b) n += e.tokens.size();
+    virtual_now += fixed + slope * static_cast<double>(n);
+    slope += growth;
+  }
 };
+
+// Runs n_seq greedy requests of `max_tokens` tokens on a speculative scheduler over `m`
+// and `d` (a virtual clock) to the end; calls each(step, planned draft tokens).
+template <class Each>
+void run_timed(timed_multi& m, timed_multi& d, std::size_t n_seq, std::size_t max_tokens,
+               Each each) {
+  tandem::speculative_scheduler_options o;
+  o.clock = virtual_clock;
+  tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
+      m, d, {.max_requests = n_seq, .max_batch_tokens = 512}, o);
+  for (std::size_t i = 0; i < n_seq; ++i)
+    REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(max_tokens)}));
+  for (int i = 0; i < 10000 && sch.active() > 0; ++i) {
+    REQUIRE(sch.step() == errc::ok);
+    each(i, sch.speculative_stats().last_planned);
+  }
+}
 }  // namespace
 
 TEST_CASE(
     "speculative scheduler: on a virtual clock it speculates while verification is "
     "nearly free and stops when the batch makes it dear",
     "[batch][speculative]") {
-  auto drafting_share = [](std::size_t n_seq, double slope) {
+  auto drafting_share = [](std::size_t n_seq, double slope, double fixed) {
     timed_multi m({.max_sequences = n_seq});
     m.slope = slope;
+    m.fixed = fixed;
     timed_multi d({.max_sequences = n_seq});  // the same table: every draft is accepted
     d.fixed = 0.05;
-    tandem::speculative_scheduler_options o;
-    o.clock = virtual_clock;
-    tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
-        m, d, {.max_requests = n_seq, .max_batch_tokens = 512}, o);
-    for (std::size_t i = 0; i < n_seq; ++i)
-      REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(200)}));
     std::size_t steps = 0, drafted_steps = 0, tokens_planned = 0;
-    for (int i = 0; i < 10000 && sch.active() > 0; ++i) {
-      REQUIRE(sch.step() == errc::ok);
-      if (i >= 10) {
-        ++steps;
-        drafted_steps += sch.speculative_stats().last_planned > 0 ? 1 : 0;
-        tokens_planned += sch.speculative_stats().last_planned;
-      }
-    }
+    run_timed(m, d, n_seq, 200, [&](int i, std::size_t planned) {
+      if (i < 10) return;
+      ++steps;
+      drafted_steps += planned > 0 ? 1 : 0;
+      tokens_planned += planned;
+    });
     REQUIRE(steps > 0);
     return std::pair<double, double>(
         static_cast<double>(drafted_steps) / static_cast<double>(steps),
         static_cast<double>(tokens_planned) / static_cast<double>(steps * n_seq));
   };
-  const auto [share1, len1] = drafting_share(1, 0.01);
+  const auto [share1, len1] = drafting_share(1, 0.01, 1.0);
   CHECK(share1 > 0.9);
   CHECK(len1 >= 4.0);
-  // Verification costs as much as a token per token: no draft can pay.
-  const auto [share16, len16] = drafting_share(16, 1.0);
+  // A pass costs its tokens and next to nothing more: no draft can pay (with a fixed
+  // cost of a pass, drafts that are always accepted would share it and pay a little).
+  const auto [share16, len16] = drafting_share(16, 1.0, 0.01);
   CHECK(share16 < 0.15);
   CHECK(len16 < 0.2);
+}
+
+TEST_CASE(
+    "speculative scheduler: when verification grows dear during a generation, it stops "
+    "drafting instead of trusting the cheap passes it measured early",
+    "[batch][speculative]") {
+  // 8 requests; the draft misses the target's token after 0, 5, 10 and 15 (acceptance
+  // about 0.75). A target pass costs 1 + slope B, the slope growing from 0.001 by 0.01
+  // per pass (as attention over a growing context): long drafts pay at first, so large
+  // passes are measured while they are cheap; from a slope of about 0.4 no draft pays (a
+  // token's expected gain, about 0.75, over its cost, the slope, is below the plain rate
+  // 8 / (1 + 8 slope)).
+  const std::size_t n_seq = 8;
+  timed_multi m({.max_sequences = n_seq});
+  m.slope = 0.001;
+  m.growth = 0.01;
+  mock_options miss;
+  for (token_id t = 0; t < 16; ++t) miss.successor.push_back((t + (t % 5 == 0 ? 2 : 1)) % 16);
+  timed_multi d({.model = miss, .max_sequences = n_seq});
+  d.fixed = 0.05;
+  std::size_t early = 0, longest = 0, late = 0, late_steps = 0, late_probes = 0;
+  run_timed(m, d, n_seq, 600, [&](int i, std::size_t planned) {
+    if (i < 20) {
+      early += planned > 0 ? 1 : 0;
+      longest = std::max(longest, planned);
+    }
+    if (m.slope > 1.0) {
+      ++late_steps;
+      late += planned > 0 ? 1 : 0;
+      late_probes += planned == 2 ? 1 : 0;
+    }
+  });
+  CAPTURE(early, longest, late, late_steps, late_probes);
+  CHECK(early >= 10);
+  CHECK(longest >= 3 * n_seq);
+  REQUIRE(late_steps >= 100);
+  // Probes (one every 16 steps or fewer, each a draft token for 2 of the 8 requests) and
+  // the odd step they lead to.
+  CHECK(static_cast<double>(late) <= 0.1 * static_cast<double>(late_steps));
+  CHECK(late_probes > 0);
 }

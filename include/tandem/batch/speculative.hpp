@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -56,9 +57,11 @@ struct speculative_scheduler_options {
   /// Speculate only when the predicted tokens per second beat plain decoding by this
   /// factor (a margin for the estimates' noise).
   double min_gain = 1.02;
-  /// While speculation is off, every running request drafts one token after this many
-  /// steps (a probe, so the estimates can recover); each probe after which it stays off
-  /// doubles the wait, up to max_probe_interval.
+  /// While speculation is off, a quarter of the requests that may draft (at least one,
+  /// taking turns) draft one token each after this many steps (a probe, so the estimates
+  /// can recover, at a quarter of the price of a draft token for every request: at a batch
+  /// where verification is dear, each probe costs about a step); each probe after which
+  /// it stays off doubles the wait, up to max_probe_interval.
   std::size_t probe_interval = 16;
   std::size_t max_probe_interval = 512;  ///< the longest wait between probes
   /// Not 0: every request that may draft drafts this many tokens (at most max_draft and its
@@ -91,14 +94,24 @@ struct draft_acceptance {
 };
 
 /// The batch-aware cost model of batched speculative decoding. Estimates online
-/// - T(B), the target's cost of one batched pass over B tokens: a decayed mean per B that
-///   was measured, linear interpolation between measured sizes; below the smallest, the
-///   slope of a decayed least-squares line through the measurements (proportional to B
-///   until two sizes were measured: a plain step is never taken for dearer than it is),
-///   and above the largest half that slope (flat until two sizes were measured):
-///   optimistic, so that a larger pass is tried and measured, as cost_model_draft does
-///   for its T(b);
-/// - d, the draft model's cost of one batched draft pass (a decayed mean);
+/// - T(B), the target's cost of one batched pass over B tokens, as cost_model_draft does
+///   for its T(b): a shared level times a relative cost per B. The relative cost is a
+///   decayed mean per B that was measured lately, linear interpolation between such sizes;
+///   below the smallest, the slope of a decayed least-squares line through the
+///   measurements (proportional to B until two sizes were measured: a plain step is never
+///   taken for dearer than it is), and above the largest half that slope (until two sizes
+///   were measured, half the measured size's cost per token): optimistic, so that a larger
+///   pass is tried and measured, but not free, so that the first drafts stay short. The
+///   level follows drifts common to every size (a growing context, a busier machine), so
+///   the plain pass measured many steps ago stays comparable with the drafting passes
+///   measured now; every size's weight decays by `decay` per pass, and a size not
+///   measured lately (weight under 0.5) is forgotten and guessed again from the sizes in
+///   use (a size measured early in a generation, at a short context, otherwise makes
+///   the passes around it look cheap for good). A pass counts as at most 1.5 times its
+///   estimate (a stall), and only a size measured about twice moves the level, by at most
+///   1.25x per pass, at a quarter of the measured ratio;
+/// - d, the draft model's cost of one batched draft pass (a decayed mean; the scheduler
+///   leaves out passes that catch draft sequences up on many missed tokens);
 /// - per request and draft position i, the chance a_i that draft token i is accepted when
 ///   tokens 0..i-1 were: the request's decayed counts shrunk towards the pooled counts of
 ///   every request (themselves shrunk towards prior_acceptance).
@@ -123,17 +136,33 @@ class batch_cost_model {
     for (std::size_t i = 0; i < max_draft_length; ++i) pooled_.tried[i] = pooled_.accepted[i] = 0;
   }
 
-  /// Records one target pass over `tokens` tokens that took `seconds`.
+  /// Records one target pass over `tokens` tokens that took `seconds` (a pass with a
+  /// logits row per token: a plain decode step or a verification; the scheduler leaves
+  /// out passes with prefill chunks, whose tokens cost less without rows).
   void observe_target(std::size_t tokens, double seconds) noexcept {
     if (tokens == 0 || tokens >= sum_.size() || !(seconds >= 0.0)) return;
-    sum_[tokens] = sum_[tokens] * o_.decay + seconds;
-    weight_[tokens] = weight_[tokens] * o_.decay + 1.0;
+    const double k = o_.decay;
+    for (std::size_t b = 1; b < sum_.size(); ++b) {
+      sum_[b] *= k;
+      weight_[b] *= k;
+    }
+    for (double* v : {&lw_, &lx_, &ly_, &lxx_, &lxy_}) *v *= k;
+    double t = seconds;
+    if (known(tokens) && sum_[tokens] > 0.0) {  // (a coarse clock can measure 0)
+      const double estimate = level_ * sum_[tokens] / weight_[tokens];
+      t = std::min(t, stall_ratio * estimate);
+      if (weight_[tokens] >= level_weight)
+        level_ *= std::pow(std::clamp(t / estimate, 1.0 / level_step, level_step), level_rate);
+    }
+    const double u = t / level_;
+    sum_[tokens] += u;
+    weight_[tokens] += 1.0;
     const auto x = static_cast<double>(tokens);
-    lw_ = lw_ * o_.decay + 1.0;
-    lx_ = lx_ * o_.decay + x;
-    ly_ = ly_ * o_.decay + seconds;
-    lxx_ = lxx_ * o_.decay + x * x;
-    lxy_ = lxy_ * o_.decay + x * seconds;
+    lw_ += 1.0;
+    lx_ += x;
+    ly_ += u;
+    lxx_ += x * x;
+    lxy_ += x * u;
     dirty_ = true;
   }
   /// Records one draft pass that took `seconds`.
@@ -155,7 +184,7 @@ class batch_cost_model {
   /// Estimated seconds of a target pass over `b` tokens (0 before any measurement).
   [[nodiscard]] double target_seconds(std::size_t b) noexcept {
     if (dirty_) rebuild();
-    return table_[std::min(b, table_.size() - 1)];
+    return level_ * table_[std::min(b, table_.size() - 1)];
   }
   /// Estimated seconds of one draft pass (0 before any measurement).
   [[nodiscard]] double draft_seconds() const noexcept {
@@ -209,6 +238,14 @@ class batch_cost_model {
   }
 
  private:
+  static constexpr double level_rate = 0.25;   // share of a measured drift taken per pass
+  static constexpr double level_weight = 2.0;  // decayed samples of a size before it moves it
+  static constexpr double level_step = 1.25;   // largest ratio one pass counts as
+  static constexpr double stall_ratio = 1.5;   // most a pass counts above its estimate
+  static constexpr double known_weight = 0.5;  // decayed samples of a size still trusted
+
+  [[nodiscard]] bool known(std::size_t b) const noexcept { return weight_[b] >= known_weight; }
+
   // The greedy allocation for K = k draft passes; returns its predicted rate.
   double fill(std::size_t k, std::size_t base, std::size_t decoding,
               std::span<const draft_acceptance* const> counts, std::span<const std::size_t> caps,
@@ -244,10 +281,11 @@ class batch_cost_model {
     dirty_ = false;
     double slope = 0.0;
     const double den = lw_ * lxx_ - lx_ * lx_;
-    if (lw_ > 0.0 && den > 1e-9 * lw_ * lxx_) slope = std::max(0.0, (lw_ * lxy_ - lx_ * ly_) / den);
+    const bool line = lw_ > 0.0 && den > 1e-9 * lw_ * lxx_;  // two sizes or more measured
+    if (line) slope = std::max(0.0, (lw_ * lxy_ - lx_ * ly_) / den);
     std::size_t prev = 0;  // last measured size (0: none yet)
     for (std::size_t b = 1; b < table_.size(); ++b) {
-      if (weight_[b] <= 0.0) continue;
+      if (!known(b)) continue;
       const double t = sum_[b] / weight_[b];
       if (prev == 0) {  // below the smallest size: the line's slope, else proportional
         for (std::size_t j = 0; j < b; ++j)
@@ -258,11 +296,16 @@ class batch_cost_model {
         for (std::size_t j = prev + 1; j <= b; ++j)
           table_[j] = t0 + (t - t0) * static_cast<double>(j - prev) / static_cast<double>(b - prev);
       }
+      table_[b] = t;  // (the smallest size's own figure too: it was left from the last build)
       prev = b;
     }
     if (prev == 0) return;
+    // Above the largest size, half the line's slope; with one size measured, half of that
+    // size's cost per token (the first drafts of a batch then stay short: taken as free,
+    // every request drafted max_draft tokens, a pass several times a plain one's).
+    const double above = line ? 0.5 * slope : 0.5 * table_[prev] / static_cast<double>(prev);
     for (std::size_t j = prev + 1; j < table_.size(); ++j)
-      table_[j] = table_[prev] + 0.5 * slope * static_cast<double>(j - prev);
+      table_[j] = table_[prev] + above * static_cast<double>(j - prev);
     for (std::size_t j = 1; j < table_.size(); ++j) table_[j] = std::max(table_[j], table_[j - 1]);
   }
 
@@ -270,6 +313,7 @@ class batch_cost_model {
   std::vector<double> sum_, weight_, table_;
   double lw_ = 0.0, lx_ = 0.0, ly_ = 0.0, lxx_ = 0.0, lxy_ = 0.0;
   double dsum_ = 0.0, dweight_ = 0.0;
+  double level_ = 1.0;  // the shared level: T(b) = level_ x table_[b]
   draft_acceptance pooled_{};
   bool dirty_ = false;
 };
@@ -594,11 +638,14 @@ class speculative_scheduler : public scheduler<M, S, T> {
                                    std::span<const std::size_t>(caps_.data(), n), extra_tokens,
                                    std::span<std::size_t>(lengths_.data(), n));
     if (total == 0 && cost_.measured()) {
-      if (++off_steps_ >= probe_wait_) {  // a probe: one draft token each
+      if (++off_steps_ >= probe_wait_) {  // a probe: one draft token for a quarter
         off_steps_ = 0;
         probe_wait_ = std::min(probe_wait_ * 2, spec_.max_probe_interval);
         ++spec_stats_.probes;
-        for (std::size_t r = 0; r < n && total < extra_tokens; ++r) lengths_[r] = 1, ++total;
+        const std::size_t m = std::min((n + 3) / 4, extra_tokens);
+        for (std::size_t j = 0; j < m; ++j) lengths_[(probe_from_ + j) % n] = 1;
+        probe_from_ += m;
+        total = m;
       }
     } else if (total > 0) {
       off_steps_ = 0;
@@ -672,7 +719,13 @@ class speculative_scheduler : public scheduler<M, S, T> {
       const double dt = now() - t0;
       spec_stats_.draft_seconds += dt;
       ++spec_stats_.draft_passes;
-      if (k > 0 || passes == 1) cost_.observe_draft(dt);
+      // d is the cost of a pass of about a token per request: a first pass that catches
+      // a draft sequence up on many tokens it missed (after steps without drafts, as
+      // after a probe) is dearer and would keep speculation off. (A first pass after a
+      // draft fully accepted feeds 2 tokens: its last draft token and the bonus.)
+      bool in_step = true;
+      for (const seq_tokens& b : dbatch_) in_step = in_step && b.tokens.size() <= 2;
+      if (in_step) cost_.observe_draft(dt);
       for (const std::uint32_t i : cand_) {
         extra& x = extra_[i];
         if (x.length <= k || x.dseq < 0) continue;
@@ -719,7 +772,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
       if (s.seq >= 0 && static_cast<std::size_t>(s.seq) < seq_slot_.size())
         seq_slot_[static_cast<std::size_t>(s.seq)] = static_cast<std::int32_t>(i);
     }
-    std::size_t tokens = 0;
+    std::size_t tokens = 0, single = 0;  // single: tokens of entries without rows but one
     for (const seq_tokens& b : this->batch_) {
       tokens += b.tokens.size();
       const std::int32_t i = seq_slot_[static_cast<std::size_t>(b.seq)];
@@ -729,6 +782,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
       x.length = drafting ? b.tokens.size() - 1 : 0;  // the cap may have cut the draft
       x.rows_at = rows;
       const std::size_t n = drafting ? b.tokens.size() : 0;
+      if (!drafting && b.tokens.size() > 1) single += b.tokens.size();
       scored_.push_back(n);
       rows += n;
     }
@@ -738,7 +792,9 @@ class speculative_scheduler : public scheduler<M, S, T> {
         this->model_->score(this->batch_, scored_, std::span<float>(rows_.data(), rows * vocab_));
     const double dt = now() - t0;
     spec_stats_.target_seconds += dt;
-    if (e == errc::ok) cost_.observe_target(tokens, dt);
+    // A pass with prefill chunks (tokens without logits rows, cheaper) is not the kind
+    // of pass the cost model compares: it is left out.
+    if (e == errc::ok && single == 0) cost_.observe_target(tokens, dt);
     if (rows > 0) ++spec_stats_.target_passes;
     return e;
   }
@@ -863,6 +919,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
   std::vector<float> rows_, p_, resid_;
   std::size_t off_steps_ = 0;
   std::size_t probe_wait_ = 16;
+  std::size_t probe_from_ = 0;  // where the next probe's requests start (they take turns)
 };
 
 }  // namespace tandem::inline v0
