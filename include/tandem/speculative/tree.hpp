@@ -16,6 +16,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -27,6 +28,7 @@
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/generate.hpp"
+#include "tandem/core/logits.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/core/types.hpp"
 #include "tandem/speculative/draft_length.hpp"
@@ -412,7 +414,7 @@ class tree_cost_model {
   explicit tree_cost_model(tree_cost_options o = {}) noexcept
       : o_(o), cost_(cost_options(o)), valid_(tandem::validate(o) == errc::ok) {
     for (auto& row : acc_) row.fill(0.0);
-    for (auto& row : mass_) row.fill(0.0);
+    for (auto& row : tried_) row.fill(0.0);
   }
   /// invalid_argument when made with options out of range, else ok.
   [[nodiscard]] errc validate() const noexcept {
@@ -426,22 +428,29 @@ class tree_cost_model {
     tree_plan p{o_.max_nodes, o_.max_depth, o_.max_children, o_.expand_width, 0.0, false};
     const double t1 = cost_.target_cost(1);
     if (t1 > 0.0) p.expand_threshold = cost_.draft_cost() / t1;
-    if (off_) {
-      if (until_probe_ > 0) return {};
+    const bool startup = probes_done_ < o_.startup_probes;
+    if (off_ && until_probe_ > 0 && !startup) return {};
+    if (off_ || startup) {
+      // A probe is a short chain: it measures the acceptance along a path, which every
+      // tree's value rests on, and a pass of a few tokens. (A probe of the most valuable
+      // nodes under the prior, a draft's probabilities, was a star of the root's children
+      // on a draft less sure than right: it accepted at most one token, learned nothing of
+      // depth and kept speculation off.)
+      p.max_children = 1;
+      p.expand_width = 1;
+      p.max_depth = std::min<std::size_t>(p.max_depth, probe_depth);
       p.force = true;
     }
-    if (probes_done_ < o_.startup_probes) p.force = true;
     return p;
   }
 
   /// a(d, r, q) (see the class comment).
   [[nodiscard]] double acceptance(std::size_t depth, std::size_t rank, double q) const noexcept {
     const std::size_t d = std::min(depth, max_tree_depth - 1);
-    const std::size_t r = std::min(rank, max_tree_children - 1);
-    const double w = o_.prior_weight;
-    return std::min(1.0, q * (acc_[d][r] + w) / (mass_[d][r] + w));
+    return std::clamp(
+        slot_rate(rank, q) * (depth_acc_[d] + bin_weight) / (depth_expect_[d] + bin_weight), 0.0,
+        1.0);
   }
-
   /// The n maximising S(n) (class comment) for the candidates' non-increasing values after
   /// `levels` draft passes; 0 when no S(n) exceeds min_gain. Also remembers the best S.
   [[nodiscard]] std::size_t choose(std::span<const double> values, std::size_t levels) noexcept {
@@ -470,14 +479,24 @@ class tree_cost_model {
     if (r.nodes > 0) {
       for (auto& row : acc_)
         for (double& x : row) x *= k;
-      for (auto& row : mass_)
+      for (auto& row : tried_)
         for (double& x : row) x *= k;
+      for (double& x : rank_acc_) x *= k;
+      for (double& x : rank_tried_) x *= k;
+      for (double& x : depth_acc_) x *= k;
+      for (double& x : depth_expect_) x *= k;
       for (std::size_t i = 0; i < r.nodes; ++i) {
         if (!r.tried[i]) continue;
-        const std::size_t d = std::min<std::size_t>(r.depth[i], max_tree_depth - 1);
         const std::size_t s = std::min<std::size_t>(r.rank[i], max_tree_children - 1);
-        mass_[d][s] += r.q[i];
-        acc_[d][s] += r.accepted_node[i] ? 1.0 : 0.0;
+        const std::size_t b = q_bin(r.q[i]);
+        const std::size_t d = std::min<std::size_t>(r.depth[i], max_tree_depth - 1);
+        const double hit = r.accepted_node[i] ? 1.0 : 0.0;
+        depth_expect_[d] += slot_rate(s, r.q[i]);
+        depth_acc_[d] += hit;
+        tried_[s][b] += 1.0;
+        acc_[s][b] += hit;
+        rank_tried_[s] += 1.0;
+        rank_acc_[s] += hit;
       }
     }
     draft_round dr{};
@@ -489,8 +508,17 @@ class tree_cost_model {
     cost_.update(dr);
     ++rounds_;
     if (chose_) {  // a drafting round: speculation stays on while it pays
-      if (probes_done_ < o_.startup_probes) ++probes_done_;
-      off_ = best_ <= o_.min_gain;
+      const bool startup = probes_done_ < o_.startup_probes;
+      if (startup) ++probes_done_;
+      // On the recent rounds' mean best speedup, not this round's alone: one round whose
+      // draft was unsure at the root (no node worth a pass) said little about the next
+      // ones, yet turned speculation off for probe_interval rounds.
+      // Start-up probes choose on the prior costs; only their acceptance counts.
+      if (!startup) {
+        gain_sum_ = gain_sum_ * gain_decay + best_;
+        gain_w_ = gain_w_ * gain_decay + 1.0;
+      }
+      off_ = gain_w_ > 0.0 && gain_sum_ / gain_w_ <= o_.min_gain;
       until_probe_ = o_.probe_interval;
       chose_ = false;
     } else if (off_ && until_probe_ > 0) {
@@ -513,11 +541,37 @@ class tree_cost_model {
     return c;
   }
 
+  static constexpr std::size_t probe_depth = 4;  // depth of a probe chain
+  static constexpr std::size_t q_bins = 6;       // bins of draft probability
+  static constexpr double bin_weight = 2.0;      // pseudo-observations behind a bin's rate
+  // The acceptance of a node of sibling rank `rank` and draft probability q, over all
+  // depths: the rank's rate shrunk towards q, the rank's rate in q's bin shrunk towards
+  // that.
+  [[nodiscard]] double slot_rate(std::size_t rank, double q) const noexcept {
+    const std::size_t r = std::min(rank, max_tree_children - 1);
+    const std::size_t b = q_bin(q);
+    const double w = o_.prior_weight;
+    const double rank_rate = (rank_acc_[r] + w * q) / (rank_tried_[r] + w);
+    return (acc_[r][b] + bin_weight * rank_rate) / (tried_[r][b] + bin_weight);
+  }
+  // The bin of draft probability q: [0, .05), [.05, .1), [.1, .2), [.2, .4), [.4, .7), [.7, 1].
+  [[nodiscard]] static std::size_t q_bin(double q) noexcept {
+    constexpr std::array<double, q_bins - 1> edges = {0.05, 0.1, 0.2, 0.4, 0.7};
+    std::size_t b = 0;
+    while (b < edges.size() && q >= edges[b]) ++b;
+    return b;
+  }
+  static constexpr double gain_decay = 0.7;  // forgetting of the mean best speedup
+
   tree_cost_options o_;
   cost_model_draft cost_;
-  std::array<std::array<double, max_tree_children>, max_tree_depth> acc_{}, mass_{};
+  // Per sibling rank and draft-probability bin: accepted and tried nodes (decayed).
+  std::array<std::array<double, q_bins>, max_tree_children> acc_{}, tried_{};
+  std::array<double, max_tree_children> rank_acc_{}, rank_tried_{};
+  // Per depth: accepted nodes and their summed slot_rate (decayed).
+  std::array<double, max_tree_depth> depth_acc_{}, depth_expect_{};
   std::size_t rounds_ = 0, until_probe_ = 0, probes_done_ = 0;
-  double best_ = 1.0;
+  double best_ = 1.0, gain_sum_ = 0.0, gain_w_ = 0.0;
   bool off_ = false, chose_ = false, valid_ = true;
 };
 
@@ -833,6 +887,12 @@ class tree_speculative_decoder {
   // q = softmax(logits / temperature) into qrows_ row `r`.
   void fill_q(std::span<const float> logits, std::size_t r) {
     float* q = qrows_.data() + r * vocab_;
+    // At temperature 1, the vectorised kernel (a row per expanded node: the scalar loop in
+    // double below cost a tree round several draft passes' worth on an 8k vocabulary); it
+    // refuses rows with NaN or +inf, which the loop handles.
+    if (opt_.draft_temperature == 1.0f &&
+        kernels::softmax(logits, std::span<float>(q, vocab_)) == errc::ok)
+      return;
     const double inv = 1.0 / static_cast<double>(opt_.draft_temperature);
     double mx = -INFINITY;
     for (float l : logits) mx = std::max(mx, static_cast<double>(l));
@@ -973,6 +1033,7 @@ class tree_speculative_decoder {
         ++w;
       }
       if (w == 0 || promise <= plan.expand_threshold) break;
+      if (!bfs && !plan.force && !level_may_pay(plan.max_nodes, promise, levels)) break;
       // One draft pass over the expanded nodes and their ancestors.
       std::size_t n = 0;
       for (std::size_t i = 0; i < used_; ++i) {
@@ -1002,6 +1063,9 @@ class tree_speculative_decoder {
         add_children(order_[i], static_cast<std::size_t>(x.row), depth, plan.max_children);
       }
       if (level_begin == used_) break;
+      // A level none of whose nodes the policy would verify ends the growth: a deeper one
+      // is worth less still and costs another pass.
+      if (!bfs && !plan.force && !level_chosen(plan.max_nodes, level_begin, levels)) break;
     }
     // Choose: the pool in value order (parents and earlier siblings rank first).
     for (std::size_t i = 0; i < used_; ++i) {
@@ -1044,6 +1108,41 @@ class tree_speculative_decoder {
            policy_.choose(std::span<const double>(values_.data(), n + 1), levels) == n + 1)
       ++n;
     return n;
+  }
+
+  // The pool's values, most valuable first, at most `cap` of them, into values_; returns
+  // how many.
+  std::size_t sorted_values(std::size_t cap) {
+    for (std::size_t i = 0; i < used_; ++i) values_[i] = pool_[i].value;
+    const std::size_t m = std::min(used_, cap);
+    std::partial_sort(values_.begin(), values_.begin() + static_cast<std::ptrdiff_t>(m),
+                      values_.begin() + static_cast<std::ptrdiff_t>(used_), std::greater<double>());
+    return m;
+  }
+
+  // Whether one more draft level can pay for itself: the policy, after one more pass,
+  // would verify a node worth the level's whole promise (the summed values of the nodes it
+  // expands, at least what their children can add, since at most one child of a node is
+  // accepted). A policy that verifies every candidate (fixed_tree) always grows.
+  bool level_may_pay(std::size_t max_nodes, double promise, std::size_t levels) {
+    if (max_nodes < 2) return false;
+    std::size_t m = sorted_values(max_nodes - 1);
+    std::size_t at = m;
+    while (at > 0 && values_[at - 1] < promise) --at;
+    for (std::size_t i = m; i > at; --i) values_[i] = values_[i - 1];
+    values_[at] = promise;
+    ++m;
+    return policy_.choose(std::span<const double>(values_.data(), m), levels + 1) > at;
+  }
+
+  // Whether the policy would verify a node of the newest level (pool entries from `begin`)
+  // after `levels` passes.
+  bool level_chosen(std::size_t max_nodes, std::size_t begin, std::size_t levels) {
+    double best_new = 0.0;
+    for (std::size_t i = begin; i < used_; ++i) best_new = std::max(best_new, pool_[i].value);
+    const std::size_t m = sorted_values(max_nodes);
+    const std::size_t n = policy_.choose(std::span<const double>(values_.data(), m), levels);
+    return n > 0 && best_new >= values_[n - 1];
   }
 
   // The value of the max_nodes-th most valuable pool node (0 when fewer): a node below it
