@@ -281,7 +281,7 @@ template <class Policy = tandem::tree_cost_model>
 run_result tandem_tree(const options& o, const tandem::llama_model_handle& tm,
                        const tandem::llama_model_handle& dm, std::span<const token_id> prompt,
                        std::size_t max_tokens, tandem::tree_stats* stats,
-                       std::vector<token_id>* tokens, Policy policy = {}) {
+                       std::vector<token_id>* tokens, Policy policy = Policy()) {
   auto target =
       tandem::llama_session::create(tm, tandem_bench::tree_session_options(session_options(o)));
   auto draft =
@@ -353,6 +353,15 @@ tree_pair_result measure_tree_pair(const options& o, const std::string& spec) {
           tandem_tree(o, *tm, *dm, prompt, 1, nullptr, nullptr));
       std::fprintf(stderr, "%s chain of %zu through the tree decoder: %.2f tok/s cpu\n",
                    res.name.c_str(), g, c.cpu_tps);
+    }
+    for (const tandem::fixed_tree f :
+         {tandem::fixed_tree{6, 3, 3, 2}, tandem::fixed_tree{12, 4, 4, 3}}) {
+      tandem::tree_stats st;
+      const speed c = decode_speed(tandem_tree(o, *tm, *dm, prompt, o.tokens, &st, &got, f),
+                                   tandem_tree(o, *tm, *dm, prompt, 1, nullptr, nullptr, f));
+      std::fprintf(stderr, "%s fixed tree %zu/%zu/%zu/%zu: %.2f tok/s cpu, accepted %.3f\n",
+                   res.name.c_str(), f.nodes, f.depth, f.children, f.width, c.cpu_tps,
+                   st.mean_accepted_length());
     }
     const speed l = decode_speed(tandem_speculative(o, *tm, *dm, prompt, tandem::cost_model_draft{},
                                                     0.0f, o.tokens, nullptr, &got, false, 64),

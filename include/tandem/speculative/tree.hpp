@@ -431,12 +431,14 @@ class tree_cost_model {
     const bool startup = probes_done_ < o_.startup_probes;
     if (off_ && until_probe_ > 0 && !startup) return {};
     if (off_ || startup) {
-      // A probe is a short chain: it measures the acceptance along a path, which every
-      // tree's value rests on, and a pass of a few tokens. (A probe of the most valuable
-      // nodes under the prior, a draft's probabilities, was a star of the root's children
-      // on a draft less sure than right: it accepted at most one token, learned nothing of
-      // depth and kept speculation off.)
-      p.max_children = 1;
+      // A probe is a short path with its second children: the probe_nodes most valuable
+      // of them, so a chain where the draft is sure, a branch where it is not. It measures
+      // the acceptance along a path, which every tree's value rests on, that of second
+      // children (untried, their prior would keep a branch out for good) and a pass of a
+      // few tokens. (A probe of the most valuable nodes of a full tree under the prior was
+      // a star of the root's children on a draft less sure than right: it accepted at most
+      // one token, learned nothing of depth and kept speculation off.)
+      p.max_children = std::min<std::size_t>(p.max_children, 2);
       p.expand_width = 1;
       p.max_depth = std::min<std::size_t>(p.max_depth, probe_depth);
       p.force = true;
@@ -446,10 +448,10 @@ class tree_cost_model {
 
   /// a(d, r, q) (see the class comment).
   [[nodiscard]] double acceptance(std::size_t depth, std::size_t rank, double q) const noexcept {
-    const std::size_t d = std::min(depth, max_tree_depth - 1);
+    const std::size_t d = std::min(depth, max_tree_depth - 1), g = std::min<std::size_t>(rank, 1);
     return std::clamp(
-        slot_rate(rank, q) * (depth_acc_[d] + bin_weight) / (depth_expect_[d] + bin_weight), 0.0,
-        1.0);
+        slot_rate(rank, q) * (depth_acc_[d][g] + bin_weight) / (depth_expect_[d][g] + bin_weight),
+        0.0, 1.0);
   }
   /// The n maximising S(n) (class comment) for the candidates' non-increasing values after
   /// `levels` draft passes; 0 when no S(n) exceeds min_gain. Also remembers the best S.
@@ -483,16 +485,19 @@ class tree_cost_model {
         for (double& x : row) x *= k;
       for (double& x : rank_acc_) x *= k;
       for (double& x : rank_tried_) x *= k;
-      for (double& x : depth_acc_) x *= k;
-      for (double& x : depth_expect_) x *= k;
+      for (auto& row : depth_acc_)
+        for (double& x : row) x *= k;
+      for (auto& row : depth_expect_)
+        for (double& x : row) x *= k;
       for (std::size_t i = 0; i < r.nodes; ++i) {
         if (!r.tried[i]) continue;
         const std::size_t s = std::min<std::size_t>(r.rank[i], max_tree_children - 1);
         const std::size_t b = q_bin(r.q[i]);
         const std::size_t d = std::min<std::size_t>(r.depth[i], max_tree_depth - 1);
         const double hit = r.accepted_node[i] ? 1.0 : 0.0;
-        depth_expect_[d] += slot_rate(s, r.q[i]);
-        depth_acc_[d] += hit;
+        const std::size_t g = std::min<std::size_t>(s, 1);
+        depth_expect_[d][g] += slot_rate(s, r.q[i]);
+        depth_acc_[d][g] += hit;
         tried_[s][b] += 1.0;
         acc_[s][b] += hit;
         rank_tried_[s] += 1.0;
@@ -568,8 +573,11 @@ class tree_cost_model {
   // Per sibling rank and draft-probability bin: accepted and tried nodes (decayed).
   std::array<std::array<double, q_bins>, max_tree_children> acc_{}, tried_{};
   std::array<double, max_tree_children> rank_acc_{}, rank_tried_{};
-  // Per depth: accepted nodes and their summed slot_rate (decayed).
-  std::array<double, max_tree_depth> depth_acc_{}, depth_expect_{};
+  // Per depth, for first children and for the others: accepted nodes and their summed
+  // slot_rate (decayed). Apart, because a draft that fails at a depth (a text whose hard
+  // tokens recur at the same offset from the round's start) may still hold the target's
+  // token as its second choice there: that is where a tree pays.
+  std::array<std::array<double, 2>, max_tree_depth> depth_acc_{}, depth_expect_{};
   std::size_t rounds_ = 0, until_probe_ = 0, probes_done_ = 0;
   double best_ = 1.0, gain_sum_ = 0.0, gain_w_ = 0.0;
   bool off_ = false, chose_ = false, valid_ = true;
@@ -741,10 +749,11 @@ class tree_speculative_decoder {
     token_id token = 0;
     std::int32_t parent = -1;  // pool index; -1: a child of the last kept token
     std::uint8_t depth = 0, rank = 0;
-    double q = 0.0;         // draft probability of its slot (rank-th largest q at its parent)
-    double value = 0.0;     // estimated chance of lying on the accepted path
-    std::int32_t row = -1;  // its own draft distribution in qrows_ (expanded nodes), else -1
-    std::int32_t sel = -1;  // its index in the target's tree (0 is the last kept token)
+    double q = 0.0;          // draft probability of its slot (rank-th largest q at its parent)
+    double value = 0.0;      // estimated chance of lying on the accepted path
+    std::int32_t row = -1;   // its own draft distribution in qrows_ (expanded nodes), else -1
+    std::int32_t sel = -1;   // its index in the target's tree (0 is the last kept token)
+    std::int32_t dsel = -1;  // its index in the draft's pending tree (-1: not held)
   };
 
   static constexpr std::size_t pool_cap = 1 + max_tree_nodes * max_tree_children;
@@ -972,7 +981,11 @@ class tree_speculative_decoder {
       n.depth = static_cast<std::uint8_t>(depth);
       n.rank = static_cast<std::uint8_t>(i);
       n.q = static_cast<double>(topq[i]);
-      n.value = std::min(prev, pv * policy_.acceptance(depth, i, n.q));
+      // Fixed children: a later sibling may be worth more than an earlier one (a draft
+      // whose first choice keeps failing where its second is right), and the tree may hold
+      // it alone. Sampled children keep their order (see bfs_choose).
+      n.value = pv * policy_.acceptance(depth, i, n.q);
+      if (opt_.sample_children) n.value = std::min(prev, n.value);
       prev = n.value;
     }
   }
@@ -985,6 +998,7 @@ class tree_speculative_decoder {
     const double t0 = now();
     used_ = 0;
     nrows_ = 1;
+    dnodes_ = 0;
     const errc se = sync_draft();
     if (se != errc::ok) {
       stats_.draft_seconds += now() - t0;
@@ -1016,6 +1030,11 @@ class tree_speculative_decoder {
       // pass_cap of them.
       for (std::size_t i = 0; i < used_; ++i) pool_[i].sel = -1;
       std::size_t w = 0, marked = 0;
+      // What a node of the level is expected to add: its chance of being reached times the
+      // estimated acceptance of its likelier child at this depth, a first child as sure as
+      // the node itself (a draft's confidence runs on) or a second one (whose draft
+      // probability is at most the first's and 1 less it). A depth where drafts keep
+      // failing is then not drafted only to find that out.
       double promise = 0.0;
       while (w < m && w < plan.expand_width && nrows_ + w <= max_tree_nodes) {
         const node& c = pool_[static_cast<std::size_t>(order_[w])];
@@ -1029,23 +1048,17 @@ class tree_speculative_decoder {
              j = pool_[static_cast<std::size_t>(j)].parent)
           pool_[static_cast<std::size_t>(j)].sel = -2;
         marked += fresh;
-        promise += c.value;
+        promise +=
+            c.value *
+            std::max(static_cast<double>(policy_.acceptance(depth, 0, c.q)),
+                     static_cast<double>(policy_.acceptance(depth, 1, std::min(c.q, 1.0 - c.q))));
         ++w;
       }
       if (w == 0 || promise <= plan.expand_threshold) break;
       if (!bfs && !plan.force && !level_may_pay(plan.max_nodes, promise, levels)) break;
-      // One draft pass over the expanded nodes and their ancestors.
-      std::size_t n = 0;
-      for (std::size_t i = 0; i < used_; ++i) {
-        if (pool_[i].sel != -2) continue;
-        pool_[i].sel = static_cast<std::int32_t>(n);
-        ptok_[n] = pool_[i].token;
-        ppar_[n] = pool_[i].parent < 0 ? -1 : pool_[static_cast<std::size_t>(pool_[i].parent)].sel;
-        ++n;
-      }
-      const errc e = d.score_tree(std::span<const token_id>(ptok_.data(), n),
-                                  std::span<const std::int32_t>(ppar_.data(), n),
-                                  std::span<float>(drows_.data(), n * vocab_));
+      // One draft pass: the expanded nodes added to the draft's pending tree when it can
+      // (extend_tree: each node decoded once), else the expanded nodes and their ancestors.
+      const errc e = draft_level(d, w);
       ++stats_.draft_calls;
       ++levels;
       if (e == errc::context_overflow) break;
@@ -1097,6 +1110,64 @@ class tree_speculative_decoder {
     return errc::ok;
   }
 
+  // The draft pass of a level: the expanded nodes order_[0, w) (marked sel == -2 with
+  // their ancestors). Leaves each expanded node's row in drows_ at its sel, and dsel (the
+  // node's index in the draft's pending tree) on every node the draft holds. Errors: the
+  // draft's.
+  template <class D>
+  errc draft_level(D& d, std::size_t w) {
+    if constexpr (requires(std::span<const token_id> t, std::span<const std::int32_t> p,
+                           std::span<float> r) {
+                    { d.extend_tree(t, p, r) } -> std::same_as<errc>;
+                  }) {
+      bool held = dnodes_ > 0;  // every expanded node hangs from a node the draft holds
+      for (std::size_t i = 0; i < w && held; ++i) {
+        const std::int32_t p = pool_[static_cast<std::size_t>(order_[i])].parent;
+        held = p >= 0 && pool_[static_cast<std::size_t>(p)].dsel >= 0;
+      }
+      if (held) {
+        for (std::size_t i = 0; i < w; ++i) {
+          const node& x = pool_[static_cast<std::size_t>(order_[i])];
+          ptok_[i] = x.token;
+          ppar_[i] = pool_[static_cast<std::size_t>(x.parent)].dsel;
+        }
+        const errc e = d.extend_tree(std::span<const token_id>(ptok_.data(), w),
+                                     std::span<const std::int32_t>(ppar_.data(), w),
+                                     std::span<float>(drows_.data(), w * vocab_));
+        if (e == errc::ok) {
+          for (std::size_t i = 0; i < w; ++i) {
+            node& x = pool_[static_cast<std::size_t>(order_[i])];
+            x.sel = static_cast<std::int32_t>(i);
+            x.dsel = static_cast<std::int32_t>(dnodes_ + i);
+          }
+          dnodes_ += w;
+          return errc::ok;
+        }
+        // Refused with the pending tree unchanged (too many nodes or helper ids; a tree the
+        // draft scored path by path): the whole tree, as below. Else the draft's error.
+        dnodes_ = 0;
+        if (e != errc::capacity_exceeded && e != errc::invalid_argument) return e;
+      }
+    }
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < used_; ++i) {
+      pool_[i].dsel = -1;
+      if (pool_[i].sel != -2) continue;
+      pool_[i].sel = static_cast<std::int32_t>(n);
+      ptok_[n] = pool_[i].token;
+      ppar_[n] = pool_[i].parent < 0 ? -1 : pool_[static_cast<std::size_t>(pool_[i].parent)].sel;
+      ++n;
+    }
+    const errc e = d.score_tree(std::span<const token_id>(ptok_.data(), n),
+                                std::span<const std::int32_t>(ppar_.data(), n),
+                                std::span<float>(drows_.data(), n * vocab_));
+    dnodes_ = 0;
+    if (e != errc::ok) return e;
+    for (std::size_t i = 0; i < used_; ++i) pool_[i].dsel = pool_[i].sel;
+    dnodes_ = n;
+    return errc::ok;
+  }
+
   // With sampled children, whether a child enters the tree must not depend on its own draw
   // or later ones at its node (recursive rejection sampling without replacement is exact
   // only then). The candidates are in breadth-first order (children after all shallower
@@ -1122,8 +1193,8 @@ class tree_speculative_decoder {
 
   // Whether one more draft level can pay for itself: the policy, after one more pass,
   // would verify a node worth the level's whole promise (the summed values of the nodes it
-  // expands, at least what their children can add, since at most one child of a node is
-  // accepted). A policy that verifies every candidate (fixed_tree) always grows.
+  // expands times their first child's estimated acceptance). A policy that verifies every candidate
+  // (fixed_tree) always grows.
   bool level_may_pay(std::size_t max_nodes, double promise, std::size_t levels) {
     if (max_nodes < 2) return false;
     std::size_t m = sorted_values(max_nodes - 1);
@@ -1270,8 +1341,36 @@ class tree_speculative_decoder {
     const double t0 = now();
     const errc ce = target_.get().commit_tree(std::span<const std::int32_t>(path_.data(), commit));
     stats_.target_seconds += now() - t0;
+    keep_draft_path(fed);
     if (err != errc::ok) return err;
     return ce;
+  }
+
+  // The draft keeps the accepted nodes its pending tree holds (a prefix of the kept path,
+  // path_[1, fed)), so that the next sync feeds only the rest: as a linear drafter's
+  // accepted tokens stay in its cache. Only for a draft with its own TreeScoring (the
+  // adapter's commit is a pass of its own). Best effort: after a failed commit, the sync
+  // finds the draft's size off mirror_ and feeds it again.
+  void keep_draft_path(std::size_t fed) {
+    if constexpr (TreeScoring<Draft>) {
+      const std::size_t pending = std::exchange(dnodes_, 0);
+      auto& d = draft_.get();
+      if (pending == 0 || static_cast<std::size_t>(d.size()) != mirror_.size()) return;
+      std::size_t k = 0;
+      for (std::size_t j = 1; j < fed; ++j) {
+        const node& x = pool_[static_cast<std::size_t>(tnode_[static_cast<std::size_t>(path_[j])])];
+        if (x.dsel < 0) break;
+        dpath_[k++] = x.dsel;
+      }
+      const std::size_t h = mirror_.size();
+      if (k == 0 || h + k > history_.size()) return;
+      const double t0 = now();
+      const errc e = d.commit_tree(std::span<const std::int32_t>(dpath_.data(), k));
+      stats_.draft_seconds += now() - t0;
+      if (e == errc::ok)
+        mirror_.insert(mirror_.end(), history_.begin() + static_cast<std::ptrdiff_t>(h),
+                       history_.begin() + static_cast<std::ptrdiff_t>(h + k));
+    }
   }
 
   // Keeps token `t` unless the budget, the deadline or a stop token ends the generation
@@ -1304,6 +1403,7 @@ class tree_speculative_decoder {
   tree_stats stats_{};
   error_info last_error_{};
   std::size_t vocab_ = 0, used_ = 0, nrows_ = 0, chosen_ = 0;
+  std::size_t dnodes_ = 0;  // nodes of the draft's pending tree this round (0: none)
   bool kept_last_ = false;
   std::vector<token_id> history_, mirror_;
   std::vector<float> rows_, drows_, qrows_, pf_;
@@ -1315,6 +1415,7 @@ class tree_speculative_decoder {
   std::array<std::uint8_t, max_tree_nodes> rdepth_{}, rrank_{}, rtried_{}, racc_{};
   std::array<double, max_tree_nodes> rq_{};
   std::array<std::int32_t, max_tree_nodes> rpar_{};
+  std::array<std::int32_t, max_tree_depth + 1> dpath_{};
 };
 
 }  // namespace tandem::inline v0
