@@ -294,13 +294,15 @@ inline void llama_release(llama_batch& batch, ::llama_context*& ctx) noexcept {
 /// with the helper ids by llama_memory_seq_cp (the unified cache shares cells, it copies
 /// no data). llama.cpp masks a token by its first id, whose sequence is exactly the held
 /// tokens and the node's ancestors. `commit_tree` gives the kept path's cells id 0 and
-/// removes every helper id (so the other nodes' cells are freed). A tree with more leaves
+/// removes every helper id (so the other nodes' cells are freed). `extend_tree` adds
+/// nodes to such a pending tree in one more llama_decode, each new leaf's id copied from
+/// an id through the node it hangs from, up to that node. A tree with more leaves
 /// than `tree_leaves` (every tree when it is 0, the default) is scored path by path
 /// instead, one decode per node (see `score_tree`).
 ///
 /// Allocation: the llama_batch, the logits buffer, the tree's bookkeeping and
-/// llama.cpp's context are sized at creation; `append`, `score`, `rewind`, `score_tree`
-/// and `commit_tree` allocate nothing on tandem's side.
+/// llama.cpp's context are sized at creation; `append`, `score`, `rewind`, `score_tree`,
+/// `extend_tree` and `commit_tree` allocate nothing on tandem's side.
 class llama_session {
  public:
   /// Creates a context over `model`.

@@ -391,22 +391,27 @@ struct tree_cost_options {
   return errc::ok;
 }
 
-/// The tree cost model. Estimates online
-/// - the acceptance of a node given its depth d and rank r among its siblings:
-///   a(d, r, q) = min(1, q c(d, r)), with c(d, r) a calibration ratio (accepted nodes over
-///   their summed draft probability q, among the nodes of that slot whose parent was
-///   reached; decayed; prior 1, i.e. the draft's probability, with prior_weight);
+/// The tree cost model. Estimates online (decayed counts)
+/// - the acceptance a(d, r, q) of a node at depth d, rank r among its siblings and draft
+///   probability q, once its parent was reached: the accepted over the tried nodes of rank
+///   r whose q fell in q's bin (six bins), shrunk towards the rank's rate over all bins,
+///   itself shrunk towards q (prior_weight); times a depth factor, the accepted nodes at
+///   depth d over their predicted sum, for first children and for later ones apart. (Not
+///   q times a ratio: drafts are right far more often than their q says, and not in
+///   proportion to it.)
 /// - the target's cost T(b) of a pass over b tokens and the draft's cost d per draft pass,
 ///   with cost_model_draft's measurement (its table, interpolation, slope and level; one
 ///   of its "draft tokens" is one draft pass here).
 /// A node's value is its estimated chance of lying on the accepted path, the product of a
-/// over its path (made non-increasing across siblings). The drafter grows the tree
-/// best-first on value; choose() keeps the n best nodes maximising the predicted speedup
+/// over its path. The drafter grows the tree best-first on value; choose() keeps the n
+/// best nodes maximising the predicted speedup
 ///   S(n) = (1 + sum of the n best values) T(1) / (L d + T(n + 1))
 /// over target-only decoding (L draft passes), so a node is kept only while its expected
-/// accepted tokens pay for its share of the pass; n = 0 (no speculation, probing every
-/// probe_interval rounds) when no S(n) exceeds min_gain. With one child per node the
-/// tree is a chain and S is cost_model_draft's formula. Allocates nothing.
+/// accepted tokens pay for its share of the pass. Speculation is off (no tree; a probe
+/// every probe_interval rounds) while the recent rounds' mean best S is at most min_gain.
+/// A probe (and each of the startup_probes) is a path of up to 4 levels with second
+/// children, at least its 4 most valuable nodes verified. With one child per node the tree
+/// is a chain and S is cost_model_draft's formula. Allocates nothing.
 class tree_cost_model {
  public:
   /// A cost model with options `o` (out of range: validate() is invalid_argument, and
@@ -651,12 +656,16 @@ struct tree_stats {
 /// differ throughout, and the linear decoder stays as it is (and as light).
 /// Each round: the draft is fed the kept tokens; a tree grows best-first from the last
 /// kept token, each level the `expand_width` most valuable unexpanded nodes (one draft
-/// pass), up to the plan's depth, as long as the level promises its threshold; the
-/// policy chooses how many of the best nodes to verify; the target scores the last kept
+/// pass; with a draft that has extend_tree, over the new nodes only), up to the plan's
+/// depth, while the level's expected gain passes the plan's threshold and the policy would
+/// verify a node worth it after one more pass, and while the last level had a node it
+/// would verify; the policy chooses how many of the best nodes to verify; the target
+/// scores the last kept
 /// token and those nodes in one tree pass; verification walks down from the root (at
 /// each node the children in order: accept child x with min(1, p(x)/q(x)), else p <-
 /// norm(max(p - q, 0)) and q loses x; a token from the remaining p after all were
-/// rejected, or at a leaf); the target commits the accepted path.
+/// rejected, or at a leaf); the target commits the accepted path, and a draft with its
+/// own TreeScoring the accepted nodes its pending tree holds.
 /// Borrows target and draft (which must outlive the decoder and be used by nothing else
 /// while it runs: the decoder mirrors the draft's context); owns the policy and buffers
 /// (195 rows of vocab_size floats: 65 target rows, 64 draft-pass rows, 65 draft
@@ -918,7 +927,7 @@ class tree_speculative_decoder {
   // Adds the children slots of `parent` (pool index; -1 for the root, whose q is row 0) to
   // the pool: the draft's most likely tokens, or tokens drawn from q without replacement;
   // each slot's value from the parent's and the policy's acceptance of the slot's rank and
-  // the rank-th largest q (never above the previous sibling's).
+  // the rank-th largest q (with sampled children, never above the previous sibling's).
   void add_children(std::int32_t parent, std::size_t row, std::size_t depth, std::size_t children) {
     const float* q = qrows_.data() + row * vocab_;
     std::array<token_id, max_tree_children> top{};
