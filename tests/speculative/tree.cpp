@@ -684,16 +684,14 @@ class shaped_model {
   std::size_t vocab_size() const noexcept { return 16; }
   std::size_t size() const noexcept { return ctx_.size(); }
   std::span<const float> logits() const noexcept { return logits_; }
-  errc append(std::span<const token_id> t) { return feed(t, {}); }
-  errc score(std::span<const token_id> t, std::span<float> rows) { return feed(t, rows); }
   errc rewind(std::size_t n) {
     ctx_.resize(ctx_.size() - n);
     fill(logits_, ctx_.size());
     return errc::ok;
   }
-
- private:
-  errc feed(std::span<const token_id> t, std::span<float> rows) {
+  errc append(std::span<const token_id> t) { return score(t, {}); }
+  // One pass over `t` (rows, when given, after each of its tokens).
+  errc score(std::span<const token_id> t, std::span<float> rows) {
     fake_seconds += draft_ ? 0.02 : 1.0 + 0.3 * static_cast<double>(t.size() - 1);
     for (std::size_t i = 0; i < t.size() && !rows.empty(); ++i)
       fill(rows.subspan(i * 16, 16), ctx_.size() + i + 1);
@@ -701,6 +699,8 @@ class shaped_model {
     fill(logits_, ctx_.size());
     return errc::ok;
   }
+
+ private:
   void fill(std::span<float> out, std::size_t n) const {
     std::fill(out.begin(), out.end(), 0.0f);
     const std::size_t fav = (7 * n + 3) % 16;

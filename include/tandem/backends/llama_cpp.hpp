@@ -466,16 +466,7 @@ class llama_session {
                                 std::span<float> rows) noexcept {
     drop_tree();
     const std::size_t n = tokens.size();
-    if (parents.size() != n || rows.size() != n * n_vocab_)
-      return detail::fail(&error_, errc::size_mismatch,
-                          "score_tree: %zu tokens, %zu parents, %zu floats for rows of %zu", n,
-                          parents.size(), rows.size(), n_vocab_);
-    if (n == 0) return detail::fail(&error_, errc::empty_input, "score_tree: an empty tree");
-    for (std::size_t i = 0; i < n; ++i)
-      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i))
-        return detail::fail(&error_, errc::invalid_argument,
-                            "score_tree: node %zu has parent %d (a parent comes first)", i,
-                            static_cast<int>(parents[i]));
+    TANDEM_TRY(check_nodes("score_tree", 0, tokens, parents, rows));
     if (const errc e = check(tokens); e != errc::ok)
       return detail::fail(&error_, e, "score_tree: %zu nodes after %zu of %zu tokens", n, size_,
                           n_ctx_);
@@ -521,16 +512,7 @@ class llama_session {
     if (!tree_.pending || tree_.by_paths)
       return detail::fail(&error_, errc::invalid_argument,
                           "extend_tree: no pending tree scored in one pass");
-    if (parents.size() != n || rows.size() != n * n_vocab_)
-      return detail::fail(&error_, errc::size_mismatch,
-                          "extend_tree: %zu tokens, %zu parents, %zu floats for rows of %zu", n,
-                          parents.size(), rows.size(), n_vocab_);
-    if (n == 0) return detail::fail(&error_, errc::empty_input, "extend_tree: no nodes");
-    for (std::size_t i = 0; i < n; ++i)
-      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(old + i))
-        return detail::fail(&error_, errc::invalid_argument,
-                            "extend_tree: node %zu has parent %d (a parent comes first)", old + i,
-                            static_cast<int>(parents[i]));
+    TANDEM_TRY(check_nodes("extend_tree", old, tokens, parents, rows));
     if (const errc e = check(tokens); e != errc::ok)
       return detail::fail(&error_, e, "extend_tree: %zu nodes", n);
     if (n > n_batch_ - old)
@@ -792,6 +774,27 @@ class llama_session {
     if (e != errc::ok)
       return detail::fail(&error_, e, "score_tree: node %zu of %zu, scored path by path", i,
                           tokens.size());
+    return errc::ok;
+  }
+
+  // The input checks of score_tree (old == 0) and extend_tree (`old` nodes pending), with
+  // details in error_: size_mismatch, empty_input, invalid_argument (a parent out of
+  // order); else ok.
+  [[nodiscard]] errc check_nodes(const char* what, std::size_t old,
+                                 std::span<const token_id> tokens,
+                                 std::span<const std::int32_t> parents,
+                                 std::span<const float> rows) noexcept {
+    const std::size_t n = tokens.size();
+    if (parents.size() != n || rows.size() != n * n_vocab_)
+      return detail::fail(&error_, errc::size_mismatch,
+                          "%s: %zu tokens, %zu parents, %zu floats for rows of %zu", what, n,
+                          parents.size(), rows.size(), n_vocab_);
+    if (n == 0) return detail::fail(&error_, errc::empty_input, "%s: no nodes", what);
+    for (std::size_t i = 0; i < n; ++i)
+      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(old + i))
+        return detail::fail(&error_, errc::invalid_argument,
+                            "%s: node %zu has parent %d (a parent comes first)", what, old + i,
+                            static_cast<int>(parents[i]));
     return errc::ok;
   }
 
