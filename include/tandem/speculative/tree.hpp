@@ -758,11 +758,12 @@ class tree_speculative_decoder {
     token_id token = 0;
     std::int32_t parent = -1;  // pool index; -1: a child of the last kept token
     std::uint8_t depth = 0, rank = 0;
-    double q = 0.0;          // draft probability of its slot (rank-th largest q at its parent)
-    double value = 0.0;      // estimated chance of lying on the accepted path
-    std::int32_t row = -1;   // its own draft distribution in qrows_ (expanded nodes), else -1
-    std::int32_t sel = -1;   // its index in the target's tree (0 is the last kept token)
-    std::int32_t dsel = -1;  // its index in the draft's pending tree (-1: not held)
+    double q = 0.0;            // draft probability of its slot (rank-th largest q at its parent)
+    double value = 0.0;        // estimated chance of lying on the accepted path
+    std::int32_t row = -1;     // its own draft distribution in qrows_ (expanded nodes), else -1
+    std::int32_t sel = -1;     // its index in the target's tree (0 is the last kept token)
+    std::int32_t dsel = -1;    // its index in the draft's pending tree (-1: not held)
+    std::int32_t dchain = -1;  // its index among the tokens appended to the draft (-1: none)
   };
 
   static constexpr std::size_t pool_cap = 1 + max_tree_nodes * max_tree_children;
@@ -1007,7 +1008,7 @@ class tree_speculative_decoder {
     const double t0 = now();
     used_ = 0;
     nrows_ = 1;
-    dnodes_ = 0;
+    dnodes_ = dchain_ = 0;
     const errc se = sync_draft();
     if (se != errc::ok) {
       stats_.draft_seconds += now() - t0;
@@ -1125,6 +1126,30 @@ class tree_speculative_decoder {
   // draft's.
   template <class D>
   errc draft_level(D& d, std::size_t w) {
+    // A chain so far: one node expanded, the child of the last node appended (a child of
+    // the last kept token when none was), appended as a linear drafter would (one token,
+    // no tree bookkeeping; its accepted part stays in the draft, keep_draft_path).
+    if (w == 1 && dnodes_ == 0) {
+      node& x = pool_[static_cast<std::size_t>(order_[0])];
+      const bool next = x.parent < 0 ? dchain_ == 0
+                                     : pool_[static_cast<std::size_t>(x.parent)].dchain ==
+                                               static_cast<std::int32_t>(dchain_) - 1 &&
+                                           dchain_ > 0;
+      if (next) {
+        TANDEM_TRY(d.append(std::span<const token_id>(&x.token, 1)));
+        const std::span<const float> l = d.logits();
+        if (l.size() != vocab_) return errc::decode_failed;
+        std::copy(l.begin(), l.end(), drows_.begin());
+        x.sel = 0;
+        x.dchain = static_cast<std::int32_t>(dchain_++);
+        return errc::ok;
+      }
+    }
+    if (dchain_ > 0) {  // a tree from here on: hung after the history, as the draft was
+      TANDEM_TRY(d.rewind(dchain_));
+      dchain_ = 0;
+      for (std::size_t i = 0; i < used_; ++i) pool_[i].dchain = -1;
+    }
     if constexpr (requires(std::span<const token_id> t, std::span<const std::int32_t> p,
                            std::span<float> r) {
                     { d.extend_tree(t, p, r) } -> std::same_as<errc>;
@@ -1355,12 +1380,34 @@ class tree_speculative_decoder {
     return ce;
   }
 
-  // The draft keeps the accepted nodes its pending tree holds (a prefix of the kept path,
-  // path_[1, fed)), so that the next sync feeds only the rest: as a linear drafter's
-  // accepted tokens stay in its cache. Only for a draft with its own TreeScoring (the
-  // adapter's commit is a pass of its own). Best effort: after a failed commit, the sync
-  // finds the draft's size off mirror_ and feeds it again.
+  // The draft keeps the accepted nodes it holds (a prefix of the kept path, path_[1,
+  // fed)), so that the next sync feeds only the rest: as a linear drafter's accepted
+  // tokens stay in its cache. An appended chain: the rest is rewound. A pending tree: its
+  // accepted nodes committed, only for a draft with its own TreeScoring (the adapter's
+  // commit is a pass of its own). Best effort: after a failure, the sync finds the draft's
+  // size off mirror_ and feeds it again.
   void keep_draft_path(std::size_t fed) {
+    if (const std::size_t chain = std::exchange(dchain_, 0); chain > 0) {
+      // The appended chain's accepted prefix stays; the rest is rewound.
+      dnodes_ = 0;
+      auto& d = draft_.get();
+      const std::size_t h = mirror_.size();
+      if (static_cast<std::size_t>(d.size()) != h + chain) return;
+      std::size_t k = 0;
+      while (
+          k + 1 < fed && k < chain &&
+          pool_[static_cast<std::size_t>(tnode_[static_cast<std::size_t>(path_[k + 1])])].dchain ==
+              static_cast<std::int32_t>(k))
+        ++k;
+      if (h + k > history_.size()) return;
+      const double t0 = now();
+      const errc e = k < chain ? d.rewind(chain - k) : errc::ok;
+      stats_.draft_seconds += now() - t0;
+      if (e == errc::ok)
+        mirror_.insert(mirror_.end(), history_.begin() + static_cast<std::ptrdiff_t>(h),
+                       history_.begin() + static_cast<std::ptrdiff_t>(h + k));
+      return;
+    }
     if constexpr (TreeScoring<Draft>) {
       const std::size_t pending = std::exchange(dnodes_, 0);
       auto& d = draft_.get();
@@ -1413,6 +1460,7 @@ class tree_speculative_decoder {
   error_info last_error_{};
   std::size_t vocab_ = 0, used_ = 0, nrows_ = 0, chosen_ = 0;
   std::size_t dnodes_ = 0;  // nodes of the draft's pending tree this round (0: none)
+  std::size_t dchain_ = 0;  // tokens appended to the draft this round (a chain so far)
   bool kept_last_ = false;
   std::vector<token_id> history_, mirror_;
   std::vector<float> rows_, drows_, qrows_, pf_;
