@@ -24,6 +24,11 @@
 //    -np 1, 2, 4, 8 and --spec-draft-p-split 0.05, 0.1, 0.2 at the pair's draft max
 //    (bench_speculative_tree_llama.hpp; "llamacpp_tree_setting" names the best,
 //    "llamacpp_tree_cpu_tps" its speed), measured as llama-speculative-simple is.
+// With TANDEM_BENCH_VERBOSE set, the tree runs print a line per round to stderr (tree
+// shape, draft levels, accepted, draft and target time, the cost model's T(b), draft pass
+// cost and acceptance estimates), and part 2 also runs, to stderr, fixed chains of 4 and 8
+// and two fixed bushy trees through the tree decoder and the linear decoder on the tree
+// decoder's sessions (tree_leaves 64): where a tree round loses time against a linear one.
 #pragma once
 
 #include <cstdint>
