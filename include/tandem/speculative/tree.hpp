@@ -363,10 +363,10 @@ struct tree_cost_options {
   std::size_t max_depth = 8;     ///< depth limit (1 to max_tree_depth)
   std::size_t max_children = 4;  ///< children per node (1 to max_tree_children; 1: chains)
   std::size_t expand_width = 4;  ///< nodes expanded per level (1 to max_tree_nodes)
-  double prior_weight =
-      0.5;                 ///< pseudo-observations behind a rank's prior acceptance, the draft's q
-  double decay = 0.98;     ///< per-round forgetting, in (0, 1]
-  double min_gain = 1.05;  ///< speculate only when the predicted speedup exceeds this
+  /// Pseudo-observations behind a sibling rank's prior acceptance, the draft's q.
+  double prior_weight = 0.5;
+  double decay = 0.98;              ///< per-round forgetting, in (0, 1]
+  double min_gain = 1.05;           ///< speculate only when the predicted speedup exceeds this
   std::size_t probe_interval = 16;  ///< while off, draft a probe tree after this many rounds
   /// Drafting rounds forced at start-up (probe trees), before the estimates decide.
   std::size_t startup_probes = 3;
