@@ -508,9 +508,12 @@ run_result tandem_speculative(const options& o, const tandem::llama_model_handle
                               const tandem::llama_model_handle& dm,
                               std::span<const token_id> prompt, Policy policy, float p_min,
                               std::size_t max_tokens, tandem::speculative_stats* stats,
-                              std::vector<token_id>* tokens, bool lookup = false) {
-  auto target = tandem::llama_session::create(tm, session_options(o));
-  auto draft = tandem::llama_session::create(dm, session_options(o));
+                              std::vector<token_id>* tokens, bool lookup = false,
+                              std::uint32_t tree_leaves = 0) {
+  tandem::llama_session_options so = session_options(o);
+  so.tree_leaves = tree_leaves;  // > 0: sessions as the tree decoder's (for comparisons)
+  auto target = tandem::llama_session::create(tm, so);
+  auto draft = tandem::llama_session::create(dm, so);
   if (!target || !draft) return {};
   // p_min over the draft's 10 most likely tokens, as llama.cpp's draft sampler (top-k 10).
   tandem::model_drafter model(*draft, greedy_chain(), {p_min, 10});

@@ -25,6 +25,11 @@
 //    -np 1, 2, 4, 8 and --spec-draft-p-split 0.05, 0.1, 0.2 at the pair's draft max
 //    (bench_speculative_tree_llama.hpp; "llamacpp_tree_setting" names the best,
 //    "llamacpp_tree_cpu_tps" its speed), measured as llama-speculative-simple is.
+// With TANDEM_BENCH_VERBOSE set, the tree runs print a line per round to stderr (tree
+// shape, draft levels, accepted, draft and target time, the cost model's T(b), draft pass
+// cost and acceptance estimates), and part 2 also runs, to stderr, fixed chains of 4 and 8
+// and two fixed bushy trees through the tree decoder and the linear decoder on the tree
+// decoder's sessions (tree_leaves 64): where a tree round loses time against a linear one.
 #pragma once
 
 #include <cstdint>
@@ -248,11 +253,48 @@ struct tree_pair_result {
   std::size_t draft_max = 0;                     // the pair's draft max (llama-speculative's)
 };
 
+// A tree policy that prints each round (shape, acceptance, draft and target time) to
+// stderr, then defers to P (TANDEM_BENCH_VERBOSE).
+template <class P>
+struct tree_traced {
+  P p;
+  tandem::tree_plan plan() { return p.plan(); }
+  double acceptance(std::size_t d, std::size_t r, double q) const { return p.acceptance(d, r, q); }
+  std::size_t choose(std::span<const double> v, std::size_t levels) { return p.choose(v, levels); }
+  void update(const tandem::tree_round& r) {
+    std::size_t depth = 0, leaves = 0;
+    for (std::size_t i = 0; i < r.nodes; ++i) {
+      depth = std::max<std::size_t>(depth, r.depth[i] + 1u);
+      bool leaf = true;
+      for (std::size_t j = i + 1; j < r.nodes && leaf; ++j)
+        leaf = r.parents[j] != static_cast<std::int32_t>(i);
+      leaves += leaf ? 1 : 0;
+    }
+    std::fprintf(stderr,
+                 "  round: nodes %2zu depth %2zu leaves %2zu levels %2zu accepted %2zu%s  draft "
+                 "%.2f ms  target %.2f ms\n",
+                 r.nodes, depth, leaves, r.levels, r.accepted, r.forced ? " (forced)" : "",
+                 r.draft_seconds * 1e3, r.target_seconds * 1e3);
+    p.update(r);
+    if constexpr (requires { p.costs(); })
+      std::fprintf(stderr,
+                   "    T(1..6) %.2f %.2f %.2f %.2f %.2f %.2f ms, draft pass %.2f ms, a(d, 0, "
+                   "0.5) %.2f %.2f %.2f %.2f, a(0, 1, 0.2) %.2f, best %.3f\n",
+                   p.costs().target_cost(1) * 1e3, p.costs().target_cost(2) * 1e3,
+                   p.costs().target_cost(3) * 1e3, p.costs().target_cost(4) * 1e3,
+                   p.costs().target_cost(5) * 1e3, p.costs().target_cost(6) * 1e3,
+                   p.costs().draft_cost() * 1e3, p.acceptance(0, 0, 0.5), p.acceptance(1, 0, 0.5),
+                   p.acceptance(2, 0, 0.5), p.acceptance(3, 0, 0.5), p.acceptance(0, 1, 0.2),
+                   p.best_predicted_speedup());
+  }
+};
+
 // One greedy tree generation on fresh sessions, timed in process CPU time.
+template <class Policy = tandem::tree_cost_model>
 run_result tandem_tree(const options& o, const tandem::llama_model_handle& tm,
                        const tandem::llama_model_handle& dm, std::span<const token_id> prompt,
                        std::size_t max_tokens, tandem::tree_stats* stats,
-                       std::vector<token_id>* tokens) {
+                       std::vector<token_id>* tokens, Policy policy = Policy()) {
   auto target =
       tandem::llama_session::create(tm, tandem_bench::tree_session_options(session_options(o)));
   auto draft =
@@ -260,12 +302,24 @@ run_result tandem_tree(const options& o, const tandem::llama_model_handle& tm,
   if (!target || !draft) return {};
   tandem::tree_options to;
   to.clock = thread_cpu;
-  tandem::tree_speculative_decoder dec(*target, *draft, tandem::tree_cost_model{}, to);
-  auto s = greedy_chain();
-  const run_result r = timed_greedy(
-      max_tokens, tokens, [&](const auto& g, auto& c) { return dec.generate(s, prompt, g, c); });
-  if (stats) *stats = dec.stats();
-  return r;
+  const bool verbose = std::getenv("TANDEM_BENCH_VERBOSE") != nullptr && max_tokens > 1;
+  const auto run = [&](auto pol) {
+    tandem::tree_speculative_decoder dec(*target, *draft, std::move(pol), to);
+    auto s = greedy_chain();
+    const run_result r = timed_greedy(
+        max_tokens, tokens, [&](const auto& g, auto& c) { return dec.generate(s, prompt, g, c); });
+    if (stats) *stats = dec.stats();
+    if (verbose)
+      std::fprintf(stderr,
+                   "  tree: cpu %.4f s: target %.4f s (%zu calls), draft %.4f s (%zu calls), "
+                   "%zu rounds, %zu drafting, nodes %.2f, accepted %.3f\n",
+                   r.cpu, dec.stats().target_seconds, dec.stats().target_calls,
+                   dec.stats().draft_seconds, dec.stats().draft_calls, dec.stats().rounds,
+                   dec.stats().drafting_rounds, dec.stats().mean_tree_size(),
+                   dec.stats().mean_accepted_length());
+    return r;
+  };
+  return verbose ? run(tree_traced<Policy>{std::move(policy)}) : run(std::move(policy));
 }
 
 // Trees at the cost model's choice against the linear cost-model decoder on pair `spec`
@@ -304,6 +358,30 @@ tree_pair_result measure_tree_pair(const options& o, const std::string& spec) {
       tree_paired.push_back(tree.back().cpu_tps / b0.cpu_tps);
       linear_paired.push_back(linear.back().cpu_tps / b0.cpu_tps);
     }
+  }
+  if (std::getenv("TANDEM_BENCH_VERBOSE")) {  // fixed chains through the tree decoder
+    for (const std::size_t g : {4, 8}) {
+      const speed c = decode_speed(
+          tandem_tree(o, *tm, *dm, prompt, o.tokens, nullptr, &got, tandem::fixed_tree{g, g, 1, 1}),
+          tandem_tree(o, *tm, *dm, prompt, 1, nullptr, nullptr));
+      std::fprintf(stderr, "%s chain of %zu through the tree decoder: %.2f tok/s cpu\n",
+                   res.name.c_str(), g, c.cpu_tps);
+    }
+    for (const tandem::fixed_tree f :
+         {tandem::fixed_tree{6, 3, 3, 2}, tandem::fixed_tree{12, 4, 4, 3}}) {
+      tandem::tree_stats st;
+      const speed c = decode_speed(tandem_tree(o, *tm, *dm, prompt, o.tokens, &st, &got, f),
+                                   tandem_tree(o, *tm, *dm, prompt, 1, nullptr, nullptr, f));
+      std::fprintf(stderr, "%s fixed tree %zu/%zu/%zu/%zu: %.2f tok/s cpu, accepted %.3f\n",
+                   res.name.c_str(), f.nodes, f.depth, f.children, f.width, c.cpu_tps,
+                   st.mean_accepted_length());
+    }
+    const speed l = decode_speed(tandem_speculative(o, *tm, *dm, prompt, tandem::cost_model_draft{},
+                                                    0.0f, o.tokens, nullptr, &got, false, 64),
+                                 tandem_speculative(o, *tm, *dm, prompt, tandem::cost_model_draft{},
+                                                    0.0f, 1, nullptr, nullptr, false, 64));
+    std::fprintf(stderr, "%s linear on the tree decoder's sessions: %.2f tok/s cpu\n",
+                 res.name.c_str(), l.cpu_tps);
   }
   res.target = median_speed(base);
   res.tree = median_speed(tree);

@@ -527,3 +527,61 @@ TEST_CASE("llama_cpp tree: tree speculation over llama sessions gives the target
     CHECK(cache_is_clean(target));
   }
 }
+
+TEST_CASE("llama_cpp tree: a tree grown by extend_tree scores and commits as one scored whole",
+          "[backends][llama_cpp][tree]") {
+  // The tree above in three calls: its roots' first levels, then two levels added.
+  const std::size_t v = tree_model().vocab_size();
+  auto s = open_session(8);
+  auto ref = open_session(0);
+  REQUIRE(s.append(held_prompt) == errc::ok);
+  REQUIRE(ref.append(held_prompt) == errc::ok);
+  const std::vector<token_id> t0 = {310, 311, 316}, t1 = {312, 314, 315, 317, 318}, t2 = {313};
+  // Indices: 0 (310), 1 (311), 2 (316); then 3 (312) and 4 (314) under 1, 5 (315) under 0,
+  // 6 (317) and 7 (318) under 2; then 8 (313) under 3.
+  const std::vector<std::int32_t> p0 = {-1, 0, -1}, p1 = {1, 1, 0, 2, 2}, p2 = {3};
+  std::vector<float> r0(t0.size() * v), r1(t1.size() * v), r2(t2.size() * v);
+  REQUIRE(s.score_tree(t0, p0, r0) == errc::ok);
+  REQUIRE(s.extend_tree(t1, p1, r1) == errc::ok);
+  REQUIRE(s.extend_tree(t2, p2, r2) == errc::ok);
+  CHECK(s.size() == held_prompt.size());
+  // Each new row equals the logits after its path, as score_tree's rows do.
+  const std::vector<token_id> all = {310, 311, 316, 312, 314, 315, 317, 318, 313};
+  const std::vector<std::int32_t> parents = {-1, 0, -1, 1, 1, 0, 2, 2, 3};
+  std::vector<float> rows(all.size() * v);
+  std::copy(r0.begin(), r0.end(), rows.begin());
+  std::copy(r1.begin(), r1.end(), rows.begin() + static_cast<std::ptrdiff_t>(3 * v));
+  std::copy(r2.begin(), r2.end(), rows.begin() + static_cast<std::ptrdiff_t>(8 * v));
+  check_rows(ref, all, parents, rows);
+  // Parents out of order and helper ids beyond tree_leaves are refused, the tree kept.
+  CHECK(s.extend_tree(std::vector<token_id>{5}, std::vector<std::int32_t>{9},
+                      std::span<float>(r2)) == errc::invalid_argument);
+  const std::vector<token_id> many(8, 5);
+  const std::vector<std::int32_t> under(8, 8);
+  std::vector<float> rm(many.size() * v);
+  CHECK(s.extend_tree(many, under, rm) == errc::capacity_exceeded);
+  // The path 0, 1, 3, 8 (tokens 310 311 312 313), its last node from the last call: the
+  // session holds it, with that node's row as logits, and continues as a fresh session.
+  const std::vector<std::int32_t> path = {0, 1, 3, 8};
+  REQUIRE(s.commit_tree(path) == errc::ok);
+  CHECK(rows_match(s.logits(), r2));
+  std::vector<token_id> held = held_prompt;
+  held.insert(held.end(), {310, 311, 312, 313});
+  check_continues_like_fresh(s, held, std::vector<token_id>{50, 51});
+  // A path ending at a node of an earlier call: held, without logits until the next append.
+  auto u = open_session(8);
+  REQUIRE(u.append(held_prompt) == errc::ok);
+  REQUIRE(u.score_tree(t0, p0, r0) == errc::ok);
+  REQUIRE(u.extend_tree(t1, p1, r1) == errc::ok);
+  REQUIRE(u.commit_tree(std::vector<std::int32_t>{2}) == errc::ok);
+  CHECK(u.size() == held_prompt.size() + 1);
+  CHECK(u.logits().empty());
+  std::vector<token_id> held2 = held_prompt;
+  held2.push_back(316);
+  check_continues_like_fresh(u, held2, std::vector<token_id>{50, 51});
+  // Without a tree scored in one pass (none pending, or scored path by path): refused.
+  auto w = open_session(2);
+  CHECK(w.extend_tree(t2, std::vector<std::int32_t>{-1}, r2) == errc::invalid_argument);
+  REQUIRE(w.score_tree(all, parents, rows) == errc::ok);  // 5 leaves > 2: path by path
+  CHECK(w.extend_tree(t2, std::vector<std::int32_t>{8}, r2) == errc::invalid_argument);
+}

@@ -665,6 +665,125 @@ TEST_CASE("tree: the cost model's choice degenerates to a chain or to nothing", 
   CHECK(cm.choose(poor, 1) == 0);
 }
 
+namespace {
+
+// Seconds on a test clock that the shaped models below advance: a target pass over b
+// tokens costs 1 + 0.3 (b - 1), a draft pass 0.02 (so trees pay only for likely nodes).
+double fake_seconds = 0.0;
+double fake_clock() noexcept { return fake_seconds; }
+
+// A model over 16 tokens whose favourite after n tokens is (7 n + 3) % 16. As the target,
+// its favourite has logit 5. As a draft, `sure`: the same favourite, logit 9 (q near 1);
+// unsure: another token first (logit 1) and the target's favourite second (logit 0.8), so
+// q is about 0.2 for both and only a second child is ever accepted.
+class shaped_model {
+ public:
+  shaped_model(bool draft, bool sure) : draft_(draft), sure_(sure), logits_(16, 0.0f) {
+    fill(logits_, 0);
+  }
+  std::size_t vocab_size() const noexcept { return 16; }
+  std::size_t size() const noexcept { return ctx_.size(); }
+  std::span<const float> logits() const noexcept { return logits_; }
+  errc rewind(std::size_t n) {
+    ctx_.resize(ctx_.size() - n);
+    fill(logits_, ctx_.size());
+    return errc::ok;
+  }
+  errc append(std::span<const token_id> t) { return score(t, {}); }
+  // One pass over `t` (rows, when given, after each of its tokens).
+  errc score(std::span<const token_id> t, std::span<float> rows) {
+    fake_seconds += draft_ ? 0.02 : 1.0 + 0.3 * static_cast<double>(t.size() - 1);
+    for (std::size_t i = 0; i < t.size() && !rows.empty(); ++i)
+      fill(rows.subspan(i * 16, 16), ctx_.size() + i + 1);
+    ctx_.insert(ctx_.end(), t.begin(), t.end());
+    fill(logits_, ctx_.size());
+    return errc::ok;
+  }
+
+ private:
+  void fill(std::span<float> out, std::size_t n) const {
+    std::fill(out.begin(), out.end(), 0.0f);
+    const std::size_t fav = (7 * n + 3) % 16;
+    if (!draft_) {
+      out[fav] = 5.0f;
+    } else if (sure_) {
+      out[fav] = 9.0f;
+    } else {
+      out[(fav + 5) % 16] = 1.0f;
+      out[fav] = 0.8f;
+    }
+  }
+  bool draft_, sure_;
+  std::vector<token_id> ctx_;
+  std::vector<float> logits_;
+};
+
+// tree_cost_model, recording the most children any node had, and the largest sibling rank
+// of a node (0: the draft's first choice), in the trees verified after the start-up probes.
+struct shape_recorder {
+  tandem::tree_cost_model p{tandem::tree_cost_options{}};
+  std::size_t rounds = 0, max_children = 0, max_rank = 0;
+  tandem::tree_plan plan() { return p.plan(); }
+  double acceptance(std::size_t d, std::size_t r, double q) const { return p.acceptance(d, r, q); }
+  std::size_t choose(std::span<const double> v, std::size_t levels) { return p.choose(v, levels); }
+  void update(const tandem::tree_round& r) {
+    if (r.nodes > 0 && ++rounds > 4) {  // each node's children, and the root's (parent -1)
+      for (std::int32_t i = -1; i < static_cast<std::int32_t>(r.nodes); ++i)
+        max_children =
+            std::max(max_children,
+                     static_cast<std::size_t>(std::count(r.parents.begin(), r.parents.end(), i)));
+      for (const std::uint8_t k : r.rank) max_rank = std::max<std::size_t>(max_rank, k);
+    }
+    p.update(r);
+  }
+};
+
+// Greedy generation of `n` tokens on the shaped pair; the policy's record.
+shape_recorder shaped_run(bool sure, std::size_t n, tandem::tree_stats& stats,
+                          std::vector<token_id>& tokens) {
+  shaped_model target(false, false), draft(true, sure);
+  tandem::tree_options o;
+  o.clock = fake_clock;
+  tandem::tree_speculative_decoder dec(target, draft, shape_recorder{}, o);
+  auto s = greedy_chain();
+  generation_options g;
+  g.max_tokens = n;
+  completion c;
+  REQUIRE(dec.generate(s, std::vector<token_id>{1, 2}, g, c) == errc::ok);
+  stats = dec.stats();
+  tokens = c.tokens;
+  return dec.policy();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "tree: the cost model drafts the draft's chain when it is sure, its second choices "
+    "when those pass",
+    "[tree]") {
+  std::vector<token_id> want;  // the target's favourites after the 2-token prompt
+  for (std::size_t n = 2; want.size() < 120; ++n)
+    want.push_back(static_cast<token_id>((7 * n + 3) % 16));
+  tandem::tree_stats st;
+  std::vector<token_id> got;
+  // Sure and right: the draft's chain (one first choice per node), several tokens
+  // accepted per round.
+  const shape_recorder sure = shaped_run(true, 120, st, got);
+  CHECK(got == want);
+  CHECK(sure.rounds > 4);
+  CHECK(sure.max_children == 1);
+  CHECK(sure.max_rank == 0);
+  CHECK(st.mean_accepted_length() > 2.0);
+  // Unsure, the target's token second: first children never pass, so the draft's chain
+  // would accept nothing; the tree takes second children (probes learn that they pass) and
+  // accepts more than one per round.
+  const shape_recorder unsure = shaped_run(false, 120, st, got);
+  CHECK(got == want);
+  CHECK(unsure.rounds > 4);
+  CHECK(unsure.max_rank >= 1);
+  CHECK(st.mean_accepted_length() > 1.0);
+}
+
 TEST_CASE("tree: a warm tree decoder allocates nothing per token", "[tree][alloc]") {
   const std::size_t vocab = 16;
   const auto succ = successors(vocab, 5, 3);

@@ -294,13 +294,15 @@ inline void llama_release(llama_batch& batch, ::llama_context*& ctx) noexcept {
 /// with the helper ids by llama_memory_seq_cp (the unified cache shares cells, it copies
 /// no data). llama.cpp masks a token by its first id, whose sequence is exactly the held
 /// tokens and the node's ancestors. `commit_tree` gives the kept path's cells id 0 and
-/// removes every helper id (so the other nodes' cells are freed). A tree with more leaves
+/// removes every helper id (so the other nodes' cells are freed). `extend_tree` adds
+/// nodes to such a pending tree in one more llama_decode, each new leaf's id copied from
+/// an id through the node it hangs from, up to that node. A tree with more leaves
 /// than `tree_leaves` (every tree when it is 0, the default) is scored path by path
 /// instead, one decode per node (see `score_tree`).
 ///
 /// Allocation: the llama_batch, the logits buffer, the tree's bookkeeping and
-/// llama.cpp's context are sized at creation; `append`, `score`, `rewind`, `score_tree`
-/// and `commit_tree` allocate nothing on tandem's side.
+/// llama.cpp's context are sized at creation; `append`, `score`, `rewind`, `score_tree`,
+/// `extend_tree` and `commit_tree` allocate nothing on tandem's side.
 class llama_session {
  public:
   /// Creates a context over `model`.
@@ -464,16 +466,7 @@ class llama_session {
                                 std::span<float> rows) noexcept {
     drop_tree();
     const std::size_t n = tokens.size();
-    if (parents.size() != n || rows.size() != n * n_vocab_)
-      return detail::fail(&error_, errc::size_mismatch,
-                          "score_tree: %zu tokens, %zu parents, %zu floats for rows of %zu", n,
-                          parents.size(), rows.size(), n_vocab_);
-    if (n == 0) return detail::fail(&error_, errc::empty_input, "score_tree: an empty tree");
-    for (std::size_t i = 0; i < n; ++i)
-      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(i))
-        return detail::fail(&error_, errc::invalid_argument,
-                            "score_tree: node %zu has parent %d (a parent comes first)", i,
-                            static_cast<int>(parents[i]));
+    TANDEM_TRY(check_nodes("score_tree", 0, tokens, parents, rows));
     if (const errc e = check(tokens); e != errc::ok)
       return detail::fail(&error_, e, "score_tree: %zu nodes after %zu of %zu tokens", n, size_,
                           n_ctx_);
@@ -494,15 +487,117 @@ class llama_session {
     std::copy(parents.begin(), parents.end(), tree_.parent.begin());
     std::copy(tokens.begin(), tokens.end(), tree_.token.begin());
     tree_.nodes = n;
+    tree_.first = 0;
     tree_.pending = true;
+    return errc::ok;
+  }
+
+  /// Adds the nodes `tokens`/`parents` to the pending tree (scored in one llama_decode)
+  /// and scores only them, in one llama_decode: the tree's earlier nodes keep their cells,
+  /// so a tree grown a level at a time (a drafter's) decodes each node once. New node i is
+  /// node old + i of the tree (old: its nodes before the call); parents[i] is -1 (a root),
+  /// an earlier node's index, or old + j for j < i. Writes rows[i*V .. (i+1)*V): the
+  /// logits after the held tokens and the path root..node old + i. The tree stays pending,
+  /// now with the new nodes (commit_tree's path indexes the whole tree).
+  /// Errors: invalid_argument (no pending tree scored in one llama_decode, or a parent out
+  /// of order; nothing changes), size_mismatch, empty_input, invalid_token,
+  /// capacity_exceeded (the tree would exceed max_tree_nodes() nodes or the tree_leaves
+  /// helper ids; nothing changes: score the whole tree with score_tree instead); after a
+  /// failed llama_decode (context_overflow, cancelled, decode_failed) no tree is pending
+  /// and the session is as before the score_tree. `last_error()` has the details.
+  [[nodiscard]] errc extend_tree(std::span<const token_id> tokens,
+                                 std::span<const std::int32_t> parents,
+                                 std::span<float> rows) noexcept {
+    const std::size_t n = tokens.size(), old = tree_.nodes;
+    if (!tree_.pending || tree_.by_paths)
+      return detail::fail(&error_, errc::invalid_argument,
+                          "extend_tree: no pending tree scored in one pass");
+    TANDEM_TRY(check_nodes("extend_tree", old, tokens, parents, rows));
+    if (const errc e = check(tokens); e != errc::ok)
+      return detail::fail(&error_, e, "extend_tree: %zu nodes", n);
+    if (n > n_batch_ - old)
+      return detail::fail(&error_, errc::capacity_exceeded,
+                          "extend_tree: %zu + %zu nodes, at most %zu (batch_size)", old, n,
+                          n_batch_);
+    // Whether each new node has a child among the new ones; the childless get a helper id.
+    std::fill_n(tree_.scratch.begin(), n, 0);
+    for (std::size_t i = 0; i < n; ++i)
+      if (parents[i] >= static_cast<std::int32_t>(old))
+        tree_.scratch[static_cast<std::size_t>(parents[i]) - old] = 1;
+    const auto leaves =
+        static_cast<std::size_t>(std::count(tree_.scratch.begin(), tree_.scratch.begin() + n, 0));
+    if (tree_.used + leaves > tree_.leaves)
+      return detail::fail(&error_, errc::capacity_exceeded,
+                          "extend_tree: %u + %zu helper ids, at most %u (tree_leaves)", tree_.used,
+                          leaves, tree_.leaves);
+    if (old + n > n_ctx_ - size_)
+      return detail::fail(&error_, errc::context_overflow, "extend_tree: %zu + %zu nodes after %zu",
+                          old, n, size_);
+    batch_.n_tokens = static_cast<std::int32_t>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int32_t p = parents[i];
+      const auto pi = static_cast<std::size_t>(p);
+      batch_.token[i] = tokens[i];
+      batch_.pos[i] = p < 0      ? static_cast<llama_pos>(size_)
+                      : pi < old ? tree_.pos[pi] + 1
+                                 : batch_.pos[pi - old] + 1;
+      batch_.n_seq_id[i] = 0;
+      batch_.logits[i] = 1;
+    }
+    // A new leaf's id marks the new nodes up to the old tree, and (copied from an id through
+    // the old node it hangs from, up to that node's position) the held tokens and the old
+    // path.
+    llama_memory_t mem = llama_get_memory(ctx_);
+    auto id = static_cast<llama_seq_id>(tree_.used);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (tree_.scratch[i] != 0) continue;
+      ++id;
+      std::int32_t u = static_cast<std::int32_t>(old + i);
+      for (; u >= static_cast<std::int32_t>(old); u = parents[static_cast<std::size_t>(u) - old]) {
+        const std::size_t b = static_cast<std::size_t>(u) - old;
+        batch_.seq_id[b][batch_.n_seq_id[b]++] = id;
+      }
+      if (u >= 0)
+        llama_memory_seq_cp(mem, tree_.leaf[static_cast<std::size_t>(u)], id, -1,
+                            tree_.pos[static_cast<std::size_t>(u)] + 1);
+      else if (size_ > 0)
+        llama_memory_seq_cp(mem, 0, id, -1, -1);
+    }
+    tree_.used = static_cast<std::uint32_t>(id);
+    const std::int32_t rc = llama_decode(ctx_, batch_);
+    if (rc != 0) {
+      drop_tree();
+      return detail::fail(&error_, map_decode_error(rc),
+                          "extend_tree: llama_decode returned %d for %zu nodes",
+                          static_cast<int>(rc), n);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* row = llama_get_logits_ith(ctx_, static_cast<std::int32_t>(i));
+      if (row == nullptr) {
+        drop_tree();
+        return detail::fail(&error_, errc::decode_failed, "extend_tree: no logits for node %zu",
+                            old + i);
+      }
+      std::memcpy(rows.data() + i * n_vocab_, row, n_vocab_ * sizeof(float));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      tree_.leaf[old + i] = batch_.seq_id[i][0];
+      tree_.pos[old + i] = batch_.pos[i];
+      tree_.parent[old + i] = parents[i];
+      tree_.token[old + i] = tokens[i];
+    }
+    tree_.nodes = old + n;
+    tree_.first = old;
     return errc::ok;
   }
 
   /// Keeps the root-to-node chain `path` of the pending tree (path[0] a root,
   /// parents[path[j]] == path[j-1]) and drops the other nodes' cells. The session then
   /// holds the old tokens followed by the path's tokens (`size()` grows by path.size())
-  /// and `logits()` equals row path.back() of the `score_tree` call. An empty path drops
-  /// the tree and leaves the session as before `score_tree`.
+  /// and `logits()` equals row path.back() of the `score_tree` call (after `extend_tree`:
+  /// of the call that scored that node when it was the last call, else `logits()` is empty
+  /// until the next append). An empty path drops the tree and leaves the session as before
+  /// `score_tree`.
   /// Errors: invalid_argument (no pending tree, or `path` not a chain of it; a pending
   /// tree stays pending); after a tree scored path by path, `append`'s errors (the tree is
   /// dropped and the session as before `score_tree`); decode_failed (llama.cpp lost the
@@ -533,21 +628,26 @@ class llama_session {
                             path.size());
       return errc::ok;
     }
-    const float* row = llama_get_logits_ith(ctx_, path.back());
-    if (row == nullptr) {
+    // llama.cpp keeps the rows of the last decode only: the nodes from tree_.first on.
+    const auto last = static_cast<std::size_t>(path.back());
+    const float* row =
+        last < tree_.first
+            ? nullptr
+            : llama_get_logits_ith(ctx_, static_cast<std::int32_t>(last - tree_.first));
+    if (row == nullptr && last >= tree_.first) {
       drop_tree();
       return detail::fail(&error_, errc::decode_failed,
                           "commit_tree: llama.cpp has no logits for node %d",
                           static_cast<int>(path.back()));
     }
-    std::memcpy(logits_.data(), row, n_vocab_ * sizeof(float));
+    if (row != nullptr) std::memcpy(logits_.data(), row, n_vocab_ * sizeof(float));
     // A leaf below path.back(): its cells at the path's positions are the path's nodes.
     const auto p0 = static_cast<llama_pos>(size_);
     llama_memory_seq_cp(llama_get_memory(ctx_), tree_.leaf[static_cast<std::size_t>(path.back())],
                         0, p0, p0 + static_cast<llama_pos>(path.size()));
     drop_tree();
     size_ += path.size();
-    has_logits_ = true;
+    has_logits_ = row != nullptr;
     return errc::ok;
   }
 
@@ -569,6 +669,7 @@ class llama_session {
     tree_.parent.assign(n_batch_, -1);
     tree_.leaf.assign(n_batch_, 0);
     tree_.chain.assign(n_batch_, 0);
+    tree_.pos.assign(n_batch_, 0);
     tree_.token.assign(n_batch_, 0);
     tree_.scratch.assign(n_batch_, 0);
     tree_.saved.assign(n_vocab_, 0.0f);
@@ -617,7 +718,10 @@ class llama_session {
       }
       std::memcpy(rows.data() + i * n_vocab_, row, n_vocab_ * sizeof(float));
     }
-    for (std::size_t i = 0; i < n; ++i) tree_.leaf[i] = batch_.seq_id[i][0];
+    for (std::size_t i = 0; i < n; ++i) {
+      tree_.leaf[i] = batch_.seq_id[i][0];
+      tree_.pos[i] = batch_.pos[i];
+    }
     return errc::ok;
   }
 
@@ -670,6 +774,27 @@ class llama_session {
     if (e != errc::ok)
       return detail::fail(&error_, e, "score_tree: node %zu of %zu, scored path by path", i,
                           tokens.size());
+    return errc::ok;
+  }
+
+  // The input checks of score_tree (old == 0) and extend_tree (`old` nodes pending), with
+  // details in error_: size_mismatch, empty_input, invalid_argument (a parent out of
+  // order); else ok.
+  [[nodiscard]] errc check_nodes(const char* what, std::size_t old,
+                                 std::span<const token_id> tokens,
+                                 std::span<const std::int32_t> parents,
+                                 std::span<const float> rows) noexcept {
+    const std::size_t n = tokens.size();
+    if (parents.size() != n || rows.size() != n * n_vocab_)
+      return detail::fail(&error_, errc::size_mismatch,
+                          "%s: %zu tokens, %zu parents, %zu floats for rows of %zu", what, n,
+                          parents.size(), rows.size(), n_vocab_);
+    if (n == 0) return detail::fail(&error_, errc::empty_input, "%s: no nodes", what);
+    for (std::size_t i = 0; i < n; ++i)
+      if (parents[i] < -1 || parents[i] >= static_cast<std::int32_t>(old + i))
+        return detail::fail(&error_, errc::invalid_argument,
+                            "%s: node %zu has parent %d (a parent comes first)", what, old + i,
+                            static_cast<int>(parents[i]));
     return errc::ok;
   }
 
@@ -778,10 +903,12 @@ class llama_session {
     std::vector<std::int32_t> parent;  // parent of each node (n_batch entries)
     std::vector<llama_seq_id> leaf;    // first helper id of each node: a leaf below it
     std::vector<std::int32_t> chain;   // score_by_paths: the tree nodes held, root first
+    std::vector<llama_pos> pos;        // position of each node (scored in one pass)
     std::vector<token_id> token;       // token of each node (commit after score_by_paths)
     std::vector<token_id> scratch;     // tokens of one append
     std::vector<float> saved;          // score_by_paths: logits() before the tree
     std::size_t nodes = 0;             // nodes of the pending tree
+    std::size_t first = 0;             // first node of the last llama_decode (its rows)
     std::uint32_t leaves = 0;          // most leaves (tree_leaves)
     std::uint32_t used = 0;            // helper ids 1..used carry cells
     bool pending = false;

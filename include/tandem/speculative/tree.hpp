@@ -16,6 +16,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -27,6 +28,7 @@
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/generate.hpp"
+#include "tandem/core/logits.hpp"
 #include "tandem/core/rng.hpp"
 #include "tandem/core/types.hpp"
 #include "tandem/speculative/draft_length.hpp"
@@ -361,9 +363,10 @@ struct tree_cost_options {
   std::size_t max_depth = 8;     ///< depth limit (1 to max_tree_depth)
   std::size_t max_children = 4;  ///< children per node (1 to max_tree_children; 1: chains)
   std::size_t expand_width = 4;  ///< nodes expanded per level (1 to max_tree_nodes)
-  double prior_weight = 0.5;     ///< pseudo-observations (of draft mass) behind the prior ratio 1
-  double decay = 0.98;           ///< per-round forgetting, in (0, 1]
-  double min_gain = 1.05;        ///< speculate only when the predicted speedup exceeds this
+  /// Pseudo-observations behind a sibling rank's prior acceptance, the draft's q.
+  double prior_weight = 0.5;
+  double decay = 0.98;              ///< per-round forgetting, in (0, 1]
+  double min_gain = 1.05;           ///< speculate only when the predicted speedup exceeds this
   std::size_t probe_interval = 16;  ///< while off, draft a probe tree after this many rounds
   /// Drafting rounds forced at start-up (probe trees), before the estimates decide.
   std::size_t startup_probes = 3;
@@ -389,22 +392,27 @@ struct tree_cost_options {
   return errc::ok;
 }
 
-/// The tree cost model. Estimates online
-/// - the acceptance of a node given its depth d and rank r among its siblings:
-///   a(d, r, q) = min(1, q c(d, r)), with c(d, r) a calibration ratio (accepted nodes over
-///   their summed draft probability q, among the nodes of that slot whose parent was
-///   reached; decayed; prior 1, i.e. the draft's probability, with prior_weight);
+/// The tree cost model. Estimates online (decayed counts)
+/// - the acceptance a(d, r, q) of a node at depth d, rank r among its siblings and draft
+///   probability q, once its parent was reached: the accepted over the tried nodes of rank
+///   r whose q fell in q's bin (six bins), shrunk towards the rank's rate over all bins,
+///   itself shrunk towards q (prior_weight); times a depth factor, the accepted nodes at
+///   depth d over their predicted sum, for first children and for later ones apart. (Not
+///   q times a ratio: drafts are right far more often than their q says, and not in
+///   proportion to it.)
 /// - the target's cost T(b) of a pass over b tokens and the draft's cost d per draft pass,
 ///   with cost_model_draft's measurement (its table, interpolation, slope and level; one
 ///   of its "draft tokens" is one draft pass here).
 /// A node's value is its estimated chance of lying on the accepted path, the product of a
-/// over its path (made non-increasing across siblings). The drafter grows the tree
-/// best-first on value; choose() keeps the n best nodes maximising the predicted speedup
+/// over its path. The drafter grows the tree best-first on value; choose() keeps the n
+/// best nodes maximising the predicted speedup
 ///   S(n) = (1 + sum of the n best values) T(1) / (L d + T(n + 1))
 /// over target-only decoding (L draft passes), so a node is kept only while its expected
-/// accepted tokens pay for its share of the pass; n = 0 (no speculation, probing every
-/// probe_interval rounds) when no S(n) exceeds min_gain. With one child per node the
-/// tree is a chain and S is cost_model_draft's formula. Allocates nothing.
+/// accepted tokens pay for its share of the pass. Speculation is off (no tree; a probe
+/// every probe_interval rounds) while the recent rounds' mean best S is at most min_gain.
+/// A probe (and each of the startup_probes) is a path of up to 4 levels with second
+/// children, at least its 4 most valuable nodes verified. With one child per node the tree
+/// is a chain and S is cost_model_draft's formula. Allocates nothing.
 class tree_cost_model {
  public:
   /// A cost model with options `o` (out of range: validate() is invalid_argument, and
@@ -412,7 +420,7 @@ class tree_cost_model {
   explicit tree_cost_model(tree_cost_options o = {}) noexcept
       : o_(o), cost_(cost_options(o)), valid_(tandem::validate(o) == errc::ok) {
     for (auto& row : acc_) row.fill(0.0);
-    for (auto& row : mass_) row.fill(0.0);
+    for (auto& row : tried_) row.fill(0.0);
   }
   /// invalid_argument when made with options out of range, else ok.
   [[nodiscard]] errc validate() const noexcept {
@@ -426,22 +434,31 @@ class tree_cost_model {
     tree_plan p{o_.max_nodes, o_.max_depth, o_.max_children, o_.expand_width, 0.0, false};
     const double t1 = cost_.target_cost(1);
     if (t1 > 0.0) p.expand_threshold = cost_.draft_cost() / t1;
-    if (off_) {
-      if (until_probe_ > 0) return {};
+    const bool startup = probes_done_ < o_.startup_probes;
+    if (off_ && until_probe_ > 0 && !startup) return {};
+    if (off_ || startup) {
+      // A probe is a short path with its second children: the probe_nodes most valuable
+      // of them, so a chain where the draft is sure, a branch where it is not. It measures
+      // the acceptance along a path, which every tree's value rests on, that of second
+      // children (untried, their prior would keep a branch out for good) and a pass of a
+      // few tokens. (A probe of the most valuable nodes of a full tree under the prior was
+      // a star of the root's children on a draft less sure than right: it accepted at most
+      // one token, learned nothing of depth and kept speculation off.)
+      p.max_children = std::min<std::size_t>(p.max_children, 2);
+      p.expand_width = 1;
+      p.max_depth = std::min<std::size_t>(p.max_depth, probe_depth);
       p.force = true;
     }
-    if (probes_done_ < o_.startup_probes) p.force = true;
     return p;
   }
 
   /// a(d, r, q) (see the class comment).
   [[nodiscard]] double acceptance(std::size_t depth, std::size_t rank, double q) const noexcept {
-    const std::size_t d = std::min(depth, max_tree_depth - 1);
-    const std::size_t r = std::min(rank, max_tree_children - 1);
-    const double w = o_.prior_weight;
-    return std::min(1.0, q * (acc_[d][r] + w) / (mass_[d][r] + w));
+    const std::size_t d = std::min(depth, max_tree_depth - 1), g = std::min<std::size_t>(rank, 1);
+    return std::clamp(
+        slot_rate(rank, q) * (depth_acc_[d][g] + bin_weight) / (depth_expect_[d][g] + bin_weight),
+        0.0, 1.0);
   }
-
   /// The n maximising S(n) (class comment) for the candidates' non-increasing values after
   /// `levels` draft passes; 0 when no S(n) exceeds min_gain. Also remembers the best S.
   [[nodiscard]] std::size_t choose(std::span<const double> values, std::size_t levels) noexcept {
@@ -470,14 +487,27 @@ class tree_cost_model {
     if (r.nodes > 0) {
       for (auto& row : acc_)
         for (double& x : row) x *= k;
-      for (auto& row : mass_)
+      for (auto& row : tried_)
+        for (double& x : row) x *= k;
+      for (double& x : rank_acc_) x *= k;
+      for (double& x : rank_tried_) x *= k;
+      for (auto& row : depth_acc_)
+        for (double& x : row) x *= k;
+      for (auto& row : depth_expect_)
         for (double& x : row) x *= k;
       for (std::size_t i = 0; i < r.nodes; ++i) {
         if (!r.tried[i]) continue;
-        const std::size_t d = std::min<std::size_t>(r.depth[i], max_tree_depth - 1);
         const std::size_t s = std::min<std::size_t>(r.rank[i], max_tree_children - 1);
-        mass_[d][s] += r.q[i];
-        acc_[d][s] += r.accepted_node[i] ? 1.0 : 0.0;
+        const std::size_t b = q_bin(r.q[i]);
+        const std::size_t d = std::min<std::size_t>(r.depth[i], max_tree_depth - 1);
+        const double hit = r.accepted_node[i] ? 1.0 : 0.0;
+        const std::size_t g = std::min<std::size_t>(s, 1);
+        depth_expect_[d][g] += slot_rate(s, r.q[i]);
+        depth_acc_[d][g] += hit;
+        tried_[s][b] += 1.0;
+        acc_[s][b] += hit;
+        rank_tried_[s] += 1.0;
+        rank_acc_[s] += hit;
       }
     }
     draft_round dr{};
@@ -489,8 +519,17 @@ class tree_cost_model {
     cost_.update(dr);
     ++rounds_;
     if (chose_) {  // a drafting round: speculation stays on while it pays
-      if (probes_done_ < o_.startup_probes) ++probes_done_;
-      off_ = best_ <= o_.min_gain;
+      const bool startup = probes_done_ < o_.startup_probes;
+      if (startup) ++probes_done_;
+      // On the recent rounds' mean best speedup, not this round's alone: one round whose
+      // draft was unsure at the root (no node worth a pass) said little about the next
+      // ones, yet turned speculation off for probe_interval rounds.
+      // Start-up probes choose on the prior costs; only their acceptance counts.
+      if (!startup) {
+        gain_sum_ = gain_sum_ * gain_decay + best_;
+        gain_w_ = gain_w_ * gain_decay + 1.0;
+      }
+      off_ = gain_w_ > 0.0 && gain_sum_ / gain_w_ <= o_.min_gain;
       until_probe_ = o_.probe_interval;
       chose_ = false;
     } else if (off_ && until_probe_ > 0) {
@@ -513,11 +552,40 @@ class tree_cost_model {
     return c;
   }
 
+  static constexpr std::size_t probe_depth = 4;  // depth of a probe chain
+  static constexpr std::size_t q_bins = 6;       // bins of draft probability
+  static constexpr double bin_weight = 2.0;      // pseudo-observations behind a bin's rate
+  // The acceptance of a node of sibling rank `rank` and draft probability q, over all
+  // depths: the rank's rate shrunk towards q, the rank's rate in q's bin shrunk towards
+  // that.
+  [[nodiscard]] double slot_rate(std::size_t rank, double q) const noexcept {
+    const std::size_t r = std::min(rank, max_tree_children - 1);
+    const std::size_t b = q_bin(q);
+    const double w = o_.prior_weight;
+    const double rank_rate = (rank_acc_[r] + w * q) / (rank_tried_[r] + w);
+    return (acc_[r][b] + bin_weight * rank_rate) / (tried_[r][b] + bin_weight);
+  }
+  // The bin of draft probability q: [0, .05), [.05, .1), [.1, .2), [.2, .4), [.4, .7), [.7, 1].
+  [[nodiscard]] static std::size_t q_bin(double q) noexcept {
+    constexpr std::array<double, q_bins - 1> edges = {0.05, 0.1, 0.2, 0.4, 0.7};
+    std::size_t b = 0;
+    while (b < edges.size() && q >= edges[b]) ++b;
+    return b;
+  }
+  static constexpr double gain_decay = 0.7;  // forgetting of the mean best speedup
+
   tree_cost_options o_;
   cost_model_draft cost_;
-  std::array<std::array<double, max_tree_children>, max_tree_depth> acc_{}, mass_{};
+  // Per sibling rank and draft-probability bin: accepted and tried nodes (decayed).
+  std::array<std::array<double, q_bins>, max_tree_children> acc_{}, tried_{};
+  std::array<double, max_tree_children> rank_acc_{}, rank_tried_{};
+  // Per depth, for first children and for the others: accepted nodes and their summed
+  // slot_rate (decayed). Apart, because a draft that fails at a depth (a text whose hard
+  // tokens recur at the same offset from the round's start) may still hold the target's
+  // token as its second choice there: that is where a tree pays.
+  std::array<std::array<double, 2>, max_tree_depth> depth_acc_{}, depth_expect_{};
   std::size_t rounds_ = 0, until_probe_ = 0, probes_done_ = 0;
-  double best_ = 1.0;
+  double best_ = 1.0, gain_sum_ = 0.0, gain_w_ = 0.0;
   bool off_ = false, chose_ = false, valid_ = true;
 };
 
@@ -589,12 +657,16 @@ struct tree_stats {
 /// differ throughout, and the linear decoder stays as it is (and as light).
 /// Each round: the draft is fed the kept tokens; a tree grows best-first from the last
 /// kept token, each level the `expand_width` most valuable unexpanded nodes (one draft
-/// pass), up to the plan's depth, as long as the level promises its threshold; the
-/// policy chooses how many of the best nodes to verify; the target scores the last kept
+/// pass; with a draft that has extend_tree, over the new nodes only), up to the plan's
+/// depth, while the level's expected gain passes the plan's threshold and the policy would
+/// verify a node worth it after one more pass, and while the last level had a node it
+/// would verify; the policy chooses how many of the best nodes to verify; the target
+/// scores the last kept
 /// token and those nodes in one tree pass; verification walks down from the root (at
 /// each node the children in order: accept child x with min(1, p(x)/q(x)), else p <-
 /// norm(max(p - q, 0)) and q loses x; a token from the remaining p after all were
-/// rejected, or at a leaf); the target commits the accepted path.
+/// rejected, or at a leaf); the target commits the accepted path, and a draft with its
+/// own TreeScoring the accepted nodes its pending tree holds.
 /// Borrows target and draft (which must outlive the decoder and be used by nothing else
 /// while it runs: the decoder mirrors the draft's context); owns the policy and buffers
 /// (195 rows of vocab_size floats: 65 target rows, 64 draft-pass rows, 65 draft
@@ -687,10 +759,12 @@ class tree_speculative_decoder {
     token_id token = 0;
     std::int32_t parent = -1;  // pool index; -1: a child of the last kept token
     std::uint8_t depth = 0, rank = 0;
-    double q = 0.0;         // draft probability of its slot (rank-th largest q at its parent)
-    double value = 0.0;     // estimated chance of lying on the accepted path
-    std::int32_t row = -1;  // its own draft distribution in qrows_ (expanded nodes), else -1
-    std::int32_t sel = -1;  // its index in the target's tree (0 is the last kept token)
+    double q = 0.0;            // draft probability of its slot (rank-th largest q at its parent)
+    double value = 0.0;        // estimated chance of lying on the accepted path
+    std::int32_t row = -1;     // its own draft distribution in qrows_ (expanded nodes), else -1
+    std::int32_t sel = -1;     // its index in the target's tree (0 is the last kept token)
+    std::int32_t dsel = -1;    // its index in the draft's pending tree (-1: not held)
+    std::int32_t dchain = -1;  // its index among the tokens appended to the draft (-1: none)
   };
 
   static constexpr std::size_t pool_cap = 1 + max_tree_nodes * max_tree_children;
@@ -833,6 +907,12 @@ class tree_speculative_decoder {
   // q = softmax(logits / temperature) into qrows_ row `r`.
   void fill_q(std::span<const float> logits, std::size_t r) {
     float* q = qrows_.data() + r * vocab_;
+    // At temperature 1, the vectorised kernel (a row per expanded node: the scalar loop in
+    // double below cost a tree round several draft passes' worth on an 8k vocabulary); it
+    // refuses rows with NaN or +inf, which the loop handles.
+    if (opt_.draft_temperature == 1.0f &&
+        kernels::softmax(logits, std::span<float>(q, vocab_)) == errc::ok)
+      return;
     const double inv = 1.0 / static_cast<double>(opt_.draft_temperature);
     double mx = -INFINITY;
     for (float l : logits) mx = std::max(mx, static_cast<double>(l));
@@ -849,7 +929,7 @@ class tree_speculative_decoder {
   // Adds the children slots of `parent` (pool index; -1 for the root, whose q is row 0) to
   // the pool: the draft's most likely tokens, or tokens drawn from q without replacement;
   // each slot's value from the parent's and the policy's acceptance of the slot's rank and
-  // the rank-th largest q (never above the previous sibling's).
+  // the rank-th largest q (with sampled children, never above the previous sibling's).
   void add_children(std::int32_t parent, std::size_t row, std::size_t depth, std::size_t children) {
     const float* q = qrows_.data() + row * vocab_;
     std::array<token_id, max_tree_children> top{};
@@ -912,7 +992,11 @@ class tree_speculative_decoder {
       n.depth = static_cast<std::uint8_t>(depth);
       n.rank = static_cast<std::uint8_t>(i);
       n.q = static_cast<double>(topq[i]);
-      n.value = std::min(prev, pv * policy_.acceptance(depth, i, n.q));
+      // Fixed children: a later sibling may be worth more than an earlier one (a draft
+      // whose first choice keeps failing where its second is right), and the tree may hold
+      // it alone. Sampled children keep their order (see bfs_choose).
+      n.value = pv * policy_.acceptance(depth, i, n.q);
+      if (opt_.sample_children) n.value = std::min(prev, n.value);
       prev = n.value;
     }
   }
@@ -925,6 +1009,7 @@ class tree_speculative_decoder {
     const double t0 = now();
     used_ = 0;
     nrows_ = 1;
+    dnodes_ = dchain_ = 0;
     const errc se = sync_draft();
     if (se != errc::ok) {
       stats_.draft_seconds += now() - t0;
@@ -956,6 +1041,11 @@ class tree_speculative_decoder {
       // pass_cap of them.
       for (std::size_t i = 0; i < used_; ++i) pool_[i].sel = -1;
       std::size_t w = 0, marked = 0;
+      // What a node of the level is expected to add: its chance of being reached times the
+      // estimated acceptance of its likelier child at this depth, a first child as sure as
+      // the node itself (a draft's confidence runs on) or a second one (whose draft
+      // probability is at most the first's and 1 less it). A depth where drafts keep
+      // failing is then not drafted only to find that out.
       double promise = 0.0;
       while (w < m && w < plan.expand_width && nrows_ + w <= max_tree_nodes) {
         const node& c = pool_[static_cast<std::size_t>(order_[w])];
@@ -969,22 +1059,17 @@ class tree_speculative_decoder {
              j = pool_[static_cast<std::size_t>(j)].parent)
           pool_[static_cast<std::size_t>(j)].sel = -2;
         marked += fresh;
-        promise += c.value;
+        promise +=
+            c.value *
+            std::max(static_cast<double>(policy_.acceptance(depth, 0, c.q)),
+                     static_cast<double>(policy_.acceptance(depth, 1, std::min(c.q, 1.0 - c.q))));
         ++w;
       }
       if (w == 0 || promise <= plan.expand_threshold) break;
-      // One draft pass over the expanded nodes and their ancestors.
-      std::size_t n = 0;
-      for (std::size_t i = 0; i < used_; ++i) {
-        if (pool_[i].sel != -2) continue;
-        pool_[i].sel = static_cast<std::int32_t>(n);
-        ptok_[n] = pool_[i].token;
-        ppar_[n] = pool_[i].parent < 0 ? -1 : pool_[static_cast<std::size_t>(pool_[i].parent)].sel;
-        ++n;
-      }
-      const errc e = d.score_tree(std::span<const token_id>(ptok_.data(), n),
-                                  std::span<const std::int32_t>(ppar_.data(), n),
-                                  std::span<float>(drows_.data(), n * vocab_));
+      if (!bfs && !plan.force && !level_may_pay(plan.max_nodes, promise, levels)) break;
+      // One draft pass: the expanded nodes added to the draft's pending tree when it can
+      // (extend_tree: each node decoded once), else the expanded nodes and their ancestors.
+      const errc e = draft_level(d, w);
       ++stats_.draft_calls;
       ++levels;
       if (e == errc::context_overflow) break;
@@ -1002,6 +1087,9 @@ class tree_speculative_decoder {
         add_children(order_[i], static_cast<std::size_t>(x.row), depth, plan.max_children);
       }
       if (level_begin == used_) break;
+      // A level none of whose nodes the policy would verify ends the growth: a deeper one
+      // is worth less still and costs another pass.
+      if (!bfs && !plan.force && !level_chosen(plan.max_nodes, level_begin, levels)) break;
     }
     // Choose: the pool in value order (parents and earlier siblings rank first).
     for (std::size_t i = 0; i < used_; ++i) {
@@ -1033,6 +1121,88 @@ class tree_speculative_decoder {
     return errc::ok;
   }
 
+  // The draft pass of a level: the expanded nodes order_[0, w) (marked sel == -2 with
+  // their ancestors). Leaves each expanded node's row in drows_ at its sel, and dsel (the
+  // node's index in the draft's pending tree) on every node the draft holds. Errors: the
+  // draft's.
+  template <class D>
+  errc draft_level(D& d, std::size_t w) {
+    // A chain so far: one node expanded, the child of the last node appended (a child of
+    // the last kept token when none was), appended as a linear drafter would (one token,
+    // no tree bookkeeping; its accepted part stays in the draft, keep_draft_path).
+    if (w == 1 && dnodes_ == 0) {
+      node& x = pool_[static_cast<std::size_t>(order_[0])];
+      const bool next = x.parent < 0 ? dchain_ == 0
+                                     : pool_[static_cast<std::size_t>(x.parent)].dchain ==
+                                               static_cast<std::int32_t>(dchain_) - 1 &&
+                                           dchain_ > 0;
+      if (next) {
+        TANDEM_TRY(d.append(std::span<const token_id>(&x.token, 1)));
+        const std::span<const float> l = d.logits();
+        if (l.size() != vocab_) return errc::decode_failed;
+        std::copy(l.begin(), l.end(), drows_.begin());
+        x.sel = 0;
+        x.dchain = static_cast<std::int32_t>(dchain_++);
+        return errc::ok;
+      }
+    }
+    if (dchain_ > 0) {  // a tree from here on: hung after the history, as the draft was
+      TANDEM_TRY(d.rewind(dchain_));
+      dchain_ = 0;
+      for (std::size_t i = 0; i < used_; ++i) pool_[i].dchain = -1;
+    }
+    if constexpr (requires(std::span<const token_id> t, std::span<const std::int32_t> p,
+                           std::span<float> r) {
+                    { d.extend_tree(t, p, r) } -> std::same_as<errc>;
+                  }) {
+      bool held = dnodes_ > 0;  // every expanded node hangs from a node the draft holds
+      for (std::size_t i = 0; i < w && held; ++i) {
+        const std::int32_t p = pool_[static_cast<std::size_t>(order_[i])].parent;
+        held = p >= 0 && pool_[static_cast<std::size_t>(p)].dsel >= 0;
+      }
+      if (held) {
+        for (std::size_t i = 0; i < w; ++i) {
+          const node& x = pool_[static_cast<std::size_t>(order_[i])];
+          ptok_[i] = x.token;
+          ppar_[i] = pool_[static_cast<std::size_t>(x.parent)].dsel;
+        }
+        const errc e = d.extend_tree(std::span<const token_id>(ptok_.data(), w),
+                                     std::span<const std::int32_t>(ppar_.data(), w),
+                                     std::span<float>(drows_.data(), w * vocab_));
+        if (e == errc::ok) {
+          for (std::size_t i = 0; i < w; ++i) {
+            node& x = pool_[static_cast<std::size_t>(order_[i])];
+            x.sel = static_cast<std::int32_t>(i);
+            x.dsel = static_cast<std::int32_t>(dnodes_ + i);
+          }
+          dnodes_ += w;
+          return errc::ok;
+        }
+        // Refused with the pending tree unchanged (too many nodes or helper ids; a tree the
+        // draft scored path by path): the whole tree, as below. Else the draft's error.
+        dnodes_ = 0;
+        if (e != errc::capacity_exceeded && e != errc::invalid_argument) return e;
+      }
+    }
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < used_; ++i) {
+      pool_[i].dsel = -1;
+      if (pool_[i].sel != -2) continue;
+      pool_[i].sel = static_cast<std::int32_t>(n);
+      ptok_[n] = pool_[i].token;
+      ppar_[n] = pool_[i].parent < 0 ? -1 : pool_[static_cast<std::size_t>(pool_[i].parent)].sel;
+      ++n;
+    }
+    const errc e = d.score_tree(std::span<const token_id>(ptok_.data(), n),
+                                std::span<const std::int32_t>(ppar_.data(), n),
+                                std::span<float>(drows_.data(), n * vocab_));
+    dnodes_ = 0;
+    if (e != errc::ok) return e;
+    for (std::size_t i = 0; i < used_; ++i) pool_[i].dsel = pool_[i].sel;
+    dnodes_ = n;
+    return errc::ok;
+  }
+
   // With sampled children, whether a child enters the tree must not depend on its own draw
   // or later ones at its node (recursive rejection sampling without replacement is exact
   // only then). The candidates are in breadth-first order (children after all shallower
@@ -1044,6 +1214,41 @@ class tree_speculative_decoder {
            policy_.choose(std::span<const double>(values_.data(), n + 1), levels) == n + 1)
       ++n;
     return n;
+  }
+
+  // The pool's values, most valuable first, at most `cap` of them, into values_; returns
+  // how many.
+  std::size_t sorted_values(std::size_t cap) {
+    for (std::size_t i = 0; i < used_; ++i) values_[i] = pool_[i].value;
+    const std::size_t m = std::min(used_, cap);
+    std::partial_sort(values_.begin(), values_.begin() + static_cast<std::ptrdiff_t>(m),
+                      values_.begin() + static_cast<std::ptrdiff_t>(used_), std::greater<double>());
+    return m;
+  }
+
+  // Whether one more draft level can pay for itself: the policy, after one more pass,
+  // would verify a node worth the level's whole promise (the summed values of the nodes it
+  // expands times their first child's estimated acceptance). A policy that verifies every candidate
+  // (fixed_tree) always grows.
+  bool level_may_pay(std::size_t max_nodes, double promise, std::size_t levels) {
+    if (max_nodes < 2) return false;
+    std::size_t m = sorted_values(max_nodes - 1);
+    std::size_t at = m;
+    while (at > 0 && values_[at - 1] < promise) --at;
+    for (std::size_t i = m; i > at; --i) values_[i] = values_[i - 1];
+    values_[at] = promise;
+    ++m;
+    return policy_.choose(std::span<const double>(values_.data(), m), levels + 1) > at;
+  }
+
+  // Whether the policy would verify a node of the newest level (pool entries from `begin`)
+  // after `levels` passes.
+  bool level_chosen(std::size_t max_nodes, std::size_t begin, std::size_t levels) {
+    double best_new = 0.0;
+    for (std::size_t i = begin; i < used_; ++i) best_new = std::max(best_new, pool_[i].value);
+    const std::size_t m = sorted_values(max_nodes);
+    const std::size_t n = policy_.choose(std::span<const double>(values_.data(), m), levels);
+    return n > 0 && best_new >= values_[n - 1];
   }
 
   // The value of the max_nodes-th most valuable pool node (0 when fewer): a node below it
@@ -1171,8 +1376,58 @@ class tree_speculative_decoder {
     const double t0 = now();
     const errc ce = target_.get().commit_tree(std::span<const std::int32_t>(path_.data(), commit));
     stats_.target_seconds += now() - t0;
+    keep_draft_path(fed);
     if (err != errc::ok) return err;
     return ce;
+  }
+
+  // The draft keeps the accepted nodes it holds (a prefix of the kept path, path_[1,
+  // fed)), so that the next sync feeds only the rest: as a linear drafter's accepted
+  // tokens stay in its cache. An appended chain: the rest is rewound. A pending tree: its
+  // accepted nodes committed, only for a draft with its own TreeScoring (the adapter's
+  // commit is a pass of its own). Best effort: after a failure, the sync finds the draft's
+  // size off mirror_ and feeds it again.
+  void keep_draft_path(std::size_t fed) {
+    if (const std::size_t chain = std::exchange(dchain_, 0); chain > 0) {
+      // The appended chain's accepted prefix stays; the rest is rewound.
+      dnodes_ = 0;
+      auto& d = draft_.get();
+      const std::size_t h = mirror_.size();
+      if (static_cast<std::size_t>(d.size()) != h + chain) return;
+      std::size_t k = 0;
+      while (
+          k + 1 < fed && k < chain &&
+          pool_[static_cast<std::size_t>(tnode_[static_cast<std::size_t>(path_[k + 1])])].dchain ==
+              static_cast<std::int32_t>(k))
+        ++k;
+      if (h + k > history_.size()) return;
+      const double t0 = now();
+      const errc e = k < chain ? d.rewind(chain - k) : errc::ok;
+      stats_.draft_seconds += now() - t0;
+      if (e == errc::ok)
+        mirror_.insert(mirror_.end(), history_.begin() + static_cast<std::ptrdiff_t>(h),
+                       history_.begin() + static_cast<std::ptrdiff_t>(h + k));
+      return;
+    }
+    if constexpr (TreeScoring<Draft>) {
+      const std::size_t pending = std::exchange(dnodes_, 0);
+      auto& d = draft_.get();
+      if (pending == 0 || static_cast<std::size_t>(d.size()) != mirror_.size()) return;
+      std::size_t k = 0;
+      for (std::size_t j = 1; j < fed; ++j) {
+        const node& x = pool_[static_cast<std::size_t>(tnode_[static_cast<std::size_t>(path_[j])])];
+        if (x.dsel < 0) break;
+        dpath_[k++] = x.dsel;
+      }
+      const std::size_t h = mirror_.size();
+      if (k == 0 || h + k > history_.size()) return;
+      const double t0 = now();
+      const errc e = d.commit_tree(std::span<const std::int32_t>(dpath_.data(), k));
+      stats_.draft_seconds += now() - t0;
+      if (e == errc::ok)
+        mirror_.insert(mirror_.end(), history_.begin() + static_cast<std::ptrdiff_t>(h),
+                       history_.begin() + static_cast<std::ptrdiff_t>(h + k));
+    }
   }
 
   // Keeps token `t` unless the budget, the deadline or a stop token ends the generation
@@ -1205,6 +1460,8 @@ class tree_speculative_decoder {
   tree_stats stats_{};
   error_info last_error_{};
   std::size_t vocab_ = 0, used_ = 0, nrows_ = 0, chosen_ = 0;
+  std::size_t dnodes_ = 0;  // nodes of the draft's pending tree this round (0: none)
+  std::size_t dchain_ = 0;  // tokens appended to the draft this round (a chain so far)
   bool kept_last_ = false;
   std::vector<token_id> history_, mirror_;
   std::vector<float> rows_, drows_, qrows_, pf_;
@@ -1216,6 +1473,7 @@ class tree_speculative_decoder {
   std::array<std::uint8_t, max_tree_nodes> rdepth_{}, rrank_{}, rtried_{}, racc_{};
   std::array<double, max_tree_nodes> rq_{};
   std::array<std::int32_t, max_tree_nodes> rpar_{};
+  std::array<std::int32_t, max_tree_depth + 1> dpath_{};
 };
 
 }  // namespace tandem::inline v0
