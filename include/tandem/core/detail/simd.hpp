@@ -1,0 +1,356 @@
+// tandem: the SIMD layer the logits kernels are written against (internal).
+//
+// Two backends give the same small API in namespace tandem::detail::simd:
+// - built-in (default): GCC/Clang vector extensions, one register wide for the target
+//   (64 bytes with AVX-512F, 32 with AVX/AVX2, 16 with SSE2/NEON or otherwise), and one
+//   lane of plain scalar code for other compilers (MSVC) or when TANDEM_KERNELS_SCALAR is
+//   defined. It includes no system header beyond <cstddef>, <cstdint> and <cstring>, so
+//   the headers built on it stay cheap to compile (README, "Compile cost").
+// - xsimd (opt-in): define TANDEM_KERNELS_XSIMD (CMake: TANDEM_USE_XSIMD=ON) to run the
+//   kernels on xsimd's batches instead, for its architecture support.
+//
+// The API (B is batch<float> or batch<std::int32_t>, M the batch_bool of B):
+//   batch<T>: size, batch(T) broadcasts, load_aligned/load_unaligned (static),
+//             store_aligned/store_unaligned, + - * / (float), + - & | << >> (int32),
+//             compound assignment, comparisons giving batch_bool<T>;
+//   batch_bool<T>: batch_bool(bool) broadcasts, | and &;
+//   max, min, fma, abs, isnan, select(M, B, B), any(M), all(M), hadd(B),
+//   to_bits(batch<float>) -> batch<int32_t>, from_bits(batch<int32_t>) -> batch<float>,
+//   backend_name().
+// Nothing here allocates, throws or keeps state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(TANDEM_KERNELS_XSIMD)
+#include <xsimd/xsimd.hpp>
+#endif
+
+namespace tandem::inline v0::detail::simd {
+
+#if defined(TANDEM_KERNELS_XSIMD)
+
+/// A SIMD register of T for the default architecture (xsimd backend).
+template <class T>
+using batch = xsimd::batch<T>;
+/// A lane mask of batch<T> (xsimd backend).
+template <class T>
+using batch_bool = xsimd::batch_bool<T>;
+
+/// Name of the backend and instruction set, for logs and benchmarks.
+[[nodiscard]] inline const char* backend_name() noexcept { return xsimd::default_arch::name(); }
+
+/// Lane-wise maximum; for NaN lanes see max_of's comment in the built-in backend.
+template <class B>
+[[nodiscard]] inline B max(const B& a, const B& b) noexcept {
+  return xsimd::max(a, b);
+}
+/// Lane-wise minimum.
+template <class B>
+[[nodiscard]] inline B min(const B& a, const B& b) noexcept {
+  return xsimd::min(a, b);
+}
+/// a * b + c (fused where the target has FMA).
+template <class B>
+[[nodiscard]] inline B fma(const B& a, const B& b, const B& c) noexcept {
+  return xsimd::fma(a, b, c);
+}
+/// Lane-wise |a|.
+template <class B>
+[[nodiscard]] inline B abs(const B& a) noexcept {
+  return xsimd::abs(a);
+}
+/// True in the NaN lanes.
+template <class B>
+[[nodiscard]] inline auto isnan(const B& a) noexcept {
+  return xsimd::isnan(a);
+}
+/// m ? a : b, lane-wise.
+template <class M, class B>
+[[nodiscard]] inline B select(const M& m, const B& a, const B& b) noexcept {
+  return xsimd::select(m, a, b);
+}
+/// True when some lane of m is set.
+template <class M>
+[[nodiscard]] inline bool any(const M& m) noexcept {
+  return xsimd::any(m);
+}
+/// True when every lane of m is set.
+template <class M>
+[[nodiscard]] inline bool all(const M& m) noexcept {
+  return xsimd::all(m);
+}
+/// Sum of the lanes.
+template <class B>
+[[nodiscard]] inline auto hadd(const B& a) noexcept {
+  return xsimd::hadd(a);
+}
+/// The bits of each float lane as an int32 lane.
+template <class A>
+[[nodiscard]] inline xsimd::batch<std::int32_t, A> to_bits(
+    const xsimd::batch<float, A>& a) noexcept {
+  return xsimd::bitwise_cast<xsimd::batch<std::int32_t, A>>(a);
+}
+/// The float whose bits each int32 lane holds.
+template <class A>
+[[nodiscard]] inline xsimd::batch<float, A> from_bits(
+    const xsimd::batch<std::int32_t, A>& a) noexcept {
+  return xsimd::bitwise_cast<xsimd::batch<float, A>>(a);
+}
+
+#else  // built-in backend
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(TANDEM_KERNELS_SCALAR)
+#define TANDEM_SIMD_VECTOR_EXTENSIONS 1
+/// Bytes per register: the widest the target's enabled instruction set has.
+#if defined(__AVX512F__)
+inline constexpr std::size_t register_bytes = 64;
+#elif defined(__AVX__)
+inline constexpr std::size_t register_bytes = 32;
+#else  // __SSE2__, __ARM_NEON, or a target without a known vector unit
+inline constexpr std::size_t register_bytes = 16;
+#endif
+using native_f32 = float __attribute__((vector_size(register_bytes)));
+using native_i32 = std::int32_t __attribute__((vector_size(register_bytes)));
+#else
+/// Bytes per register: one lane for compilers without GCC's vector extensions.
+inline constexpr std::size_t register_bytes = 4;
+using native_f32 = float;
+using native_i32 = std::int32_t;
+#endif
+
+/// The native register type of T: float or std::int32_t lanes.
+template <class T>
+struct native;
+template <>
+struct native<float> {
+  using type = native_f32;
+};
+template <>
+struct native<std::int32_t> {
+  using type = native_i32;
+};
+
+/// Lane i of a native register.
+template <class V>
+[[nodiscard]] inline auto lane(const V& v, std::size_t i) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
+  return v[i];
+#else
+  (void)i;
+  return v;
+#endif
+}
+
+/// A comparison's result as a mask of all-ones / all-zero int32 lanes.
+template <class C>
+[[nodiscard]] inline native_i32 as_mask(C c) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
+  return c;
+#else
+  return -static_cast<std::int32_t>(c);
+#endif
+}
+
+template <class T>
+class batch_bool;
+
+/// A SIMD register of `size` lanes of T (float or std::int32_t), built-in backend.
+template <class T>
+class batch {
+ public:
+  using native_type = typename native<T>::type;
+  /// Lanes per register.
+  static constexpr std::size_t size = register_bytes / sizeof(T);
+
+  batch() noexcept = default;
+  /// Every lane x.
+  batch(T x) noexcept : v_(native_type{} + x) {}  // NOLINT: implicit, as xsimd's
+  /// Wraps a native register.
+  [[nodiscard]] static batch wrap(native_type v) noexcept {
+    batch b;
+    b.v_ = v;
+    return b;
+  }
+
+  /// `size` values from p, aligned to the register size.
+  [[nodiscard]] static batch load_aligned(const T* p) noexcept { return load_unaligned(p); }
+  /// `size` values from p.
+  [[nodiscard]] static batch load_unaligned(const T* p) noexcept {
+    native_type v;
+    std::memcpy(&v, p, sizeof v);
+    return wrap(v);
+  }
+  /// Stores the lanes to p, aligned to the register size.
+  void store_aligned(T* p) const noexcept { store_unaligned(p); }
+  /// Stores the lanes to p.
+  void store_unaligned(T* p) const noexcept { std::memcpy(p, &v_, sizeof v_); }
+
+  /// The native register.
+  [[nodiscard]] native_type data() const noexcept { return v_; }
+
+  friend batch operator+(batch a, batch b) noexcept { return wrap(a.v_ + b.v_); }
+  friend batch operator-(batch a, batch b) noexcept { return wrap(a.v_ - b.v_); }
+  friend batch operator*(batch a, batch b) noexcept { return wrap(a.v_ * b.v_); }
+  friend batch operator/(batch a, batch b) noexcept { return wrap(a.v_ / b.v_); }
+  friend batch operator&(batch a, batch b) noexcept { return wrap(a.v_ & b.v_); }
+  friend batch operator|(batch a, batch b) noexcept { return wrap(a.v_ | b.v_); }
+  friend batch operator<<(batch a, int n) noexcept { return wrap(a.v_ << n); }
+  friend batch operator>>(batch a, int n) noexcept { return wrap(a.v_ >> n); }
+  batch& operator+=(batch b) noexcept { return *this = *this + b; }
+  batch& operator-=(batch b) noexcept { return *this = *this - b; }
+  batch& operator*=(batch b) noexcept { return *this = *this * b; }
+
+  friend batch_bool<T> operator==(batch a, batch b) noexcept { return mask(a.v_ == b.v_); }
+  friend batch_bool<T> operator!=(batch a, batch b) noexcept { return mask(a.v_ != b.v_); }
+  friend batch_bool<T> operator<(batch a, batch b) noexcept { return mask(a.v_ < b.v_); }
+  friend batch_bool<T> operator<=(batch a, batch b) noexcept { return mask(a.v_ <= b.v_); }
+  friend batch_bool<T> operator>(batch a, batch b) noexcept { return mask(a.v_ > b.v_); }
+  friend batch_bool<T> operator>=(batch a, batch b) noexcept { return mask(a.v_ >= b.v_); }
+
+ private:
+  template <class C>
+  static batch_bool<T> mask(C c) noexcept {
+    return batch_bool<T>(as_mask(c));
+  }
+  native_type v_;
+};
+
+/// A lane mask of batch<T>: all-ones or all-zero int32 lanes.
+template <class T>
+class batch_bool {
+ public:
+  batch_bool() noexcept = default;
+  /// Every lane b.
+  explicit batch_bool(bool b) noexcept : m_(native_i32{} + (b ? -1 : 0)) {}
+  /// Wraps a native mask.
+  explicit batch_bool(native_i32 m) noexcept : m_(m) {}
+  /// The native mask.
+  [[nodiscard]] native_i32 data() const noexcept { return m_; }
+  friend batch_bool operator|(batch_bool a, batch_bool b) noexcept {
+    return batch_bool(a.m_ | b.m_);
+  }
+  friend batch_bool operator&(batch_bool a, batch_bool b) noexcept {
+    return batch_bool(a.m_ & b.m_);
+  }
+
+ private:
+  native_i32 m_;
+};
+
+/// Name of the backend and register width, for logs and benchmarks.
+[[nodiscard]] inline const char* backend_name() noexcept {
+#if !defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
+  return "builtin-scalar";
+#elif defined(__AVX512F__)
+  return "builtin-avx512";
+#elif defined(__AVX__)
+  return "builtin-avx";
+#elif defined(__SSE2__)
+  return "builtin-sse2";
+#elif defined(__ARM_NEON)
+  return "builtin-neon";
+#else
+  return "builtin-16";
+#endif
+}
+
+/// The bits of each float lane as an int32 lane.
+[[nodiscard]] inline batch<std::int32_t> to_bits(batch<float> a) noexcept {
+  return batch<std::int32_t>::wrap(__builtin_bit_cast(native_i32, a.data()));
+}
+/// The float whose bits each int32 lane holds.
+[[nodiscard]] inline batch<float> from_bits(batch<std::int32_t> a) noexcept {
+  return batch<float>::wrap(__builtin_bit_cast(native_f32, a.data()));
+}
+
+/// m ? a : b, lane-wise.
+template <class T>
+[[nodiscard]] inline batch<T> select(batch_bool<T> m, batch<T> a, batch<T> b) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
+  return batch<T>::wrap(m.data() ? a.data() : b.data());
+#else
+  return m.data() ? a : b;
+#endif
+}
+/// Lane-wise a > b ? a : b (b where either is NaN, as x86's maxps).
+template <class T>
+[[nodiscard]] inline batch<T> max(batch<T> a, batch<T> b) noexcept {
+  return select(a > b, a, b);
+}
+/// Lane-wise a < b ? a : b (b where either is NaN, as x86's minps).
+template <class T>
+[[nodiscard]] inline batch<T> min(batch<T> a, batch<T> b) noexcept {
+  return select(a < b, a, b);
+}
+/// a * b + c; the compiler fuses it where the target has FMA.
+[[nodiscard]] inline batch<float> fma(batch<float> a, batch<float> b, batch<float> c) noexcept {
+  return a * b + c;
+}
+/// Lane-wise |a| (clears the sign bit).
+[[nodiscard]] inline batch<float> abs(batch<float> a) noexcept {
+  return from_bits(to_bits(a) & batch<std::int32_t>(0x7fffffff));
+}
+/// True in the NaN lanes (an unordered compare).
+[[nodiscard]] inline batch_bool<float> isnan(batch<float> a) noexcept { return a != a; }
+
+/// The lanes of m as bits (bit i: lane i), for masks of at most 32 lanes.
+template <class T>
+[[nodiscard]] inline std::uint32_t movemask(native_i32 m) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__) && !defined(__AVX512F__)
+  return static_cast<std::uint32_t>(__builtin_ia32_movmskps256(__builtin_bit_cast(native_f32, m)));
+#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__) && !defined(__AVX__)
+  return static_cast<std::uint32_t>(__builtin_ia32_movmskps(__builtin_bit_cast(native_f32, m)));
+#else
+  std::uint32_t r = 0;
+  for (std::size_t i = 0; i < batch<T>::size; ++i)
+    r |= static_cast<std::uint32_t>(lane(m, i) != 0) << i;
+  return r;
+#endif
+}
+
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
+using half_i32 = std::int32_t __attribute__((vector_size(32)));
+using half_f32 = float __attribute__((vector_size(32)));
+/// The two 256-bit halves of an AVX-512 mask combined by `op`, as 8 bits.
+template <class Op>
+[[nodiscard]] inline std::uint32_t movemask_halves(native_i32 m, Op op) noexcept {
+  const half_i32 lo = __builtin_shufflevector(m, m, 0, 1, 2, 3, 4, 5, 6, 7);
+  const half_i32 hi = __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15);
+  return static_cast<std::uint32_t>(
+      __builtin_ia32_movmskps256(__builtin_bit_cast(half_f32, op(lo, hi))));
+}
+#endif
+
+/// True when some lane of m is set.
+template <class T>
+[[nodiscard]] inline bool any(batch_bool<T> m) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
+  return movemask_halves(m.data(), [](half_i32 a, half_i32 b) { return a | b; }) != 0;
+#else
+  return movemask<T>(m.data()) != 0;
+#endif
+}
+/// True when every lane of m is set.
+template <class T>
+[[nodiscard]] inline bool all(batch_bool<T> m) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
+  return movemask_halves(m.data(), [](half_i32 a, half_i32 b) { return a & b; }) == 0xffu;
+#else
+  constexpr std::uint32_t full = (std::uint32_t{1} << batch<T>::size) - 1;
+  return movemask<T>(m.data()) == full;
+#endif
+}
+/// Sum of the lanes (in lane order).
+template <class T>
+[[nodiscard]] inline T hadd(batch<T> a) noexcept {
+  T s = lane(a.data(), 0);
+  for (std::size_t i = 1; i < batch<T>::size; ++i) s += lane(a.data(), i);
+  return s;
+}
+
+#endif
+
+}  // namespace tandem::inline v0::detail::simd
