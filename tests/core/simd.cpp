@@ -109,7 +109,9 @@ TEST_CASE("simd: the layer's lane operations agree with scalar arithmetic", "[co
   CHECK(two[0] == 2.0f);
   std::vector<std::int32_t> shifted(w);
   (ibatch(-8) >> 1).store_unaligned(shifted.data());
-  CHECK(shifted[0] == -4);  // arithmetic shift
+  CHECK(shifted[0] == -4);                                            // arithmetic shift
+  for (const float x : lanes(fbatch(-0.0f))) CHECK(std::signbit(x));  // broadcast keeps -0
+  for (const float x : lanes(fbatch(-3.25f))) CHECK(x == -3.25f);
   CHECK(simd::backend_name()[0] != '\0');
 }
 

@@ -2,8 +2,8 @@
 //
 // Two backends give the same small API in namespace tandem::detail::simd:
 // - built-in (default): GCC/Clang vector extensions, one register wide for the target
-//   (64 bytes with AVX-512F, 32 with AVX/AVX2, 16 with SSE2/NEON or otherwise), and one
-//   lane of plain scalar code for other compilers (MSVC) or when TANDEM_KERNELS_SCALAR is
+//   (64 bytes with AVX-512F, 32 with AVX/AVX2, 16 with SSE2/NEON or otherwise), and four
+//   lanes of plain scalar code for other compilers (MSVC) or when TANDEM_KERNELS_SCALAR is
 //   defined. It includes no system header beyond <cstddef>, <cstdint> and <cstring>, so
 //   the headers built on it stay cheap to compile (README, "Compile cost").
 // - xsimd (opt-in): define TANDEM_KERNELS_XSIMD (CMake: TANDEM_USE_XSIMD=ON) to run the
@@ -17,7 +17,8 @@
 //   max, min, fma, abs, isnan, select(M, B, B), any(M), all(M), hadd(B),
 //   to_bits(batch<float>) -> batch<int32_t>, from_bits(batch<int32_t>) -> batch<float>,
 //   backend_name().
-// Nothing here allocates, throws or keeps state.
+// Nothing here allocates, throws or keeps state. The macros must be the same in every
+// translation unit of a program: the kernels' names do not depend on the backend.
 #pragma once
 
 #include <cstddef>
@@ -115,10 +116,94 @@ inline constexpr std::size_t register_bytes = 16;
 using native_f32 = float __attribute__((vector_size(register_bytes)));
 using native_i32 = std::int32_t __attribute__((vector_size(register_bytes)));
 #else
-/// Bytes per register: one lane for compilers without GCC's vector extensions.
-inline constexpr std::size_t register_bytes = 4;
-using native_f32 = float;
-using native_i32 = std::int32_t;
+/// Bytes per register without GCC's vector extensions (MSVC, or TANDEM_KERNELS_SCALAR):
+/// four lanes of plain scalar code, so that sums are split as with SSE2 and NEON.
+inline constexpr std::size_t register_bytes = 16;
+
+/// Four lanes of T with element-wise operators: the scalar stand-in for a vector register.
+template <class T>
+struct lanes4 {
+  T v[4];
+  T& operator[](std::size_t i) noexcept { return v[i]; }
+  const T& operator[](std::size_t i) const noexcept { return v[i]; }
+};
+/// r[i] = f(a[i], b[i]) for the four lanes.
+template <class R, class T, class F>
+[[nodiscard]] inline lanes4<R> zip(const lanes4<T>& a, const lanes4<T>& b, F f) noexcept {
+  lanes4<R> r;
+  for (std::size_t i = 0; i < 4; ++i) r.v[i] = static_cast<R>(f(a.v[i], b.v[i]));
+  return r;
+}
+/// A comparison's lanes: all ones where it holds, zero elsewhere (as vector compares).
+template <class T, class F>
+[[nodiscard]] inline lanes4<std::int32_t> compare(const lanes4<T>& a, const lanes4<T>& b,
+                                                  F f) noexcept {
+  return zip<std::int32_t>(a, b, [f](T x, T y) { return f(x, y) ? -1 : 0; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator+(const lanes4<T>& a, const lanes4<T>& b) noexcept {
+  return zip<T>(a, b, [](T x, T y) { return x + y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator-(const lanes4<T>& a, const lanes4<T>& b) noexcept {
+  return zip<T>(a, b, [](T x, T y) { return x - y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator*(const lanes4<T>& a, const lanes4<T>& b) noexcept {
+  return zip<T>(a, b, [](T x, T y) { return x * y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator/(const lanes4<T>& a, const lanes4<T>& b) noexcept {
+  return zip<T>(a, b, [](T x, T y) { return x / y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator&(const lanes4<T>& a, const lanes4<T>& b) noexcept {
+  return zip<T>(a, b, [](T x, T y) { return x & y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator|(const lanes4<T>& a, const lanes4<T>& b) noexcept {
+  return zip<T>(a, b, [](T x, T y) { return x | y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator<<(const lanes4<T>& a, int n) noexcept {
+  return zip<T>(a, a, [n](T x, T) { return x << n; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<T> operator>>(const lanes4<T>& a, int n) noexcept {
+  return zip<T>(a, a, [n](T x, T) { return x >> n; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<std::int32_t> operator==(const lanes4<T>& a,
+                                                     const lanes4<T>& b) noexcept {
+  return compare(a, b, [](T x, T y) { return x == y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<std::int32_t> operator!=(const lanes4<T>& a,
+                                                     const lanes4<T>& b) noexcept {
+  return compare(a, b, [](T x, T y) { return x != y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<std::int32_t> operator<(const lanes4<T>& a,
+                                                    const lanes4<T>& b) noexcept {
+  return compare(a, b, [](T x, T y) { return x < y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<std::int32_t> operator<=(const lanes4<T>& a,
+                                                     const lanes4<T>& b) noexcept {
+  return compare(a, b, [](T x, T y) { return x <= y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<std::int32_t> operator>(const lanes4<T>& a,
+                                                    const lanes4<T>& b) noexcept {
+  return compare(a, b, [](T x, T y) { return x > y; });
+}
+template <class T>
+[[nodiscard]] inline lanes4<std::int32_t> operator>=(const lanes4<T>& a,
+                                                     const lanes4<T>& b) noexcept {
+  return compare(a, b, [](T x, T y) { return x >= y; });
+}
+using native_f32 = lanes4<float>;
+using native_i32 = lanes4<std::int32_t>;
 #endif
 
 /// The native register type of T: float or std::int32_t lanes.
@@ -136,21 +221,19 @@ struct native<std::int32_t> {
 /// Lane i of a native register.
 template <class V>
 [[nodiscard]] inline auto lane(const V& v, std::size_t i) noexcept {
-#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
   return v[i];
-#else
-  (void)i;
-  return v;
-#endif
 }
 
-/// A comparison's result as a mask of all-ones / all-zero int32 lanes.
-template <class C>
-[[nodiscard]] inline native_i32 as_mask(C c) noexcept {
+/// V with every lane x: x + {-0.0f, ...} for float lanes, which is x for every x (also -0
+/// and NaN) and which compilers turn into one broadcast; x + {0, ...} for integer lanes.
+template <class V, class T>
+[[nodiscard]] inline V splat(T x) noexcept {
 #if defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
-  return c;
+  return -V{} + x;
 #else
-  return -static_cast<std::int32_t>(c);
+  V v;
+  for (std::size_t i = 0; i < 4; ++i) v[i] = x;
+  return v;
 #endif
 }
 
@@ -167,7 +250,7 @@ class batch {
 
   batch() noexcept = default;
   /// Every lane x.
-  batch(T x) noexcept : v_(native_type{} + x) {}  // NOLINT: implicit, as xsimd's
+  batch(T x) noexcept : v_(splat<native_type>(x)) {}  // NOLINT: implicit, as xsimd's
   /// Wraps a native register.
   [[nodiscard]] static batch wrap(native_type v) noexcept {
     batch b;
@@ -211,10 +294,7 @@ class batch {
   friend batch_bool<T> operator>=(batch a, batch b) noexcept { return mask(a.v_ >= b.v_); }
 
  private:
-  template <class C>
-  static batch_bool<T> mask(C c) noexcept {
-    return batch_bool<T>(as_mask(c));
-  }
+  static batch_bool<T> mask(native_i32 m) noexcept { return batch_bool<T>(m); }
   native_type v_;
 };
 
@@ -224,7 +304,7 @@ class batch_bool {
  public:
   batch_bool() noexcept = default;
   /// Every lane b.
-  explicit batch_bool(bool b) noexcept : m_(native_i32{} + (b ? -1 : 0)) {}
+  explicit batch_bool(bool b) noexcept : m_(splat<native_i32>(std::int32_t{b ? -1 : 0})) {}
   /// Wraps a native mask.
   explicit batch_bool(native_i32 m) noexcept : m_(m) {}
   /// The native mask.
@@ -272,18 +352,31 @@ template <class T>
 #if defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
   return batch<T>::wrap(m.data() ? a.data() : b.data());
 #else
-  return m.data() ? a : b;
+  typename batch<T>::native_type r;
+  for (std::size_t i = 0; i < 4; ++i) r[i] = m.data()[i] ? a.data()[i] : b.data()[i];
+  return batch<T>::wrap(r);
 #endif
 }
-/// Lane-wise a > b ? a : b (b where either is NaN, as x86's maxps).
-template <class T>
-[[nodiscard]] inline batch<T> max(batch<T> a, batch<T> b) noexcept {
+/// Lane-wise a > b ? a : b (b where either is NaN, as x86's maxps). On SSE and AVX the
+/// instruction is named: GCC otherwise lowers some selects to and/andnot/or in the kernels.
+[[nodiscard]] inline batch<float> max(batch<float> a, batch<float> b) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__) && !defined(__AVX512F__)
+  return batch<float>::wrap(__builtin_ia32_maxps256(a.data(), b.data()));
+#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__) && !defined(__AVX__)
+  return batch<float>::wrap(__builtin_ia32_maxps(a.data(), b.data()));
+#else
   return select(a > b, a, b);
+#endif
 }
 /// Lane-wise a < b ? a : b (b where either is NaN, as x86's minps).
-template <class T>
-[[nodiscard]] inline batch<T> min(batch<T> a, batch<T> b) noexcept {
+[[nodiscard]] inline batch<float> min(batch<float> a, batch<float> b) noexcept {
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__) && !defined(__AVX512F__)
+  return batch<float>::wrap(__builtin_ia32_minps256(a.data(), b.data()));
+#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__) && !defined(__AVX__)
+  return batch<float>::wrap(__builtin_ia32_minps(a.data(), b.data()));
+#else
   return select(a < b, a, b);
+#endif
 }
 /// a * b + c; the compiler fuses it where the target has FMA.
 [[nodiscard]] inline batch<float> fma(batch<float> a, batch<float> b, batch<float> c) noexcept {
@@ -312,15 +405,11 @@ template <class T>
 }
 
 #if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
-using half_i32 = std::int32_t __attribute__((vector_size(32)));
-using half_f32 = float __attribute__((vector_size(32)));
-/// The two 256-bit halves of an AVX-512 mask combined by `op`, as 8 bits.
-template <class Op>
-[[nodiscard]] inline std::uint32_t movemask_halves(native_i32 m, Op op) noexcept {
-  const half_i32 lo = __builtin_shufflevector(m, m, 0, 1, 2, 3, 4, 5, 6, 7);
-  const half_i32 hi = __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15);
-  return static_cast<std::uint32_t>(
-      __builtin_ia32_movmskps256(__builtin_bit_cast(half_f32, op(lo, hi))));
+/// The 16 lanes of an AVX-512 mask as bits: a compare into a mask register (vpcmpd), which
+/// GCC folds into the comparison that made the mask.
+[[nodiscard]] inline std::uint32_t movemask512(native_i32 m) noexcept {
+  return static_cast<std::uint16_t>(__builtin_ia32_cmpd512_mask(
+      m, native_i32{}, 4 /* not equal */, static_cast<unsigned short>(0xffff)));
 }
 #endif
 
@@ -328,7 +417,7 @@ template <class Op>
 template <class T>
 [[nodiscard]] inline bool any(batch_bool<T> m) noexcept {
 #if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
-  return movemask_halves(m.data(), [](half_i32 a, half_i32 b) { return a | b; }) != 0;
+  return movemask512(m.data()) != 0;
 #else
   return movemask<T>(m.data()) != 0;
 #endif
@@ -337,7 +426,7 @@ template <class T>
 template <class T>
 [[nodiscard]] inline bool all(batch_bool<T> m) noexcept {
 #if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
-  return movemask_halves(m.data(), [](half_i32 a, half_i32 b) { return a & b; }) == 0xffu;
+  return movemask512(m.data()) == 0xffffu;
 #else
   constexpr std::uint32_t full = (std::uint32_t{1} << batch<T>::size) - 1;
   return movemask<T>(m.data()) == full;
