@@ -43,7 +43,7 @@ using batch_bool = xsimd::batch_bool<T>;
 /// Name of the backend and instruction set, for logs and benchmarks.
 [[nodiscard]] inline const char* backend_name() noexcept { return xsimd::default_arch::name(); }
 
-/// Lane-wise maximum; for NaN lanes see max_of's comment in the built-in backend.
+/// Lane-wise maximum (for NaN lanes as xsimd::max).
 template <class B>
 [[nodiscard]] inline B max(const B& a, const B& b) noexcept {
   return xsimd::max(a, b);
@@ -237,6 +237,56 @@ template <class V, class T>
 #endif
 }
 
+#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
+#define TANDEM_SIMD_AVX512_MASKS 1
+/// A lane mask: one bit a lane in an AVX-512 mask register.
+using native_mask = unsigned short;
+#else
+/// A lane mask: all-ones or all-zero int32 lanes, as vector comparisons give.
+using native_mask = native_i32;
+#endif
+
+/// The comparisons of the layer.
+enum class cmp_op { eq, ne, lt, le, gt, ge };
+
+#if defined(TANDEM_SIMD_AVX512_MASKS)
+/// The lanes where `a op b` holds, into a mask register: vcmpps with C's predicates
+/// (ordered and quiet; != unordered, so it holds for NaN).
+template <cmp_op Op>
+[[nodiscard]] inline native_mask compare(native_f32 a, native_f32 b) noexcept {
+  constexpr int p = Op == cmp_op::eq   ? 0x00
+                    : Op == cmp_op::ne ? 0x04
+                    : Op == cmp_op::lt ? 0x11
+                    : Op == cmp_op::le ? 0x12
+                    : Op == cmp_op::gt ? 0x1e
+                                       : 0x1d;
+  return __builtin_ia32_cmpps512_mask(a, b, p, static_cast<native_mask>(0xffff), 4);
+}
+/// The lanes where `a op b` holds (vpcmpd).
+template <cmp_op Op>
+[[nodiscard]] inline native_mask compare(native_i32 a, native_i32 b) noexcept {
+  constexpr int p = Op == cmp_op::eq   ? 0
+                    : Op == cmp_op::ne ? 4
+                    : Op == cmp_op::lt ? 1
+                    : Op == cmp_op::le ? 2
+                    : Op == cmp_op::gt ? 6
+                                       : 5;
+  return __builtin_ia32_cmpd512_mask(a, b, p, static_cast<native_mask>(0xffff));
+}
+#else
+/// The lanes where `a op b` holds, as all-ones int32 lanes (C semantics: only != holds for
+/// NaN).
+template <cmp_op Op, class V>
+[[nodiscard]] inline native_mask compare(V a, V b) noexcept {
+  if constexpr (Op == cmp_op::eq) return a == b;
+  if constexpr (Op == cmp_op::ne) return a != b;
+  if constexpr (Op == cmp_op::lt) return a < b;
+  if constexpr (Op == cmp_op::le) return a <= b;
+  if constexpr (Op == cmp_op::gt) return a > b;
+  if constexpr (Op == cmp_op::ge) return a >= b;
+}
+#endif
+
 template <class T>
 class batch_bool;
 
@@ -286,38 +336,45 @@ class batch {
   batch& operator-=(batch b) noexcept { return *this = *this - b; }
   batch& operator*=(batch b) noexcept { return *this = *this * b; }
 
-  friend batch_bool<T> operator==(batch a, batch b) noexcept { return mask(a.v_ == b.v_); }
-  friend batch_bool<T> operator!=(batch a, batch b) noexcept { return mask(a.v_ != b.v_); }
-  friend batch_bool<T> operator<(batch a, batch b) noexcept { return mask(a.v_ < b.v_); }
-  friend batch_bool<T> operator<=(batch a, batch b) noexcept { return mask(a.v_ <= b.v_); }
-  friend batch_bool<T> operator>(batch a, batch b) noexcept { return mask(a.v_ > b.v_); }
-  friend batch_bool<T> operator>=(batch a, batch b) noexcept { return mask(a.v_ >= b.v_); }
+  friend batch_bool<T> operator==(batch a, batch b) noexcept { return mask<cmp_op::eq>(a, b); }
+  friend batch_bool<T> operator!=(batch a, batch b) noexcept { return mask<cmp_op::ne>(a, b); }
+  friend batch_bool<T> operator<(batch a, batch b) noexcept { return mask<cmp_op::lt>(a, b); }
+  friend batch_bool<T> operator<=(batch a, batch b) noexcept { return mask<cmp_op::le>(a, b); }
+  friend batch_bool<T> operator>(batch a, batch b) noexcept { return mask<cmp_op::gt>(a, b); }
+  friend batch_bool<T> operator>=(batch a, batch b) noexcept { return mask<cmp_op::ge>(a, b); }
 
  private:
-  static batch_bool<T> mask(native_i32 m) noexcept { return batch_bool<T>(m); }
+  template <cmp_op Op>
+  static batch_bool<T> mask(batch a, batch b) noexcept {
+    return batch_bool<T>(compare<Op>(a.v_, b.v_));
+  }
   native_type v_;
 };
 
-/// A lane mask of batch<T>: all-ones or all-zero int32 lanes.
+/// A lane mask of batch<T> (native_mask: int32 lanes, or mask-register bits on AVX-512).
 template <class T>
 class batch_bool {
  public:
   batch_bool() noexcept = default;
   /// Every lane b.
+#if defined(TANDEM_SIMD_AVX512_MASKS)
+  explicit batch_bool(bool b) noexcept : m_(b ? 0xffff : 0) {}
+#else
   explicit batch_bool(bool b) noexcept : m_(splat<native_i32>(std::int32_t{b ? -1 : 0})) {}
+#endif
   /// Wraps a native mask.
-  explicit batch_bool(native_i32 m) noexcept : m_(m) {}
+  explicit batch_bool(native_mask m) noexcept : m_(m) {}
   /// The native mask.
-  [[nodiscard]] native_i32 data() const noexcept { return m_; }
+  [[nodiscard]] native_mask data() const noexcept { return m_; }
   friend batch_bool operator|(batch_bool a, batch_bool b) noexcept {
-    return batch_bool(a.m_ | b.m_);
+    return batch_bool(static_cast<native_mask>(a.m_ | b.m_));
   }
   friend batch_bool operator&(batch_bool a, batch_bool b) noexcept {
-    return batch_bool(a.m_ & b.m_);
+    return batch_bool(static_cast<native_mask>(a.m_ & b.m_));
   }
 
  private:
-  native_i32 m_;
+  native_mask m_;
 };
 
 /// Name of the backend and register width, for logs and benchmarks.
@@ -346,10 +403,31 @@ class batch_bool {
   return batch<float>::wrap(__builtin_bit_cast(native_f32, a.data()));
 }
 
+#if defined(TANDEM_SIMD_AVX512_MASKS)
+/// m ? a : b under a mask register (vblendmps).
+[[nodiscard]] inline native_f32 blend(native_mask m, native_f32 a, native_f32 b) noexcept {
+#if defined(__clang__)
+  return __builtin_ia32_selectps_512(m, a, b);
+#else
+  return __builtin_ia32_blendmps_512_mask(b, a, m);
+#endif
+}
+/// m ? a : b under a mask register (vpblendmd).
+[[nodiscard]] inline native_i32 blend(native_mask m, native_i32 a, native_i32 b) noexcept {
+#if defined(__clang__)
+  return __builtin_ia32_selectd_512(m, a, b);
+#else
+  return __builtin_ia32_blendmd_512_mask(b, a, m);
+#endif
+}
+#endif
+
 /// m ? a : b, lane-wise.
 template <class T>
 [[nodiscard]] inline batch<T> select(batch_bool<T> m, batch<T> a, batch<T> b) noexcept {
-#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
+#if defined(TANDEM_SIMD_AVX512_MASKS)
+  return batch<T>::wrap(blend(m.data(), a.data(), b.data()));
+#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS)
   return batch<T>::wrap(m.data() ? a.data() : b.data());
 #else
   typename batch<T>::native_type r;
@@ -357,10 +435,15 @@ template <class T>
   return batch<T>::wrap(r);
 #endif
 }
-/// Lane-wise a > b ? a : b (b where either is NaN, as x86's maxps). On SSE and AVX the
-/// instruction is named: GCC otherwise lowers some selects to and/andnot/or in the kernels.
+/// Lane-wise a > b ? a : b (b where either is NaN, as x86's maxps). On x86 the instruction
+/// is named: GCC otherwise lowers some selects to and/andnot/or in the kernels.
 [[nodiscard]] inline batch<float> max(batch<float> a, batch<float> b) noexcept {
-#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__) && !defined(__AVX512F__)
+#if defined(TANDEM_SIMD_AVX512_MASKS) && defined(__clang__)
+  return batch<float>::wrap(__builtin_ia32_maxps512(a.data(), b.data(), 4));
+#elif defined(TANDEM_SIMD_AVX512_MASKS)
+  return batch<float>::wrap(__builtin_ia32_maxps512_mask(a.data(), b.data(), a.data(),
+                                                         static_cast<native_mask>(0xffff), 4));
+#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__)
   return batch<float>::wrap(__builtin_ia32_maxps256(a.data(), b.data()));
 #elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__) && !defined(__AVX__)
   return batch<float>::wrap(__builtin_ia32_maxps(a.data(), b.data()));
@@ -370,7 +453,12 @@ template <class T>
 }
 /// Lane-wise a < b ? a : b (b where either is NaN, as x86's minps).
 [[nodiscard]] inline batch<float> min(batch<float> a, batch<float> b) noexcept {
-#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__) && !defined(__AVX512F__)
+#if defined(TANDEM_SIMD_AVX512_MASKS) && defined(__clang__)
+  return batch<float>::wrap(__builtin_ia32_minps512(a.data(), b.data(), 4));
+#elif defined(TANDEM_SIMD_AVX512_MASKS)
+  return batch<float>::wrap(__builtin_ia32_minps512_mask(a.data(), b.data(), a.data(),
+                                                         static_cast<native_mask>(0xffff), 4));
+#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__)
   return batch<float>::wrap(__builtin_ia32_minps256(a.data(), b.data()));
 #elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__) && !defined(__AVX__)
   return batch<float>::wrap(__builtin_ia32_minps(a.data(), b.data()));
@@ -389,6 +477,7 @@ template <class T>
 /// True in the NaN lanes (an unordered compare).
 [[nodiscard]] inline batch_bool<float> isnan(batch<float> a) noexcept { return a != a; }
 
+#if !defined(TANDEM_SIMD_AVX512_MASKS)
 /// The lanes of m as bits (bit i: lane i), for masks of at most 32 lanes.
 template <class T>
 [[nodiscard]] inline std::uint32_t movemask(native_i32 m) noexcept {
@@ -403,21 +492,13 @@ template <class T>
   return r;
 #endif
 }
-
-#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
-/// The 16 lanes of an AVX-512 mask as bits: a compare into a mask register (vpcmpd), which
-/// GCC folds into the comparison that made the mask.
-[[nodiscard]] inline std::uint32_t movemask512(native_i32 m) noexcept {
-  return static_cast<std::uint16_t>(__builtin_ia32_cmpd512_mask(
-      m, native_i32{}, 4 /* not equal */, static_cast<unsigned short>(0xffff)));
-}
 #endif
 
 /// True when some lane of m is set.
 template <class T>
 [[nodiscard]] inline bool any(batch_bool<T> m) noexcept {
-#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
-  return movemask512(m.data()) != 0;
+#if defined(TANDEM_SIMD_AVX512_MASKS)
+  return m.data() != 0;
 #else
   return movemask<T>(m.data()) != 0;
 #endif
@@ -425,8 +506,8 @@ template <class T>
 /// True when every lane of m is set.
 template <class T>
 [[nodiscard]] inline bool all(batch_bool<T> m) noexcept {
-#if defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX512F__)
-  return movemask512(m.data()) == 0xffffu;
+#if defined(TANDEM_SIMD_AVX512_MASKS)
+  return m.data() == 0xffff;
 #else
   constexpr std::uint32_t full = (std::uint32_t{1} << batch<T>::size) - 1;
   return movemask<T>(m.data()) == full;
