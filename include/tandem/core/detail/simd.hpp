@@ -43,51 +43,17 @@ using batch_bool = xsimd::batch_bool<T>;
 /// Name of the backend and instruction set, for logs and benchmarks.
 [[nodiscard]] inline const char* backend_name() noexcept { return xsimd::default_arch::name(); }
 
-/// Lane-wise maximum (for NaN lanes as xsimd::max).
-template <class B>
-[[nodiscard]] inline B max(const B& a, const B& b) noexcept {
-  return xsimd::max(a, b);
-}
-/// Lane-wise minimum.
-template <class B>
-[[nodiscard]] inline B min(const B& a, const B& b) noexcept {
-  return xsimd::min(a, b);
-}
-/// a * b + c (fused where the target has FMA).
-template <class B>
-[[nodiscard]] inline B fma(const B& a, const B& b, const B& c) noexcept {
-  return xsimd::fma(a, b, c);
-}
-/// Lane-wise |a|.
-template <class B>
-[[nodiscard]] inline B abs(const B& a) noexcept {
-  return xsimd::abs(a);
-}
-/// True in the NaN lanes.
-template <class B>
-[[nodiscard]] inline auto isnan(const B& a) noexcept {
-  return xsimd::isnan(a);
-}
-/// m ? a : b, lane-wise.
-template <class M, class B>
-[[nodiscard]] inline B select(const M& m, const B& a, const B& b) noexcept {
-  return xsimd::select(m, a, b);
-}
-/// True when some lane of m is set.
-template <class M>
-[[nodiscard]] inline bool any(const M& m) noexcept {
-  return xsimd::any(m);
-}
-/// True when every lane of m is set.
-template <class M>
-[[nodiscard]] inline bool all(const M& m) noexcept {
-  return xsimd::all(m);
-}
-/// Sum of the lanes.
-template <class B>
-[[nodiscard]] inline auto hadd(const B& a) noexcept {
-  return xsimd::hadd(a);
-}
+// Lane-wise max, min, fma (fused where the target has FMA), abs, isnan and select; any and
+// all of a mask; hadd, the sum of the lanes: xsimd's own.
+using xsimd::abs;
+using xsimd::all;
+using xsimd::any;
+using xsimd::fma;
+using xsimd::hadd;
+using xsimd::isnan;
+using xsimd::max;
+using xsimd::min;
+using xsimd::select;
 /// The bits of each float lane as an int32 lane.
 template <class A>
 [[nodiscard]] inline xsimd::batch<std::int32_t, A> to_bits(
@@ -250,27 +216,21 @@ using native_mask = native_i32;
 enum class cmp_op { eq, ne, lt, le, gt, ge };
 
 #if defined(TANDEM_SIMD_AVX512_MASKS)
-/// The lanes where `a op b` holds, into a mask register: vcmpps with C's predicates
-/// (ordered and quiet; != unordered, so it holds for NaN).
+/// The vcmpps predicate of each cmp_op, in its order: C's comparisons, ordered and quiet
+/// (!= unordered, so that it holds for NaN).
+inline constexpr int ps_predicate[] = {0x00, 0x04, 0x11, 0x12, 0x1e, 0x1d};
+/// The vpcmpd predicate of each cmp_op, in its order.
+inline constexpr int epi32_predicate[] = {0, 4, 1, 2, 6, 5};
+/// The lanes where `a op b` holds, into a mask register (vcmpps).
 template <cmp_op Op>
 [[nodiscard]] inline native_mask compare(native_f32 a, native_f32 b) noexcept {
-  constexpr int p = Op == cmp_op::eq   ? 0x00
-                    : Op == cmp_op::ne ? 0x04
-                    : Op == cmp_op::lt ? 0x11
-                    : Op == cmp_op::le ? 0x12
-                    : Op == cmp_op::gt ? 0x1e
-                                       : 0x1d;
+  constexpr int p = ps_predicate[static_cast<int>(Op)];
   return __builtin_ia32_cmpps512_mask(a, b, p, static_cast<native_mask>(0xffff), 4);
 }
-/// The lanes where `a op b` holds (vpcmpd).
+/// The lanes where `a op b` holds, into a mask register (vpcmpd).
 template <cmp_op Op>
 [[nodiscard]] inline native_mask compare(native_i32 a, native_i32 b) noexcept {
-  constexpr int p = Op == cmp_op::eq   ? 0
-                    : Op == cmp_op::ne ? 4
-                    : Op == cmp_op::lt ? 1
-                    : Op == cmp_op::le ? 2
-                    : Op == cmp_op::gt ? 6
-                                       : 5;
+  constexpr int p = epi32_predicate[static_cast<int>(Op)];
   return __builtin_ia32_cmpd512_mask(a, b, p, static_cast<native_mask>(0xffff));
 }
 #else
@@ -412,13 +372,10 @@ class batch_bool {
   return __builtin_ia32_blendmps_512_mask(b, a, m);
 #endif
 }
-/// m ? a : b under a mask register (vpblendmd).
+/// m ? a : b under a mask register, for int32 lanes (a blend moves bits).
 [[nodiscard]] inline native_i32 blend(native_mask m, native_i32 a, native_i32 b) noexcept {
-#if defined(__clang__)
-  return __builtin_ia32_selectd_512(m, a, b);
-#else
-  return __builtin_ia32_blendmd_512_mask(b, a, m);
-#endif
+  return __builtin_bit_cast(
+      native_i32, blend(m, __builtin_bit_cast(native_f32, a), __builtin_bit_cast(native_f32, b)));
 }
 #endif
 
@@ -435,36 +392,34 @@ template <class T>
   return batch<T>::wrap(r);
 #endif
 }
-/// Lane-wise a > b ? a : b (b where either is NaN, as x86's maxps). On x86 the instruction
-/// is named: GCC otherwise lowers some selects to and/andnot/or in the kernels.
-[[nodiscard]] inline batch<float> max(batch<float> a, batch<float> b) noexcept {
+/// Lane-wise a > b ? a : b (Max) or a < b ? a : b: b where either is NaN, as x86's
+/// maxps/minps. On x86 the instruction is named: GCC otherwise lowers some selects to
+/// and/andnot/or in the kernels.
+template <bool Max>
+[[nodiscard]] inline batch<float> max_or_min(batch<float> a, batch<float> b) noexcept {
+  [[maybe_unused]] const native_f32 x = a.data(), y = b.data();
 #if defined(TANDEM_SIMD_AVX512_MASKS) && defined(__clang__)
-  return batch<float>::wrap(__builtin_ia32_maxps512(a.data(), b.data(), 4));
+  return batch<float>::wrap(Max ? __builtin_ia32_maxps512(x, y, 4)
+                                : __builtin_ia32_minps512(x, y, 4));
 #elif defined(TANDEM_SIMD_AVX512_MASKS)
-  return batch<float>::wrap(__builtin_ia32_maxps512_mask(a.data(), b.data(), a.data(),
-                                                         static_cast<native_mask>(0xffff), 4));
+  constexpr auto all = static_cast<native_mask>(0xffff);
+  return batch<float>::wrap(Max ? __builtin_ia32_maxps512_mask(x, y, x, all, 4)
+                                : __builtin_ia32_minps512_mask(x, y, x, all, 4));
 #elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__)
-  return batch<float>::wrap(__builtin_ia32_maxps256(a.data(), b.data()));
-#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__) && !defined(__AVX__)
-  return batch<float>::wrap(__builtin_ia32_maxps(a.data(), b.data()));
+  return batch<float>::wrap(Max ? __builtin_ia32_maxps256(x, y) : __builtin_ia32_minps256(x, y));
+#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__)
+  return batch<float>::wrap(Max ? __builtin_ia32_maxps(x, y) : __builtin_ia32_minps(x, y));
 #else
-  return select(a > b, a, b);
+  return select(Max ? a > b : a < b, a, b);
 #endif
+}
+/// Lane-wise a > b ? a : b (b where either is NaN, as x86's maxps).
+[[nodiscard]] inline batch<float> max(batch<float> a, batch<float> b) noexcept {
+  return max_or_min<true>(a, b);
 }
 /// Lane-wise a < b ? a : b (b where either is NaN, as x86's minps).
 [[nodiscard]] inline batch<float> min(batch<float> a, batch<float> b) noexcept {
-#if defined(TANDEM_SIMD_AVX512_MASKS) && defined(__clang__)
-  return batch<float>::wrap(__builtin_ia32_minps512(a.data(), b.data(), 4));
-#elif defined(TANDEM_SIMD_AVX512_MASKS)
-  return batch<float>::wrap(__builtin_ia32_minps512_mask(a.data(), b.data(), a.data(),
-                                                         static_cast<native_mask>(0xffff), 4));
-#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__AVX__)
-  return batch<float>::wrap(__builtin_ia32_minps256(a.data(), b.data()));
-#elif defined(TANDEM_SIMD_VECTOR_EXTENSIONS) && defined(__SSE2__) && !defined(__AVX__)
-  return batch<float>::wrap(__builtin_ia32_minps(a.data(), b.data()));
-#else
-  return select(a < b, a, b);
-#endif
+  return max_or_min<false>(a, b);
 }
 /// a * b + c; the compiler fuses it where the target has FMA.
 [[nodiscard]] inline batch<float> fma(batch<float> a, batch<float> b, batch<float> c) noexcept {
