@@ -56,9 +56,8 @@
 #include <string>
 #include <vector>
 
-#include <xsimd/xsimd.hpp>
-
 #include "tandem/contrastive.hpp"
+#include "tandem/core/detail/simd.hpp"
 #include "tandem/core/generate.hpp"
 #include "tandem/core/sampler.hpp"
 
@@ -130,7 +129,8 @@ class synthetic_lm {
 
  private:
   void forward() {
-    using b = xsimd::batch<float>;
+    namespace simd = tandem::detail::simd;
+    using b = simd::batch<float>;
     const std::size_t w = b::size;
     const float* h = hist_.data() + n_ * d_;
     for (std::size_t r = 0; r < v_; ++r) {
@@ -138,8 +138,8 @@ class synthetic_lm {
       b acc(0.0f);
       std::size_t j = 0;
       for (; j + w <= d_; j += w)
-        acc = xsimd::fma(b::load_unaligned(row + j), b::load_unaligned(h + j), acc);
-      float s = xsimd::hadd(acc);
+        acc = simd::fma(b::load_unaligned(row + j), b::load_unaligned(h + j), acc);
+      float s = simd::hadd(acc);
       for (; j < d_; ++j) s += row[j] * h[j];
       logits_[r] = 4.0f * s;
     }

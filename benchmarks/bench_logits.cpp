@@ -236,7 +236,7 @@ void print_row(const row& r) {
       "{\"bench\":\"logits\",\"case\":\"%s\",\"vocab\":%zu,\"logits\":\"%s\",\"arch\":\"%s\","
       "\"ns_per_call\":%.1f,\"scalar_ns_per_call\":%.1f,\"speedup_vs_scalar\":%.2f,"
       "\"floor_ns\":%.1f,\"ratio_to_floor\":%.2f,\"allocs_per_call\":%.2f",
-      r.name.c_str(), r.vocab, g_source, xsimd::default_arch::name(), r.ns, r.scalar_ns,
+      r.name.c_str(), r.vocab, g_source, tandem::detail::simd::backend_name(), r.ns, r.scalar_ns,
       r.scalar_ns / r.ns, r.floor_ns, r.ns / r.floor_ns, r.allocs);
   if (r.llama_ns > 0)
     std::printf(",\"llamacpp_ns_per_call\":%.1f,\"speedup_vs_llamacpp\":%.2f", r.llama_ns,
@@ -286,8 +286,8 @@ int main(int argc, char** argv) {
   }
   namespace k = tandem::kernels;
   namespace s = tandem::sampling;
-  std::fprintf(stderr, "bench_logits: xsimd arch %s, %zu floats per batch\n",
-               xsimd::default_arch::name(), tandem::detail::simd_width);
+  std::fprintf(stderr, "bench_logits: SIMD backend %s, %zu floats per batch\n",
+               tandem::detail::simd::backend_name(), tandem::detail::simd_width);
   std::fprintf(stderr, "%-27s %7s %11s %11s %9s %9s %7s %7s %11s %8s\n", "case", "vocab", "ns/call",
                "scalar ns", "speedup", "floor ns", "x floor", "allocs", "llama ns", "vs llama");
   for (const auto& [source, logits] : inputs) {

@@ -3,10 +3,8 @@
 // compiled_constraint is a byte automaton plus a token index: for each automaton state,
 // the tokens allowed next, stored as a bit set or a sorted list (whichever is smaller; equal
 // sets are stored once). constraint_state follows one generation through it and models
-// tandem::Constraint; its mask is an xsimd kernel over the logits.
+// tandem::Constraint; its mask is a SIMD kernel over the logits.
 #pragma once
-
-#include <xsimd/xsimd.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -24,6 +22,7 @@
 #include "tandem/constrain/vocabulary.hpp"
 #include "tandem/core/config.hpp"
 #include "tandem/core/constraint.hpp"
+#include "tandem/core/detail/simd.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/error_info.hpp"
 #include "tandem/core/result.hpp"
@@ -296,8 +295,8 @@ inline result<compiled_constraint> compile_dfa(byte_dfa&& dfa, const token_vocab
 // The mask kernel: keeps logits whose bit is set, writes -Inf over the others.
 inline void apply_bits(const std::uint64_t* bits, std::size_t words,
                        std::span<float> logits) noexcept {
-  using fbatch = xsimd::batch<float>;
-  using ibatch = xsimd::batch<std::int32_t>;
+  using fbatch = simd::batch<float>;
+  using ibatch = simd::batch<std::int32_t>;
   constexpr std::size_t lanes = fbatch::size;
   static_assert(lanes <= 32 && 64 % lanes == 0);
   constexpr float ninf = -std::numeric_limits<float>::infinity();
@@ -313,7 +312,7 @@ inline void apply_bits(const std::uint64_t* bits, std::size_t words,
   const ibatch lane_bits = ibatch::load_aligned(lane_bit);
   const ibatch zero(0);
   const fbatch minus_inf(ninf);
-  const ibatch minus_inf_bits = xsimd::bitwise_cast<ibatch>(minus_inf);
+  const ibatch minus_inf_bits = simd::to_bits(minus_inf);
   float* p = logits.data();
   const std::size_t full = std::min(words, logits.size() / 64);
   for (std::size_t w = 0; w < full; ++w, p += 64) {
@@ -327,9 +326,8 @@ inline void apply_bits(const std::uint64_t* bits, std::size_t words,
       const auto sub = static_cast<std::uint32_t>(m >> k) &
                        static_cast<std::uint32_t>((std::uint64_t{1} << lanes) - 1);
       const ibatch keep = ibatch(static_cast<std::int32_t>(sub)) & lane_bits;
-      const ibatch x = xsimd::bitwise_cast<ibatch>(fbatch::load_unaligned(p + k));
-      xsimd::bitwise_cast<fbatch>(xsimd::select(keep != zero, x, minus_inf_bits))
-          .store_unaligned(p + k);
+      const ibatch x = simd::to_bits(fbatch::load_unaligned(p + k));
+      simd::from_bits(simd::select(keep != zero, x, minus_inf_bits)).store_unaligned(p + k);
     }
   }
   // The rest: a partial word, then padding past the vocabulary.
@@ -340,7 +338,7 @@ inline void apply_bits(const std::uint64_t* bits, std::size_t words,
 }
 
 inline void fill_minus_inf(std::span<float> logits) noexcept {
-  using fbatch = xsimd::batch<float>;
+  using fbatch = simd::batch<float>;
   constexpr std::size_t lanes = fbatch::size;
   const fbatch minus_inf(-std::numeric_limits<float>::infinity());
   std::size_t i = 0;

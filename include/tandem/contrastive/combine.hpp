@@ -32,16 +32,14 @@
 #include <limits>
 #include <span>
 
-#include <xsimd/xsimd.hpp>
-
 #include "tandem/core/config.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/logits.hpp"
 #include "tandem/core/result.hpp"
 
 // GCC 12's AVX-512 intrinsics warn once inlined here at -O2/-O3 (GCC bug 105593), as in
-// core/logits.hpp.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// core/logits.hpp (xsimd backend only).
+#if defined(TANDEM_KERNELS_XSIMD) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -110,11 +108,11 @@ struct output_check {
   fmask bad = fmask(false);
   void add(fbatch v) noexcept {
     any_finite = any_finite | (v > fbatch(-f_inf));
-    bad = bad | xsimd::isnan(v) | (v == fbatch(f_inf));
+    bad = bad | simd::isnan(v) | (v == fbatch(f_inf));
   }
   [[nodiscard]] errc result() const noexcept {
-    if (xsimd::any(bad)) return errc::non_finite;
-    if (!xsimd::any(any_finite)) return errc::no_candidates;
+    if (simd::any(bad)) return errc::non_finite;
+    if (!simd::any(any_finite)) return errc::no_candidates;
     return errc::ok;
   }
 };
@@ -150,7 +148,7 @@ inline float max_where_unmasked(const float* e, const float* a, std::size_t n) n
   std::size_t i = 0;
   for (; i < nv; i += simd_width) {
     const fbatch va = fbatch::load_unaligned(a + i);
-    m = xsimd::max(m, xsimd::select(va != ninf, fbatch::load_unaligned(e + i), ninf));
+    m = simd::max(m, detail::simd::select(va != ninf, fbatch::load_unaligned(e + i), ninf));
   }
   float r = hmax(m);
   for (; i < n; ++i)
@@ -205,14 +203,14 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
     detail::for_each_batch(out.size(), out.data(), chk, [&](std::size_t i, std::size_t w) {
       const fbatch ve = detail::load_at(e, i, w), va = detail::load_at(a, i, w);
       const auto keep = (ve >= vthr) & (va != ninf);
-      return xsimd::select(keep, ve - va * vi + vs, ninf);
+      return detail::simd::select(keep, ve - va * vi + vs, ninf);
     });
   } else {
     const fbatch b1(1.0f + p.beta), b(p.beta);
     detail::for_each_batch(out.size(), out.data(), chk, [&](std::size_t i, std::size_t w) {
       const fbatch ve = detail::load_at(e, i, w), va = detail::load_at(a, i, w);
       const auto keep = (ve >= vthr) & (va != ninf);
-      return xsimd::select(keep, b1 * ve - b * va, ninf);
+      return detail::simd::select(keep, b1 * ve - b * va, ninf);
     });
   }
   return chk.result();
@@ -241,7 +239,7 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
     const fbatch l = detail::load_at(large.data(), i, w), t = detail::load_at(tuned.data(), i, w),
                  b = detail::load_at(base.data(), i, w);
     const auto masked = (l == ninf) | (t == ninf) | (b == ninf);
-    return xsimd::select(masked, ninf, xsimd::fma(vw, t - b, l));
+    return detail::simd::select(masked, ninf, detail::simd::fma(vw, t - b, l));
   });
   return chk.result();
 }
@@ -279,9 +277,9 @@ inline fbatch load_at(const float* p, std::size_t i, std::size_t w) noexcept {
       if (weights[k] == 0.0f) continue;
       const fbatch v = detail::load_at(parts[k].data(), i, w);
       masked = masked | (v == ninf);
-      acc = xsimd::fma(fbatch(weights[k]), v, acc);
+      acc = detail::simd::fma(fbatch(weights[k]), v, acc);
     }
-    return xsimd::select(masked, ninf, acc);
+    return detail::simd::select(masked, ninf, acc);
   });
   return chk.result();
 }

@@ -1,6 +1,8 @@
-// tandem: SIMD kernels over next-token logits (xsimd): validation, max/argmax,
-// log-sum-exp, (log-)softmax, entropy, temperature, penalties, top-k/top-p/min-p
-// selection and distances between the distributions of two logit vectors.
+// tandem: SIMD kernels over next-token logits: validation, max/argmax, log-sum-exp,
+// (log-)softmax, entropy, temperature, penalties, top-k/top-p/min-p selection and
+// distances between the distributions of two logit vectors. They are written once
+// against the SIMD layer of core/detail/simd.hpp: GCC/Clang vector extensions by default,
+// xsimd with TANDEM_KERNELS_XSIMD.
 //
 // Conventions shared by every kernel here:
 // - Logits are raw scores; a distribution is softmax(scale * logits).
@@ -12,11 +14,14 @@
 //   contents are unspecified unless a function says otherwise.
 // - Token order ties: when two entries have equal logits, the lower token id ranks first.
 //   top-k keeps exactly k tokens under this order; argmax returns the lowest index.
-// - exp is a vectorised polynomial (Cody-Waite reduction, degree-7 polynomial, 2^n built
-//   in the exponent bits): relative error below 2e-7 (about two ulp) against std::exp.
-//   `detail::exp` covers all floats: results below FLT_MIN (x < -87.33) are flushed to 0,
-//   exp(-inf) = 0, exp(x > 88.72) = +inf, exp(NaN) = NaN. The kernels only need x <= 0
-//   (after subtracting the maximum) and use the shorter `detail::exp_nonpos`.
+// - exp is a vectorised polynomial: Cody-Waite reduction by ln2 to |r| <= ln2/2,
+//   exp(r) ~ 1 + r + r^2 q(r) with q of degree 5 fitted for minimax relative error
+//   (tools/fit_exp_polynomial.py; 1.1e-9 in exact arithmetic with float coefficients),
+//   2^n built in the exponent bits: relative error below 1.5e-7 (about one ulp; measured
+//   1.2e-7) against std::exp (tests/core/simd.cpp). `detail::exp` covers all floats: results below
+//   FLT_MIN (x < -87.33) are flushed to 0, exp(-inf) = 0, exp(x > 88.72) = +inf,
+//   exp(NaN) = NaN. The kernels only need x <= 0 (after subtracting the maximum) and use
+//   the shorter `detail::exp_nonpos`.
 // - Sums over the vocabulary add float partial sums of 1024 terms in double, so their
 //   relative error stays near float precision for any vocabulary size.
 #pragma once
@@ -29,16 +34,16 @@
 #include <limits>
 #include <span>
 
-#include <xsimd/xsimd.hpp>
-
 #include "tandem/core/config.hpp"
+#include "tandem/core/detail/simd.hpp"
 #include "tandem/core/errc.hpp"
 #include "tandem/core/result.hpp"
 #include "tandem/core/types.hpp"
 
 // GCC 12's AVX-512 intrinsics (_mm512_max_ps, ...) start from `__m512 __Y = __Y;` and
-// warn once inlined into this code at -O2/-O3 (GCC bug 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// warn once inlined into this code at -O2/-O3 (GCC bug 105593, fixed in GCC 13); only
+// the xsimd backend uses them.
+#if defined(TANDEM_KERNELS_XSIMD) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -46,7 +51,7 @@
 #endif
 
 namespace tandem::inline v0 {
-/// Vectorised (xsimd) kernels over one row of logits: max, log-softmax, softmax, top-k,
+/// Vectorised kernels over one row of logits: max, log-softmax, softmax, top-k,
 /// per-token statistics and the masks behind the samplers. Inputs are spans the caller
 /// owns; outputs go to caller-sized spans; nothing allocates.
 namespace kernels {
@@ -72,87 +77,83 @@ struct token_logprob_entropy {
 
 namespace detail {
 
-using fbatch = xsimd::batch<float>;
-using fmask = xsimd::batch_bool<float>;
-using ibatch = xsimd::batch<std::int32_t>;
+using fbatch = simd::batch<float>;
+using fmask = simd::batch_bool<float>;
+using ibatch = simd::batch<std::int32_t>;
 inline constexpr std::size_t simd_width = fbatch::size;
 inline constexpr float f_inf = std::numeric_limits<float>::infinity();
 
+/// 1.5 * 2^23: adding it to |y| < 2^22 rounds y to an integer n, left in the low
+/// mantissa bits as 0x4B400000 + n.
+inline constexpr float round_magic = 12582912.0f;
+inline constexpr std::int32_t round_magic_bits = 0x4B400000;
+
 /// e^(xc - fn ln2) for an integer-valued fn and |xc - fn ln2| <= ln2 / 2: the Cody-Waite
-/// reduction r = xc - fn ln2 (ln2 split into an exact high part and a low part) and the
-/// polynomial shared by `exp` and `exp_nonpos`.
+/// reduction r = xc - fn ln2 (ln2 split into a high part exact in 9 bits and a low part)
+/// and exp(r) = 1 + r + r^2 q(r), q of degree 5 with minimax relative error
+/// (coefficients from tools/fit_exp_polynomial.py). Shared by `exp` and `exp_nonpos`.
 template <class B>
 inline B exp_reduced(B fn, B xc) noexcept {
-  using fbatch = B;
-  fbatch r = xsimd::fma(fn, fbatch(-0.693359375f), xc);
-  r = xsimd::fma(fn, fbatch(2.12194440e-4f), r);
-  fbatch p(1.9875691500e-4f);
-  p = xsimd::fma(p, r, fbatch(1.3981999507e-3f));
-  p = xsimd::fma(p, r, fbatch(8.3334519073e-3f));
-  p = xsimd::fma(p, r, fbatch(4.1665795894e-2f));
-  p = xsimd::fma(p, r, fbatch(1.6666665459e-1f));
-  p = xsimd::fma(p, r, fbatch(5.0000001201e-1f));
-  p = xsimd::fma(p * r, r, r + fbatch(1.0f));
-  return p;
+  B r = simd::fma(fn, B(-0.693359375f), xc);
+  r = simd::fma(fn, B(2.12194440e-4f), r);
+  B q(1.9790318038e-4f);
+  q = simd::fma(q, r, B(1.3944648672e-3f));
+  q = simd::fma(q, r, B(8.3334967494e-3f));
+  q = simd::fma(q, r, B(4.1666295379e-2f));
+  q = simd::fma(q, r, B(1.6666665673e-1f));
+  q = simd::fma(q, r, B(5.0e-1f));
+  return simd::fma(q * r, r, r + B(1.0f));
 }
 
 /// Vectorised exp; see the header comment for its accuracy.
 template <class B>
 inline B exp(B x) noexcept {
-  using fbatch = B;
-  using ibatch = xsimd::batch<std::int32_t, typename B::arch_type>;
-  const fbatch xc = xsimd::min(xsimd::max(x, fbatch(-88.0f)), fbatch(88.72283f));
-  const fbatch fn = xsimd::nearbyint(xc * fbatch(1.44269504088896341f));
-  const fbatch p = detail::exp_reduced(fn, xc);
+  const B magic(round_magic);
+  const B xc = simd::min(simd::max(x, B(-88.0f)), B(88.72283f));
+  const B t = simd::fma(xc, B(1.44269504088896341f), magic);
+  const B p = detail::exp_reduced(t - magic, xc);
   // 2^n built in the exponent field; n in [-127, 128]: split into two factors so that
   // n = 128 does not overflow the field.
-  const ibatch n = xsimd::to_int(fn);
-  const ibatch n1 = n >> 1;
-  const ibatch n2 = n - n1;
-  const fbatch s1 = xsimd::bitwise_cast<fbatch>((n1 + ibatch(127)) << 23);
-  const fbatch s2 = xsimd::bitwise_cast<fbatch>((n2 + ibatch(127)) << 23);
-  fbatch y = p * s1 * s2;
-  y = xsimd::select(x < fbatch(-87.33654f), fbatch(0.0f), y);
-  y = xsimd::select(x > fbatch(88.72283f), fbatch(f_inf), y);
-  return xsimd::select(xsimd::isnan(x), x, y);
+  using I = decltype(simd::to_bits(t));
+  const I n = simd::to_bits(t) - I(round_magic_bits);
+  const I n1 = n >> 1;
+  const I n2 = n - n1;
+  B y = p * simd::from_bits((n1 + I(127)) << 23) * simd::from_bits((n2 + I(127)) << 23);
+  y = simd::select(x < B(-87.33654f), B(0.0f), y);
+  y = simd::select(x > B(88.72283f), B(f_inf), y);
+  return simd::select(simd::isnan(x), x, y);
 }
 
 /// exp for arguments x <= 0 (or -inf), the only ones the kernels need after subtracting
-/// the maximum: same polynomial as `exp`, fewer instructions. Rounding to n uses the
-/// 1.5 * 2^23 trick, whose bits then give 2^n directly. Relative error below 2e-7 for x in
-/// [-87.33, 0]; 0 below; x > 0 or NaN are outside its domain (unspecified results).
+/// the maximum: same polynomial as `exp`, fewer instructions. The low bits of the rounded
+/// t give 2^n directly. Relative error below 1.5e-7 for x in [-87.33, 0]; 0 below; x > 0
+/// or NaN are outside its domain (unspecified results).
 template <class B>
 inline B exp_nonpos(B x) noexcept {
-  using fbatch = B;
-  using ibatch = xsimd::batch<std::int32_t, typename B::arch_type>;
-  const fbatch magic(12582912.0f);  // 1.5 * 2^23
-  const fbatch xc = xsimd::max(x, fbatch(-87.33654f));
-  const fbatch t = xsimd::fma(xc, fbatch(1.44269504088896341f), magic);
-  const fbatch fn = t - magic;
-  const fbatch p = detail::exp_reduced(fn, xc);
+  const B magic(round_magic);
+  const B xc = simd::max(x, B(-87.33654f));
+  const B t = simd::fma(xc, B(1.44269504088896341f), magic);
+  const B p = detail::exp_reduced(t - magic, xc);
   // The low bits of t hold n (two's complement); n + 127 in [1, 127] lands in the
   // exponent field once shifted, and the shift discards the bits of `magic`.
-  const fbatch scale =
-      xsimd::bitwise_cast<fbatch>((xsimd::bitwise_cast<ibatch>(t) + ibatch(127)) << 23);
-  return xsimd::select(x < fbatch(-87.33654f), fbatch(0.0f), p * scale);
+  using I = decltype(simd::to_bits(t));
+  const B scale = simd::from_bits((simd::to_bits(t) + I(127)) << 23);
+  return simd::select(x < B(-87.33654f), B(0.0f), p * scale);
 }
 
-/// Scalar exp with exactly the vector kernel's results. (Calls to `exp` on batches are
-/// qualified: argument-dependent lookup would otherwise also find xsimd::exp, which wins
-/// over this template.)
+/// Scalar exp with exactly the vector kernel's results.
 template <class F = float>
 inline float exp1(float x) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   alignas(64) float buf[simd_width];
-  fbatch(x).store_aligned(buf);
-  detail::exp(fbatch::load_aligned(buf)).store_aligned(buf);
+  detail::exp(fbatch(x)).store_aligned(buf);
   return buf[0];
 }
 
 /// Loads `count < simd_width` floats and fills the remaining lanes with `fill`.
 template <class F = float>
-inline xsimd::batch<F> load_tail(const float* p, std::size_t count, float fill) noexcept {
-  using fbatch = xsimd::batch<F>;
+inline simd::batch<F> load_tail(const float* p, std::size_t count, float fill) noexcept {
+  using fbatch = simd::batch<F>;
   alignas(64) float buf[simd_width];
   for (std::size_t i = 0; i < simd_width; ++i) buf[i] = i < count ? p[i] : fill;
   return fbatch::load_aligned(buf);
@@ -171,8 +172,8 @@ inline float hmax(B v) noexcept {
 /// no_candidates (all -inf).
 template <class F = float>
 inline result<float> checked_max(std::span<const float> x) noexcept {
-  using fbatch = xsimd::batch<F>;
-  using fmask = xsimd::batch_bool<F>;
+  using fbatch = simd::batch<F>;
+  using fmask = simd::batch_bool<F>;
   if (x.empty()) return errc::empty_input;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
@@ -181,24 +182,24 @@ inline result<float> checked_max(std::span<const float> x) noexcept {
   std::size_t i = 0;
   for (; i + 2 * simd_width <= nv; i += 2 * simd_width) {
     const fbatch a = fbatch::load_unaligned(p + i), b = fbatch::load_unaligned(p + i + simd_width);
-    m0 = xsimd::max(m0, a);
-    m1 = xsimd::max(m1, b);
-    bad = bad | xsimd::isnan(a) | xsimd::isnan(b);
+    m0 = simd::max(m0, a);
+    m1 = simd::max(m1, b);
+    bad = bad | simd::isnan(a) | simd::isnan(b);
   }
   for (; i < nv; i += simd_width) {
     const fbatch a = fbatch::load_unaligned(p + i);
-    m0 = xsimd::max(m0, a);
-    bad = bad | xsimd::isnan(a);
+    m0 = simd::max(m0, a);
+    bad = bad | simd::isnan(a);
   }
   if (i < n) {
     const fbatch a = load_tail<F>(p + i, n - i, -f_inf);
-    m0 = xsimd::max(m0, a);
-    bad = bad | xsimd::isnan(a);
+    m0 = simd::max(m0, a);
+    bad = bad | simd::isnan(a);
   }
   // NaN lanes are caught by isnan (xsimd 8.1's `a != a` is an ordered compare on AVX-512
   // and misses them); +inf shows up as the maximum.
-  if (xsimd::any(bad)) return errc::non_finite;
-  const float m = hmax(xsimd::max(m0, m1));
+  if (simd::any(bad)) return errc::non_finite;
+  const float m = hmax(simd::max(m0, m1));
   if (m == f_inf) return errc::non_finite;
   if (m == -f_inf) return errc::no_candidates;
   return m;
@@ -212,7 +213,7 @@ inline constexpr std::size_t sum_block = 1024;
 /// optionally stores each term into `out`.
 template <class F = float>
 inline double sum_exp(std::span<const float> x, float m, float scale, float* out) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
   const fbatch vm(m), vs(scale);
@@ -231,7 +232,7 @@ inline double sum_exp(std::span<const float> x, float m, float scale, float* out
       s0 += e0;
       s1 += e1;
     }
-    total += static_cast<double>(xsimd::hadd(s0 + s1));
+    total += static_cast<double>(simd::hadd(s0 + s1));
   }
   fbatch s0(0.0f);
   for (; i < nv; i += simd_width) {
@@ -246,14 +247,14 @@ inline double sum_exp(std::span<const float> x, float m, float scale, float* out
     if (out) std::memcpy(out + i, buf, (n - i) * sizeof(float));
     s0 += e0;
   }
-  return total + static_cast<double>(xsimd::hadd(s0));
+  return total + static_cast<double>(simd::hadd(s0));
 }
 
 /// Sums of exp(d) and of exp(d) * d where d = scale * (x - m); masked entries add 0.
 template <class F = float>
 inline void sum_exp_and_weighted(std::span<const float> x, float m, float scale, double& z,
                                  double& s) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
   const fbatch vm(m), vs(scale), zero(0.0f);
@@ -263,31 +264,31 @@ inline void sum_exp_and_weighted(std::span<const float> x, float m, float scale,
     const fbatch d = (v - vm) * vs;
     const fbatch e = exp_nonpos(d);
     z0 += e;
-    s0 += xsimd::select(e > zero, e * d, zero);
+    s0 += simd::select(e > zero, e * d, zero);
   };
   std::size_t i = 0;
   while (i < nv) {
     const std::size_t end = std::min(nv, i + sum_block);
     for (; i < end; i += simd_width) step(fbatch::load_unaligned(p + i));
-    z += static_cast<double>(xsimd::hadd(z0));
-    s += static_cast<double>(xsimd::hadd(s0));
+    z += static_cast<double>(simd::hadd(z0));
+    s += static_cast<double>(simd::hadd(s0));
     z0 = s0 = zero;
   }
   if (i < n) step(load_tail<F>(p + i, n - i, -f_inf));
-  z += static_cast<double>(xsimd::hadd(z0));
-  s += static_cast<double>(xsimd::hadd(s0));
+  z += static_cast<double>(simd::hadd(z0));
+  s += static_cast<double>(simd::hadd(s0));
 }
 
 /// First index whose value equals `m` (which must occur in `x`).
 template <class F = float>
 inline std::size_t first_equal(std::span<const float> x, float m) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   const float* p = x.data();
   const std::size_t n = x.size(), nv = n - n % simd_width;
   const fbatch vm(m);
   std::size_t i = 0;
   for (; i < nv; i += simd_width) {
-    if (xsimd::any(fbatch::load_unaligned(p + i) == vm)) break;
+    if (simd::any(fbatch::load_unaligned(p + i) == vm)) break;
   }
   for (; i < n; ++i)
     if (p[i] == m) return i;
@@ -303,7 +304,7 @@ inline void keep_best(kernels::candidate* buf, std::size_t count, std::size_t k)
 template <class F = float>
 inline double candidate_exps(std::span<const kernels::candidate> c, float m, float scale,
                              float* out) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   alignas(64) float buf[simd_width];
   double z = 0.0;
   fbatch acc(0.0f);
@@ -318,12 +319,12 @@ inline double candidate_exps(std::span<const kernels::candidate> c, float m, flo
     }
     acc += e;
     if (++since_flush * simd_width >= sum_block) {
-      z += static_cast<double>(xsimd::hadd(acc));
+      z += static_cast<double>(simd::hadd(acc));
       acc = fbatch(0.0f);
       since_flush = 0;
     }
   }
-  return z + static_cast<double>(xsimd::hadd(acc));
+  return z + static_cast<double>(simd::hadd(acc));
 }
 
 /// size_mismatch unless in and out have equal sizes; asserts they are the same memory or
@@ -364,7 +365,7 @@ template <class Keep, class AnyKeep, class F = float>
 [[nodiscard]] inline bool collect_if(const float* x, std::size_t n,
                                      std::span<kernels::candidate> out, std::size_t& count,
                                      Keep keep, AnyKeep any_keep) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   using kernels::candidate;
   auto take = [&](std::size_t base, std::size_t w) {
     for (std::size_t j = 0; j < w; ++j) {
@@ -399,7 +400,7 @@ template <class Keep, class AnyKeep, class F = float>
 template <class Step, class F = float>
 inline void for_each_batch_pair(std::span<const float> a, std::span<const float> b,
                                 Step step) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   const std::size_t n = a.size(), nv = n - n % simd_width;
   std::size_t i = 0;
   for (; i < nv; i += simd_width)
@@ -441,7 +442,7 @@ template <class F = float>
 template <class F = float>
 [[nodiscard]] inline errc log_softmax(std::span<const float> in, std::span<float> out) noexcept {
   TANDEM_TRY(detail::same_or_disjoint(in, out));
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   const auto m = detail::checked_max<F>(in);
   if (!m) return m.error();
   const float lse = static_cast<float>(*m + std::log(detail::sum_exp<F>(in, *m, 1.0f, nullptr)));
@@ -461,7 +462,7 @@ template <class F = float>
 template <class F = float>
 [[nodiscard]] inline errc softmax(std::span<const float> in, std::span<float> out) noexcept {
   TANDEM_TRY(detail::same_or_disjoint(in, out));
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   const auto m = detail::checked_max<F>(in);
   if (!m) return m.error();
   const float inv_z = static_cast<float>(1.0 / detail::sum_exp<F>(in, *m, 1.0f, out.data()));
@@ -507,7 +508,7 @@ template <class F = float>
 /// (t <= 0 or non-finite), then those of max_logit; on error the logits are unchanged.
 template <class F = float>
 [[nodiscard]] inline errc apply_temperature(std::span<float> logits, float t) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   if (!(t > 0.0f) || !std::isfinite(t)) return errc::invalid_temperature;
   const auto m = detail::checked_max<F>(logits);
   if (!m) return m.error();
@@ -566,7 +567,7 @@ template <class F = float>
 template <class F = float>
 [[nodiscard]] inline result<std::size_t> top_k(std::span<const float> logits, std::size_t k,
                                                std::span<candidate> out) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   if (logits.empty()) return errc::empty_input;
   if (k == 0) return errc::invalid_argument;
   const std::size_t n = logits.size();
@@ -601,10 +602,10 @@ template <class F = float>
   constexpr std::size_t w = detail::simd_width;
   for (; i + 2 * w <= nv; i += 2 * w) {
     const fbatch a = fbatch::load_unaligned(p + i), b = fbatch::load_unaligned(p + i + w);
-    if (!xsimd::all((a <= vthr) & (b <= vthr))) take(i, 2 * w);
+    if (!detail::simd::all((a <= vthr) & (b <= vthr))) take(i, 2 * w);
   }
   for (; i < nv; i += w)
-    if (!xsimd::all(fbatch::load_unaligned(p + i) <= vthr)) take(i, w);
+    if (!detail::simd::all(fbatch::load_unaligned(p + i) <= vthr)) take(i, w);
   if (i < n) take(i, n - i);
   if (nan_seen) return errc::non_finite;
   if (count == 0) return errc::no_candidates;
@@ -634,7 +635,7 @@ template <class F = float>
 [[nodiscard]] inline result<std::size_t> top_p(std::span<const float> logits, float p,
                                                std::span<candidate> out, std::span<float> scratch,
                                                float scale = 1.0f) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   if (!(p > 0.0f && p <= 1.0f)) return errc::invalid_argument;
   if (!(scale > 0.0f) || !std::isfinite(scale)) return errc::invalid_argument;
   if (logits.empty()) return errc::empty_input;
@@ -653,7 +654,7 @@ template <class F = float>
     count = 0;
     return detail::collect_if(
         x, n, out, count, [lo](float v) { return v >= lo && v != -detail::f_inf; },
-        [&](const fbatch& v) { return xsimd::any((v >= vlo) & (v != ninf)); });
+        [&](const fbatch& v) { return detail::simd::any((v >= vlo) & (v != ninf)); });
   };
   if (p >= 1.0f) {
     if (*r0 < k0) return *r0;  // fewer than 64 unmasked tokens: all of them
@@ -689,12 +690,12 @@ template <class F = float>
       const std::size_t end = std::min(nv, i + detail::sum_block);
       for (; i < end; i += detail::simd_width) {
         const auto keep = fbatch::load_unaligned(x + i) >= vt;
-        sb += xsimd::select(keep, fbatch::load_unaligned(e + i), zero);
-        c += xsimd::select(keep, one, zero);
+        sb += detail::simd::select(keep, fbatch::load_unaligned(e + i), zero);
+        c += detail::simd::select(keep, one, zero);
       }
-      ss += static_cast<double>(xsimd::hadd(sb));
+      ss += static_cast<double>(detail::simd::hadd(sb));
     }
-    cnt = static_cast<std::size_t>(xsimd::hadd(c));
+    cnt = static_cast<std::size_t>(detail::simd::hadd(c));
     for (; i < n; ++i)
       if (x[i] >= tau) {
         ss += static_cast<double>(e[i]);
@@ -758,7 +759,7 @@ template <class F = float>
 [[nodiscard]] inline result<std::size_t> min_p(std::span<const float> logits, float p,
                                                std::span<candidate> out,
                                                float scale = 1.0f) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   if (!(p >= 0.0f && p <= 1.0f)) return errc::invalid_argument;
   if (!(scale > 0.0f) || !std::isfinite(scale)) return errc::invalid_argument;
   const auto mr = detail::checked_max<F>(logits);
@@ -772,7 +773,7 @@ template <class F = float>
   const bool fits = detail::collect_if(
       x, n, out, count,
       [m, scale, lp](float v) { return v != -detail::f_inf && (v - m) * scale >= lp; },
-      [&](const fbatch& v) { return xsimd::any(((v - vm) * vs >= vlp) & (v != ninf)); });
+      [&](const fbatch& v) { return detail::simd::any(((v - vm) * vs >= vlp) & (v != ninf)); });
   if (!fits) return errc::capacity_exceeded;
   return count;
 }
@@ -782,17 +783,17 @@ template <class F = float>
 template <class F = float>
 [[nodiscard]] inline result<float> total_variation(std::span<const float> a,
                                                    std::span<const float> b) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   const auto norms = detail::softmax_pair_norms<F>(a, b);
   if (!norms) return norms.error();
   const auto [ma, mb, za, zb] = *norms;
   const fbatch vma(ma), vmb(mb), ia(static_cast<float>(1.0 / za)), ib(static_cast<float>(1.0 / zb));
   fbatch s(0.0f);
   auto step = [&](fbatch va, fbatch vb) {
-    s += xsimd::abs(detail::exp_nonpos(va - vma) * ia - detail::exp_nonpos(vb - vmb) * ib);
+    s += detail::simd::abs(detail::exp_nonpos(va - vma) * ia - detail::exp_nonpos(vb - vmb) * ib);
   };
   detail::for_each_batch_pair(a, b, step);
-  return std::min(1.0f, 0.5f * xsimd::hadd(s));
+  return std::min(1.0f, 0.5f * detail::simd::hadd(s));
 }
 
 /// Kullback-Leibler divergence KL(p || q), in nats, for p = softmax(a), q = softmax(b).
@@ -801,7 +802,7 @@ template <class F = float>
 template <class F = float>
 [[nodiscard]] inline result<float> kl_divergence(std::span<const float> a,
                                                  std::span<const float> b) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = detail::simd::batch<F>;
   const auto norms = detail::softmax_pair_norms<F>(a, b);
   if (!norms) return norms.error();
   const auto [ma, mb, za, zb] = *norms;
@@ -810,10 +811,10 @@ template <class F = float>
   auto step = [&](fbatch va, fbatch vb) {
     const fbatch da = va - vma;
     const fbatch ea = detail::exp_nonpos(da);
-    s += xsimd::select(ea > zero, ea * (da - (vb - vmb)), zero);
+    s += detail::simd::select(ea > zero, ea * (da - (vb - vmb)), zero);
   };
   detail::for_each_batch_pair(a, b, step);
-  const double kl = static_cast<double>(xsimd::hadd(s)) / za + std::log(zb) - std::log(za);
+  const double kl = static_cast<double>(detail::simd::hadd(s)) / za + std::log(zb) - std::log(za);
   return static_cast<float>(std::max(0.0, kl));
 }
 

@@ -29,7 +29,7 @@ namespace detail {
 /// total `z`; never returns an entry of weight 0.
 template <class F = float>
 inline std::size_t draw_index(std::span<const float> w, double z, double u) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   const double target = u * z;
   double cum = 0.0;
   std::size_t last = w.size();
@@ -39,7 +39,7 @@ inline std::size_t draw_index(std::span<const float> w, double z, double u) noex
   while (i + block <= w.size()) {
     fbatch s(0.0f);
     for (std::size_t j = 0; j < block; j += simd_width) s += fbatch::load_unaligned(&w[i + j]);
-    const double bs = static_cast<double>(xsimd::hadd(s));
+    const double bs = static_cast<double>(simd::hadd(s));
     if (cum + bs > target) break;
     cum += bs;
     if (bs > 0.0) last = i;  // some positive entry in this block
@@ -63,7 +63,7 @@ inline std::size_t draw_index(std::span<const float> w, double z, double u) noex
 /// the total, and a partial pass recomputing the exps of the crossing region.
 template <class F = float>
 inline result<token_id> draw_dense(std::span<const float> logits, float scale, double u) noexcept {
-  using fbatch = xsimd::batch<F>;
+  using fbatch = simd::batch<F>;
   const auto m = checked_max<F>(logits);
   if (!m) return m.error();
   const double z = sum_exp<F>(logits, *m, scale, nullptr);
@@ -93,7 +93,7 @@ inline result<token_id> draw_dense(std::span<const float> logits, float scale, d
 /// Always picks the most likely token (ties: lowest id). Stateless.
 ///
 /// Name it `greedy_sampler`: `basic_greedy_sampler<>` is its definition, a template only so
-/// that its bodies, and the xsimd kernels they call, are compiled in the translation units
+/// that its bodies, and the SIMD kernels they call, are compiled in the translation units
 /// that use it (README, "Compile cost"); `Unused` is always void.
 template <class Unused = void>
 class basic_greedy_sampler {
