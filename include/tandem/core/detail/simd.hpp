@@ -17,8 +17,13 @@
 //   max, min, fma, abs, isnan, select(M, B, B), any(M), all(M), hadd(B),
 //   to_bits(batch<float>) -> batch<int32_t>, from_bits(batch<int32_t>) -> batch<float>,
 //   backend_name().
-// Nothing here allocates, throws or keeps state. The macros must be the same in every
-// translation unit of a program: the kernels' names do not depend on the backend.
+// Nothing here allocates, throws or keeps state. Everything here lives in an inline
+// namespace named after the backend and instruction set (TANDEM_SIMD_ABI below), so the
+// register types and every kernel instantiated on them get different names in translation
+// units built for different targets (say one with -mavx2, one without): the linker never
+// hands one unit another unit's register layout. Non-template inline functions built on the
+// layer still merge into one copy, as with any inline function compiled with different -m
+// flags, so a program should build every unit for one target and with one backend macro.
 #pragma once
 
 #include <cstddef>
@@ -29,7 +34,27 @@
 #include <xsimd/xsimd.hpp>
 #endif
 
+// The inline namespace that tags the layer with its backend and instruction set.
+#if defined(TANDEM_KERNELS_XSIMD)
+#define TANDEM_SIMD_ABI xsimd_backend
+#elif !(defined(__GNUC__) || defined(__clang__)) || defined(TANDEM_KERNELS_SCALAR)
+#define TANDEM_SIMD_ABI scalar4
+#elif defined(__AVX512F__)
+#define TANDEM_SIMD_ABI avx512f
+#elif defined(__AVX2__) && defined(__FMA__)
+#define TANDEM_SIMD_ABI avx2_fma
+#elif defined(__AVX2__)
+#define TANDEM_SIMD_ABI avx2
+#elif defined(__AVX__)
+#define TANDEM_SIMD_ABI avx
+#elif defined(__ARM_NEON)
+#define TANDEM_SIMD_ABI neon
+#else
+#define TANDEM_SIMD_ABI vec128
+#endif
+
 namespace tandem::inline v0::detail::simd {
+inline namespace TANDEM_SIMD_ABI {
 
 #if defined(TANDEM_KERNELS_XSIMD)
 
@@ -478,4 +503,9 @@ template <class T>
 
 #endif
 
+}  // namespace TANDEM_SIMD_ABI
 }  // namespace tandem::inline v0::detail::simd
+
+#undef TANDEM_SIMD_ABI
+#undef TANDEM_SIMD_AVX512_MASKS
+#undef TANDEM_SIMD_VECTOR_EXTENSIONS
