@@ -6,7 +6,8 @@
 //    acceptance rate: achieved speedup over target-only beside the prediction from the
 //    same cost model and the measured acceptance ("achieved_over_theory"), per policy.
 //    Each rep (--synthetic-tokens tokens, default 600) draws its own agreement pattern;
-//    the speedup is total CPU time over the reps, the theory pools their rounds and
+//    the speedup is total CPU time over the reps ("target_only_s" and "speculative_s"
+//    are those totals), the theory pools their rounds and
 //    acceptance (few rejections make the expected tokens of long drafts overstated, see
 //    synthetic_case).
 // 2. With --pair NAME:TARGET.gguf:DRAFT.gguf (repeatable; built with llama.cpp): greedy
@@ -337,7 +338,7 @@ void synthetic_case(const options& o, const char* shape, const char* policy_name
       "\"tokens_per_round\":%.3f,\"target_only_s\":%.6f,\"speculative_s\":%.6f,\"speedup\":%.3f,"
       "\"theory_speedup\":%.3f,\"achieved_over_theory\":%.3f}\n",
       std::strcmp(shape, "flat") == 0 ? "" : "-steep", agree, policy_name, shape, policy_name,
-      agree, t0, t1, d, o.synthetic_tokens, acc, tpr, median(base_s), median(spec_s), speedup, th,
+      agree, t0, t1, d, o.synthetic_tokens, acc, tpr, base_total, spec_total, speedup, th,
       speedup / th);
   std::fprintf(stderr,
                "synthetic %-5s a=%.2f %-12s accept %.3f  speedup %6.3f  theory %6.3f  ratio %.3f\n",

@@ -214,8 +214,8 @@ void synthetic_tree_case(const options& o, const char* shape, bool runner_up,
       "\"target_only_s\":%.6f,\"speculative_s\":%.6f,\"speedup\":%.3f,\"theory_speedup\":%.3f,"
       "\"achieved_over_theory\":%.3f}\n",
       std::strcmp(shape, "flat") == 0 ? "" : "-steep", agree, policy_name, draft_name, shape,
-      policy_name, draft_name, agree, t0, t1, d, o.synthetic_tokens, mean_nodes, tpr,
-      median(base_s), median(spec_s), speedup, th, speedup / th);
+      policy_name, draft_name, agree, t0, t1, d, o.synthetic_tokens, mean_nodes, tpr, base_total,
+      spec_total, speedup, th, speedup / th);
   std::fprintf(stderr,
                "synthetic-tree %-5s a=%.2f %-10s %-9s nodes %5.2f  speedup %6.3f  theory %6.3f  "
                "ratio %.3f\n",

@@ -757,6 +757,30 @@ TEST_CASE("llama_cpp: an append past a sequence's context length fails and leave
         (layout == tandem::kv_layout::unified ? errc::context_overflow : errc::ok));
 }
 
+TEST_CASE("llama_cpp: by default every sequence of a multi session may use the whole context",
+          "[backends][llama_cpp][multi_sequence]") {
+  // The default layout is unified: the context holds context_size tokens however they are
+  // spread over the sequences; per_sequence gives each its rounded-up share.
+  auto ms = tandem::llama_multi_session::create(
+      tiny_model(), {.session = {.context_size = 512, .threads = 1}, .max_sequences = 4});
+  REQUIRE(ms);
+  CHECK(ms->layout() == tandem::kv_layout::unified);
+  CHECK(ms->context_length() == 512);
+  const tandem::seq_id a = *ms->open();
+  std::vector<token_id> long_prompt(400, 5);
+  const tandem::seq_tokens one{a, long_prompt};
+  CHECK(ms->append(std::span(&one, 1)) == errc::ok);
+  auto split = tandem::llama_multi_session::create(tiny_model(),
+                                                   {.session = {.context_size = 512, .threads = 1},
+                                                    .max_sequences = 4,
+                                                    .layout = tandem::kv_layout::per_sequence});
+  REQUIRE(split);
+  CHECK(split->context_length() == 256);
+  const tandem::seq_id b = *split->open();
+  const tandem::seq_tokens too_long{b, long_prompt};
+  CHECK(split->append(std::span(&too_long, 1)) == errc::context_overflow);
+}
+
 TEST_CASE("llama_cpp: a failed batch decode leaves every sequence as before",
           "[backends][llama_cpp][multi_sequence]") {
   // Unified layout: two sequences share one cache of context_length() cells: each may

@@ -502,9 +502,12 @@ class llama_session {
   /// Errors: invalid_argument (no pending tree scored in one llama_decode, or a parent out
   /// of order; nothing changes), size_mismatch, empty_input, invalid_token,
   /// capacity_exceeded (the tree would exceed max_tree_nodes() nodes or the tree_leaves
-  /// helper ids; nothing changes: score the whole tree with score_tree instead); after a
-  /// failed llama_decode (context_overflow, cancelled, decode_failed) no tree is pending
-  /// and the session is as before the score_tree. `last_error()` has the details.
+  /// helper ids; nothing changes: score the whole tree with score_tree instead),
+  /// context_overflow before decoding (the held tokens and the grown tree would pass the
+  /// context; nothing changes, the tree stays pending); after a failed llama_decode
+  /// (cancelled, decode_failed, or context_overflow when llama.cpp finds no KV slot) no
+  /// tree is pending and the session is as before the score_tree. `last_error()` has the
+  /// details.
   [[nodiscard]] errc extend_tree(std::span<const token_id> tokens,
                                  std::span<const std::int32_t> parents,
                                  std::span<float> rows) noexcept {
@@ -969,10 +972,14 @@ struct llama_multi_session_options {
   /// `score` computes every position's row, so it decodes in chunks of at most this many
   /// tokens: raise it for long scores (speculative verification of many draft tokens).
   std::uint32_t max_outputs = 0;
-  /// The KV layout. Default per_sequence: batched decoding of many sequences is faster
-  /// (see kv_layout), which is what a multi-sequence session is for; unified when forks
-  /// must share memory or one sequence must be able to use the whole context.
-  kv_layout layout = kv_layout::per_sequence;
+  /// The KV layout. Default unified: every sequence may grow into the whole
+  /// `context_size` and forks share their parent's cells, so a context sized for the
+  /// work fits it whatever the mix of lengths. Choose per_sequence for throughput at many
+  /// sequences (see kv_layout) when each sequence fits `context_size / max_sequences`
+  /// tokens: with `context_size` under 256 x `max_sequences`, llama.cpp's rounding makes
+  /// the cache larger than `context_size` (e.g. 4096 tokens for 64 sequences become 64
+  /// streams of 256 cells, 16384 in all) and caps each sequence at its stream.
+  kv_layout layout = kv_layout::unified;
 };
 
 /// Up to `max_sequences()` sequences in one llama.cpp context, its KV cache laid out as
@@ -1363,7 +1370,7 @@ class llama_multi_session {
   // llama.cpp's n_outputs_max, min(n_batch_, max(max_outputs, n_seq_max)), since
   // llama.cpp aborts on more.
   std::size_t max_outputs_ = 0;
-  kv_layout layout_ = kv_layout::per_sequence;
+  kv_layout layout_ = kv_layout::unified;
   detail::sequence_table<slot> slots_;
   // decode()'s scratch, one element per sequence (a batch has at most one entry each):
   // the entries in sequence-id order, and each entry's first row in a score's `rows`.
