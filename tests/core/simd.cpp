@@ -92,8 +92,13 @@ TEST_CASE("simd: the layer's lane operations agree with scalar arithmetic", "[co
     const auto m = fbatch::load_unaligned(one.data()) > fbatch(0.5f);
     CHECK(simd::any(m));
     CHECK(simd::all(m) == (w == 1));
+    CHECK(simd::bitmask(m) == std::uint32_t{1} << i);
+    CHECK(simd::bitmask(fbatch::load_unaligned(one.data()) < fbatch(0.5f)) ==
+          (((std::uint64_t{1} << w) - 1) & ~(std::uint64_t{1} << i)));
     CHECK(simd::hadd(fbatch::load_unaligned(one.data()) * fbatch(3.0f)) == 3.0f);
   }
+  CHECK(simd::bitmask(fbatch(0.0f) > fbatch(1.0f)) == 0);
+  CHECK(simd::bitmask(simd::isnan(va)) == std::uint32_t{1} << (w - 1));
   CHECK_FALSE(simd::any(fbatch(0.0f) > fbatch(1.0f)));
   CHECK(simd::all(fbatch(0.0f) < fbatch(1.0f)));
   CHECK(simd::hadd(fbatch(0.5f)) == 0.5f * static_cast<float>(w));

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -62,10 +63,17 @@ struct candidate {
   token_id id;  ///< the token
 };
 
-/// Rank order of candidates: higher logit first, then lower token id.
-[[nodiscard]] constexpr bool ranks_before(const candidate& a, const candidate& b) noexcept {
-  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
+/// The type of ranks_before: a function object, so the standard algorithms that take it
+/// inline the comparison (a function pointer costs an indirect call per comparison).
+struct ranks_before_fn {
+  /// True when a ranks before b: higher logit first, then lower token id.
+  [[nodiscard]] constexpr bool operator()(const candidate& a, const candidate& b) const noexcept {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  }
+};
+/// Rank order of candidates: higher logit first, then lower token id. Call it as a
+/// function, or pass it to std::sort and the like.
+inline constexpr ranks_before_fn ranks_before{};
 
 /// Log-probability of the chosen token and the entropy of the distribution, in nats.
 struct token_logprob_entropy {
@@ -580,10 +588,13 @@ template <class F = float>
   const std::size_t nv = n - n % detail::simd_width;
   fbatch vthr(thr);
   bool nan_seen = false;
-  // Entries at or below the threshold can never enter: equal ones have higher ids.
-  auto take = [&](std::size_t base, std::size_t w) {
-    for (std::size_t j = 0; j < w; ++j) {
-      const float x = p[base + j];
+  // Entries at or below the threshold can never enter: equal ones have higher ids. `bits`
+  // holds the lanes from `base` that are not known to be at or below it (above it, or NaN);
+  // only those are looked at, in id order.
+  auto take = [&](std::size_t base, std::uint32_t bits) {
+    for (; bits != 0; bits &= bits - 1) {
+      const std::size_t j = base + static_cast<std::size_t>(std::countr_zero(bits));
+      const float x = p[j];
       if (std::isnan(x)) nan_seen = true;
       if (!(x > thr)) continue;
       if (count == cap) {
@@ -593,20 +604,26 @@ template <class F = float>
         vthr = fbatch(thr);
         if (!(x > thr)) continue;
       }
-      buf[count++] = candidate{x, static_cast<token_id>(base + j)};
+      buf[count++] = candidate{x, static_cast<token_id>(j)};
     }
   };
-  // The vector test is `all(v <= thr)`: an ordered compare, false for NaN, so NaN lanes
-  // take the scalar path and are seen there; +inf is collected and seen at the end.
+  // The vector test is `v <= thr`: an ordered compare, false for NaN, so NaN lanes take
+  // the scalar path and are seen there; +inf is collected and seen at the end.
   std::size_t i = 0;
   constexpr std::size_t w = detail::simd_width;
+  constexpr std::uint32_t lanes = (std::uint32_t{1} << w) - 1;
+  static_assert(2 * w <= 32, "two registers' lanes must fit a 32-bit mask");
   for (; i + 2 * w <= nv; i += 2 * w) {
     const fbatch a = fbatch::load_unaligned(p + i), b = fbatch::load_unaligned(p + i + w);
-    if (!detail::simd::all((a <= vthr) & (b <= vthr))) take(i, 2 * w);
+    const auto la = a <= vthr, lb = b <= vthr;
+    if (!detail::simd::all(la & lb))
+      take(i, ~(detail::simd::bitmask(la) | detail::simd::bitmask(lb) << w) & (lanes | lanes << w));
   }
-  for (; i < nv; i += w)
-    if (!detail::simd::all(fbatch::load_unaligned(p + i) <= vthr)) take(i, w);
-  if (i < n) take(i, n - i);
+  for (; i < nv; i += w) {
+    const auto la = fbatch::load_unaligned(p + i) <= vthr;
+    if (!detail::simd::all(la)) take(i, ~detail::simd::bitmask(la) & lanes);
+  }
+  if (i < n) take(i, (std::uint32_t{1} << (n - i)) - 1);
   if (nan_seen) return errc::non_finite;
   if (count == 0) return errc::no_candidates;
   const std::size_t r = std::min(k, count);

@@ -14,7 +14,8 @@
 //             store_aligned/store_unaligned, + - * / (float), + - & | << >> (int32),
 //             compound assignment, comparisons giving batch_bool<T>;
 //   batch_bool<T>: batch_bool(bool) broadcasts, | and &;
-//   max, min, fma, abs, isnan, select(M, B, B), any(M), all(M), hadd(B),
+//   max, min, fma, abs, isnan, select(M, B, B), any(M), all(M), bitmask(M) (bit i: lane i),
+//   hadd(B),
 //   to_bits(batch<float>) -> batch<int32_t>, from_bits(batch<int32_t>) -> batch<float>,
 //   backend_name().
 // Nothing here allocates, throws or keeps state. Everything here lives in an inline
@@ -79,6 +80,16 @@ using xsimd::isnan;
 using xsimd::max;
 using xsimd::min;
 using xsimd::select;
+/// The lanes of m as bits (bit i: lane i); xsimd 8 has no movemask of its own.
+template <class T, class A>
+[[nodiscard]] inline std::uint32_t bitmask(const xsimd::batch_bool<T, A>& m) noexcept {
+  alignas(64) bool b[xsimd::batch_bool<T, A>::size];
+  m.store_aligned(b);
+  std::uint32_t r = 0;
+  for (std::size_t i = 0; i < xsimd::batch_bool<T, A>::size; ++i)
+    r |= static_cast<std::uint32_t>(b[i]) << i;
+  return r;
+}
 /// The bits of each float lane as an int32 lane.
 template <class A>
 [[nodiscard]] inline xsimd::batch<std::int32_t, A> to_bits(
@@ -481,6 +492,15 @@ template <class T>
   return m.data() != 0;
 #else
   return movemask<T>(m.data()) != 0;
+#endif
+}
+/// The lanes of m as bits (bit i: lane i).
+template <class T>
+[[nodiscard]] inline std::uint32_t bitmask(batch_bool<T> m) noexcept {
+#if defined(TANDEM_SIMD_AVX512_MASKS)
+  return m.data();
+#else
+  return movemask<T>(m.data());
 #endif
 }
 /// True when every lane of m is set.
