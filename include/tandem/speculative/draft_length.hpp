@@ -488,6 +488,8 @@ class cost_model_draft {
   static constexpr double known_weight = 0.5;
   // Trials of a neighbouring length (see trial_length).
   static constexpr std::size_t trial_interval = 32, trial_rounds = 3;
+  // Rounds before a trial of a neighbour with no rounds of its own (see trial_length).
+  static constexpr std::size_t first_trial = 4;
   static constexpr double trial_margin = 0.8;
   static constexpr double trial_rounds_d = static_cast<double>(trial_rounds);
 
@@ -679,16 +681,24 @@ class cost_model_draft {
       return trial_g_;
     }
     trial_left_ = 0;
-    if (++since_trial_ < trial_interval) return best_g;
-    since_trial_ = 0;
+    ++since_trial_;
     std::size_t g = 0;
     double s = trial_margin * best;
-    for (const std::size_t c : {best_g - 1, best_g + 1})
-      if (c >= 1 && c <= o_.max_length && runs_[c] < trial_rounds_d && predicted_speedup(c) > s) {
+    for (const std::size_t c : {best_g - 1, best_g + 1}) {
+      if (c < 1 || c > o_.max_length || runs_[c] >= trial_rounds_d) continue;
+      // A length (almost) never drafted has no figures of its own, only the per-position
+      // model's, which the phase of a repeating text can make wrong: it is tried early.
+      const std::size_t due = runs_[c] < 1.0 ? first_trial : trial_interval;
+      if (since_trial_ >= due && predicted_speedup(c) > s) {
         g = c;
         s = predicted_speedup(c);
       }
-    if (g == 0) return best_g;
+    }
+    if (g == 0) {
+      if (since_trial_ >= trial_interval) since_trial_ = 0;
+      return best_g;
+    }
+    since_trial_ = 0;
     trial_g_ = g;
     trial_left_ = trial_rounds - 1;
     return g;
