@@ -257,22 +257,24 @@ struct cost_model_options {
 /// the expected tokens per round over the expected time per round. With one rate a and a
 /// batch-independent target cost this is Leviathan et al.'s
 /// (1 - a^(g+1)) / ((1 - a)(g c + 1)), c = d / T(1). It drafts the g of largest S(g) when
-/// S(g) > min_gain, else nothing. While drafting, every 32 rounds (4 for a length with no
-/// rounds of its own lately) a neighbouring length (g - 1 or g + 1) predicted at least 0.8 S(g) and
-/// not drafted lately gets a trial of 3 rounds: on a repeating text where a round starts depends on
-/// the length, so the acceptance measured at one length misjudges its neighbours (see
-/// trial_length). While not drafting, it probes after probe_interval rounds with probe_shadows
-/// shadow probes in a row (the wait doubling after each probe that leaves speculation off, and
-/// never shorter than probe_budget allows, so probes cost a small, then vanishing share). Start-up:
-/// the first round drafts nothing (it measures T(1), at no loss against the target alone), the next
-/// probe_shadows carry shadow probes (a first acceptance for the price of a draft token each);
-/// until a pass over several tokens was measured, T(b) is taken as T(1) (1 + (b - 1) / 2), and when
-/// that prior (or a single 2-token pass, perhaps a stall) rules drafting out but the draft would
-/// pay with a flat T, a real 1-token draft measures T(2); later, while T(2) rests on fewer than 2
-/// decayed passes and keeps speculation off that way, probes are such 1-token drafts. Against a
-/// draft that never agrees, speculation then costs shadow probes only. With a decoder or wrapper
-/// that does not carry shadow probes (a requested one that does not arrive), probes and the
-/// start-up's second round are 1-token drafts instead. Allocates nothing.
+/// S(g) > min_gain, else nothing. While drafting, every 32 rounds a neighbouring length
+/// (g - 1 or g + 1) predicted at least 0.8 S(g) and not drafted lately gets a trial of 3
+/// rounds: on a repeating text where a round starts depends on the length, so the
+/// acceptance measured at one length misjudges its neighbours (see trial_length). While
+/// not drafting, it probes after probe_interval rounds with
+/// probe_shadows shadow probes in a row (the wait doubling after each probe that leaves
+/// speculation off, and never shorter than probe_budget allows, so probes cost a small,
+/// then vanishing share).
+/// Start-up: the first round drafts nothing (it measures T(1), at no loss against the
+/// target alone), the next probe_shadows carry shadow probes (a first acceptance for the
+/// price of a draft token each); until a pass over several tokens was measured, T(b) is taken as
+/// T(1) (1 + (b - 1) / 2), and when that prior (or a single 2-token pass, perhaps a stall)
+/// rules drafting out but the draft would pay with a flat T, a real 1-token draft measures
+/// T(2); later, while T(2) rests on fewer than 2 decayed passes and keeps speculation off
+/// that way, probes are such 1-token drafts. Against a draft that never agrees,
+/// speculation then costs shadow probes only. With a decoder or wrapper that does not carry shadow
+/// probes (a requested one that does not arrive), probes and the start-up's second round are
+/// 1-token drafts instead. Allocates nothing.
 ///
 /// Options out of range (see validate(const cost_model_options&)) do not abort: the policy
 /// is left invalid, validate() returns invalid_argument, next() is 0, update() learns
@@ -486,8 +488,6 @@ class cost_model_draft {
   static constexpr double known_weight = 0.5;
   // Trials of a neighbouring length (see trial_length).
   static constexpr std::size_t trial_interval = 32, trial_rounds = 3;
-  // Rounds before a trial of a neighbour with no rounds of its own (see trial_length).
-  static constexpr std::size_t first_trial = 4;
   static constexpr double trial_margin = 0.8;
   static constexpr double trial_rounds_d = static_cast<double>(trial_rounds);
 
@@ -679,24 +679,16 @@ class cost_model_draft {
       return trial_g_;
     }
     trial_left_ = 0;
-    ++since_trial_;
+    if (++since_trial_ < trial_interval) return best_g;
+    since_trial_ = 0;
     std::size_t g = 0;
     double s = trial_margin * best;
-    for (const std::size_t c : {best_g - 1, best_g + 1}) {
-      if (c < 1 || c > o_.max_length || runs_[c] >= trial_rounds_d) continue;
-      // A length (almost) never drafted has no figures of its own, only the per-position
-      // model's, which the phase of a repeating text can make wrong: it is tried early.
-      const std::size_t due = runs_[c] < 1.0 ? first_trial : trial_interval;
-      if (since_trial_ >= due && predicted_speedup(c) > s) {
+    for (const std::size_t c : {best_g - 1, best_g + 1})
+      if (c >= 1 && c <= o_.max_length && runs_[c] < trial_rounds_d && predicted_speedup(c) > s) {
         g = c;
         s = predicted_speedup(c);
       }
-    }
-    if (g == 0) {
-      if (since_trial_ >= trial_interval) since_trial_ = 0;
-      return best_g;
-    }
-    since_trial_ = 0;
+    if (g == 0) return best_g;
     trial_g_ = g;
     trial_left_ = trial_rounds - 1;
     return g;
