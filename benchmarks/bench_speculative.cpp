@@ -68,7 +68,9 @@
 //                     --cross-models ~/.cache/tandem/models/cross-<key>
 // --policies A,B,... runs only the named tandem policies of part 2 (e.g. fixed,adaptive,
 // p_min,cost_model: the cost model against the policies it must match); each case's JSON has
-// the per-rep paired ratios against target-only ("tandem_over_target_reps").
+// the per-rep paired ratios against target-only ("tandem_over_target_reps"); --no-tree
+// leaves the token-tree cases out, --batched-n 0 the batched ones. With TANDEM_BENCH_VERBOSE
+// set, each linear run prints a line per round (and the cost model's estimates) to stderr.
 // --svg DIR writes speedup-against-draft-length and acceptance-by-position charts of the
 // synthetic part, per cost-model shape (benchmarks/speculative_charts.hpp).
 #include <algorithm>
@@ -250,6 +252,7 @@ struct options {
   // --policies A,B,...: run only these tandem policies of part 2 (all when empty).
   std::string policies;
   bool tree_only = false;  // --tree-only: only the token-tree cases (bench_speculative_tree.hpp)
+  bool no_tree = false;    // --no-tree: no token-tree cases (a policy comparison alone)
 };
 
 // The decoders' clock for statistics and the cost model: this thread's CPU time, the same
@@ -486,6 +489,32 @@ run_result target_only(const options& o, const tandem::llama_model_handle& tm,
   });
 }
 
+// A draft-length policy that prints each round (length, acceptance, times) and, for the
+// cost model, its estimates after it to stderr, then defers to P (TANDEM_BENCH_VERBOSE).
+template <class P>
+struct linear_traced {
+  P p;
+  [[nodiscard]] std::size_t next() { return p.next(); }
+  [[nodiscard]] tandem::draft_plan plan() { return tandem::plan_of(p); }
+  [[nodiscard]] errc validate() const noexcept { return tandem::detail::validate_of(p); }
+  void update(const tandem::draft_round& r) {
+    p.update(r);
+    std::fprintf(stderr, "  round: req %2zu acc %2zu%s target %zu %.2f ms draft %.2f ms",
+                 r.requested, r.accepted, r.probed ? " (probe)" : "", r.target_batch,
+                 r.target_seconds * 1e3, r.draft_seconds * 1e3);
+    if constexpr (requires { p.target_cost(1); })
+      std::fprintf(stderr,
+                   " | T(1..4) %.2f %.2f %.2f %.2f d %.2f a_i %.2f %.2f %.2f E(1..3) %.2f %.2f "
+                   "%.2f S(1..3) %.2f %.2f %.2f next %zu",
+                   p.target_cost(1) * 1e3, p.target_cost(2) * 1e3, p.target_cost(3) * 1e3,
+                   p.target_cost(4) * 1e3, p.draft_cost() * 1e3, p.acceptance_at(0),
+                   p.acceptance_at(1), p.acceptance_at(2), p.expected_tokens(1),
+                   p.expected_tokens(2), p.expected_tokens(3), p.predicted_speedup(1),
+                   p.predicted_speedup(2), p.predicted_speedup(3), p.next());
+    std::fprintf(stderr, "\n");
+  }
+};
+
 // One greedy generation of `target` with `drafter` and `policy`, timed in process CPU time.
 template <class Drafter, class Policy>
 run_result timed_speculative(tandem::llama_session& target, Drafter& drafter, Policy policy,
@@ -523,6 +552,9 @@ run_result tandem_speculative(const options& o, const tandem::llama_model_handle
   tandem::prompt_lookup_drafter cache(model.vocab_size(), {3, 4});
   tandem::fallback_drafter both(cache, model);
   const auto run = [&](auto& drafter) {
+    if (std::getenv("TANDEM_BENCH_VERBOSE") && max_tokens > 1)
+      return timed_speculative(*target, drafter, linear_traced<Policy>{std::move(policy)}, prompt,
+                               max_tokens, stats, tokens);
     return timed_speculative(*target, drafter, std::move(policy), prompt, max_tokens, stats,
                              tokens);
   };
@@ -902,6 +934,8 @@ int main(int argc, char** argv) {
       o.cross_only = true;
     else if (a == "--tree-only")
       o.tree_only = true;
+    else if (a == "--no-tree")
+      o.no_tree = true;
     else if (a == "--batched-n" && v)
       batched_n = argv[++i];
     else if (a == "--batched-only")
@@ -971,7 +1005,7 @@ int main(int argc, char** argv) {
     for (const auto& p : o.pairs)
       if (!o.tree_only) real_pair(o, p);
   }
-  if (!o.cross_only)
+  if (!o.cross_only && !o.no_tree)
     for (const auto& p : o.pairs) tree_pair(o, p);
   for (const auto& p : o.cross_pairs) cross_pair(o, p);
   tandem_bench::batched_options bo{

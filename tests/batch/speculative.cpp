@@ -561,3 +561,45 @@ TEST_CASE(
   CHECK(static_cast<double>(late) <= 0.1 * static_cast<double>(late_steps));
   CHECK(late_probes > 0);
 }
+
+TEST_CASE(
+    "speculative scheduler: on a repeating text it finds the draft length that locks onto "
+    "the loop",
+    "[batch][speculative]") {
+  // The mid pair's loop: the target repeats 0 1 2, the draft gets the token after 2 wrong.
+  // 1-token drafts alternate between a right and a wrong position (acceptance 0.5, no
+  // gain at this verification cost), 2-token drafts lock onto the right ones and keep 3
+  // tokens a step. The estimates from the first steps kept speculation off (at plain
+  // decoding's speed); trials of 2-token drafts find the lock.
+  const std::size_t n_seq = 4, n_tokens = 200;
+  mock_options loop;
+  loop.vocab = 3;
+  mock_options draft_loop = loop;
+  draft_loop.successor = {1, 2, 1};
+  const auto requests = [&](auto& sch) {
+    for (std::size_t i = 0; i < n_seq; ++i)
+      REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 3)}, {}, budget(n_tokens)}));
+    for (int i = 0; i < 10000 && sch.active() > 0; ++i) REQUIRE(sch.step() == errc::ok);
+  };
+  timed_multi m({.model = loop, .max_sequences = n_seq});
+  m.slope = 0.3;
+  virtual_now = 0.0;
+  {
+    tandem::scheduler<timed_multi, tandem::greedy_sampler> plain(m, {.max_requests = n_seq});
+    requests(plain);
+  }
+  const double plain_time = virtual_now;
+  timed_multi target({.model = loop, .max_sequences = n_seq});
+  target.slope = 0.3;
+  timed_multi d({.model = draft_loop, .max_sequences = n_seq});
+  d.fixed = 0.03;
+  tandem::speculative_scheduler_options o;
+  o.clock = virtual_clock;
+  virtual_now = 0.0;
+  tandem::speculative_scheduler<timed_multi, timed_multi, tandem::greedy_sampler> sch(
+      target, d, {.max_requests = n_seq}, o);
+  requests(sch);
+  CAPTURE(plain_time, virtual_now, sch.speculative_stats().acceptance_rate());
+  CHECK(sch.speculative_stats().acceptance_rate() > 0.8);
+  CHECK(virtual_now < 0.95 * plain_time);
+}

@@ -326,8 +326,10 @@ class batch_cost_model {
 /// Requests, prefixes, streaming, stop rules, deadlines, cancel, take, priorities and the
 /// batch caps are the scheduler's (batch/scheduler.hpp): same calls, same errors. Per
 /// step(): requests whose budget or deadline ran out finish, waiting ones get a sequence;
-/// the cost model chooses a draft length per decoding request (batch_cost_model; drafts
-/// never take the tokens the step's prefill chunks need under max_batch_tokens); the
+/// the cost model chooses a draft length per decoding request (batch_cost_model, with
+/// probes while speculation is off and short trials of a longer draft where a request's
+/// next position was not drafted lately; drafts never take the tokens the step's prefill
+/// chunks need under max_batch_tokens); the
 /// draft model drafts them, one batched append per draft position (each request's draft
 /// sequence first catches up with the tokens it has not seen); one batched target score
 /// feeds every request's last kept token and draft, the other decode tokens and the
@@ -464,6 +466,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
     extra& x = extra_[i];
     close_draft(x);
     x.counts = draft_acceptance{};
+    x.trial = 0;
     x.gen.reseed(spec_.seed ^ (0x9e3779b97f4a7c15ULL * (this->slots_[i].order + 1)));
     return id;
   }
@@ -538,6 +541,8 @@ class speculative_scheduler : public scheduler<M, S, T> {
     std::size_t rows_at = 0;       // its first row in rows_
     draft_acceptance counts{};
     rng gen{0};
+    std::size_t trial = 0;         // steps left in its trial of a longer draft (see trials)
+    std::size_t trial_length = 0;  // the length of that trial
   };
 
   void init() {
@@ -637,6 +642,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
                                    std::span<const draft_acceptance* const>(counts_.data(), n),
                                    std::span<const std::size_t>(caps_.data(), n), extra_tokens,
                                    std::span<std::size_t>(lengths_.data(), n));
+    bool probe = false;
     if (total == 0 && cost_.measured()) {
       if (++off_steps_ >= probe_wait_) {  // a probe: one draft token for a quarter
         off_steps_ = 0;
@@ -646,13 +652,71 @@ class speculative_scheduler : public scheduler<M, S, T> {
         for (std::size_t j = 0; j < m; ++j) lengths_[(probe_from_ + j) % n] = 1;
         probe_from_ += m;
         total = m;
+        probe = true;
       }
     } else if (total > 0) {
       off_steps_ = 0;
       probe_wait_ = spec_.probe_interval;
     }
+    if (cost_.measured()) total += trials(n, extra_tokens - total, total > 0 && !probe, probe);
     for (std::size_t r = 0; r < n; ++r) extra_[cand_[r]].length = lengths_[r];
     return total;
+  }
+
+  // Trials of longer drafts (returns the tokens added, at most `room`). Where a round
+  // starts in a repeating text depends on the draft length (on a 3-token loop the draft
+  // gets wrong once, 1-token drafts alternate between a right and a wrong position,
+  // 2-token drafts lock onto the right ones and keep 3 tokens a step), so the acceptance
+  // of a position a request has not drafted lately, shrunk towards the pool and the
+  // prior, can keep it at a length that is not its best, or keep speculation off, for
+  // good (the mid pair at N = 4: 1-token drafts at acceptance 0.5, 1.08x, where 2-token
+  // drafts gave 1.4x). So a request whose next position (position 1 when it drafts
+  // nothing) was not drafted lately (decayed tries under 1) and whose first draft token
+  // is accepted at all (estimate at least trial_acceptance: not against a useless draft)
+  // drafts to that position for trial_steps steps: up to a quarter of the drafting or
+  // waiting requests (at least one, taking turns) every trial_interval steps that draft,
+  // and the requests of a probe; their own counts then decide.
+  std::size_t trials(std::size_t n, std::size_t room, bool drafting, bool probe) noexcept {
+    std::size_t added = 0;
+    for (std::size_t r = 0; r < n; ++r) {  // trials under way
+      extra& x = extra_[cand_[r]];
+      if (x.trial == 0) continue;
+      --x.trial;
+      const std::size_t want = std::min(x.trial_length, caps_[r]);
+      if (lengths_[r] < want) {
+        const std::size_t more = std::min(want - lengths_[r], room - added);
+        lengths_[r] += more;
+        added += more;
+      }
+    }
+    const auto start = [&](std::size_t r) {
+      extra& x = extra_[cand_[r]];
+      const std::size_t g = std::max<std::size_t>(lengths_[r], 1);
+      if (x.trial > 0 || g >= std::min(caps_[r], spec_.max_draft) || added >= room ||
+          x.counts.tried[g] >= 1.0 || cost_.acceptance(x.counts, 0) < trial_acceptance)
+        return false;
+      x.trial_length = g + 1;
+      x.trial = trial_steps - 1;
+      added += g + 1 - lengths_[r];
+      lengths_[r] = g + 1;
+      return true;
+    };
+    if (probe) {
+      for (std::size_t r = 0; r < n; ++r)
+        if (lengths_[r] > 0) (void)start(r);
+      return added;
+    }
+    if (!drafting || ++since_trial_ < trial_interval) return added;
+    since_trial_ = 0;
+    std::size_t m = (n + 3) / 4;
+    for (std::size_t j = 0; j < n && m > 0; ++j) {
+      const std::size_t r = (trial_from_ + j) % n;
+      if (start(r)) {
+        --m;
+        trial_from_ = r + 1;
+      }
+    }
+    return added;
   }
 
   // Gives slot i a draft sequence holding a prefix of its history (a fork of the draft's
@@ -917,6 +981,10 @@ class speculative_scheduler : public scheduler<M, S, T> {
   std::vector<seq_tokens> dbatch_;
   std::vector<std::int32_t> seq_slot_;
   std::vector<float> rows_, p_, resid_;
+  static constexpr std::size_t trial_interval = 8, trial_steps = 3;  // see trials()
+  static constexpr double trial_acceptance = 0.25;
+  std::size_t since_trial_ = 0;
+  std::size_t trial_from_ = 0;  // where the next trial's requests start (they take turns)
   std::size_t off_steps_ = 0;
   std::size_t probe_wait_ = 16;
   std::size_t probe_from_ = 0;  // where the next probe's requests start (they take turns)
