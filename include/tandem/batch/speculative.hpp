@@ -692,8 +692,9 @@ class speculative_scheduler : public scheduler<M, S, T> {
     const auto start = [&](std::size_t r) {
       extra& x = extra_[cand_[r]];
       const std::size_t g = std::max<std::size_t>(lengths_[r], 1);
-      if (x.trial > 0 || g >= std::min(caps_[r], spec_.max_draft) || added >= room ||
-          x.counts.tried[g] >= 1.0 || cost_.acceptance(x.counts, 0) < trial_acceptance)
+      if (x.trial > 0 || g >= std::min(caps_[r], spec_.max_draft) ||
+          g + 1 - lengths_[r] > room - added || x.counts.tried[g] >= 1.0 ||
+          cost_.acceptance(x.counts, 0) < trial_acceptance)
         return false;
       x.trial_length = g + 1;
       x.trial = trial_steps - 1;
