@@ -1,10 +1,12 @@
 // bench_batch: many sequences in one llama.cpp model (issue 15). One JSON object per case
 // on stdout, a human table on stderr. Every case uses the same GGUF, --threads and flash
-// attention off (tandem's contexts and llama.cpp's -fa off); timings are wall clock.
+// attention setting (--flash-attn, for tandem's contexts and llama.cpp's -fa alike; default
+// auto, the default of llama_session_options and of llama.cpp's tools, which is on for the
+// CPU backend; every JSON line carries it as "flash_attn"); timings are wall clock.
 //
 //   bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] [--seed N]
 //               [--reps N] [--n-seq N,N,...] [--step-ratio R] [--requests N] [--cases LIST]
-//               [--kv per_sequence|unified]
+//               [--kv per_sequence|unified] [--flash-attn auto|on|off]
 //
 // --kv: the KV layout of the llama_multi_session in generate/N, poisson and shared_prefix
 // (default per_sequence, llama_multi_session's default), and the matching llama.cpp flag
@@ -13,7 +15,7 @@
 //    generated, greedy, through the scheduler over one llama_multi_session; "tandem_tps"
 //    counts the tokens generated after the prefill step over those steps' time, the figure
 //    llama-batched-bench reports as S_TG ("llamacpp_tps": DIR/llama-batched-bench -npl N,
-//    -fa off, -kvu when --kv unified, same context, batch, threads and n_seq_max), and
+//    -fa as --flash-attn, -kvu when --kv unified, same context, batch, threads and n_seq_max), and
 //    "separate_tps" the same for N llama_sessions stepped round-robin (greedy, one token
 //    each per round; each session sized for one sequence). Per N the three take turns
 //    --reps times (one llama-batched-bench process, which warms up, then one tandem run
@@ -89,6 +91,10 @@ struct options {
   double step_ratio = 1.75;  // poisson's prefill policy; <= 1: max_batch_tokens only
   std::size_t requests = 0;  // poisson's requests; 0: 64 (--quick: 6)
   tandem::kv_layout kv = tandem::kv_layout::per_sequence;  // --kv
+  // --flash-attn: -1 auto (llama.cpp's and llama_session_options' default: on where the
+  // backend has it, as on CPU), 0 off, 1 on; the same for tandem's contexts and llama.cpp's
+  // tools.
+  std::int32_t flash_attn = -1;
   clock_type::time_point start = clock_type::now();
   bool runs(const char* name) const {
     const std::string n(name);
@@ -139,13 +145,16 @@ std::vector<token_id> random_tokens(std::mt19937_64& rng, std::size_t n, std::si
   return t;
 }
 
+// The --flash-attn value as llama.cpp's tools spell it.
+const char* fa_name(std::int32_t fa) { return fa < 0 ? "auto" : fa == 0 ? "off" : "on"; }
+
 tandem::llama_session_options session_options(const options& o, std::size_t ctx,
                                               std::size_t batch) {
   tandem::llama_session_options s;
   s.context_size = static_cast<std::uint32_t>(ctx);
   s.batch_size = static_cast<std::uint32_t>(batch);
   s.threads = o.threads;
-  s.flash_attention = 0;
+  s.flash_attention = o.flash_attn;
   return s;
 }
 
@@ -210,9 +219,9 @@ double llamacpp_batched(const options& o, const gen_sizes& z, std::size_t n) {
   char cmd[4096];
   std::snprintf(cmd, sizeof cmd,
                 "%s/llama-batched-bench -m %s -c %zu -b %zu -ub %zu -npp %zu -ntg %zu -npl %zu,1 "
-                "-t %d%s -fa off --output-format jsonl",
+                "-t %d%s -fa %s --output-format jsonl",
                 o.llama_bin.c_str(), o.model.c_str(), z.ctx(), z.batch(), z.batch(), z.prompt,
-                z.gen, n, o.threads, kv_flag(o.kv));
+                z.gen, n, o.threads, kv_flag(o.kv), fa_name(o.flash_attn));
   // Two retries of a run that reported nothing (a transient failure on a busy machine).
   for (int attempt = 0; attempt < 3; ++attempt)
     for (const std::string& l : run_lines(cmd)) {
@@ -351,13 +360,13 @@ void case_generate(const options& o, const tandem::llama_model_handle& model) {
                  l_over_s = s > 0 && l > 0 ? l / s : 0.0;
     std::printf(
         "{\"case\":\"generate/%zu\",\"n_seq\":%zu,\"prompt_tokens\":%zu,\"gen_tokens\":%zu,"
-        "\"threads\":%d,\"flash_attn\":\"off\",\"kv\":\"%s\",\"ctx\":%zu,\"batch\":%zu,\"reps\":%"
+        "\"threads\":%d,\"flash_attn\":\"%s\",\"kv\":\"%s\",\"ctx\":%zu,\"batch\":%zu,\"reps\":%"
         "zu,"
         "\"tandem_tps\":%.2f,\"llamacpp_tps\":%.2f,\"tandem_over_llamacpp\":%.3f,"
         "\"separate_tps\":%.2f,\"over_separate\":%.3f,\"llamacpp_over_separate\":%.3f,"
         "\"model_share\":%.4f}\n",
-        n, n, z.prompt, z.gen, o.threads, kv_name(o.kv), z.ctx(), z.batch(), o.reps, t, l, over_l,
-        s, over_s, l_over_s, model_share);
+        n, n, z.prompt, z.gen, o.threads, fa_name(o.flash_attn), kv_name(o.kv), z.ctx(), z.batch(),
+        o.reps, t, l, over_l, s, over_s, l_over_s, model_share);
     std::fflush(stdout);
     std::fprintf(stderr, "generate/%-5zu %10.1f %12.1f %9.2fx %12.1f %9.2fx %9.2fx %10.4f\n", n, t,
                  l, over_l, s, over_s, l_over_s, model_share);
@@ -399,10 +408,11 @@ parallel_result llamacpp_parallel(const options& o, std::size_t n_parallel, std:
                                   std::size_t n_predict) {
   char cmd[4096];
   std::snprintf(cmd, sizeof cmd,
-                "%s/llama-parallel -m %s -c %zu -np %zu -ns %zu -n %zu -t %d%s -fa off "
+                "%s/llama-parallel -m %s -c %zu -np %zu -ns %zu -n %zu -t %d%s -fa %s "
                 "-s %llu --temp 0",
                 o.llama_bin.c_str(), o.model.c_str(), n_parallel * 2048, n_parallel, n_req,
-                n_predict, o.threads, kv_flag(o.kv), static_cast<unsigned long long>(o.seed));
+                n_predict, o.threads, kv_flag(o.kv), fa_name(o.flash_attn),
+                static_cast<unsigned long long>(o.seed));
   parallel_result r;
   const auto t0 = clock_type::now();
   for (const std::string& l : run_lines(cmd, true)) {
@@ -579,7 +589,7 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       "{\"case\":\"poisson\",\"seed\":%llu,\"requests\":%zu,\"finished\":%zu,\"truncated\":%s,"
       "\"rate_per_s\":%.2f,"
       "\"prompt_tokens\":[%zu,%zu],\"gen_tokens\":[%zu,%zu],\"long_prompts\":%zu,"
-      "\"max_sequences\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
+      "\"max_sequences\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"%s\","
       "\"kv\":\"%s\","
       "\"prefill_policy\":\"%s\",\"step_ratio\":%.2f,\"decode_token_ms\":%.3f,"
       "\"prefill_token_ms\":%.3f,\"prefill_over_decode_token_cost\":%.3f,\"pure_steps\":%zu,"
@@ -597,7 +607,8 @@ void case_poisson(const options& o, const tandem::llama_model_handle& model) {
       "its own batch size and no cap on prompt tokens per step; wall time includes model "
       "load\"}\n",
       static_cast<unsigned long long>(o.seed), n_req, done, truncated ? "true" : "false", rate,
-      p_min, p_max, g_min, g_max, n_long, n_seq, cap, o.threads, kv_name(o.kv),
+      p_min, p_max, g_min, g_max, n_long, n_seq, cap, o.threads, fa_name(o.flash_attn),
+      kv_name(o.kv),
       o.step_ratio > 1.0 ? "max_prefill_tokens from measured step costs" : "max_batch_tokens only",
       o.step_ratio, 1e3 * gov.per_decode, 1e3 * gov.per_prefill,
       gov.per_decode > 0 ? gov.per_prefill / gov.per_decode : 0.0, pure_steps, mixed_steps,
@@ -688,15 +699,15 @@ void case_shared_prefix(const options& o, const tandem::llama_model_handle& mode
   const double ratio = static_cast<double>(s.computed) / static_cast<double>(u.computed);
   std::printf(
       "{\"case\":\"shared_prefix\",\"requests\":%zu,\"system_tokens\":%zu,\"own_tokens\":%zu,"
-      "\"gen_tokens\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"off\","
+      "\"gen_tokens\":%zu,\"max_batch_tokens\":%zu,\"threads\":%d,\"flash_attn\":\"%s\","
       "\"kv\":\"%s\","
       "\"unshared_prefill_tokens\":%zu,\"shared_prefill_tokens\":%zu,\"prefill_ratio\":%.4f,"
       "\"prefill_ratio_le_1_8\":%s,\"unshared_ttft_mean_ms\":%.2f,\"unshared_ttft_max_ms\":%.2f,"
       "\"shared_ttft_mean_ms\":%.2f,\"shared_ttft_max_ms\":%.2f,\"unshared_wall_s\":%.3f,"
       "\"shared_wall_s\":%.3f}\n",
-      n, sys, own, gen, cap, o.threads, kv_name(o.kv), u.computed, s.computed, ratio,
-      ratio <= 0.125 ? "true" : "false", 1e3 * u.ttft_mean, 1e3 * u.ttft_max, 1e3 * s.ttft_mean,
-      1e3 * s.ttft_max, u.wall, s.wall);
+      n, sys, own, gen, cap, o.threads, fa_name(o.flash_attn), kv_name(o.kv), u.computed,
+      s.computed, ratio, ratio <= 0.125 ? "true" : "false", 1e3 * u.ttft_mean, 1e3 * u.ttft_max,
+      1e3 * s.ttft_mean, 1e3 * s.ttft_max, u.wall, s.wall);
   std::fflush(stdout);
   std::fprintf(stderr,
                "shared_prefix  prefill %zu -> %zu tokens (%.3fx), ttft mean %.1f -> %.1f ms\n",
@@ -835,7 +846,7 @@ void print_memory(const char* name, const options& o, const memory_load& l, cons
   std::printf(
       "{\"case\":\"%s\",\"kv\":\"unified\",\"n_seq\":%zu,\"shared_prefix_tokens\":%zu,\"own_"
       "tokens\":%zu,"
-      "\"threads\":%d,\"flash_attn\":\"off\",\"method\":\"%s; one context: n_ctx %u, n_batch = "
+      "\"threads\":%d,\"flash_attn\":\"%s\",\"method\":\"%s; one context: n_ctx %u, n_batch = "
       "n_ubatch %u (llama_multi_session's default, scheduler_options' default "
       "max_batch_tokens), n_outputs_max = n_seq_max, unified KV; %zu separate contexts: n_ctx "
       "%u, n_batch %u each, over one shared llama_model; resident: growth of /proc/self/statm's "
@@ -847,11 +858,12 @@ void print_memory(const char* name, const options& o, const memory_load& l, cons
       "\"one_context_compute_mib\":%.2f,\"one_context_output_mib\":%.2f,"
       "\"separate_kv_mib\":%.2f,\"separate_compute_mib\":%.2f,\"separate_output_mib\":%.2f,"
       "\"buffers_one_over_separate\":%.3f",
-      name, l.own.size(), l.prefix.size(), l.own[0].size(), o.threads, method, one.n_ctx,
-      one.n_batch, l.own.size(), many.n_ctx, many.n_batch, one.n_ctx, one.n_batch, many.n_ctx,
-      many.n_batch, one.rss, many.rss, r, r > 0 && r <= 0.3 ? "true" : "false",
-      one.buffers.kv / mib, one.buffers.compute / mib, one.buffers.output / mib,
-      many.buffers.kv / mib, many.buffers.compute / mib, many.buffers.output / mib, rb);
+      name, l.own.size(), l.prefix.size(), l.own[0].size(), o.threads, fa_name(o.flash_attn),
+      method, one.n_ctx, one.n_batch, l.own.size(), many.n_ctx, many.n_batch, one.n_ctx,
+      one.n_batch, many.n_ctx, many.n_batch, one.rss, many.rss, r,
+      r > 0 && r <= 0.3 ? "true" : "false", one.buffers.kv / mib, one.buffers.compute / mib,
+      one.buffers.output / mib, many.buffers.kv / mib, many.buffers.compute / mib,
+      many.buffers.output / mib, rb);
   if (same != nullptr)
     std::printf(
         ",\"same_batch_n_batch\":%u,\"same_batch_bytes\":%.0f,\"same_batch_over_separate\":%.3f,"
@@ -871,7 +883,7 @@ void print_memory(const char* name, const options& o, const memory_load& l, cons
 
 // Two setups, each one context against separate contexts over the one shared llama_model
 // (its weights count on neither side), each side sized as its user would size it and with
-// the same options otherwise (threads, flash attention off):
+// the same options otherwise (threads, flash attention):
 // - "memory", like for like: 16 sequences of 96 tokens; the one context for all 16 x 96
 //   tokens, each separate context for one sequence's 96 (llama.cpp pads n_ctx to a
 //   multiple of 256 cells). A third setup, same_batch, is the one context with the
@@ -936,7 +948,12 @@ int main(int argc, char** argv) {
              (std::strcmp(v, "unified") == 0 || std::strcmp(v, "per_sequence") == 0))
       o.kv = std::strcmp(argv[++i], "unified") == 0 ? tandem::kv_layout::unified
                                                     : tandem::kv_layout::per_sequence;
-    else if (a == "--requests" && v)
+    else if (a == "--flash-attn" && v &&
+             (std::strcmp(v, "auto") == 0 || std::strcmp(v, "on") == 0 ||
+              std::strcmp(v, "off") == 0)) {
+      const std::string f = argv[++i];
+      o.flash_attn = f == "auto" ? -1 : f == "on" ? 1 : 0;
+    } else if (a == "--requests" && v)
       o.requests = static_cast<std::size_t>(std::max(1, std::atoi(argv[++i])));
     else if (a == "--n-seq" && v) {
       for (const char* p = argv[++i]; *p != '\0';) {
@@ -952,7 +969,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_batch --model FILE.gguf --llama-bin DIR [--threads N] [--quick] "
                    "[--seed N] [--reps N] [--n-seq N,N,...] [--step-ratio R] [--requests N] "
-                   "[--cases memory,generate,poisson,shared_prefix] [--kv per_sequence|unified]\n");
+                   "[--cases memory,generate,poisson,shared_prefix] [--kv per_sequence|unified] "
+                   "[--flash-attn auto|on|off]\n");
       return 2;
     }
   }
