@@ -485,15 +485,6 @@ template <class T>
 }
 #endif
 
-/// True when some lane of m is set.
-template <class T>
-[[nodiscard]] inline bool any(batch_bool<T> m) noexcept {
-#if defined(TANDEM_SIMD_AVX512_MASKS)
-  return m.data() != 0;
-#else
-  return movemask<T>(m.data()) != 0;
-#endif
-}
 /// The lanes of m as bits (bit i: lane i).
 template <class T>
 [[nodiscard]] inline std::uint32_t bitmask(batch_bool<T> m) noexcept {
@@ -503,15 +494,15 @@ template <class T>
   return movemask<T>(m.data());
 #endif
 }
+/// True when some lane of m is set.
+template <class T>
+[[nodiscard]] inline bool any(batch_bool<T> m) noexcept {
+  return bitmask(m) != 0;
+}
 /// True when every lane of m is set.
 template <class T>
 [[nodiscard]] inline bool all(batch_bool<T> m) noexcept {
-#if defined(TANDEM_SIMD_AVX512_MASKS)
-  return m.data() == 0xffff;
-#else
-  constexpr std::uint32_t full = (std::uint32_t{1} << batch<T>::size) - 1;
-  return movemask<T>(m.data()) == full;
-#endif
+  return bitmask(m) == (std::uint32_t{1} << batch<T>::size) - 1;
 }
 /// Sum of the lanes (in lane order).
 template <class T>
