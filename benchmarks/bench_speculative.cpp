@@ -19,9 +19,10 @@
 // Ratios use CPU time (process CPU for tandem, child CPU for llama.cpp's example; one
 // compute thread each, -t/-td = --threads; decode only: a 1-token run is subtracted from
 // an N-token run), because wall time on a shared machine is inflated unevenly; wall
-// figures are printed too. "tandem_over_target" is the median of per-rep ratios against a
-// target-only run made right beside each tandem run. The decoders' own clock (statistics,
-// the cost model's measurements) is the thread's CPU time too. Policies: fixed (draft
+// figures are printed too. "tandem_over_target" is the median of per-rep ratios against the
+// mean speed of the target-only runs made right before and right after each tandem run
+// (bracketing cancels a drift of the machine's speed during the rep). The decoders' own clock
+// (statistics, the cost model's measurements) is the thread's CPU time too. Policies: fixed (draft
 // max), adaptive (+2/-1 up to draft max), p_min (draft max, the draft stops below
 // --policy-p-min; compared with llama.cpp's example at the same --spec-draft-p-min; p_min
 // is taken over the draft's 10 most likely tokens, renormalised, as the example's draft
@@ -634,18 +635,24 @@ void real_pair(const options& base_options, const std::string& spec) {
     std::vector<double> paired;
     tandem::speculative_stats st;
     std::vector<token_id> toks;
+    const auto target_speed = [&] {
+      return decode_speed(target_only(o, *tm, prompt, o.tokens, nullptr),
+                          target_only(o, *tm, prompt, 1, nullptr));
+    };
+    speed before = target_speed();
     for (int rep = 0; rep < o.reps; ++rep) {
       const run_result full =
           tandem_speculative(o, *tm, *dm, prompt, make(), ref.p_min, o.tokens, &st, &toks, lookup);
       const run_result one =
           tandem_speculative(o, *tm, *dm, prompt, make(), ref.p_min, 1, nullptr, nullptr, lookup);
       runs.push_back(decode_speed(full, one));
-      // A target-only run right beside it: the speedup over target-only is the median of
-      // these paired ratios, which drifts of a shared machine's load affect less.
-      const speed b = decode_speed(target_only(o, *tm, prompt, o.tokens, nullptr),
-                                   target_only(o, *tm, prompt, 1, nullptr));
-      if (b.cpu_tps > 0 && runs.back().cpu_tps > 0)
-        paired.push_back(runs.back().cpu_tps / b.cpu_tps);
+      // Target-only runs right before and after it: the speedup over target-only is the
+      // median of these paired ratios, which drifts of a shared machine's speed affect
+      // less (the mean of the two cancels a steady drift).
+      const speed after = target_speed();
+      if (before.cpu_tps > 0 && after.cpu_tps > 0 && runs.back().cpu_tps > 0)
+        paired.push_back(runs.back().cpu_tps / (0.5 * (before.cpu_tps + after.cpu_tps)));
+      before = after;
     }
     const speed m = median_speed(runs);
     const double over_target = paired.empty() ? m.cpu_tps / base.cpu_tps : median(paired);

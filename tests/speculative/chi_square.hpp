@@ -87,15 +87,17 @@ struct sampling_model_drafter {
 };
 
 /// Chi-square statistic of the first two tokens' joint counts, over `runs` speculative
-/// generations (fixed draft length 3, drafters from `make_drafter(run)`) against the 4-token
+/// generations (draft-length policy `policy`, by default fixed length 3, drafters from
+/// `make_drafter(run)`) against the 4-token
 /// target's exact joint distribution at temperature 2. With `first` and `second` non-empty,
 /// each run is constrained to those first and second tokens (a trie over the pairs) and the
 /// expected distribution is the constrained one; a pair the constraint forbids is never
 /// expected, and seeing one gives +Inf.
-template <class MakeDrafter>
+template <class MakeDrafter, class Policy = tandem::fixed_draft>
 double first_two_chi_square(MakeDrafter make_drafter, std::size_t runs,
                             const std::vector<token_id>& first = {},
-                            const std::vector<token_id>& second = {}) {
+                            const std::vector<token_id>& second = {},
+                            Policy policy = tandem::fixed_draft{3}) {
   const std::size_t vocab = 4;
   const float temp = 2.0f;
   const mock_options to{vocab, {}, successors(vocab, 1, 1)};
@@ -115,8 +117,7 @@ double first_two_chi_square(MakeDrafter make_drafter, std::size_t runs,
   for (std::size_t i = 0; i < runs; ++i) {
     mock_model target(to);
     auto drafter = make_drafter(i);
-    tandem::speculative_decoder dec(target, drafter, tandem::fixed_draft{3},
-                                    tandem::speculative_options{1000 + i});
+    tandem::speculative_decoder dec(target, drafter, policy, tandem::speculative_options{1000 + i});
     trie_constraint c(vocab, pairs);
     tandem::generation_options g;
     g.max_tokens = 2;

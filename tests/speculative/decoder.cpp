@@ -541,6 +541,72 @@ TEST_CASE("speculative: under sampling a probe's verdict is the acceptance chanc
   }
 }
 
+TEST_CASE("speculative: a shadow token past the draft is judged by the bonus row, output unchanged",
+          "[speculative][policy]") {
+  const std::size_t vocab = 16;
+  const auto succ = successors(vocab, 5, 3);
+  const std::vector<token_id> prompt = {1};
+  generation_options g;
+  g.max_tokens = 60;
+  const completion want = target_only(mock_options{vocab, {}, succ}, prompt, g);
+  mock_model target(mock_options{vocab, {}, succ});
+  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
+  tandem::model_drafter drafter(dm, greedy_chain());
+  std::vector<recorded_round> rounds;
+  tandem::speculative_decoder dec(target, drafter, recording_policy{2, true, &rounds});
+  auto s = greedy_chain();
+  completion c;
+  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
+  CHECK(c.tokens == want.tokens);
+  const auto& st = dec.stats();
+  CHECK(st.probes <= 1);  // the last round may have no room for a draft: a shadow probe
+  // The shadow token is drafted, never scored: each pass holds the last kept token and the
+  // verified draft only.
+  std::size_t scored = 0, judged = 0, agreed = 0, pos = 0;
+  REQUIRE(rounds.size() == st.rounds);
+  for (const recorded_round& r : rounds) {
+    scored += r.round.target_batch;
+    CHECK(r.round.target_batch == r.round.drafted + 1);
+    if (r.round.drafted == 0) break;  // the budget's last plain step
+    CHECK(r.round.probed);
+    REQUIRE(r.tokens.size() == r.round.drafted + 1);
+    CHECK(r.probabilities == (r.round.drafted + 1) * vocab);
+    if (r.round.accepted == r.round.drafted && pos + r.round.drafted < c.tokens.size()) {
+      // Accepted whole: the shadow token against the bonus token the target chose.
+      REQUIRE(r.verdicts.size() == r.round.drafted + 1);
+      const bool same = r.tokens[r.round.drafted] == c.tokens[pos + r.round.drafted];
+      CHECK(r.verdicts[r.round.drafted] == (same ? 1.0 : 0.0));
+      ++judged;
+      agreed += same ? 1 : 0;
+    } else {
+      CHECK(r.verdicts.size() <= r.round.accepted + 1);
+    }
+    pos += r.round.accepted + 1;
+  }
+  CHECK(st.shadow_tokens == st.drafting_rounds);
+  CHECK(target.counters().scored_tokens == scored);
+  CHECK(judged > 0);
+  CHECK(agreed > 0);
+  CHECK(agreed < judged);
+}
+
+// A policy that drafts 1 token with a shadow token after it, every round.
+struct always_shadow {
+  std::size_t next() const { return 1; }
+  tandem::draft_plan plan() const { return {1, true}; }
+  void update(const tandem::draft_round&) {}
+};
+
+TEST_CASE("speculative: shadow tokens leave sampled tokens distributed as the target's",
+          "[speculative][sampling]") {
+  // Two tokens: a 1-token draft and its shadow token, judged against the bonus token's row
+  // before the bonus is drawn from it.
+  const double chi =
+      first_two_chi_square([](std::size_t i) { return tandem_test::sampling_model_drafter(i); },
+                           20000, {}, {}, always_shadow{});
+  CHECK(chi < chi_square_15_at_0_001);
+}
+
 TEST_CASE("speculative: acceptance falls with draft position for a partly agreeing draft",
           "[speculative][stats]") {
   const std::size_t vocab = 16;

@@ -133,30 +133,36 @@ TEST_CASE("speculative: the cost model finds long drafts behind a dear first ext
 // would: each draft token is accepted with probability `a` (independently, seeded), a
 // target pass over b tokens costs t0 + t1 (b - 1), a draft token costs d; a round
 // without a draft carries the shadow probe the policy asks for (one draft token, judged
-// with the same chance a), unless `carry_shadows` is false (a decoder without them).
+// with the same chance a), a draft the shadow token it asks for (judged the same way when
+// the draft was accepted whole), unless `carry_shadows` is false (a decoder without them).
 // Returns the draft lengths chosen; `shadows`, when given, gets the rounds that carried a
-// shadow probe.
+// shadow probe, `extended` those whose draft carried a shadow token.
 std::vector<std::size_t> simulate(tandem::cost_model_draft& cm, double a, double t0, double t1,
                                   double d, std::size_t rounds, std::uint64_t seed = 1,
                                   std::vector<std::size_t>* shadows = nullptr,
-                                  bool carry_shadows = true) {
+                                  bool carry_shadows = true,
+                                  std::vector<std::size_t>* extended = nullptr) {
   tandem::rng r(seed);
   std::vector<std::size_t> lengths;
-  const std::array<token_id, 1> probe_token = {0};
-  std::array<double, 1> verdict = {0.0};
+  const std::array<token_id, tandem::max_draft_length> tokens{};
+  std::array<double, tandem::max_draft_length> verdicts{};
   for (std::size_t i = 0; i < rounds; ++i) {
     const std::size_t g = cm.next();
     tandem::draft_round round{
         g, g, 0, d * static_cast<double>(g), t0 + t1 * static_cast<double>(g), g + 1};
-    while (round.accepted < g && r.uniform() < a) ++round.accepted;
+    while (round.accepted < g && r.uniform() < a) verdicts[round.accepted++] = 1.0;
+    if (round.accepted < g) verdicts[round.accepted] = 0.0;
+    round.verdicts = std::span<const double>(verdicts.data(), std::min(g, round.accepted + 1));
     if (carry_shadows && cm.plan().probe) {
-      REQUIRE(g == 0);
       round.probed = true;
-      round.tokens = probe_token;
-      verdict[0] = r.uniform() < a ? 1.0 : 0.0;
-      round.verdicts = verdict;
-      round.draft_seconds = d;
-      if (shadows != nullptr) shadows->push_back(i);
+      round.tokens = std::span<const token_id>(tokens.data(), g + 1);
+      round.draft_seconds += d;
+      if (round.accepted == g) {
+        verdicts[g] = r.uniform() < a ? 1.0 : 0.0;
+        round.verdicts = std::span<const double>(verdicts.data(), g + 1);
+      }
+      if (g == 0 && shadows != nullptr) shadows->push_back(i);
+      if (g > 0 && extended != nullptr) extended->push_back(i);
     }
     cm.update(round);
     lengths.push_back(g);
@@ -329,37 +335,56 @@ TEST_CASE("speculative: against a draft that never agrees the cost model costs a
 // draft model on a greedy loop: the mid pair of tools/make-model-pair.sh repeats 3 tokens
 // and gets the third wrong); a target pass over b tokens costs cost[b] (the mid pair's
 // 512x8 target on one CPU thread, in ms), a draft token `draft`; the first pass over each
-// size b > 1 is stalled `stall` times (another process on the core). Shadow probes are
-// carried. Returns tokens per target-only time: the speedup over target-only decoding.
+// size b > 1 is stalled `stall` times (another process on the core). The first `prelude`
+// positions are not yet the loop: there the draft is right at every other position.
+// Shadow probes and shadow tokens are carried. Returns tokens per target-only time: the
+// speedup over target-only decoding.
 struct loop_pair {
   std::size_t period = 3, right = 2;
   std::array<double, 10> cost = {0.0, 6.5, 7.1, 8.0, 9.6, 10.1, 10.3, 12.0, 12.5, 13.3};
   double draft = 0.15;
   double stall = 1.0;
+  std::size_t prelude = 0;
 };
 
 template <class Policy>
 double loop_speedup(Policy policy, const loop_pair& p, std::size_t tokens) {
   std::array<bool, 10> stalled{};
-  const std::array<token_id, 1> probe_token = {0};
-  std::array<double, 1> verdict = {0.0};
-  const auto right = [&](std::size_t i) { return i % p.period < p.right; };
+  const std::array<token_id, 10> draft_tokens{};
+  std::array<double, 10> verdicts{};
+  const auto right = [&](std::size_t i) {
+    return i < p.prelude ? i % 2 == 0 : (i - p.prelude) % p.period < p.right;
+  };
   std::size_t pos = 0;
   double time = 0.0;
   while (pos < tokens) {
     const tandem::draft_plan plan = tandem::plan_of(policy);
     const std::size_t g = std::min<std::size_t>(plan.length, 8);
     tandem::draft_round r{g, g, 0, p.draft * static_cast<double>(g), p.cost[g + 1], g + 1};
-    while (r.accepted < g && right(pos + r.accepted)) ++r.accepted;
+    while (r.accepted < g && right(pos + r.accepted)) {
+      verdicts[r.accepted] = 1.0;
+      ++r.accepted;
+    }
+    r.verdicts = std::span<const double>(verdicts.data(), std::min(g, r.accepted + 1));
+    verdicts[r.accepted] = 0.0;
+    if (g > 0 && plan.probe) {  // a shadow token after the draft
+      r.probed = true;
+      r.tokens = std::span<const token_id>(draft_tokens.data(), g + 1);
+      r.draft_seconds += p.draft;
+      if (r.accepted == g) {
+        verdicts[g] = right(pos + g) ? 1.0 : 0.0;
+        r.verdicts = std::span<const double>(verdicts.data(), g + 1);
+      }
+    }
     if (g > 0 && !stalled[g + 1]) {
       stalled[g + 1] = true;
       r.target_seconds *= p.stall;
     }
     if (g == 0 && plan.probe) {
       r.probed = true;
-      r.tokens = probe_token;
-      verdict[0] = right(pos) ? 1.0 : 0.0;
-      r.verdicts = verdict;
+      r.tokens = std::span<const token_id>(draft_tokens.data(), 1);
+      verdicts[0] = right(pos) ? 1.0 : 0.0;
+      r.verdicts = std::span<const double>(verdicts.data(), 1);
       r.draft_seconds = p.draft;
     }
     time += r.target_seconds + r.draft_seconds;
@@ -527,6 +552,8 @@ TEST_CASE("speculative: draft-length settings out of range are invalid_argument,
       with([](opts& o) { o.probe_budget = -0.1; }),
       with([](opts& o) { o.probe_shadows = 0; }),
       with([&](opts& o) { o.min_gain = nan; }),
+      with([](opts& o) { o.shadow_weight = -1.0; }),
+      with([&](opts& o) { o.shadow_weight = nan; }),
   };
   const tandem::cost_model_draft fresh;
   for (std::size_t i = 0; i < bad.size(); ++i) {
@@ -552,3 +579,47 @@ TEST_CASE("speculative: draft-length settings out of range are invalid_argument,
 }
 
 }  // namespace
+
+TEST_CASE("speculative: the cost model measures the position after its drafts with shadow tokens",
+          "[speculative][policy]") {
+  // Acceptance 0.8 per token, a steep target: drafts of about 2 tokens. Position 2 is
+  // measured only by shadow tokens, which come while its estimate rests on fewer than
+  // shadow_weight decayed observations: rarely, and its estimate is the truth.
+  tandem::cost_model_options o;
+  o.max_length = 8;
+  tandem::cost_model_draft cm(o);
+  std::vector<std::size_t> extended;
+  const auto lengths = simulate(cm, 0.8, 1.0, 0.5, 0.01, 2000, 3, nullptr, true, &extended);
+  const auto drafting = static_cast<std::size_t>(
+      std::count_if(lengths.begin(), lengths.end(), [](std::size_t g) { return g > 0; }));
+  REQUIRE(drafting > 1500);
+  CHECK(extended.size() > 20);
+  CHECK(extended.size() < drafting / 8);
+  const std::size_t g = cm.next();
+  REQUIRE(g >= 1);
+  REQUIRE(g < 4);
+  CHECK(cm.acceptance_at(g) == Approx(0.8).margin(0.15));
+  // Without them (shadow_weight 0) none are asked for.
+  o.shadow_weight = 0.0;
+  tandem::cost_model_draft off(o);
+  extended.clear();
+  (void)simulate(off, 0.8, 1.0, 0.5, 0.01, 600, 3, nullptr, true, &extended);
+  CHECK(extended.empty());
+}
+
+TEST_CASE("speculative: shadow tokens keep early failures from holding the cost model short",
+          "[speculative][policy]") {
+  // A text that loops with period 4, the draft right at 3 positions of 4 (3-token drafts
+  // lock onto them), after a prelude where it is right every other position: the drafts of
+  // the start-up fail early there, and the lengths the controller then drafts never measure
+  // the positions after them. Shadow tokens do.
+  loop_pair p;
+  p.period = 4;
+  p.right = 3;
+  for (const std::size_t prelude : {10, 20, 30}) {
+    INFO("prelude " << prelude);
+    p.prelude = prelude;
+    const double best = best_fixed_speedup(p, 200);
+    CHECK(loop_speedup(cost_model_up_to_8(), p, 200) >= 0.88 * best);
+  }
+}

@@ -89,6 +89,11 @@ struct speculative_stats {
   /// shadow probes). Their draft calls and time are counted in draft_calls and
   /// draft_seconds, not in drafted or accepted.
   std::size_t probes = 0;
+  /// Shadow tokens: tokens the drafter proposed past a draft (draft_plan::probe with a
+  /// length, cost_model_draft's measure of the next position), never verified, judged
+  /// against the bonus token's row when the whole draft was accepted. Counted in
+  /// draft_seconds, not in drafted or accepted.
+  std::size_t shadow_tokens = 0;
   /// Draft tokens the output constraint forced (its only allowed token, or a forced run)
   /// at the start of a round, drafted without calling the drafter and verified in the
   /// round's pass; not counted in drafted or accepted.
@@ -394,11 +399,14 @@ class speculative_decoder {
     return std::min({max_draft_length, ctx - held - 1, remaining - 1});
   }
 
-  // The policy's plan, its length bounded by `cap`; a probe only in a round without a draft.
+  // The policy's plan, its length bounded by `cap`. Its probe: a shadow probe in a round
+  // without a draft; a shadow token past a draft only without a constraint (the token after
+  // a draft the constraint may cut has no row to be judged against) and while the buffers
+  // have room for it.
   draft_plan plan_step(std::size_t cap) {
     const draft_plan p = plan_of(policy_);
     const std::size_t g = std::min(p.length, cap);
-    return draft_plan{g, g == 0 && p.probe};
+    return draft_plan{g, p.probe && (g == 0 || (!con_ && g < max_draft_length))};
   }
 
   // Drafts the run of tokens the constraint forces (at most `cap`) into draft_, advancing
@@ -448,9 +456,10 @@ class speculative_decoder {
 
   // With a constraint, first the run of tokens it forces (free drafts, at most `cap`), into
   // draft_ [0, nf_). Then asks the drafter for the plan's tokens (the probe's one token,
-  // when planned and nothing was forced; at most `cap` in all) into draft_ and q_ after
-  // them, and records its tokens in `round`. Errors: the drafter's, invalid_argument (more
-  // tokens than asked), invalid_token (a token outside the vocabulary), the constraint's.
+  // when planned and nothing was forced; at most `cap` in all, and a shadow token after
+  // them when planned) into draft_ and q_ after them, and records its tokens in `round`. Errors:
+  // the drafter's, invalid_argument (more tokens than asked), invalid_token (a token outside the
+  // vocabulary), the constraint's.
   template <class Em>
   errc draft_step(const draft_plan& plan, std::size_t cap, const Em& em, draft_round& round) {
     drafted_ = 0;
@@ -460,10 +469,14 @@ class speculative_decoder {
     if (!nf) return nf.error();
     nf_ = *nf;
     round.forced = nf_;
-    const bool probe = plan.probe && nf_ == 0;
+    shadow_ = 0;
+    const bool probe = plan.probe && nf_ == 0 && plan.length == 0;
     const bool done = con_ && con_.is_complete();  // the forced run completed it
-    const std::size_t ask = probe ? 1 : done ? 0 : std::min(plan.length, cap - nf_);
-    round.requested = probe ? 0 : ask;
+    const std::size_t verify = probe ? 0 : done ? 0 : std::min(plan.length, cap - nf_);
+    // A shadow token past the draft (plan_step allows one only without a constraint).
+    const std::size_t extra = plan.probe && verify > 0 && nf_ == 0 ? 1 : 0;
+    const std::size_t ask = probe ? 1 : verify + extra;
+    round.requested = verify;
     round.probed = probe;
     drafted_ = nf_;
     if (ask == 0) {
@@ -496,13 +509,19 @@ class speculative_decoder {
                      draft_.begin() + static_cast<std::ptrdiff_t>(nf_ + count),
                      [&](token_id t) { return em.in_vocab(t); }))
       return errc::invalid_token;
+    // Every token asked for came: the last is the shadow token, not verified (a drafter
+    // that stopped early proposed only tokens to verify).
+    if (extra > 0 && count == ask) shadow_ = 1;
+    const std::size_t verified = probe ? 0 : count - shadow_;
     drafted_ = nf_ + count;
     has_q_ = r->has_probabilities && (count > 0 || cut_);
-    round.drafted = probe ? 0 : count;
+    round.drafted = verified;
+    round.probed = probe || shadow_ > 0;
     round.tokens = std::span<const token_id>(draft_.data() + nf_, count);
     if (has_q_)
       round.probabilities = std::span<const float>(q_.data() + nf_ * vocab_, count * vocab_);
     if (probe) ++stats_.probes;
+    stats_.shadow_tokens += shadow_;
     return errc::ok;
   }
 
@@ -539,7 +558,7 @@ class speculative_decoder {
   // against the plain step's row. Errors: the sampler's.
   template <class S>
   errc judge_step(S& sampler, draft_round& round) {
-    if (!round.probed || drafted_ == 0) return errc::ok;
+    if (!round.probed || round.drafted > 0 || drafted_ == 0) return errc::ok;
     const std::span<float> p(p_.data(), vocab_);
     const result<std::span<const float>> d = dist_row(0);
     if (!d) return d.error();
@@ -600,6 +619,15 @@ class speculative_decoder {
       const result<std::span<const float>> d = dist_row(n);
       if (!d) return d.error();
       dist = *d;
+      if (shadow_ > 0 && n > nf_) {
+        // The shadow token past the draft, judged against the bonus token's row: the chance
+        // that verification would have accepted it had the draft been one token longer.
+        TANDEM_TRY(sampler.probabilities(dist, p));
+        const std::size_t j = n - nf_;
+        const float qx = q_at(n);
+        verdicts_[j] = qx > 0.0f ? verdict(p[static_cast<std::size_t>(draft_[n])], qx) : 0.0;
+        round.verdicts = std::span<const double>(verdicts_.data(), j + 1);
+      }
       if (cut_ && has_q_) {
         // The drafter proposed a token here that the constraint disallows (cut from the
         // draft): under the masked target p(x) = 0, so verification rejects it for sure and
@@ -706,7 +734,8 @@ class speculative_decoder {
   std::array<token_id, max_draft_length> draft_{};
   std::array<token_id, max_draft_length + 1> batch_{};
   std::array<double, max_draft_length> verdicts_{};
-  std::size_t drafted_ = 0;  // tokens in draft_ this round (forced ones and a probe's included)
+  std::size_t drafted_ = 0;  // tokens in draft_ this round (forced, probe and shadow included)
+  std::size_t shadow_ = 0;   // 1: draft_[nf_ + round.drafted] is a shadow token, not verified
   std::size_t nf_ = 0;       // leading tokens of draft_ the constraint forced this round
   constraint_ref con_{};     // the output constraint of the generation in progress
   std::span<const token_id> stops_{};  // its stop tokens

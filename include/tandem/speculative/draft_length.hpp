@@ -24,10 +24,13 @@ namespace tandem::inline v0 {
 /// What a policy plans for the coming round (see DraftPlanningPolicy).
 struct draft_plan {
   std::size_t length = 0;  ///< tokens to draft and verify (0: one plain target step)
-  /// With length 0: also ask the drafter for one token that the target does not verify but
-  /// judges against the row of its plain step (a probe: one draft call, no dearer target
-  /// pass, the output unaffected); its verdict comes back in draft_round::verdicts.
-  /// Ignored when length > 0.
+  /// Also ask the drafter for one token that the target does not verify (the output is
+  /// unaffected): with length 0 a shadow probe, judged against the row of the plain step
+  /// (one draft call, no dearer target pass); with a length, a shadow token past the draft,
+  /// judged against the bonus token's row when the whole draft was accepted (one draft
+  /// token more, no dearer target pass): the acceptance at the next position, which no
+  /// draft of this length measures. Its verdict comes back in draft_round::verdicts.
+  /// speculative_decoder carries a shadow token only without an output constraint.
   bool probe = false;
 };
 
@@ -43,11 +46,13 @@ struct draft_round {
   double target_seconds = 0.0;   ///< time in the target's batched pass this round
   std::size_t target_batch = 0;  ///< tokens in that pass (drafted + 1)
   /// The round carried the plan's probe: the drafter was asked for one token that the pass
-  /// did not verify (requested and drafted stay 0). False when no probe was planned, and
-  /// when the decoder (or a wrapper policy) does not carry probes.
+  /// did not verify; with drafted 0 a shadow probe (requested stays 0), else a shadow token
+  /// after the draft. False when no probe was planned, when the decoder (or a wrapper
+  /// policy) does not carry probes, and when the drafter stopped before the shadow token.
   bool probed = false;
-  /// The tokens the drafter proposed this round: the verified draft (`drafted` tokens), or
-  /// the probe's token (none when the drafter proposed nothing).
+  /// The tokens the drafter proposed this round: the verified draft (`drafted` tokens) and,
+  /// when probed, the shadow token after it, or the probe's token (none when the drafter
+  /// proposed nothing).
   std::span<const token_id> tokens{};
   /// Their draft distributions q, one row of the vocabulary's size per token; empty when
   /// the drafter gave none (q is then one-hot on each token).
@@ -57,7 +62,8 @@ struct draft_round {
   /// choice, else 0), p from the sampler on the target's row; `accepted` says what the
   /// acceptance test drew. One entry per position verification reached (the accepted ones
   /// and the first rejected one; fewer when a stop rule or an error ended the round
-  /// first), and one for a probe's token, judged against the plain step's row.
+  /// first), and one for a probe's token, judged against the plain step's row, or for a
+  /// shadow token after a draft that was accepted whole, judged against the bonus's row.
   std::span<const double> verdicts{};
   /// Tokens the output constraint forced ahead of the draft this round: verified in the
   /// same target pass (`target_batch` counts them) but drafted without the drafter, so free
@@ -204,12 +210,20 @@ struct cost_model_options {
   /// Speculate only when the predicted speedup exceeds this (1 plus a margin for the
   /// estimates' noise; §8's rule is min_gain = 1).
   double min_gain = 1.05;
+  /// A draft of g tokens carries a shadow token (draft_plan::probe: one draft token more,
+  /// judged against the bonus's row, never verified) while the acceptance of position g
+  /// rests on fewer than this many decayed observations. Drafts of g tokens never measure
+  /// position g, so without it an early figure there (from rounds before a generation
+  /// settles, say) would stand until a trial of g + 1 and keep the controller at g.
+  /// About one draft token per 20 rounds at the default. 0: never.
+  double shadow_weight = 2.0;
 };
 
 /// Checks cost_model_draft options: invalid_argument unless 1 <= max_length <=
 /// max_draft_length, prior_acceptance in (0, 1), prior_weight > 0, position_prior_weight
 /// > 0, length_prior_weight >= 0, decay in (0, 1], 1 <= probe_interval <=
-/// max_probe_interval, probe_budget >= 0, probe_shadows >= 1 and min_gain not NaN (the
+/// max_probe_interval, probe_budget >= 0, probe_shadows >= 1, min_gain not NaN and
+/// shadow_weight >= 0 (the
 /// first offending field in `*info` when given); else ok.
 [[nodiscard]] inline errc validate(const cost_model_options& o,
                                    error_info* info = nullptr) noexcept {
@@ -229,6 +243,7 @@ struct cost_model_options {
   if (!(o.probe_budget >= 0.0)) return bad("probe_budget not >= 0");
   if (!(o.probe_shadows >= 1)) return bad("probe_shadows not >= 1");
   if (std::isnan(o.min_gain)) return bad("min_gain is NaN");
+  if (!(o.shadow_weight >= 0.0)) return bad("shadow_weight not >= 0");
   return errc::ok;
 }
 
@@ -260,7 +275,9 @@ struct cost_model_options {
 /// S(g) > min_gain, else nothing. While drafting, every 32 rounds a neighbouring length
 /// (g - 1 or g + 1) predicted at least 0.8 S(g) and not drafted lately gets a trial of 3
 /// rounds: on a repeating text where a round starts depends on the length, so the
-/// acceptance measured at one length misjudges its neighbours (see trial_length). While
+/// acceptance measured at one length misjudges its neighbours (see trial_length); and a
+/// draft of g tokens carries a shadow token while position g's acceptance rests on fewer
+/// than shadow_weight decayed observations (it keeps that estimate current). While
 /// not drafting, it probes after probe_interval rounds with
 /// probe_shadows shadow probes in a row (the wait doubling after each probe that leaves
 /// speculation off, and never shorter than probe_budget allows, so probes cost a small,
@@ -312,8 +329,9 @@ class cost_model_draft {
   /// The length of best predicted speedup, 0 while speculation cannot pay, 1 for a probe
   /// without shadow probes (see the class comment).
   [[nodiscard]] std::size_t next() const noexcept { return next_; }
-  /// The coming round: next() tokens, and with length 0 possibly a shadow probe (`probe`).
-  [[nodiscard]] draft_plan plan() const noexcept { return {next_, shadow_}; }
+  /// The coming round: next() tokens, and a shadow probe (length 0) or a shadow token past
+  /// the draft (`probe`).
+  [[nodiscard]] draft_plan plan() const noexcept { return {next_, shadow_ || extend_}; }
 
   /// Folds the round's acceptance and timings into the estimates and chooses the next
   /// length; a shadow probe's verdict counts as a fractional observation at position 0.
@@ -325,8 +343,9 @@ class cost_model_draft {
       probing_ = false;
       probed_ = true;  // choose() doubles the wait if speculation stays off
     }
-    if (r.probed && !r.verdicts.empty()) learn_shadow(r.verdicts[0], r.draft_seconds);
-    if (r.probed) ++shadows_seen_;
+    const bool shadow_probe = r.probed && r.drafted == 0;
+    if (shadow_probe && !r.verdicts.empty()) learn_shadow(r.verdicts[0], r.draft_seconds);
+    if (shadow_probe) ++shadows_seen_;
     if (rounds_ > 0 && (r.requested > 0 || shadows_seen_ >= o_.probe_shadows)) started_ = true;
     // Acceptance and draft cost forget per drafting round (rounds without a draft say
     // nothing new about them); the target's cost per round.
@@ -359,12 +378,25 @@ class cost_model_draft {
         rej_ += 1.0;
         if (r.accepted < o_.max_length) fail_[r.accepted] += 1.0;
       }
+      // A shadow token after a draft accepted whole: a fractional observation at the
+      // position after the draft.
+      if (r.probed && r.accepted == r.drafted && r.verdicts.size() > r.drafted &&
+          r.drafted < o_.max_length) {
+        const double a = std::clamp(r.verdicts[r.drafted], 0.0, 1.0);
+        acc_ += a;
+        rej_ += 1.0 - a;
+        succ_[r.drafted] += a;
+        fail_[r.drafted] += 1.0 - a;
+      }
+      // The drafter's tokens this round, a shadow token included.
+      const double tokens = static_cast<double>(
+          std::max(r.drafted, r.probed ? std::max(r.tokens.size(), r.drafted + 1) : 0));
       if (r.draft_seconds > 0.0) {
         raw_dsec_ = raw_dsec_ * k + r.draft_seconds;
-        raw_dtok_ = raw_dtok_ * k + static_cast<double>(r.drafted);
+        raw_dtok_ = raw_dtok_ * k + tokens;
         if (prev_requested_ > 0) {
           dsec_ = dsec_ * k + r.draft_seconds;
-          dtok_ = dtok_ * k + static_cast<double>(r.drafted);
+          dtok_ = dtok_ * k + tokens;
         }
       }
     }
@@ -598,7 +630,7 @@ class cost_model_draft {
       next_ = 0;
       return;
     }
-    shadow_ = false;
+    shadow_ = extend_ = false;
     if (!started_) {  // a first acceptance: a shadow probe, else a one-token draft
       request_probe();
       return;
@@ -661,6 +693,9 @@ class cost_model_draft {
       off_ = probed_ = false;
       burst_ = 0;
       next_ = trial_length(best_g, best);
+      // Drafts of next_ tokens never measure position next_: a shadow token does, while
+      // its estimate rests on few observations.
+      extend_ = next_ < o_.max_length && succ_[next_] + fail_[next_] < o_.shadow_weight;
     }
   }
 
@@ -702,6 +737,7 @@ class cost_model_draft {
   std::size_t interval_, until_probe_, rounds_ = 0, next_ = 0, prev_requested_ = 0;
   bool probing_ = false, probed_ = false, off_ = false;
   bool shadow_ = false, shadow_ok_ = true;  // a shadow probe asked for; the decoder carries them
+  bool extend_ = false;                     // a shadow token past the draft asked for
   bool started_ = false;                    // the start-up's acceptance probe was made
   std::size_t burst_ = 0;                   // shadow probes left in the current probe
   std::size_t shadows_seen_ = 0;
