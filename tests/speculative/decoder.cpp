@@ -469,28 +469,44 @@ TEST_CASE("speculative: each round tells the policy its draft tokens, their q an
   CHECK(rejected > 0);
 }
 
-TEST_CASE("speculative: a probe the policy plans is judged by the plain step, output unchanged",
-          "[speculative][policy]") {
+// A greedy generation of `max_tokens` tokens after {1} on a 16-token mock pair whose draft
+// agrees at 2 positions of 3, with recording_policy{length, probe}: its output (checked
+// against target-only greedy decoding), rounds, statistics and the tokens the target
+// scored.
+struct recorded_run {
+  completion out;
+  std::vector<recorded_round> rounds;
+  tandem::speculative_stats stats;
+  std::size_t scored = 0;
+};
+recorded_run run_recorded(std::size_t length, bool probe, std::size_t max_tokens) {
   const std::size_t vocab = 16;
   const auto succ = successors(vocab, 5, 3);
   const std::vector<token_id> prompt = {1};
   generation_options g;
-  g.max_tokens = 40;
+  g.max_tokens = max_tokens;
   const completion want = target_only(mock_options{vocab, {}, succ}, prompt, g);
   mock_model target(mock_options{vocab, {}, succ});
   mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
   tandem::model_drafter drafter(dm, greedy_chain());
-  std::vector<recorded_round> rounds;
-  tandem::speculative_decoder dec(target, drafter, recording_policy{0, true, &rounds});
+  recorded_run run;
+  tandem::speculative_decoder dec(target, drafter, recording_policy{length, probe, &run.rounds});
   auto s = greedy_chain();
-  completion c;
-  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
-  CHECK(c.tokens == want.tokens);
-  const auto& st = dec.stats();
+  REQUIRE(dec.generate(s, prompt, g, run.out) == errc::ok);
+  CHECK(run.out.tokens == want.tokens);
+  run.stats = dec.stats();
+  run.scored = target.counters().scored_tokens;
+  return run;
+}
+
+TEST_CASE("speculative: a probe the policy plans is judged by the plain step, output unchanged",
+          "[speculative][policy]") {
+  const recorded_run run = run_recorded(0, true, 40);
+  const auto& [c, rounds, st, scored] = run;
   CHECK(st.probes == st.rounds);
   CHECK(st.draft_calls == st.probes);
   CHECK(st.drafted == 0);
-  CHECK(target.counters().scored_tokens == st.rounds);  // plain steps only
+  CHECK(scored == st.rounds);  // plain steps only
   // Round i's probe token is judged against the token the target chose there.
   REQUIRE(rounds.size() == c.tokens.size());
   std::size_t agreed = 0;
@@ -544,28 +560,15 @@ TEST_CASE("speculative: under sampling a probe's verdict is the acceptance chanc
 TEST_CASE("speculative: a shadow token past the draft is judged by the bonus row, output unchanged",
           "[speculative][policy]") {
   const std::size_t vocab = 16;
-  const auto succ = successors(vocab, 5, 3);
-  const std::vector<token_id> prompt = {1};
-  generation_options g;
-  g.max_tokens = 60;
-  const completion want = target_only(mock_options{vocab, {}, succ}, prompt, g);
-  mock_model target(mock_options{vocab, {}, succ});
-  mock_model dm(mock_options{vocab, {}, partly_agreeing(succ, 3)});
-  tandem::model_drafter drafter(dm, greedy_chain());
-  std::vector<recorded_round> rounds;
-  tandem::speculative_decoder dec(target, drafter, recording_policy{2, true, &rounds});
-  auto s = greedy_chain();
-  completion c;
-  REQUIRE(dec.generate(s, prompt, g, c) == errc::ok);
-  CHECK(c.tokens == want.tokens);
-  const auto& st = dec.stats();
+  const recorded_run run = run_recorded(2, true, 60);
+  const auto& [c, rounds, st, scored] = run;
   CHECK(st.probes <= 1);  // the last round may have no room for a draft: a shadow probe
   // The shadow token is drafted, never scored: each pass holds the last kept token and the
   // verified draft only.
-  std::size_t scored = 0, judged = 0, agreed = 0, pos = 0;
+  std::size_t passes = 0, judged = 0, agreed = 0, pos = 0;
   REQUIRE(rounds.size() == st.rounds);
   for (const recorded_round& r : rounds) {
-    scored += r.round.target_batch;
+    passes += r.round.target_batch;
     CHECK(r.round.target_batch == r.round.drafted + 1);
     if (r.round.drafted == 0) break;  // the budget's last plain step
     CHECK(r.round.probed);
@@ -584,7 +587,7 @@ TEST_CASE("speculative: a shadow token past the draft is judged by the bonus row
     pos += r.round.accepted + 1;
   }
   CHECK(st.shadow_tokens == st.drafting_rounds);
-  CHECK(target.counters().scored_tokens == scored);
+  CHECK(scored == passes);
   CHECK(judged > 0);
   CHECK(agreed > 0);
   CHECK(agreed < judged);
