@@ -593,6 +593,21 @@ TEST_CASE("speculative: a shadow token past the draft is judged by the bonus row
   CHECK(agreed < judged);
 }
 
+TEST_CASE("speculative: a shadow token fits after the longest draft but one",
+          "[speculative][policy]") {
+  // The buffers hold max_draft_length draft tokens: a draft one shorter gets its shadow
+  // token, a full-length draft none (and no error).
+  for (const std::size_t g : {tandem::max_draft_length - 1, tandem::max_draft_length}) {
+    INFO("length " << g);
+    const recorded_run run = run_recorded(g, true, 3 * tandem::max_draft_length);
+    REQUIRE_FALSE(run.rounds.empty());
+    const recorded_round& first = run.rounds.front();
+    CHECK(first.round.drafted == g);
+    CHECK(first.tokens.size() == std::min(g + 1, tandem::max_draft_length));
+    CHECK(first.round.probed == (g < tandem::max_draft_length));
+  }
+}
+
 // A policy that drafts 1 token with a shadow token after it, every round.
 struct always_shadow {
   std::size_t next() const { return 1; }
