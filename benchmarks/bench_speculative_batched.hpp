@@ -3,11 +3,15 @@
 // cut by 0..7 tokens, so the sequences differ) run through a speculative_scheduler (the
 // target and the draft each a llama_multi_session, the draft lengths from its
 // batch-aware cost model) and through a plain scheduler over the same target context.
-// Aggregate tokens per second in wall time (both models run in this process), the two
-// sides alternating within each rep, medians over the reps. One JSON line per case:
+// Aggregate tokens per second in wall time (both models run in this process). An untimed
+// pair of runs warms both contexts first; each rep then runs the sides in the order ABBA
+// (BAAB in odd reps), a side's time in the rep the sum of its two runs, so that a drift of
+// the machine within a rep cancels; "batched_over_plain" is the median over the reps of
+// each rep's paired ratio (the tokens/s fields: medians over the reps). One JSON line per
+// case:
 //   {"case":"PAIR/batched/N","n_seq":N,"tokens":T,"plain_tps":..,"speculative_tps":..,
 //    "batched_over_plain":..,"acceptance":..,"drafted_per_step":..,"drafting_steps":..,
-//    "draft_time_share":..,"same_output":true}
+//    "draft_time_share":..,"batched_over_plain_reps":[..],"same_output":true}
 // ("drafting_steps": the share of steps that drafted; "draft_time_share": the draft
 // model's share of the two models' time).
 // "same_output": every sequence's speculative tokens equal its plain ones (greedy).
@@ -135,62 +139,79 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
       return false;
     }
     const tandem::scheduler_options so{.max_requests = n, .max_batch_tokens = 512};
-    std::vector<double> plain_tps, spec_tps, acceptance, per_step, drafting, draft_share;
+    std::vector<double> plain_tps, spec_tps, ratios, acceptance, per_step, drafting, draft_share;
     bool same = true;
+    run_out plain, spec;
+    const auto run_side = [&](bool spec_side, run_out& out) {
+      if (spec_side) {
+        tandem::speculative_scheduler<tandem::llama_multi_session, tandem::llama_multi_session,
+                                      tandem::greedy_sampler>
+            sch(*target, *draft, so);
+        if (!run_all(sch, prompts, o.tokens, out)) {
+          std::fprintf(stderr, "bench_speculative: batched: speculative run failed: %s\n",
+                       sch.last_error().text);
+          return false;
+        }
+        const auto& st = sch.speculative_stats();
+        out.acceptance = st.acceptance_rate();
+        const auto steps = static_cast<double>(std::max<std::size_t>(sch.stats().steps, 1));
+        out.drafted_per_step = static_cast<double>(st.drafted) / steps;
+        out.drafting_steps = static_cast<double>(st.drafting_steps) / steps;
+        out.draft_share = st.draft_seconds / std::max(st.draft_seconds + st.target_seconds, 1e-12);
+        return true;
+      }
+      tandem::scheduler<tandem::llama_multi_session, tandem::greedy_sampler> sch(*target, so);
+      if (!run_all(sch, prompts, o.tokens, out)) {
+        std::fprintf(stderr, "bench_speculative: batched: plain run failed: %s\n",
+                     sch.last_error().text);
+        return false;
+      }
+      return true;
+    };
+    // Warm-up: the first decodes of a context (graph and buffer allocation, first touch of
+    // the draft model's pages) would fall on the side that runs first.
+    if (!run_side(false, plain) || !run_side(true, spec)) return false;
     for (int rep = 0; rep < o.reps; ++rep) {
-      run_out plain, spec;
-      for (int side = 0; side < 2; ++side) {
-        const bool spec_side = (side == 0) == (rep % 2 == 0);  // alternate which runs first
+      double plain_s = 0.0, spec_s = 0.0;
+      for (int k = 0; k < 4; ++k) {
+        const bool spec_side = (k == 0 || k == 3) == (rep % 2 == 0);  // ABBA, then BAAB
+        run_out& out = spec_side ? spec : plain;
+        if (!run_side(spec_side, out)) return false;
+        (spec_side ? spec_s : plain_s) += out.seconds;
         if (spec_side) {
-          tandem::speculative_scheduler<tandem::llama_multi_session, tandem::llama_multi_session,
-                                        tandem::greedy_sampler>
-              sch(*target, *draft, so);
-          if (!run_all(sch, prompts, o.tokens, spec)) {
-            std::fprintf(stderr, "bench_speculative: batched: speculative run failed: %s\n",
-                         sch.last_error().text);
-            return false;
-          }
-          const auto& st = sch.speculative_stats();
-          spec.acceptance = st.acceptance_rate();
-          const auto steps = static_cast<double>(std::max<std::size_t>(sch.stats().steps, 1));
-          spec.drafted_per_step = static_cast<double>(st.drafted) / steps;
-          spec.drafting_steps = static_cast<double>(st.drafting_steps) / steps;
-          spec.draft_share =
-              st.draft_seconds / std::max(st.draft_seconds + st.target_seconds, 1e-12);
-        } else {
-          tandem::scheduler<tandem::llama_multi_session, tandem::greedy_sampler> sch(*target, so);
-          if (!run_all(sch, prompts, o.tokens, plain)) {
-            std::fprintf(stderr, "bench_speculative: batched: plain run failed: %s\n",
-                         sch.last_error().text);
-            return false;
-          }
+          acceptance.push_back(spec.acceptance);
+          per_step.push_back(spec.drafted_per_step);
+          drafting.push_back(spec.drafting_steps);
+          draft_share.push_back(spec.draft_share);
         }
       }
-      std::size_t produced = 0;
+      std::size_t produced = 0, spec_produced = 0;
       for (std::size_t i = 0; i < n; ++i) {
         produced += plain.tokens[i].size();
+        spec_produced += spec.tokens[i].size();
         same = same && plain.tokens[i] == spec.tokens[i];
       }
-      plain_tps.push_back(static_cast<double>(produced) / plain.seconds);
-      std::size_t spec_produced = 0;
-      for (const auto& t : spec.tokens) spec_produced += t.size();
-      spec_tps.push_back(static_cast<double>(spec_produced) / spec.seconds);
-      acceptance.push_back(spec.acceptance);
-      per_step.push_back(spec.drafted_per_step);
-      drafting.push_back(spec.drafting_steps);
-      draft_share.push_back(spec.draft_share);
+      plain_tps.push_back(2.0 * static_cast<double>(produced) / plain_s);
+      spec_tps.push_back(2.0 * static_cast<double>(spec_produced) / spec_s);
+      ratios.push_back(spec_tps.back() / plain_tps.back());
     }
-    const double p = median_of(plain_tps), s = median_of(spec_tps);
+    const double p = median_of(plain_tps), s = median_of(spec_tps), r = median_of(ratios);
+    std::string reps;
+    char buf[32];
+    for (const double x : ratios) {
+      std::snprintf(buf, sizeof buf, "%s%.3f", reps.empty() ? "" : ",", x);
+      reps += buf;
+    }
     std::printf(
         "{\"case\":\"%s/batched/%zu\",\"n_seq\":%zu,\"tokens\":%zu,\"plain_tps\":%.2f,"
         "\"speculative_tps\":%.2f,\"batched_over_plain\":%.3f,\"acceptance\":%.3f,"
         "\"drafted_per_step\":%.2f,\"drafting_steps\":%.3f,\"draft_time_share\":%.3f,"
-        "\"same_output\":%s}\n",
-        name.c_str(), n, n, o.tokens, p, s, p > 0.0 ? s / p : 0.0, median_of(acceptance),
-        median_of(per_step), median_of(drafting), median_of(draft_share), same ? "true" : "false");
+        "\"batched_over_plain_reps\":[%s],\"same_output\":%s}\n",
+        name.c_str(), n, n, o.tokens, p, s, r, median_of(acceptance), median_of(per_step),
+        median_of(drafting), median_of(draft_share), reps.c_str(), same ? "true" : "false");
     std::fflush(stdout);
     std::fprintf(stderr, "%-8s N=%-3zu plain %8.1f tok/s  speculative %8.1f tok/s  x%.3f%s\n",
-                 name.c_str(), n, p, s, p > 0.0 ? s / p : 0.0, same ? "" : "  (outputs differ)");
+                 name.c_str(), n, p, s, r, same ? "" : "  (outputs differ)");
   }
   return true;
 }
