@@ -490,6 +490,13 @@ run_result target_only(const options& o, const tandem::llama_model_handle& tm,
   });
 }
 
+// Target-only decode throughput (decode_speed of an o.tokens-token run and a 1-token run).
+speed target_only_speed(const options& o, const tandem::llama_model_handle& tm,
+                        std::span<const token_id> prompt) {
+  return decode_speed(target_only(o, tm, prompt, o.tokens, nullptr),
+                      target_only(o, tm, prompt, 1, nullptr));
+}
+
 // A draft-length policy that prints each round (length, acceptance, times) and, for the
 // cost model, its estimates after it to stderr, then defers to P (TANDEM_BENCH_VERBOSE).
 template <class P>
@@ -635,11 +642,7 @@ void real_pair(const options& base_options, const std::string& spec) {
     std::vector<double> paired;
     tandem::speculative_stats st;
     std::vector<token_id> toks;
-    const auto target_speed = [&] {
-      return decode_speed(target_only(o, *tm, prompt, o.tokens, nullptr),
-                          target_only(o, *tm, prompt, 1, nullptr));
-    };
-    speed before = target_speed();
+    speed before = target_only_speed(o, *tm, prompt);
     for (int rep = 0; rep < o.reps; ++rep) {
       const run_result full =
           tandem_speculative(o, *tm, *dm, prompt, make(), ref.p_min, o.tokens, &st, &toks, lookup);
@@ -649,7 +652,7 @@ void real_pair(const options& base_options, const std::string& spec) {
       // Target-only runs right before and after it: the speedup over target-only is the
       // median of these paired ratios, which drifts of a shared machine's speed affect
       // less (the mean of the two cancels a steady drift).
-      const speed after = target_speed();
+      const speed after = target_only_speed(o, *tm, prompt);
       if (before.cpu_tps > 0 && after.cpu_tps > 0 && runs.back().cpu_tps > 0)
         paired.push_back(runs.back().cpu_tps / (0.5 * (before.cpu_tps + after.cpu_tps)));
       before = after;
@@ -848,8 +851,7 @@ void cross_pair(const options& base_options, const std::string& spec) {
     for (int rep = 0; rep < o.reps; ++rep) {
       runs.push_back(decode_speed(cross_speculative(o, *tm, d, k, prompt, o.tokens, &st, &toks),
                                   cross_speculative(o, *tm, d, k, prompt, 1, nullptr, nullptr)));
-      bases.push_back(decode_speed(target_only(o, *tm, prompt, o.tokens, nullptr),
-                                   target_only(o, *tm, prompt, 1, nullptr)));
+      bases.push_back(target_only_speed(o, *tm, prompt));
       if (bases.back().cpu_tps > 0 && runs.back().cpu_tps > 0)
         paired.push_back(runs.back().cpu_tps / bases.back().cpu_tps);
     }

@@ -477,7 +477,6 @@ class speculative_decoder {
     const std::size_t extra = plan.probe && verify > 0 && nf_ == 0 ? 1 : 0;
     const std::size_t ask = probe ? 1 : verify + extra;
     round.requested = verify;
-    round.probed = probe;
     drafted_ = nf_;
     if (ask == 0) {
       if (con_) (void)con_.rewind(nf_);
@@ -619,7 +618,7 @@ class speculative_decoder {
       const result<std::span<const float>> d = dist_row(n);
       if (!d) return d.error();
       dist = *d;
-      if (shadow_ > 0 && n > nf_) {
+      if (shadow_ > 0) {
         // The shadow token past the draft, judged against the bonus token's row: the chance
         // that verification would have accepted it had the draft been one token longer.
         TANDEM_TRY(sampler.probabilities(dist, p));

@@ -381,16 +381,10 @@ class cost_model_draft {
       // A shadow token after a draft accepted whole: a fractional observation at the
       // position after the draft.
       if (r.probed && r.accepted == r.drafted && r.verdicts.size() > r.drafted &&
-          r.drafted < o_.max_length) {
-        const double a = std::clamp(r.verdicts[r.drafted], 0.0, 1.0);
-        acc_ += a;
-        rej_ += 1.0 - a;
-        succ_[r.drafted] += a;
-        fail_[r.drafted] += 1.0 - a;
-      }
+          r.drafted < o_.max_length)
+        observe_verdict(r.drafted, r.verdicts[r.drafted]);
       // The drafter's tokens this round, a shadow token included.
-      const double tokens = static_cast<double>(
-          std::max(r.drafted, r.probed ? std::max(r.tokens.size(), r.drafted + 1) : 0));
+      const auto tokens = static_cast<double>(r.drafted + (r.probed ? 1 : 0));
       if (r.draft_seconds > 0.0) {
         raw_dsec_ = raw_dsec_ * k + r.draft_seconds;
         raw_dtok_ = raw_dtok_ * k + tokens;
@@ -555,6 +549,17 @@ class cost_model_draft {
     }
   }
 
+  // A fractional observation at draft position i (< max_length): the verdict, the chance
+  // that verification accepts (or would accept) the token there, counts as that share of a
+  // success and the rest of a failure, pooled and at position i.
+  void observe_verdict(std::size_t i, double verdict) noexcept {
+    const double a = std::clamp(verdict, 0.0, 1.0);
+    acc_ += a;
+    rej_ += 1.0 - a;
+    succ_[i] += a;
+    fail_[i] += 1.0 - a;
+  }
+
   // Asks for a probe in the coming round: a shadow probe, or a 1-token draft when the
   // decoder does not carry shadow probes.
   void request_probe() noexcept {
@@ -567,12 +572,8 @@ class cost_model_draft {
   // round).
   void learn_shadow(double verdict, double draft_seconds) noexcept {
     const double k = o_.decay;
-    const double a = std::clamp(verdict, 0.0, 1.0);
     forget_acceptance(k);
-    acc_ += a;
-    rej_ += 1.0 - a;
-    succ_[0] += a;
-    fail_[0] += 1.0 - a;
+    observe_verdict(0, verdict);
     if (draft_seconds > 0.0) {
       raw_dsec_ = raw_dsec_ * k + draft_seconds;
       raw_dtok_ = raw_dtok_ * k + 1.0;
