@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <utility>
 #include <vector>
@@ -64,6 +65,12 @@ struct speculative_scheduler_options {
   /// it stays off doubles the wait, up to max_probe_interval.
   std::size_t probe_interval = 16;
   std::size_t max_probe_interval = 512;  ///< the longest wait between probes
+  /// A request whose draft sequence missed tokens (its steps without drafts) first catches
+  /// up on them in the draft model, a pass dearer than a draft step. The cost model charges
+  /// that catch-up to the request's first draft token, spread over this many steps (at
+  /// most its remaining tokens) that it can be expected to keep drafting: after a long time
+  /// off, speculation turns back on only where it also pays for the catch-up (>= 1).
+  std::size_t catch_up_horizon = 8;
   /// Not 0: every request that may draft drafts this many tokens (at most max_draft and its
   /// room) every step, without the cost model (for tests and comparisons).
   std::size_t fixed_draft = 0;
@@ -110,17 +117,21 @@ struct draft_acceptance {
 ///   the passes around it look cheap for good). A pass counts as at most 1.5 times its
 ///   estimate (a stall), and only a size measured about twice moves the level, by at most
 ///   1.25x per pass, at a quarter of the measured ratio;
-/// - d, the draft model's cost of one batched draft pass (a decayed mean; the scheduler
-///   leaves out passes that catch draft sequences up on many missed tokens);
+/// - d, the draft model's cost of one batched draft pass (a decayed mean of the passes
+///   of about a token per request), and c, the cost of each further token a first draft
+///   pass feeds to catch a draft sequence up on the tokens it missed (a decayed mean of
+///   (seconds - d) / further tokens over such passes; before one, d per token of a pass);
 /// - per request and draft position i, the chance a_i that draft token i is accepted when
 ///   tokens 0..i-1 were: the request's decayed counts shrunk towards the pooled counts of
 ///   every request (themselves shrunk towards prior_acceptance).
 /// plan() chooses per-request draft lengths g_r maximising the predicted tokens per
 /// second of the step, (sum_r E_r(g_r)) / (T(B0 + sum_r g_r) + K d), with E_r(g) = 1 +
-/// sum_{i=1..g} a_0 ... a_{i-1} and K = max_r g_r draft passes: for each K it adds, one at a
-/// time, the draft token of largest expected gain while that raises the rate (the gains
-/// of a request fall with its length, so this is the best allocation for that K); it
-/// keeps the best K, and no drafts unless that beats plain decoding by min_gain. As the
+/// sum_{i=1..g} a_0 ... a_{i-1} and K = max_r g_r draft passes, plus, for each request that
+/// drafts, its catch-up charge (the scheduler's: c times the tokens its draft sequence
+/// missed, over catch_up_horizon): for each K it adds, one at a time, the draft token that
+/// raises the rate most while one does (the gains of a request fall with its length, so
+/// without charges this is the best allocation for that K); it keeps the best K, and no
+/// drafts unless that beats plain decoding by min_gain. As the
 /// batch grows and T(B) stops being flat, the marginal token costs more than it brings:
 /// drafts shorten and speculation turns itself off. Allocates only at construction.
 class batch_cost_model {
@@ -165,20 +176,49 @@ class batch_cost_model {
     lxy_ += x * u;
     dirty_ = true;
   }
-  /// Records one draft pass that took `seconds`.
-  void observe_draft(double seconds) noexcept {
-    if (!(seconds >= 0.0)) return;
+  /// Records one draft pass of about a token per request (`tokens` in all) that took
+  /// `seconds`.
+  void observe_draft(double seconds, std::size_t tokens = 1) noexcept {
+    if (!(seconds >= 0.0) || tokens == 0) return;
     dsum_ = dsum_ * o_.decay + seconds;
+    dtokens_ = dtokens_ * o_.decay + static_cast<double>(tokens);
     dweight_ = dweight_ * o_.decay + 1.0;
+  }
+  /// Records a draft pass that fed `further` tokens beyond about one per request (catching
+  /// draft sequences up) and took `seconds`; d's share of it is subtracted.
+  void observe_catch_up(std::size_t further, double seconds) noexcept {
+    if (!(seconds >= 0.0) || further == 0) return;
+    const double per = std::max(0.0, seconds - draft_seconds()) / static_cast<double>(further);
+    csum_ = csum_ * o_.decay + per;
+    cweight_ = cweight_ * o_.decay + 1.0;
+  }
+  /// Estimated seconds to catch a draft sequence up on `tokens` missed tokens in a draft
+  /// pass (0 before any draft pass was measured).
+  [[nodiscard]] double catch_up_seconds(std::size_t tokens) const noexcept {
+    const double per = cweight_ > 0.0 ? csum_ / cweight_ : dtokens_ > 0.0 ? dsum_ / dtokens_ : 0.0;
+    return per * static_cast<double>(tokens);
   }
   /// Records a verified draft of `drafted` tokens of which the first `accepted` were
   /// accepted (the next one rejected when accepted < drafted), in `mine` and the pool.
+  /// Every position's counts decay, the ones it did not reach too: a position's evidence
+  /// fades unless renewed, so one unlucky round cannot keep a length from being tried
+  /// again for good.
   void observe_round(draft_acceptance& mine, std::size_t drafted, std::size_t accepted) noexcept {
-    for (draft_acceptance* a : {&mine, &pooled_})
+    for (draft_acceptance* a : {&mine, &pooled_}) {
+      age(*a);
       for (std::size_t i = 0; i < drafted && i <= accepted && i < max_draft_length; ++i) {
-        a->tried[i] = a->tried[i] * o_.decay + 1.0;
-        a->accepted[i] = a->accepted[i] * o_.decay + (i < accepted ? 1.0 : 0.0);
+        a->tried[i] += 1.0;
+        a->accepted[i] += i < accepted ? 1.0 : 0.0;
       }
+    }
+  }
+  /// Decays the counts of a request that did not draft this step (as observe_round does),
+  /// so that its estimates drift back towards the pool's while it waits.
+  void age(draft_acceptance& a) const noexcept {
+    for (std::size_t i = 0; i < max_draft_length; ++i) {
+      a.tried[i] *= o_.decay;
+      a.accepted[i] *= o_.decay;
+    }
   }
 
   /// Estimated seconds of a target pass over `b` tokens (0 before any measurement).
@@ -205,12 +245,14 @@ class batch_cost_model {
   /// pass's size without drafts, `decoding` the requests that will each keep at least one
   /// token, `counts[r]` and `caps[r]` the acceptance counts and the longest draft of
   /// candidate r (0: it may not draft); writes each length to `lengths[r]` (same size as
-  /// counts and caps) and returns their sum. `extra_tokens` bounds the sum. Allocates
-  /// nothing.
+  /// counts and caps) and returns their sum. `extra_tokens` bounds the sum. `charges[r]`
+  /// (empty: none) is the seconds charged to the step when candidate r drafts at all (its
+  /// share of a catch-up). Allocates nothing.
   std::size_t plan(std::size_t base_tokens, std::size_t decoding,
                    std::span<const draft_acceptance* const> counts,
                    std::span<const std::size_t> caps, std::size_t extra_tokens,
-                   std::span<std::size_t> lengths) noexcept {
+                   std::span<std::size_t> lengths, std::span<const double> charges = {}) noexcept {
+    if (charges.size() != counts.size()) charges = {};
     std::fill(lengths.begin(), lengths.end(), std::size_t{0});
     if (!measured() || decoding == 0 || counts.empty()) return 0;
     const double d = draft_seconds();
@@ -221,7 +263,8 @@ class batch_cost_model {
     std::size_t kmax = 0;
     for (const std::size_t c : caps) kmax = std::max(kmax, std::min(c, o_.max_draft));
     for (std::size_t k = 1; k <= kmax; ++k) {
-      const double rate = fill(k, base_tokens, decoding, counts, caps, extra_tokens, d, lengths);
+      const double rate = fill(k, base_tokens, decoding, counts, caps, charges, extra_tokens, d,
+                               lengths, std::numeric_limits<std::size_t>::max());
       if (rate > best_rate) {
         best_rate = rate;
         best_k = k;
@@ -231,43 +274,54 @@ class batch_cost_model {
       std::fill(lengths.begin(), lengths.end(), std::size_t{0});
       return 0;
     }
-    (void)fill(best_k, base_tokens, decoding, counts, caps, extra_tokens, d, lengths);
+    // Past the largest size measured lately T(B) is a guess: the step drafts the best plan's
+    // first tokens (the greedy's order) up to a pass a quarter larger than that size (at
+    // least explore_tokens more), so a wrong guess costs a little, and the next step,
+    // having measured it, may go a quarter further.
+    (void)target_seconds(base_tokens);  // (rebuilds the table and largest_)
+    const std::size_t top = std::max(largest_, base_tokens);
+    (void)fill(best_k, base_tokens, decoding, counts, caps, charges, extra_tokens, d, lengths,
+               top + std::max(explore_tokens, top / 4));
     std::size_t total = 0;
     for (const std::size_t g : lengths) total += g;
     return total;
   }
 
  private:
-  static constexpr double level_rate = 0.25;   // share of a measured drift taken per pass
-  static constexpr double level_weight = 2.0;  // decayed samples of a size before it moves it
-  static constexpr double level_step = 1.25;   // largest ratio one pass counts as
-  static constexpr double stall_ratio = 1.5;   // most a pass counts above its estimate
-  static constexpr double known_weight = 0.5;  // decayed samples of a size still trusted
+  static constexpr double level_rate = 0.25;        // share of a measured drift taken per pass
+  static constexpr double level_weight = 2.0;       // decayed samples of a size before it moves it
+  static constexpr double level_step = 1.25;        // largest ratio one pass counts as
+  static constexpr double stall_ratio = 1.5;        // most a pass counts above its estimate
+  static constexpr double known_weight = 0.5;       // decayed samples of a size still trusted
+  static constexpr std::size_t explore_tokens = 4;  // least growth past the largest known
 
   [[nodiscard]] bool known(std::size_t b) const noexcept { return weight_[b] >= known_weight; }
 
-  // The greedy allocation for K = k draft passes; returns its predicted rate.
+  // The greedy allocation for K = k draft passes (charges as plan()'s), in passes of at
+  // most `limit` tokens; returns its predicted rate.
   double fill(std::size_t k, std::size_t base, std::size_t decoding,
               std::span<const draft_acceptance* const> counts, std::span<const std::size_t> caps,
-              std::size_t extra, double d, std::span<std::size_t> lengths) noexcept {
+              std::span<const double> charges, std::size_t extra, double d,
+              std::span<std::size_t> lengths, std::size_t limit) noexcept {
     std::fill(lengths.begin(), lengths.end(), std::size_t{0});
     auto expected = static_cast<double>(decoding);
     std::size_t b = base, added = 0;
-    const double passes = static_cast<double>(k) * d;
+    double passes = static_cast<double>(k) * d;  // draft passes and catch-up charges
     for (;;) {
-      if (added == extra) break;
-      double gain = 0.0;
+      if (added == extra || b + 1 > limit) break;
+      const double t1 = target_seconds(b + 1);
+      double best = expected / (target_seconds(b) + passes), gain = 0.0;
       std::size_t pick = counts.size();
       for (std::size_t r = 0; r < counts.size(); ++r) {
         if (lengths[r] >= std::min({caps[r], k, o_.max_draft})) continue;
         double g = 1.0;  // the chance the request's first lengths[r] + 1 drafts are accepted
         for (std::size_t i = 0; i <= lengths[r]; ++i) g *= acceptance(*counts[r], i);
-        if (g > gain) gain = g, pick = r;
+        const double charge = lengths[r] == 0 && !charges.empty() ? charges[r] : 0.0;
+        const double next = (expected + g) / (t1 + passes + charge);
+        if (next > best) best = next, gain = g, pick = r;
       }
       if (pick == counts.size()) break;
-      const double now = expected / (target_seconds(b) + passes);
-      const double next = (expected + gain) / (target_seconds(b + 1) + passes);
-      if (!(next > now)) break;
+      if (lengths[pick] == 0 && !charges.empty()) passes += charges[pick];
       ++lengths[pick];
       expected += gain;
       ++b;
@@ -299,6 +353,7 @@ class batch_cost_model {
       table_[b] = t;  // (the smallest size's own figure too: it was left from the last build)
       prev = b;
     }
+    largest_ = prev;
     if (prev == 0) return;
     // Above the largest size, half the line's slope; with one size measured, half of that
     // size's cost per token (the first drafts of a batch then stay short: taken as free,
@@ -312,9 +367,11 @@ class batch_cost_model {
   speculative_scheduler_options o_;
   std::vector<double> sum_, weight_, table_;
   double lw_ = 0.0, lx_ = 0.0, ly_ = 0.0, lxx_ = 0.0, lxy_ = 0.0;
-  double dsum_ = 0.0, dweight_ = 0.0;
+  double dsum_ = 0.0, dweight_ = 0.0, dtokens_ = 0.0;
+  double csum_ = 0.0, cweight_ = 0.0;
   double level_ = 1.0;  // the shared level: T(b) = level_ x table_[b]
   draft_acceptance pooled_{};
+  std::size_t largest_ = 0;  // the largest size measured lately (rebuild)
   bool dirty_ = false;
 };
 
@@ -386,7 +443,8 @@ class speculative_scheduler : public scheduler<M, S, T> {
  public:
   /// Checks the options: invalid_argument unless 1 <= max_draft <= max_draft_length,
   /// prior_acceptance in (0, 1), prior_weight > 0, decay in (0, 1], 1 <= probe_interval
-  /// <= max_probe_interval and min_gain not NaN (the first offending field in `*info`).
+  /// <= max_probe_interval, min_gain not NaN and catch_up_horizon >= 1 (the first offending
+  /// field in `*info`).
   [[nodiscard]] static errc validate(const speculative_scheduler_options& o,
                                      error_info* info = nullptr) noexcept {
     if (o.max_draft < 1 || o.max_draft > max_draft_length)
@@ -401,6 +459,8 @@ class speculative_scheduler : public scheduler<M, S, T> {
     if (o.probe_interval < 1 || o.probe_interval > o.max_probe_interval)
       return detail::fail(info, errc::invalid_argument, "probe_interval outside [1, max]");
     if (o.min_gain != o.min_gain) return detail::fail(info, errc::invalid_argument, "min_gain NaN");
+    if (o.catch_up_horizon < 1)
+      return detail::fail(info, errc::invalid_argument, "catch_up_horizon < 1");
     return errc::ok;
   }
 
@@ -514,7 +574,9 @@ class speculative_scheduler : public scheduler<M, S, T> {
         if (e = this->model_->append(this->batch_); e != errc::ok) return this->fail_batch(e);
       }
     }
+    const std::size_t accepted = spec_stats_.accepted;
     verify_all();
+    accepted_last_step_ = spec_stats_.accepted > accepted;
     this->commit_batch();
     this->sample_ready();
     return errc::ok;
@@ -543,6 +605,8 @@ class speculative_scheduler : public scheduler<M, S, T> {
     rng gen{0};
     std::size_t trial = 0;         // steps left in its trial of a longer draft (see trials)
     std::size_t trial_length = 0;  // the length of that trial
+    std::size_t trial_ran = 0;     // steps that trial has run
+    bool last_full = false;        // its last draft was accepted whole
   };
 
   void init() {
@@ -557,6 +621,9 @@ class speculative_scheduler : public scheduler<M, S, T> {
     draft_prefix_.assign(this->prefixes_.size(), -1);
     counts_.resize(n);
     caps_.resize(n);
+    charges_.resize(n);
+    missed_.resize(n);
+    order_by_missed_.reserve(n);
     lengths_.resize(n);
     cand_.reserve(n);
     dbatch_.reserve(n);
@@ -586,6 +653,14 @@ class speculative_scheduler : public scheduler<M, S, T> {
   }
   static std::size_t history_size(const slot& s) noexcept {
     return s.prompt.size() + s.out.tokens.size();
+  }
+  // The kept tokens beyond one (two after a fully accepted draft: its last token and the
+  // bonus, as in a draft step) that slot s's next first draft pass would feed its draft
+  // sequence to catch it up (the prompt is fed once, alone, whenever it first drafts).
+  static std::size_t missed_tokens(const slot& s, const extra& x) noexcept {
+    const std::size_t seen = x.dseq >= 0 ? std::max(x.dsize, s.prompt.size()) : s.prompt.size();
+    const std::size_t fed = history_size(s) - std::min(seen, history_size(s));
+    return fed > 2 ? fed - 1 : 0;
   }
 
   // Chooses this step's draft lengths (extra::length) with the cost model; a probe when
@@ -626,8 +701,21 @@ class speculative_scheduler : public scheduler<M, S, T> {
     if (extra_tokens == 0) return 0;
     const std::size_t n = cand_.size();
     for (std::size_t r = 0; r < n; ++r) {
-      counts_[r] = &extra_[cand_[r]].counts;
-      caps_[r] = extra_[cand_[r]].cap;
+      const std::uint32_t i = cand_[r];
+      counts_[r] = &extra_[i].counts;
+      caps_[r] = extra_[i].cap;
+      // The catch-up its first draft pass would pay, spread over the steps it can be
+      // expected to keep drafting (see catch_up_horizon).
+      const slot& s = this->slots_[i];
+      const std::size_t missed = missed_tokens(s, extra_[i]);
+      missed_[r] = missed;
+      const std::size_t left =
+          s.options.max_tokens - std::min(s.options.max_tokens, s.out.tokens.size());
+      charges_[r] =
+          missed == 0
+              ? 0.0
+              : cost_.catch_up_seconds(missed) /
+                    static_cast<double>(std::clamp<std::size_t>(left, 1, spec_.catch_up_horizon));
     }
     const std::size_t base_tokens = decode_tokens + std::min(prefill, cap_tokens - decode_tokens);
     if (spec_.fixed_draft > 0) {
@@ -638,29 +726,58 @@ class speculative_scheduler : public scheduler<M, S, T> {
       }
       return total;
     }
-    std::size_t total = cost_.plan(base_tokens, decoding,
-                                   std::span<const draft_acceptance* const>(counts_.data(), n),
-                                   std::span<const std::size_t>(caps_.data(), n), extra_tokens,
-                                   std::span<std::size_t>(lengths_.data(), n));
+    std::size_t total = cost_.plan(
+        base_tokens, decoding, std::span<const draft_acceptance* const>(counts_.data(), n),
+        std::span<const std::size_t>(caps_.data(), n), extra_tokens,
+        std::span<std::size_t>(lengths_.data(), n), std::span<const double>(charges_.data(), n));
     bool probe = false;
     if (total == 0 && cost_.measured()) {
       if (++off_steps_ >= probe_wait_) {  // a probe: one draft token for a quarter
         off_steps_ = 0;
         probe_wait_ = std::min(probe_wait_ * 2, spec_.max_probe_interval);
         ++spec_stats_.probes;
-        const std::size_t m = std::min((n + 3) / 4, extra_tokens);
-        for (std::size_t j = 0; j < m; ++j) lengths_[(probe_from_ + j) % n] = 1;
-        probe_from_ += m;
-        total = m;
+        total = probe_requests(n, std::min((n + 3) / 4, extra_tokens), base_tokens);
         probe = true;
       }
     } else if (total > 0) {
+      // The probes' wait starts over once drafts are accepted again, not on a turn-on
+      // alone (an optimistic guess of a forgotten pass size can draft against a useless
+      // draft now and then).
       off_steps_ = 0;
-      probe_wait_ = spec_.probe_interval;
+      if (accepted_last_step_) probe_wait_ = spec_.probe_interval;
     }
     if (cost_.measured()) total += trials(n, extra_tokens - total, total > 0 && !probe, probe);
-    for (std::size_t r = 0; r < n; ++r) extra_[cand_[r]].length = lengths_[r];
+    for (std::size_t r = 0; r < n; ++r) {
+      extra& x = extra_[cand_[r]];
+      x.length = lengths_[r];
+      if (x.length == 0) cost_.age(x.counts);
+    }
     return total;
+  }
+
+  // A probe's requests: up to m candidates (at least one) with lengths_ 1, those whose
+  // draft sequences missed the fewest tokens first (taking turns among equals), while their
+  // summed catch-up is estimated under a plain step of `base` tokens: a probe that rotated
+  // over every request would catch each up on four waits' worth of tokens. Returns how many.
+  std::size_t probe_requests(std::size_t n, std::size_t m, std::size_t base) {
+    order_by_missed_.clear();
+    for (std::size_t j = 0; j < n; ++j) order_by_missed_.push_back(j);
+    const auto turn = [&](std::size_t r) { return (r + n - probe_from_ % n) % n; };
+    std::sort(order_by_missed_.begin(), order_by_missed_.end(), [&](std::size_t a, std::size_t b) {
+      return missed_[a] != missed_[b] ? missed_[a] < missed_[b] : turn(a) < turn(b);
+    });  // (std::sort: stable_sort may allocate)
+    const double step = cost_.target_seconds(base);
+    double spent = 0.0;
+    std::size_t taken = 0;
+    for (const std::size_t r : order_by_missed_) {
+      if (taken == m) break;
+      spent += cost_.catch_up_seconds(missed_[r]);
+      if (taken > 0 && spent > step) break;
+      lengths_[r] = 1;
+      ++taken;
+    }
+    probe_from_ += taken;
+    return taken;
   }
 
   // Trials of longer drafts (returns the tokens added, at most `room`). Where a round
@@ -681,7 +798,11 @@ class speculative_scheduler : public scheduler<M, S, T> {
     for (std::size_t r = 0; r < n; ++r) {  // trials under way
       extra& x = extra_[cand_[r]];
       if (x.trial == 0) continue;
-      --x.trial;
+      // In its first trial_steps steps, a step whose draft was accepted whole does not
+      // count (a trial runs 3 to 5 steps): a draft that locks onto a loop gets the rounds
+      // to show it instead of a few shrunk towards the pool.
+      if (!x.last_full || x.trial_ran >= trial_steps) --x.trial;
+      ++x.trial_ran;
       const std::size_t want = std::min(x.trial_length, caps_[r]);
       if (lengths_[r] < want) {
         const std::size_t more = std::min(want - lengths_[r], room - added);
@@ -698,6 +819,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
         return false;
       x.trial_length = g + 1;
       x.trial = trial_steps - 1;
+      x.trial_ran = 1;
       added += g + 1 - lengths_[r];
       lengths_[r] = g + 1;
       return true;
@@ -784,13 +906,24 @@ class speculative_scheduler : public scheduler<M, S, T> {
       const double dt = now() - t0;
       spec_stats_.draft_seconds += dt;
       ++spec_stats_.draft_passes;
-      // d is the cost of a pass of about a token per request: a first pass that catches
-      // a draft sequence up on many tokens it missed (after steps without drafts, as
-      // after a probe) is dearer and would keep speculation off. (A first pass after a
-      // draft fully accepted feeds 2 tokens: its last draft token and the bonus.)
-      bool in_step = true;
-      for (const seq_tokens& b : dbatch_) in_step = in_step && b.tokens.size() <= 2;
-      if (in_step) cost_.observe_draft(dt);
+      // d is the cost of a pass of about a token per request (a first pass after a draft
+      // fully accepted feeds 2: its last draft token and the bonus); a first pass that
+      // catches draft sequences up on tokens they missed (after steps without drafts, as
+      // before a probe) measures the catch-up's cost per further token instead.
+      if (e == errc::ok) {
+        bool in_step = true;
+        std::size_t fed = 0, further = 0;
+        for (const seq_tokens& b : dbatch_) {
+          in_step = in_step && b.tokens.size() <= 2;
+          fed += b.tokens.size();
+          further += b.tokens.size() - 1;
+        }
+        if (in_step) {
+          cost_.observe_draft(dt, fed);
+        } else {
+          cost_.observe_catch_up(further, dt);
+        }
+      }
       for (const std::uint32_t i : cand_) {
         extra& x = extra_[i];
         if (x.length <= k || x.dseq < 0) continue;
@@ -927,6 +1060,7 @@ class speculative_scheduler : public scheduler<M, S, T> {
       if (!keep(s, t, dist)) return cost_.observe_round(x.counts, n, m + 1);
     }
     cost_.observe_round(x.counts, n, m);
+    x.last_full = next < 0;
     if (next < 0) {  // the whole draft accepted: a bonus token from the target
       dist = row(x, n);
       const result<token_id> r = s.sampler->sample(dist);
@@ -978,6 +1112,8 @@ class speculative_scheduler : public scheduler<M, S, T> {
   std::vector<seq_id> draft_prefix_;
   std::vector<const draft_acceptance*> counts_;
   std::vector<std::size_t> caps_, lengths_, scored_;
+  std::vector<double> charges_;                        // per candidate: its catch-up charge (plan)
+  std::vector<std::size_t> missed_, order_by_missed_;  // per candidate: missed tokens; probes
   std::vector<std::uint32_t> cand_;
   std::vector<seq_tokens> dbatch_;
   std::vector<std::int32_t> seq_slot_;
@@ -988,7 +1124,8 @@ class speculative_scheduler : public scheduler<M, S, T> {
   std::size_t trial_from_ = 0;  // where the next trial's requests start (they take turns)
   std::size_t off_steps_ = 0;
   std::size_t probe_wait_ = 16;
-  std::size_t probe_from_ = 0;  // where the next probe's requests start (they take turns)
+  bool accepted_last_step_ = false;  // the last step's verification accepted a draft token
+  std::size_t probe_from_ = 0;       // where the next probe's requests start (they take turns)
 };
 
 }  // namespace tandem::inline v0
