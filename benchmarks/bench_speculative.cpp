@@ -57,7 +57,8 @@
 // 4. Case a, batched (bench_speculative_batched.hpp): for every pair of part 2, N greedy
 //    sequences (--batched-n LIST, default 1,4,16; 0: none) through the speculative
 //    scheduler and through the plain scheduler, aggregate wall tokens/s
-//    ("PAIR/batched/N", "batched_over_plain"); --batched-only runs nothing else:
+//    ("PAIR/batched/N", "batched_over_plain"; ABBA blocks repeat within a rep until each
+//    side ran --batched-min-seconds, default 3); --batched-only runs nothing else:
 //   bench_speculative --batched-only --reps 3 --tokens 200 --flash-attn off --models DIR
 // 3. Cross-tokenizer pairs (--cross-pair NAME:TARGET:XDRAFT:DRAFT[:DRAFT_MAX], or
 //    --cross-models DIR with --models: tools/make-cross-pair.sh's draft over the unigram
@@ -899,6 +900,7 @@ int main(int argc, char** argv) {
   // --batched-only (nothing else); runs over the same pairs as part 2.
   std::string batched_n = "1,4,16";
   bool batched_only = false;
+  double batched_min_seconds = 3.0;  // --batched-min-seconds: each side's least time per rep
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -947,6 +949,8 @@ int main(int argc, char** argv) {
       o.no_tree = true;
     else if (a == "--batched-n" && v)
       batched_n = argv[++i];
+    else if (a == "--batched-min-seconds" && v)
+      batched_min_seconds = std::max(0.0, std::atof(argv[++i]));
     else if (a == "--batched-only")
       batched_only = o.real_only = true;
     else {
@@ -1018,7 +1022,7 @@ int main(int argc, char** argv) {
     for (const auto& p : o.pairs) tree_pair(o, p);
   for (const auto& p : o.cross_pairs) cross_pair(o, p);
   tandem_bench::batched_options bo{
-      o.reps, o.tokens, o.threads, o.flash_attn == 2 ? 0 : o.flash_attn, {}};
+      o.reps, o.tokens, o.threads, o.flash_attn == 2 ? 0 : o.flash_attn, {}, batched_min_seconds};
   for (const char* c = batched_n.c_str(); *c != '\0';) {
     char* end = nullptr;
     const unsigned long n = std::strtoul(c, &end, 10);

@@ -5,13 +5,18 @@
 // batch-aware cost model) and through a plain scheduler over the same target context.
 // Aggregate tokens per second in wall time (both models run in this process). An untimed
 // pair of runs warms both contexts first; each rep then runs the sides in the order ABBA
-// (BAAB in odd reps), a side's time in the rep the sum of its two runs, so that a drift of
-// the machine within a rep cancels; "batched_over_plain" is the median over the reps of
-// each rep's paired ratio (the tokens/s fields: medians over the reps). One JSON line per
-// case:
+// (BAAB in odd reps), the block repeated until each side ran for at least
+// min_side_seconds (3: a run at N = 1 is about a second). Every run is paired with the
+// run next to it of the other side (AB and BA, as many of each), and "batched_over_plain"
+// is the median of those pairs' ratios: a slowdown of the machine that hits one run moves
+// one pair, where the sum of a rep's runs carried it into the rep's ratio (a rep's ratios
+// moved from 0.87 to 1.06 within one process at N = 4 on the random pair, drafting in 2%
+// of the steps). "batched_over_plain_reps" keeps each rep's ratio of its sides' summed
+// times; the tokens/s fields are medians over the reps. One JSON line per case:
 //   {"case":"PAIR/batched/N","n_seq":N,"tokens":T,"plain_tps":..,"speculative_tps":..,
 //    "batched_over_plain":..,"acceptance":..,"drafted_per_step":..,"drafting_steps":..,
-//    "draft_time_share":..,"batched_over_plain_reps":[..],"same_output":true}
+//    "draft_time_share":..,"batched_over_plain_reps":[..],"batched_over_plain_pairs":[..],
+//    "blocks_per_rep":..,"same_output":true}
 // ("drafting_steps": the share of steps that drafted; "draft_time_share": the draft
 // model's share of the two models' time).
 // "same_output": every sequence's speculative tokens equal its plain ones (greedy).
@@ -38,6 +43,7 @@ struct batched_options {
   int threads = 1;
   int flash_attn = -1;
   std::vector<std::size_t> n_seq{1, 4, 16};
+  double min_side_seconds = 3.0;  ///< each side's least time in a rep (ABBA blocks repeat)
 };
 
 namespace batched_detail {
@@ -49,6 +55,14 @@ inline double wall_now() {
 inline double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// The median; for an even count, the mean of the two middle values.
+inline double true_median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t h = v.size() / 2;
+  return v.size() % 2 == 1 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
 struct run_out {
@@ -139,7 +153,8 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
       return false;
     }
     const tandem::scheduler_options so{.max_requests = n, .max_batch_tokens = 512};
-    std::vector<double> plain_tps, spec_tps, ratios, acceptance, per_step, drafting, draft_share;
+    std::vector<double> plain_tps, spec_tps, ratios, pairs, acceptance, per_step, drafting,
+        draft_share;
     bool same = true;
     run_out plain, spec;
     const auto run_side = [&](bool spec_side, run_out& out) {
@@ -171,44 +186,57 @@ inline bool batched_pair(const std::string& pair, const char* prompt_text,
     // Warm-up: the first decodes of a context (graph and buffer allocation, first touch of
     // the draft model's pages) would fall on the side that runs first.
     if (!run_side(false, plain) || !run_side(true, spec)) return false;
+    int blocks = 0;
     for (int rep = 0; rep < o.reps; ++rep) {
       double plain_s = 0.0, spec_s = 0.0;
-      for (int k = 0; k < 4; ++k) {
-        const bool spec_side = (k == 0 || k == 3) == (rep % 2 == 0);  // ABBA, then BAAB
-        run_out& out = spec_side ? spec : plain;
-        if (!run_side(spec_side, out)) return false;
-        (spec_side ? spec_s : plain_s) += out.seconds;
-        if (spec_side) {
-          acceptance.push_back(spec.acceptance);
-          per_step.push_back(spec.drafted_per_step);
-          drafting.push_back(spec.drafting_steps);
-          draft_share.push_back(spec.draft_share);
-        }
-      }
       std::size_t produced = 0, spec_produced = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        produced += plain.tokens[i].size();
-        spec_produced += spec.tokens[i].size();
-        same = same && plain.tokens[i] == spec.tokens[i];
+      blocks = 0;
+      while (blocks == 0 || std::min(plain_s, spec_s) < o.min_side_seconds) {
+        ++blocks;
+        double pair_tps[2] = {0.0, 0.0};  // this pair's plain and speculative tokens/s
+        for (int k = 0; k < 4; ++k) {
+          const bool spec_side = (k == 0 || k == 3) == (rep % 2 == 0);  // ABBA, then BAAB
+          run_out& out = spec_side ? spec : plain;
+          if (!run_side(spec_side, out)) return false;
+          (spec_side ? spec_s : plain_s) += out.seconds;
+          std::size_t run_tokens = 0;
+          for (const auto& t : out.tokens) run_tokens += t.size();
+          (spec_side ? spec_produced : produced) += run_tokens;
+          pair_tps[spec_side ? 1 : 0] = static_cast<double>(run_tokens) / out.seconds;
+          if (k % 2 == 1) pairs.push_back(pair_tps[1] / pair_tps[0]);
+          if (spec_side) {
+            acceptance.push_back(spec.acceptance);
+            per_step.push_back(spec.drafted_per_step);
+            drafting.push_back(spec.drafting_steps);
+            draft_share.push_back(spec.draft_share);
+          }
+        }
+        for (std::size_t i = 0; i < n; ++i) same = same && plain.tokens[i] == spec.tokens[i];
       }
-      plain_tps.push_back(2.0 * static_cast<double>(produced) / plain_s);
-      spec_tps.push_back(2.0 * static_cast<double>(spec_produced) / spec_s);
+      plain_tps.push_back(static_cast<double>(produced) / plain_s);
+      spec_tps.push_back(static_cast<double>(spec_produced) / spec_s);
       ratios.push_back(spec_tps.back() / plain_tps.back());
     }
-    const double p = median_of(plain_tps), s = median_of(spec_tps), r = median_of(ratios);
-    std::string reps;
-    char buf[32];
-    for (const double x : ratios) {
-      std::snprintf(buf, sizeof buf, "%s%.3f", reps.empty() ? "" : ",", x);
-      reps += buf;
-    }
+    const double p = median_of(plain_tps), s = median_of(spec_tps), r = true_median(pairs);
+    const auto list = [](const std::vector<double>& v) {
+      std::string l;
+      char buf[32];
+      for (const double x : v) {
+        std::snprintf(buf, sizeof buf, "%s%.3f", l.empty() ? "" : ",", x);
+        l += buf;
+      }
+      return l;
+    };
+    const std::string reps = list(ratios), pair_list = list(pairs);
     std::printf(
         "{\"case\":\"%s/batched/%zu\",\"n_seq\":%zu,\"tokens\":%zu,\"plain_tps\":%.2f,"
         "\"speculative_tps\":%.2f,\"batched_over_plain\":%.3f,\"acceptance\":%.3f,"
         "\"drafted_per_step\":%.2f,\"drafting_steps\":%.3f,\"draft_time_share\":%.3f,"
-        "\"batched_over_plain_reps\":[%s],\"same_output\":%s}\n",
+        "\"batched_over_plain_reps\":[%s],\"batched_over_plain_pairs\":[%s],"
+        "\"blocks_per_rep\":%d,\"same_output\":%s}\n",
         name.c_str(), n, n, o.tokens, p, s, r, median_of(acceptance), median_of(per_step),
-        median_of(drafting), median_of(draft_share), reps.c_str(), same ? "true" : "false");
+        median_of(drafting), median_of(draft_share), reps.c_str(), pair_list.c_str(), blocks,
+        same ? "true" : "false");
     std::fflush(stdout);
     std::fprintf(stderr, "%-8s N=%-3zu plain %8.1f tok/s  speculative %8.1f tok/s  x%.3f%s\n",
                  name.c_str(), n, p, s, r, same ? "" : "  (outputs differ)");
