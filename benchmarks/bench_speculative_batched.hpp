@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -87,8 +88,26 @@ bool run_all(Sch& sch, const std::vector<std::vector<tandem::token_id>>& prompts
     if (!id) return false;
     ids.push_back(*id);
   }
-  while (sch.active() > 0)
+  // TANDEM_BENCH_VERBOSE=1: one stderr line per speculative step (planned draft tokens,
+  // wall and draft milliseconds, accepted of drafted, probes so far).
+  static const bool verbose = std::getenv("TANDEM_BENCH_VERBOSE") != nullptr;
+  std::size_t step = 0;
+  while (sch.active() > 0) {
+    if constexpr (requires { sch.speculative_stats(); }) {
+      if (verbose) {
+        const auto before = sch.speculative_stats();
+        const double s0 = wall_now();
+        if (sch.step() != tandem::errc::ok) return false;
+        const auto& st = sch.speculative_stats();
+        std::fprintf(stderr, "  step %4zu planned %3zu  %7.2f ms  draft %6.2f ms  %zu/%zu%s\n",
+                     step++, st.last_planned, 1e3 * (wall_now() - s0),
+                     1e3 * (st.draft_seconds - before.draft_seconds), st.accepted - before.accepted,
+                     st.drafted - before.drafted, st.probes > before.probes ? "  probe" : "");
+        continue;
+      }
+    }
     if (sch.step() != tandem::errc::ok) return false;
+  }
   out.seconds = wall_now() - t0;
   out.tokens.clear();
   tandem::completion c;
