@@ -79,6 +79,28 @@ void check_speculative(Multi& inner, Draft& draft, MakeLone make_lone,
       });
 }
 
+// Per-request acceptance counts for `n` requests after `rounds` drafts of `g` tokens each,
+// every token accepted with chance 0.8 once the ones before it were (observed in `cm`).
+std::vector<tandem::draft_acceptance> counts_at_08(tandem::batch_cost_model& cm, std::size_t n,
+                                                   std::size_t g, int rounds, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<tandem::draft_acceptance> acc(n);
+  for (auto& a : acc)
+    for (int r = 0; r < rounds; ++r) {
+      std::size_t k = 0;
+      while (k < g && rng() % 10 < 8) ++k;
+      cm.observe_round(a, g, k);
+    }
+  return acc;
+}
+
+std::vector<const tandem::draft_acceptance*> pointers(
+    const std::vector<tandem::draft_acceptance>& acc) {
+  std::vector<const tandem::draft_acceptance*> p;
+  for (const auto& a : acc) p.push_back(&a);
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -375,16 +397,8 @@ TEST_CASE("batch cost model: drafts shorten and speculation turns off as T(B) st
     for (std::size_t b = 1; b <= 1024; b *= 2)
       cm.observe_target(b, 1.0 + c * static_cast<double>(b));
     cm.observe_draft(0.05);
-    std::mt19937_64 rng(3);
-    std::vector<tandem::draft_acceptance> acc(n_seq);
-    for (auto& a : acc)
-      for (int r = 0; r < 300; ++r) {
-        std::size_t k = 0;
-        while (k < 8 && rng() % 10 < 8) ++k;
-        cm.observe_round(a, 8, k);
-      }
-    std::vector<const tandem::draft_acceptance*> counts;
-    for (auto& a : acc) counts.push_back(&a);
+    const auto acc = counts_at_08(cm, n_seq, 8, 300, 3);
+    const auto counts = pointers(acc);
     std::vector<std::size_t> caps(n_seq, 8), lengths(n_seq);
     return static_cast<double>(cm.plan(n_seq, n_seq, counts, caps, 1024, lengths)) /
            static_cast<double>(n_seq);
@@ -414,8 +428,7 @@ TEST_CASE("batch cost model: with one pass size measured, the first drafts stay 
   cm.observe_target(16, 1.0);
   cm.observe_draft(0.01);
   std::vector<tandem::draft_acceptance> acc(16);
-  std::vector<const tandem::draft_acceptance*> counts;
-  for (auto& a : acc) counts.push_back(&a);
+  const auto counts = pointers(acc);
   std::vector<std::size_t> caps(16, 8), lengths(16);
   const std::size_t total = cm.plan(16, 16, counts, caps, 496, lengths);
   CHECK(total > 0);
@@ -440,16 +453,8 @@ TEST_CASE("batch cost model: a draft's catch-up is measured per further token an
   // 4 requests, a target pass T(B) = 1 + 0.05 B, acceptance about 0.8: drafting pays.
   cm.observe_target(4, 1.2);
   cm.observe_target(8, 1.4);
-  std::mt19937_64 rng(5);
-  std::vector<tandem::draft_acceptance> acc(4);
-  for (auto& a : acc)
-    for (int r = 0; r < 100; ++r) {
-      std::size_t k = 0;
-      while (k < 4 && rng() % 10 < 8) ++k;
-      cm.observe_round(a, 4, k);
-    }
-  std::vector<const tandem::draft_acceptance*> counts;
-  for (auto& a : acc) counts.push_back(&a);
+  const auto acc = counts_at_08(cm, 4, 4, 100, 5);
+  const auto counts = pointers(acc);
   std::vector<std::size_t> caps(4, 4), lengths(4);
   REQUIRE(cm.plan(4, 4, counts, caps, 64, lengths) > 0);
   for (const std::size_t g : lengths) CHECK(g > 0);
@@ -478,8 +483,7 @@ TEST_CASE("batch cost model: a pass grows by a quarter a step past the largest s
   std::vector<tandem::draft_acceptance> acc(16);
   for (auto& a : acc)
     for (int r = 0; r < 50; ++r) cm.observe_round(a, 8, 8);  // always accepted
-  std::vector<const tandem::draft_acceptance*> counts;
-  for (auto& a : acc) counts.push_back(&a);
+  const auto counts = pointers(acc);
   std::vector<std::size_t> caps(16, 8), lengths(16);
   CHECK(cm.plan(16, 16, counts, caps, 496, lengths) == 4);
   // Once 20 was measured (as cheap), the next step may go to 25.
@@ -604,6 +608,49 @@ void plain_then_speculative(timed_multi& plain_target, timed_multi& target, time
   requests(sch);
   check(plain_time, virtual_now, sch);
 }
+
+// Submits n_seq greedy requests ({i % 16, 1}, n_tokens tokens each) to a scheduler and
+// steps them to the end.
+auto greedy_requests(std::size_t n_seq, std::size_t n_tokens) {
+  return [=](auto& sch) {
+    for (std::size_t i = 0; i < n_seq; ++i)
+      REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(n_tokens)}));
+    for (int i = 0; i < 100000 && sch.active() > 0; ++i) REQUIRE(sch.step() == errc::ok);
+  };
+}
+
+// A draft table over the mock's 16 tokens: after t it proposes t + 2 where skip(t), else
+// the target's t + 1.
+template <class Skip>
+mock_options skipping_draft(Skip skip) {
+  mock_options o;
+  for (token_id t = 0; t < 16; ++t) o.successor.push_back((t + (skip(t) ? 2 : 1)) % 16);
+  return o;
+}
+
+// Pass costs on the virtual clock: the target's 1 + slope B (slope growing by `growth` a
+// pass), the draft's draft_fixed + draft_slope B.
+struct clock_costs {
+  double slope = 0.0, growth = 0.0, draft_fixed = 0.0, draft_slope = 0.0;
+};
+
+// plain_then_speculative over the default mock target and `draft_table` with costs `c`,
+// n_seq greedy requests of n_tokens tokens; check also gets the draft model.
+template <class Check>
+void on_clock(std::size_t n_seq, std::size_t n_tokens, const mock_options& draft_table,
+              clock_costs c, Check check) {
+  timed_multi m({.max_sequences = n_seq}), t({.max_sequences = n_seq});
+  m.slope = t.slope = c.slope;
+  m.growth = t.growth = c.growth;
+  timed_multi d({.model = draft_table, .max_sequences = n_seq});
+  d.fixed = c.draft_fixed;
+  d.slope = c.draft_slope;
+  plain_then_speculative(m, t, d, n_seq, greedy_requests(n_seq, n_tokens),
+                         [&](double plain_time, double spec_time, const auto& sch) {
+                           check(plain_time, spec_time, sch, d);
+                         });
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -721,31 +768,19 @@ TEST_CASE(
   // ms, a draft pass 0.2 ms), in units of a target pass's fixed cost; a virtual clock, so
   // the figure is the scheduler's own (the machine's noise is several times larger).
   for (const std::size_t n_seq : {1, 4, 16}) {
-    const std::size_t n_tokens = 200;
-    mock_options never;
-    for (token_id t = 0; t < 16; ++t) never.successor.push_back((t + 2) % 16);
-    const auto requests = [&](auto& sch) {
-      for (std::size_t i = 0; i < n_seq; ++i)
-        REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(n_tokens)}));
-      for (int i = 0; i < 100000 && sch.active() > 0; ++i) REQUIRE(sch.step() == errc::ok);
-    };
-    timed_multi m({.max_sequences = n_seq}), t({.max_sequences = n_seq});
-    m.slope = t.slope = 0.075;
-    timed_multi d({.model = never, .max_sequences = n_seq});
-    d.fixed = 0.045;
-    d.slope = 0.002;
-    plain_then_speculative(
-        m, t, d, n_seq, requests, [&](double plain_time, double spec_time, const auto& sch) {
-          const auto& st = sch.speculative_stats();
-          CAPTURE(n_seq, plain_time, spec_time, st.drafting_steps, st.probes, st.draft_passes);
-          CHECK(st.accepted == 0);
-          CHECK(spec_time < 1.015 * plain_time);
-          // About 200 steps: the first drafts, then probes after 16, 32 and 64 steps off; the
-          // draft model is not fed the tokens of the steps in between until a probe drafts.
-          CHECK(st.drafting_steps <= 8);
-          CHECK(st.probes <= 3);
-          CHECK(d.append_calls() <= n_seq + st.draft_passes);
-        });
+    const mock_options never = skipping_draft([](token_id) { return true; });
+    on_clock(n_seq, 200, never, {.slope = 0.075, .draft_fixed = 0.045, .draft_slope = 0.002},
+             [&](double plain_time, double spec_time, const auto& sch, const timed_multi& d) {
+               const auto& st = sch.speculative_stats();
+               CAPTURE(n_seq, plain_time, spec_time, st.drafting_steps, st.probes, st.draft_passes);
+               CHECK(st.accepted == 0);
+               CHECK(spec_time < 1.015 * plain_time);
+               // About 200 steps: the first drafts, then probes after 16, 32 and 64 steps off; the
+               // draft model is not fed the tokens of the steps in between until a probe drafts.
+               CHECK(st.drafting_steps <= 8);
+               CHECK(st.probes <= 3);
+               CHECK(d.append_calls() <= n_seq + st.draft_passes);
+             });
   }
 }
 
@@ -762,22 +797,10 @@ TEST_CASE(
   // fewest tokens and passes past the largest measured size grew by a quarter a step, this
   // lost 13 to 24% to plain decoding (1.6% now).
   for (const double slope : {0.2, 0.3, 0.5}) {
-    const std::size_t n_seq = 16, n_tokens = 200;
-    mock_options miss;
-    for (token_id t = 0; t < 16; ++t) miss.successor.push_back((t + (t % 10 == 0 ? 2 : 1)) % 16);
-    const auto requests = [&](auto& sch) {
-      for (std::size_t i = 0; i < n_seq; ++i)
-        REQUIRE(sch.submit({tokens{static_cast<token_id>(i % 16), 1}, {}, budget(n_tokens)}));
-      for (int i = 0; i < 100000 && sch.active() > 0; ++i) REQUIRE(sch.step() == errc::ok);
-    };
-    timed_multi m({.max_sequences = n_seq}), t({.max_sequences = n_seq});
-    m.slope = t.slope = slope;
-    m.growth = t.growth = 0.001;
-    timed_multi d({.model = miss, .max_sequences = n_seq});
-    d.fixed = 0.03;
-    d.slope = 0.1;
-    plain_then_speculative(
-        m, t, d, n_seq, requests, [&](double plain_time, double spec_time, const auto& sch) {
+    const mock_options miss = skipping_draft([](token_id t) { return t % 10 == 0; });
+    on_clock(
+        16, 200, miss, {.slope = slope, .growth = 0.001, .draft_fixed = 0.03, .draft_slope = 0.1},
+        [&](double plain_time, double spec_time, const auto& sch, const timed_multi&) {
           const auto& st = sch.speculative_stats();
           CAPTURE(slope, plain_time, spec_time, st.drafting_steps, st.probes, st.draft_seconds);
           CHECK(spec_time < 1.03 * plain_time);
@@ -790,8 +813,7 @@ TEST_CASE(
     "step() allocates nothing",
     "[batch][speculative]") {
   const std::size_t n_seq = 8;
-  mock_options miss;
-  for (token_id t = 0; t < 16; ++t) miss.successor.push_back((t + (t % 10 == 0 ? 2 : 1)) % 16);
+  const mock_options miss = skipping_draft([](token_id t) { return t % 10 == 0; });
   timed_multi m({.max_sequences = n_seq});
   m.slope = 0.3;
   m.growth = 0.001;
