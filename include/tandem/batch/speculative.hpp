@@ -701,21 +701,8 @@ class speculative_scheduler : public scheduler<M, S, T> {
     if (extra_tokens == 0) return 0;
     const std::size_t n = cand_.size();
     for (std::size_t r = 0; r < n; ++r) {
-      const std::uint32_t i = cand_[r];
-      counts_[r] = &extra_[i].counts;
-      caps_[r] = extra_[i].cap;
-      // The catch-up its first draft pass would pay, spread over the steps it can be
-      // expected to keep drafting (see catch_up_horizon).
-      const slot& s = this->slots_[i];
-      const std::size_t missed = missed_tokens(s, extra_[i]);
-      missed_[r] = missed;
-      const std::size_t left =
-          s.options.max_tokens - std::min(s.options.max_tokens, s.out.tokens.size());
-      charges_[r] =
-          missed == 0
-              ? 0.0
-              : cost_.catch_up_seconds(missed) /
-                    static_cast<double>(std::clamp<std::size_t>(left, 1, spec_.catch_up_horizon));
+      counts_[r] = &extra_[cand_[r]].counts;
+      caps_[r] = extra_[cand_[r]].cap;
     }
     const std::size_t base_tokens = decode_tokens + std::min(prefill, cap_tokens - decode_tokens);
     if (spec_.fixed_draft > 0) {
@@ -725,6 +712,20 @@ class speculative_scheduler : public scheduler<M, S, T> {
         total += extra_[cand_[r]].length;
       }
       return total;
+    }
+    for (std::size_t r = 0; r < n; ++r) {
+      // The catch-up its first draft pass would pay, spread over the steps it can be
+      // expected to keep drafting (see catch_up_horizon).
+      const slot& s = this->slots_[cand_[r]];
+      const std::size_t missed = missed_tokens(s, extra_[cand_[r]]);
+      missed_[r] = missed;
+      const std::size_t left =
+          s.options.max_tokens - std::min(s.options.max_tokens, s.out.tokens.size());
+      charges_[r] =
+          missed == 0
+              ? 0.0
+              : cost_.catch_up_seconds(missed) /
+                    static_cast<double>(std::clamp<std::size_t>(left, 1, spec_.catch_up_horizon));
     }
     std::size_t total = cost_.plan(
         base_tokens, decoding, std::span<const draft_acceptance* const>(counts_.data(), n),
